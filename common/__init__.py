@@ -1,0 +1,8 @@
+"""Machine-sound anomaly detection with pretraining and transfer learning on MIMII-layout data.
+
+Data flows one way: WAV (`audio`) -> log-mel vectors (`features`) -> autoencoder (`model`) ->
+clip scores (`scoring`) -> AUC/pAUC (`metrics`) -> CSVs and plots (`results`, `plots`).
+Run ``python -m common --help`` for the command-line entry points.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,132 @@
+"""Command line: ``python -m common COMMAND ...`` (``--help`` lists the commands)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import ProjectError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _csv_list(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synth import MACHINE_IDS, MACHINE_TYPES, generate_dataset
+
+    written = generate_dataset(
+        args.root,
+        snr=args.snr,
+        n_normal=args.normal,
+        n_abnormal=args.abnormal,
+        seconds=args.seconds,
+        channels=args.channels,
+        seed=args.seed,
+        types=args.types or MACHINE_TYPES,
+        ids=args.ids or MACHINE_IDS,
+        jobs=args.jobs,
+    )
+    print(f"wrote {len(written)} machines x ({args.normal} normal + {args.abnormal} abnormal) clips under {args.root}")
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from .prepare import load_machine, select_machines
+
+    cfg = _load(args)
+    print(f"{'machine':<16}{'train':>7}{'eval':>6}{'vectors':>10}{'dim':>6}")
+    for machine in select_machines(cfg):
+        md = load_machine(cfg, machine)
+        print(
+            f"{machine.name:<16}{len(md.split.train):>7}{len(md.split.eval_files):>6}"
+            f"{md.features.vectors.shape[0]:>10}{md.features.vectors.shape[1]:>6}"
+        )
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    from .config import load_config
+
+    overrides = {"data": {"root": str(Path(args.root).resolve())}} if getattr(args, "root", None) else None
+    return load_config(args.config, overrides=overrides)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from .experiment import pretrain
+
+    cfg = _load(args)
+    for p in pretrain(cfg):
+        print(f"{'trained ' if p.trained else 'up to date'}  {p.path}")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from .experiment import transfer
+    from .results import summarize
+
+    cfg = _load(args)
+    results = transfer(cfg)
+    print(summarize(results).to_string(index=False, float_format="{:.3f}".format))
+    print(f"results in {cfg.output.result_dir}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(REPO, root=Path(args.root) if args.root else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m common", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="write a synthetic data set in the exact MIMII layout and format")
+    p.add_argument("--root", default="Sample_data", help="data root (default: Sample_data)")
+    p.add_argument("--snr", type=float, default=-6, help="machine-to-background ratio in dB (default: -6)")
+    p.add_argument("--normal", type=int, default=100, help="normal clips per machine")
+    p.add_argument("--abnormal", type=int, default=30, help="abnormal clips per machine")
+    p.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds (default: 10)")
+    p.add_argument("--channels", type=int, default=8, help="microphones per clip (default: 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--types", type=_csv_list, default=None, help="e.g. fan,pump (default: all four)")
+    p.add_argument("--ids", type=_csv_list, default=None, help="e.g. id_00,id_02 (default: all four)")
+    p.add_argument("--jobs", type=int, default=2, help="parallel workers")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("features", help="extract (and cache) log-mel features of every machine a config selects")
+    p.add_argument("config", nargs="?", default=str(REPO / "Version1" / "make_pretrain_v1.yaml"),
+                   help="Version YAML (default: Version1/make_pretrain_v1.yaml)")
+    p.add_argument("--root", default=None, help="data root overriding the YAML's data.root")
+    p.set_defaults(func=cmd_features)
+
+    for name, func, helptext in (
+        ("pretrain", cmd_pretrain, "pretrain one model per source set of a version (make_pretrain_vN.yaml)"),
+        ("transfer", cmd_transfer, "score scratch / zero_shot / transfer for every target (transfer_pretrain_vN.yaml)"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("config", help="Version YAML")
+        p.add_argument("--root", default=None, help="data root overriding the YAML's data.root")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("demo", help="synthetic data -> v1-v4 experiments -> summary, with small demo sizes")
+    p.add_argument("--root", default=None, help="data root (default: Sample_data, generated if empty)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ProjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""Load and validate a Version YAML into a frozen `Config`; the only place YAML is read.
+
+A Version YAML is layered over ``common/defaults.yaml`` (shared defaults) and may itself be
+overridden by a dict (the demo's small sizes, a notebook's parameters cell). Unknown keys, wrong
+types and impossible values stop with a `ConfigError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
+VERSIONS = ("v1", "v2", "v3", "v4")
+Budget = Union[int, str]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: Path
+    snr: float
+    types: tuple[str, ...] | None
+    ids: tuple[str, ...] | None
+    channel: int
+    sample_rate: int
+    split: str
+    split_seed: int
+    cache_dir: Path
+    jobs: int
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    n_mels: int
+    frames: int
+    n_fft: int
+    hop_length: int
+    power: float
+
+    def kwargs(self) -> dict[str, Any]:
+        """The parameters as keyword arguments for `common.features` functions."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: tuple[int, ...]
+    bottleneck: int
+    batch_norm: bool
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    epochs: int
+    batch_size: int
+    validation_split: float
+    learning_rate: float
+    shuffle: bool
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    init_from: str
+    epochs: int
+    learning_rate: float
+    freeze: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    version: str
+    budgets: tuple[Budget, ...]
+    seeds: tuple[int, ...]
+    pretrain_seed: int
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    max_fpr: float
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    model_dir: Path
+    result_dir: Path
+    scratch_dir: Path
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig
+    feature: FeatureConfig
+    model: ModelConfig
+    fit: FitConfig
+    transfer: TransferConfig
+    experiment: ExperimentConfig
+    eval: EvalConfig
+    output: OutputConfig
+    source: Path = field(compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain YAML/JSON-ready values (paths as strings)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name == "source":
+                continue
+            out[f.name] = {k: _plain(v) for k, v in dataclasses.asdict(getattr(self, f.name)).items()}
+        return out
+
+    def hash(self, *sections: str) -> str:
+        """Short stable hash of the named sections (all when none), to key results and models."""
+        d = self.to_dict()
+        chosen = {s: d[s] for s in (sections or d)}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+
+SECTIONS: dict[str, type] = {k: v for k, v in typing.get_type_hints(Config).items() if k != "source"}
+
+# Range checks, applied once after types: (predicate, what was expected).
+_CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "data.channel": (lambda v: v >= 0, "an integer >= 0"),
+    "data.sample_rate": (lambda v: v > 0, "a positive integer"),
+    "data.split": (lambda v: v in ("mimii", "random"), "one of: mimii, random"),
+    "data.jobs": (lambda v: v >= 1, "an integer >= 1"),
+    "feature.n_mels": (lambda v: v > 0, "an integer > 0"),
+    "feature.frames": (lambda v: v >= 1, "an integer >= 1"),
+    "feature.n_fft": (lambda v: v > 0, "an integer > 0"),
+    "feature.hop_length": (lambda v: v > 0, "an integer > 0"),
+    "feature.power": (lambda v: v > 0, "a number > 0"),
+    "model.hidden": (lambda v: all(n > 0 for n in v), "a list of positive layer sizes"),
+    "model.bottleneck": (lambda v: v > 0, "an integer > 0"),
+    "fit.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "fit.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "fit.validation_split": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "fit.learning_rate": (lambda v: v > 0, "a number > 0"),
+    "transfer.epochs": (lambda v: v >= 0, "an integer >= 0"),
+    "transfer.learning_rate": (lambda v: v > 0, "a number > 0"),
+    "experiment.version": (lambda v: v in VERSIONS, "one of: " + ", ".join(VERSIONS)),
+    "experiment.budgets": (
+        lambda v: len(v) > 0 and all(b == "all" or (isinstance(b, int) and b >= 1) for b in v),
+        "a non-empty list of positive clip counts and/or 'all'",
+    ),
+    "experiment.seeds": (lambda v: len(v) > 0, "a non-empty list of integers"),
+    "eval.max_fpr": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+}
+
+
+def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read a Version YAML over the shared defaults, apply `overrides`, validate, resolve paths.
+
+    Parameters
+    ----------
+    path : str or Path
+        The Version YAML. Relative paths inside it resolve against its own folder.
+    overrides : mapping, optional
+        Nested ``{section: {key: value}}`` applied last (e.g. the demo's small sizes).
+
+    Raises
+    ------
+    ConfigError
+        Missing or malformed file, unknown or misspelled key, wrong type or out-of-range value;
+        the message names the file and the key.
+    """
+    path = Path(path).resolve()
+    merged = _read_yaml(DEFAULTS_PATH)
+    _merge(merged, _read_yaml(path), source=path)
+    if overrides:
+        _merge(merged, _plain_mapping(overrides), source="overrides")
+    return _build(merged, path)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(raw).__name__}")
+    return raw
+
+
+def _plain_mapping(m: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain_mapping(v) if isinstance(v, Mapping) else v for k, v in m.items()}
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any], *, source: Path | str) -> None:
+    """Overlay `update` on `base` section by section; unknown sections or keys are errors."""
+    for section, values in update.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{source}: unknown config section {section!r}{_did_you_mean(section, SECTIONS)}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {section!r} must be a mapping of keys, got {values!r}")
+        known = {f.name for f in dataclasses.fields(SECTIONS[section])}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{source}: unknown config key '{section}.{key}'{_did_you_mean(key, known)}"
+                )
+            base.setdefault(section, {})[key] = value
+
+
+def _did_you_mean(name: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _build(merged: dict[str, Any], path: Path) -> Config:
+    version = merged.get("experiment", {}).get("version")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in dataclasses.fields(cls):
+            key = f"{name}.{f.name}"
+            if f.name not in merged.get(name, {}):
+                raise ConfigError(f"{path}: missing config key '{key}'")
+            raw = merged[name][f.name]
+            if isinstance(raw, str):
+                raw = raw.replace("{version}", str(version))
+            value = _coerce(raw, hints[f.name], key=key, path=path)
+            if isinstance(value, Path):
+                value = (path.parent / value).resolve()
+            elif key == "transfer.init_from" and value != "scratch":
+                value = str((path.parent / value).resolve())
+            check = _CHECKS.get(key)
+            if check and not check[0](value):
+                raise ConfigError(f"{path}: '{key}' must be {check[1]}, got {merged[name][f.name]!r}")
+            values[f.name] = value
+        sections[name] = cls(**values)
+    return Config(**sections, source=path)
+
+
+def _coerce(value: Any, hint: Any, *, key: str, path: Path) -> Any:
+    """Check `value` against the type hint, converting lists to tuples and str to Path."""
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{path}: '{key}' must be {expected}, got {value!r} ({type(value).__name__})")
+
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if hint == Budget:
+            if value == "all" or (isinstance(value, int) and not isinstance(value, bool)):
+                return value
+            raise bad("a positive integer or 'all'")
+        return _coerce(value, options[0], key=key, path=path)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad("a list")
+        return tuple(_coerce(v, args[0], key=f"{key}[{i}]", path=path) for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise bad("a path")
+        return Path(value)
+    raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML beside a model or result (a result without it is not one)."""
+    from .io import atomic_write_text
+
+    return atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

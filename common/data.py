@@ -1,0 +1,158 @@
+"""Find machines in a MIMII-layout root, list their clips, and split them into train / evaluation.
+
+Layout: ``ROOT/-6_dB_fan/fan/id_00/{normal,abnormal}/*.wav`` (``-6dB_fan`` is accepted too).
+Labels: normal = 0, anomaly = 1. Evaluation clips never enter any training or pretraining data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import DataError
+
+_SNR_DIR = re.compile(r"^(?P<snr>[+-]?\d+(?:\.\d+)?)_?dB_(?P<type>.+)$")
+
+
+@dataclass(frozen=True, order=True)
+class Machine:
+    """One machine of the data set: a type and an ID, and the folder holding its clips."""
+
+    type: str
+    id: str
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.type}/{self.id}"
+
+
+@dataclass(frozen=True)
+class Split:
+    """A machine's training pool (normal clips only) and its labelled evaluation set."""
+
+    machine: Machine
+    train: tuple[Path, ...]
+    eval_files: tuple[Path, ...]
+    eval_labels: np.ndarray  # int [shape=(len(eval_files),)], normal = 0, anomaly = 1
+
+
+def find_machines(
+    root: str | Path,
+    *,
+    snr: float = -6,
+    types: Iterable[str] | None = None,
+    ids: Iterable[str] | None = None,
+) -> list[Machine]:
+    """List the machines under `root` at noise level `snr`, sorted by type then ID.
+
+    Parameters
+    ----------
+    root : path
+        Data root holding ``{snr}_dB_{type}`` folders.
+    snr : float
+        Noise level in dB (-6, 0, 6 in MIMII).
+    types, ids : iterables of str, optional
+        Keep only these machine types / IDs; each one asked for must exist.
+
+    Raises
+    ------
+    DataError
+        Missing root, no machine at that SNR, or an asked-for type / ID not found.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data root not found: {root} (generate one with `python -m common synth --root {root}`)")
+    machines = []
+    for snr_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        m = _SNR_DIR.match(snr_dir.name)
+        if not m or float(m["snr"]) != float(snr):
+            continue
+        type_dir = snr_dir / m["type"]
+        if not type_dir.is_dir():
+            continue
+        for id_dir in sorted(p for p in type_dir.iterdir() if p.is_dir() and (p / "normal").is_dir()):
+            machines.append(Machine(m["type"], id_dir.name, id_dir))
+    if not machines:
+        raise DataError(
+            f"no machines at snr={snr:g} dB under {root}: expected folders like "
+            f"{root / f'{snr:g}_dB_fan' / 'fan' / 'id_00' / 'normal'}"
+        )
+    machines = _keep(machines, "type", types, root)
+    return _keep(machines, "id", ids, root)
+
+
+def _keep(machines: list[Machine], attr: str, wanted: Iterable[str] | None, root: Path) -> list[Machine]:
+    if wanted is None:
+        return machines
+    wanted = list(wanted)
+    found = {getattr(m, attr) for m in machines}
+    missing = [w for w in wanted if w not in found]
+    if missing:
+        raise DataError(f"machine {attr}(s) {missing} not found under {root}; found: {sorted(found)}")
+    return [m for m in machines if getattr(m, attr) in wanted]
+
+
+def list_clips(machine: Machine) -> tuple[list[Path], list[Path]]:
+    """Normal and abnormal WAV files of `machine`, each sorted by name.
+
+    Raises
+    ------
+    DataError
+        No normal clips, or no abnormal clips (evaluation needs both classes).
+    """
+    normal = sorted((machine.path / "normal").glob("*.wav"))
+    abnormal = sorted((machine.path / "abnormal").glob("*.wav"))
+    if not normal:
+        raise DataError(f"no normal clips (*.wav) in {machine.path / 'normal'}")
+    if not abnormal:
+        raise DataError(
+            f"machine {machine.name} has no abnormal clips in {machine.path / 'abnormal'}: "
+            "evaluation needs both normal and abnormal clips"
+        )
+    return normal, abnormal
+
+
+def split_machine(machine: Machine, *, method: str = "mimii", seed: int = 0) -> Split:
+    """Split a machine into a normal training pool and an evaluation set.
+
+    ``method="mimii"`` is the MIMII baseline's split: with N abnormal clips, the first N normal
+    clips (by name) and all abnormal clips are evaluated; the other normal clips are the pool.
+    ``method="random"`` draws the N evaluation normals with a seeded permutation instead.
+    """
+    normal, abnormal = list_clips(machine)
+    n_eval = len(abnormal)
+    if len(normal) <= n_eval:
+        raise DataError(
+            f"machine {machine.name} has {len(normal)} normal and {n_eval} abnormal clips: "
+            "the split needs more normal clips than abnormal ones to leave a training pool"
+        )
+    if method == "mimii":
+        eval_normal, train = normal[:n_eval], normal[n_eval:]
+    elif method == "random":
+        order = np.random.default_rng(seed).permutation(len(normal))
+        eval_normal = sorted(normal[i] for i in order[:n_eval])
+        train = sorted(normal[i] for i in order[n_eval:])
+    else:
+        raise DataError(f"split method={method!r} must be 'mimii' or 'random'")
+    labels = np.concatenate([np.zeros(n_eval, dtype=int), np.ones(n_eval, dtype=int)])
+    return Split(machine, tuple(train), tuple(eval_normal + abnormal), labels)
+
+
+def budget_subset(train: Sequence[Path], budget: int | str, *, seed: int) -> tuple[Path, ...]:
+    """The first `budget` clips of a seeded permutation of the pool (``"all"`` keeps every clip).
+
+    Subsets of one seed are nested: a smaller budget is a prefix of a larger one.
+    """
+    if budget == "all":
+        return tuple(train)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise DataError(f"budget={budget!r} must be a positive clip count or 'all'")
+    if budget > len(train):
+        raise DataError(f"budget={budget} exceeds the {len(train)} training clips available")
+    order = np.random.default_rng(seed).permutation(len(train))[:budget]
+    return tuple(train[i] for i in sorted(order))

@@ -1,0 +1,138 @@
+"""Build, train, save and load the dense autoencoder of the MIMII baseline (backend-neutral Keras 3).
+
+A saved model is two files: ``NAME.keras`` and ``NAME.json``, the sidecar recording the feature
+parameters, sources, budget and seed it was trained with, so it is never paired with other features.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import ModelError
+from .io import atomic_write, atomic_write_text
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of notebooks
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+# What must match between a model and the features it scores.
+FEATURE_KEYS = ("n_mels", "frames", "n_fft", "hop_length", "power", "channel", "sample_rate")
+
+
+def build_autoencoder(
+    input_dim: int,
+    *,
+    hidden: Sequence[int] = (64, 64),
+    bottleneck: int = 8,
+    batch_norm: bool = False,
+) -> keras.Model:
+    """The MIMII baseline autoencoder: Dense-ReLU encoder, bottleneck, mirrored decoder, linear output.
+
+    Parameters
+    ----------
+    input_dim : int > 0
+        ``n_mels * frames``.
+    hidden : sequence of int > 0
+        Encoder layer sizes; the decoder uses them in reverse.
+    bottleneck : int > 0
+    batch_norm : bool
+        Insert BatchNormalization before each ReLU (the DCASE 2020 variant).
+
+    Layers are named ``enc_1 .. enc_k``, ``bottleneck``, ``dec_1 .. dec_k``, ``output`` so a
+    transfer config can freeze them by name.
+    """
+    if input_dim < 1:
+        raise ModelError(f"input_dim={input_dim} must be a positive integer")
+    names = [f"enc_{i + 1}" for i in range(len(hidden))] + ["bottleneck"]
+    names += [f"dec_{i + 1}" for i in range(len(hidden))]
+    sizes = list(hidden) + [bottleneck] + list(reversed(hidden))
+    inputs = keras.Input(shape=(input_dim,), name="logmel_frames")
+    x = inputs
+    for name, size in zip(names, sizes):
+        if batch_norm:
+            x = layers.Dense(size, name=name)(x)
+            x = layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = layers.Activation("relu", name=f"{name}_relu")(x)
+        else:
+            x = layers.Dense(size, activation="relu", name=name)(x)
+    outputs = layers.Dense(input_dim, name="output")(x)
+    return keras.Model(inputs, outputs, name="autoencoder")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and the Keras backend: the same config and seed give the same model."""
+    keras.utils.set_random_seed(int(seed))
+
+
+def architecture(input_dim: int, *, hidden: Sequence[int], bottleneck: int, batch_norm: bool) -> dict[str, Any]:
+    """The sizes that rebuild a model, as stored in its sidecar and read back by transfer."""
+    return {"input_dim": int(input_dim), "hidden": [int(h) for h in hidden],
+            "bottleneck": int(bottleneck), "batch_norm": bool(batch_norm)}
+
+
+def save_model(model: keras.Model, path: str | Path, *, sidecar: Mapping[str, Any]) -> Path:
+    """Save ``path`` (``.keras``) and its JSON sidecar atomically; returns the ``.keras`` path."""
+    path = Path(path).with_suffix(".keras")
+    meta = dict(sidecar)
+    meta.setdefault("keras_version", keras.__version__)
+    meta.setdefault("backend", keras.backend.backend())
+    meta.setdefault("saved_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    # Keras insists on the .keras suffix, so the temporary file keeps it.
+    atomic_write(path, lambda tmp: _save_keras(model, tmp))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
+    return path
+
+
+def _save_keras(model: keras.Model, tmp: Path) -> None:
+    keras_tmp = tmp.with_name(tmp.name + ".keras")
+    try:
+        model.save(keras_tmp)
+        os.replace(keras_tmp, tmp)
+    finally:
+        keras_tmp.unlink(missing_ok=True)
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """The sidecar of a saved model; ModelError when the model or its sidecar is missing."""
+    path = Path(path).with_suffix(".keras")
+    side = path.with_suffix(".json")
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    if not side.is_file():
+        raise ModelError(f"model {path} has no sidecar {side.name}: cannot tell which features it expects")
+    try:
+        return json.loads(side.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"sidecar {side} is not valid JSON: {exc}") from None
+
+
+def check_features(sidecar: Mapping[str, Any], features: Mapping[str, Any], *, path: str | Path) -> None:
+    """Refuse a model whose sidecar names other feature parameters than `features`."""
+    saved = sidecar.get("features", {})
+    diffs = [
+        f"{k}: model {saved.get(k)!r} vs requested {features.get(k)!r}"
+        for k in FEATURE_KEYS
+        if k in features and saved.get(k) != features[k]
+    ]
+    if diffs:
+        raise ModelError(f"model {path} was trained on other features ({'; '.join(diffs)}); retrain it or match the config")
+
+
+def load_model(path: str | Path, *, features: Mapping[str, Any] | None = None) -> tuple[keras.Model, dict[str, Any]]:
+    """Load a saved model (Keras safe mode) and its sidecar, checking its features match `features`."""
+    path = Path(path).with_suffix(".keras")
+    sidecar = read_sidecar(path)
+    if features is not None:
+        check_features(sidecar, features, path=path)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises several types for a damaged archive
+        raise ModelError(f"cannot load model {path}: {exc}") from exc
+    return model, sidecar

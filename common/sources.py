@@ -1,0 +1,77 @@
+"""Which machines pretrain which target, per experiment version (the only place versions differ).
+
+- v1: each *other machine type* alone (all its IDs);
+- v2: the *other IDs of the target's type*;
+- v3: each pair of *two other types*;
+- v4: *all other types* together.
+A target's own type never appears in v1/v3/v4 sources, and its own ID never in v2.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .data import Machine
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SourceSet:
+    """The machines one pretrained model learns from, with a readable label used as its file name."""
+
+    label: str
+    machines: tuple[Machine, ...]
+
+
+def _by_type(machines: Sequence[Machine]) -> dict[str, tuple[Machine, ...]]:
+    types: dict[str, list[Machine]] = {}
+    for m in sorted(machines):
+        types.setdefault(m.type, []).append(m)
+    return {t: tuple(ms) for t, ms in types.items()}
+
+
+def _type_combinations(size: int | None) -> Callable[[Machine, Sequence[Machine]], list[SourceSet]]:
+    """Sources = every combination of `size` other types (None: all other types at once)."""
+    def sources(target: Machine, machines: Sequence[Machine]) -> list[SourceSet]:
+        others = {t: ms for t, ms in _by_type(machines).items() if t != target.type}
+        k = len(others) if size is None else size
+        if k == 0 or len(others) < k:
+            return []
+        return [
+            SourceSet("+".join(combo), tuple(m for t in combo for m in others[t]))
+            for combo in itertools.combinations(sorted(others), k)
+        ]
+    return sources
+
+
+def _other_ids(target: Machine, machines: Sequence[Machine]) -> list[SourceSet]:
+    same = [m for m in _by_type(machines).get(target.type, ()) if m.id != target.id]
+    if not same:
+        return []
+    return [SourceSet(f"{target.type}_" + "+".join(m.id for m in same), tuple(same))]
+
+
+VERSIONS: dict[str, tuple[str, Callable[[Machine, Sequence[Machine]], list[SourceSet]]]] = {
+    "v1": ("one other machine type", _type_combinations(1)),
+    "v2": ("the other IDs of the same type", _other_ids),
+    "v3": ("two other machine types", _type_combinations(2)),
+    "v4": ("all other machine types together", _type_combinations(None)),
+}
+
+
+def source_sets(version: str, target: Machine, machines: Sequence[Machine]) -> list[SourceSet]:
+    """The source sets that pretrain models for `target` in `version` (empty if the data has none)."""
+    if version not in VERSIONS:
+        raise ConfigError(f"experiment version={version!r} must be one of {sorted(VERSIONS)}")
+    return VERSIONS[version][1](target, machines)
+
+
+def all_source_sets(version: str, machines: Sequence[Machine]) -> list[SourceSet]:
+    """Every distinct source set of `version` over all targets (one pretrained model each)."""
+    seen: dict[str, SourceSet] = {}
+    for target in machines:
+        for s in source_sets(version, target, machines):
+            seen.setdefault(s.label, s)
+    return [seen[k] for k in sorted(seen)]

@@ -1,0 +1,107 @@
+"""load_config: layering over defaults, path resolution, and one clear error per kind of mistake."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from common.config import load_config, save_config
+from common.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
+    path = tmp_path / "Version9" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_version_templates(tmp_path):
+    cfg = load_config(write(tmp_path, "experiment:\n  version: v3\n"))
+    assert cfg.feature.n_mels == 64 and cfg.feature.frames == 5 and cfg.feature.power == 2.0
+    assert cfg.experiment.budgets == ("all",) and cfg.experiment.seeds == (0,)
+    assert cfg.output.model_dir == (tmp_path / "Version9" / "model_pretrain_v3").resolve()
+    assert cfg.output.result_dir.name == "result_transfer_pretrain_v3"
+    assert cfg.transfer.init_from == str(cfg.output.model_dir)
+    assert cfg.eval.max_fpr == 0.1
+
+
+def test_relative_paths_resolve_against_the_yaml_folder_not_cwd(tmp_path, monkeypatch):
+    path = write(tmp_path, "data:\n  root: ../data_here\n")
+    monkeypatch.chdir("/")
+    assert load_config(path).data.root == (tmp_path / "data_here").resolve()
+    monkeypatch.chdir(path.parent)
+    assert load_config(path.name).data.root == (tmp_path / "data_here").resolve()
+
+
+def test_overrides_apply_last(tmp_path):
+    path = write(tmp_path, "fit:\n  epochs: 7\n")
+    cfg = load_config(path, overrides={"fit": {"epochs": 2}, "experiment": {"budgets": [4, "all"]}})
+    assert cfg.fit.epochs == 2 and cfg.experiment.budgets == (4, "all")
+
+
+def test_hash_changes_with_the_section_it_covers(tmp_path):
+    a = load_config(write(tmp_path, "feature:\n  n_mels: 32\n", "a.yaml"))
+    b = load_config(write(tmp_path, "feature:\n  n_mels: 64\n", "b.yaml"))
+    assert a.hash("feature") != b.hash("feature")
+    assert a.hash("model", "fit") == b.hash("model", "fit")
+
+
+def test_save_config_round_trips(tmp_path):
+    cfg = load_config(write(tmp_path, "model:\n  hidden: [32, 16]\n"))
+    saved = save_config(cfg, tmp_path / "out" / "config.yaml")
+    again = load_config(saved)
+    assert again.model == cfg.model and again.feature == cfg.feature and again.data == cfg.data
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("feature:\n  n_mel: 64\n", r"feature\.n_mel.*did you mean 'n_mels'"),
+        ("featur:\n  n_mels: 64\n", r"unknown config section 'featur'.*did you mean 'feature'"),
+        ("feature:\n  n_mels: sixty\n", r"'feature\.n_mels' must be an integer"),
+        ("feature:\n  n_mels: 0\n", r"'feature\.n_mels' must be an integer > 0"),
+        ("feature:\n  frames: 0\n", r"'feature\.frames' must be an integer >= 1"),
+        ("fit:\n  epochs: -3\n", r"'fit\.epochs'"),
+        ("fit:\n  epochs: 2.5\n", r"'fit\.epochs' must be an integer"),
+        ("fit:\n  validation_split: 1.0\n", r"'fit\.validation_split' must be a number in \[0, 1\)"),
+        ("fit:\n  shuffle: yes please\n", r"'fit\.shuffle' must be true or false"),
+        ("eval:\n  max_fpr: 0\n", r"'eval\.max_fpr' must be a number in \(0, 1\]"),
+        ("eval:\n  max_fpr: 1.5\n", r"'eval\.max_fpr'"),
+        ("experiment:\n  version: v5\n", r"'experiment\.version' must be one of: v1, v2, v3, v4"),
+        ("experiment:\n  budgets: [few]\n", r"'experiment\.budgets\[0\]' must be a positive integer or 'all'"),
+        ("experiment:\n  budgets: [0, all]\n", r"'experiment\.budgets'"),
+        ("experiment:\n  budgets: []\n", r"'experiment\.budgets'"),
+        ("model:\n  hidden: 64\n", r"'model\.hidden' must be a list"),
+        ("data:\n  split: alphabetical\n", r"'data\.split' must be one of: mimii, random"),
+        ("data:\n  channel: -1\n", r"'data\.channel'"),
+        ("data: [1, 2]\n", r"section 'data' must be a mapping"),
+        ("- just\n- a list\n", r"expected a mapping of sections"),
+        ("feature: {n_mels: [\n", r"not valid YAML"),
+    ],
+)
+def test_mistakes_name_the_file_and_the_key(tmp_path, text, match):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=match) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nothere.yaml"):
+        load_config(tmp_path / "nothere.yaml")
+
+
+def test_unknown_override_key_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"overrides: unknown config key 'fit\.epoch'"):
+        load_config(write(tmp_path, ""), overrides={"fit": {"epoch": 1}})
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_every_version_yaml_loads(n):
+    repo = Path(__file__).resolve().parent.parent
+    for name in (f"make_pretrain_v{n}.yaml", f"transfer_pretrain_v{n}.yaml"):
+        cfg = load_config(repo / f"Version{n}" / name)
+        assert cfg.experiment.version == f"v{n}"
+        assert cfg.output.model_dir == repo / f"Version{n}" / f"model_pretrain_v{n}"
+        assert cfg.data.root == repo / "Sample_data"
