@@ -5,8 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.synth import generate_dataset
-
 
 @pytest.fixture
 def rng() -> np.random.Generator:
@@ -16,6 +14,8 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     """Two types x two IDs, 8 normal + 3 abnormal clips of 2 s, 2 channels each (read-only for tests)."""
+    from common.synth import generate_dataset
+
     root = tmp_path_factory.mktemp("tiny") / "Sample_data"
     generate_dataset(
         root, snr=-6, n_normal=8, n_abnormal=3, seconds=2.0, channels=2, seed=0,

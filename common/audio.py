@@ -1,0 +1,293 @@
+"""Load one channel of a WAV file, fast and safely, and validate the samples.
+
+MIMII clips are 10 s, 16 kHz, 8-channel, 16-bit PCM WAV files and the baseline keeps one channel.
+``librosa.load(path, sr=None, mono=False)`` decodes all eight channels to float and then drops
+seven of them. For 16-bit PCM this module parses the RIFF chunks itself, maps the sample data
+(``np.memmap`` at the ``data`` chunk's offset) and converts only the chosen column; other
+subtypes (float, 24/32-bit PCM, ...) fall back to `soundfile`. Either way the samples equal what
+``librosa.load(path, sr=None, mono=False)[channel]`` gives: ``int16 / 32768`` as float32.
+
+Every broken input (missing, empty, not RIFF/WAVE, truncated, no frames, wrong channel or rate,
+non-finite samples) raises `AudioError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from .errors import AudioError
+
+# WAVE format tags (mmreg.h); WAVE_FORMAT_EXTENSIBLE carries the real tag in its SubFormat GUID.
+_WAVE_FORMAT_PCM = 0x0001
+_WAVE_FORMAT_IEEE_FLOAT = 0x0003
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+
+# (format tag, bits per sample) -> libsndfile's subtype name, as `soundfile.info(...).subtype` spells it.
+_SUBTYPES = {
+    (_WAVE_FORMAT_PCM, 8): "PCM_U8",
+    (_WAVE_FORMAT_PCM, 16): "PCM_16",
+    (_WAVE_FORMAT_PCM, 24): "PCM_24",
+    (_WAVE_FORMAT_PCM, 32): "PCM_32",
+    (_WAVE_FORMAT_IEEE_FLOAT, 32): "FLOAT",
+    (_WAVE_FORMAT_IEEE_FLOAT, 64): "DOUBLE",
+    (0x0006, 8): "ALAW",
+    (0x0007, 8): "ULAW",
+}
+
+# Bytes of the RIFF header read at once: MIMII headers are 44 bytes, extensible ones ~80.
+_HEADER_READ = 4096
+
+
+@dataclass(frozen=True)
+class WavInfo:
+    """What the RIFF header of a WAV file says about its samples.
+
+    Attributes
+    ----------
+    samplerate : int > 0
+        Frames per second.
+    channels : int > 0
+        Interleaved channels per frame.
+    frames : int >= 0
+        Sample frames in the ``data`` chunk.
+    subtype : str
+        libsndfile's name for the sample format: ``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``, ...
+    data_offset : int or None
+        Byte offset of the first sample in the file for ``PCM_16`` (the fast path); None otherwise.
+    """
+
+    samplerate: int
+    channels: int
+    frames: int
+    subtype: str
+    data_offset: int | None
+
+
+def wav_info(path: str | os.PathLike) -> WavInfo:
+    """Parse the RIFF/WAVE header of `path` without reading the samples.
+
+    Walks the chunk list (``fmt ``, ``data`` and any others such as ``LIST``, honouring the pad
+    byte after odd-sized chunks) and checks that the file holds all the sample data the ``data``
+    chunk declares.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.wav`` file.
+
+    Returns
+    -------
+    info : WavInfo
+
+    Raises
+    ------
+    AudioError
+        The file is missing, empty, not RIFF/WAVE, has no ``fmt `` or ``data`` chunk, an invalid
+        ``fmt `` chunk, or is truncated (its ``data`` chunk is shorter than declared). The message
+        names `path`.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            return _parse_riff(fh, size, path)
+    except FileNotFoundError:
+        raise AudioError(f"WAV file {path} does not exist") from None
+    except IsADirectoryError:
+        raise AudioError(f"WAV file {path} is a directory") from None
+    except OSError as exc:
+        raise AudioError(f"cannot read WAV file {path}: {exc}") from exc
+
+
+def _parse_riff(fh, size: int, path: Path) -> WavInfo:
+    """Walk the chunks of an open RIFF/WAVE file of `size` bytes (see `wav_info`)."""
+    if size == 0:
+        raise AudioError(f"WAV file {path} is empty (0 bytes)")
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise AudioError(f"{path} is not a RIFF/WAVE file (starts with {head[:12]!r})")
+
+    fmt: tuple[int, int, int, int, int] | None = None  # tag, channels, rate, block_align, bits
+    pos = 12
+    while pos + 8 <= size:
+        fh.seek(pos)
+        chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+        body = pos + 8
+        if chunk_id == b"fmt ":
+            fmt = _parse_fmt(fh.read(min(chunk_size, _HEADER_READ)), chunk_size, path)
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise AudioError(f"WAV file {path} has a data chunk before its fmt chunk")
+            return _data_info(fmt, body, chunk_size, size, path)
+        # Chunks are word-aligned: an odd-sized chunk is followed by one pad byte.
+        pos = body + chunk_size + (chunk_size & 1)
+    if fmt is None:
+        raise AudioError(f"WAV file {path} has no fmt chunk (truncated header?)")
+    raise AudioError(f"WAV file {path} has no data chunk (truncated header?)")
+
+
+def _parse_fmt(raw: bytes, chunk_size: int, path: Path) -> tuple[int, int, int, int, int]:
+    """(format tag, channels, samplerate, block_align, bits) from a ``fmt `` chunk body."""
+    if chunk_size < 16 or len(raw) < 16:
+        raise AudioError(f"WAV file {path} has a fmt chunk of {len(raw)} bytes, need >= 16")
+    tag, channels, rate, _byte_rate, block_align, bits = struct.unpack("<HHIIHH", raw[:16])
+    if tag == _WAVE_FORMAT_EXTENSIBLE:
+        # cbSize(2) validBits(2) channelMask(4) SubFormat GUID(16): the GUID starts with the tag.
+        if len(raw) < 26:
+            raise AudioError(f"WAV file {path} is WAVE_FORMAT_EXTENSIBLE but its fmt chunk has no SubFormat")
+        (tag,) = struct.unpack("<H", raw[24:26])
+    if channels < 1 or rate < 1 or block_align < 1:
+        raise AudioError(
+            f"WAV file {path} has an invalid fmt chunk: channels={channels}, samplerate={rate}, "
+            f"block_align={block_align}"
+        )
+    return tag, channels, rate, block_align, bits
+
+
+def _data_info(fmt: tuple[int, int, int, int, int], offset: int, declared: int, size: int, path: Path) -> WavInfo:
+    """`WavInfo` for a ``data`` chunk of `declared` bytes at `offset` in a file of `size` bytes."""
+    tag, channels, rate, block_align, bits = fmt
+    available = size - offset
+    if declared > available:
+        # libsndfile reads such files without complaint and returns fewer frames than the header
+        # promises; a clip cut mid-write must not silently become a shorter clip.
+        raise AudioError(
+            f"WAV file {path} is truncated: its data chunk declares {declared} bytes "
+            f"but only {max(available, 0)} follow the header"
+        )
+    subtype = _SUBTYPES.get((tag, bits), f"WAVE_FORMAT_0x{tag:04X}_{bits}BIT")
+    if tag in (_WAVE_FORMAT_PCM, _WAVE_FORMAT_IEEE_FLOAT):
+        frames = declared // block_align
+    else:  # compressed formats (ADPCM, GSM, ...): only the decoder knows the frame count
+        frames = _soundfile_info(path).frames
+    data_offset = offset if subtype == "PCM_16" and block_align == 2 * channels else None
+    return WavInfo(samplerate=rate, channels=channels, frames=frames, subtype=subtype, data_offset=data_offset)
+
+
+def _soundfile_info(path: Path):
+    try:
+        return soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise AudioError(f"soundfile cannot read WAV file {path}: {exc}") from exc
+
+
+def read_channel(
+    path: str | os.PathLike,
+    *,
+    channel: int = 0,
+    expected_sr: int | None = 16000,
+) -> tuple[np.ndarray, int]:
+    """Read one channel of a WAV file as float32 samples in [-1, 1).
+
+    For 16-bit PCM only the chosen channel is converted: the sample data are memory-mapped and
+    the column ``int16 / 32768`` is returned, exactly what
+    ``librosa.load(path, sr=None, mono=False)[channel]`` gives. Other subtypes are decoded with
+    `soundfile` (float32), which librosa uses too.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A RIFF/WAVE file.
+    channel : int >= 0
+        Which channel to keep (0-based; MIMII has 8).
+    expected_sr : int > 0 or None
+        Required sample rate; None accepts any rate. No resampling is done.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+        The samples of `channel`.
+    sr : int
+        The file's sample rate.
+
+    Raises
+    ------
+    AudioError
+        Anything `wav_info` rejects; no frames; `channel` out of range; a rate other than
+        `expected_sr`; non-finite samples. The message names `path`.
+
+    Examples
+    --------
+    >>> y, sr = read_channel("00000000.wav", channel=0)  # doctest: +SKIP
+    >>> y.shape, y.dtype, sr
+    ((160000,), dtype('float32'), 16000)
+    """
+    info = wav_info(path)
+    check_info(info, path, channel=channel, expected_sr=expected_sr)
+    if info.data_offset is not None:
+        y = _read_pcm16_column(path, info, channel)
+    else:
+        y = _read_soundfile_column(path, info, channel)
+    validate_audio(y, path)
+    return y, info.samplerate
+
+
+def check_info(info: WavInfo, path: str | os.PathLike, *, channel: int = 0, expected_sr: int | None = None) -> None:
+    """Raise `AudioError` naming `path` unless `info` has frames, `channel` and `expected_sr`."""
+    if info.frames == 0:
+        raise AudioError(f"WAV file {path} has no sample frames")
+    if not (isinstance(channel, (int, np.integer)) and 0 <= channel < info.channels):
+        raise AudioError(f"channel={channel} is out of range for WAV file {path} with {info.channels} channel(s)")
+    if expected_sr is not None and info.samplerate != expected_sr:
+        raise AudioError(f"WAV file {path} has sample rate {info.samplerate} Hz, expected {expected_sr} Hz")
+
+
+def _read_pcm16_column(path: str | os.PathLike, info: WavInfo, channel: int) -> np.ndarray:
+    """One channel of interleaved little-endian int16 data, converted to float32."""
+    try:
+        data = np.memmap(path, dtype="<i2", mode="r", offset=info.data_offset, shape=(info.frames, info.channels))
+    except (OSError, ValueError) as exc:
+        raise AudioError(f"cannot map WAV file {path}: {exc}") from exc
+    y = data[:, channel].astype(np.float32)
+    del data  # drop the mapping now rather than at garbage collection
+    # Multiplying by 2**-15 is exact in float32, so this equals libsndfile's int16 / 32768.
+    y *= np.float32(1.0 / 32768.0)
+    return y
+
+
+def _read_soundfile_column(path: str | os.PathLike, info: WavInfo, channel: int) -> np.ndarray:
+    """One channel decoded by soundfile (float32), for subtypes other than 16-bit PCM."""
+    try:
+        data, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise AudioError(f"soundfile cannot read WAV file {path}: {exc}") from exc
+    if data.shape[0] < info.frames:
+        raise AudioError(f"WAV file {path} is truncated: {data.shape[0]} of {info.frames} frames decoded")
+    return np.ascontiguousarray(data[:, channel])
+
+
+def validate_audio(y: np.ndarray, path: str | os.PathLike | None = None) -> None:
+    """Check that `y` is a usable mono signal (librosa ``util.valid_audio``), naming `path` if not.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Samples; must be floating point, one-dimensional, non-empty and finite.
+    path : str or os.PathLike or None
+        The file the samples came from, for the message.
+
+    Raises
+    ------
+    AudioError
+        `y` is not an ndarray, not floating point, not 1-D, empty, or has NaN/inf samples.
+    """
+    where = f" from {path}" if path is not None else ""
+    if not isinstance(y, np.ndarray):
+        raise AudioError(f"audio{where} must be a np.ndarray, got {type(y).__name__}")
+    if not np.issubdtype(y.dtype, np.floating):
+        raise AudioError(f"audio{where} must be floating point, got dtype={y.dtype}")
+    if y.ndim != 1:
+        raise AudioError(f"audio{where} must be one-dimensional (one channel), got shape={y.shape}")
+    if y.size == 0:
+        raise AudioError(f"audio{where} is empty")
+    # A sum of finite values in [-1, 1] cannot overflow, and any NaN/inf makes it non-finite, so
+    # one reduction clears almost every clip; only a non-finite sum needs the elementwise check.
+    if not np.isfinite(y.sum()) and not np.isfinite(y).all():
+        bad = int(np.count_nonzero(~np.isfinite(y)))
+        raise AudioError(f"audio{where} has {bad} non-finite sample(s) (NaN or inf)")

@@ -1,0 +1,146 @@
+"""Pretrain + transfer end to end on tiny real WAV data: results, scores, leakage, seeds, refusals."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from common.config import load_config
+from common.data import find_machines, split_machine
+from common.errors import DataError, ModelError
+from common.experiment import pretrain, transfer
+from common.results import RESULT_COLUMNS
+from common.train import Trainer
+
+SMALL = {
+    "feature": {"n_mels": 16, "frames": 2, "n_fft": 512, "hop_length": 256},
+    "model": {"hidden": [16], "bottleneck": 4},
+    "fit": {"epochs": 2, "batch_size": 64},
+    "transfer": {"epochs": 1},
+    "experiment": {"budgets": [2, "all"], "seeds": [0]},
+}
+
+
+def make_config(tmp_path: Path, root: Path, version: str, name: str, **extra):
+    folder = tmp_path / f"Version{version[1:]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(f"experiment:\n  version: {version}\n")
+    overrides = {k: dict(v) for k, v in SMALL.items()}
+    overrides["data"] = {"root": str(root), "cache_dir": str(tmp_path / "cache"), "jobs": 1}
+    overrides["output"] = {"scratch_dir": str(tmp_path / "scratch")}
+    for section, values in extra.items():
+        overrides.setdefault(section, {}).update(values)
+    return load_config(path, overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def v1_run(tiny_root, tmp_path_factory):
+    """Pretrain + transfer v1 once, recording every array the trainer was fitted on."""
+    tmp = tmp_path_factory.mktemp("v1")
+    seen = []
+    original = Trainer.fit
+
+    def recording_fit(self, arch, weights, x, **kw):
+        seen.append(np.array(x))
+        return original(self, arch, weights, x, **kw)
+
+    Trainer.fit = recording_fit
+    try:
+        made = pretrain(make_config(tmp, tiny_root, "v1", "make.yaml"), progress=False)
+        cfg = make_config(tmp, tiny_root, "v1", "transfer.yaml")
+        results = transfer(cfg, progress=False)
+    finally:
+        Trainer.fit = original
+    return tmp, cfg, made, results, seen
+
+
+def test_results_have_every_run_and_column(v1_run):
+    _, cfg, made, results, _ = v1_run
+    assert sorted(p.source.label for p in made) == ["fan", "valve"] and all(p.trained for p in made)
+    assert list(results.columns) == RESULT_COLUMNS
+    on_disk = pd.read_csv(cfg.output.result_dir / "results.csv", dtype={"budget": str})
+    assert len(on_disk) == len(results) == 4 * 2 * (1 + 2)  # targets x budgets x (scratch + 2 methods x 1 source)
+    assert set(on_disk["method"]) == {"scratch", "zero_shot", "transfer"}
+    assert set(on_disk["budget"]) == {"2", "all"}
+    fan = on_disk[(on_disk.target_type == "fan") & (on_disk.method != "scratch")]
+    assert set(fan["source"]) == {"valve"}
+    assert on_disk.loc[on_disk.budget == "2", "n_train_clips"].eq(0).sum() == 4  # zero_shot trains on nothing
+    assert (on_disk.loc[(on_disk.budget == "2") & (on_disk.method != "zero_shot"), "n_train_clips"] == 2).all()
+    assert np.isfinite(on_disk[["auc", "pauc"]].values).all()
+    for name in ("scores.csv", "summary.csv", "config.yaml"):
+        assert (cfg.output.result_dir / name).is_file()
+    assert (cfg.output.model_dir / "fan.keras").is_file() and (cfg.output.model_dir / "fan.json").is_file()
+
+
+def test_auc_and_pauc_recompute_from_the_score_file(v1_run):
+    _, cfg, _, results, _ = v1_run
+    scores = pd.read_csv(cfg.output.result_dir / "scores.csv", dtype={"budget": str})
+    for row in results.itertuples():
+        s = scores[(scores.target_type == row.target_type) & (scores.target_id == row.target_id)
+                   & (scores.source == row.source) & (scores.method == row.method)
+                   & (scores.budget == row.budget) & (scores.seed == row.seed)]
+        assert len(s) == row.n_eval_clips == 6
+        assert roc_auc_score(s.label, s.score) == pytest.approx(row.auc, abs=1e-12)
+        assert roc_auc_score(s.label, s.score, max_fpr=0.1) == pytest.approx(row.pauc, abs=1e-12)
+
+
+def test_no_evaluation_clip_ever_reaches_training(v1_run, tiny_root):
+    tmp, cfg, _, _, seen = v1_run
+    from common.prepare import load_machine
+
+    eval_rows = set()
+    for machine in find_machines(tiny_root):
+        md = load_machine(cfg, machine, progress=False)
+        x, _ = md.vectors(md.split.eval_files)
+        eval_rows |= {r.tobytes() for r in x}
+    trained_rows = {r.tobytes() for x in seen for r in x}
+    assert len(seen) == 2 + 4 * 2 * 2  # pretrains + (scratch + transfer) per target and budget
+    assert trained_rows and not trained_rows & eval_rows
+
+
+def test_same_seed_same_results_and_resume(v1_run, tiny_root, tmp_path):
+    tmp, cfg, _, results, _ = v1_run
+    again = transfer(cfg, progress=False)  # everything reused from results.csv
+    pd.testing.assert_frame_equal(again, results)
+    fresh = make_config(tmp, tiny_root, "v1", "transfer.yaml",
+                        output={"scratch_dir": str(tmp_path / "s2"), "result_dir": str(tmp_path / "r2")})
+    recomputed = transfer(fresh, progress=False)
+    cols = ["target_type", "target_id", "source", "method", "budget", "seed", "auc", "pauc"]
+    pd.testing.assert_frame_equal(recomputed[cols], results[cols])
+
+
+def test_pretrained_model_is_not_retrained_when_up_to_date(v1_run, tiny_root):
+    tmp, *_ = v1_run
+    again = pretrain(make_config(tmp, tiny_root, "v1", "make.yaml"), progress=False)
+    assert not any(p.trained for p in again)
+
+
+def test_model_trained_on_other_features_is_refused(v1_run, tiny_root):
+    tmp, *_ = v1_run
+    other = make_config(tmp, tiny_root, "v1", "transfer_other.yaml", feature={"n_mels": 24},
+                        output={"result_dir": str(tmp / "other")})
+    with pytest.raises(ModelError, match=r"trained on other features \(n_mels: model 16 vs requested 24\)"):
+        transfer(other, progress=False)
+
+
+def test_missing_pretrained_model_says_what_to_run(tiny_root, tmp_path):
+    cfg = make_config(tmp_path, tiny_root, "v2", "transfer.yaml")
+    with pytest.raises(ModelError, match=r"not found: run `python -m common pretrain`"):
+        transfer(cfg, progress=False)
+
+
+def test_v2_sources_hold_out_the_target_id(tiny_root, tmp_path):
+    made = pretrain(make_config(tmp_path, tiny_root, "v2", "make.yaml", fit={"epochs": 1}), progress=False)
+    assert sorted(p.source.label for p in made) == ["fan_id_00", "fan_id_02", "valve_id_00", "valve_id_02"]
+    import json
+    side = json.loads(made[0].path.with_suffix(".json").read_text())
+    assert side["sources"] == ["fan/id_00"] and side["n_train_clips"] == 5
+    assert side["features"]["n_mels"] == 16 and side["architecture"]["hidden"] == [16]
+
+
+def test_v3_without_enough_types_is_a_clear_error(tiny_root, tmp_path):
+    with pytest.raises(DataError, match="version v3 has no source sets"):
+        pretrain(make_config(tmp_path, tiny_root, "v3", "make.yaml"), progress=False)

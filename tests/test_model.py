@@ -1,0 +1,94 @@
+"""The autoencoder: architecture, save/load with sidecar checks, seeded training, batched scoring."""
+
+import json
+
+import numpy as np
+import pytest
+
+from common.errors import ModelError
+from common.model import architecture, build_autoencoder, load_model, read_sidecar, save_model
+from common.scoring import clip_scores, reconstruction_errors
+from common.train import Trainer
+
+FEATURES = {"n_mels": 8, "frames": 2, "n_fft": 256, "hop_length": 128, "power": 2.0, "channel": 0, "sample_rate": 16000}
+ARCH = architecture(16, hidden=(12, 10), bottleneck=4, batch_norm=False)
+
+
+@pytest.fixture
+def x(rng):
+    return rng.normal(size=(300, 16)).astype("float32")
+
+
+def test_architecture_names_and_sizes():
+    model = build_autoencoder(320)
+    dense = [(layer.name, layer.units) for layer in model.layers if hasattr(layer, "units")]
+    assert dense == [("enc_1", 64), ("enc_2", 64), ("bottleneck", 8), ("dec_1", 64), ("dec_2", 64), ("output", 320)]
+    assert model.output_shape == (None, 320)
+    bn = build_autoencoder(40, hidden=(16,), bottleneck=4, batch_norm=True)
+    assert [layer.name for layer in bn.layers if "bn" in layer.name] == ["enc_1_bn", "bottleneck_bn", "dec_1_bn"]
+
+
+def test_same_seed_same_model_different_seed_different(x):
+    trainer = Trainer()
+    kw = dict(epochs=2, batch_size=64, learning_rate=1e-3, validation_split=0.1, seed=3)
+    a = trainer.fit(ARCH, trainer.init_weights(ARCH, seed=1), x, **kw)
+    trainer.fit(ARCH, trainer.init_weights(ARCH, seed=9), x[:100], **kw)  # reuse must not leak state
+    b = Trainer().fit(ARCH, trainer.init_weights(ARCH, seed=1), x, **kw)
+    c = trainer.fit(ARCH, trainer.init_weights(ARCH, seed=2), x, **kw)
+    assert all(np.array_equal(u, v) for u, v in zip(a.weights, b.weights))
+    assert a.history == b.history and set(a.history) == {"loss", "val_loss"}
+    assert not all(np.array_equal(u, v) for u, v in zip(a.weights, c.weights))
+
+
+def test_training_reduces_reconstruction_error(x):
+    trainer = Trainer()
+    w0 = trainer.init_weights(ARCH, seed=0)
+    before = reconstruction_errors(trainer.with_weights(ARCH, w0), x).mean()
+    fit = trainer.fit(ARCH, w0, x, epochs=30, batch_size=32, learning_rate=3e-3, seed=0)
+    after = reconstruction_errors(trainer.with_weights(ARCH, fit.weights), x).mean()
+    assert after < 0.9 * before
+    assert fit.history["loss"][-1] < fit.history["loss"][0]
+
+
+def test_frozen_layers_keep_their_weights(x):
+    trainer = Trainer()
+    w0 = trainer.init_weights(ARCH, seed=0)
+    fit = trainer.fit(ARCH, w0, x, epochs=2, batch_size=32, learning_rate=1e-2, seed=0, freeze=["enc_1"])
+    model = trainer.model(ARCH, freeze=["enc_1"])
+    names = [w.path for w in model.weights]
+    for name, before, after in zip(names, w0, fit.weights):
+        assert np.array_equal(before, after) == name.startswith("enc_1/"), name
+    with pytest.raises(ModelError, match=r"unknown layer\(s\) \['encoder'\]"):
+        trainer.fit(ARCH, w0, x, epochs=1, batch_size=32, learning_rate=1e-2, freeze=["encoder"])
+
+
+def test_clip_scores_are_mean_errors_per_clip(x):
+    trainer = Trainer()
+    model = trainer.with_weights(ARCH, trainer.init_weights(ARCH, seed=0))
+    offsets = np.array([0, 10, 11, 150, 300])
+    scores = clip_scores(model, x, offsets)
+    per_vector = np.mean((x - model.predict(x, verbose=0)) ** 2, axis=1)
+    expected = [per_vector[a:b].mean() for a, b in zip(offsets[:-1], offsets[1:])]
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+
+
+def test_save_load_round_trip_and_feature_check(tmp_path, x):
+    trainer = Trainer()
+    model = trainer.with_weights(ARCH, trainer.init_weights(ARCH, seed=0))
+    path = save_model(model, tmp_path / "m" / "fan", sidecar={"features": FEATURES, "architecture": ARCH})
+    assert path.name == "fan.keras" and path.with_suffix(".json").is_file()
+    assert not list(path.parent.glob("*.tmp*"))
+    loaded, side = load_model(path, features=FEATURES)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    assert side["architecture"] == ARCH and side["backend"]
+    with pytest.raises(ModelError, match=r"other features \(n_mels: model 8 vs requested 64\)"):
+        load_model(path, features={**FEATURES, "n_mels": 64})
+    path.with_suffix(".json").unlink()
+    with pytest.raises(ModelError, match="has no sidecar fan.json"):
+        load_model(path)
+    with pytest.raises(ModelError, match="model file not found"):
+        read_sidecar(tmp_path / "nothing.keras")
+    (tmp_path / "bad.keras").write_text("not a zip")
+    (tmp_path / "bad.json").write_text(json.dumps({"features": FEATURES}))
+    with pytest.raises(ModelError, match="cannot load model .*bad.keras"):
+        load_model(tmp_path / "bad.keras")
