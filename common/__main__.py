@@ -81,6 +81,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(REPO, root=Path(args.root) if args.root else None)
 
 
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    from .notebooks import write_notebooks
+
+    for path in write_notebooks(REPO):
+        print(f"wrote {path.relative_to(REPO)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m common", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -112,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("config", help="Version YAML")
         p.add_argument("--root", default=None, help="data root overriding the YAML's data.root")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("notebooks", help="regenerate the nine notebooks (without outputs) from their template")
+    p.set_defaults(func=cmd_notebooks)
 
     p = sub.add_parser("demo", help="synthetic data -> v1-v4 experiments -> summary, with small demo sizes")
     p.add_argument("--root", default=None, help="data root (default: Sample_data, generated if empty)")

@@ -118,6 +118,10 @@ class Config:
             out[f.name] = {k: _plain(v) for k, v in dataclasses.asdict(getattr(self, f.name)).items()}
         return out
 
+    def to_yaml(self) -> str:
+        """The resolved config as YAML text (what `save_config` writes)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
     def hash(self, *sections: str) -> str:
         """Short stable hash of the named sections (all when none), to key results and models."""
         d = self.to_dict()
@@ -302,4 +306,4 @@ def save_config(cfg: Config, path: str | Path) -> Path:
     """Write the resolved config as YAML beside a model or result (a result without it is not one)."""
     from .io import atomic_write_text
 
-    return atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return atomic_write_text(path, cfg.to_yaml())

@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-import matplotlib
-
-matplotlib.use(matplotlib.get_backend())  # keep Jupyter's inline backend; Agg when headless
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
 
 METHOD_COLORS = {"scratch": "tab:gray", "zero_shot": "tab:orange", "transfer": "tab:blue"}
 

@@ -96,3 +96,12 @@ def write_summary(out: Path, results: pd.DataFrame) -> pd.DataFrame:
     summary = summarize(results)
     atomic_write_text(out / "summary.csv", summary.to_csv(index=False, float_format="%.4f"))
     return summary
+
+
+def per_target(results: pd.DataFrame, *, metric: str = "auc") -> pd.DataFrame:
+    """`metric` per target machine (rows) and method x budget (columns), averaged over sources and seeds."""
+    table = results.pivot_table(index=["target_type", "target_id"], columns=["method", "budget"], values=metric,
+                                aggfunc="mean")
+    methods = [m for m in _METHOD_ORDER if m in table.columns.get_level_values(0)]
+    budgets = sorted(table.columns.get_level_values(1).unique(), key=_budget_order)
+    return table.reindex(columns=pd.MultiIndex.from_product([methods, budgets], names=["method", "budget"]))

@@ -23,7 +23,7 @@ Every clip varies a little (rate ~1 %, phases, levels, resonances ~1-2 %), and a
 a fault and a severity in [0, 1] per clip, so some are subtle and some obvious.
 
 The machine reaches the 8 microphones of a circular array with small per-channel delays and gains;
-factory background (pink-to-brown noise with room resonances, mains hum, distant impacts; partly
+factory background (pinkish noise with hall resonances, mains hum, distant impacts; partly
 common to all channels, partly independent) is scaled per channel so that
 ``10 * log10(P_machine / P_background) == snr`` exactly on every channel.
 
@@ -38,6 +38,7 @@ import math
 import os
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import get_context
@@ -51,7 +52,7 @@ from scipy.ndimage import uniform_filter1d
 from scipy.signal import lfilter
 from tqdm import tqdm
 
-from .errors import DataError
+from .errors import DataError, ProjectError
 from .io import atomic_write
 
 __all__ = [
@@ -66,6 +67,11 @@ __all__ = [
     "PUMP_PARAMS",
     "SLIDER_PARAMS",
     "VALVE_PARAMS",
+    "FAN_FAULTS",
+    "PUMP_FAULTS",
+    "SLIDER_FAULTS",
+    "VALVE_FAULTS",
+    "FACTORY_ROOM",
     "snr_folder",
     "machine_clip",
     "mix_clip",
@@ -687,8 +693,8 @@ def _valve_source(p: ValveParams, rng: np.random.Generator, n: int, sr: int, kno
         # Contamination: the armature bounces (a second, weaker click a few ms later).
         bounces = times + rng.uniform(0.003, 0.012, times.size)
         index = np.rint(np.concatenate([times, bounces]) * sr)
-        f_hz *= (1.0 + knobs["shift"]) * (1.0 + 0.01 * rng.standard_normal())
-        modes = ((f_hz, p.decay_s, 1.0), (0.27 * f_hz, 2.5 * p.decay_s, 0.6))
+        ring_hz = f_hz * (1.0 + knobs["shift"]) * (1.0 + 0.01 * rng.standard_normal())  # deposits detune it
+        modes = ((ring_hz, p.decay_s, 1.0), (0.27 * ring_hz, 2.5 * p.decay_s, 0.6))
         clicks += _ring(n, index, np.concatenate([amps, knobs["bounce"] * amps]), modes, sr)
     amp = _spectrum(n, sr, resonances=_detune(rng, ((p.hiss_hz, 1.0, 1.0),), 0.02), floor=0.05)
     hiss = _unit(_shaped_noise(rng, amp, n) * (0.08 + is_open))
@@ -713,8 +719,9 @@ FACTORY_ROOM: tuple[Resonance, ...] = ((250.0, 1.5, 0.8), (800.0, 2.0, 0.5), (25
 def _background(rng: np.random.Generator, n: int, sr: int, channels: int) -> np.ndarray:
     """Factory background [shape=(channels, n)], RMS ~1 per channel, different in every clip.
 
-    A diffuse part common to the array, arriving from a random direction: pink-to-brown noise
-    shaped by the hall's resonances with a slowly varying level, mains hum, and distant impacts.
+    A diffuse part common to the array, arriving from a random direction: pinkish noise (-2.6 to
+    -3.6 dB per octave) shaped by the hall's resonances, with a slowly varying level; mains hum;
+    distant impacts (~0.4 per second).
     Plus noise with the same spectrum that is independent on each microphone.
     """
     amp = _spectrum(
@@ -836,16 +843,19 @@ def _check_snr(snr: object) -> float:
 
 
 def _check_machine(machine_type: object, machine_id: object) -> None:
-    if machine_type not in _MODELS:
+    if not isinstance(machine_type, str) or machine_type not in _MODELS:
         raise DataError(f"machine_type={machine_type!r} must be one of {MACHINE_TYPES}")
-    if machine_id not in _MODELS[machine_type].params:
+    if not isinstance(machine_id, str) or machine_id not in _MODELS[machine_type].params:
         raise DataError(f"machine_id={machine_id!r} must be one of {MACHINE_IDS}")
+
+
+_MIN_SAMPLES = 256
 
 
 def _n_samples(seconds: float, sr: int) -> int:
     n = int(round(seconds * sr))
-    if n < 2:
-        raise DataError(f"seconds={seconds!r} gives {n} sample(s) at sr={sr}; a clip needs at least 2")
+    if n < _MIN_SAMPLES:
+        raise DataError(f"seconds={seconds!r} gives {n} samples at sr={sr}; a clip needs at least {_MIN_SAMPLES}")
     return n
 
 
@@ -877,10 +887,7 @@ def snr_folder(snr: float, machine_type: str) -> str:
     snr = _check_snr(snr)
     if not isinstance(machine_type, str) or not machine_type or "/" in machine_type or os.sep in machine_type:
         raise DataError(f"machine_type={machine_type!r} must be a non-empty folder name")
-    if snr.is_integer():
-        text = str(int(snr))
-    else:
-        text = f"{snr:f}".rstrip("0").rstrip(".")
+    text = str(int(snr)) if snr.is_integer() else np.format_float_positional(snr, trim="-")
     return f"{text}_dB_{machine_type}"
 
 
@@ -1142,7 +1149,14 @@ def generate_dataset(
             # spawn, not fork: the caller may hold threads (a Keras session) that fork would copy mid-lock.
             workers = min(jobs, len(todo))
             context = get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
-                for _ in pool.map(_write_clip, todo, chunksize=8):
-                    bar.update()
+            try:
+                with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+                    for _ in pool.map(_write_clip, todo, chunksize=8):
+                        bar.update()
+            except BrokenProcessPool as exc:
+                raise ProjectError(
+                    f"generate_dataset(jobs={jobs}): a worker process died. Called from a script, the call "
+                    "must sit under `if __name__ == '__main__':` (workers re-import the script); "
+                    "otherwise memory may have run out. jobs=1 avoids worker processes."
+                ) from exc
     return machines

@@ -1,0 +1,110 @@
+"""The nine notebooks: committed clean and current, and each runs top to bottom headless on tiny data."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+
+from common.notebooks import all_notebooks, execute_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = {
+    "feature": {"n_mels": 16, "frames": 2, "n_fft": 512, "hop_length": 256},
+    "model": {"hidden": [16], "bottleneck": 4},
+    "fit": {"epochs": 2, "batch_size": 64},
+    "transfer": {"epochs": 1},
+    "experiment": {"budgets": [2, "all"], "seeds": [0]},
+}
+
+
+@pytest.mark.parametrize("rel", sorted(all_notebooks()))
+def test_committed_notebook_is_clean_and_current(rel):
+    path = REPO / rel
+    raw = json.loads(path.read_text())
+    assert raw["metadata"]["kernelspec"]["name"] == "python3"
+    for cell in raw["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, f"{rel} has outputs"
+    assert nbformat.reads(path.read_text(), as_version=4) == all_notebooks()[rel], (
+        f"{rel} differs from its template: run `python -m common notebooks`")
+
+
+def test_version_notebooks_are_thin():
+    for rel, nb in all_notebooks().items():
+        for cell in nb.cells:
+            assert "def " not in cell.source and "class " not in cell.source, rel
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory):
+    """A temporary copy of the repository (code, YAML, notebooks) and a tiny 3-type data set."""
+    from common.synth import generate_dataset
+
+    tmp = tmp_path_factory.mktemp("nb")
+    copy = tmp / "repo"
+    ignore = shutil.ignore_patterns("__pycache__", "model_pretrain_*", "result_transfer_*")
+    shutil.copytree(REPO / "common", copy / "common", ignore=ignore)
+    for n in range(1, 5):
+        shutil.copytree(REPO / f"Version{n}", copy / f"Version{n}", ignore=ignore)
+    for name in ("install_library.ipynb", "requirements.txt"):
+        shutil.copy(REPO / name, copy / name)
+    root = tmp / "data"
+    generate_dataset(root, n_normal=6, n_abnormal=2, seconds=1.0, channels=2, seed=0,
+                     types=("fan", "pump", "valve"), ids=("id_00", "id_02"), progress=False)
+    overrides = dict(TINY, data={"root": str(root), "cache_dir": str(tmp / "cache"), "jobs": 1},
+                     output={"scratch_dir": str(tmp / "scratch")})
+    return copy, overrides
+
+
+def outputs_text(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", "") + str(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v3", "v4"])
+def test_version_notebooks_run_headless(repo_copy, version):
+    copy, overrides = repo_copy
+    folder = copy / f"Version{version[1:]}"
+    pre = execute_notebook(folder / f"make_pretrain_{version}.ipynb", parameters={"overrides": overrides})
+    assert "trained" in outputs_text(pre)
+    assert any(o.get("data", {}).get("image/png") for c in pre.cells for o in c.get("outputs", [])), "no loss plot"
+    assert list((folder / f"model_pretrain_{version}").glob("*.keras"))
+    post = execute_notebook(folder / f"transfer_pretrain_{version}.ipynb", parameters={"overrides": overrides})
+    assert "results.csv" in outputs_text(post)
+    results = pd.read_csv(folder / f"result_transfer_pretrain_{version}" / "results.csv")
+    assert set(results["method"]) == {"scratch", "zero_shot", "transfer"}
+
+
+def test_notebook_and_cli_give_the_same_results(repo_copy):
+    copy, overrides = repo_copy
+    folder = copy / "Version1"
+    if not (folder / "result_transfer_pretrain_v1" / "results.csv").is_file():
+        execute_notebook(folder / "make_pretrain_v1.ipynb", parameters={"overrides": overrides})
+        execute_notebook(folder / "transfer_pretrain_v1.ipynb", parameters={"overrides": overrides})
+    cli_yaml = folder / "cli.yaml"
+    cli_yaml.write_text(yaml.safe_dump({**overrides, "experiment": {**overrides["experiment"], "version": "v1"},
+                                        "output": {**overrides["output"], "result_dir": "cli_results",
+                                                   "scratch_dir": str(copy / "cli_scratch")}}))
+    run = subprocess.run([sys.executable, "-m", "common", "transfer", str(cli_yaml)], cwd=copy,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    cols = ["target_type", "target_id", "source", "method", "budget", "seed", "auc", "pauc", "n_train_clips"]
+    nb_results = pd.read_csv(folder / "result_transfer_pretrain_v1" / "results.csv")[cols]
+    cli_results = pd.read_csv(folder / "cli_results" / "results.csv")[cols]
+    pd.testing.assert_frame_equal(nb_results, cli_results)
+
+
+def test_install_notebook_runs(repo_copy):
+    copy, _ = repo_copy
+    nb = execute_notebook(copy / "install_library.ipynb")
+    text = outputs_text(nb)
+    assert "keras" in text and "Keras backend:" in text
