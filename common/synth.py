@@ -1015,7 +1015,7 @@ def _init_worker() -> None:
     """Let a worker process keep freed memory instead of returning it to the OS after every clip.
 
     Each clip allocates and frees ~40 MB; with glibc's default (trim and re-fault the heap every
-    time) that costs about a third of the run on some virtual machines. Only our own worker processes
+    time) that costs about a quarter of the run on some virtual machines. Only our own worker processes
     are tuned, never the caller's. Best effort: on non-glibc systems nothing changes.
     """
     try:
@@ -1100,7 +1100,11 @@ def generate_dataset(
     ------
     DataError
         An argument is out of range (the message names it), or a machine folder already holds
-        other WAV files than this run writes.
+        other WAV files than this run writes. Nothing is written then.
+    ProjectError
+        A worker process died (``jobs > 1``); the message says the likely cause.
+    OSError
+        A file could not be written; clips already written are complete, no partial file is left.
 
     Examples
     --------
@@ -1132,7 +1136,8 @@ def generate_dataset(
                 names = [f"{i:08d}.wav" for i in range(count)]
                 _check_no_strays(folder / label, set(names))
                 todo += [
-                    _ClipJob(folder / label / name, machine_type, machine_id, label, i, seed, seconds, sr, channels, snr)
+                    _ClipJob(folder / label / name, machine_type, machine_id, label, i, seed, seconds, sr, channels,
+                             snr)
                     for i, name in enumerate(names)
                 ]
             machines.append(folder)
@@ -1141,7 +1146,7 @@ def generate_dataset(
             (folder / label).mkdir(parents=True, exist_ok=True)
 
     with tqdm(total=len(todo), desc=f"synth {snr:g} dB", unit="clip", disable=not progress) as bar:
-        if jobs == 1:
+        if jobs == 1 or len(todo) <= 1:
             for job in todo:
                 _write_clip(job)
                 bar.update()

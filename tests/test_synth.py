@@ -1,6 +1,7 @@
 """The synthetic MIMII generator: layout, WAV format, SNR, determinism, faults, IDs and argument errors."""
 
 import itertools
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import soundfile as sf
 from scipy.signal import welch
 
 from common import synth
-from common.errors import DataError
+from common.errors import DataError, ProjectError
 from common.synth import MACHINE_IDS, MACHINE_TYPES, generate_dataset, machine_clip, mix_clip, snr_folder
 
 SR = 16000
@@ -120,9 +121,9 @@ def test_snr_holds_per_channel_and_in_the_written_file(snr, tmp_path):
 
 
 def test_other_snr_changes_only_the_background_level():
-    quiet_machine, loud_background = machine_clip("slider", "id_04", label="normal", index=3, seconds=1.0, snr=-6)
-    same_machine, soft_background = machine_clip("slider", "id_04", label="normal", index=3, seconds=1.0, snr=6)
-    np.testing.assert_array_equal(quiet_machine, same_machine)
+    machine, loud_background = machine_clip("slider", "id_04", label="normal", index=3, seconds=1.0, snr=-6)
+    machine_again, soft_background = machine_clip("slider", "id_04", label="normal", index=3, seconds=1.0, snr=6)
+    np.testing.assert_array_equal(machine, machine_again)
     np.testing.assert_allclose(soft_background, loud_background * 10 ** (-12 / 20), rtol=1e-5, atol=1e-9)
 
 
@@ -255,6 +256,7 @@ def test_mix_clip_rounds_saturates_and_puts_channels_last():
         ({"n_abnormal": -1}, "n_abnormal"),
         ({"seconds": 0}, "seconds"),
         ({"seconds": -1.0}, "seconds"),
+        ({"seconds": 0.001}, "seconds"),
         ({"channels": 0}, "channels"),
         ({"types": ("fan", "drill")}, "types"),
         ({"types": ()}, "types"),
@@ -282,6 +284,7 @@ def test_generate_dataset_rejects_bad_arguments_before_writing(kwargs, name, tmp
         ({"channels": 0}, "channels"),
         ({"snr": float("inf")}, "snr"),
         ({"seed": -3}, "seed"),
+        ({"sr": 8000}, "sr"),
     ],
 )
 def test_machine_clip_rejects_bad_arguments(kwargs, name):
@@ -290,7 +293,9 @@ def test_machine_clip_rejects_bad_arguments(kwargs, name):
         machine_clip(args.pop("machine_type"), args.pop("machine_id"), **args)
 
 
-def test_mix_clip_and_snr_folder_reject_bad_input():
+def test_other_bad_input_is_named(tmp_path):
+    with pytest.raises(DataError, match="^root="):
+        generate_dataset(123, progress=False)
     with pytest.raises(DataError, match="shape"):
         mix_clip(np.zeros((2, 10)), np.zeros((3, 10)))
     with pytest.raises(DataError, match="NaN"):
@@ -299,3 +304,23 @@ def test_mix_clip_and_snr_folder_reject_bad_input():
         snr_folder(float("nan"), "fan")
     with pytest.raises(DataError, match="^machine_type="):
         snr_folder(-6, "")
+
+
+def test_a_dead_worker_is_explained(tmp_path, monkeypatch):
+    class DeadPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, *args, **kwargs):
+            raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(synth, "ProcessPoolExecutor", DeadPool)
+    with pytest.raises(ProjectError, match="__name__ == '__main__'"):
+        generate_dataset(tmp_path, n_normal=2, n_abnormal=0, seconds=0.25, channels=1, types=("fan",),
+                         ids=("id_00",), jobs=2, progress=False)
