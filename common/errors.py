@@ -23,3 +23,7 @@ class ModelError(ProjectError, ValueError):
 
 class MetricError(ProjectError, ValueError):
     """Scores or labels cannot give a metric (one class only, non-finite scores, length mismatch)."""
+
+
+class DownloadError(ProjectError):
+    """A download failed (network, HTTP status, checksum, disk space) or its archive has unexpected contents."""
