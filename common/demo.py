@@ -17,7 +17,7 @@ DEMO_DATA = {"n_normal": 30, "n_abnormal": 10, "seconds": 10.0, "channels": 8, "
 DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
     "fit": {"epochs": 10, "batch_size": 256},
     "transfer": {"epochs": 5},
-    "experiment": {"budgets": ["all"], "seeds": [0]},
+    "experiment": {"budgets": [4, "all"], "seeds": [0, 1]},
 }
 
 

@@ -17,6 +17,11 @@ from .errors import ModelError
 from .model import build_autoencoder, keras, set_seed
 
 
+# Batches per compiled call: fewer Python round trips per epoch, the same updates (about 2x faster
+# for the small fits of fine-tuning on 2 cores).
+STEPS_PER_EXECUTION = 16
+
+
 @dataclass
 class FitResult:
     """Weights after a fit, its loss history and how long it took."""
@@ -39,7 +44,8 @@ class Trainer:
         if key not in self._models:
             model = build_autoencoder(key[0], hidden=key[1], bottleneck=key[2], batch_norm=key[3])
             freeze_layers(model, freeze)
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="mean_squared_error")
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="mean_squared_error",
+                          steps_per_execution=STEPS_PER_EXECUTION)
             self._models[key] = model
         return self._models[key]
 
