@@ -34,6 +34,24 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from .download import download_mimii
+    from .synth import MACHINE_TYPES
+
+    folders = download_mimii(
+        args.root,
+        snr=args.snr,
+        types=args.types or MACHINE_TYPES,
+        record_id=args.record,
+        base_url=args.base_url,
+        keep_zip=args.keep_zip,
+        progress=not args.no_progress,
+    )
+    for folder in folders:
+        print(f"ready  {folder}")
+    return 0
+
+
 def cmd_features(args: argparse.Namespace) -> int:
     from .prepare import load_machine, select_machines
 
@@ -46,6 +64,21 @@ def cmd_features(args: argparse.Namespace) -> int:
             f"{md.features.vectors.shape[0]:>10}{md.features.vectors.shape[1]:>6}"
         )
     return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from .check import check_data
+
+    table, problems = check_data(args.root, snr=args.snr, channel=args.channel, sample_rate=args.sample_rate,
+                                 jobs=args.jobs, progress=not args.no_progress)
+    print(table.to_string(index=False, float_format="{:.2f}".format))
+    if problems.empty:
+        print(f"\nno problems in {len(table)} machine(s) under {args.root}")
+        return 0
+    print(f"\n{len(problems)} problem(s):")
+    for message in problems["problem"]:
+        print(f"  {message}")
+    return 1
 
 
 def _load(args: argparse.Namespace):
@@ -81,6 +114,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(REPO, root=Path(args.root) if args.root else None)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(Path(args.repo).resolve())
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_notebooks(args: argparse.Namespace) -> int:
     from .notebooks import write_notebooks
 
@@ -106,6 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="parallel workers")
     p.set_defaults(func=cmd_synth)
 
+    p = sub.add_parser("download", help="download, verify (MD5) and extract the real MIMII zips from Zenodo")
+    p.add_argument("--root", default="Sample_data", help="data root (default: Sample_data)")
+    p.add_argument("--snr", type=float, default=-6, help="noise level in dB: -6, 0 or 6 (default: -6)")
+    p.add_argument("--types", type=_csv_list, default=None, help="e.g. fan,pump (default: all four)")
+    p.add_argument("--record", default="3384388", help="Zenodo record id (default: 3384388, MIMII)")
+    p.add_argument("--base-url", default="https://zenodo.org", help="Zenodo or a mirror (default: https://zenodo.org)")
+    p.add_argument("--keep-zip", action="store_true", help="keep the zips in ROOT/.downloads after extracting")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("check-data", help="scan a data root: clip counts, durations, rates, channels and bad files "
+                                          "(exit status 1 when any file has a problem)")
+    p.add_argument("root", help="data root in the MIMII layout, e.g. Sample_data")
+    p.add_argument("--snr", type=float, default=-6, help="noise level of the folders to scan (default: -6)")
+    p.add_argument("--channel", type=int, default=0, help="channel checked for silent / non-finite samples (default: 0)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="required sample rate in Hz (default: 16000)")
+    p.add_argument("--jobs", type=int, default=2, help="parallel readers (default: 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_check_data)
+
     p = sub.add_parser("features", help="extract (and cache) log-mel features of every machine a config selects")
     p.add_argument("config", nargs="?", default=str(REPO / "Version1" / "make_pretrain_v1.yaml"),
                    help="Version YAML (default: Version1/make_pretrain_v1.yaml)")
@@ -120,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("config", help="Version YAML")
         p.add_argument("--root", default=None, help="data root overriding the YAML's data.root")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("report", help="statistics and plots over every version's results -> report/")
+    p.add_argument("--repo", default=str(REPO), help="repository root holding Version1..4 (default: this one)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("notebooks", help="regenerate the nine notebooks (without outputs) from their template")
     p.set_defaults(func=cmd_notebooks)

@@ -58,5 +58,9 @@ def run_demo(repo: Path, *, root: Path | None = None) -> int:
     with pd.option_context("display.width", 120, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print("\nMean over targets (AUC / pAUC on each target's evaluation split; minus_scratch is paired):")
         print(summary.to_string(index=False))
-    print(f"\nresults in Version*/result_transfer_pretrain_v*/ ; finished in {time.perf_counter() - start:.0f} s")
+    from .report import write_report
+
+    report = write_report(repo)
+    print(f"\nresults in Version*/result_transfer_pretrain_v*/ ; statistics and plots in {report}")
+    print(f"finished in {time.perf_counter() - start:.0f} s")
     return 0

@@ -108,6 +108,11 @@ def transfer_notebook(version: str) -> NotebookNode:
         _code("from common.results import summarize\n\nsummarize(results)"),
         _code("from common.results import per_target\n\nper_target(results)"),
         _code("from common.plots import auc_by_target\n\nauc_by_target(results, budget=str(cfg.experiment.budgets[-1]))"),
+        _md("## Report across versions\n\nStatistics over every version with results so far: mean transfer minus scratch "
+            "with a 95 % bootstrap interval over targets, counts of machines improved / worsened, and a paired Wilcoxon "
+            "test; plots and `report.md` go to `../report/`."),
+        _code("from IPython.display import Markdown\nfrom common.report import write_report\n\n"
+              "report = write_report(Path.cwd().parent)\nMarkdown(report.read_text())"),
     ])
 
 

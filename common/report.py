@@ -1,0 +1,345 @@
+"""The cross-version report: read every ``VersionN/result_transfer_pretrain_vN/``, write ``report/``.
+
+``write_report(repo)`` writes, into ``repo/report/`` (or `out`):
+
+- ``comparison.csv``: each method against scratch per version and budget (`stats.compare`);
+- ``by_source.csv``: the same per source set, for versions with several sources per target;
+- ``inverted.csv`` / ``chance.csv``: runs with an inverted score and methods at chance everywhere;
+- PNG figures (`plots`) and ``report.md``, which embeds them with one sentence per version;
+
+and each version's own figures into its result folder. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import plots
+from .errors import DataError
+from .io import atomic_write, atomic_write_text
+from .stats import (auc_intervals, budget_key, by_source, compare, flag_chance, flag_inverted,
+                    multi_source_versions, roc_target, version_key, version_sentence)
+
+RESULT_GLOB = "Version*/result_transfer_pretrain_v*"
+_RESULT_DIR = re.compile(r"Version(\d+)/result_transfer_pretrain_v(\d+)$")
+_DTYPES = {"version": str, "budget": str, "source": str, "target_id": str, "target_type": str,
+           "method": str, "config_hash": str, "path": str}
+_NUMERIC = ["seed", "auc", "pauc", "n_train_clips", "n_eval_clips", "train_seconds", "label", "score"]
+RESULT_NEEDS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "auc", "pauc",
+                "n_train_clips"]
+SCORE_NEEDS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "label", "score"]
+MAX_FLAG_ROWS = 40  # longer flag tables are cut in report.md; the CSV beside it has every row
+DPI = 110
+
+
+def result_dirs(repo: str | Path) -> dict[str, Path]:
+    """Result folders ``VersionN/result_transfer_pretrain_vN`` holding a ``results.csv``, keyed ``"vN"``."""
+    found = {}
+    for folder in Path(repo).glob(RESULT_GLOB):
+        match = _RESULT_DIR.search(folder.as_posix())
+        if match and match[1] == match[2] and (folder / "results.csv").is_file():
+            found[f"v{match[1]}"] = folder
+    return {v: found[v] for v in sorted(found, key=version_key)}
+
+
+def _read(path: Path, needs: list[str]) -> pd.DataFrame:
+    table = pd.read_csv(path, dtype=_DTYPES, keep_default_na=False)
+    missing = [c for c in needs if c not in table.columns]
+    if missing:
+        raise DataError(f"{path} lacks the columns {missing}; is it a results/scores file of this project?")
+    for column in _NUMERIC:
+        if column in table.columns:
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+    table["seed"] = table["seed"].astype("Int64")
+    return table
+
+
+def collect(repo: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Concatenate ``results.csv`` and ``scores.csv`` of every version present under `repo`.
+
+    Parameters
+    ----------
+    repo : str or Path
+        Repository root holding ``Version1/result_transfer_pretrain_v1/`` etc.
+
+    Returns
+    -------
+    results, scores : pd.DataFrame
+        All versions' rows; `scores` is empty (with its columns) where no ``scores.csv`` exists.
+
+    Raises
+    ------
+    DataError
+        No result folder with a ``results.csv`` exists, or a file lacks a needed column.
+    """
+    dirs = result_dirs(repo)
+    if not dirs:
+        raise DataError(
+            f"no {RESULT_GLOB}/results.csv under {Path(repo).resolve()}: run "
+            "`python -m common transfer VersionN/transfer_pretrain_vN.yaml` (or `python -m common demo`) first"
+        )
+    results = [_read(d / "results.csv", RESULT_NEEDS) for d in dirs.values()]
+    scores = [_read(d / "scores.csv", SCORE_NEEDS) for d in dirs.values() if (d / "scores.csv").is_file()]
+    results = pd.concat(results, ignore_index=True)
+    scores = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_NEEDS)
+    return results, scores
+
+
+def _save_png(fig: Figure, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    return atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return "–"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _p(value: float) -> str:
+    if pd.isna(value):
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.2g}"
+
+
+def _ci(mean: float, low: float, high: float) -> str:
+    if pd.isna(mean):
+        return "–"
+    interval = "" if pd.isna(low) else f" [{low:+.3f}, {high:+.3f}]"
+    return f"{mean:+.3f}{interval}"
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub markdown table (cells formatted by `_fmt`)."""
+    if table.empty:
+        return "_(no rows)_\n"
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _readable(comparison: pd.DataFrame, extra: Iterable[str] = ()) -> pd.DataFrame:
+    """The columns of a comparison table a reader needs, formatted for report.md."""
+    c = comparison
+    return pd.DataFrame({
+        "version": c["version"], "method": c["method"], **{k: c[k] for k in extra}, "budget": c["budget"],
+        "clips": c["n_train_clips"].map(lambda x: f"{x:.0f}"), "machines": c["n_targets"],
+        "AUC": c["auc_mean"], "scratch AUC": c["scratch_auc_mean"],
+        "Δ AUC [95 % CI]": [_ci(*r) for r in zip(c["delta_auc_mean"], c["delta_auc_ci_low"], c["delta_auc_ci_high"])],
+        "better / worse / tied": [f"{a} / {b} / {t}" for a, b, t in zip(c["n_improved"], c["n_worsened"], c["n_tied"])],
+        "p": c["wilcoxon_p"].map(_p),
+        "Δ pAUC [95 % CI]": [_ci(*r) for r in zip(c["delta_pauc_mean"], c["delta_pauc_ci_low"],
+                                                  c["delta_pauc_ci_high"])],
+        "p (pAUC)": c["wilcoxon_p_pauc"].map(_p),
+    })
+
+
+def _merge_over(table: pd.DataFrame, over: list[str]) -> pd.DataFrame:
+    """Rows equal except in `over` (scratch shared by versions, zero-shot by budgets) as one row.
+
+    One column at a time, so a merged row always stands for every combination of the values it lists.
+    """
+    for column in over:
+        if table.empty:
+            return table
+        keys = [c for c in table.columns if c != column]
+        rounded = table.assign(**{c: table[c].round(6) for c in keys if table[c].dtype.kind == "f"})
+        merged = rounded.groupby(keys, sort=False, dropna=False)[column].agg(
+            lambda s: ", ".join(sorted(map(str, s.unique()), key=lambda x: (len(x), x))))
+        table = merged.reset_index()[list(table.columns)]
+    return table
+
+
+def _flags_md(inverted: pd.DataFrame, chance: pd.DataFrame, *, n_runs: int, level: float) -> list[str]:
+    """The "Read this first" section: inverted scores and methods at chance on every machine."""
+    pct = f"{level:.0%}".replace("%", " %")
+    lines = []
+    if len(inverted):
+        shown = _merge_over(inverted, ["version", "budget", "seed"])
+        lines += [
+            f"**Inverted scores on {shown[['target_type', 'target_id']].drop_duplicates().shape[0]} machine(s).** "
+            f"These runs have an AUC below 0.5 whose {pct} DeLong interval over the evaluation clips excludes 0.5: "
+            "the anomaly score ranks normal clips above anomalous ones there, so the low AUC is not \"weak\" but "
+            f"inverted (`inverted.csv`). Of the {n_runs} distinct runs checked (a run shared by versions, budgets "
+            f"or seeds counted once), about {n_runs * (1 - level) / 2:.1f} would be flagged by chance alone if every "
+            "score were at chance: a flag repeated over seeds or versions is real, a single one may not be.", "",
+        ]
+        table = shown.assign(machine=shown["target_type"] + "/" + shown["target_id"],
+                             **{"AUC [CI]": [f"{a:.2f} [{lo:.2f}, {hi:.2f}]" for a, lo, hi in
+                                             zip(shown["auc"], shown["auc_ci_low"], shown["auc_ci_high"])]})
+        table = table[["machine", "method", "source", "version", "budget", "seed", "n_eval_clips", "AUC [CI]"]]
+        lines.append(markdown_table(table.head(MAX_FLAG_ROWS)))
+        if len(table) > MAX_FLAG_ROWS:
+            lines.append(f"… and {len(table) - MAX_FLAG_ROWS} more rows in `inverted.csv`.\n")
+    else:
+        lines += [f"No run has an AUC below 0.5 with a {pct} interval excluding 0.5 (no inverted score).", ""]
+    if len(chance):
+        shown = _merge_over(chance, ["version", "budget"])
+        lines += [
+            "**At chance on every machine.** For these methods the interval of every machine's AUC contains 0.5 "
+            "(`chance.csv`); with few evaluation clips the intervals are wide, so this means *indistinguishable "
+            "from chance*, not proven useless:", "",
+        ]
+        lines += [f"- {r.method.replace('_', '-')} of {r.version} at budget {r.budget}: all {r.n_targets} machines, "
+                  f"AUC {r.auc_min:.2f}–{r.auc_max:.2f}." for r in shown.itertuples()]
+        lines.append("")
+    else:
+        lines += ["No method is at chance on every machine.", ""]
+    return lines
+
+
+def _overview(results: pd.DataFrame) -> str:
+    versions = sorted(results["version"].unique(), key=version_key)
+    budgets = sorted(results["budget"].unique(), key=budget_key)
+    seeds = sorted(int(s) for s in results["seed"].dropna().unique())
+    n = results[["target_type", "target_id"]].drop_duplicates().shape[0]
+    return (f"Read {len(versions)} version(s) ({', '.join(versions)}): {n} target machines, "
+            f"budgets {', '.join(budgets)} (training clips of the target), seeds {', '.join(map(str, seeds))}.")
+
+
+def _figures(results: pd.DataFrame, scores: pd.DataFrame) -> list[tuple[str, Figure, str | None, str]]:
+    """Every report figure as (file name, figure, version whose result folder gets a copy or None, caption)."""
+    versions = sorted(results["version"].unique(), key=version_key)
+    budgets = sorted(results["budget"].unique(), key=budget_key)
+    figures = [("auc_vs_budget.png", plots.auc_vs_budget(results), None, "Mean AUC versus target budget")]
+    for v in multi_source_versions(results):
+        figures.append((f"{v}_heatmap_transfer_minus_scratch.png", plots.transfer_heatmap(results, version=v), v,
+                        f"{v}: transfer minus scratch AUC by source and target type"))
+    for v in versions:
+        for b in budgets:
+            sel = results[(results["version"] == v) & (results["budget"] == b)]
+            if (sel["method"] == "transfer").any():
+                figures.append((f"{v}_machine_bars_{_safe(b)}.png", plots.machine_bars(results, version=v, budget=b),
+                                v, f"{v}: scratch vs transfer per machine, budget {b}"))
+    if not scores.empty:
+        kind, ident, budget = roc_target(results)
+        where = (scores["target_type"] == kind) & (scores["target_id"] == ident) & (scores["budget"] == budget)
+        if where.any():
+            figures.append((f"roc_{_safe(kind)}_{_safe(ident)}_{_safe(budget)}.png",
+                            plots.roc_curves(scores, target_type=kind, target_id=ident, budget=budget), None,
+                            f"ROC of {kind}/{ident} at budget {budget}: the machine where transfer changes the AUC "
+                            "most (largest |transfer − scratch|, averaged over versions) at the smallest budget; "
+                            "curves averaged over sources and seeds"))
+    return figures
+
+
+def _image(name: str, caption: str) -> list[str]:
+    return [f"![{caption}]({name})", ""]
+
+
+def _markdown(results: pd.DataFrame, comparison: pd.DataFrame, sources: pd.DataFrame, flags: list[str],
+              figures: list[tuple[str, Figure, str | None, str]], *, n_boot: int, level: float, seed: int) -> str:
+    """The text of report.md: overview, flags, one sentence per version, tables, figures, methods."""
+    versions = sorted(results["version"].unique(), key=version_key)
+    pct = f"{level:.0%}".replace("%", " %")
+    images = {name: caption for name, _, _, caption in figures}
+    md = [
+        "# Transfer report: does pretraining on other machines help a new one?", "",
+        _overview(results) + " Each comparison pairs a method with scratch on the same target machine, "
+        f"averaging over sources and then seeds per target; intervals are {pct} percentile bootstrap intervals "
+        f"over target machines ({n_boot} resamples) and p-values are from the paired Wilcoxon signed-rank test. "
+        "A direction is stated only when the interval excludes 0.", "",
+        "## Read this first", "", *flags,
+        "## Transfer versus scratch", "",
+        *[f"- {version_sentence(comparison, version=v, method='transfer')}" for v in versions], "",
+        "## Zero-shot (no target training) versus scratch", "",
+        *[f"- {version_sentence(comparison, version=v, method='zero_shot')}" for v in versions], "",
+        *_image("auc_vs_budget.png", images["auc_vs_budget.png"]),
+        "## Comparison table (`comparison.csv`)", "",
+        "Means over target machines; Δ = method − scratch (paired per target), with its bootstrap interval; "
+        "better / worse / tied count machines by Δ AUC; p = Wilcoxon signed-rank.", "",
+        markdown_table(_readable(comparison)),
+    ]
+    if len(sources):
+        md += ["## Which source helps (`by_source.csv`)", "",
+               f"Versions {', '.join(sorted(sources['version'].unique(), key=version_key))} transfer each target "
+               "from several source sets; here each source set is compared with scratch on the targets it serves.",
+               "", markdown_table(_readable(sources[sources["method"] == "transfer"], extra=["source"])), ""]
+        md += [line for name, caption in images.items() if "_heatmap_" in name for line in _image(name, caption)]
+    md += ["## Per machine", ""]
+    md += [line for name, caption in images.items() if "_machine_bars_" in name for line in _image(name, caption)]
+    roc = [name for name in images if name.startswith("roc_")]
+    if roc:
+        md += ["## ROC of one target", "", images[roc[0]] + ".", "", *_image(roc[0], "ROC curves")]
+    md += ["## How the numbers are computed", "",
+           "- Per target: runs averaged over source sets, paired with scratch per seed, then averaged over seeds "
+           "(the unit of every interval, count and test is one target machine).",
+           f"- Interval of the mean difference: percentile bootstrap over targets, {n_boot} resamples, seed {seed}; "
+           "none with fewer than two targets.",
+           "- Tied: Δ AUC = 0 after rounding to 12 decimals. Wilcoxon: `scipy.stats.wilcoxon` on the paired "
+           "per-target values (none when fewer than two pairs or all differences are 0).",
+           f"- Inverted / chance flags: DeLong {pct} interval of each run's AUC over its evaluation clips "
+           "(`scores.csv`).", ""]
+    return "\n".join(md)
+
+
+def write_report(repo: str | Path, *, out: str | Path | None = None, version_plots: bool = True,
+                 n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> Path:
+    """Read every version's results under `repo` and write the comparison report.
+
+    Parameters
+    ----------
+    repo : str or Path
+        Repository root holding ``VersionN/result_transfer_pretrain_vN/``.
+    out : str or Path, optional
+        Report folder; default ``repo / "report"``.
+    version_plots : bool
+        Also write each version's figures (heatmap, per-machine bars) into its own result folder.
+    n_boot : int > 0
+        Bootstrap resamples of every interval over targets.
+    level : float in (0, 1)
+        Coverage of every interval (bootstrap over targets, DeLong over clips).
+    seed : int
+        Seed of the bootstrap: the same inputs give the same report.
+
+    Returns
+    -------
+    path : Path
+        The written ``report.md``.
+
+    Raises
+    ------
+    DataError
+        No version's results exist under `repo`, or a result file lacks a needed column.
+    """
+    repo = Path(repo)
+    out = Path(out) if out is not None else repo / "report"
+    results, scores = collect(repo)
+    if results.empty:
+        raise DataError(f"the results.csv files under {repo.resolve()} have no rows")
+    comparison = compare(results, n_boot=n_boot, level=level, seed=seed)
+    sources = by_source(results, n_boot=n_boot, level=level, seed=seed)
+    tables = {"comparison.csv": comparison, "by_source.csv": sources}
+    if scores.empty:
+        flags = ["No `scores.csv` was found, so inverted scores and chance-level methods could not be checked.", ""]
+    else:
+        intervals = auc_intervals(scores, level=level)
+        tables |= {"inverted.csv": flag_inverted(intervals), "chance.csv": flag_chance(intervals)}
+        n_runs = len(_merge_over(intervals, ["version", "budget", "seed"]))
+        flags = _flags_md(tables["inverted.csv"], tables["chance.csv"], n_runs=n_runs, level=level)
+    for name, table in tables.items():
+        atomic_write_text(out / name, table.to_csv(index=False, float_format="%.6g"))
+    figures = _figures(results, scores)
+    dirs = result_dirs(repo)
+    for name, fig, version, _ in figures:
+        _save_png(fig, out / name)
+        if version_plots and version in dirs:
+            _copy(out / name, dirs[version] / name)
+    text = _markdown(results, comparison, sources, flags, figures, n_boot=n_boot, level=level, seed=seed)
+    return atomic_write_text(out / "report.md", text)

@@ -1,0 +1,525 @@
+"""Statistics of the transfer comparison: paired differences to scratch, intervals, tests and flags.
+
+Everything here is a pure function of the result tables (``results.csv``: one row per run;
+``scores.csv``: one row per evaluation clip per run) and returns numbers or DataFrames.
+
+Pairing rule, used by every comparison: a method's runs are first averaged over sources (v1 and
+v3 pretrain several source sets per target), paired with the scratch run of the same version,
+target, budget and seed, and the paired values are then averaged over seeds. The unit of every
+interval, count and test is therefore the *target machine*, never the single run.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+from sklearn.metrics import roc_curve
+
+from .errors import DataError, MetricError
+from .metrics import check_scores
+
+COMPARED = ("zero_shot", "transfer")  # the methods compared with scratch, in table order
+METHOD_ORDER = {"scratch": 0, "zero_shot": 1, "transfer": 2}
+TARGET = ["target_type", "target_id"]
+DECIMALS = 12  # differences are rounded to this: equal AUCs computed two ways differ by float noise only
+CHANCE = 0.5
+
+COMPARE_COLUMNS = [
+    "version", "method", "budget", "n_train_clips", "n_targets", "n_sources", "n_seeds",
+    "auc_mean", "pauc_mean", "scratch_auc_mean", "scratch_pauc_mean",
+    "delta_auc_mean", "delta_auc_ci_low", "delta_auc_ci_high", "n_improved", "n_worsened", "n_tied", "wilcoxon_p",
+    "delta_pauc_mean", "delta_pauc_ci_low", "delta_pauc_ci_high", "wilcoxon_p_pauc",
+]
+INTERVAL_COLUMNS = ["version", "method", "budget", "target_type", "target_id", "source", "seed",
+                    "n_eval_clips", "auc", "auc_ci_low", "auc_ci_high"]
+CHANCE_COLUMNS = ["version", "method", "budget", "n_targets", "auc_min", "auc_max"]
+RUN_KEY = ["version", "target_type", "target_id", "source", "method", "budget", "seed"]
+
+
+def budget_key(budget: str) -> float:
+    """Sort key of a budget label: clip counts numerically, ``"all"`` last."""
+    return float("inf") if str(budget) == "all" else float(budget)
+
+
+def version_key(version: str) -> tuple[int, str]:
+    """Sort key of a version label: ``"v2"`` before ``"v10"``."""
+    digits = "".join(c for c in str(version) if c.isdigit())
+    return (int(digits) if digits else 0, str(version))
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise MetricError(f"Expected level in range (0, 1), got: {level!r}")
+
+
+def _require(df: pd.DataFrame, columns: Sequence[str], *, name: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{name} lacks the columns {missing}; it has {list(df.columns)}")
+
+
+def bootstrap_ci(values, *, n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean.
+
+    Parameters
+    ----------
+    values : array-like [shape=(n,)]
+        One value per unit (here: per target machine). NaNs are dropped.
+    n_boot : int > 0
+        Number of resamples (with replacement, of size ``n``).
+    level : float in (0, 1)
+        Coverage of the interval, e.g. 0.95.
+    seed : int
+        Seed of the numpy Generator: the same inputs give the same interval.
+
+    Returns
+    -------
+    low, high : float
+        The ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled means;
+        ``(nan, nan)`` when fewer than two values remain, since one value has no spread to resample.
+
+    Raises
+    ------
+    MetricError
+        `n_boot` < 1 or `level` outside (0, 1).
+
+    Examples
+    --------
+    >>> bootstrap_ci([0.1, 0.1, 0.1])
+    (0.1, 0.1)
+    """
+    if n_boot < 1:
+        raise MetricError(f"n_boot={n_boot} must be a positive integer")
+    _check_level(level)
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[~np.isnan(x)]
+    if len(x) < 2:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    # Quantiles of means can leave [min, max] by float rounding only; keep the interval honest.
+    return (float(max(low, x.min())), float(min(high, x.max())))
+
+
+def paired_wilcoxon(a, b) -> float:
+    """Two-sided p-value of the Wilcoxon signed-rank test of ``a - b`` (scipy's defaults).
+
+    Parameters
+    ----------
+    a, b : array-like [shape=(n,)]
+        Paired values (e.g. transfer and scratch AUC of the same targets). Pairs with a NaN are dropped.
+
+    Returns
+    -------
+    p : float
+        ``scipy.stats.wilcoxon(a, b).pvalue`` (defaults: two-sided, zero differences dropped), with
+        differences rounded to 12 decimals first; NaN when fewer than two pairs remain or every
+        difference is zero, where the test has nothing to rank.
+
+    Raises
+    ------
+    MetricError
+        `a` and `b` differ in length.
+    """
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise MetricError(f"paired values must have one length, got {a.shape} and {b.shape}")
+    d = np.round(a - b, DECIMALS)  # float noise of equal values is a zero difference, as in the counts
+    d = d[~np.isnan(d)]
+    if len(d) < 2 or np.all(d == 0):
+        return float("nan")
+    nonzero = np.abs(d[d != 0])
+    if len(d) <= 13 and (len(nonzero) < len(d) or len(np.unique(nonzero)) < len(nonzero)):
+        # With zeros or ties and n <= 13, scipy's default is an exact test over all 2**n sign flips,
+        # calling the statistic once per flip (seconds per table); this is that test, vectorised.
+        ranks = np.zeros(len(d))
+        ranks[d != 0] = sps.rankdata(nonzero)
+        return float(sps.permutation_test(
+            (d,), lambda x, axis: np.sum((x > 0) * ranks, axis=axis), permutation_type="samples",
+            vectorized=True, alternative="two-sided").pvalue)
+    return float(sps.wilcoxon(d).pvalue)
+
+
+def auc_interval(y_true, y_score, *, level: float = 0.95, name: str = "") -> tuple[float, float, float]:
+    """ROC AUC with its DeLong confidence interval.
+
+    DeLong et al. (1988) variance from the placement values of each class (computed from midranks,
+    so ties count one half); the interval is ``auc ± z * sqrt(var)`` clipped to [0, 1]. With a
+    perfect (or perfectly inverted) separation the variance is 0 and the interval is one point.
+
+    Parameters
+    ----------
+    y_true : array-like [shape=(n,)]
+        0 = normal, 1 = anomaly; both must be present.
+    y_score : array-like [shape=(n,)]
+        Finite anomaly scores (higher = more anomalous).
+    level : float in (0, 1)
+        Coverage of the interval.
+    name : str
+        Machine named in errors.
+
+    Returns
+    -------
+    auc, low, high : float
+        ``low``/``high`` are NaN when a class has fewer than two clips.
+
+    Raises
+    ------
+    MetricError
+        One class only, non-finite scores, length mismatch, or `level` outside (0, 1).
+
+    Examples
+    --------
+    >>> auc_interval([0, 0, 1, 1], [0.1, 0.5, 0.3, 0.8])[0]
+    0.75
+    """
+    _check_level(level)
+    y_true, y_score = check_scores(y_true, y_score, name=name)
+    pos, neg = y_score[y_true == 1], y_score[y_true == 0]
+    m, n = len(pos), len(neg)
+    ranks = sps.rankdata(np.concatenate([pos, neg]))
+    # Placement values: share of the other class each clip outranks (Sun & Xu's fast DeLong).
+    v10 = (ranks[:m] - sps.rankdata(pos)) / n
+    v01 = 1 - (ranks[m:] - sps.rankdata(neg)) / m
+    auc = float(v10.mean())
+    if m < 2 or n < 2:
+        return auc, float("nan"), float("nan")
+    se = np.sqrt(v10.var(ddof=1) / m + v01.var(ddof=1) / n)
+    z = sps.norm.ppf((1 + level) / 2)
+    return auc, float(max(0.0, auc - z * se)), float(min(1.0, auc + z * se))
+
+
+def paired_table(results: pd.DataFrame, *, method: str, baseline: str = "scratch",
+                 by_source: bool = False) -> pd.DataFrame:
+    """Per target: `method` and `baseline` AUC / pAUC and their difference, averaged as the module says.
+
+    Parameters
+    ----------
+    results : pd.DataFrame
+        Rows of ``results.csv`` (one or several versions).
+    method, baseline : str
+        Compared method and the method it is paired with (same version, target, budget, seed).
+    by_source : bool
+        Keep one row per source set instead of averaging over sources.
+
+    Returns
+    -------
+    table : pd.DataFrame
+        One row per version, [source,] budget and target with ``n_sources``, ``n_seeds`` (pairs
+        averaged), ``n_train_clips`` (the budget's target clips, as the baseline used them), ``auc``,
+        ``pauc``, ``base_auc``, ``base_pauc``,
+        ``delta_auc`` and ``delta_pauc``. Targets without a baseline run of a seed lose that seed.
+    """
+    _require(results, ["version", *TARGET, "source", "method", "budget", "seed", "auc", "pauc", "n_train_clips"],
+             name="results")
+    seed_key = ["version", "budget", *TARGET, "seed"]
+    keys = seed_key[:1] + (["source"] if by_source else []) + seed_key[1:]
+    runs = results[results["method"] == method]
+    mine = runs.groupby(keys, sort=False).agg(auc=("auc", "mean"), pauc=("pauc", "mean"),
+                                             n_sources=("source", "nunique")).reset_index()
+    # The budget's clip count comes from the baseline: zero-shot itself trains on none.
+    base = results[results["method"] == baseline].groupby(seed_key, sort=False).agg(
+        base_auc=("auc", "mean"), base_pauc=("pauc", "mean"), n_train_clips=("n_train_clips", "mean")).reset_index()
+    pairs = mine.merge(base, on=seed_key, how="inner")
+    pairs["delta_auc"] = pairs["auc"] - pairs["base_auc"]
+    pairs["delta_pauc"] = pairs["pauc"] - pairs["base_pauc"]
+    target_key = [k for k in keys if k != "seed"]
+    values = ["n_train_clips", "auc", "pauc", "base_auc", "base_pauc", "delta_auc", "delta_pauc"]
+    out = pairs.groupby(target_key, sort=False).agg(
+        n_sources=("n_sources", "max"), n_seeds=("seed", "nunique"), **{v: (v, "mean") for v in values},
+    ).reset_index()
+    columns = target_key + ["n_sources", "n_seeds"] + values
+    if out.empty:
+        return pd.DataFrame(columns=columns)
+    order = out.assign(_v=out["version"].map(version_key), _b=out["budget"].map(budget_key))
+    return out.loc[order.sort_values(["_v", *(["source"] if by_source else []), "_b", *TARGET]).index, columns] \
+        .reset_index(drop=True)
+
+
+def _summarize_pairs(pairs: pd.DataFrame, *, n_boot: int, level: float, seed: int) -> dict:
+    """The comparison.csv numbers of one group of per-target pairs."""
+    d = np.round(pairs["delta_auc"].to_numpy(dtype=float), DECIMALS)
+    d = d[~np.isnan(d)]
+    low, high = bootstrap_ci(d, n_boot=n_boot, level=level, seed=seed)
+    plow, phigh = bootstrap_ci(pairs["delta_pauc"], n_boot=n_boot, level=level, seed=seed)
+    numbers = {
+        "n_train_clips": float(pairs["n_train_clips"].mean()), "n_targets": len(d),
+        "n_sources": int(pairs["n_sources"].max()), "n_seeds": int(pairs["n_seeds"].max()),
+        "auc_mean": pairs["auc"].mean(), "pauc_mean": pairs["pauc"].mean(),
+        "scratch_auc_mean": pairs["base_auc"].mean(), "scratch_pauc_mean": pairs["base_pauc"].mean(),
+        "delta_auc_mean": float(d.mean()) if len(d) else float("nan"),
+        "delta_auc_ci_low": low, "delta_auc_ci_high": high,
+        "n_improved": int(np.sum(d > 0)), "n_worsened": int(np.sum(d < 0)), "n_tied": int(np.sum(d == 0)),
+        "wilcoxon_p": paired_wilcoxon(pairs["auc"], pairs["base_auc"]),
+        "delta_pauc_mean": pairs["delta_pauc"].mean(), "delta_pauc_ci_low": plow, "delta_pauc_ci_high": phigh,
+        "wilcoxon_p_pauc": paired_wilcoxon(pairs["pauc"], pairs["base_pauc"]),
+    }
+    # Means of decimal AUCs carry float noise (a zero mean printed as 5e-18); p-values are left exact.
+    return {k: round(v, DECIMALS) + 0.0 if isinstance(v, float) and not k.startswith("wilcoxon") else v
+            for k, v in numbers.items()}
+
+
+def compare(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """The comparison table: each method against scratch, per version and budget, over targets.
+
+    Parameters
+    ----------
+    results : pd.DataFrame
+        Rows of ``results.csv`` (one or several versions).
+    n_boot : int > 0
+        Bootstrap resamples of the per-target differences.
+    level : float in (0, 1)
+        Coverage of the intervals.
+    seed : int
+        Seed of every bootstrap (each row is resampled with the same seed, so rows are reproducible).
+
+    Returns
+    -------
+    comparison : pd.DataFrame [columns=COMPARE_COLUMNS]
+        One row per version, method (zero_shot, transfer) and budget: means over targets,
+        the mean paired difference to scratch (``delta_*``) with its bootstrap interval,
+        how many targets improved / worsened / tied (``n_improved + n_worsened + n_tied ==
+        n_targets``) and the Wilcoxon signed-rank p-value of the pairs.
+    """
+    rows = []
+    for method in COMPARED:
+        pairs = paired_table(results, method=method)
+        for (version, budget), g in pairs.groupby(["version", "budget"], sort=False):
+            rows.append({"version": version, "method": method, "budget": budget,
+                         **_summarize_pairs(g, n_boot=n_boot, level=level, seed=seed)})
+    return _ordered(pd.DataFrame(rows, columns=COMPARE_COLUMNS), [])
+
+
+def multi_source_versions(results: pd.DataFrame) -> list[str]:
+    """Versions in which some target is transferred from more than one source set (v1 and v3)."""
+    runs = results[results["method"].isin(COMPARED)]
+    counts = runs.groupby(["version", *TARGET])["source"].nunique()
+    found = counts[counts > 1].index.get_level_values("version").unique()
+    return sorted(found, key=version_key)
+
+
+def by_source(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """The comparison table split by source set, for the versions with several sources per target.
+
+    Parameters and numbers are those of `compare`, computed per source set instead of averaging
+    over sources, so a reader sees which source helps. Versions with one source per target (v2, v4)
+    are left out: there the source is the target's only one and `compare` already says it all.
+
+    Returns
+    -------
+    table : pd.DataFrame [columns=COMPARE_COLUMNS with ``source`` after ``method``]
+    """
+    columns = COMPARE_COLUMNS[:2] + ["source"] + COMPARE_COLUMNS[2:]
+    keep = results[results["version"].isin(multi_source_versions(results))]
+    rows = []
+    for method in COMPARED:
+        pairs = paired_table(keep, method=method, by_source=True)
+        for (version, source, budget), g in pairs.groupby(["version", "source", "budget"], sort=False):
+            rows.append({"version": version, "method": method, "source": source, "budget": budget,
+                         **_summarize_pairs(g, n_boot=n_boot, level=level, seed=seed)})
+    return _ordered(pd.DataFrame(rows, columns=columns), ["source"])
+
+
+def _ordered(table: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
+    if table.empty:
+        return table
+    order = table.assign(_v=table["version"].map(version_key), _m=table["method"].map(METHOD_ORDER),
+                         _b=table["budget"].map(budget_key))
+    return table.loc[order.sort_values(["_v", "_m", *extra, "_b"]).index].reset_index(drop=True)
+
+
+def auc_intervals(scores: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+    """AUC and DeLong interval of every run in ``scores.csv`` (see `auc_interval`).
+
+    Returns
+    -------
+    intervals : pd.DataFrame [columns=INTERVAL_COLUMNS]
+        One row per run (version, target, source, method, budget, seed).
+    """
+    _require(scores, RUN_KEY + ["label", "score"], name="scores")
+    rows = []
+    for key, g in scores.groupby(RUN_KEY, sort=False):
+        run = dict(zip(RUN_KEY, key))
+        name = f"{run['target_type']}/{run['target_id']} ({run['version']} {run['method']} {run['source']})"
+        auc, low, high = auc_interval(g["label"].to_numpy(), g["score"].to_numpy(), level=level, name=name)
+        rows.append({**run, "n_eval_clips": len(g), "auc": auc, "auc_ci_low": low, "auc_ci_high": high})
+    return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
+
+
+def inverted_machines(scores: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+    """Runs whose AUC is below chance with an interval that excludes 0.5: the score is inverted there.
+
+    Parameters
+    ----------
+    scores : pd.DataFrame
+        Rows of ``scores.csv``.
+    level : float in (0, 1)
+        Coverage of the DeLong interval over the run's evaluation clips.
+
+    Returns
+    -------
+    flagged : pd.DataFrame [columns=INTERVAL_COLUMNS]
+        The runs with ``auc_ci_high < 0.5``.
+    """
+    return flag_inverted(auc_intervals(scores, level=level))
+
+
+def flag_inverted(intervals: pd.DataFrame) -> pd.DataFrame:
+    """`inverted_machines` on an `auc_intervals` table already computed."""
+    return intervals[intervals["auc_ci_high"] < CHANCE].reset_index(drop=True)
+
+
+def chance_methods(scores: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+    """Methods (per version and budget) indistinguishable from chance on every target machine.
+
+    A target counts as at chance when the DeLong interval of each of its runs (sources, seeds)
+    contains 0.5; a run without an interval (a class with fewer than two clips) never does, so
+    missing information is not mistaken for chance.
+
+    Parameters
+    ----------
+    scores : pd.DataFrame
+        Rows of ``scores.csv``.
+    level : float in (0, 1)
+        Coverage of the DeLong intervals.
+
+    Returns
+    -------
+    flagged : pd.DataFrame [columns=CHANCE_COLUMNS]
+        One row per flagged (version, method, budget) with its number of targets and AUC range.
+    """
+    return flag_chance(auc_intervals(scores, level=level))
+
+
+def flag_chance(intervals: pd.DataFrame) -> pd.DataFrame:
+    """`chance_methods` on an `auc_intervals` table already computed."""
+    iv = intervals.assign(_chance=(intervals["auc_ci_low"] <= CHANCE) & (intervals["auc_ci_high"] >= CHANCE))
+    rows = []
+    for (version, method, budget), g in iv.groupby(["version", "method", "budget"], sort=False):
+        per_target = g.groupby(TARGET)["_chance"].all()
+        if per_target.all():
+            rows.append({"version": version, "method": method, "budget": budget, "n_targets": len(per_target),
+                         "auc_min": g["auc"].min(), "auc_max": g["auc"].max()})
+    return _ordered(pd.DataFrame(rows, columns=CHANCE_COLUMNS), [])
+
+
+def averaged_roc(scores: pd.DataFrame, *, n_points: int = 201) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Vertically averaged ROC curve of the runs in `scores` (Fawcett 2006, section 8.1).
+
+    Each run's true positive rate is read at a common grid of false positive rates (the highest
+    TPR reached at or below each FPR) and averaged over runs, e.g. over sources and seeds.
+
+    Returns
+    -------
+    fpr, tpr : np.ndarray [shape=(n_points + 1,)]
+        The curve, starting at (0, 0).
+    auc_mean : float
+        Mean AUC of the runs.
+    n_runs : int
+    """
+    _require(scores, RUN_KEY + ["label", "score"], name="scores")
+    grid = np.linspace(0, 1, n_points)
+    tprs, aucs = [], []
+    for _, g in scores.groupby(RUN_KEY, sort=False):
+        y_true, y_score = check_scores(g["label"].to_numpy(), g["score"].to_numpy())
+        fpr, tpr, _ = roc_curve(y_true, y_score)
+        tprs.append(tpr[np.searchsorted(fpr, grid, side="right") - 1])
+        aucs.append(auc_interval(y_true, y_score)[0])
+    if not tprs:
+        raise DataError("averaged_roc got no runs: the scores selection is empty")
+    return np.r_[0.0, grid], np.r_[0.0, np.mean(tprs, axis=0)], float(np.mean(aucs)), len(tprs)
+
+
+def roc_target(results: pd.DataFrame, *, method: str = "transfer") -> tuple[str, str, str]:
+    """The target whose ROC the report shows: largest |method - scratch| AUC at the smallest budget.
+
+    The per-target difference is averaged over versions, so the chosen machine is where the method
+    changes most, in either direction. Without `method` runs, the first scratch target is used.
+
+    Returns
+    -------
+    target_type, target_id, budget : str
+    """
+    if results.empty:
+        raise DataError("roc_target got an empty results table")
+    budget = min(results["budget"].astype(str).unique(), key=budget_key)
+    pairs = paired_table(results[results["budget"].astype(str) == budget], method=method)
+    if pairs.empty:
+        first = results[results["budget"].astype(str) == budget].sort_values(TARGET).iloc[0]
+        return str(first["target_type"]), str(first["target_id"]), budget
+    delta = pairs.groupby(TARGET)["delta_auc"].mean()
+    target_type, target_id = delta.abs().sort_index().idxmax()
+    return str(target_type), str(target_id), budget
+
+
+def _fmt_p(p: float) -> str:
+    if np.isnan(p):
+        return "no Wilcoxon p (fewer than two non-tied machines)"
+    return "Wilcoxon p < 0.001" if p < 0.001 else f"Wilcoxon p = {p:.2g}"
+
+
+def _context(row) -> str:
+    clips = "" if pd.isna(row["n_train_clips"]) else f", {row['n_train_clips']:.0f} training clips"
+    against = "scratch at " if row["method"] == "zero_shot" else ""
+    return f"{against}budget {row['budget']}{clips}"
+
+
+def verdict_clause(row) -> str:
+    """The words of one comparison row, e.g. ``"transfer beat scratch on 11 of 16 machines (budget 8, ...), ..."``.
+
+    A direction is stated only when the bootstrap interval of the mean difference excludes 0;
+    otherwise the clause says "no clear difference from scratch".
+    """
+    name = str(row["method"]).replace("_", "-")
+    n, up, down = int(row["n_targets"]), int(row["n_improved"]), int(row["n_worsened"])
+    mean, low, high = row["delta_auc_mean"], row["delta_auc_ci_low"], row["delta_auc_ci_high"]
+    where = _context(row)
+    if n == 0:
+        return f"{name} has no machine paired with scratch ({where})"
+    if np.isnan(low):
+        return f"{name} has only {n} machine paired with scratch ({where}), too few for an interval: " \
+               f"mean {mean:+.3f} AUC, no claim is made"
+    numbers = f"mean {mean:+.3f} AUC, 95 % CI [{low:.3f}, {high:.3f}], {_fmt_p(row['wilcoxon_p'])}"
+    if low > 0:
+        return f"{name} beat scratch on {up} of {n} machines ({where}), {numbers}"
+    if high < 0:
+        return f"{name} was worse than scratch on {down} of {n} machines ({where}), {numbers}"
+    return f"{name} showed no clear difference from scratch ({where}; better on {up}, worse on {down} of {n} " \
+           f"machines, {numbers})"
+
+
+def verdict(row) -> str:
+    """One sentence stating a comparison row in words.
+
+    Parameters
+    ----------
+    row : Mapping or pd.Series
+        A row of `compare`.
+
+    Returns
+    -------
+    sentence : str
+        E.g. ``"v2: transfer beat scratch on 11 of 16 machines (budget all, 20 training clips), mean +0.040
+        AUC, 95 % CI [0.010, 0.070], Wilcoxon p = 0.01."``; "no clear difference" whenever the interval
+        contains 0 (see `verdict_clause`).
+    """
+    return f"{row['version']}: {verdict_clause(row)}."
+
+
+def version_sentence(comparison: pd.DataFrame, *, version: str, method: str = "transfer") -> str:
+    """One sentence for one version and method: the `verdict` clauses of its budgets joined by semicolons.
+
+    Returns
+    -------
+    sentence : str
+        A note when the version has no such rows.
+    """
+    rows = comparison[(comparison["version"] == version) & (comparison["method"] == method)]
+    if rows.empty:
+        return f"{version}: no {method.replace('_', '-')} results."
+    return f"{version}: " + "; ".join(verdict_clause(r) for _, r in rows.iterrows()) + "."

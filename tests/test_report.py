@@ -1,0 +1,196 @@
+"""The cross-version report on a small fake repository: every file written, valid PNGs, sentences per version."""
+
+import re
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score
+
+from common import plots
+from common.errors import DataError
+from common.report import collect, write_report
+from common.results import RESULT_COLUMNS, SCORE_COLUMNS
+from common.stats import COMPARE_COLUMNS
+
+MACHINES = [("fan", "id_00"), ("fan", "id_02"), ("pump", "id_00"), ("pump", "id_02"), ("valve", "id_00")]
+BUDGETS = {"4": 4, "all": 20}
+SEEDS = (0, 1)
+SOURCES = {  # v1: several sources per target (one other type each); v2: one source, the target's other IDs
+    "v1": lambda t, i: [s for s in ("fan", "pump", "valve") if s != t],
+    "v2": lambda t, i: [f"{t}_others"],
+}
+STRENGTH = {"scratch": 0.6, "zero_shot": 1.0, "transfer": 1.5}  # anomaly shift of the scores, in noise SDs
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def one_run(rng, version, machine, source, method, budget, seed):
+    """A run of 10 normal + 10 anomalous clips; fan/id_02 under scratch is inverted (anomalies score low)."""
+    y = np.r_[np.zeros(10, int), np.ones(10, int)]
+    sign = -3.0 if (machine == ("fan", "id_02") and method == "scratch") else STRENGTH[method]
+    s = np.ones(20) if sign is None else rng.normal(size=20) + sign * y  # None: a flat score, exactly at chance
+    auc = roc_auc_score(y, s)
+    row = dict(zip(RESULT_COLUMNS, [version, *machine, source, method, budget, seed, auc,
+                                    roc_auc_score(y, s, max_fpr=0.1), 0 if method == "zero_shot" else BUDGETS[budget],
+                                    20, 1.0, "hash"]))
+    clips = pd.DataFrame({"version": version, "target_type": machine[0], "target_id": machine[1], "source": source,
+                          "method": method, "budget": budget, "seed": seed,
+                          "path": [f"/data/{machine[0]}/{machine[1]}/{k:08d}.wav" for k in range(20)],
+                          "label": y, "score": s})
+    return row, clips
+
+
+def fake_repo(root: Path, rng) -> Path:
+    """Two versions x two budgets x two seeds, scratch shared by both versions, written as real CSV files."""
+    scratch = {(m, b, s): one_run(rng, "v1", m, "none", "scratch", b, s) for m in MACHINES for b in BUDGETS
+               for s in SEEDS}
+    for version, sources in SOURCES.items():
+        rows, scores = [], []
+        for (m, b, s), (row, clips) in scratch.items():
+            rows.append(row | {"version": version})
+            scores.append(clips.assign(version=version))
+            for source in sources(*m):
+                for method in ("zero_shot", "transfer"):
+                    r, c = one_run(rng, version, m, source, method, b, s)
+                    rows.append(r)
+                    scores.append(c)
+        out = root / f"Version{version[1:]}" / f"result_transfer_pretrain_{version}"
+        out.mkdir(parents=True)
+        pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(out / "results.csv", index=False)
+        pd.concat(scores)[SCORE_COLUMNS].to_csv(out / "scores.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    rng = np.random.default_rng(seed=440)
+    repo = fake_repo(tmp_path_factory.mktemp("repo"), rng)
+    path = write_report(repo, n_boot=2000)
+    return repo, path
+
+
+def assert_valid_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path
+    pixels = mpimg.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 200, path
+    assert pixels[..., :3].std() > 0.05, f"{path} looks blank"
+
+
+def test_write_report_writes_every_file(report):
+    repo, path = report
+    out = repo / "report"
+    assert path == out / "report.md"
+    for name in ("comparison.csv", "by_source.csv", "inverted.csv", "chance.csv", "report.md",
+                 "auc_vs_budget.png", "v1_heatmap_transfer_minus_scratch.png",
+                 "v1_machine_bars_4.png", "v1_machine_bars_all.png", "v2_machine_bars_4.png",
+                 "v2_machine_bars_all.png", "roc_fan_id_02_4.png"):
+        assert (out / name).is_file(), name
+    assert not (out / "v2_heatmap_transfer_minus_scratch.png").exists()  # v2 has one source per target
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary file
+    v1 = repo / "Version1" / "result_transfer_pretrain_v1"
+    v2 = repo / "Version2" / "result_transfer_pretrain_v2"
+    assert {p.name for p in v1.glob("*.png")} == {"v1_heatmap_transfer_minus_scratch.png", "v1_machine_bars_4.png",
+                                                  "v1_machine_bars_all.png"}
+    assert {p.name for p in v2.glob("*.png")} == {"v2_machine_bars_4.png", "v2_machine_bars_all.png"}
+
+
+def test_every_png_is_valid_and_not_blank(report):
+    repo, _ = report
+    pngs = sorted(repo.rglob("*.png"))
+    assert len(pngs) == 7 + 5
+    for png in pngs:
+        assert_valid_png(png)
+
+
+def test_comparison_csv_has_fixed_columns_and_counts_add_up(report):
+    repo, _ = report
+    table = pd.read_csv(repo / "report" / "comparison.csv", dtype={"budget": str})
+    assert list(table.columns) == COMPARE_COLUMNS
+    assert len(table) == 2 * 2 * 2  # versions x methods x budgets
+    assert (table["n_targets"] == len(MACHINES)).all() and (table["n_seeds"] == 2).all()
+    assert (table["n_improved"] + table["n_worsened"] + table["n_tied"] == table["n_targets"]).all()
+    assert (table["delta_auc_ci_low"] <= table["delta_auc_mean"]).all()
+    assert (table["delta_auc_mean"] <= table["delta_auc_ci_high"]).all()
+    assert set(table.query("version == 'v1'")["n_sources"]) == {2}
+    sources = pd.read_csv(repo / "report" / "by_source.csv")
+    assert set(sources["version"]) == {"v1"} and set(sources["source"]) == {"fan", "pump", "valve"}
+
+
+def test_report_md_links_every_png_and_states_each_version_once(report):
+    repo, path = report
+    text = path.read_text()
+    links = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text))
+    assert links == {p.name for p in (repo / "report").glob("*.png")}
+    transfer = text.split("## Transfer versus scratch")[1].split("##")[0]
+    sentences = [line for line in transfer.splitlines() if line.startswith("- ")]
+    assert [s[:5] for s in sentences] == ["- v1:", "- v2:"]
+    for s in sentences:
+        assert s.count("transfer ") == 2 and s.endswith(".")  # one clause per budget, one sentence
+        assert ("beat scratch" in s) or ("no clear difference" in s) or ("worse than scratch" in s)
+
+
+def test_report_flags_the_inverted_machine(report):
+    repo, path = report
+    text = path.read_text()
+    assert "Inverted scores on 1 machine(s)" in text
+    flagged = pd.read_csv(repo / "report" / "inverted.csv", dtype={"budget": str})
+    assert set(zip(flagged["target_type"], flagged["target_id"], flagged["method"])) == {("fan", "id_02", "scratch")}
+    assert (flagged["auc_ci_high"] < 0.5).all()
+    # Scratch is shared by both versions: report.md lists each scratch run once, naming both versions.
+    assert "| fan/id_02 | scratch | none | v1, v2 |" in text
+
+
+def test_out_folder_and_no_version_plots(tmp_path, rng):
+    repo = fake_repo(tmp_path / "repo", rng)
+    path = write_report(repo, out=tmp_path / "elsewhere", version_plots=False, n_boot=200)
+    assert path == tmp_path / "elsewhere" / "report.md" and path.is_file()
+    assert not list(repo.rglob("*.png")) and not (repo / "report").exists()
+
+
+def test_collect_reads_every_version_and_refuses_an_empty_repo(tmp_path, rng):
+    with pytest.raises(DataError, match="results.csv"):
+        collect(tmp_path)
+    repo = fake_repo(tmp_path / "repo", rng)
+    results, scores = collect(repo)
+    assert sorted(results["version"].unique()) == ["v1", "v2"] and results["budget"].map(type).eq(str).all()
+    assert len(scores) == 20 * len(results)
+    bad = repo / "Version3" / "result_transfer_pretrain_v3"
+    bad.mkdir(parents=True)
+    pd.DataFrame({"version": ["v3"], "auc": [0.5]}).to_csv(bad / "results.csv", index=False)
+    with pytest.raises(DataError, match="result_transfer_pretrain_v3/results.csv lacks the columns"):
+        collect(repo)
+
+    empty = tmp_path / "empty" / "Version1" / "result_transfer_pretrain_v1"
+    empty.mkdir(parents=True)
+    (empty / "results.csv").write_text(",".join(RESULT_COLUMNS) + "\n")
+    with pytest.raises(DataError, match="have no rows"):
+        write_report(tmp_path / "empty")
+
+
+def test_plot_functions_return_figures(tmp_path, rng):
+    results, scores = collect(fake_repo(tmp_path / "repo", rng))
+    figures = [plots.transfer_heatmap(results, version="v1"), plots.auc_vs_budget(results),
+               plots.machine_bars(results, version="v2", budget="4"),
+               plots.roc_curves(scores, target_type="pump", target_id="id_00", budget="all", seed=1),
+               plots.auc_by_target(results[results["version"] == "v1"], budget="4")]
+    assert all(isinstance(f, Figure) for f in figures)
+    with pytest.raises(DataError, match="no scores for pump/id_09"):
+        plots.roc_curves(scores, target_type="pump", target_id="id_09", budget="all")
+
+
+def test_method_at_chance_everywhere_is_flagged_and_missing_scores_are_said(tmp_path, rng, monkeypatch):
+    monkeypatch.setitem(STRENGTH, "zero_shot", None)
+    repo = fake_repo(tmp_path / "repo", rng)
+    text = write_report(repo, version_plots=False, n_boot=200).read_text()
+    assert "**At chance on every machine.**" in text
+    assert "- zero-shot of v1, v2 at budget 4, all: all 5 machines, AUC 0.50–0.50." in text
+    chance = pd.read_csv(repo / "report" / "chance.csv")
+    assert set(chance["method"]) == {"zero_shot"} and len(chance) == 4  # 2 versions x 2 budgets
+    for scores in repo.rglob("scores.csv"):
+        scores.unlink()
+    text = write_report(repo, out=tmp_path / "no_scores", version_plots=False, n_boot=200).read_text()
+    assert "No `scores.csv` was found" in text and "roc_" not in text
+    assert not (tmp_path / "no_scores" / "inverted.csv").exists()
