@@ -1,6 +1,7 @@
 """Machine-sound anomaly detection with pretraining and transfer learning on MIMII-layout data.
 
-Data flows one way: WAV (`audio`) -> log-mel vectors (`features`) -> autoencoder (`model`) ->
+Data flows one way: WAV (`audio`; bad files found by `check`) -> log-mel vectors (`features`) ->
+autoencoder (`model`) ->
 clip scores (`scoring`) -> AUC/pAUC (`metrics`) -> CSVs and plots (`results`, `plots`).
 Run ``python -m common --help`` for the command-line entry points.
 """

@@ -8,7 +8,8 @@ subtypes (float, 24/32-bit PCM, ...) fall back to `soundfile`. Either way the sa
 ``librosa.load(path, sr=None, mono=False)[channel]`` gives: ``int16 / 32768`` as float32.
 
 Every broken input (missing, empty, not RIFF/WAVE, truncated, no frames, wrong channel or rate,
-non-finite samples) raises `AudioError` naming the file.
+non-finite samples) raises `AudioError` naming the file; `check_wav` also rejects a channel count
+other than the expected one and a silent (constant) channel.
 """
 
 from __future__ import annotations
@@ -248,14 +249,77 @@ def read_channel(
     return out, info.samplerate
 
 
-def check_info(info: WavInfo, path: str | os.PathLike, *, channel: int = 0, expected_sr: int | None = None) -> None:
-    """Raise `AudioError` naming `path` unless `info` has frames, `channel` and `expected_sr`."""
+def check_info(
+    info: WavInfo,
+    path: str | os.PathLike,
+    *,
+    channel: int = 0,
+    expected_sr: int | None = None,
+    expected_channels: int | None = None,
+) -> None:
+    """Raise `AudioError` naming `path` unless `info` has frames, `channel`, `expected_sr` and `expected_channels`."""
     if info.frames == 0:
         raise AudioError(f"WAV file {path} has no sample frames")
     if not (isinstance(channel, (int, np.integer)) and 0 <= channel < info.channels):
         raise AudioError(f"channel={channel} is out of range for WAV file {path} with {info.channels} channel(s)")
     if expected_sr is not None and info.samplerate != expected_sr:
         raise AudioError(f"WAV file {path} has sample rate {info.samplerate} Hz, expected {expected_sr} Hz")
+    if expected_channels is not None and info.channels != expected_channels:
+        raise AudioError(f"WAV file {path} has {info.channels} channel(s), expected {expected_channels}")
+
+
+def check_not_silent(y: np.ndarray, path: str | os.PathLike | None = None, *, channel: int | None = None) -> None:
+    """Raise `AudioError` when every sample of `y` has one value (digital silence or a stuck converter).
+
+    Such a clip is valid audio to `validate_audio` (and to librosa), but its log-mel is a constant
+    floor: scored, it would say nothing about the machine. The message names `path`.
+    """
+    if y.size and y.min() == y.max():
+        where = f"WAV file {path}" if path is not None else "audio"
+        which = f"channel {channel}" if channel is not None else "every sample"
+        what = "all zero" if y[0] == 0 else f"constant ({float(y[0]):.6g})"
+        raise AudioError(f"{where} is silent: {which} is {what} over all {y.size} samples")
+
+
+def check_wav(
+    path: str | os.PathLike,
+    *,
+    channel: int = 0,
+    expected_sr: int | None = 16000,
+    expected_channels: int | None = None,
+    info: WavInfo | None = None,
+) -> WavInfo:
+    """Check a WAV file fully: its header, then the samples of `channel` (finite, not silent).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A RIFF/WAVE file.
+    channel : int >= 0
+        The channel whose samples are checked (the one the features use).
+    expected_sr : int > 0 or None
+        Required sample rate; None accepts any.
+    expected_channels : int > 0 or None
+        Required channel count (e.g. that of the machine's other files); None accepts any.
+    info : WavInfo or None
+        The header from `wav_info`, when already parsed.
+
+    Returns
+    -------
+    info : WavInfo
+
+    Raises
+    ------
+    AudioError
+        Anything `read_channel` rejects, a channel count other than `expected_channels`, or a
+        silent channel (`check_not_silent`). The message names `path`.
+    """
+    if info is None:
+        info = wav_info(path)
+    check_info(info, path, channel=channel, expected_sr=expected_sr, expected_channels=expected_channels)
+    y, _ = read_channel(path, channel=channel, expected_sr=expected_sr, info=info)
+    check_not_silent(y, path, channel=channel)
+    return info
 
 
 def _read_pcm16_column(path: str | os.PathLike, info: WavInfo, channel: int, out: np.ndarray) -> None:

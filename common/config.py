@@ -23,6 +23,7 @@ from .errors import ConfigError
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 VERSIONS = ("v1", "v2", "v3", "v4")
+BAD_FILE_POLICIES = ("error", "skip")
 Budget = Union[int, str]
 
 
@@ -38,6 +39,7 @@ class DataConfig:
     split_seed: int
     cache_dir: Path
     jobs: int
+    on_bad_file: str
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "data.sample_rate": (lambda v: v > 0, "a positive integer"),
     "data.split": (lambda v: v in ("mimii", "random"), "one of: mimii, random"),
     "data.jobs": (lambda v: v >= 1, "an integer >= 1"),
+    "data.on_bad_file": (lambda v: v in BAD_FILE_POLICIES, "one of: " + ", ".join(BAD_FILE_POLICIES)),
     "feature.n_mels": (lambda v: v > 0, "an integer > 0"),
     "feature.frames": (lambda v: v >= 1, "an integer >= 1"),
     "feature.n_fft": (lambda v: v > 0, "an integer > 0"),

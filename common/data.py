@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 import numpy as np
 
@@ -97,34 +97,49 @@ def _keep(machines: list[Machine], attr: str, wanted: Iterable[str] | None, root
     return [m for m in machines if getattr(m, attr) in wanted]
 
 
-def list_clips(machine: Machine) -> tuple[list[Path], list[Path]]:
-    """Normal and abnormal WAV files of `machine`, each sorted by name.
+def all_clips(machine: Machine) -> tuple[list[Path], list[Path]]:
+    """Normal and abnormal WAV files of `machine`, each sorted by name (either may be empty)."""
+    return sorted((machine.path / "normal").glob("*.wav")), sorted((machine.path / "abnormal").glob("*.wav"))
+
+
+def list_clips(machine: Machine, *, exclude: Collection[str | Path] = ()) -> tuple[list[Path], list[Path]]:
+    """Normal and abnormal WAV files of `machine`, each sorted by name, without those in `exclude`.
+
+    Parameters
+    ----------
+    machine : Machine
+    exclude : collection of paths
+        Files to leave out (e.g. the bad files skipped under ``data.on_bad_file: skip``).
 
     Raises
     ------
     DataError
         No normal clips, or no abnormal clips (evaluation needs both classes).
     """
-    normal = sorted((machine.path / "normal").glob("*.wav"))
-    abnormal = sorted((machine.path / "abnormal").glob("*.wav"))
+    left_out = {str(p) for p in exclude}
+    normal, abnormal = ([p for p in clips if str(p) not in left_out] for clips in all_clips(machine))
+    why = f" ({len(left_out)} bad file(s) skipped)" if left_out else ""
     if not normal:
-        raise DataError(f"no normal clips (*.wav) in {machine.path / 'normal'}")
+        raise DataError(f"no normal clips (*.wav) in {machine.path / 'normal'}{why}")
     if not abnormal:
         raise DataError(
-            f"machine {machine.name} has no abnormal clips in {machine.path / 'abnormal'}: "
+            f"machine {machine.name} has no abnormal clips in {machine.path / 'abnormal'}{why}: "
             "evaluation needs both normal and abnormal clips"
         )
     return normal, abnormal
 
 
-def split_machine(machine: Machine, *, method: str = "mimii", seed: int = 0) -> Split:
+def split_machine(
+    machine: Machine, *, method: str = "mimii", seed: int = 0, exclude: Collection[str | Path] = ()
+) -> Split:
     """Split a machine into a normal training pool and an evaluation set.
 
     ``method="mimii"`` is the MIMII baseline's split: with N abnormal clips, the first N normal
     clips (by name) and all abnormal clips are evaluated; the other normal clips are the pool.
     ``method="random"`` draws the N evaluation normals with a seeded permutation instead.
+    Files in `exclude` are left out before splitting, so the split is that of the good files.
     """
-    normal, abnormal = list_clips(machine)
+    normal, abnormal = list_clips(machine, exclude=exclude)
     n_eval = len(abnormal)
     if len(normal) <= n_eval:
         raise DataError(

@@ -3,14 +3,21 @@
 For each target machine, budget and seed: ``scratch`` (random init, target budget only),
 ``zero_shot`` (the pretrained model as is) and ``transfer`` (the pretrained model fine-tuned on the
 target budget), all on the target's evaluation split. Finished work is kept: an up-to-date
-pretrained model is never retrained, scratch results are shared by all versions, and results
-already in ``results.csv`` for the same config are reused, so an interrupted run resumes.
+pretrained model is never retrained, scratch results are shared by all versions, and every finished
+result row is persisted at once (`common.results.save_row`), so a run killed at any point resumes
+where it stopped when the same command is run again.
+
+Each row carries a ``config_hash`` of everything that produced it: the config (less where files go
+and how many workers run), the target's exact clips (path, size, mtime) and skipped clips, and for
+zero_shot / transfer the pretrained model's key. Rows of an earlier run with another hash are
+recomputed, with a warning; they are never mixed with new ones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -25,14 +32,18 @@ from .errors import DataError, ModelError
 from .features import feature_key
 from .io import atomic_write_text
 from .metrics import auc_pauc
-from .model import architecture, load_model, read_sidecar, save_model
-from .prepare import MachineData, load_machine, select_machines
-from .results import RESULT_COLUMNS, SCORE_COLUMNS, read_results, write_results, write_summary
+from .model import architecture, check_features, load_model, read_sidecar, save_model
+from .prepare import CheckedMachine, MachineData, check_machine, load_machine, select_machines, write_skipped
+from .results import SCORE_COLUMNS, clear_rows, read_results, save_row, write_results, write_summary
 from .scoring import clip_scores
 from .sources import SourceSet, all_source_sets, source_sets
 from .train import Trainer
 
 METHODS = ("scratch", "zero_shot", "transfer")
+
+# Keys of the data section that change where or how fast work runs, not its results. The effect of
+# data.on_bad_file (which clips are left out) is in each row's hash through the clips themselves.
+_NOT_HASHED = ("jobs", "cache_dir", "on_bad_file")
 
 
 def _hash(obj: Any) -> str:
@@ -50,14 +61,22 @@ def _data_identity(cfg: Config, files: Iterable[Path]) -> str:
 
 
 class _Machines:
-    """Each machine's split and features, loaded on first use."""
+    """Each machine's checked split and features, each loaded on first use."""
 
     def __init__(self, cfg: Config, *, progress: bool) -> None:
-        self.cfg, self.progress, self._data = cfg, progress, {}
+        self.cfg, self.progress = cfg, progress
+        self._checked: dict[Machine, CheckedMachine] = {}
+        self._data: dict[Machine, MachineData] = {}
+
+    def checked(self, machine: Machine) -> CheckedMachine:
+        if machine not in self._checked:
+            self._checked[machine] = check_machine(self.cfg, machine, progress=self.progress)
+        return self._checked[machine]
 
     def __getitem__(self, machine: Machine) -> MachineData:
         if machine not in self._data:
-            self._data[machine] = load_machine(self.cfg, machine, progress=self.progress)
+            self._data[machine] = load_machine(self.cfg, machine, progress=self.progress,
+                                               checked=self.checked(machine))
         return self._data[machine]
 
 
@@ -79,8 +98,10 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
     """Train (or find up to date) one model per distinct source set of the config's version.
 
     Each model learns from the training pools of all its source machines (never evaluation clips).
-    Its sidecar records features, architecture, sources, budget, seed and a key of all of them;
-    a model whose key matches is reused.
+    Its sidecar records features, architecture, sources, budget, seed, skipped clips and a key of
+    the exact training clips and settings; a model whose key matches is reused. Each model is
+    saved atomically the moment it is trained, so a killed run resumes with the next one.
+    ``model_dir/skipped.csv`` lists the bad clips left out under ``data.on_bad_file: skip``.
     """
     machines = select_machines(cfg)
     version = cfg.experiment.version
@@ -91,11 +112,13 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
             f"under {cfg.data.root}: v1/v3/v4 need other machine types, v2 other IDs of the same type"
         )
     data = _Machines(cfg, progress=progress)
+    used = sorted({m for s in sets for m in s.machines})
+    write_skipped(cfg.output.model_dir, {m: data.checked(m).skipped for m in used})
     trainer = Trainer()
     done = []
     for source in tqdm(sets, desc=f"pretrain {version}", disable=not progress, unit="model"):
         path = model_path(cfg, source)
-        train_files = [f for m in source.machines for f in data[m].split.train]
+        train_files = [f for m in source.machines for f in data.checked(m).split.train]
         key = _hash({"data": _data_identity(cfg, train_files), "model": cfg.to_dict()["model"],
                      "fit": cfg.to_dict()["fit"], "seed": cfg.experiment.pretrain_seed})
         if path.is_file() and path.with_suffix(".json").is_file() and read_sidecar(path).get("key") == key:
@@ -108,10 +131,12 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
         fit = trainer.fit(arch, trainer.init_weights(arch, seed=seed), x, epochs=cfg.fit.epochs,
                           batch_size=cfg.fit.batch_size, learning_rate=cfg.fit.learning_rate,
                           validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle, seed=seed)
+        skipped = sorted(p for m in source.machines for p in data.checked(m).skipped)
         sidecar = {
             "key": key, "version": version, "source": source.label,
             "sources": [m.name for m in source.machines], "budget": "all",
             "n_train_clips": len(train_files), "n_train_vectors": int(len(x)), "seed": seed,
+            "n_skipped_clips": len(skipped), "skipped_clips": skipped,
             "features": _feature_sidecar(cfg), "architecture": arch, "fit": cfg.to_dict()["fit"],
             "final_loss": fit.history["loss"][-1], "train_seconds": round(fit.seconds, 3),
         }
@@ -146,15 +171,61 @@ def _scratch(cfg: Config, trainer: Trainer, md: MachineData, budget, seed, x, ar
     return result
 
 
+def _run_hash(cfg: Config) -> str:
+    d = cfg.to_dict()
+    return _hash({k: v for k, v in d.items() if k in ("feature", "model", "fit", "transfer", "eval")}
+                 | {"data": {k: v for k, v in d["data"].items() if k not in _NOT_HASHED}})
+
+
+def _plan(cfg: Config, targets, checked: dict[Machine, CheckedMachine], sidecars: dict[str, dict]) -> dict[tuple, str]:
+    """The config hash of every row the config asks for, keyed like `common.results.KEY`, before any work."""
+    run_hash = _run_hash(cfg)
+    plan = {}
+    for target, sets in targets:
+        c = checked[target]
+        data_key = _hash([_data_identity(cfg, c.split.train + c.split.eval_files), sorted(c.skipped)])
+        for budget in cfg.experiment.budgets:
+            for seed in cfg.experiment.seeds:
+                unit = (str(budget), seed)
+                plan[(target.type, target.id, "none", "scratch", *unit)] = _hash([run_hash, data_key])
+                for s in sets:
+                    h = _hash([run_hash, data_key, sidecars[s.label].get("key")])
+                    plan[(target.type, target.id, s.label, "zero_shot", *unit)] = h
+                    plan[(target.type, target.id, s.label, "transfer", *unit)] = h
+    return plan
+
+
+def _warn_outdated(previous: dict[tuple, tuple], plan: dict[tuple, str], out: Path) -> None:
+    stale = sum(1 for k, (row, _) in previous.items() if k in plan and row["config_hash"] != plan[k])
+    dropped = sum(1 for k in previous if k not in plan)
+    if stale:
+        warnings.warn(
+            f"{stale} row(s) of {out / 'results.csv'} were computed with another config or other data "
+            "(their config_hash differs) and are recomputed. Use another output.result_dir to keep the old "
+            "results, or delete them to silence this warning.",
+            stacklevel=3,
+        )
+    if dropped:
+        warnings.warn(
+            f"{dropped} row(s) of {out / 'results.csv'} are for targets, sources, budgets or seeds this config "
+            "does not ask for and are dropped. Use another output.result_dir to keep them.",
+            stacklevel=3,
+        )
+
+
 def transfer(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
     """Score scratch, zero_shot and transfer for every target, source, budget and seed; write the results.
 
     Writes ``results.csv`` (one row per target, source, method, budget, seed), ``scores.csv`` (every
-    evaluation clip's score behind each row), ``summary.csv`` and the resolved ``config.yaml`` into
-    ``output.result_dir``, rewriting them atomically after each target so an interrupted run resumes.
+    evaluation clip's score behind each row), ``summary.csv``, ``skipped.csv`` (bad clips left out)
+    and the resolved ``config.yaml`` into ``output.result_dir``. Each row is persisted the moment it
+    is finished and results.csv / scores.csv are rewritten atomically after each target, so a killed
+    run resumes: rows whose config hash matches are reused, others recomputed (with a warning).
 
     Raises
     ------
+    AudioError
+        A clip is bad and ``data.on_bad_file`` is ``error`` (raised before any work).
     ModelError
         A needed pretrained model is missing or was trained on other features.
     """
@@ -162,83 +233,94 @@ def transfer(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
     version = cfg.experiment.version
     out = cfg.output.result_dir
     model_dir = Path(cfg.transfer.init_from) if cfg.transfer.init_from != "scratch" else None
-    run_hash = _hash({k: v for k, v in cfg.to_dict().items() if k in ("feature", "model", "fit", "transfer", "eval")}
-                     | {"data": {k: v for k, v in cfg.to_dict()["data"].items() if k not in ("jobs", "cache_dir")}})
-    previous = read_results(out)
-    rows: list[dict[str, Any]] = []
-    scores: list[pd.DataFrame] = []
+    targets = [(t, sets) for t in machines if (sets := source_sets(version, t, machines))]
     data = _Machines(cfg, progress=progress)
-    trainer = Trainer()
+    checked = {t: data.checked(t) for t, _ in targets}
+    sidecars = {s.label: _pretrained_sidecar(model_dir, s, cfg) for _, sets in targets for s in sets}
+    plan = _plan(cfg, targets, checked, sidecars)
+
+    previous = read_results(out)
+    _warn_outdated(previous, plan, out)
+    done = {k: v for k, v in previous.items() if plan.get(k) == v[0]["config_hash"]}
     save_config(cfg, out / "config.yaml")
-    targets = [(t, source_sets(version, t, machines)) for t in machines]
-    n_units = sum(len(s) for _, s in targets) * len(cfg.experiment.budgets) * len(cfg.experiment.seeds)
-    bar = tqdm(total=n_units, desc=f"transfer {version}", disable=not progress, unit="run")
+    write_skipped(out, {t: checked[t].skipped for t, _ in targets})
+
+    trainer = Trainer()
+    weights: dict[str, list[np.ndarray]] = {}
+    bar = tqdm(total=len(plan), initial=sum(k in done for k in plan), desc=f"transfer {version}",
+               disable=not progress, unit="run")
     for target, sets in targets:
-        if not sets:
+        if all(k in done for k in plan if k[:2] == (target.type, target.id)):
             continue
         md = data[target]
         eval_x, eval_offsets = md.vectors(md.split.eval_files)
-        pretrained = {s.label: _load_pretrained(model_dir, s, cfg) for s in sets}
         zero_shot: dict[str, tuple] = {}
         for budget in cfg.experiment.budgets:
             for seed in cfg.experiment.seeds:
                 train_files = budget_subset(md.split.train, budget, seed=seed)
                 x = None
-                base = {"version": version, "target_type": target.type, "target_id": target.id,
-                        "budget": str(budget), "seed": seed, "n_eval_clips": len(md.split.eval_files)}
 
-                def reuse(source: str, method: str, hash_: str) -> bool:
-                    old = previous.get((target.type, target.id, source, method, str(budget), seed))
-                    if old is None or old[0]["config_hash"] != hash_:
-                        return False
-                    rows.append(old[0])
-                    scores.append(old[1])
-                    return True
+                def key(source: str, method: str) -> tuple:
+                    return (target.type, target.id, source, method, str(budget), seed)
 
-                def add(source: str, method: str, hash_: str, clip_scores_, auc, pauc, n_train, seconds):
-                    rows.append({**base, "source": source, "method": method, "auc": auc, "pauc": pauc,
-                                 "n_train_clips": n_train, "train_seconds": round(float(seconds), 3),
-                                 "config_hash": hash_})
-                    scores.append(pd.DataFrame({
+                def finish(source: str, method: str, clip_scores_, auc, pauc, n_train, seconds) -> None:
+                    k = key(source, method)
+                    row = {"version": version, "target_type": target.type, "target_id": target.id,
+                           "source": source, "method": method, "budget": str(budget), "seed": seed,
+                           "auc": auc, "pauc": pauc, "n_train_clips": n_train,
+                           "n_eval_clips": len(md.split.eval_files), "train_seconds": round(float(seconds), 3),
+                           "config_hash": plan[k], "n_skipped_clips": len(md.skipped)}
+                    table = pd.DataFrame({
                         "version": version, "target_type": target.type, "target_id": target.id,
                         "source": source, "method": method, "budget": str(budget), "seed": seed,
                         "path": [str(f) for f in md.split.eval_files], "label": md.split.eval_labels,
-                        "score": np.asarray(clip_scores_, dtype=float)}))
+                        "score": np.asarray(clip_scores_, dtype=float)}, columns=SCORE_COLUMNS)
+                    save_row(out, row, table)  # persisted now: a kill from here on keeps this row
+                    done[k] = (row, table)
+                    bar.update(1)
 
-                if not reuse("none", "scratch", run_hash):
+                if key("none", "scratch") not in done:
                     x = md.vectors(train_files)[0]
                     arch = architecture(x.shape[1], hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
                                         batch_norm=cfg.model.batch_norm)
                     r = _scratch(cfg, trainer, md, budget, seed, x, arch, eval_x, eval_offsets)
-                    add("none", "scratch", run_hash, r["scores"], r["auc"], r["pauc"], len(train_files), r["train_seconds"])
+                    finish("none", "scratch", r["scores"], r["auc"], r["pauc"], len(train_files), r["train_seconds"])
                 for s in sets:
-                    weights, side = pretrained[s.label]
-                    h = _hash([run_hash, side["key"]])
-                    if not reuse(s.label, "zero_shot", h):
+                    side = sidecars[s.label]
+                    if s.label not in weights and not (key(s.label, "zero_shot") in done
+                                                       and key(s.label, "transfer") in done):
+                        weights[s.label] = _load_pretrained(model_dir, s, cfg)
+                    if key(s.label, "zero_shot") not in done:
                         if s.label not in zero_shot:
-                            zero_shot[s.label] = _score(trainer, side["architecture"], weights, md, eval_x,
-                                                        eval_offsets, cfg.eval.max_fpr)
-                        add(s.label, "zero_shot", h, *zero_shot[s.label], 0, 0.0)
-                    if not reuse(s.label, "transfer", h):
+                            zero_shot[s.label] = _score(trainer, side["architecture"], weights[s.label], md,
+                                                        eval_x, eval_offsets, cfg.eval.max_fpr)
+                        finish(s.label, "zero_shot", *zero_shot[s.label], 0, 0.0)
+                    if key(s.label, "transfer") not in done:
                         if x is None:
                             x = md.vectors(train_files)[0]
-                        fit = trainer.fit(side["architecture"], weights, x, epochs=cfg.transfer.epochs,
+                        fit = trainer.fit(side["architecture"], weights[s.label], x, epochs=cfg.transfer.epochs,
                                           batch_size=cfg.fit.batch_size, learning_rate=cfg.transfer.learning_rate,
                                           validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle,
                                           seed=seed, freeze=cfg.transfer.freeze)
-                        add(s.label, "transfer", h,
-                            *_score(trainer, side["architecture"], fit.weights, md, eval_x, eval_offsets,
-                                    cfg.eval.max_fpr),
-                            len(train_files), fit.seconds)
-                    bar.update(1)
-        write_results(out, rows, scores)
+                        finish(s.label, "transfer",
+                               *_score(trainer, side["architecture"], fit.weights, md, eval_x, eval_offsets,
+                                       cfg.eval.max_fpr),
+                               len(train_files), fit.seconds)
+        _write(out, done)
     bar.close()
-    results = write_results(out, rows, scores)
+    results = _write(out, done)
+    clear_rows(out)  # every finished row is in results.csv now; what is left belongs to no planned row
     write_summary(out, results)
     return results
 
 
-def _load_pretrained(model_dir: Path | None, source: SourceSet, cfg: Config) -> tuple[list[np.ndarray], dict]:
+def _write(out: Path, done: dict[tuple, tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
+    rows, scores = zip(*done.values()) if done else ((), ())
+    return write_results(out, list(rows), list(scores))
+
+
+def _pretrained_sidecar(model_dir: Path | None, source: SourceSet, cfg: Config) -> dict[str, Any]:
+    """The sidecar of the model pretrained on `source`, checked against the config's features."""
     if model_dir is None:
         raise ModelError("transfer.init_from is 'scratch': transfer needs a folder of pretrained models")
     path = model_dir / f"{source.label}.keras"
@@ -247,5 +329,12 @@ def _load_pretrained(model_dir: Path | None, source: SourceSet, cfg: Config) -> 
             f"pretrained model {path} not found: run `python -m common pretrain` with the make_pretrain "
             f"YAML of {cfg.experiment.version} first"
         )
-    model, sidecar = load_model(path, features=_feature_sidecar(cfg))
-    return model.get_weights(), sidecar
+    sidecar = read_sidecar(path)
+    check_features(sidecar, _feature_sidecar(cfg), path=path)
+    return sidecar
+
+
+def _load_pretrained(model_dir: Path | None, source: SourceSet, cfg: Config) -> list[np.ndarray]:
+    """Weights of the model pretrained on `source` (Keras safe mode; features checked again)."""
+    model, _ = load_model(model_dir / f"{source.label}.keras", features=_feature_sidecar(cfg))
+    return model.get_weights()

@@ -292,7 +292,10 @@ def _warn_short(n: int, n_fft: int) -> None:
 def _n_vectors(n_frames: int, frames: int, *, what: str) -> int:
     n_vectors = n_frames - frames + 1
     if n_vectors < 1:
-        raise DataError(f"frames={frames} is more than the {n_frames} STFT frames of {what}: the clip is too short")
+        raise DataError(
+            f"frames={frames} is more than the {n_frames} STFT frames of {what}: the clip is too short "
+            "(lower feature.frames or hop_length)"
+        )
     return n_vectors
 
 

@@ -84,6 +84,9 @@ def save_model(model: keras.Model, path: str | Path, *, sidecar: Mapping[str, An
     meta.setdefault("keras_version", keras.__version__)
     meta.setdefault("backend", keras.backend.backend())
     meta.setdefault("saved_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    # The old sidecar goes first: a kill between the two writes leaves a model without a sidecar
+    # (refused, so retrained), never a new model paired with an old sidecar's key.
+    path.with_suffix(".json").unlink(missing_ok=True)
     # Keras insists on the .keras suffix, so the temporary file keeps it.
     atomic_write(path, lambda tmp: _save_keras(model, tmp))
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))

@@ -1,16 +1,37 @@
-"""Tie a config to the data: the machines it selects, their splits, and their cached features."""
+"""Tie a config to the data: the machines it selects, their good clips and splits, and their cached features.
+
+Every clip is checked first (`common.check.scan_files`: header, rate, channel count, finite and
+non-silent samples, long enough for ``feature.frames``). A bad clip stops the run with an
+`AudioError` naming it (``data.on_bad_file: error``, the default) or is left out of training and
+evaluation, warned about, listed in the run's ``skipped.csv`` and counted in ``results.csv``
+(``data.on_bad_file: skip``); it never gets a score.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
 import pandas as pd
 
+from .check import FileCheck, scan_files
 from .config import Config
-from .data import Machine, Split, find_machines, split_machine
-from .features import ClipFeatures, cached_features
+from .data import Machine, Split, all_clips, find_machines, split_machine
+from .errors import AudioError, ConfigError
+from .features import ClipFeatures, cached_features, n_frames_of
+from .io import atomic_write_text
 from .sources import source_sets
+
+SKIPPED_COLUMNS = ["target_type", "target_id", "path", "problem"]
+
+
+@dataclass(frozen=True)
+class CheckedMachine:
+    """A machine's split of its good clips, and the bad clips left out (path -> problem)."""
+
+    split: Split
+    skipped: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -19,6 +40,7 @@ class MachineData:
 
     split: Split
     features: ClipFeatures
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, problem) of bad clips left out (on_bad_file: skip)
 
     @property
     def machine(self) -> Machine:
@@ -39,9 +61,77 @@ def select_machines(cfg: Config) -> list[Machine]:
     return find_machines(d.root, snr=d.snr, types=d.types, ids=d.ids)
 
 
-def load_machine(cfg: Config, machine: Machine, *, progress: bool = True) -> MachineData:
-    """Split `machine` and load (extracting once, then from cache) the features of all its clips."""
-    split = split_machine(machine, method=cfg.data.split, seed=cfg.data.split_seed)
+def check_machine(cfg: Config, machine: Machine, *, progress: bool = False) -> CheckedMachine:
+    """Check every clip of `machine`, apply ``data.on_bad_file``, and split the good clips.
+
+    Raises
+    ------
+    AudioError
+        A clip is bad and ``data.on_bad_file`` is ``error``; the message names the first one.
+    ConfigError
+        ``feature.frames`` needs longer clips than any of the machine's (names the YAML and key).
+    DataError
+        Too few good clips remain to split (no abnormal clips, or no training pool).
+    """
+    d = cfg.data
+    normal, abnormal = all_clips(machine)
+    checks = scan_files(normal + abnormal, channel=d.channel, sample_rate=d.sample_rate, jobs=d.jobs,
+                        cache_dir=d.cache_dir, progress=progress)
+    bad = {c.path: c.problem for c in checks if c.problem}
+    bad.update(_too_short(cfg, machine, [c for c in checks if not c.problem]))
+    if bad and d.on_bad_file == "error":
+        first = next(iter(bad.values()))
+        more = f" (and {len(bad) - 1} more bad clip(s) of {machine.name})" if len(bad) > 1 else ""
+        raise AudioError(
+            f"{first}{more}. List every problem with `python -m common check-data {d.root} --snr {d.snr:g}`; "
+            f"fix or remove the file(s), or set data.on_bad_file: skip in {cfg.source} to leave them out"
+        )
+    if bad:
+        warnings.warn(
+            f"data.on_bad_file: skip: left out {len(bad)} bad clip(s) of {machine.name}, first: "
+            f"{next(iter(bad.values()))}. The run's skipped.csv lists them; fix or remove the files to "
+            "silence this warning.",
+            stacklevel=2,
+        )
+    split = split_machine(machine, method=d.split, seed=d.split_seed, exclude=bad)
+    return CheckedMachine(split, bad)
+
+
+def _too_short(cfg: Config, machine: Machine, good: list[FileCheck]) -> dict[str, str]:
+    """Good clips too short to give one vector of ``feature.frames`` frames (path -> problem).
+
+    When no clip of the machine is long enough the config is at fault, not the files: ConfigError.
+    """
+    f = cfg.feature
+    frames = {c.path: n_frames_of(c.frames, n_fft=f.n_fft, hop_length=f.hop_length) for c in good}
+    short = {p: n for p, n in frames.items() if n < f.frames}
+    if not short:
+        return {}
+    if len(short) == len(frames):
+        longest = max(good, key=lambda c: c.frames)
+        raise ConfigError(
+            f"{cfg.source}: 'feature.frames' must be at most the STFT frames of a clip, got {f.frames}: the "
+            f"longest clip of {machine.name} ({longest.path}, {longest.frames} samples) has "
+            f"{frames[longest.path]} frames with n_fft={f.n_fft}, hop_length={f.hop_length}. "
+            "Lower feature.frames or hop_length"
+        )
+    return {
+        p: f"WAV file {p} is too short: {n} STFT frames (n_fft={f.n_fft}, hop_length={f.hop_length}) "
+           f"but feature.frames={f.frames} needs at least {f.frames}"
+        for p, n in short.items()
+    }
+
+
+def load_machine(
+    cfg: Config, machine: Machine, *, progress: bool = True, checked: CheckedMachine | None = None
+) -> MachineData:
+    """Check and split `machine`, then load (extracting once, then from cache) the features of its good clips.
+
+    `checked` is the machine's `check_machine` result when the caller has it already.
+    """
+    if checked is None:
+        checked = check_machine(cfg, machine, progress=progress)
+    split = checked.split
     files = sorted(split.train + split.eval_files)
     feats = cached_features(
         files,
@@ -52,18 +142,28 @@ def load_machine(cfg: Config, machine: Machine, *, progress: bool = True) -> Mac
         progress=progress,
         **cfg.feature.kwargs(),
     )
-    return MachineData(split, feats)
+    return MachineData(split, feats, skipped=tuple(checked.skipped.items()))
+
+
+def write_skipped(folder, skipped: dict[Machine, dict[str, str]]) -> pd.DataFrame:
+    """Write ``folder/skipped.csv``: one row per bad clip left out (header only when none); return it."""
+    rows = [{"target_type": m.type, "target_id": m.id, "path": p, "problem": why}
+            for m in sorted(skipped) for p, why in skipped[m].items()]
+    table = pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
+    atomic_write_text(folder / "skipped.csv", table.to_csv(index=False))
+    return table
 
 
 def machines_table(cfg: Config) -> pd.DataFrame:
-    """One row per selected machine: clip counts of its training pool and evaluation split."""
+    """One row per selected machine: clip counts of its training pool and evaluation split, and bad clips skipped."""
     rows = []
     for machine in select_machines(cfg):
-        split = split_machine(machine, method=cfg.data.split, seed=cfg.data.split_seed)
+        checked = check_machine(cfg, machine)
+        split = checked.split
         n_abnormal = int(split.eval_labels.sum())
         rows.append({"machine": machine.name, "train_normal": len(split.train),
                      "eval_normal": len(split.eval_files) - n_abnormal, "eval_abnormal": n_abnormal,
-                     "folder": str(machine.path)})
+                     "skipped": len(checked.skipped), "folder": str(machine.path)})
     return pd.DataFrame(rows)
 
 

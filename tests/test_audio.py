@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from common.audio import WavInfo, read_channel, validate_audio, wav_info
+from common.audio import WavInfo, check_not_silent, check_wav, read_channel, validate_audio, wav_info
 from common.errors import AudioError
 
 
@@ -243,3 +243,34 @@ def test_validate_audio_rejects(y, message):
 
 def test_validate_audio_accepts_huge_finite_values_whose_sum_overflows():
     validate_audio(np.array([3e38, 3e38], dtype=np.float32), "loud.wav")
+
+
+# --------------------------------------------------------------------------------------------
+# check_wav: the header and the samples, including silence and the channel count
+
+
+def test_check_wav_accepts_a_good_file(tmp_path, rng):
+    path = _write(tmp_path / "a.wav", _pcm16(rng, 2000, 8), subtype="PCM_16")
+    assert check_wav(path, channel=3, expected_channels=8).channels == 8
+
+
+@pytest.mark.parametrize("value, what", [(0, "all zero"), (8192, r"constant \(0\.25\)")])
+def test_silent_channel(tmp_path, rng, value, what):
+    data = _pcm16(rng, 2000, 2)
+    data[:, 1] = value
+    path = _write(tmp_path / "quiet.wav", data, subtype="PCM_16")
+    check_wav(path, channel=0)  # the other channel is fine
+    with pytest.raises(AudioError, match=_err(path) + f" is silent: channel 1 is {what} over all 2000 samples"):
+        check_wav(path, channel=1)
+
+
+def test_wrong_channel_count(tmp_path, rng):
+    path = _write(tmp_path / "mono.wav", _pcm16(rng, 100, 1), subtype="PCM_16")
+    with pytest.raises(AudioError, match=_err(path) + r" has 1 channel\(s\), expected 8"):
+        check_wav(path, expected_channels=8)
+
+
+def test_check_not_silent_on_arrays():
+    check_not_silent(np.array([0.0, 1e-9], dtype=np.float32))
+    with pytest.raises(AudioError, match=r"audio is silent: every sample is all zero"):
+        check_not_silent(np.zeros(10, dtype=np.float32))

@@ -75,6 +75,13 @@ def test_save_config_round_trips(tmp_path):
         ("model:\n  hidden: 64\n", r"'model\.hidden' must be a list"),
         ("data:\n  split: alphabetical\n", r"'data\.split' must be one of: mimii, random"),
         ("data:\n  channel: -1\n", r"'data\.channel'"),
+        ("data:\n  on_bad_file: ignore\n", r"'data\.on_bad_file' must be one of: error, skip, got 'ignore'"),
+        ("data:\n  on_bad_fle: skip\n", r"unknown config key 'data\.on_bad_fle'.*did you mean 'on_bad_file'"),
+        ("data:\n  jobs: 0\n", r"'data\.jobs' must be an integer >= 1"),
+        ("data:\n  sample_rate: 16k\n", r"'data\.sample_rate' must be an integer"),
+        ("transfer:\n  epochs: -1\n", r"'transfer\.epochs' must be an integer >= 0"),
+        ("feature:\n  power: -2\n", r"'feature\.power' must be a number > 0"),
+        ("experiment:\n  seeds: 0\n", r"'experiment\.seeds' must be a list"),
         ("data: [1, 2]\n", r"section 'data' must be a mapping"),
         ("- just\n- a list\n", r"expected a mapping of sections"),
         ("feature: {n_mels: [\n", r"not valid YAML"),
@@ -85,6 +92,11 @@ def test_mistakes_name_the_file_and_the_key(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match) as err:
         load_config(path)
     assert str(path) in str(err.value)
+
+
+def test_on_bad_file_defaults_to_error_and_accepts_skip(tmp_path):
+    assert load_config(write(tmp_path, "", "a.yaml")).data.on_bad_file == "error"
+    assert load_config(write(tmp_path, "data:\n  on_bad_file: skip\n", "b.yaml")).data.on_bad_file == "skip"
 
 
 def test_missing_file_is_named(tmp_path):

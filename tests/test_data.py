@@ -91,3 +91,15 @@ def test_bad_budgets(tiny_root, budget, match):
 def test_labels_are_int_normal_zero(tiny_root):
     split = split_machine(find_machines(tiny_root)[0])
     assert split.eval_labels.dtype.kind == "i" and np.array_equal(np.unique(split.eval_labels), [0, 1])
+
+
+def test_split_leaves_out_excluded_files_before_splitting(tiny_root):
+    machine = find_machines(tiny_root)[0]
+    full = split_machine(machine)
+    bad = [full.eval_files[0], full.eval_files[-1]]  # the first normal and the last abnormal clip
+    split = split_machine(machine, exclude=[str(p) for p in bad])
+    assert not set(bad) & set(split.train + split.eval_files)
+    assert list(split.eval_labels) == [0, 0, 1, 1] and len(split.train) == 5
+    assert split.eval_files[:2] == full.eval_files[1:3] and split.train == full.train  # 2 abnormal: 2 normal evaluated
+    with pytest.raises(DataError, match=r"no abnormal clips .*\(3 bad file\(s\) skipped\)"):
+        split_machine(machine, exclude=[p for p in full.eval_files if "abnormal" in str(p)])

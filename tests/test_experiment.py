@@ -70,7 +70,8 @@ def test_results_have_every_run_and_column(v1_run):
     assert on_disk.loc[on_disk.budget == "2", "n_train_clips"].eq(0).sum() == 4  # zero_shot trains on nothing
     assert (on_disk.loc[(on_disk.budget == "2") & (on_disk.method != "zero_shot"), "n_train_clips"] == 2).all()
     assert np.isfinite(on_disk[["auc", "pauc"]].values).all()
-    for name in ("scores.csv", "summary.csv", "config.yaml"):
+    assert (on_disk["n_skipped_clips"] == 0).all()
+    for name in ("scores.csv", "summary.csv", "config.yaml", "skipped.csv"):
         assert (cfg.output.result_dir / name).is_file()
     assert (cfg.output.model_dir / "fan.keras").is_file() and (cfg.output.model_dir / "fan.json").is_file()
 
@@ -108,8 +109,11 @@ def test_same_seed_same_results_and_resume(v1_run, tiny_root, tmp_path):
     fresh = make_config(tmp, tiny_root, "v1", "transfer.yaml",
                         output={"scratch_dir": str(tmp_path / "s2"), "result_dir": str(tmp_path / "r2")})
     recomputed = transfer(fresh, progress=False)
-    cols = ["target_type", "target_id", "source", "method", "budget", "seed", "auc", "pauc"]
-    pd.testing.assert_frame_equal(recomputed[cols], results[cols])
+    # Bit for bit in every column but the wall-clock train_seconds.
+    cols = [c for c in RESULT_COLUMNS if c != "train_seconds"]
+    pd.testing.assert_frame_equal(recomputed[cols], results[cols], check_exact=True)
+    scores = [pd.read_csv(d / "scores.csv") for d in (cfg.output.result_dir, tmp_path / "r2")]
+    pd.testing.assert_frame_equal(scores[0], scores[1], check_exact=True)
 
 
 def test_pretrained_model_is_not_retrained_when_up_to_date(v1_run, tiny_root):

@@ -1,0 +1,235 @@
+"""Find bad WAV files before they reach the features: per-file checks, a cached scan, and `check-data`.
+
+A file is *bad* when `common.audio.check_wav` rejects it (missing, empty, not RIFF/WAVE, corrupt or
+truncated, no sample frames, another sample rate, the channel out of range, non-finite or silent
+samples) or when it has another channel count than most files of its machine (a mono export among
+8-channel recordings still has channel 0, so only the comparison catches it).
+
+`scan_files` checks a list of files and, given a cache folder, remembers the answer under a key of
+each file's path, size and modification time, so the samples are read once, not on every run.
+`check_data` scans a whole data root for ``python -m common check-data``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .audio import WavInfo, check_wav, wav_info
+from .data import all_clips, find_machines, split_machine
+from .errors import AudioError, DataError
+from .io import atomic_write_text
+
+# Bump when a check is added or changed: cached scans then miss.
+CHECK_VERSION = 1
+
+TABLE_COLUMNS = ["machine", "normal", "abnormal", "min_s", "max_s", "rates", "channels", "problems"]
+PROBLEM_COLUMNS = ["machine", "path", "problem"]
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What the scan found out about one file.
+
+    Attributes
+    ----------
+    path : str
+    samplerate, channels, frames : int or None
+        From the RIFF header; None when the header is unreadable.
+    problem : str or None
+        The `AudioError` message (it names the file), or None for a good file.
+    """
+
+    path: str
+    samplerate: int | None
+    channels: int | None
+    frames: int | None
+    problem: str | None
+
+    @property
+    def seconds(self) -> float | None:
+        """Duration in seconds, when the header could be read."""
+        return None if self.frames is None or not self.samplerate else self.frames / self.samplerate
+
+
+def scan_files(
+    files: Iterable[str | os.PathLike],
+    *,
+    channel: int = 0,
+    sample_rate: int | None = 16000,
+    jobs: int = 2,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> list[FileCheck]:
+    """Check every file's header and the samples of `channel`; one `FileCheck` per file, in order.
+
+    The expected channel count is the one most files have (ties: the larger count); a file with
+    another count is bad. With `cache_dir`, the result is stored in ``cache_dir/checks/`` under a
+    key of `channel`, `sample_rate` and each file's path, size and ``mtime_ns``: a rewritten, added
+    or removed file gives another key and a fresh scan, never a stale answer.
+
+    Parameters
+    ----------
+    files : iterable of str or os.PathLike
+        Usually all clips of one machine.
+    channel : int >= 0
+        The channel the features use (checked for non-finite and silent samples).
+    sample_rate : int > 0 or None
+        Required rate; None accepts any.
+    jobs : int >= 1
+        Threads reading files.
+    cache_dir : path or None
+        Where to remember scans; None scans every time.
+    progress : bool
+        Show a tqdm bar while reading samples.
+
+    Returns
+    -------
+    checks : list of FileCheck
+    """
+    files = [str(f) for f in files]
+    cache = _cache_path(files, channel=channel, sample_rate=sample_rate, cache_dir=cache_dir)
+    if cache is not None:
+        cached = _read_cache(cache, files)
+        if cached is not None:
+            return cached
+
+    infos: list[WavInfo | None] = []
+    problems: list[str | None] = []
+    for path in files:
+        try:
+            infos.append(wav_info(path))
+            problems.append(None)
+        except AudioError as exc:
+            infos.append(None)
+            problems.append(str(exc))
+    expected_channels = _majority([i.channels for i in infos if i is not None])
+
+    def check(i: int) -> str | None:
+        if problems[i] is not None:
+            return problems[i]
+        try:
+            check_wav(files[i], channel=channel, expected_sr=sample_rate, expected_channels=expected_channels,
+                      info=infos[i])
+        except AudioError as exc:
+            return str(exc)
+        return None
+
+    with tqdm(total=len(files), unit="clip", desc="check", leave=False, disable=not progress) as bar:
+        with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
+            found = []
+            for problem in pool.map(check, range(len(files))):
+                found.append(problem)
+                bar.update(1)
+    checks = [
+        FileCheck(path, i.samplerate if i else None, i.channels if i else None, i.frames if i else None, problem)
+        for path, i, problem in zip(files, infos, found)
+    ]
+    if cache is not None:
+        atomic_write_text(cache, json.dumps({"files": [asdict(c) for c in checks]}))
+    return checks
+
+
+def _majority(counts: Sequence[int]) -> int | None:
+    if not counts:
+        return None
+    tally = Counter(counts)
+    best = max(tally.values())
+    return max(c for c, n in tally.items() if n == best)
+
+
+def _stamp(path: str) -> list[Any]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [os.path.abspath(path), -1, -1]
+    return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+
+
+def _cache_path(files: list[str], *, channel: int, sample_rate: int | None, cache_dir) -> Path | None:
+    if cache_dir is None:
+        return None
+    payload = {"version": CHECK_VERSION, "channel": int(channel), "sample_rate": sample_rate,
+               "files": [_stamp(f) for f in files]}
+    key = hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
+    return Path(cache_dir) / "checks" / f"{key}.json"
+
+
+def _read_cache(path: Path, files: list[str]) -> list[FileCheck] | None:
+    try:
+        entries = json.loads(path.read_text())["files"]
+        checks = [FileCheck(**e) for e in entries]
+    except (OSError, ValueError, KeyError, TypeError):  # missing or damaged entry: scan again
+        return None
+    return checks if [c.path for c in checks] == files else None
+
+
+def check_data(
+    root: str | os.PathLike,
+    *,
+    snr: float = -6,
+    channel: int = 0,
+    sample_rate: int | None = 16000,
+    jobs: int = 2,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scan every machine under a data root: a summary table and one row per problem.
+
+    Parameters
+    ----------
+    root : path
+        A MIMII-layout data root.
+    snr : float
+        Noise level of the machine folders to scan.
+    channel, sample_rate, jobs, progress
+        As in `scan_files`.
+
+    Returns
+    -------
+    table : pd.DataFrame
+        One row per machine: ``machine``, ``normal`` and ``abnormal`` clip counts, shortest and
+        longest clip in seconds (``min_s``, ``max_s``), the sample ``rates`` and ``channels`` seen,
+        and the number of ``problems``.
+    problems : pd.DataFrame
+        ``machine``, ``path``, ``problem`` (a message naming the file) per bad file, plus a row
+        per machine whose good clips cannot be split (no abnormal clips, too few normal ones).
+
+    Raises
+    ------
+    DataError
+        The root is missing or holds no machine at `snr`.
+    """
+    rows, problems = [], []
+    for machine in find_machines(root, snr=snr):
+        normal, abnormal = all_clips(machine)
+        checks = scan_files(normal + abnormal, channel=channel, sample_rate=sample_rate, jobs=jobs,
+                            progress=progress)
+        bad = [c for c in checks if c.problem]
+        problems += [{"machine": machine.name, "path": c.path, "problem": c.problem} for c in bad]
+        try:
+            split_machine(machine, exclude=[c.path for c in bad])
+        except DataError as exc:
+            problems.append({"machine": machine.name, "path": str(machine.path), "problem": str(exc)})
+        seconds = [c.seconds for c in checks if c.seconds is not None]
+        rows.append({
+            "machine": machine.name, "normal": len(normal), "abnormal": len(abnormal),
+            "min_s": min(seconds, default=float("nan")), "max_s": max(seconds, default=float("nan")),
+            "rates": _values(c.samplerate for c in checks), "channels": _values(c.channels for c in checks),
+            "problems": sum(p["machine"] == machine.name for p in problems),
+        })
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS), pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
+
+
+def _values(values: Iterable[int | None]) -> str:
+    """The distinct values seen, e.g. ``"16000"`` or ``"1,8"`` (``"-"`` when none could be read)."""
+    seen = sorted({v for v in values if v is not None})
+    return ",".join(str(v) for v in seen) or "-"
