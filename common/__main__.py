@@ -130,6 +130,37 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from .deploy import ERROR, score_files
+    from .io import atomic_write_text
+    from .model import read_sidecar
+
+    table = score_files(args.model, args.paths, threshold=args.threshold, progress=not args.no_progress)
+    threshold = args.threshold if args.threshold is not None else read_sidecar(args.model)["threshold"]
+    for row in table.itertuples():
+        print(f"{row.path}  error: {row.error}" if row.decision == ERROR else f"{row.path}  {row.score:.6g}  {row.decision}")
+    scored = table[table["decision"] != ERROR]
+    origin = "given" if args.threshold is not None else "the model's"
+    print(f"{int((scored['decision'] == 'anomalous').sum())} of {len(scored)} clips flagged anomalous "
+          f"(score > {threshold:.6g}, {origin} threshold)")
+    failed = len(table) - len(scored)
+    if failed:
+        print(f"{failed} file(s) could not be scored (see above)")
+    if args.csv:
+        atomic_write_text(args.csv, table.to_csv(index=False))
+        print(f"wrote {args.csv}")
+    return 1 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .deploy import export_model
+
+    path = export_model(Path(args.repo).resolve(), version=args.version, target=args.target, out=args.out,
+                        source=args.source, budget=args.budget, seed=args.seed, method=args.method)
+    print(f"wrote {path}, {path.with_suffix('.json').name} and MODEL_CARD.md in {path.parent}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m common", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -181,6 +212,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("config", help="Version YAML")
         p.add_argument("--root", default=None, help="data root overriding the YAML's data.root")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("score", help="score WAV files with a saved model and flag anomalies (exit status 1 when "
+                                     "any file could not be scored; the others are scored)")
+    p.add_argument("paths", nargs="+", metavar="FILES_OR_FOLDERS", help="WAV files and/or folders (searched for *.wav)")
+    p.add_argument("--model", required=True, help="a .keras model with its .json sidecar (e.g. from `export`)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="flag clips scoring above this (default: the threshold in the model's sidecar)")
+    p.add_argument("--csv", default=None, help="also write path, score, decision, error to this CSV file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("export", help="copy a target's best model, its sidecar and a MODEL_CARD.md into a folder")
+    p.add_argument("--version", required=True, help="experiment version: 1-4 (or v1-v4)")
+    p.add_argument("--target", required=True, help="target machine, e.g. fan/id_00")
+    p.add_argument("--out", required=True, help="folder to write the model, sidecar and MODEL_CARD.md into")
+    p.add_argument("--method", default="transfer", choices=("transfer", "scratch", "zero_shot"),
+                   help="which model (default: transfer)")
+    p.add_argument("--source", default=None, help="pretraining source set (default: the best row's)")
+    p.add_argument("--budget", default=None, help="target budget, e.g. 8 or all (default: the best row's)")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: the best row's)")
+    p.add_argument("--repo", default=str(REPO), help="repository root holding Version1..4 (default: this one)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="statistics and plots over every version's results -> report/")
     p.add_argument("--repo", default=str(REPO), help="repository root holding Version1..4 (default: this one)")

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Union
 import yaml
 
 from .errors import ConfigError
+from .threshold import THRESHOLD_METHODS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 VERSIONS = ("v1", "v2", "v3", "v4")
@@ -90,6 +91,15 @@ class ExperimentConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     max_fpr: float
+    threshold: str
+    threshold_quantile: float
+    false_alarm_rate: float
+
+    def threshold_spec(self) -> tuple[str, float]:
+        """``(method, level)`` for `common.threshold.fit_threshold`: the level that `threshold` uses."""
+        if self.threshold == "false_alarm":
+            return self.threshold, self.false_alarm_rate
+        return self.threshold, self.threshold_quantile
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,9 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     ),
     "experiment.seeds": (lambda v: len(v) > 0, "a non-empty list of integers"),
     "eval.max_fpr": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "eval.threshold": (lambda v: v in THRESHOLD_METHODS, "one of: " + ", ".join(THRESHOLD_METHODS)),
+    "eval.threshold_quantile": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "eval.false_alarm_rate": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
 }
 
 

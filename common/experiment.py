@@ -11,6 +11,14 @@ Each row carries a ``config_hash`` of everything that produced it: the config (l
 and how many workers run), the target's exact clips (path, size, mtime) and skipped clips, and for
 zero_shot / transfer the pretrained model's key. Rows of an earlier run with another hash are
 recomputed, with a warning; they are never mixed with new ones.
+
+Every model gets a decision threshold fitted on the scores of its *own* training normal clips
+(`common.threshold`, ``eval.threshold``): a pretrained model on its source clips, scratch and
+transfer models on the target budget; zero_shot uses the pretrained model's. Each row reports it
+with the precision / recall / F1 of ``score > threshold`` on the evaluation split. The scratch and
+transfer model of every row is saved beside the results (`row_model_path`, with a sidecar of its
+features, sources, budget, seed, threshold and AUC), so the best one can be exported and used on
+new recordings (`common.deploy`); a row whose model file is missing is recomputed.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -31,12 +39,13 @@ from .data import Machine, budget_subset
 from .errors import DataError, ModelError
 from .features import feature_key
 from .io import atomic_write_text
-from .metrics import auc_pauc
-from .model import architecture, check_features, load_model, read_sidecar, save_model
+from .metrics import auc_pauc, decision_metrics
+from .model import architecture, check_features, copy_model, load_model, read_sidecar, save_model
 from .prepare import CheckedMachine, MachineData, check_machine, load_machine, select_machines, write_skipped
 from .results import SCORE_COLUMNS, clear_rows, read_results, save_row, write_results, write_summary
 from .scoring import clip_scores
 from .sources import SourceSet, all_source_sets, source_sets
+from .threshold import fit_threshold
 from .train import Trainer
 
 METHODS = ("scratch", "zero_shot", "transfer")
@@ -52,6 +61,34 @@ def _hash(obj: Any) -> str:
 
 def _feature_sidecar(cfg: Config) -> dict[str, Any]:
     return {**cfg.feature.kwargs(), "channel": cfg.data.channel, "sample_rate": cfg.data.sample_rate}
+
+
+def _threshold_fields(cfg: Config, train_scores) -> dict[str, Any]:
+    """The decision threshold of a model from its training clips' scores, as stored in sidecars."""
+    method, level = cfg.eval.threshold_spec()
+    return {"threshold": fit_threshold(train_scores, method=method, level=level), "threshold_method": method,
+            "threshold_level": level, "n_threshold_clips": len(train_scores)}
+
+
+def row_model_path(out: Path, row: Mapping[str, Any]) -> Path:
+    """Where the model of a results.csv `row` (scratch or transfer) is saved under the result folder `out`.
+
+    ``out/models/<target_type>_<target_id>/<method>_<source>_b<budget>_s<seed>.keras`` (+ ``.json``
+    sidecar). A zero_shot row has no file of its own: its model is the pretrained one.
+    """
+    name = f"{row['method']}_{row['source']}_b{row['budget']}_s{row['seed']}.keras"
+    return Path(out) / "models" / f"{row['target_type']}_{row['target_id']}" / name
+
+
+def _has_model(out: Path, row: Mapping[str, Any]) -> bool:
+    """Whether the model behind `row` is on disk, saved by the run that computed the row."""
+    if row["method"] == "zero_shot":
+        return True  # the pretrained model, checked when the run starts
+    path = row_model_path(out, row)
+    try:
+        return read_sidecar(path).get("config_hash") == row["config_hash"]
+    except ModelError:
+        return False
 
 
 def _data_identity(cfg: Config, files: Iterable[Path]) -> str:
@@ -122,15 +159,21 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
         key = _hash({"data": _data_identity(cfg, train_files), "model": cfg.to_dict()["model"],
                      "fit": cfg.to_dict()["fit"], "seed": cfg.experiment.pretrain_seed})
         if path.is_file() and path.with_suffix(".json").is_file() and read_sidecar(path).get("key") == key:
+            _update_threshold(cfg, path, source, data)
             done.append(Pretrained(source, path, trained=False))
             continue
-        x = np.concatenate([data[m].vectors(data[m].split.train)[0] for m in source.machines])
+        parts = [data[m].vectors(data[m].split.train) for m in source.machines]
+        x, clip_offsets = np.concatenate([v for v, _ in parts]), [o for _, o in parts]
+        del parts  # x holds the vectors now; pretraining sets can take gigabytes
         arch = architecture(x.shape[1], hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
                             batch_norm=cfg.model.batch_norm)
         seed = cfg.experiment.pretrain_seed
         fit = trainer.fit(arch, trainer.init_weights(arch, seed=seed), x, epochs=cfg.fit.epochs,
                           batch_size=cfg.fit.batch_size, learning_rate=cfg.fit.learning_rate,
                           validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle, seed=seed)
+        # One machine at a time: scoring needs two more arrays the size of its vectors.
+        model, starts = trainer.with_weights(arch, fit.weights), np.cumsum([0] + [o[-1] for o in clip_offsets])
+        train_scores = np.concatenate([clip_scores(model, x[a:a + o[-1]], o) for a, o in zip(starts, clip_offsets)])
         skipped = sorted(p for m in source.machines for p in data.checked(m).skipped)
         sidecar = {
             "key": key, "version": version, "source": source.label,
@@ -139,6 +182,7 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
             "n_skipped_clips": len(skipped), "skipped_clips": skipped,
             "features": _feature_sidecar(cfg), "architecture": arch, "fit": cfg.to_dict()["fit"],
             "final_loss": fit.history["loss"][-1], "train_seconds": round(fit.seconds, 3),
+            "train_scores": train_scores.tolist(), **_threshold_fields(cfg, train_scores),
         }
         save_model(trainer.with_weights(arch, fit.weights), path, sidecar=sidecar)
         atomic_write_text(path.with_suffix(".history.csv"), pd.DataFrame(fit.history).rename_axis("epoch").to_csv())
@@ -147,28 +191,57 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
     return done
 
 
+def _update_threshold(cfg: Config, path: Path, source: SourceSet, data: _Machines) -> None:
+    """Give an up-to-date pretrained model the threshold the config asks for, without retraining it.
+
+    Models saved before thresholds existed get the scores of their training clips first.
+    """
+    sidecar = read_sidecar(path)
+    if "train_scores" not in sidecar:
+        model, _ = load_model(path, features=_feature_sidecar(cfg))
+        sidecar["train_scores"] = np.concatenate(
+            [clip_scores(model, *data[m].vectors(data[m].split.train)) for m in source.machines]).tolist()
+    fields = _threshold_fields(cfg, sidecar["train_scores"])
+    if any(sidecar.get(k) != v for k, v in fields.items()):
+        atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar | fields, indent=2, sort_keys=True))
+
+
 def _score(trainer: Trainer, arch, weights, md: MachineData, eval_x, eval_offsets, max_fpr):
     scores = clip_scores(trainer.with_weights(arch, weights), eval_x, eval_offsets)
     auc, pauc = auc_pauc(md.split.eval_labels, scores, max_fpr=max_fpr, name=md.machine.name)
     return scores, auc, pauc
 
 
-def _scratch(cfg: Config, trainer: Trainer, md: MachineData, budget, seed, x, arch, eval_x, eval_offsets):
-    """Scratch result of (target, budget, seed): read from the shared store or computed and stored."""
+def _scratch(cfg: Config, trainer: Trainer, md: MachineData, budget, seed, train, arch, eval_x, eval_offsets):
+    """Scratch result of (target, budget, seed): read from the shared store or computed and stored.
+
+    The store holds ``<name>.json`` (eval scores, AUC, the training clips' scores) and the model
+    ``<name>.model.keras`` (+ sidecar); an entry without its model or training scores (an older
+    run's) is computed again. `train` is the budget's (vectors, offsets).
+    """
     train_files = budget_subset(md.split.train, budget, seed=seed)
     key = _hash({"train": _data_identity(cfg, train_files), "eval": _data_identity(cfg, md.split.eval_files),
                  "model": cfg.to_dict()["model"], "fit": cfg.to_dict()["fit"], "seed": seed,
                  "max_fpr": cfg.eval.max_fpr})
     store = cfg.output.scratch_dir / f"{md.machine.type}_{md.machine.id}_{budget}_{seed}_{key}.json"
-    if store.is_file():
-        return json.loads(store.read_text())
-    fit = trainer.fit(arch, trainer.init_weights(arch, seed=seed), x, epochs=cfg.fit.epochs,
+    model_file = store.with_suffix(".model.keras")
+    if store.is_file() and model_file.is_file() and model_file.with_suffix(".json").is_file():
+        result = json.loads(store.read_text())
+        if "train_scores" in result:
+            return result | {"model": model_file}
+    fit = trainer.fit(arch, trainer.init_weights(arch, seed=seed), train[0], epochs=cfg.fit.epochs,
                       batch_size=cfg.fit.batch_size, learning_rate=cfg.fit.learning_rate,
                       validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle, seed=seed)
+    train_scores = clip_scores(trainer.with_weights(arch, fit.weights), *train)
     scores, auc, pauc = _score(trainer, arch, fit.weights, md, eval_x, eval_offsets, cfg.eval.max_fpr)
-    result = {"key": key, "auc": auc, "pauc": pauc, "scores": scores.tolist(), "train_seconds": fit.seconds}
+    save_model(trainer.with_weights(arch, fit.weights), model_file, sidecar={
+        "key": key, "target": md.machine.name, "method": "scratch", "budget": str(budget), "seed": seed,
+        "train_clips": [str(f) for f in train_files], "features": _feature_sidecar(cfg), "architecture": arch,
+        "fit": cfg.to_dict()["fit"]})
+    result = {"key": key, "auc": auc, "pauc": pauc, "scores": scores.tolist(), "train_seconds": fit.seconds,
+              "train_scores": train_scores.tolist()}
     atomic_write_text(store, json.dumps(result))
-    return result
+    return result | {"model": model_file}
 
 
 def _run_hash(cfg: Config) -> str:
@@ -242,6 +315,7 @@ def transfer(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
     previous = read_results(out)
     _warn_outdated(previous, plan, out)
     done = {k: v for k, v in previous.items() if plan.get(k) == v[0]["config_hash"]}
+    done = _drop_without_model(done, out)
     save_config(cfg, out / "config.yaml")
     write_skipped(out, {t: checked[t].skipped for t, _ in targets})
 
@@ -258,18 +332,24 @@ def transfer(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
         for budget in cfg.experiment.budgets:
             for seed in cfg.experiment.seeds:
                 train_files = budget_subset(md.split.train, budget, seed=seed)
-                x = None
+                train = None  # the budget's (vectors, offsets), loaded when a fit needs them
 
                 def key(source: str, method: str) -> tuple:
                     return (target.type, target.id, source, method, str(budget), seed)
 
-                def finish(source: str, method: str, clip_scores_, auc, pauc, n_train, seconds) -> None:
+                def finish(source: str, method: str, clip_scores_, auc, pauc, n_train, seconds, threshold,
+                           store_model=None) -> None:
                     k = key(source, method)
+                    precision, recall, f1 = decision_metrics(md.split.eval_labels, clip_scores_, threshold=threshold,
+                                                             name=md.machine.name)
                     row = {"version": version, "target_type": target.type, "target_id": target.id,
                            "source": source, "method": method, "budget": str(budget), "seed": seed,
                            "auc": auc, "pauc": pauc, "n_train_clips": n_train,
                            "n_eval_clips": len(md.split.eval_files), "train_seconds": round(float(seconds), 3),
-                           "config_hash": plan[k], "n_skipped_clips": len(md.skipped)}
+                           "config_hash": plan[k], "n_skipped_clips": len(md.skipped),
+                           "threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
+                    if store_model is not None:
+                        store_model(row)  # the row's model is on disk before the row is
                     table = pd.DataFrame({
                         "version": version, "target_type": target.type, "target_id": target.id,
                         "source": source, "method": method, "budget": str(budget), "seed": seed,
@@ -279,12 +359,24 @@ def transfer(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
                     done[k] = (row, table)
                     bar.update(1)
 
+                def row_sidecar(row: dict, arch, train_scores, **extra) -> dict[str, Any]:
+                    return {**{k: row[k] for k in ("version", "target_type", "target_id", "method", "source",
+                                                   "budget", "seed", "n_train_clips", "auc", "pauc", "precision",
+                                                   "recall", "f1", "n_eval_clips", "config_hash")},
+                            "target": target.name, "train_clips": [str(f) for f in train_files],
+                            "features": _feature_sidecar(cfg), "architecture": arch,
+                            "train_scores": np.asarray(train_scores, dtype=float).tolist(),
+                            **_threshold_fields(cfg, train_scores), **extra}
+
                 if key("none", "scratch") not in done:
-                    x = md.vectors(train_files)[0]
-                    arch = architecture(x.shape[1], hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
+                    train = md.vectors(train_files)
+                    arch = architecture(train[0].shape[1], hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
                                         batch_norm=cfg.model.batch_norm)
-                    r = _scratch(cfg, trainer, md, budget, seed, x, arch, eval_x, eval_offsets)
-                    finish("none", "scratch", r["scores"], r["auc"], r["pauc"], len(train_files), r["train_seconds"])
+                    r = _scratch(cfg, trainer, md, budget, seed, train, arch, eval_x, eval_offsets)
+                    finish("none", "scratch", r["scores"], r["auc"], r["pauc"], len(train_files), r["train_seconds"],
+                           _threshold_fields(cfg, r["train_scores"])["threshold"],
+                           lambda row: copy_model(r["model"], row_model_path(out, row), sidecar=row_sidecar(
+                               row, arch, r["train_scores"], sources=[], fit=cfg.to_dict()["fit"])))
                 for s in sets:
                     side = sidecars[s.label]
                     if s.label not in weights and not (key(s.label, "zero_shot") in done
@@ -294,24 +386,46 @@ def transfer(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
                         if s.label not in zero_shot:
                             zero_shot[s.label] = _score(trainer, side["architecture"], weights[s.label], md,
                                                         eval_x, eval_offsets, cfg.eval.max_fpr)
-                        finish(s.label, "zero_shot", *zero_shot[s.label], 0, 0.0)
+                        # The pretrained model's own threshold: from its source clips, never the target's.
+                        finish(s.label, "zero_shot", *zero_shot[s.label], 0, 0.0,
+                               _threshold_fields(cfg, side["train_scores"])["threshold"])
                     if key(s.label, "transfer") not in done:
-                        if x is None:
-                            x = md.vectors(train_files)[0]
-                        fit = trainer.fit(side["architecture"], weights[s.label], x, epochs=cfg.transfer.epochs,
+                        if train is None:
+                            train = md.vectors(train_files)
+                        arch = side["architecture"]
+                        fit = trainer.fit(arch, weights[s.label], train[0], epochs=cfg.transfer.epochs,
                                           batch_size=cfg.fit.batch_size, learning_rate=cfg.transfer.learning_rate,
                                           validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle,
                                           seed=seed, freeze=cfg.transfer.freeze)
+                        train_scores = clip_scores(trainer.with_weights(arch, fit.weights), *train)
                         finish(s.label, "transfer",
-                               *_score(trainer, side["architecture"], fit.weights, md, eval_x, eval_offsets,
-                                       cfg.eval.max_fpr),
-                               len(train_files), fit.seconds)
+                               *_score(trainer, arch, fit.weights, md, eval_x, eval_offsets, cfg.eval.max_fpr),
+                               len(train_files), fit.seconds, _threshold_fields(cfg, train_scores)["threshold"],
+                               lambda row: save_model(trainer.with_weights(arch, fit.weights), row_model_path(out, row),
+                                                      sidecar=row_sidecar(
+                                                          row, arch, train_scores, sources=side["sources"],
+                                                          pretrained=str(model_dir / f"{s.label}.keras"),
+                                                          pretrained_key=side.get("key"),
+                                                          transfer=cfg.to_dict()["transfer"])))
         _write(out, done)
     bar.close()
     results = _write(out, done)
     clear_rows(out)  # every finished row is in results.csv now; what is left belongs to no planned row
     write_summary(out, results)
     return results
+
+
+def _drop_without_model(done: dict[tuple, tuple], out: Path) -> dict[tuple, tuple]:
+    """The reusable rows less those whose model file is missing (or of another run), with a warning."""
+    kept = {k: v for k, v in done.items() if _has_model(out, v[0])}
+    if missing := len(done) - len(kept):
+        warnings.warn(
+            f"{missing} row(s) of {out / 'results.csv'} have no model file of their run under {out / 'models'} "
+            "and are recomputed (deployment needs each row's model). Keep the models folder with the results "
+            "to silence this warning.",
+            stacklevel=3,
+        )
+    return kept
 
 
 def _write(out: Path, done: dict[tuple, tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
@@ -331,6 +445,12 @@ def _pretrained_sidecar(model_dir: Path | None, source: SourceSet, cfg: Config) 
         )
     sidecar = read_sidecar(path)
     check_features(sidecar, _feature_sidecar(cfg), path=path)
+    if "train_scores" not in sidecar:
+        raise ModelError(
+            f"pretrained model {path} has no scores of its training clips to fit a decision threshold on: run "
+            f"`python -m common pretrain` with the make_pretrain YAML of {cfg.experiment.version} again (it adds "
+            "them without retraining)"
+        )
     return sidecar
 
 

@@ -1,9 +1,10 @@
-"""AUC and pAUC of clip scores (scikit-learn), with the checks scikit-learn leaves to the caller."""
+"""AUC and pAUC of clip scores, and precision / recall / F1 of thresholded decisions (scikit-learn), with the
+checks scikit-learn leaves to the caller."""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from .errors import MetricError
 
@@ -37,3 +38,23 @@ def auc_pauc(y_true, y_score, *, max_fpr: float = 0.1, name: str = "") -> tuple[
     auc = float(roc_auc_score(y_true, y_score))
     pauc = auc if max_fpr == 1 else float(roc_auc_score(y_true, y_score, max_fpr=max_fpr))
     return auc, pauc
+
+
+def decision_metrics(y_true, y_score, *, threshold: float, name: str = "") -> tuple[float, float, float]:
+    """Precision, recall and F1 of flagging a clip anomalous when its score is above `threshold`.
+
+    Anomalous (1) is the positive class. A ratio with a zero denominator (nothing flagged) is 0
+    (scikit-learn's ``zero_division=0``), not a warning.
+
+    Examples
+    --------
+    >>> decision_metrics([0, 0, 1, 1], [0.1, 0.6, 0.8, 0.4], threshold=0.5)
+    (0.5, 0.5, 0.5)
+    """
+    if isinstance(threshold, bool) or not np.isfinite(threshold):
+        raise MetricError(f"threshold={threshold!r} must be a finite number")
+    y_true, y_score = check_scores(y_true, y_score, name=name)
+    y_pred = (y_score > threshold).astype(int)
+    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", pos_label=1,
+                                                               zero_division=0)
+    return float(precision), float(recall), float(f1)

@@ -139,3 +139,14 @@ def load_model(path: str | Path, *, features: Mapping[str, Any] | None = None) -
     except Exception as exc:  # Keras raises several types for a damaged archive
         raise ModelError(f"cannot load model {path}: {exc}") from exc
     return model, sidecar
+
+
+def copy_model(src: str | Path, dst: str | Path, *, sidecar: Mapping[str, Any] | None = None) -> Path:
+    """Copy a saved model to `dst` (``.keras``) with `sidecar` (default: the source's), atomically as `save_model`."""
+    src, dst = Path(src).with_suffix(".keras"), Path(dst).with_suffix(".keras")
+    meta = read_sidecar(src)  # also: ModelError when the source or its sidecar is missing
+    meta = meta if sidecar is None else dict(sidecar)
+    dst.with_suffix(".json").unlink(missing_ok=True)  # as in save_model: never a new model with an old sidecar
+    atomic_write(dst, lambda tmp: tmp.write_bytes(src.read_bytes()))
+    atomic_write_text(dst.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
+    return dst

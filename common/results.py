@@ -27,6 +27,9 @@ RESULT_COLUMNS = [
     "version", "target_type", "target_id", "source", "method", "budget", "seed",
     "auc", "pauc", "n_train_clips", "n_eval_clips", "train_seconds", "config_hash",
     "n_skipped_clips",  # bad clips of the target left out under data.on_bad_file: skip
+    # Decision threshold fitted on the model's own training normal clips (eval.threshold), and the
+    # precision / recall / F1 of "score > threshold" on the evaluation split (anomalous = positive).
+    "threshold", "precision", "recall", "f1",
 ]
 ROWS_DIR = ".rows"
 SCORE_COLUMNS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "path", "label", "score"]

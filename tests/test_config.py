@@ -24,6 +24,7 @@ def test_defaults_and_version_templates(tmp_path):
     assert cfg.output.result_dir.name == "result_transfer_pretrain_v3"
     assert cfg.transfer.init_from == str(cfg.output.model_dir)
     assert cfg.eval.max_fpr == 0.1
+    assert cfg.eval.threshold == "percentile" and cfg.eval.threshold_spec() == ("percentile", 0.9)
 
 
 def test_relative_paths_resolve_against_the_yaml_folder_not_cwd(tmp_path, monkeypatch):
@@ -68,6 +69,12 @@ def test_save_config_round_trips(tmp_path):
         ("fit:\n  shuffle: yes please\n", r"'fit\.shuffle' must be true or false"),
         ("eval:\n  max_fpr: 0\n", r"'eval\.max_fpr' must be a number in \(0, 1\]"),
         ("eval:\n  max_fpr: 1.5\n", r"'eval\.max_fpr'"),
+        ("eval:\n  threshold: median\n", r"'eval\.threshold' must be one of: percentile, gamma, false_alarm"),
+        ("eval:\n  threshold_quantile: 1.0\n", r"'eval\.threshold_quantile' must be a number in \(0, 1\)"),
+        ("eval:\n  threshold_quantile: 0\n", r"'eval\.threshold_quantile'"),
+        ("eval:\n  false_alarm_rate: 1\n", r"'eval\.false_alarm_rate' must be a number in \[0, 1\)"),
+        ("eval:\n  false_alarm_rate: -0.1\n", r"'eval\.false_alarm_rate'"),
+        ("eval:\n  treshold: gamma\n", r"unknown config key 'eval\.treshold'.*did you mean 'threshold'"),
         ("experiment:\n  version: v5\n", r"'experiment\.version' must be one of: v1, v2, v3, v4"),
         ("experiment:\n  budgets: [few]\n", r"'experiment\.budgets\[0\]' must be a positive integer or 'all'"),
         ("experiment:\n  budgets: [0, all]\n", r"'experiment\.budgets'"),
@@ -92,6 +99,13 @@ def test_mistakes_name_the_file_and_the_key(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match) as err:
         load_config(path)
     assert str(path) in str(err.value)
+
+
+def test_threshold_spec_picks_the_level_of_the_method(tmp_path):
+    gamma = load_config(write(tmp_path, "eval:\n  threshold: gamma\n  threshold_quantile: 0.95\n", "g.yaml"))
+    assert gamma.eval.threshold_spec() == ("gamma", 0.95)
+    rate = load_config(write(tmp_path, "eval:\n  threshold: false_alarm\n  false_alarm_rate: 0.05\n", "f.yaml"))
+    assert rate.eval.threshold_spec() == ("false_alarm", 0.05)
 
 
 def test_on_bad_file_defaults_to_error_and_accepts_skip(tmp_path):

@@ -1,0 +1,322 @@
+"""Put a trained model to work: score new WAV recordings, flag anomalies, export a model for deployment.
+
+`score_files` reads everything about the features from the model's sidecar (channel, sample rate,
+log-mel parameters; never from a YAML) and extracts them with the experiments' own code
+(`common.audio.check_wav`, `common.features.extract`), so a clip scores exactly as it did in the
+experiment. A clip is flagged anomalous when its score is above the model's decision threshold
+(fitted on its own training normal clips, `common.threshold`) or the one given. A bad file (wrong
+rate, corrupt, truncated, silent, too short) gets an error naming its path and no score; the
+other files are still scored.
+
+`export_model` copies the best model of a target (highest AUC of a method in a version's
+results.csv, or the row chosen by source, budget and seed) with its sidecar and a short
+``MODEL_CARD.md`` into a folder to deploy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .audio import check_wav
+from .errors import AudioError, DataError, ModelError
+from .features import extract
+from .io import atomic_write_text
+from .model import FEATURE_KEYS, copy_model, load_model, read_sidecar
+from .scoring import clip_scores
+from .threshold import describe_threshold
+
+SCORE_FILE_COLUMNS = ["path", "score", "decision", "error"]
+DECISIONS = {False: "normal", True: "anomalous"}
+ERROR = "error"  # the decision of a file that could not be scored
+_PARAMS = ("n_mels", "frames", "n_fft", "hop_length", "power")
+
+
+def find_wavs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given, folders expanded to their WAV files (``*.wav``, any case, sorted, recursive).
+
+    A path that does not exist is kept, so scoring reports it by name instead of dropping it.
+
+    Raises
+    ------
+    DataError
+        No file at all: every folder given is empty of WAV files, or no path was given.
+    """
+    files: list[Path] = []
+    given = [Path(p) for p in paths]
+    for path in given:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+        else:
+            files.append(path)
+    if not files:
+        where = ", ".join(map(str, given)) or "(no path given)"
+        raise DataError(f"no WAV files to score under {where}")
+    return files
+
+
+def model_features(sidecar: Mapping[str, Any], *, path: str | os.PathLike) -> dict[str, Any]:
+    """The feature parameters a model was trained on (channel, sample_rate, n_mels, ...), from its sidecar.
+
+    Raises
+    ------
+    ModelError
+        The sidecar lacks one of `common.model.FEATURE_KEYS`.
+    """
+    features = sidecar.get("features", {})
+    missing = [k for k in FEATURE_KEYS if k not in features]
+    if missing:
+        raise ModelError(f"sidecar of model {path} lacks the feature parameters {missing}: cannot score with it")
+    return {k: features[k] for k in FEATURE_KEYS}
+
+
+def _threshold(sidecar: Mapping[str, Any], threshold: float | None, path: Path) -> float:
+    if threshold is None:
+        if "threshold" not in sidecar:
+            raise ModelError(f"model {path} has no decision threshold in its sidecar (trained before thresholds "
+                             "were fitted): retrain it, or give one (--threshold T)")
+        threshold = sidecar["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or not np.isfinite(threshold):
+        raise ModelError(f"threshold={threshold!r} must be a finite number")
+    return float(threshold)
+
+
+def _vectors(path: Path, features: Mapping[str, Any]) -> np.ndarray:
+    """The clip's feature vectors, by the experiments' code path; AudioError / DataError naming `path`."""
+    channel, sr = features["channel"], features["sample_rate"]
+    check_wav(path, channel=channel, expected_sr=sr)  # header, rate, channel, finite and not silent
+    vectors, _ = extract([path], channel=channel, sr=sr, jobs=1, progress=False,
+                         **{k: features[k] for k in _PARAMS})
+    return vectors
+
+
+def score_files(
+    model_path: str | os.PathLike,
+    paths: Iterable[str | os.PathLike],
+    *,
+    threshold: float | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Score WAV files with a saved model and decide normal / anomalous.
+
+    Parameters
+    ----------
+    model_path : str or os.PathLike
+        A ``.keras`` model saved by this project, with its ``.json`` sidecar.
+    paths : iterable of str or os.PathLike
+        WAV files and/or folders (searched recursively for ``*.wav``, sorted).
+    threshold : float or None
+        Flag a clip when its score is above this; None uses the sidecar's (fitted on the model's
+        training normal clips).
+    progress : bool
+        Show a progress bar over files.
+
+    Returns
+    -------
+    table : pd.DataFrame [columns=SCORE_FILE_COLUMNS, one row per file, in `find_wavs` order]
+        ``path``; ``score`` (mean reconstruction error, NaN for a bad file); ``decision``
+        (``normal``, ``anomalous``, or ``error`` for a bad file); ``error`` (the message naming
+        the file, empty when scored).
+
+    Raises
+    ------
+    ModelError
+        The model or its sidecar is missing or unreadable, lacks feature parameters, or has no
+        threshold while none is given.
+    DataError
+        No file to score.
+
+    Examples
+    --------
+    >>> table = score_files("fan_id_00.keras", ["new_recordings/"])  # doctest: +SKIP
+    >>> table["decision"].value_counts()  # doctest: +SKIP
+    """
+    model_path = Path(model_path)
+    model, sidecar = load_model(model_path)
+    features = model_features(sidecar, path=model_path)
+    threshold = _threshold(sidecar, threshold, model_path)
+    files = find_wavs(paths)
+    vectors, errors = {}, {}
+    for path in tqdm(files, desc="score", unit="clip", disable=not progress):
+        try:
+            vectors[path] = _vectors(path, features)
+        except (AudioError, DataError) as exc:
+            message = str(exc)
+            errors[path] = message if str(path) in message else f"{path}: {message}"
+    scores: dict[Path, float] = {}
+    if vectors:
+        good = [p for p in files if p in vectors]
+        offsets = np.zeros(len(good) + 1, dtype=np.int64)
+        np.cumsum([len(vectors[p]) for p in good], out=offsets[1:])
+        scores = dict(zip(good, clip_scores(model, np.concatenate([vectors[p] for p in good]), offsets)))
+    return pd.DataFrame({
+        "path": [str(p) for p in files],
+        "score": [float(scores[p]) if p in scores else np.nan for p in files],
+        "decision": [DECISIONS[bool(scores[p] > threshold)] if p in scores else ERROR for p in files],
+        "error": [errors.get(p, "") for p in files],
+    }, columns=SCORE_FILE_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+
+_RESULT_DTYPES = {"budget": str, "source": str, "target_id": str, "target_type": str, "config_hash": str}
+
+
+def _version(version: int | str) -> str:
+    text = str(version).lower().removeprefix("v")
+    if not text.isdigit():
+        raise DataError(f"version={version!r} must be a version number such as 1 or v1")
+    return text
+
+
+def candidate_rows(results: pd.DataFrame, *, target: str, method: str = "transfer", source: str | None = None,
+                   budget: int | str | None = None, seed: int | None = None) -> pd.DataFrame:
+    """The results.csv rows of `target` and `method` (and `source`, `budget`, `seed` when given), best first:
+    highest AUC, then pAUC, then file order. The first is the one `export_model` deploys.
+
+    Raises
+    ------
+    DataError
+        `target` is not ``type/id``, or no row matches (the message lists what there is).
+    """
+    if target.count("/") != 1:
+        raise DataError(f"target={target!r} must be a machine type and ID such as fan/id_00")
+    machine_type, machine_id = target.split("/")
+    mine = results[(results["target_type"] == machine_type) & (results["target_id"] == machine_id)]
+    if mine.empty:
+        there = sorted(set(results["target_type"] + "/" + results["target_id"]))
+        raise DataError(f"no results for target {target}; results.csv has {there}")
+    wanted = {"method": method, "source": source, "budget": None if budget is None else str(budget), "seed": seed}
+    rows = mine
+    for column, value in wanted.items():
+        if value is not None:
+            rows = rows[rows[column] == value]
+    if rows.empty:
+        asked = ", ".join(f"{k}={v}" for k, v in wanted.items() if v is not None)
+        there = mine[["method", "source", "budget", "seed"]].drop_duplicates().to_string(index=False)
+        raise DataError(f"no results row of {target} with {asked}; its rows are:\n{there}")
+    return rows.sort_values(["auc", "pauc"], ascending=False, kind="stable")
+
+
+def export_model(
+    repo: str | os.PathLike,
+    *,
+    version: int | str,
+    target: str,
+    out: str | os.PathLike,
+    source: str | None = None,
+    budget: int | str | None = None,
+    seed: int | None = None,
+    method: str = "transfer",
+) -> Path:
+    """Copy a target's chosen model, its sidecar and a ``MODEL_CARD.md`` into `out` for deployment.
+
+    The row is the first of `candidate_rows` in ``repo/VersionN/result_transfer_pretrain_vN/results.csv``
+    (default: the transfer model with the highest AUC). A scratch or transfer model is the one saved
+    with the row (`common.experiment.row_model_path`); a zero_shot model is the pretrained model, given
+    the row's threshold.
+
+    Returns
+    -------
+    path : Path
+        The exported ``.keras`` model (its sidecar and ``MODEL_CARD.md`` beside it).
+
+    Raises
+    ------
+    DataError
+        No results.csv, or no row matches.
+    ModelError
+        The row's model file is missing or was saved by another run (rerun the transfer command).
+    """
+    from .config import load_config
+    from .experiment import row_model_path
+
+    n = _version(version)
+    result_dir = Path(repo) / f"Version{n}" / f"result_transfer_pretrain_v{n}"
+    table = result_dir / "results.csv"
+    if not table.is_file():
+        raise DataError(f"{table} not found: run `python -m common transfer Version{n}/transfer_pretrain_v{n}.yaml` first")
+    results = pd.read_csv(table, dtype=_RESULT_DTYPES, keep_default_na=False)
+    rows = candidate_rows(results, target=target, method=method, source=source, budget=budget, seed=seed)
+    row = rows.iloc[0]
+    facts = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+    if facts["method"] == "zero_shot":
+        cfg = load_config(result_dir / "config.yaml")
+        src = Path(cfg.transfer.init_from) / f"{facts['source']}.keras"
+        method_name, level = cfg.eval.threshold_spec()
+        sidecar = read_sidecar(src) | {k: facts[k] for k in ("version", "target_type", "target_id", "method",
+                                                                "budget", "seed", "auc", "pauc", "precision",
+                                                                "recall", "f1", "n_eval_clips", "config_hash")}
+        sidecar |= {"target": target, "threshold": facts["threshold"], "threshold_method": method_name,
+                    "threshold_level": level, "pretrained": str(src)}
+    else:
+        src = row_model_path(result_dir, facts)
+        sidecar = read_sidecar(src)
+        if sidecar.get("config_hash") != facts["config_hash"]:
+            raise ModelError(f"model {src} was saved by another run than the row of {table} it should belong to; "
+                             f"rerun `python -m common transfer Version{n}/transfer_pretrain_v{n}.yaml`")
+    asked = "".join(f", {k} {v}" for k, v in (("source", source), ("budget", budget), ("seed", seed)) if v is not None)
+    chosen = f"highest AUC of the {len(rows)} {method} row(s) of {target}{asked} in `{table}`"
+    name = f"{facts['target_type']}_{facts['target_id']}_{facts['method']}_{facts['source']}" \
+           f"_b{facts['budget']}_s{facts['seed']}.keras"
+    out = Path(out)
+    dst = copy_model(src, out / name, sidecar=sidecar)
+    atomic_write_text(out / "MODEL_CARD.md", model_card(dst.name, sidecar, chosen=chosen))
+    return dst
+
+
+def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "") -> str:
+    """A short Markdown model card: what the model is for, how good it was, its threshold and features.
+
+    `chosen` says how the model was picked among the experiment's (a row of the card when given).
+    """
+    s = sidecar
+    f = s.get("features", {})
+    arch = s.get("architecture", {})
+    method = s.get("method", "?")
+    sources = ", ".join(s.get("sources", [])) or "none (trained on the target only)"
+    how = {"transfer": f"pretrained on {s.get('source')} ({sources}), then fine-tuned on the target's clips",
+           "zero_shot": f"pretrained on {s.get('source')} ({sources}), used as is (no target clips)",
+           "scratch": "trained from a random init on the target's clips only"}.get(method, method)
+    threshold = describe_threshold(s.get("threshold_method", "?"), float(s.get("threshold_level", float("nan"))),
+                                   n_clips=s.get("n_threshold_clips"))
+    rows = [
+        ("model file", f"`{model_name}` (+ `{Path(model_name).with_suffix('.json').name}` sidecar)"),
+        ("target machine", s.get("target", "?")),
+        ("method", f"{method}: {how}"),
+        ("experiment", f"{s.get('version', '?')}, config_hash `{s.get('config_hash', '?')}`"),
+        ("target budget", "none: no target clips (the pretrained model as is)" if method == "zero_shot" else
+                          f"{s.get('budget', '?')} ({s.get('n_train_clips', 0)} training normal clips), "
+                          f"seed {s.get('seed', '?')}"),
+        ("AUC / pAUC", f"{s.get('auc', float('nan')):.4f} / {s.get('pauc', float('nan')):.4f} on the target's "
+                       f"{s.get('n_eval_clips', '?')} evaluation clips"),
+        ("decision threshold", f"{s.get('threshold', float('nan')):.6g}: {threshold}"),
+        ("at that threshold", f"precision {s.get('precision', float('nan')):.3f}, recall "
+                              f"{s.get('recall', float('nan')):.3f}, F1 {s.get('f1', float('nan')):.3f} "
+                              "on the evaluation split"),
+        ("features", f"channel {f.get('channel')}, {f.get('sample_rate')} Hz, n_mels {f.get('n_mels')}, frames "
+                     f"{f.get('frames')}, n_fft {f.get('n_fft')}, hop_length {f.get('hop_length')}, "
+                     f"power {f.get('power')}"),
+        ("architecture", f"dense autoencoder, input {arch.get('input_dim')}, hidden {arch.get('hidden')}, "
+                         f"bottleneck {arch.get('bottleneck')}, batch_norm {arch.get('batch_norm')}"),
+    ]
+    if chosen:
+        rows.append(("chosen as", chosen))
+    lines = [f"# Anomaly detector for {s.get('target', '?')}", "",
+             "Dense autoencoder on log-mel features (MIMII / DCASE 2020 baseline). A clip's score is its mean "
+             "reconstruction error; a clip scoring above the decision threshold is flagged anomalous.", "",
+             "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "",
+             "## Use", "", "```bash",
+             f"python -m common score --model {model_name} RECORDINGS_OR_FOLDERS... [--threshold T] [--csv scores.csv]",
+             "```", "",
+             f"Recordings must be WAV files at {f.get('sample_rate')} Hz with channel {f.get('channel')} (0-based); "
+             "the feature parameters come from the sidecar, so keep it beside the model. A file of another rate, "
+             "a corrupt, truncated, silent or too short one is reported by its path and not scored; the others "
+             "are. `--threshold` overrides the fitted threshold (lower: more alarms, higher: fewer).", ""]
+    return "\n".join(lines)
