@@ -22,3 +22,20 @@ def tiny_root(tmp_path_factory) -> Path:
         types=("fan", "valve"), ids=("id_00", "id_02"), progress=False,
     )
     return root
+
+
+TINY_SIZES = {
+    "feature": {"n_mels": 16, "frames": 2, "n_fft": 512, "hop_length": 256},
+    "model": {"hidden": [16], "bottleneck": 4},
+    "fit": {"epochs": 2, "batch_size": 64},
+    "transfer": {"epochs": 1},
+    "experiment": {"budgets": [2, "all"], "seeds": [0]},
+}
+
+
+def tiny_overrides(**sections: dict) -> dict:
+    """Config overrides that make a full pretrain + transfer run take seconds; `sections` update them."""
+    out = {k: dict(v) for k, v in TINY_SIZES.items()}
+    for name, values in sections.items():
+        out.setdefault(name, {}).update(values)
+    return out

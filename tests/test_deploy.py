@@ -22,15 +22,9 @@ from common.metrics import decision_metrics
 from common.model import read_sidecar
 from common.prepare import check_machine
 from common.threshold import fit_threshold
+from conftest import tiny_overrides
 
-SMALL = {
-    "data": {"ids": ["id_00"], "jobs": 1},
-    "feature": {"n_mels": 16, "frames": 2, "n_fft": 512, "hop_length": 256},
-    "model": {"hidden": [16], "bottleneck": 4},
-    "fit": {"epochs": 2, "batch_size": 64},
-    "transfer": {"epochs": 1},
-    "experiment": {"budgets": ["all"], "seeds": [0]},
-}
+SMALL = tiny_overrides(data={"ids": ["id_00"], "jobs": 1}, experiment={"budgets": ["all"]})
 ROW = {"target_type": "fan", "target_id": "id_00", "source": "valve", "method": "transfer", "budget": "all", "seed": 0}
 
 

@@ -13,14 +13,9 @@ from common.errors import DataError, ModelError
 from common.experiment import pretrain, transfer
 from common.results import RESULT_COLUMNS
 from common.train import Trainer
+from conftest import tiny_overrides
 
-SMALL = {
-    "feature": {"n_mels": 16, "frames": 2, "n_fft": 512, "hop_length": 256},
-    "model": {"hidden": [16], "bottleneck": 4},
-    "fit": {"epochs": 2, "batch_size": 64},
-    "transfer": {"epochs": 1},
-    "experiment": {"budgets": [2, "all"], "seeds": [0]},
-}
+SMALL = tiny_overrides()
 
 
 def make_config(tmp_path: Path, root: Path, version: str, name: str, **extra):

@@ -12,15 +12,10 @@ import pytest
 import yaml
 
 from common.notebooks import all_notebooks, execute_notebook
+from conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = {
-    "feature": {"n_mels": 16, "frames": 2, "n_fft": 512, "hop_length": 256},
-    "model": {"hidden": [16], "bottleneck": 4},
-    "fit": {"epochs": 2, "batch_size": 64},
-    "transfer": {"epochs": 1},
-    "experiment": {"budgets": [2, "all"], "seeds": [0]},
-}
+TINY = tiny_overrides()
 
 
 @pytest.mark.parametrize("rel", sorted(all_notebooks()))

@@ -28,15 +28,10 @@ from common.experiment import pretrain, transfer
 from common.prepare import load_machine
 from common.results import RESULT_COLUMNS
 from common.train import Trainer
+from conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parent.parent
-SMALL = {
-    "feature": {"n_mels": 16, "frames": 2, "n_fft": 512, "hop_length": 256},
-    "model": {"hidden": [16], "bottleneck": 4},
-    "fit": {"epochs": 2, "batch_size": 64},
-    "transfer": {"epochs": 1},
-    "experiment": {"budgets": [2, "all"], "seeds": [0]},
-}
+SMALL = tiny_overrides()
 
 
 def write_yaml(folder: Path, name: str, root: Path, cache: Path, **extra) -> Path:
