@@ -264,7 +264,7 @@ def export_model(
     asked = "".join(f", {k} {v}" for k, v in (("source", source), ("budget", budget), ("seed", seed)) if v is not None)
     chosen = f"highest AUC of the {len(rows)} {method} row(s) of {target}{asked} in `{table}`"
     name = f"{facts['target_type']}_{facts['target_id']}_{facts['method']}_{facts['source']}" \
-           f"_b{facts['budget']}_s{facts['seed']}.keras"
+           f"_budget-{facts['budget']}_seed-{facts['seed']}.keras"
     out = Path(out)
     dst = copy_model(src, out / name, sidecar=sidecar)
     atomic_write_text(out / "MODEL_CARD.md", model_card(dst.name, sidecar, chosen=chosen))

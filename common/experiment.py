@@ -73,10 +73,10 @@ def _threshold_fields(cfg: Config, train_scores) -> dict[str, Any]:
 def row_model_path(out: Path, row: Mapping[str, Any]) -> Path:
     """Where the model of a results.csv `row` (scratch or transfer) is saved under the result folder `out`.
 
-    ``out/models/<target_type>_<target_id>/<method>_<source>_b<budget>_s<seed>.keras`` (+ ``.json``
-    sidecar). A zero_shot row has no file of its own: its model is the pretrained one.
+    ``out/models/<target_type>_<target_id>/<method>_<source>_budget-<budget>_seed-<seed>.keras``
+    (+ ``.json`` sidecar). A zero_shot row has no file of its own: its model is the pretrained one.
     """
-    name = f"{row['method']}_{row['source']}_b{row['budget']}_s{row['seed']}.keras"
+    name = f"{row['method']}_{row['source']}_budget-{row['budget']}_seed-{row['seed']}.keras"
     return Path(out) / "models" / f"{row['target_type']}_{row['target_id']}" / name
 
 

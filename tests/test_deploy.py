@@ -227,7 +227,7 @@ def test_export_copies_model_sidecar_and_card(run, tmp_path):
     out = tmp_path / "deploy"
     path = export_model(repo, version=1, target="fan/id_00", out=out)
     row = rows_of(results, **ROW).iloc[0]  # the only transfer row of fan/id_00, so the best
-    assert path == out / "fan_id_00_transfer_valve_ball_s0.keras" and path.is_file()
+    assert path == out / "fan_id_00_transfer_valve_budget-all_seed-0.keras" and path.is_file()
     side = read_sidecar(path)
     assert side["threshold"] == row["threshold"] and side["auc"] == row["auc"]
     card = (out / "MODEL_CARD.md").read_text()
@@ -239,7 +239,7 @@ def test_export_copies_model_sidecar_and_card(run, tmp_path):
 
     code, text = run_main(["export", "--version", "v1", "--target", "fan/id_00", "--method", "scratch",
                            "--out", str(tmp_path / "cli"), "--repo", str(repo)])
-    assert code == 0 and (tmp_path / "cli" / "fan_id_00_scratch_none_ball_s0.keras").is_file()
+    assert code == 0 and (tmp_path / "cli" / "fan_id_00_scratch_none_budget-all_seed-0.keras").is_file()
     assert "MODEL_CARD.md" in text
     zero = export_model(repo, version="1", target="fan/id_00", out=tmp_path / "zero", method="zero_shot")
     assert read_sidecar(zero)["threshold"] == rows_of(results, **{**ROW, "method": "zero_shot"}).iloc[0]["threshold"]
