@@ -1,0 +1,129 @@
+"""Benchmark: the same training on each Keras backend (tensorflow, jax, torch), each in its own process.
+
+Usage::
+
+    python benchmarks/bench_backends.py [--vectors 100000] [--epochs 3] [--repeat 3] [--cpus all,1]
+
+Keras picks its backend once, at import, from KERAS_BACKEND, so every backend runs in a fresh
+subprocess of this script (``--child``): it fits the default autoencoder (no batch norm) with
+`common.train.Trainer` on the same vectors as `bench_training.py`, once to compile and trace,
+then `--repeat` times; the best fit counts (samples/s = training vectors x epochs / seconds).
+A backend whose package is missing is reported as "not installed". ``--cpus 1`` pins the child
+to one CPU, so the rows for ``all`` and ``1`` show what the second core gives. The device column
+says where Keras placed the work: a GPU visible to the backend is used with no code change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import load_line, machine_line, usable_cpus  # noqa: E402
+
+BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # backend -> package
+
+
+def device_of(backend: str) -> str:
+    """Where this backend computes: the first accelerator it sees, else cpu (benchmark code, not common/)."""
+    if backend == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        return f"{dev.platform}:{dev.device_kind}"
+    if backend == "torch":
+        import torch
+
+        return f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"gpu:{gpus[0].name}" if gpus else "cpu"
+
+
+def child(args: argparse.Namespace) -> int:
+    """Run in a subprocess with KERAS_BACKEND set: time Trainer.fit and print one JSON line."""
+    if args.cpus != "all" and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: int(args.cpus)]))
+    from bench_training import make_vectors
+
+    from common.model import architecture, keras
+    from common.train import Trainer, validation_rows
+
+    arch = architecture(args.dim, hidden=(64, 64), bottleneck=8, batch_norm=False)
+    kw = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, validation_split=0.1, seed=0)
+    x = make_vectors(args.vectors, args.dim)
+    trainer = Trainer()
+    start = time.perf_counter()
+    trainer.fit(arch, trainer.init_weights(arch, seed=0), x[: min(len(x), 20_000)], **{**kw, "epochs": 1})
+    first = time.perf_counter() - start
+    times, loss = [], float("nan")
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        fit = trainer.fit(arch, trainer.init_weights(arch, seed=0), x, **kw)
+        times.append(time.perf_counter() - start)
+        loss = fit.history["loss"][-1]
+    samples = validation_rows(len(x), 0.1) * args.epochs
+    print(json.dumps({"backend": keras.backend.backend(), "device": device_of(keras.backend.backend()),
+                      "samples_s": samples / min(times), "first_fit_s": first, "final_loss": loss,
+                      "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}))
+    return 0
+
+
+def run_child(backend: str, cpus: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--cpus", cpus, "--vectors", str(args.vectors),
+           "--epochs", str(args.epochs), "--repeat", str(args.repeat), "--batch-size", str(args.batch_size),
+           "--dim", str(args.dim)]
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"backend": backend, "error": f"failed (exit {proc.returncode}): {tail}"}
+    return json.loads(lines[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vectors", type=int, default=100_000, help="training vectors (default: 100000)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per fit (default: 3)")
+    parser.add_argument("--batch-size", type=int, default=512, help="batch size (default: 512)")
+    parser.add_argument("--dim", type=int, default=320, help="vector width (default: 320)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed fits per backend; the best counts (default: 3)")
+    parser.add_argument("--cpus", default="all", help="comma list of CPU counts to pin children to, e.g. all,1 (default: all)")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma list (default: tensorflow,jax,torch)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
+
+    rows = []
+    for backend in args.backends.split(","):
+        if importlib.util.find_spec(BACKENDS[backend]) is None:
+            rows.append({"backend": backend, "error": "not installed"})
+            continue
+        for cpus in args.cpus.split(","):
+            rows.append({**run_child(backend, cpus, args), "backend": backend})
+    print(machine_line())
+    print(f"{args.vectors} vectors x {args.epochs} epochs, batch {args.batch_size}, no batch norm, "
+          f"best of {args.repeat} fits after a warm-up fit, one process per backend, load average {load_line()}")
+    ref = next((r["samples_s"] for r in rows if r["backend"] == "tensorflow" and "samples_s" in r
+                and r["cpus"] == usable_cpus()), None)
+    for r in rows:
+        if "error" in r:
+            print(f"  {r['backend']:10s} {r['error']}")
+            continue
+        ratio = f"{r['samples_s'] / ref:5.2f}x tensorflow" if ref else ""
+        print(f"  {r['backend']:10s} {r['cpus']} CPU(s) {r['device']:>10s}  {r['samples_s']:10,.0f} samples/s  {ratio}  "
+              f"(first fit incl. tracing {r['first_fit_s']:.1f} s, final loss {r['final_loss']:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Benchmark: our training loop (`common.train.Trainer`) vs a plain Keras ``model.fit`` on the same arrays.
+
+Usage::
+
+    python benchmarks/bench_training.py [--vectors 100000] [--epochs 5] [--batch-size 512] [--repeat 3]
+
+Every variant trains the same autoencoder (320 -> 64 -> 64 -> 8 -> 64 -> 64 -> 320, the defaults) from
+the same seeded initial weights, with the same batch size, epochs, Adam learning rate and
+``validation_split``, on the same vectors (low-rank plus noise, like stacked log-mel frames):
+
+- ``plain``: ``build_autoencoder`` + ``compile`` + ``model.fit(x, x)`` on an in-memory array, what
+  a user would write (the reference);
+- ``trainer``: ``Trainer().fit`` in a fresh `Trainer` (compiles and traces, like plain);
+- ``trainer, reused``: a second fit in the same `Trainer` (what the experiments do for every
+  model after the first);
+- ``stream``: ``Trainer().fit`` on a `VectorSet` over 12 memory-mapped ``.npy`` parts (one per
+  machine of a v4 pretrain), read a batch at a time instead of concatenated.
+
+Then the small-fit case of fine-tuning: `--small-fits` fits of `--small-vectors` vectors, each a
+fresh plain model vs one `Trainer` for all. Variants run interleaved, `--repeat` times, and the
+best time counts (the machine is shared; slower runs measure the neighbours). samples/s =
+training vectors x epochs / wall seconds of the whole call (build, compile, fit, validation).
+The Keras backend is the one KERAS_BACKEND selects (default tensorflow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import load_line, machine_line  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from common.model import architecture, build_autoencoder, keras, set_seed  # noqa: E402
+from common.train import Trainer, VectorSet, validation_rows  # noqa: E402
+
+TARGET_RATIO = 1.0
+LOSS_TOLERANCE = 0.05  # final losses within 5 % count as equal (the shuffles differ)
+
+
+def make_vectors(n: int, dim: int = 320, *, seed: int = 0, signal: float = 0.2) -> np.ndarray:
+    """`n` float32 vectors: `signal` x a rank-8 pattern plus unit noise (the loss floor is 1.0).
+
+    A weak pattern makes the loss after a few epochs nearly independent of the shuffle order
+    (which differs between variants), so final losses can be compared; with a strong one the
+    order alone moves the loss after 3 epochs by up to 30 %.
+    """
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(8, dim)).astype(np.float32)
+    x = rng.normal(size=(n, 8)).astype(np.float32) @ basis
+    x *= signal
+    x += rng.normal(size=(n, dim)).astype(np.float32)
+    return x
+
+
+def write_parts(x: np.ndarray, folder: Path, n_parts: int) -> VectorSet:
+    """`x` saved as `n_parts` ``.npy`` files and opened memory-mapped as one `VectorSet`."""
+    parts = []
+    for i, chunk in enumerate(np.array_split(x, n_parts)):
+        np.save(folder / f"part{i}.npy", chunk)
+        parts.append((np.load(folder / f"part{i}.npy", mmap_mode="r"), None))
+    return VectorSet.from_parts(parts)
+
+
+def plain_fit(arch: dict, x: np.ndarray, *, seed: int, **kw) -> dict:
+    set_seed(seed)
+    model = build_autoencoder(arch["input_dim"], hidden=arch["hidden"], bottleneck=arch["bottleneck"],
+                              batch_norm=arch["batch_norm"])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=kw["learning_rate"]), loss="mean_squared_error")
+    set_seed(seed)
+    h = model.fit(x, x, epochs=kw["epochs"], batch_size=kw["batch_size"], validation_split=kw["validation_split"],
+                  shuffle=True, verbose=0)
+    return h.history
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def run(args: argparse.Namespace) -> dict:
+    arch = architecture(args.dim, hidden=(64, 64), bottleneck=8, batch_norm=args.batch_norm)
+    kw = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, validation_split=0.1)
+    x = make_vectors(args.vectors, args.dim)
+    small = make_vectors(args.small_vectors, args.dim, seed=1)
+    n_big = validation_rows(len(x), kw["validation_split"]) * args.epochs
+    n_small = validation_rows(len(small), kw["validation_split"]) * args.small_epochs * args.small_fits
+    small_kw = {**kw, "epochs": args.small_epochs}
+
+    with tempfile.TemporaryDirectory(prefix="bench_training_") as tmp:
+        vset = write_parts(x, Path(tmp), 12)
+        # Warm-up: imports, the backend's first compile, page cache of the parts.
+        plain_fit(arch, x[:2000], seed=0, **{**kw, "epochs": 1})
+        Trainer().fit(arch, Trainer().init_weights(arch, seed=0), vset, **{**kw, "epochs": 1})
+
+        reused = Trainer()
+        reused.fit(arch, reused.init_weights(arch, seed=0), x[:2000], **{**kw, "epochs": 1})
+
+        def trainer_fit(data, trainer=None):
+            t = trainer or Trainer()
+            return t.fit(arch, t.init_weights(arch, seed=0), data, seed=0, **kw).history
+
+        def plain_small():
+            return [plain_fit(arch, small, seed=s, **small_kw) for s in range(args.small_fits)]
+
+        def trainer_small():
+            t = Trainer()
+            return [t.fit(arch, t.init_weights(arch, seed=s), small, seed=s, **small_kw).history
+                    for s in range(args.small_fits)]
+
+        variants = {
+            "plain": lambda: plain_fit(arch, x, seed=0, **kw),
+            "trainer": lambda: trainer_fit(x),
+            "trainer, reused": lambda: trainer_fit(x, reused),
+            "stream": lambda: trainer_fit(vset),
+            "small plain": plain_small,
+            "small trainer": trainer_small,
+        }
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        histories: dict[str, object] = {}
+        for _ in range(args.repeat):  # interleaved: every variant sees the same neighbours
+            for name, fn in variants.items():
+                seconds, histories[name] = timed(fn)
+                times[name].append(seconds)
+        vset.close()
+
+    best = {k: min(v) for k, v in times.items()}
+    rate = {k: (n_small if k.startswith("small") else n_big) / t for k, t in best.items()}
+    final = {k: (h[-1]["loss"][-1] if isinstance(h, list) else h["loss"][-1]) for k, h in histories.items()}
+    return {"rate": rate, "best": best, "final": final, "n_big": n_big, "n_small": n_small}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vectors", type=int, default=100_000, help="vectors of the large fit (default: 100000)")
+    parser.add_argument("--dim", type=int, default=320, help="vector width, n_mels * frames (default: 320)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of the large fit (default: 5)")
+    parser.add_argument("--batch-size", type=int, default=512, help="batch size (default: 512, fit.batch_size)")
+    parser.add_argument("--batch-norm", action="store_true", help="the DCASE 2020 variant with batch norm")
+    parser.add_argument("--small-vectors", type=int, default=6000, help="vectors per small fit (default: 6000)")
+    parser.add_argument("--small-epochs", type=int, default=5, help="epochs per small fit (default: 5)")
+    parser.add_argument("--small-fits", type=int, default=5, help="small fits per run (default: 5)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs; the best counts (default: 3)")
+    args = parser.parse_args(argv)
+
+    r = run(args)
+    rate, final = r["rate"], r["final"]
+    print(machine_line())
+    print(f"Keras {keras.__version__}, backend {keras.backend.backend()}, batch {args.batch_size}, "
+          f"validation_split 0.1, best of {args.repeat} interleaved runs, load average {load_line()}")
+    print(f"large fit: {args.vectors} vectors x {args.epochs} epochs ({r['n_big']} training samples)")
+    for name in ("plain", "trainer", "trainer, reused", "stream"):
+        ratio = rate[name] / rate["plain"]
+        print(f"  {name:16s} {rate[name]:10,.0f} samples/s  {r['best'][name]:6.2f} s  {ratio:5.2f}x plain  "
+              f"final loss {final[name]:.4f}")
+    print(f"small fits: {args.small_fits} x ({args.small_vectors} vectors x {args.small_epochs} epochs)")
+    for name in ("small plain", "small trainer"):
+        ratio = rate[name] / rate["small plain"]
+        print(f"  {name[6:]:16s} {rate[name]:10,.0f} samples/s  {r['best'][name]:6.2f} s  {ratio:5.2f}x plain  "
+              f"final loss {final[name]:.4f}")
+    worst = min(rate[k] / rate["plain"] for k in ("trainer", "trainer, reused"))
+    loss_gap = max(abs(final[k] / final["plain"] - 1) for k in ("trainer", "trainer, reused", "stream"))
+    verdict = "met" if worst >= TARGET_RATIO and loss_gap <= LOSS_TOLERANCE else "NOT met (a busy machine? see the load average)"
+    print(f"trainer/plain: {worst:.2f}x at final losses within {100 * loss_gap:.1f} % "
+          f"(target >= {TARGET_RATIO:.0f}x at equal loss, i.e. within {100 * LOSS_TOLERANCE:.0f} %: {verdict})")
+    print(f"stream/plain: {rate['stream'] / rate['plain']:.2f}x; small fits trainer/plain: "
+          f"{rate['small trainer'] / rate['small plain']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
