@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_features.py
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf .cache Version*/model_pretrain_v* Version*/result_transfer_pretrain_v* report

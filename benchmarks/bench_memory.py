@@ -1,30 +1,30 @@
-"""Benchmark: peak memory (RSS) of a v4 pretrain, concatenating the sources in RAM vs streaming them.
+"""Benchmark: peak memory (RSS) of a v4 pretrain, streaming the sources (ours) vs concatenating them in RAM.
 
 Usage::
 
-    python benchmarks/bench_memory.py [--scales 0.025,0.05] [--root DIR] [--epochs 1]
+    python benchmarks/bench_memory.py [--scales 0.025,0.05] [--root DIR] [--epochs 1] [--channels 8]
 
 A v4 pretrain trains one model per left-out machine type on the training pools of the 12
 machines of the other three types. The synthetic set has 16 machines (4 types x 4 IDs) with
 ``round(1000 * s)`` normal and ``round(250 * s)`` abnormal 10 s clips each at scale ``s`` (1.0 is
-MIMII-sized: a v4 source set is then 12 x 750 training clips = 2.8 million vectors, 3.6 GB of
+MIMII-sized: a v4 source set is then 12 x 750 training clips = 2.8 million vectors, 3.5 GiB of
 float32). The largest scale is generated once into a temporary folder (or read from ``--root``),
-smaller scales are symbolic links to its first clips. For every scale, three subprocesses run
-one after another, each measuring its own peak:
+smaller scales are symbolic links to its first clips. ``--channels 1`` writes one-channel clips
+(an eighth of the disk; features and memory are the same, only channel 0 is ever read), which
+makes scale 1.0 itself affordable to measure. For every scale, three subprocesses run one after
+another, each measuring its own peak:
 
 - ``features``: check every clip and extract + cache its log-mel features (`load_machine`);
-- ``concat``: `common.experiment.pretrain` as it is wired now (it concatenates the vectors of a
-  source set with ``np.concatenate`` and trains on the array);
-- ``stream``: the same pretrain with the vectors of the source set as a `VectorSet` over the
-  memory-mapped cache (`Trainer.fit` reads a batch at a time), and the training clips scored
-  `SCORE_CLIPS` clips at a time.
+- ``concat``: the reference: the same pretrain with the vectors of each source set concatenated
+  in RAM (``np.concatenate``) and trained as one array, as the MIMII baseline does;
+- ``stream``: `common.experiment.pretrain` as wired: a `VectorSet` over the memory-mapped cache
+  (`Trainer.fit` reads one batch at a time), training clips scored a few at a time.
 
 Each reports ``ru_maxrss`` (the kernel's high-water mark of the resident set, which also counts
 pages of memory-mapped files: shared page cache the kernel can drop) and the sampled peak of its
-anonymous part (RssAnon: heap and arrays, what must fit in RAM). The figure at scale 1.0 is a
-PROJECTION: a straight line through the measured scales (peak = a + b * scale), evaluated at 1.0.
-With one scale the line goes through the peak of an idle process that has imported everything
-and compiled the model.
+anonymous part (RssAnon: heap and arrays, what must fit in RAM). With scale 1.0 among the scales
+the figure is measured; otherwise it is a PROJECTION: a straight line through the measured scales
+(peak = a + b * scale), evaluated at 1.0 (with one scale, through the idle process's peak).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import GIB, MIB, REPO, MemorySampler, dataset_scale, load_line, machine_line, make_dataset, subset_root  # noqa: E402
 
 TARGET_BYTES = 4 * GIB
-SCORE_CLIPS = 64  # clips scored at once by the streaming pretrain (64 x 309 vectors = 25 MB)
 
 
 def v4_config(root: Path, work: Path, *, epochs: int):
@@ -60,15 +59,15 @@ def v4_config(root: Path, work: Path, *, epochs: int):
     })
 
 
-def stream_pretrain(cfg) -> dict:
-    """A v4 pretrain that never concatenates a source set: `VectorSet` training, per-machine scoring."""
+def concat_pretrain(cfg) -> dict:
+    """The reference v4 pretrain: every source set concatenated in RAM and trained as one array."""
     import numpy as np
 
     from common.model import architecture, save_model
     from common.prepare import load_machine, select_machines
     from common.scoring import clip_scores
     from common.sources import all_source_sets
-    from common.train import Trainer, VectorSet
+    from common.train import Trainer
 
     machines = select_machines(cfg)
     data = {}
@@ -78,26 +77,32 @@ def stream_pretrain(cfg) -> dict:
         for m in source.machines:
             if m not in data:
                 data[m] = load_machine(cfg, m, progress=False)
-        vset = VectorSet.from_clips([(data[m].features, data[m].split.train) for m in source.machines])
-        largest = max(largest, len(vset))
-        arch = architecture(vset.dim, hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
+        parts = [data[m].vectors(data[m].split.train) for m in source.machines]
+        x, offsets = np.concatenate([v for v, _ in parts]), [o for _, o in parts]
+        del parts
+        largest = max(largest, len(x))
+        arch = architecture(x.shape[1], hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
                             batch_norm=cfg.model.batch_norm)
         seed = cfg.experiment.pretrain_seed
-        fit = trainer.fit(arch, trainer.init_weights(arch, seed=seed), vset, epochs=cfg.fit.epochs,
+        fit = trainer.fit(arch, trainer.init_weights(arch, seed=seed), x, epochs=cfg.fit.epochs,
                           batch_size=cfg.fit.batch_size, learning_rate=cfg.fit.learning_rate,
                           validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle, seed=seed)
         model = trainer.with_weights(arch, fit.weights)
-        scores = []
-        for m in source.machines:
-            # A few clips at a time: scoring holds about four copies of the vectors it scores
-            # (the vectors, the reconstruction, the difference and its square).
-            clips = data[m].split.train
-            for i in range(0, len(clips), SCORE_CLIPS):
-                part = VectorSet.from_clips([(data[m].features, clips[i : i + SCORE_CLIPS])])
-                scores.append(clip_scores(model, part.read(), part.clip_offsets))
+        starts = np.cumsum([0] + [o[-1] for o in offsets])
+        scores = np.concatenate([clip_scores(model, x[a:a + o[-1]], o) for a, o in zip(starts, offsets)])
         save_model(model, cfg.output.model_dir / f"{source.label}.keras",
-                   sidecar={"train_scores": np.concatenate(scores).tolist(), "n_train_vectors": len(vset)})
+                   sidecar={"train_scores": scores.tolist(), "n_train_vectors": len(x)})
+        del x
     return {"largest_set_vectors": largest}
+
+
+def stream_pretrain(cfg) -> dict:
+    """`common.experiment.pretrain` as it is wired (streaming); returns the largest source set's size."""
+    from common.experiment import pretrain
+    from common.model import read_sidecar
+
+    made = pretrain(cfg, progress=False)
+    return {"largest_set_vectors": max(int(read_sidecar(p.path)["n_train_vectors"]) for p in made)}
 
 
 def child(mode: str, root: Path, work: Path, epochs: int) -> int:
@@ -123,9 +128,7 @@ def child(mode: str, root: Path, work: Path, epochs: int) -> int:
             for m in select_machines(cfg):
                 load_machine(cfg, m, progress=False)
         elif mode == "concat":
-            from common.experiment import pretrain
-
-            pretrain(cfg, progress=False)
+            info = concat_pretrain(cfg)
         elif mode == "stream":
             info = stream_pretrain(cfg)
         seconds = time.perf_counter() - start
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default="0.025,0.05", help="comma list of data scales, 1.0 = MIMII-sized (default: 0.025,0.05)")
     parser.add_argument("--root", type=Path, help="a data root made at the largest scale (default: generate one)")
     parser.add_argument("--epochs", type=int, default=1, help="pretrain epochs (default: 1)")
+    parser.add_argument("--channels", type=int, default=8, help="channels of the generated clips (default: 8)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             root, top = tmp / "data", scales[-1]
             print(f"generating the synthetic set at scale {top:g} ...", flush=True)
-            print(f"  {make_dataset(root, top):.0f} s")
+            print(f"  {make_dataset(root, top, channels=args.channels):.0f} s", flush=True)
         results = {}
         idle = run_child("idle", root, tmp / "idle", args.epochs)
         for scale in scales:
@@ -194,12 +198,17 @@ def main(argv: list[str] | None = None) -> int:
             m = r[mode]
             print(f"{scale:6g} {n:12,d} {mode:>9s} {m['max_rss'] / MIB:8.0f} MiB {m['peak_anon'] / MIB:6.0f} MiB "
                   f"{m['peak_file'] / MIB:6.0f} MiB {m['seconds']:6.1f} s")
-    print("PROJECTION to scale 1.0 (MIMII-sized; a straight line through the measured scales"
-          + (" and the idle process" if len(scales) == 1 else "") + "):")
+    measured = any(abs(s - 1.0) < 1e-9 for s in results)
+    print(("MEASURED at scale 1.0 (MIMII-sized):" if measured else
+           "PROJECTION to scale 1.0 (MIMII-sized; a straight line through the measured scales"
+           + (" and the idle process" if len(scales) == 1 else "") + "):"))
     full_vectors = None
     for mode in ("features", "concat", "stream"):
         out = []
         for key, label in (("max_rss", "ru_maxrss"), ("peak_anon", "anon")):
+            if measured:
+                out.append((label, float(next(r[mode][key] for s, r in results.items() if abs(s - 1.0) < 1e-9))))
+                continue
             points = [(s, r[mode][key]) for s, r in results.items()]
             if len(points) == 1:
                 points.append((0.0, idle[key]))

@@ -89,19 +89,19 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    cfg = _load(args)  # first: fit.backend must be set before Keras is imported
     from .experiment import pretrain
 
-    cfg = _load(args)
     for p in pretrain(cfg):
         print(f"{'trained ' if p.trained else 'up to date'}  {p.path}")
     return 0
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
+    cfg = _load(args)  # first: fit.backend must be set before Keras is imported
     from .experiment import transfer
     from .results import summarize
 
-    cfg = _load(args)
     results = transfer(cfg)
     print(summarize(results).to_string(index=False, float_format="{:.3f}".format))
     print(f"results in {cfg.output.result_dir}")

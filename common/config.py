@@ -19,6 +19,7 @@ from typing import Any, Mapping, Union
 
 import yaml
 
+from .backend import BACKENDS, use_backend
 from .errors import ConfigError
 from .threshold import THRESHOLD_METHODS
 
@@ -70,6 +71,7 @@ class FitConfig:
     validation_split: float
     learning_rate: float
     shuffle: bool
+    backend: str
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "fit.batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "fit.validation_split": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "fit.learning_rate": (lambda v: v > 0, "a number > 0"),
+    "fit.backend": (lambda v: v in BACKENDS, "one of: " + ", ".join(BACKENDS)),
     "transfer.epochs": (lambda v: v >= 0, "an integer >= 0"),
     "transfer.learning_rate": (lambda v: v > 0, "a number > 0"),
     "experiment.version": (lambda v: v in VERSIONS, "one of: " + ", ".join(VERSIONS)),
@@ -190,14 +193,25 @@ def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None)
     ------
     ConfigError
         Missing or malformed file, unknown or misspelled key, wrong type or out-of-range value;
-        the message names the file and the key.
+        the message names the file and the key; also a ``fit.backend`` that is not installed or
+        differs from the backend Keras already runs on in this process.
+
+    Notes
+    -----
+    ``fit.backend`` other than ``auto`` selects the Keras backend (`common.backend.use_backend`),
+    so load the config before the first import of Keras (as the notebooks and commands do).
     """
     path = Path(path).resolve()
     merged = _read_yaml(DEFAULTS_PATH)
     _merge(merged, _read_yaml(path), source=path)
     if overrides:
         _merge(merged, _plain_mapping(overrides), source="overrides")
-    return _build(merged, path)
+    cfg = _build(merged, path)
+    try:
+        use_backend(cfg.fit.backend)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return cfg
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

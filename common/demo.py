@@ -36,15 +36,17 @@ def ensure_data(root: Path, *, snr: float = -6, progress: bool = True) -> bool:
 
 def run_versions(repo: Path, *, versions=("v1", "v2", "v3", "v4"), overrides=None, progress: bool = True) -> pd.DataFrame:
     """Pretrain and transfer each version with its own YAMLs (plus `overrides`); return all summaries."""
+    # Every config first: a fit.backend in them must be set before Keras is imported.
+    configs = [(load_config(repo / f"Version{v[1:]}" / f"make_pretrain_{v}.yaml", overrides=overrides),
+                load_config(repo / f"Version{v[1:]}" / f"transfer_pretrain_{v}.yaml", overrides=overrides))
+               for v in versions]
     from .experiment import pretrain, transfer
     from .results import summarize
 
     summaries = []
-    for v in versions:
-        folder = repo / f"Version{v[1:]}"
-        pretrain(load_config(folder / f"make_pretrain_{v}.yaml", overrides=overrides), progress=progress)
-        results = transfer(load_config(folder / f"transfer_pretrain_{v}.yaml", overrides=overrides), progress=progress)
-        summaries.append(summarize(results))
+    for make_cfg, transfer_cfg in configs:
+        pretrain(make_cfg, progress=progress)
+        summaries.append(summarize(transfer(transfer_cfg, progress=progress)))
     return pd.concat(summaries, ignore_index=True)
 
 

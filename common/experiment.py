@@ -40,19 +40,24 @@ from .errors import DataError, ModelError
 from .features import feature_key
 from .io import atomic_write_text
 from .metrics import auc_pauc, decision_metrics
-from .model import architecture, check_features, copy_model, load_model, read_sidecar, save_model
+from .model import architecture, check_features, copy_model, keras, load_model, read_sidecar, save_model
 from .prepare import CheckedMachine, MachineData, check_machine, load_machine, select_machines, write_skipped
 from .results import SCORE_COLUMNS, clear_rows, read_results, save_row, write_results, write_summary
 from .scoring import clip_scores
 from .sources import SourceSet, all_source_sets, source_sets
 from .threshold import fit_threshold
-from .train import Trainer
+from .train import Trainer, VectorSet
 
 METHODS = ("scratch", "zero_shot", "transfer")
 
 # Keys of the data section that change where or how fast work runs, not its results. The effect of
 # data.on_bad_file (which clips are left out) is in each row's hash through the clips themselves.
 _NOT_HASHED = ("jobs", "cache_dir", "on_bad_file")
+
+
+def _fit_identity(cfg: Config) -> dict[str, Any]:
+    """The fit settings with the backend Keras actually runs on (``auto`` resolved): part of every key."""
+    return cfg.to_dict()["fit"] | {"backend": keras.backend.backend()}
 
 
 def _hash(obj: Any) -> str:
@@ -157,23 +162,21 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
         path = model_path(cfg, source)
         train_files = [f for m in source.machines for f in data.checked(m).split.train]
         key = _hash({"data": _data_identity(cfg, train_files), "model": cfg.to_dict()["model"],
-                     "fit": cfg.to_dict()["fit"], "seed": cfg.experiment.pretrain_seed})
+                     "fit": _fit_identity(cfg), "seed": cfg.experiment.pretrain_seed,
+                     "batches": "streamed"})  # the batch order of VectorBatches, not Keras' shuffle
         if path.is_file() and path.with_suffix(".json").is_file() and read_sidecar(path).get("key") == key:
             _update_threshold(cfg, path, source, data)
             done.append(Pretrained(source, path, trained=False))
             continue
-        parts = [data[m].vectors(data[m].split.train) for m in source.machines]
-        x, clip_offsets = np.concatenate([v for v, _ in parts]), [o for _, o in parts]
-        del parts  # x holds the vectors now; pretraining sets can take gigabytes
-        arch = architecture(x.shape[1], hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
+        # Streamed from the memory-mapped feature caches: a v4 source set is never concatenated in RAM.
+        x = VectorSet.from_clips([(data[m].features, data[m].split.train) for m in source.machines])
+        arch = architecture(x.dim, hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
                             batch_norm=cfg.model.batch_norm)
         seed = cfg.experiment.pretrain_seed
         fit = trainer.fit(arch, trainer.init_weights(arch, seed=seed), x, epochs=cfg.fit.epochs,
                           batch_size=cfg.fit.batch_size, learning_rate=cfg.fit.learning_rate,
                           validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle, seed=seed)
-        # One machine at a time: scoring needs two more arrays the size of its vectors.
-        model, starts = trainer.with_weights(arch, fit.weights), np.cumsum([0] + [o[-1] for o in clip_offsets])
-        train_scores = np.concatenate([clip_scores(model, x[a:a + o[-1]], o) for a, o in zip(starts, clip_offsets)])
+        train_scores = _train_scores(trainer.with_weights(arch, fit.weights), [data[m] for m in source.machines])
         skipped = sorted(p for m in source.machines for p in data.checked(m).skipped)
         sidecar = {
             "key": key, "version": version, "source": source.label,
@@ -191,6 +194,25 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
     return done
 
 
+SCORE_CLIPS = 64  # clips scored at once (64 x 309 vectors = 25 MB; scoring holds ~4 copies)
+
+
+def _train_scores(model, machines: list[MachineData]) -> np.ndarray:
+    """Scores of the training clips of `machines`, in order, reading a few clips at a time.
+
+    Read with `VectorSet` (from the cache files, not through their memory maps), so the pages of
+    a many-machine source set never pile up in the process's resident set.
+    """
+    scores = []
+    for md in machines:
+        clips = md.split.train
+        for i in range(0, len(clips), SCORE_CLIPS):
+            part = VectorSet.from_clips([(md.features, clips[i:i + SCORE_CLIPS])])
+            scores.append(clip_scores(model, part.read(), part.clip_offsets))
+            part.close()
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
 def _update_threshold(cfg: Config, path: Path, source: SourceSet, data: _Machines) -> None:
     """Give an up-to-date pretrained model the threshold the config asks for, without retraining it.
 
@@ -199,8 +221,7 @@ def _update_threshold(cfg: Config, path: Path, source: SourceSet, data: _Machine
     sidecar = read_sidecar(path)
     if "train_scores" not in sidecar:
         model, _ = load_model(path, features=_feature_sidecar(cfg))
-        sidecar["train_scores"] = np.concatenate(
-            [clip_scores(model, *data[m].vectors(data[m].split.train)) for m in source.machines]).tolist()
+        sidecar["train_scores"] = _train_scores(model, [data[m] for m in source.machines]).tolist()
     fields = _threshold_fields(cfg, sidecar["train_scores"])
     if any(sidecar.get(k) != v for k, v in fields.items()):
         atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar | fields, indent=2, sort_keys=True))
@@ -221,7 +242,7 @@ def _scratch(cfg: Config, trainer: Trainer, md: MachineData, budget, seed, train
     """
     train_files = budget_subset(md.split.train, budget, seed=seed)
     key = _hash({"train": _data_identity(cfg, train_files), "eval": _data_identity(cfg, md.split.eval_files),
-                 "model": cfg.to_dict()["model"], "fit": cfg.to_dict()["fit"], "seed": seed,
+                 "model": cfg.to_dict()["model"], "fit": _fit_identity(cfg), "seed": seed,
                  "max_fpr": cfg.eval.max_fpr})
     store = cfg.output.scratch_dir / f"{md.machine.type}_{md.machine.id}_{budget}_{seed}_{key}.json"
     model_file = store.with_suffix(".model.keras")
@@ -245,7 +266,7 @@ def _scratch(cfg: Config, trainer: Trainer, md: MachineData, budget, seed, train
 
 
 def _run_hash(cfg: Config) -> str:
-    d = cfg.to_dict()
+    d = cfg.to_dict() | {"fit": _fit_identity(cfg)}
     return _hash({k: v for k, v in d.items() if k in ("feature", "model", "fit", "transfer", "eval")}
                  | {"data": {k: v for k, v in d["data"].items() if k not in _NOT_HASHED}})
 

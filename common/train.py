@@ -253,6 +253,8 @@ def _file_position(vectors: np.ndarray) -> tuple[str, int] | None:
     and row slices of them. Only shared maps qualify (a copy-on-write map may differ from its file).
     The position is checked by reading row 0 back, so a wrong guess falls back to indexing the array.
     """
+    if not hasattr(os, "preadv"):
+        return None  # Windows: index the map
     if not isinstance(vectors, np.memmap) or vectors.filename is None or vectors.mode not in ("r", "r+", "w+"):
         return None
     if len(vectors) == 0 or vectors.ndim != 2 or vectors.strides != (vectors.shape[1] * vectors.itemsize, vectors.itemsize):

@@ -89,6 +89,8 @@ def test_save_config_round_trips(tmp_path):
         ("transfer:\n  epochs: -1\n", r"'transfer\.epochs' must be an integer >= 0"),
         ("feature:\n  power: -2\n", r"'feature\.power' must be a number > 0"),
         ("experiment:\n  seeds: 0\n", r"'experiment\.seeds' must be a list"),
+        ("fit:\n  backend: tensorflw\n", r"'fit\.backend' must be one of: auto, tensorflow, jax, torch"),
+        ("fit:\n  backnd: jax\n", r"unknown config key 'fit\.backnd'.*did you mean 'backend'"),
         ("data: [1, 2]\n", r"section 'data' must be a mapping"),
         ("- just\n- a list\n", r"expected a mapping of sections"),
         ("feature: {n_mels: [\n", r"not valid YAML"),
@@ -131,3 +133,16 @@ def test_every_version_yaml_loads(n):
         assert cfg.experiment.version == f"v{n}"
         assert cfg.output.model_dir == repo / f"Version{n}" / f"model_pretrain_v{n}"
         assert cfg.data.root == repo / "Sample_data"
+
+
+def test_backend_cannot_change_once_keras_runs(tmp_path):
+    """Keras is loaded in this test process: another backend must be refused, naming the key."""
+    import keras
+
+    running = keras.backend.backend()
+    other = "jax" if running != "jax" else "tensorflow"
+    path = write(tmp_path, f"fit:\n  backend: {other}\n")
+    with pytest.raises(ConfigError, match=rf"fit\.backend: {other} asked for, but Keras is already running on {running}"):
+        load_config(path)
+    assert load_config(write(tmp_path, f"fit:\n  backend: {running}\n")).fit.backend == running
+    assert load_config(write(tmp_path, "fit:\n  backend: auto\n")).fit.backend == "auto"

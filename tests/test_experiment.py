@@ -12,10 +12,12 @@ from common.data import find_machines, split_machine
 from common.errors import DataError, ModelError
 from common.experiment import pretrain, transfer
 from common.results import RESULT_COLUMNS
-from common.train import Trainer
+from common.train import Trainer, VectorSet
 from conftest import tiny_overrides
 
 SMALL = tiny_overrides()
+
+FITTED_KINDS: list[str] = []  # type of each training set Trainer.fit was given in v1_run
 
 
 def make_config(tmp_path: Path, root: Path, version: str, name: str, **extra):
@@ -35,11 +37,12 @@ def make_config(tmp_path: Path, root: Path, version: str, name: str, **extra):
 def v1_run(tiny_root, tmp_path_factory):
     """Pretrain + transfer v1 once, recording every array the trainer was fitted on."""
     tmp = tmp_path_factory.mktemp("v1")
-    seen = []
+    seen, kinds = [], FITTED_KINDS
     original = Trainer.fit
 
     def recording_fit(self, arch, weights, x, **kw):
-        seen.append(np.array(x))
+        seen.append(x.read() if isinstance(x, VectorSet) else np.array(x))
+        kinds.append(type(x).__name__)
         return original(self, arch, weights, x, **kw)
 
     Trainer.fit = recording_fit
@@ -94,6 +97,8 @@ def test_no_evaluation_clip_ever_reaches_training(v1_run, tiny_root):
         eval_rows |= {r.tobytes() for r in x}
     trained_rows = {r.tobytes() for x in seen for r in x}
     assert len(seen) == 2 + 4 * 2 * 2  # pretrains + (scratch + transfer) per target and budget
+    # Pretraining streams its (many-machine) set from the feature caches; the small target sets are arrays.
+    assert FITTED_KINDS[:2] == ["VectorSet"] * 2 and set(FITTED_KINDS[2:]) == {"ndarray"}
     assert trained_rows and not trained_rows & eval_rows
 
 

@@ -35,8 +35,10 @@ def test_same_seed_same_model_different_seed_different(x):
     trainer.fit(ARCH, trainer.init_weights(ARCH, seed=9), x[:100], **kw)  # reuse must not leak state
     b = Trainer().fit(ARCH, trainer.init_weights(ARCH, seed=1), x, **kw)
     c = trainer.fit(ARCH, trainer.init_weights(ARCH, seed=2), x, **kw)
+    d = trainer.fit(ARCH, trainer.init_weights(ARCH, seed=1), x, **kw)  # a later fit of a reused model
     assert all(np.array_equal(u, v) for u, v in zip(a.weights, b.weights))
-    assert a.history == b.history and set(a.history) == {"loss", "val_loss"}
+    assert all(np.array_equal(u, v) for u, v in zip(a.weights, d.weights))
+    assert a.history == b.history == d.history and set(a.history) == {"loss", "val_loss"}
     assert not all(np.array_equal(u, v) for u, v in zip(a.weights, c.weights))
 
 

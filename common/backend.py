@@ -1,0 +1,52 @@
+"""Pick the Keras backend (tensorflow, jax or torch) from the config, before Keras is first imported.
+
+Keras reads its backend once, at import (``KERAS_BACKEND``, else ``~/.keras/keras.json``), so a
+config can only choose it while Keras is not yet loaded in the process (a fresh kernel or
+command). ``auto`` leaves Keras' own choice alone.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+from .errors import ConfigError
+
+BACKENDS = ("auto", "tensorflow", "jax", "torch")
+_PACKAGES = {"tensorflow": "tensorflow-cpu (or tensorflow)", "jax": "jax", "torch": "torch"}
+
+
+def use_backend(name: str, *, key: str = "fit.backend") -> str | None:
+    """Make Keras run on backend `name`; returns the backend now chosen (None: auto, Keras not loaded yet).
+
+    Raises
+    ------
+    ConfigError
+        `name` is unknown or not installed, or Keras is already running on another backend in
+        this process (restart the kernel, or set ``KERAS_BACKEND`` before starting it).
+    """
+    if name not in BACKENDS:
+        raise ConfigError(f"{key}: {name!r} is not a Keras backend; expected one of: {', '.join(BACKENDS)}")
+    running = loaded_backend()
+    if name == "auto":
+        return running
+    if running is not None:
+        if running != name:
+            raise ConfigError(
+                f"{key}: {name} asked for, but Keras is already running on {running} in this process; "
+                f"restart the kernel (or the command) so the config is read before Keras is imported, "
+                f"or start it with KERAS_BACKEND={name}"
+            )
+        return running
+    if importlib.util.find_spec(name) is None:
+        raise ConfigError(f"{key}: {name} is not installed in this environment (pip install {_PACKAGES[name]})")
+    os.environ["KERAS_BACKEND"] = name
+    return name
+
+
+def loaded_backend() -> str | None:
+    """The backend of the Keras already imported in this process, or None if Keras is not loaded."""
+    if "keras" not in sys.modules:
+        return None
+    return sys.modules["keras"].backend.backend()
