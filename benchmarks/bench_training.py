@@ -13,8 +13,9 @@ the same seeded initial weights, with the same batch size, epochs, Adam learning
 - ``trainer``: ``Trainer().fit`` in a fresh `Trainer` (compiles and traces, like plain);
 - ``trainer, reused``: a second fit in the same `Trainer` (what the experiments do for every
   model after the first);
-- ``stream``: ``Trainer().fit`` on a `VectorSet` over 12 memory-mapped ``.npy`` parts (one per
-  machine of a v4 pretrain), read a batch at a time instead of concatenated.
+- ``stream``: ``Trainer(in_memory_bytes=0).fit`` (a fresh `Trainer`, like ``trainer``) on a
+  `VectorSet` over 12 memory-mapped ``.npy`` parts (one per machine of a v4 pretrain), read a
+  batch at a time instead of concatenated (what pretraining does above ``fit.max_in_memory_mb``).
 
 Then the small-fit case of fine-tuning: `--small-fits` fits of `--small-vectors` vectors, each a
 fresh plain model vs one `Trainer` for all. Variants run interleaved, `--repeat` times, and the
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> dict:
         vset = write_parts(x, Path(tmp), 12)
         # Warm-up: imports, the backend's first compile, page cache of the parts.
         plain_fit(arch, x[:2000], seed=0, **{**kw, "epochs": 1})
-        Trainer().fit(arch, Trainer().init_weights(arch, seed=0), vset, **{**kw, "epochs": 1})
+        Trainer(in_memory_bytes=0).fit(arch, Trainer().init_weights(arch, seed=0), vset, **{**kw, "epochs": 1})
 
         reused = Trainer()
         reused.fit(arch, reused.init_weights(arch, seed=0), x[:2000], **{**kw, "epochs": 1})
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> dict:
             "plain": lambda: plain_fit(arch, x, seed=0, **kw),
             "trainer": lambda: trainer_fit(x),
             "trainer, reused": lambda: trainer_fit(x, reused),
-            "stream": lambda: trainer_fit(vset),
+            "stream": lambda: trainer_fit(vset, Trainer(in_memory_bytes=0)),
             "small plain": plain_small,
             "small trainer": trainer_small,
         }

@@ -72,6 +72,7 @@ class FitConfig:
     learning_rate: float
     shuffle: bool
     backend: str
+    max_in_memory_mb: int
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "fit.validation_split": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "fit.learning_rate": (lambda v: v > 0, "a number > 0"),
     "fit.backend": (lambda v: v in BACKENDS, "one of: " + ", ".join(BACKENDS)),
+    "fit.max_in_memory_mb": (lambda v: v >= 0, "an integer >= 0"),
     "transfer.epochs": (lambda v: v >= 0, "an integer >= 0"),
     "transfer.learning_rate": (lambda v: v > 0, "a number > 0"),
     "experiment.version": (lambda v: v in VERSIONS, "one of: " + ", ".join(VERSIONS)),

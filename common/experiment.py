@@ -156,19 +156,18 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
     data = _Machines(cfg, progress=progress)
     used = sorted({m for s in sets for m in s.machines})
     write_skipped(cfg.output.model_dir, {m: data.checked(m).skipped for m in used})
-    trainer = Trainer()
+    trainer = Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20)
     done = []
     for source in tqdm(sets, desc=f"pretrain {version}", disable=not progress, unit="model"):
         path = model_path(cfg, source)
         train_files = [f for m in source.machines for f in data.checked(m).split.train]
         key = _hash({"data": _data_identity(cfg, train_files), "model": cfg.to_dict()["model"],
-                     "fit": _fit_identity(cfg), "seed": cfg.experiment.pretrain_seed,
-                     "batches": "streamed"})  # the batch order of VectorBatches, not Keras' shuffle
+                     "fit": _fit_identity(cfg), "seed": cfg.experiment.pretrain_seed})
         if path.is_file() and path.with_suffix(".json").is_file() and read_sidecar(path).get("key") == key:
             _update_threshold(cfg, path, source, data)
             done.append(Pretrained(source, path, trained=False))
             continue
-        # Streamed from the memory-mapped feature caches: a v4 source set is never concatenated in RAM.
+        # Over fit.max_in_memory_mb, streamed from the memory-mapped feature caches (never concatenated).
         x = VectorSet.from_clips([(data[m].features, data[m].split.train) for m in source.machines])
         arch = architecture(x.dim, hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
                             batch_norm=cfg.model.batch_norm)
@@ -184,7 +183,7 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
             "n_train_clips": len(train_files), "n_train_vectors": int(len(x)), "seed": seed,
             "n_skipped_clips": len(skipped), "skipped_clips": skipped,
             "features": _feature_sidecar(cfg), "architecture": arch, "fit": cfg.to_dict()["fit"],
-            "final_loss": fit.history["loss"][-1], "train_seconds": round(fit.seconds, 3),
+            "final_loss": fit.history["loss"][-1], "train_seconds": round(fit.seconds, 3), "streamed": fit.streamed,
             "train_scores": train_scores.tolist(), **_threshold_fields(cfg, train_scores),
         }
         save_model(trainer.with_weights(arch, fit.weights), path, sidecar=sidecar)

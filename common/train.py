@@ -5,8 +5,9 @@ than a small fine-tune itself), so `Trainer` keeps one compiled model per archit
 new weights and a fresh optimizer state into it for every fit.
 
 Training data is either one array in memory or a `VectorSet`: rows of several (memory-mapped)
-feature arrays, read one batch at a time, so that a pretraining set of many machines is never
-concatenated in RAM.
+feature arrays. A set larger than the trainer's ``in_memory_bytes`` is read one batch at a time,
+so that a pretraining set of many machines is never concatenated in RAM; a smaller one is read
+whole and trained in RAM, which is faster (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .model import build_autoencoder, keras, set_seed
 # Batches per compiled call: fewer Python round trips per epoch, the same updates (about 2x faster
 # for the small fits of fine-tuning on 2 cores). Keras' PyTorch backend only runs one.
 STEPS_PER_EXECUTION = 1 if keras.backend.backend() == "torch" else 16
+IN_MEMORY_BYTES = 512 * 2**20  # default of fit.max_in_memory_mb: larger VectorSets are streamed
 
 @dataclass
 class FitResult:
@@ -35,6 +37,7 @@ class FitResult:
     weights: list[np.ndarray]
     history: dict[str, list[float]]
     seconds: float
+    streamed: bool = False
 
 
 class VectorSet:
@@ -344,10 +347,18 @@ def validation_rows(n: int, validation_split: float) -> int:
 
 
 class Trainer:
-    """Fit autoencoders of any architecture, reusing one compiled model per (architecture, frozen layers)."""
+    """Fit autoencoders of any architecture, reusing one compiled model per (architecture, frozen layers).
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    in_memory_bytes : int
+        A `VectorSet` of at most this many bytes is read whole and trained as an array in RAM;
+        a larger one is streamed a batch at a time (0: always stream).
+    """
+
+    def __init__(self, *, in_memory_bytes: int = IN_MEMORY_BYTES) -> None:
         self._models: dict[tuple, keras.Model] = {}
+        self.in_memory_bytes = int(in_memory_bytes)
 
     def model(self, arch: Mapping[str, Any], *, freeze: Sequence[str] = ()) -> keras.Model:
         """The compiled model for `arch` (``input_dim``, ``hidden``, ``bottleneck``, ``batch_norm``)."""
@@ -394,11 +405,15 @@ class Trainer:
         ----------
         x : np.ndarray [shape=(n_vectors, input_dim)] or VectorSet
             Training vectors. With ``validation_split`` the last fraction is held out (Keras' rule).
-            An array is trained on in memory (Keras shuffles it); a `VectorSet` is read a batch at a
-            time and shuffled per epoch from `seed` (`VectorBatches`), so it is never copied whole.
+            An array is trained on in memory (Keras shuffles it), as is a `VectorSet` of at most
+            ``in_memory_bytes`` (read whole first); a larger `VectorSet` is read a batch at a time
+            and shuffled per epoch from `seed` (`VectorBatches`), so it is never copied whole.
         """
         if len(x) == 0:
             raise ModelError("no training vectors: the training set is empty")
+        streamed = isinstance(x, VectorSet) and x.nbytes > self.in_memory_bytes
+        if isinstance(x, VectorSet) and not streamed:
+            x = x.read()
         model = self.model(arch, freeze=freeze)
         self.load(model, weights)
         start = time.perf_counter()
@@ -417,7 +432,7 @@ class Trainer:
                 h = model.fit(x, x, epochs=epochs, batch_size=batch_size, validation_split=validation_split,
                               shuffle=shuffle, verbose=0)
             history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
-        return FitResult(model.get_weights(), history, time.perf_counter() - start)
+        return FitResult(model.get_weights(), history, time.perf_counter() - start, streamed)
 
     @staticmethod
     def _fit_streaming(model: keras.Model, vset: VectorSet, *, epochs: int, batch_size: int,

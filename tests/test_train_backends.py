@@ -108,7 +108,7 @@ def test_streaming_fit_matches_the_array_fit(rng, tmp_path):
     np.save(tmp_path / "b.npy", x[300:])
     vset = VectorSet.from_parts([(np.load(tmp_path / "a.npy", mmap_mode="r"), None),
                                  (np.load(tmp_path / "b.npy", mmap_mode="r"), None)])
-    trainer = Trainer()
+    trainer = Trainer(in_memory_bytes=0)  # always stream
     kw = dict(epochs=3, batch_size=64, learning_rate=1e-3, validation_split=0.1, seed=5)
     # Without shuffling both read the same batches: the same training, to float rounding.
     a = trainer.fit(ARCH, trainer.init_weights(ARCH, seed=1), x, shuffle=False, **kw)
@@ -124,8 +124,25 @@ def test_streaming_fit_matches_the_array_fit(rng, tmp_path):
     steps = int(keras.ops.convert_to_numpy(trainer.model(ARCH).optimizer.iterations))
     assert steps == 3 * int(np.ceil(validation_rows(700, 0.1) / 64))
     # Reproducible, also in a fresh Trainer.
-    e = Trainer().fit(ARCH, trainer.init_weights(ARCH, seed=1), vset, **kw)
+    e = Trainer(in_memory_bytes=0).fit(ARCH, trainer.init_weights(ARCH, seed=1), vset, **kw)
     assert all(np.array_equal(u, v) for u, v in zip(d.weights, e.weights)) and d.history == e.history
+    assert b.streamed and d.streamed and not a.streamed
+
+
+def test_small_vector_sets_train_in_memory_like_the_array(rng, tmp_path):
+    """A VectorSet within in_memory_bytes is read whole: the same fit as its array, bit for bit."""
+    x = rng.normal(size=(500, 16)).astype("float32")
+    np.save(tmp_path / "a.npy", x[:200])
+    np.save(tmp_path / "b.npy", x[200:])
+    vset = VectorSet.from_parts([(np.load(tmp_path / f"{n}.npy", mmap_mode="r"), None) for n in "ab"])
+    kw = dict(epochs=2, batch_size=64, learning_rate=1e-3, validation_split=0.1, seed=4)
+    trainer = Trainer(in_memory_bytes=vset.nbytes)
+    a = trainer.fit(ARCH, trainer.init_weights(ARCH, seed=1), x, **kw)
+    b = trainer.fit(ARCH, trainer.init_weights(ARCH, seed=1), vset, **kw)
+    assert not b.streamed and a.history == b.history
+    assert all(np.array_equal(u, v) for u, v in zip(a.weights, b.weights))
+    c = Trainer(in_memory_bytes=vset.nbytes - 1).fit(ARCH, trainer.init_weights(ARCH, seed=1), vset, **kw)
+    assert c.streamed and a.history != c.history
 
 
 def test_streaming_fit_reads_few_pages_of_the_files(tmp_path):
