@@ -27,3 +27,7 @@ class MetricError(ProjectError, ValueError):
 
 class DownloadError(ProjectError):
     """A download failed (network, HTTP status, checksum, disk space) or its archive has unexpected contents."""
+
+
+class LockError(ProjectError):
+    """Another run holds the result or model folder this run would write (names the process holding it)."""
