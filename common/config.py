@@ -11,8 +11,10 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Union
@@ -173,7 +175,9 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
         lambda v: len(v) > 0 and all(b == "all" or (isinstance(b, int) and b >= 1) for b in v),
         "a non-empty list of positive clip counts and/or 'all'",
     ),
-    "experiment.seeds": (lambda v: len(v) > 0, "a non-empty list of integers"),
+    "experiment.seeds": (lambda v: len(v) > 0 and min(v) >= 0, "a non-empty list of integers >= 0"),
+    "experiment.pretrain_seed": (lambda v: v >= 0, "an integer >= 0"),
+    "data.split_seed": (lambda v: v >= 0, "an integer >= 0"),
     "eval.max_fpr": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "eval.threshold": (lambda v: v in THRESHOLD_METHODS, "one of: " + ", ".join(THRESHOLD_METHODS)),
     "eval.threshold_quantile": (lambda v: 0 < v < 1, "a number in (0, 1)"),
@@ -205,10 +209,15 @@ def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None)
     """
     path = Path(path).resolve()
     merged = _read_yaml(DEFAULTS_PATH)
-    _merge(merged, _read_yaml(path), source=path)
+    version_yaml = _read_yaml(path)
+    if not version_yaml:
+        warnings.warn(f"{path} sets nothing: every setting comes from {DEFAULTS_PATH} (add the keys that "
+                      "differ, e.g. experiment.version, to silence this)", UserWarning, stacklevel=2)
+    _merge(merged, version_yaml, source=path)
     if overrides:
         _merge(merged, _plain_mapping(overrides), source="overrides")
     cfg = _build(merged, path)
+    _check_folders(cfg)
     try:
         use_backend(cfg.fit.backend)
     except ConfigError as exc:
@@ -220,7 +229,18 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "a config file must be UTF-8: save it again as UTF-8"
+        ) from None
+    try:
+        raw = _load_unique_keys(text, path)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if raw is None:
@@ -228,6 +248,50 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(raw).__name__}")
     return raw
+
+
+def _load_unique_keys(text: str, path: Path) -> Any:
+    """Parse YAML like `yaml.safe_load`, but refuse a key given twice (YAML would keep the last one silently)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(node: yaml.Node, path: Path, prefix: str = "") -> None:
+    """Walk the parsed node tree; a repeated key in any mapping is a `ConfigError` naming key, lines and file."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, path, f"{prefix[:-1]}[{i}].")
+        return
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first_line: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if key is not None and key != "<<":
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                raise ConfigError(f"{path}, line {line}: duplicate key '{prefix}{key}' (first set on line "
+                                  f"{first_line[key]}); YAML would silently keep the last one: remove one")
+            first_line[key] = line
+        _refuse_duplicate_keys(value_node, path, f"{prefix}{key}.")
+
+
+def _check_folders(cfg: Config) -> None:
+    """A folder key whose path (or a parent of it) is an existing file cannot be written: say so now, not mid-run."""
+    folders = {"data.root": cfg.data.root, "data.cache_dir": cfg.data.cache_dir,
+               **{f"output.{k}": v for k, v in dataclasses.asdict(cfg.output).items()}}
+    for key, folder in folders.items():
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            where = "is a file" if existing == folder else f"is below {existing}, which is a file"
+            raise ConfigError(f"{cfg.source}: '{key}' must be a folder, but {folder} {where}")
 
 
 def _plain_mapping(m: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,7 +337,13 @@ def _build(merged: dict[str, Any], path: Path) -> Config:
             value = _coerce(raw, hints[f.name], key=key, path=path)
             if isinstance(value, Path):
                 value = (path.parent / value).resolve()
-            elif key == "transfer.init_from" and value != "scratch":
+            elif key == "transfer.init_from":
+                if value == "scratch":
+                    raise ConfigError(
+                        f"{path}: 'transfer.init_from' must be the folder of pretrained models, got 'scratch': "
+                        "scratch rows (random init, trained on the target budget only) are always computed "
+                        "beside zero_shot and transfer"
+                    )
                 value = str((path.parent / value).resolve())
             check = _CHECKS.get(key)
             if check and not check[0](value):
@@ -314,6 +384,8 @@ def _coerce(value: Any, hint: Any, *, key: str, path: Path) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
+        if not math.isfinite(value):
+            raise bad("a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

@@ -1,6 +1,7 @@
 """load_config: layering over defaults, path resolution, and one clear error per kind of mistake."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,8 @@ def test_threshold_spec_picks_the_level_of_the_method(tmp_path):
 
 
 def test_on_bad_file_defaults_to_error_and_accepts_skip(tmp_path):
-    assert load_config(write(tmp_path, "", "a.yaml")).data.on_bad_file == "error"
+    with pytest.warns(UserWarning, match="sets nothing"):
+        assert load_config(write(tmp_path, "", "a.yaml")).data.on_bad_file == "error"
     assert load_config(write(tmp_path, "data:\n  on_bad_file: skip\n", "b.yaml")).data.on_bad_file == "skip"
 
 
@@ -123,7 +125,7 @@ def test_missing_file_is_named(tmp_path):
 
 def test_unknown_override_key_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match=r"overrides: unknown config key 'fit\.epoch'"):
-        load_config(write(tmp_path, ""), overrides={"fit": {"epoch": 1}})
+        load_config(write(tmp_path, "fit:\n  epochs: 3\n"), overrides={"fit": {"epoch": 1}})
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
@@ -147,3 +149,68 @@ def test_backend_cannot_change_once_keras_runs(tmp_path):
         load_config(path)
     assert load_config(write(tmp_path, f"fit:\n  backend: {running}\n")).fit.backend == running
     assert load_config(write(tmp_path, "fit:\n  backend: auto\n")).fit.backend == "auto"
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 13: values and files that used to pass validation or end in a traceback
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("experiment:\n  seeds: [0, -1]\n", r"'experiment\.seeds' must be a non-empty list of integers >= 0"),
+        ("experiment:\n  pretrain_seed: -2\n", r"'experiment\.pretrain_seed' must be an integer >= 0"),
+        ("data:\n  split_seed: -1\n", r"'data\.split_seed' must be an integer >= 0"),
+        ("fit:\n  learning_rate: .inf\n", r"'fit\.learning_rate' must be a finite number, got inf"),
+        ("fit:\n  learning_rate: .nan\n", r"'fit\.learning_rate' must be a finite number, got nan"),
+        ("transfer:\n  learning_rate: -.inf\n", r"'transfer\.learning_rate' must be a finite number"),
+        ("data:\n  snr: .nan\n", r"'data\.snr' must be a finite number"),
+        ("eval:\n  max_fpr: .nan\n", r"'eval\.max_fpr' must be a finite number"),
+        ("transfer:\n  init_from: scratch\n",
+         r"'transfer\.init_from' must be the folder of pretrained models, got 'scratch': scratch rows .* always"),
+        ("fit:\n  epochs: 3\n  epochs: 4\n", r"line 3: duplicate key 'fit\.epochs' \(first set on line 2\)"),
+        ("fit:\n  epochs: 3\nfit:\n  batch_size: 8\n", r"line 3: duplicate key 'fit' \(first set on line 1\)"),
+    ],
+)
+def test_issue13_values_are_refused_naming_file_and_key(tmp_path, text, match):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=match) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_latin1_yaml_is_a_config_error_asking_for_utf8(tmp_path):
+    path = write(tmp_path, "")
+    path.write_bytes("# Prüfstand\nfit:\n  epochs: 3\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xfc at offset 4\).*must be UTF-8") as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    path.write_bytes("# Prüfstand\nfit:\n  epochs: 3\n".encode("utf-8"))
+    assert load_config(path).fit.epochs == 3
+
+
+@pytest.mark.parametrize("key", ["output.result_dir", "output.model_dir", "output.scratch_dir", "data.cache_dir",
+                                 "data.root"])
+def test_a_folder_key_that_is_a_file_is_refused(tmp_path, key):
+    section, name = key.split(".")
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    path = write(tmp_path, f"{section}:\n  {name}: {taken}\n")
+    with pytest.raises(ConfigError, match=rf"'{re.escape(key)}' must be a folder, but {re.escape(str(taken))} is a file"):
+        load_config(path)
+    below = write(tmp_path, f"{section}:\n  {name}: {taken}/sub\n", "below.yaml")
+    with pytest.raises(ConfigError, match=rf"'{re.escape(key)}' must be a folder.* is below {re.escape(str(taken))}"):
+        load_config(below)
+
+
+def test_an_empty_yaml_says_every_setting_is_a_default(tmp_path):
+    path = write(tmp_path, "# nothing set yet\n")
+    with pytest.warns(UserWarning, match=re.escape(str(path)) + r" sets nothing: every setting comes from .*defaults"):
+        cfg = load_config(path)
+    assert cfg.fit.epochs == 50
+
+
+def test_defaults_no_longer_document_init_from_scratch():
+    text = (Path(__file__).resolve().parent.parent / "common" / "defaults.yaml").read_text()
+    init_line = next(line for line in text.splitlines() if line.strip().startswith("init_from:"))
+    assert '"scratch"' not in init_line and "folder of pretrained models" in init_line
