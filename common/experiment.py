@@ -4,29 +4,36 @@ For each target machine, budget and seed: ``scratch`` (random init, target budge
 ``zero_shot`` (the pretrained model as is) and ``transfer`` (the pretrained model fine-tuned on the
 target budget), all on the target's evaluation split. Finished work is kept: an up-to-date
 pretrained model is never retrained, scratch results are shared by all versions, and every finished
-result row is persisted at once (`common.results.save_row`), so a run killed at any point resumes
-where it stopped when the same command is run again.
+result row goes into the result folder's store at once (`common.results.ResultStore`), so a run
+killed at any point resumes where it stopped when the same command is run again. The store keeps
+every row ever finished there; results.csv shows those of the current config.
 
 Each row carries a ``config_hash`` of everything that produced it: the config (less where files go
 and how many workers run), the target's exact clips (path, size, mtime) and skipped clips, and for
 zero_shot / transfer the pretrained model's key. Rows of an earlier run with another hash are
-recomputed, with a warning; they are never mixed with new ones.
+recomputed, with a warning, and kept in the store beside the new ones; they are never mixed.
+
+A run holds its folders for its whole length (`common.lock.folder_lock`): `pretrain` its model
+folder, `transfer` its result folder, both exclusively, and `transfer` the model folder it reads
+shared: several transfers may read one set of pretrained models at once, but never while a
+pretrain rewrites them.
 
 Every model gets a decision threshold fitted on the scores of its *own* training normal clips
 (`common.threshold`, ``eval.threshold``): a pretrained model on its source clips, scratch and
 transfer models on the target budget; zero_shot uses the pretrained model's. Each row reports it
 with the precision / recall / F1 of ``score > threshold`` on the evaluation split. The scratch and
 transfer model of every row is saved beside the results (`row_model_path`, with a sidecar of its
-features, sources, budget, seed, threshold and AUC), so the best one can be exported and used on
-new recordings (`common.deploy`); a row whose model file is missing is recomputed.
+features, channel count, sources, budget, seed, threshold and AUC), so the best one can be exported
+and used on new recordings (`common.deploy`); a row whose model file is missing is recomputed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -34,15 +41,17 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .audio import wav_info
 from .config import Config, save_config
 from .data import Machine, budget_subset
-from .errors import DataError, ModelError
+from .errors import ConfigError, DataError, ModelError
 from .features import feature_key
 from .io import atomic_write_text
+from .lock import folder_lock
 from .metrics import auc_pauc, decision_metrics
 from .model import architecture, check_features, copy_model, keras, load_model, read_sidecar, save_model
 from .prepare import CheckedMachine, MachineData, check_machine, load_machine, select_machines, write_skipped
-from .results import SCORE_COLUMNS, clear_rows, read_results, save_row, write_results, write_summary
+from .results import SCORE_COLUMNS, ResultStore, write_results, write_summary
 from .scoring import clip_scores
 from .sources import SourceSet, all_source_sets, source_sets
 from .threshold import fit_threshold
@@ -136,61 +145,81 @@ def model_path(cfg: Config, source: SourceSet) -> Path:
     return cfg.output.model_dir / f"{source.label}.keras"
 
 
+def _no_source_sets(cfg: Config, machines: list[Machine]) -> DataError:
+    version = cfg.experiment.version
+    return DataError(
+        f"version {version} has no source sets among the machines {[m.name for m in machines]} "
+        f"under {cfg.data.root}: v1/v3/v4 need other machine types, v2 other IDs of the same type"
+    )
+
+
+def _n_channels(files) -> int:
+    """Channel count of a machine's clips (all of one machine share it), from the first clip's header."""
+    return wav_info(files[0]).channels
+
+
 def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
     """Train (or find up to date) one model per distinct source set of the config's version.
 
     Each model learns from the training pools of all its source machines (never evaluation clips).
-    Its sidecar records features, architecture, sources, budget, seed, skipped clips and a key of
-    the exact training clips and settings; a model whose key matches is reused. Each model is
-    saved atomically the moment it is trained, so a killed run resumes with the next one.
+    Its sidecar records features, channel count, architecture, sources, budget, seed, skipped clips
+    and a key of the exact training clips and settings; a model whose key matches is reused. Each
+    model is saved atomically the moment it is trained, so a killed run resumes with the next one.
     ``model_dir/skipped.csv`` lists the bad clips left out under ``data.on_bad_file: skip``.
+
+    Raises
+    ------
+    DataError
+        The data has no source set for the version (before any file is touched).
+    LockError
+        Another run holds ``output.model_dir``.
     """
     machines = select_machines(cfg)
-    version = cfg.experiment.version
-    sets = all_source_sets(version, machines)
+    sets = all_source_sets(cfg.experiment.version, machines)
     if not sets:
-        raise DataError(
-            f"version {version} has no source sets among the machines {[m.name for m in machines]} "
-            f"under {cfg.data.root}: v1/v3/v4 need other machine types, v2 other IDs of the same type"
-        )
-    data = _Machines(cfg, progress=progress)
-    used = sorted({m for s in sets for m in s.machines})
-    write_skipped(cfg.output.model_dir, {m: data.checked(m).skipped for m in used})
-    trainer = Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20)
-    done = []
-    for source in tqdm(sets, desc=f"pretrain {version}", disable=not progress, unit="model"):
-        path = model_path(cfg, source)
-        train_files = [f for m in source.machines for f in data.checked(m).split.train]
-        key = _hash({"data": _data_identity(cfg, train_files), "model": cfg.to_dict()["model"],
-                     "fit": _fit_identity(cfg), "seed": cfg.experiment.pretrain_seed})
-        if path.is_file() and path.with_suffix(".json").is_file() and read_sidecar(path).get("key") == key:
-            _update_threshold(cfg, path, source, data)
-            done.append(Pretrained(source, path, trained=False))
-            continue
-        # Over fit.max_in_memory_mb, streamed from the memory-mapped feature caches (never concatenated).
-        x = VectorSet.from_clips([(data[m].features, data[m].split.train) for m in source.machines])
-        arch = architecture(x.dim, hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
-                            batch_norm=cfg.model.batch_norm)
-        seed = cfg.experiment.pretrain_seed
-        fit = trainer.fit(arch, trainer.init_weights(arch, seed=seed), x, epochs=cfg.fit.epochs,
-                          batch_size=cfg.fit.batch_size, learning_rate=cfg.fit.learning_rate,
-                          validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle, seed=seed)
-        train_scores = _train_scores(trainer.with_weights(arch, fit.weights), [data[m] for m in source.machines])
-        skipped = sorted(p for m in source.machines for p in data.checked(m).skipped)
-        sidecar = {
-            "key": key, "version": version, "source": source.label,
-            "sources": [m.name for m in source.machines], "budget": "all",
-            "n_train_clips": len(train_files), "n_train_vectors": int(len(x)), "seed": seed,
-            "n_skipped_clips": len(skipped), "skipped_clips": skipped,
-            "features": _feature_sidecar(cfg), "architecture": arch, "fit": cfg.to_dict()["fit"],
-            "final_loss": fit.history["loss"][-1], "train_seconds": round(fit.seconds, 3), "streamed": fit.streamed,
-            "train_scores": train_scores.tolist(), **_threshold_fields(cfg, train_scores),
-        }
-        save_model(trainer.with_weights(arch, fit.weights), path, sidecar=sidecar)
-        atomic_write_text(path.with_suffix(".history.csv"), pd.DataFrame(fit.history).rename_axis("epoch").to_csv())
-        done.append(Pretrained(source, path, trained=True))
-    save_config(cfg, cfg.output.model_dir / "config.yaml")
+        raise _no_source_sets(cfg, machines)
+    with folder_lock(cfg.output.model_dir, what=f"pretrain {cfg.source}"):
+        data = _Machines(cfg, progress=progress)
+        used = sorted({m for s in sets for m in s.machines})
+        write_skipped(cfg.output.model_dir, {m: data.checked(m).skipped for m in used})
+        trainer = Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20)
+        bar = tqdm(sets, desc=f"pretrain {cfg.experiment.version}", disable=not progress, unit="model")
+        done = [_pretrain_one(cfg, trainer, data, source) for source in bar]
+        save_config(cfg, cfg.output.model_dir / "config.yaml")
     return done
+
+
+def _pretrain_one(cfg: Config, trainer: Trainer, data: _Machines, source: SourceSet) -> Pretrained:
+    """Train the model of `source` and save it with its sidecar, unless an up-to-date one is on disk."""
+    path = model_path(cfg, source)
+    train_files = [f for m in source.machines for f in data.checked(m).split.train]
+    seed = cfg.experiment.pretrain_seed
+    key = _hash({"data": _data_identity(cfg, train_files), "model": cfg.to_dict()["model"],
+                 "fit": _fit_identity(cfg), "seed": seed})
+    if path.is_file() and path.with_suffix(".json").is_file() and read_sidecar(path).get("key") == key:
+        _update_threshold(cfg, path, source, data)
+        return Pretrained(source, path, trained=False)
+    # Over fit.max_in_memory_mb, streamed from the memory-mapped feature caches (never concatenated).
+    x = VectorSet.from_clips([(data[m].features, data[m].split.train) for m in source.machines])
+    arch = architecture(x.dim, hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
+                        batch_norm=cfg.model.batch_norm)
+    fit = trainer.fit(arch, trainer.init_weights(arch, seed=seed), x, epochs=cfg.fit.epochs,
+                      batch_size=cfg.fit.batch_size, learning_rate=cfg.fit.learning_rate,
+                      validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle, seed=seed)
+    train_scores = _train_scores(trainer.with_weights(arch, fit.weights), [data[m] for m in source.machines])
+    skipped = sorted(p for m in source.machines for p in data.checked(m).skipped)
+    sidecar = {
+        "key": key, "version": cfg.experiment.version, "source": source.label,
+        "sources": [m.name for m in source.machines], "budget": "all",
+        "n_train_clips": len(train_files), "n_train_vectors": int(len(x)), "seed": seed,
+        "n_skipped_clips": len(skipped), "skipped_clips": skipped, "n_channels": _n_channels(train_files),
+        "features": _feature_sidecar(cfg), "architecture": arch, "fit": cfg.to_dict()["fit"],
+        "final_loss": fit.history["loss"][-1], "train_seconds": round(fit.seconds, 3), "streamed": fit.streamed,
+        "train_scores": train_scores.tolist(), **_threshold_fields(cfg, train_scores),
+    }
+    save_model(trainer.with_weights(arch, fit.weights), path, sidecar=sidecar)
+    atomic_write_text(path.with_suffix(".history.csv"), pd.DataFrame(fit.history).rename_axis("epoch").to_csv())
+    return Pretrained(source, path, trained=True)
 
 
 SCORE_CLIPS = 64  # clips scored at once (64 x 309 vectors = 25 MB; scoring holds ~4 copies)
@@ -215,13 +244,15 @@ def _train_scores(model, machines: list[MachineData]) -> np.ndarray:
 def _update_threshold(cfg: Config, path: Path, source: SourceSet, data: _Machines) -> None:
     """Give an up-to-date pretrained model the threshold the config asks for, without retraining it.
 
-    Models saved before thresholds existed get the scores of their training clips first.
+    Models saved before thresholds (or channel counts) existed get the scores of their training
+    clips (and their clips' channel count) first.
     """
     sidecar = read_sidecar(path)
     if "train_scores" not in sidecar:
         model, _ = load_model(path, features=_feature_sidecar(cfg))
         sidecar["train_scores"] = _train_scores(model, [data[m] for m in source.machines]).tolist()
-    fields = _threshold_fields(cfg, sidecar["train_scores"])
+    fields = _threshold_fields(cfg, sidecar["train_scores"]) | {
+        "n_channels": _n_channels(data.checked(source.machines[0]).split.train)}
     if any(sidecar.get(k) != v for k, v in fields.items()):
         atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar | fields, indent=2, sort_keys=True))
 
@@ -256,8 +287,8 @@ def _scratch(cfg: Config, trainer: Trainer, md: MachineData, budget, seed, train
     scores, auc, pauc = _score(trainer, arch, fit.weights, md, eval_x, eval_offsets, cfg.eval.max_fpr)
     save_model(trainer.with_weights(arch, fit.weights), model_file, sidecar={
         "key": key, "target": md.machine.name, "method": "scratch", "budget": str(budget), "seed": seed,
-        "train_clips": [str(f) for f in train_files], "features": _feature_sidecar(cfg), "architecture": arch,
-        "fit": cfg.to_dict()["fit"]})
+        "train_clips": [str(f) for f in train_files], "n_channels": _n_channels(md.split.train),
+        "features": _feature_sidecar(cfg), "architecture": arch, "fit": cfg.to_dict()["fit"]})
     result = {"key": key, "auc": auc, "pauc": pauc, "scores": scores.tolist(), "train_seconds": fit.seconds,
               "train_scores": train_scores.tolist()}
     atomic_write_text(store, json.dumps(result))
@@ -288,151 +319,264 @@ def _plan(cfg: Config, targets, checked: dict[Machine, CheckedMachine], sidecars
     return plan
 
 
-def _warn_outdated(previous: dict[tuple, tuple], plan: dict[tuple, str], out: Path) -> None:
-    stale = sum(1 for k, (row, _) in previous.items() if k in plan and row["config_hash"] != plan[k])
-    dropped = sum(1 for k in previous if k not in plan)
+def _reusable(store: ResultStore, plan: dict[tuple, str], out: Path) -> dict[tuple, tuple]:
+    """The planned rows found intact in the store with their planned hash (and their model), with warnings.
+
+    A planned cell stored only with another hash is recomputed; the old row stays in the store.
+    """
+    names = store.names()
+    cells = {n.rsplit("__", 1)[0] for n in names}
+    done, stale = {}, 0
+    for key, config_hash in plan.items():
+        name = store.path(key, config_hash).name
+        if name in names and (found := store.load(key, config_hash)) is not None:
+            done[key] = found
+        elif name.rsplit("__", 1)[0] in cells:
+            stale += 1
     if stale:
         warnings.warn(
             f"{stale} row(s) of {out / 'results.csv'} were computed with another config or other data "
-            "(their config_hash differs) and are recomputed. Use another output.result_dir to keep the old "
-            "results, or delete them to silence this warning.",
+            f"(their config_hash differs) and are recomputed; the old rows stay in {store.folder}. Use another "
+            "output.result_dir per config to silence this warning.",
             stacklevel=3,
         )
-    if dropped:
+    return _drop_without_model(done, out)
+
+
+def _warn_kept(store: ResultStore, plan: dict[tuple, str], out: Path) -> None:
+    """Say how many stored rows results.csv does not show (other cells or configs) and where they are."""
+    others = len(store.names() - {store.path(k, h).name for k, h in plan.items()})
+    if others:
         warnings.warn(
-            f"{dropped} row(s) of {out / 'results.csv'} are for targets, sources, budgets or seeds this config "
-            "does not ask for and are dropped. Use another output.result_dir to keep them.",
+            f"{others} other row(s) (other targets, sources, budgets, seeds or configs) are kept in {store.folder}; "
+            f"{out / 'results.csv'} shows the {len(plan)} row(s) of this config. Run their config again to show "
+            "them (they are reused, not recomputed); use one output.result_dir per config to silence this warning.",
             stacklevel=3,
         )
+
+
+def _check_budgets(cfg: Config, checked: dict[Machine, CheckedMachine]) -> None:
+    """Refuse a budget larger than a target's training pool before any row is computed."""
+    for machine, c in checked.items():
+        pool = len(c.split.train)
+        for budget in cfg.experiment.budgets:
+            if budget != "all" and budget > pool:
+                raise ConfigError(
+                    f"{cfg.source}: 'experiment.budgets' has {budget}, more than the {pool} training clips of "
+                    f"{machine.name} under {cfg.data.root}: use a budget of at most {pool} or 'all'"
+                )
+
+
+def _model_dir_lock(model_dir: Path, out: Path, what: str):
+    """A shared lock on the model folder transfer reads (none when missing, or when it is the result folder)."""
+    if not model_dir.is_dir() or model_dir.resolve() == out.resolve():
+        return contextlib.nullcontext()
+    return folder_lock(model_dir, what=what, shared=True)
 
 
 def transfer(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
     """Score scratch, zero_shot and transfer for every target, source, budget and seed; write the results.
 
-    Writes ``results.csv`` (one row per target, source, method, budget, seed), ``scores.csv`` (every
-    evaluation clip's score behind each row), ``summary.csv``, ``skipped.csv`` (bad clips left out)
-    and the resolved ``config.yaml`` into ``output.result_dir``. Each row is persisted the moment it
-    is finished and results.csv / scores.csv are rewritten atomically after each target, so a killed
-    run resumes: rows whose config hash matches are reused, others recomputed (with a warning).
+    Writes ``results.csv`` (one row per target, source, method, budget, seed of this config),
+    ``scores.csv`` (every evaluation clip's score behind each row), ``summary.csv``, ``skipped.csv``
+    (bad clips left out) and the resolved ``config.yaml`` into ``output.result_dir``. Each row goes
+    into the folder's store (`common.results.ResultStore`) the moment it is finished and
+    results.csv / scores.csv are rewritten atomically after each target, so a killed run resumes:
+    stored rows whose config hash matches are reused, others recomputed (with a warning). Rows of
+    other cells or configs stay in the store (a warning says how many).
 
     Raises
     ------
+    DataError
+        No target has a source set in this version (before any file is touched).
+    ConfigError
+        A budget is larger than a target's training pool (before any work).
     AudioError
         A clip is bad and ``data.on_bad_file`` is ``error`` (raised before any work).
     ModelError
-        A needed pretrained model is missing or was trained on other features.
+        A needed pretrained model is missing, was trained on other features or on other machines
+        than its planned source set (before any work).
+    LockError
+        Another run holds ``output.result_dir``, or a pretrain run holds the model folder.
     """
     machines = select_machines(cfg)
-    version = cfg.experiment.version
+    targets = [(t, sets) for t in machines if (sets := source_sets(cfg.experiment.version, t, machines))]
+    if not targets:
+        raise _no_source_sets(cfg, machines)
+    out, model_dir = cfg.output.result_dir, Path(cfg.transfer.init_from)
+    what = f"transfer {cfg.source}"
+    with folder_lock(out, what=what), _model_dir_lock(model_dir, out, what):
+        return _transfer(cfg, targets, model_dir, progress=progress)
+
+
+@dataclass
+class _Run:
+    """What every row of one transfer run shares: config, folders, plan, store, finished rows, weights."""
+
+    cfg: Config
+    out: Path
+    model_dir: Path
+    plan: dict[tuple, str]
+    store: ResultStore
+    done: dict[tuple, tuple]
+    sidecars: dict[str, dict]
+    trainer: Trainer
+    bar: Any
+    weights: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
+class _Cell:
+    """One target, budget and seed: the target's data, evaluation vectors and budget of training clips."""
+
+    md: MachineData
+    budget: int | str
+    seed: int
+    eval_x: np.ndarray
+    eval_offsets: np.ndarray
+    train_files: tuple = ()
+    _train: tuple | None = None
+
+    def key(self, source: str, method: str) -> tuple:
+        return (self.md.machine.type, self.md.machine.id, source, method, str(self.budget), self.seed)
+
+    def train(self) -> tuple:
+        """The budget's (vectors, offsets), loaded when a fit first needs them."""
+        if self._train is None:
+            self._train = self.md.vectors(self.train_files)
+        return self._train
+
+
+def _transfer(cfg: Config, targets, model_dir: Path, *, progress: bool) -> pd.DataFrame:
+    """`transfer` with its folders locked: check everything up front, then compute what the store lacks."""
     out = cfg.output.result_dir
-    model_dir = Path(cfg.transfer.init_from) if cfg.transfer.init_from != "scratch" else None
-    targets = [(t, sets) for t in machines if (sets := source_sets(version, t, machines))]
     data = _Machines(cfg, progress=progress)
     checked = {t: data.checked(t) for t, _ in targets}
+    _check_budgets(cfg, checked)
     sidecars = {s.label: _pretrained_sidecar(model_dir, s, cfg) for _, sets in targets for s in sets}
     plan = _plan(cfg, targets, checked, sidecars)
-
-    previous = read_results(out)
-    _warn_outdated(previous, plan, out)
-    done = {k: v for k, v in previous.items() if plan.get(k) == v[0]["config_hash"]}
-    done = _drop_without_model(done, out)
+    store = ResultStore(out)
+    store.open()
+    done = _reusable(store, plan, out)
     save_config(cfg, out / "config.yaml")
     write_skipped(out, {t: checked[t].skipped for t, _ in targets})
 
-    trainer = Trainer()
-    weights: dict[str, list[np.ndarray]] = {}
-    bar = tqdm(total=len(plan), initial=sum(k in done for k in plan), desc=f"transfer {version}",
+    bar = tqdm(total=len(plan), initial=sum(k in done for k in plan), desc=f"transfer {cfg.experiment.version}",
                disable=not progress, unit="run")
+    run = _Run(cfg, out, model_dir, plan, store, done, sidecars, Trainer(), bar)
     for target, sets in targets:
-        if all(k in done for k in plan if k[:2] == (target.type, target.id)):
-            continue
-        md = data[target]
-        eval_x, eval_offsets = md.vectors(md.split.eval_files)
-        zero_shot: dict[str, tuple] = {}
-        for budget in cfg.experiment.budgets:
-            for seed in cfg.experiment.seeds:
-                train_files = budget_subset(md.split.train, budget, seed=seed)
-                train = None  # the budget's (vectors, offsets), loaded when a fit needs them
-
-                def key(source: str, method: str) -> tuple:
-                    return (target.type, target.id, source, method, str(budget), seed)
-
-                def finish(source: str, method: str, clip_scores_, auc, pauc, n_train, seconds, threshold,
-                           store_model=None) -> None:
-                    k = key(source, method)
-                    precision, recall, f1 = decision_metrics(md.split.eval_labels, clip_scores_, threshold=threshold,
-                                                             name=md.machine.name)
-                    row = {"version": version, "target_type": target.type, "target_id": target.id,
-                           "source": source, "method": method, "budget": str(budget), "seed": seed,
-                           "auc": auc, "pauc": pauc, "n_train_clips": n_train,
-                           "n_eval_clips": len(md.split.eval_files), "train_seconds": round(float(seconds), 3),
-                           "config_hash": plan[k], "n_skipped_clips": len(md.skipped),
-                           "threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
-                    if store_model is not None:
-                        store_model(row)  # the row's model is on disk before the row is
-                    table = pd.DataFrame({
-                        "version": version, "target_type": target.type, "target_id": target.id,
-                        "source": source, "method": method, "budget": str(budget), "seed": seed,
-                        "path": [str(f) for f in md.split.eval_files], "label": md.split.eval_labels,
-                        "score": np.asarray(clip_scores_, dtype=float)}, columns=SCORE_COLUMNS)
-                    save_row(out, row, table)  # persisted now: a kill from here on keeps this row
-                    done[k] = (row, table)
-                    bar.update(1)
-
-                def row_sidecar(row: dict, arch, train_scores, **extra) -> dict[str, Any]:
-                    return {**{k: row[k] for k in ("version", "target_type", "target_id", "method", "source",
-                                                   "budget", "seed", "n_train_clips", "auc", "pauc", "precision",
-                                                   "recall", "f1", "n_eval_clips", "config_hash")},
-                            "target": target.name, "train_clips": [str(f) for f in train_files],
-                            "features": _feature_sidecar(cfg), "architecture": arch,
-                            "train_scores": np.asarray(train_scores, dtype=float).tolist(),
-                            **_threshold_fields(cfg, train_scores), **extra}
-
-                if key("none", "scratch") not in done:
-                    train = md.vectors(train_files)
-                    arch = architecture(train[0].shape[1], hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
-                                        batch_norm=cfg.model.batch_norm)
-                    r = _scratch(cfg, trainer, md, budget, seed, train, arch, eval_x, eval_offsets)
-                    finish("none", "scratch", r["scores"], r["auc"], r["pauc"], len(train_files), r["train_seconds"],
-                           _threshold_fields(cfg, r["train_scores"])["threshold"],
-                           lambda row: copy_model(r["model"], row_model_path(out, row), sidecar=row_sidecar(
-                               row, arch, r["train_scores"], sources=[], fit=cfg.to_dict()["fit"])))
-                for s in sets:
-                    side = sidecars[s.label]
-                    if s.label not in weights and not (key(s.label, "zero_shot") in done
-                                                       and key(s.label, "transfer") in done):
-                        weights[s.label] = _load_pretrained(model_dir, s, cfg)
-                    if key(s.label, "zero_shot") not in done:
-                        if s.label not in zero_shot:
-                            zero_shot[s.label] = _score(trainer, side["architecture"], weights[s.label], md,
-                                                        eval_x, eval_offsets, cfg.eval.max_fpr)
-                        # The pretrained model's own threshold: from its source clips, never the target's.
-                        finish(s.label, "zero_shot", *zero_shot[s.label], 0, 0.0,
-                               _threshold_fields(cfg, side["train_scores"])["threshold"])
-                    if key(s.label, "transfer") not in done:
-                        if train is None:
-                            train = md.vectors(train_files)
-                        arch = side["architecture"]
-                        fit = trainer.fit(arch, weights[s.label], train[0], epochs=cfg.transfer.epochs,
-                                          batch_size=cfg.fit.batch_size, learning_rate=cfg.transfer.learning_rate,
-                                          validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle,
-                                          seed=seed, freeze=cfg.transfer.freeze)
-                        train_scores = clip_scores(trainer.with_weights(arch, fit.weights), *train)
-                        finish(s.label, "transfer",
-                               *_score(trainer, arch, fit.weights, md, eval_x, eval_offsets, cfg.eval.max_fpr),
-                               len(train_files), fit.seconds, _threshold_fields(cfg, train_scores)["threshold"],
-                               lambda row: save_model(trainer.with_weights(arch, fit.weights), row_model_path(out, row),
-                                                      sidecar=row_sidecar(
-                                                          row, arch, train_scores, sources=side["sources"],
-                                                          pretrained=str(model_dir / f"{s.label}.keras"),
-                                                          pretrained_key=side.get("key"),
-                                                          transfer=cfg.to_dict()["transfer"])))
-        _write(out, done)
+        if not all(k in done for k in plan if k[:2] == (target.type, target.id)):
+            _run_target(run, data[target], sets)
+            _write(out, done)
     bar.close()
     results = _write(out, done)
-    clear_rows(out)  # every finished row is in results.csv now; what is left belongs to no planned row
     write_summary(out, results)
+    _warn_kept(store, plan, out)
     return results
+
+
+def _run_target(run: _Run, md: MachineData, sets: list[SourceSet]) -> None:
+    """Compute every row of one target the store lacks, budget by budget and seed by seed."""
+    eval_x, eval_offsets = md.vectors(md.split.eval_files)
+    zero_shot: dict[str, tuple] = {}  # the pretrained models' scores: the same for every budget and seed
+    for budget in run.cfg.experiment.budgets:
+        for seed in run.cfg.experiment.seeds:
+            cell = _Cell(md, budget, seed, eval_x, eval_offsets, budget_subset(md.split.train, budget, seed=seed))
+            if cell.key("none", "scratch") not in run.done:
+                _run_scratch(run, cell)
+            for s in sets:
+                _run_source(run, cell, s, zero_shot)
+
+
+def _run_scratch(run: _Run, cell: _Cell) -> None:
+    cfg, train = run.cfg, cell.train()
+    arch = architecture(train[0].shape[1], hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
+                        batch_norm=cfg.model.batch_norm)
+    r = _scratch(cfg, run.trainer, cell.md, cell.budget, cell.seed, train, arch, cell.eval_x, cell.eval_offsets)
+    row = _row(run, cell, "none", "scratch", r["scores"], r["auc"], r["pauc"], len(cell.train_files),
+               r["train_seconds"], _threshold_fields(cfg, r["train_scores"])["threshold"])
+    # The row's model is on disk before the row is stored.
+    copy_model(r["model"], row_model_path(run.out, row), sidecar=_row_sidecar(
+        cfg, cell, row, arch, r["train_scores"], sources=[], fit=cfg.to_dict()["fit"]))
+    _keep(run, cell, row, r["scores"])
+
+
+def _run_source(run: _Run, cell: _Cell, s: SourceSet, zero_shot: dict[str, tuple]) -> None:
+    """The zero_shot and transfer rows of source set `s` in `cell` that the store lacks."""
+    side = run.sidecars[s.label]
+    zs, tr = cell.key(s.label, "zero_shot"), cell.key(s.label, "transfer")
+    if zs in run.done and tr in run.done:
+        return
+    if s.label not in run.weights:
+        run.weights[s.label] = _load_pretrained(run.model_dir, s, run.cfg)
+    if zs not in run.done:
+        if s.label not in zero_shot:
+            zero_shot[s.label] = _score(run.trainer, side["architecture"], run.weights[s.label], cell.md,
+                                        cell.eval_x, cell.eval_offsets, run.cfg.eval.max_fpr)
+        # The pretrained model's own threshold: from its source clips, never the target's.
+        threshold = _threshold_fields(run.cfg, side["train_scores"])["threshold"]
+        row = _row(run, cell, s.label, "zero_shot", *zero_shot[s.label], 0, 0.0, threshold)
+        _keep(run, cell, row, zero_shot[s.label][0])
+    if tr not in run.done:
+        _run_transfer(run, cell, s)
+
+
+def _run_transfer(run: _Run, cell: _Cell, s: SourceSet) -> None:
+    """Fine-tune the model pretrained on `s` on the cell's budget; store its row and model."""
+    cfg, trainer, side, train = run.cfg, run.trainer, run.sidecars[s.label], cell.train()
+    arch = side["architecture"]
+    fit = trainer.fit(arch, run.weights[s.label], train[0], epochs=cfg.transfer.epochs,
+                      batch_size=cfg.fit.batch_size, learning_rate=cfg.transfer.learning_rate,
+                      validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle,
+                      seed=cell.seed, freeze=cfg.transfer.freeze)
+    train_scores = clip_scores(trainer.with_weights(arch, fit.weights), *train)
+    scores, auc, pauc = _score(trainer, arch, fit.weights, cell.md, cell.eval_x, cell.eval_offsets, cfg.eval.max_fpr)
+    row = _row(run, cell, s.label, "transfer", scores, auc, pauc, len(cell.train_files), fit.seconds,
+               _threshold_fields(cfg, train_scores)["threshold"])
+    save_model(trainer.with_weights(arch, fit.weights), row_model_path(run.out, row), sidecar=_row_sidecar(
+        cfg, cell, row, arch, train_scores, sources=side["sources"],
+        pretrained=str(run.model_dir / f"{s.label}.keras"), pretrained_key=side.get("key"),
+        transfer=cfg.to_dict()["transfer"]))
+    _keep(run, cell, row, scores)
+
+
+def _row(run: _Run, cell: _Cell, source: str, method: str, clip_scores_, auc, pauc, n_train: int, seconds,
+         threshold) -> dict[str, Any]:
+    """The results.csv row of one finished model: its AUCs and its decision metrics at `threshold`."""
+    md = cell.md
+    precision, recall, f1 = decision_metrics(md.split.eval_labels, clip_scores_, threshold=threshold,
+                                             name=md.machine.name)
+    return {"version": run.cfg.experiment.version, "target_type": md.machine.type, "target_id": md.machine.id,
+            "source": source, "method": method, "budget": str(cell.budget), "seed": cell.seed,
+            "auc": auc, "pauc": pauc, "n_train_clips": n_train,
+            "n_eval_clips": len(md.split.eval_files), "train_seconds": round(float(seconds), 3),
+            "config_hash": run.plan[cell.key(source, method)], "n_skipped_clips": len(md.skipped),
+            "threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
+
+
+def _keep(run: _Run, cell: _Cell, row: dict[str, Any], clip_scores_) -> None:
+    """Store a finished row with its clip scores: from here on a kill keeps it."""
+    md = cell.md
+    table = pd.DataFrame({
+        "version": row["version"], "target_type": row["target_type"], "target_id": row["target_id"],
+        "source": row["source"], "method": row["method"], "budget": row["budget"], "seed": row["seed"],
+        "path": [str(f) for f in md.split.eval_files], "label": md.split.eval_labels,
+        "score": np.asarray(clip_scores_, dtype=float)}, columns=SCORE_COLUMNS)
+    run.store.save(row, table)
+    run.done[cell.key(row["source"], row["method"])] = (row, table)
+    run.bar.update(1)
+
+
+def _row_sidecar(cfg: Config, cell: _Cell, row: dict, arch, train_scores, **extra) -> dict[str, Any]:
+    """The sidecar of a row's (scratch or transfer) model: the row, its clips, features and threshold."""
+    return {**{k: row[k] for k in ("version", "target_type", "target_id", "method", "source", "budget", "seed",
+                                   "n_train_clips", "auc", "pauc", "precision", "recall", "f1", "n_eval_clips",
+                                   "config_hash")},
+            "target": cell.md.machine.name, "train_clips": [str(f) for f in cell.train_files],
+            "n_channels": _n_channels(cell.md.split.train),
+            "features": _feature_sidecar(cfg), "architecture": arch,
+            "train_scores": np.asarray(train_scores, dtype=float).tolist(),
+            **_threshold_fields(cfg, train_scores), **extra}
 
 
 def _drop_without_model(done: dict[tuple, tuple], out: Path) -> dict[tuple, tuple]:
@@ -443,7 +587,7 @@ def _drop_without_model(done: dict[tuple, tuple], out: Path) -> dict[tuple, tupl
             f"{missing} row(s) of {out / 'results.csv'} have no model file of their run under {out / 'models'} "
             "and are recomputed (deployment needs each row's model). Keep the models folder with the results "
             "to silence this warning.",
-            stacklevel=3,
+            stacklevel=4,
         )
     return kept
 
@@ -453,10 +597,8 @@ def _write(out: Path, done: dict[tuple, tuple[dict[str, Any], pd.DataFrame]]) ->
     return write_results(out, list(rows), list(scores))
 
 
-def _pretrained_sidecar(model_dir: Path | None, source: SourceSet, cfg: Config) -> dict[str, Any]:
-    """The sidecar of the model pretrained on `source`, checked against the config's features."""
-    if model_dir is None:
-        raise ModelError("transfer.init_from is 'scratch': transfer needs a folder of pretrained models")
+def _pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config) -> dict[str, Any]:
+    """The sidecar of the model pretrained on `source`, checked against the config's features and machines."""
     path = model_dir / f"{source.label}.keras"
     if not path.is_file():
         raise ModelError(
@@ -465,6 +607,13 @@ def _pretrained_sidecar(model_dir: Path | None, source: SourceSet, cfg: Config) 
         )
     sidecar = read_sidecar(path)
     check_features(sidecar, _feature_sidecar(cfg), path=path)
+    planned = [m.name for m in source.machines]
+    if sorted(sidecar.get("sources") or []) != sorted(planned):
+        raise ModelError(
+            f"pretrained model {path} was trained on the machines {sidecar.get('sources')}, but this run plans it "
+            f"for the source set {source.label} = {planned} (other data.types / data.ids than its pretrain run): "
+            f"pretrain with this config's data selection, or set transfer.init_from to another model folder"
+        )
     if "train_scores" not in sidecar:
         raise ModelError(
             f"pretrained model {path} has no scores of its training clips to fit a decision threshold on: run "
@@ -474,7 +623,7 @@ def _pretrained_sidecar(model_dir: Path | None, source: SourceSet, cfg: Config) 
     return sidecar
 
 
-def _load_pretrained(model_dir: Path | None, source: SourceSet, cfg: Config) -> list[np.ndarray]:
+def _load_pretrained(model_dir: Path, source: SourceSet, cfg: Config) -> list[np.ndarray]:
     """Weights of the model pretrained on `source` (Keras safe mode; features checked again)."""
     model, _ = load_model(model_dir / f"{source.label}.keras", features=_feature_sidecar(cfg))
     return model.get_weights()

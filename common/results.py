@@ -1,11 +1,15 @@
-"""Result tables: results.csv (one row per run), scores.csv (every clip's score), summary.csv.
+"""Result tables: results.csv (one row per run), scores.csv (every clip's score), summary.csv, and the store.
+
+Every finished row is kept in a store inside the result folder (`ResultStore`, ``.store/``): one
+JSON file per row and config hash, holding the row, the clip scores behind it and a sha256 of
+both, written to a temporary file and renamed the moment the row is done. Nothing is ever
+removed from the store: a narrower rerun or a changed config leaves the other rows there.
+results.csv and scores.csv only *show* the rows of the current config; they are rebuilt from the
+store on every run and never read back as a cache (a hand-edited value is not carried forward).
+The store holds one file per row, so a run reads only the rows it plans (about 1 ms a row) and
+lists the folder to count the others (10,000 rows: well under a second).
 
 All files are written atomically, rows in a fixed order, so a resumed run writes the same files.
-Each finished row is also persisted on its own the moment it is done (`save_row`: one JSON file
-in ``.rows/`` beside results.csv, written to a temporary file and renamed), so a run killed
-between two rewrites of results.csv loses no finished row; `read_results` reads both, and
-`write_results` removes the row files once results.csv holds their rows.
-
 Every column is a pure function of the config, the seed and the data except ``train_seconds``
 (wall-clock time of the fit): two runs of one config give results.csv files equal in every other
 column, bit for bit on CPU.
@@ -13,7 +17,9 @@ column, bit for bit on CPU.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -31,7 +37,8 @@ RESULT_COLUMNS = [
     # precision / recall / F1 of "score > threshold" on the evaluation split (anomalous = positive).
     "threshold", "precision", "recall", "f1",
 ]
-ROWS_DIR = ".rows"
+ROWS_DIR = ".rows"  # row files of older versions, imported into the store once
+STORE_DIR = ".store"
 SCORE_COLUMNS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "path", "label", "score"]
 SUMMARY_COLUMNS = [
     "version", "method", "budget", "n_targets", "n_runs", "auc_mean", "pauc_mean",
@@ -58,8 +65,7 @@ def write_results(out: Path, rows: Sequence[dict[str, Any]], scores: Sequence[pd
     """Write results.csv and scores.csv (atomically, in a fixed row order); return the results.
 
     ``scores[i]`` holds the clip scores behind ``rows[i]``. scores.csv is written first, then
-    results.csv; the row files of `save_row` for the rows written are removed last, so a kill at
-    any point leaves every finished row in one place or the other.
+    results.csv. Both only show rows: every row is in the `ResultStore` before it is written here.
     """
     if len(rows) != len(scores):
         raise ValueError(f"{len(rows)} result rows but {len(scores)} score tables: each row needs its scores")
@@ -71,16 +77,11 @@ def write_results(out: Path, rows: Sequence[dict[str, Any]], scores: Sequence[pd
                   else pd.DataFrame(columns=SCORE_COLUMNS))
     atomic_write_text(out / "scores.csv", all_scores.to_csv(index=False))
     atomic_write_text(out / "results.csv", results.to_csv(index=False))
-    clear_rows(out, keys=[_key(r) for r in results.to_dict("records")])
     return results
 
 
 def _key(row: Mapping[str, Any]) -> tuple:
     return tuple(row[k] for k in KEY)
-
-
-def _row_path(out: Path, row: Mapping[str, Any]) -> Path:
-    return out / ROWS_DIR / ("__".join(str(row[k]) for k in KEY) + ".json")
 
 
 def _native(value: Any) -> Any:
@@ -89,47 +90,130 @@ def _native(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in a row file")
 
 
-def save_row(out: Path, row: Mapping[str, Any], scores: pd.DataFrame) -> Path:
-    """Persist one finished row and its clip scores at once: ``out/.rows/<key>.json`` (temp file + rename)."""
-    payload = {"row": dict(row), "scores": {c: scores[c].tolist() for c in SCORE_COLUMNS}}
-    return atomic_write_text(_row_path(out, row), json.dumps(payload, default=_native))
+def _canonical(payload: Mapping[str, Any]) -> str:
+    """The JSON text a store entry's sha256 is taken of (floats round-trip exactly through JSON)."""
+    return json.dumps(payload, sort_keys=True, default=_native)
 
 
-def clear_rows(out: Path, *, keys: Sequence[tuple] | None = None) -> None:
-    """Remove the row files of `keys` (all of them, and the folder, when None)."""
+def _clip_columns(scores: pd.DataFrame) -> dict[str, list]:
+    """The per-clip columns of a row's score table; the others repeat the row's key and are rebuilt from it."""
+    return {"path": [str(p) for p in scores["path"]], "label": [int(v) for v in scores["label"]],
+            "score": [float(v) for v in scores["score"]]}
+
+
+class ResultStore:
+    """Every finished row of a result folder, kept for good: ``out/.store/<key>__<config_hash>.json``.
+
+    Each file holds ``{"row", "scores", "sha256"}``: the results.csv row, the path / label /
+    score of each evaluation clip behind it, and the sha256 of the canonical JSON of both,
+    checked on every read. A row recomputed with another config hash goes into a file of its
+    own; the old one stays.
+    """
+
+    FORMAT = "result store 1: one JSON per row and config_hash, {row, scores, sha256}; never edited by hand\n"
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        self.folder = self.out / STORE_DIR
+
+    def path(self, key: tuple, config_hash: str) -> Path:
+        """The file of the row of cell `key` (ordered like `KEY`) computed with `config_hash`."""
+        return self.folder / ("__".join(str(v) for v in key) + f"__{config_hash}.json")
+
+    def names(self) -> set[str]:
+        """File names of every stored row (listing only: nothing is read)."""
+        if not self.folder.is_dir():
+            return set()
+        return {e.name for e in os.scandir(self.folder) if e.name.endswith(".json")}
+
+    def save(self, row: Mapping[str, Any], scores: pd.DataFrame) -> Path:
+        """Store one finished row and its clip scores at once (temporary file + rename)."""
+        payload = {"row": dict(row), "scores": _clip_columns(scores)}
+        entry = payload | {"sha256": hashlib.sha256(_canonical(payload).encode()).hexdigest()}
+        return atomic_write_text(self.path(_key(row), row["config_hash"]), json.dumps(entry, default=_native))
+
+    def load(self, key: tuple, config_hash: str) -> tuple[dict[str, Any], pd.DataFrame] | None:
+        """The stored row of (`key`, `config_hash`) and its scores; None (with a warning) if damaged or absent."""
+        path = self.path(key, config_hash)
+        if not path.is_file():
+            return None
+        try:
+            entry = json.loads(path.read_text())
+            digest = entry.pop("sha256")
+            row, clips = entry["row"], entry["scores"]
+            ok = (hashlib.sha256(_canonical(entry).encode()).hexdigest() == digest and _key(row) == tuple(key)
+                  and row["config_hash"] == config_hash and len(clips["score"]) == row["n_eval_clips"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            ok, why = False, f"unreadable ({exc})"
+        else:
+            why = "its content does not match its sha256 or its file name"
+        if not ok:
+            warnings.warn(f"result store entry {path} is damaged: {why}; its row is recomputed", stacklevel=2)
+            return None
+        table = pd.DataFrame({**{k: row[k] for k in SCORE_COLUMNS if k in row}, **clips}, columns=SCORE_COLUMNS)
+        return row, table
+
+    def open(self) -> None:
+        """Create the store; a folder written before it existed (results.csv, .rows/) is imported once.
+
+        Every legacy row with complete scores is imported, whatever its config hash, so none is
+        lost; like any stored row it is reused only where its hash matches the plan. That trusts
+        the old results.csv this one time (it has no checksum); from then on results.csv is only
+        written, never read, and the legacy ``.rows/`` folder is removed once imported.
+        """
+        marker = self.folder / "FORMAT"
+        if marker.is_file():
+            return
+        have = self.names()
+        for key, (row, table) in read_results(self.out).items():
+            if self.path(key, row["config_hash"]).name not in have:
+                self.save(row, table)
+        atomic_write_text(marker, self.FORMAT)
+        _remove_legacy_rows(self.out)
+
+
+def _remove_legacy_rows(out: Path) -> None:
+    """Remove the ``.rows/`` folder of an older version (its rows are in the store now)."""
     folder = out / ROWS_DIR
-    if not folder.is_dir():
-        return
-    if keys is None:
+    if folder.is_dir():
         for p in folder.iterdir():
             p.unlink(missing_ok=True)
         folder.rmdir()
-        return
-    for key in keys:
-        _row_path(out, dict(zip(KEY, key))).unlink(missing_ok=True)
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    """A results / scores CSV of an earlier run, or None (with a warning naming it) when it is not a CSV table."""
+    try:
+        return pd.read_csv(path, dtype=_DTYPES, keep_default_na=False, **_EXACT)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        warnings.warn(f"{path} is empty or not a CSV table ({type(exc).__name__}); it is ignored and rewritten "
+                      "from the result store", stacklevel=3)
+        return None
 
 
 def read_results(out: Path) -> dict[tuple, tuple[dict[str, Any], pd.DataFrame]]:
-    """Rows of an earlier run keyed by (target_type, target_id, source, method, budget, seed), with their scores.
+    """Rows of a result folder written before the store existed, keyed like `KEY`, with their scores.
 
-    Reads results.csv and scores.csv, then the row files of `save_row` (newer, so they win).
-    Floats are parsed round-trip exact, so reused rows are written back bit for bit. A row whose
-    scores are missing or incomplete is left out (it is recomputed).
+    Only `ResultStore.open` reads these (once, to import them). Reads results.csv and
+    scores.csv, then the row files an interrupted older run left in ``.rows/`` (newer, so they
+    win). Floats are parsed round-trip exact. A row whose scores are missing or incomplete is
+    left out (it is recomputed).
 
     Warns
     -----
     UserWarning
-        results.csv has other columns than `RESULT_COLUMNS` (an older format: its rows are
-        recomputed), or a row file is unreadable.
+        results.csv or scores.csv is empty, not a CSV table, or has other columns than
+        `RESULT_COLUMNS` / `SCORE_COLUMNS` (its rows are recomputed); or a row file is unreadable.
     """
     found: dict[tuple, tuple[dict[str, Any], pd.DataFrame]] = {}
     res_path, score_path = out / "results.csv", out / "scores.csv"
     if res_path.is_file() and score_path.is_file():
-        results = pd.read_csv(res_path, dtype=_DTYPES, keep_default_na=False, **_EXACT)
-        scores = pd.read_csv(score_path, dtype=_DTYPES, keep_default_na=False, **_EXACT)
-        if list(results.columns) != RESULT_COLUMNS or list(scores.columns) != SCORE_COLUMNS:
+        results, scores = _read_csv(res_path), _read_csv(score_path)
+        if results is None or scores is None:
+            pass
+        elif list(results.columns) != RESULT_COLUMNS or list(scores.columns) != SCORE_COLUMNS:
             warnings.warn(
-                f"{res_path} has the columns of another format ({', '.join(results.columns)}); its "
+                f"{res_path} has the columns of another format ({', '.join(map(str, results.columns))}); its "
                 f"{len(results)} row(s) are recomputed. Delete the file to silence this warning.",
                 stacklevel=2,
             )

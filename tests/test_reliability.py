@@ -292,19 +292,19 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tiny_root, clea
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     with open(folder / "log.txt", "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        # Kill once results.csv holds the first target and a row of the next one is persisted.
+        # Kill once results.csv holds the first target (3 rows) and a row of the next one is stored.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if (out / "results.csv").is_file() and list((out / ".rows").glob("*.json")):
+            if len(list((out / ".store").glob("*.json"))) > 3:
                 break
             time.sleep(0.01)
         assert proc.poll() is None, f"the run ended before it could be killed: {(folder / 'log.txt').read_text()}"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     partial = pd.read_csv(out / "results.csv", dtype={"budget": str})
-    row_files = [json.loads(p.read_text())["row"] for p in (out / ".rows").glob("*.json")]
-    # Usually rows of the second target are in row files only; a kill just after a rewrite may find none.
-    assert 0 < len(partial) and len(partial) + len(row_files) < len(results)
+    row_files = [json.loads(p.read_text())["row"] for p in (out / ".store").glob("*.json")]
+    # The store holds every finished row, those results.csv shows too; a kill after a rewrite may find no more.
+    assert 0 < len(partial) <= len(row_files) < len(results)
 
     resumed = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -314,9 +314,9 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tiny_root, clea
     assert list(final.columns) == RESULT_COLUMNS and len(final) == len(results)
     assert without_seconds(out / "results.csv") == without_seconds(clean.output.result_dir / "results.csv")
     assert (out / "scores.csv").read_text() == (clean.output.result_dir / "scores.csv").read_text()
-    assert not (out / ".rows").exists()
+    assert not (out / ".rows").exists() and len(list((out / ".store").glob("*.json"))) == len(results)
     # Rows finished before the kill were reused, not recomputed: their wall-clock times are kept.
-    kept = pd.concat([partial, pd.DataFrame(row_files)], ignore_index=True)
+    kept = pd.DataFrame(row_files)
     merged = kept.merge(final, on=["target_type", "target_id", "source", "method", "budget", "seed"])
     assert len(merged) == len(kept) and (merged["train_seconds_x"] == merged["train_seconds_y"]).all()
 
@@ -338,20 +338,28 @@ def test_changed_config_recomputes_stale_rows_and_says_so(tiny_root, clean_run, 
     np.testing.assert_array_equal(scores[0].loc[~moved, "score"], scores[1].loc[~moved, "score"])
 
 
-def test_rows_the_config_no_longer_asks_for_are_dropped_and_said(tiny_root, clean_run, tmp_path):
+def test_a_narrower_rerun_keeps_every_row_in_the_store(tiny_root, clean_run, tmp_path, monkeypatch):
     tmp, models, clean, results = clean_run
     out = tmp_path / "results"
     shutil.copytree(clean.output.result_dir, out)
-    # An earlier run that also had budget 1: its rows are in results.csv and scores.csv.
-    for name in ("results.csv", "scores.csv"):
-        table = pd.read_csv(out / name, dtype={"budget": str})
-        pd.concat([table, table.assign(budget="1")]).to_csv(out / name, index=False)
-    cfg = config(tmp_path, tiny_root, tmp / "cache", output={"model_dir": str(models)}, experiment=ONE_BUDGET)
-    with pytest.warns(UserWarning, match=rf"{len(results)} row\(s\) of .*are for targets, sources, budgets or seeds"):
-        again = transfer(cfg, progress=False)
-    assert set(again["budget"]) == {"all"}
-    pd.testing.assert_frame_equal(again, results, check_exact=True)  # every other row reused as it was
+    wide = config(tmp_path, tiny_root, tmp / "cache", name="wide.yaml", output={"model_dir": str(models)},
+                  experiment={"budgets": [2, "all"], "seeds": [0]})
+    transfer(wide, progress=False)  # adds the 12 rows of budget 2
+    wide_csv = {n: (out / n).read_text() for n in ("results.csv", "scores.csv")}
+    fits = []
+    original = Trainer.fit
+    monkeypatch.setattr(Trainer, "fit", lambda self, *a, **kw: fits.append(1) or original(self, *a, **kw))
+
+    narrow = config(tmp_path, tiny_root, tmp / "cache", output={"model_dir": str(models)}, experiment=ONE_BUDGET)
+    with pytest.warns(UserWarning, match=rf"12 other row\(s\) .* are kept in {re.escape(str(out / '.store'))}; "
+                                         rf".*results\.csv shows the {len(results)} row\(s\) of this config"):
+        again = transfer(narrow, progress=False)
+    pd.testing.assert_frame_equal(again, results, check_exact=True)  # every row reused as it was
     assert set(pd.read_csv(out / "scores.csv", dtype={"budget": str})["budget"]) == {"all"}
+    assert len(list((out / ".store").glob("*.json"))) == 2 * len(results)
+    # The wide config again: nothing is recomputed, and its files come back byte for byte.
+    transfer(wide, progress=False)
+    assert not fits and {n: (out / n).read_text() for n in wide_csv} == wide_csv
 
 
 def test_killed_pretrain_keeps_finished_models(tiny_root, tmp_path, monkeypatch):

@@ -1,0 +1,93 @@
+"""Folder locks: one run at a time writes a result or model folder; a second one is told who holds it.
+
+`folder_lock` takes ``fcntl.flock`` on ``<folder>/.lock`` for the duration of a ``with`` block and
+writes the holder's PID, what it runs and since when into the file. The kernel drops a flock when
+its process dies (even by SIGKILL), so a lock file left by a dead run never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .errors import LockError
+
+LOCK_FILE = ".lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: it exists
+    return True
+
+
+def _holders(path: Path) -> list[tuple[int, str, str]]:
+    """(pid, what, since) of each live process the lock file names (shared holders append a line each)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[0].isdigit() and _alive(int(parts[0])):
+            found.append((int(parts[0]), parts[1], parts[2]))
+    return found
+
+
+def _refusal(folder: Path, path: Path) -> LockError:
+    holders = _holders(path)
+    if not holders:
+        return LockError(f"{folder} is in use by another process (its lock file {path} is held); "
+                         "wait for it or stop it")
+    who = "; ".join(f"process {pid} ({what}) since {since}" for pid, what, since in holders)
+    return LockError(f"{folder} is in use by {who}; wait for it or stop it")
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, *, what: str, shared: bool = False) -> Iterator[Path]:
+    """Hold a lock on `folder` (created if missing) for the block; LockError at once if another run holds it.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The result or model folder the run writes (or reads, with ``shared=True``).
+    what : str
+        What the run does, e.g. ``"transfer Version1/transfer_pretrain_v1.yaml"``: written into
+        the lock file, so a refused run can say who holds the folder.
+    shared : bool
+        A shared (reader's) lock: any number of readers together, never with a writer.
+
+    Raises
+    ------
+    LockError
+        Another process holds the lock (exclusively, or shared when this asks for it
+        exclusively). The message names the folder and the holder's PID, what it runs and since when.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _refusal(folder, path) from None
+        if not shared:
+            os.ftruncate(fd, 0)  # the writer is the only holder: earlier lines are of dead processes
+        holder = f"{what} [{' '.join(sys.argv)}]".replace("\t", " ").replace("\n", " ")
+        line = f"{os.getpid()}\t{holder}\t{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+        os.lseek(fd, 0, os.SEEK_END)
+        os.write(fd, line.encode())
+        yield path
+    finally:
+        os.close(fd)  # releases the flock
