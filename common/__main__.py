@@ -29,6 +29,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         types=args.types or MACHINE_TYPES,
         ids=args.ids or MACHINE_IDS,
         jobs=args.jobs,
+        overwrite=args.overwrite,
     )
     print(f"wrote {len(written)} machines x ({args.normal} normal + {args.abnormal} abnormal) clips under {args.root}")
     return 0
@@ -67,11 +68,17 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
-    from .check import check_data
+    from .check import check_data, ignored_in_root
 
-    table, problems = check_data(args.root, snr=args.snr, channel=args.channel, sample_rate=args.sample_rate,
-                                 jobs=args.jobs, progress=not args.no_progress)
+    settings = _check_data_settings(args)
+    table, problems = check_data(args.root, jobs=args.jobs, progress=not args.no_progress, **settings)
     print(table.to_string(index=False, float_format="{:.2f}".format))
+    ignored = ignored_in_root(args.root, snr=settings["snr"])
+    if ignored:
+        print(f"\nnote: {len(ignored)} file(s) named like clips are not clips and are left out (hidden files such as "
+              "macOS '._' resource forks):")
+        for path in ignored:
+            print(f"  {path}")
     if problems.empty:
         print(f"\nno problems in {len(table)} machine(s) under {args.root}")
         return 0
@@ -79,6 +86,26 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     for message in problems["problem"]:
         print(f"  {message}")
     return 1
+
+
+def _check_data_settings(args: argparse.Namespace) -> dict:
+    """snr, channel, sample_rate and feature parameters: a flag, else the --config YAML, else the defaults."""
+    from .config import load_config
+
+    cfg = load_config(args.config) if args.config else None
+    d, f = (cfg.data, cfg.feature) if cfg else (None, None)
+    pick = {
+        "snr": (args.snr, d and d.snr, -6),
+        "channel": (args.channel, d and d.channel, 0),
+        "sample_rate": (args.sample_rate, d and d.sample_rate, 16000),
+        "frames": (args.frames, f and f.frames, None),
+        "n_fft": (args.n_fft, f and f.n_fft, 1024),
+        "hop_length": (args.hop_length, f and f.hop_length, 512),
+    }
+    out = {key: next((v for v in values if v is not None), None) for key, values in pick.items()}
+    feature = {key: out.pop(key) for key in ("frames", "n_fft", "hop_length")}
+    out["feature"] = feature if feature["frames"] is not None else None
+    return out
 
 
 def _load(args: argparse.Namespace):
@@ -176,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--types", type=_csv_list, default=None, help="e.g. fan,pump (default: all four)")
     p.add_argument("--ids", type=_csv_list, default=None, help="e.g. id_00,id_02 (default: all four)")
     p.add_argument("--jobs", type=int, default=2, help="parallel workers")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace clips of the same names already under ROOT (default: refuse)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("download", help="download, verify (MD5) and extract the real MIMII zips from Zenodo")
@@ -191,9 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-data", help="scan a data root: clip counts, durations, rates, channels and bad files "
                                           "(exit status 1 when any file has a problem)")
     p.add_argument("root", help="data root in the MIMII layout, e.g. Sample_data")
-    p.add_argument("--snr", type=float, default=-6, help="noise level of the folders to scan (default: -6)")
-    p.add_argument("--channel", type=int, default=0, help="channel checked for silent / non-finite samples (default: 0)")
-    p.add_argument("--sample-rate", type=int, default=16000, help="required sample rate in Hz (default: 16000)")
+    p.add_argument("--config", default=None, help="a Version YAML: check with its data.snr, data.channel, "
+                   "data.sample_rate and feature parameters (clips too short for feature.frames are problems)")
+    p.add_argument("--snr", type=float, default=None, help="noise level of the folders to scan (default: -6)")
+    p.add_argument("--channel", type=int, default=None, help="channel checked for silent / non-finite samples (default: 0)")
+    p.add_argument("--sample-rate", type=int, default=None, help="required sample rate in Hz (default: 16000)")
+    p.add_argument("--frames", type=int, default=None, help="feature.frames: clips too short for it are problems")
+    p.add_argument("--n-fft", type=int, default=None, help="feature.n_fft for --frames (default: 1024)")
+    p.add_argument("--hop-length", type=int, default=None, help="feature.hop_length for --frames (default: 512)")
     p.add_argument("--jobs", type=int, default=2, help="parallel readers (default: 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_check_data)

@@ -42,6 +42,9 @@ _SUBTYPES = {
     (0x0007, 8): "ULAW",
 }
 
+# File signatures: RIFF, and RF64 / BW64 (EBU Tech 3306 / ITU BS.2088), whose sizes over 4 GiB sit in a ds64 chunk.
+_RIFF_IDS = (b"RIFF", b"RF64", b"BW64")
+
 # Bytes of a fmt chunk read at most (16 for PCM, 40 for WAVE_FORMAT_EXTENSIBLE).
 _HEADER_READ = 4096
 
@@ -77,9 +80,10 @@ class WavInfo:
 
 
 def wav_info(path: str | os.PathLike) -> WavInfo:
-    """Parse the RIFF/WAVE header of `path` without reading the samples.
+    """Parse the RIFF/WAVE (or RF64) header of `path` without reading the samples.
 
-    Walks the chunk list (``fmt ``, ``data`` and any others such as ``LIST``, honouring the pad
+    RF64 files (RIFF's 64-bit form, which soundfile and some recorders write) take their data
+    size from the ``ds64`` chunk. Walks the chunk list (``fmt ``, ``data`` and any others such as ``LIST``, honouring the pad
     byte after odd-sized chunks) and checks that the file holds all the sample data the ``data``
     chunk declares.
 
@@ -113,30 +117,45 @@ def wav_info(path: str | os.PathLike) -> WavInfo:
 
 
 def _parse_riff(fh, size: int, path: Path) -> WavInfo:
-    """Walk the chunks of an open RIFF/WAVE file of `size` bytes (see `wav_info`)."""
+    """Walk the chunks of an open RIFF/WAVE (or RF64) file of `size` bytes (see `wav_info`)."""
     if size == 0:
         raise AudioError(f"WAV file {path} is empty (0 bytes)")
     head = fh.read(12)
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        raise AudioError(f"{path} is not a RIFF/WAVE file (starts with {head[:12]!r})")
+    if len(head) < 12 or head[:4] not in _RIFF_IDS or head[8:12] != b"WAVE":
+        raise AudioError(f"{path} is not a RIFF/WAVE file (nor RF64; it starts with {head[:12]!r})")
 
     fmt: tuple[int, int, int, int, int] | None = None  # tag, channels, rate, block_align, bits
+    data_size64: int | None = None  # RF64: the data size lives in the ds64 chunk
     pos = 12
     while pos + 8 <= size:
         fh.seek(pos)
         chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
         body = pos + 8
-        if chunk_id == b"fmt ":
+        if chunk_id == b"ds64" and head[:4] != b"RIFF":
+            data_size64 = _parse_ds64(fh.read(min(chunk_size, 16)), path)
+        elif chunk_id == b"fmt ":
             fmt = _parse_fmt(fh.read(min(chunk_size, _HEADER_READ)), chunk_size, path)
         elif chunk_id == b"data":
             if fmt is None:
                 raise AudioError(f"WAV file {path} has a data chunk before its fmt chunk")
+            if chunk_size == 0xFFFFFFFF and head[:4] != b"RIFF":
+                if data_size64 is None:
+                    raise AudioError(f"RF64 file {path} has no ds64 chunk before its data chunk")
+                chunk_size = data_size64
             return _data_info(fmt, body, chunk_size, size, path)
         # Chunks are word-aligned: an odd-sized chunk is followed by one pad byte.
         pos = body + chunk_size + (chunk_size & 1)
     if fmt is None:
         raise AudioError(f"WAV file {path} has no fmt chunk (truncated header?)")
     raise AudioError(f"WAV file {path} has no data chunk (truncated header?)")
+
+
+def _parse_ds64(raw: bytes, path: Path) -> int:
+    """The 64-bit data size of an RF64 ``ds64`` chunk body (riff size, data size, sample count, ...)."""
+    if len(raw) < 16:
+        raise AudioError(f"RF64 file {path} has a ds64 chunk of {len(raw)} bytes, need >= 16")
+    _riff_size, data_size = struct.unpack("<QQ", raw[:16])
+    return data_size
 
 
 def _parse_fmt(raw: bytes, chunk_size: int, path: Path) -> tuple[int, int, int, int, int]:

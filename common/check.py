@@ -6,7 +6,8 @@ samples) or when it has another channel count than most files of its machine (a 
 8-channel recordings still has channel 0, so only the comparison catches it).
 
 `scan_files` checks a list of files and, given a cache folder, remembers the answer under a key of
-each file's path, size and modification time, so the samples are read once, not on every run.
+each file's `common.data.file_fingerprint` (path, size, mtime, inode, ctime), so the samples are read
+once, not on every run.
 `check_data` scans a whole data root for ``python -m common check-data``.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -25,8 +27,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
-from .data import all_clips, find_machines, split_machine
+from .data import all_clips, file_fingerprint, find_machines, ignored_files, split_machine
 from .errors import AudioError, DataError
+from .features import n_frames_of
 from .io import atomic_write_text
 
 # Bump when a check is added or changed: cached scans then miss.
@@ -74,8 +77,9 @@ def scan_files(
 
     The expected channel count is the one most files have (ties: the larger count); a file with
     another count is bad. With `cache_dir`, the result is stored in ``cache_dir/checks/`` under a
-    key of `channel`, `sample_rate` and each file's path, size and ``mtime_ns``: a rewritten, added
-    or removed file gives another key and a fresh scan, never a stale answer.
+    key of `channel`, `sample_rate` and each file's `common.data.file_fingerprint`: a rewritten
+    (even with the same size and mtime), added or removed file gives another key and a fresh scan,
+    never a stale answer.
 
     Parameters
     ----------
@@ -135,7 +139,11 @@ def scan_files(
         for path, i, problem in zip(files, infos, found)
     ]
     if cache is not None:
-        atomic_write_text(cache, json.dumps({"files": [asdict(c) for c in checks]}))
+        try:
+            atomic_write_text(cache, json.dumps({"files": [asdict(c) for c in checks]}))
+        except OSError as exc:  # only a cache: the answer stands, the next run scans again
+            warnings.warn(f"could not remember the scan in {cache.parent}: {exc.strerror or exc}; "
+                          "free space there (data.cache_dir) to silence this warning", stacklevel=2)
     return checks
 
 
@@ -147,12 +155,11 @@ def _majority(counts: Sequence[int]) -> int | None:
     return max(c for c, n in tally.items() if n == best)
 
 
-def _stamp(path: str) -> list[Any]:
+def _stamp(path: str) -> dict[str, Any]:
     try:
-        st = os.stat(path)
-    except OSError:
-        return [os.path.abspath(path), -1, -1]
-    return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+        return file_fingerprint(path)
+    except OSError:  # a missing file is a problem the scan reports; its key just says so
+        return {"path": os.path.abspath(path), "missing": True}
 
 
 def _cache_path(files: list[str], *, channel: int, sample_rate: int | None, cache_dir) -> Path | None:
@@ -173,6 +180,30 @@ def _read_cache(path: Path, files: list[str]) -> list[FileCheck] | None:
     return checks if [c.path for c in checks] == files else None
 
 
+def too_short(
+    checks: Iterable[FileCheck], *, frames: int, n_fft: int = 1024, hop_length: int = 512
+) -> dict[str, tuple[int, str]]:
+    """Clips too short to give one vector of `frames` STFT frames: path -> (their frames, problem).
+
+    The rule a run applies (`common.prepare.check_machine`), shared with ``check-data --config``.
+    Only clips with a readable header are judged.
+    """
+    short = {}
+    for c in checks:
+        if c.frames is None:
+            continue
+        n = n_frames_of(c.frames, n_fft=n_fft, hop_length=hop_length)
+        if n < frames:
+            short[c.path] = (n, f"WAV file {c.path} is too short: {n} STFT frames (n_fft={n_fft}, "
+                                f"hop_length={hop_length}) but feature.frames={frames} needs at least {frames}")
+    return short
+
+
+def ignored_in_root(root: str | os.PathLike, *, snr: float = -6) -> list[Path]:
+    """Files under the machines of `root` named like clips but left out by `common.data.is_clip` (e.g. ``._*``)."""
+    return [p for machine in find_machines(root, snr=snr) for p in ignored_files(machine)]
+
+
 def check_data(
     root: str | os.PathLike,
     *,
@@ -181,6 +212,7 @@ def check_data(
     sample_rate: int | None = 16000,
     jobs: int = 2,
     progress: bool = False,
+    feature: dict[str, int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scan every machine under a data root: a summary table and one row per problem.
 
@@ -192,6 +224,9 @@ def check_data(
         Noise level of the machine folders to scan.
     channel, sample_rate, jobs, progress
         As in `scan_files`.
+    feature : dict or None
+        ``frames``, ``n_fft``, ``hop_length`` of a run (e.g. a config's ``feature``): clips too
+        short for them are problems (`too_short`). None skips that check.
 
     Returns
     -------
@@ -213,10 +248,13 @@ def check_data(
         normal, abnormal = all_clips(machine)
         checks = scan_files(normal + abnormal, channel=channel, sample_rate=sample_rate, jobs=jobs,
                             progress=progress)
-        bad = [c for c in checks if c.problem]
-        problems += [{"machine": machine.name, "path": c.path, "problem": c.problem} for c in bad]
+        bad = {c.path: c.problem for c in checks if c.problem}
+        if feature is not None:
+            short = too_short([c for c in checks if not c.problem], **feature)
+            bad.update({path: problem for path, (_, problem) in short.items()})
+        problems += [{"machine": machine.name, "path": path, "problem": why} for path, why in bad.items()]
         try:
-            split_machine(machine, exclude=[c.path for c in bad])
+            split_machine(machine, exclude=list(bad))
         except DataError as exc:
             problems.append({"machine": machine.name, "path": str(machine.path), "problem": str(exc)})
         seconds = [c.seconds for c in checks if c.seconds is not None]

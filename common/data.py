@@ -6,6 +6,7 @@ Labels: normal = 0, anomaly = 1. Evaluation clips never enter any training or pr
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,9 +98,62 @@ def _keep(machines: list[Machine], attr: str, wanted: Iterable[str] | None, root
     return [m for m in machines if getattr(m, attr) in wanted]
 
 
+def is_clip(path: str | os.PathLike) -> bool:
+    """Whether `path` names a clip: suffix ``.wav`` in any case, and not a hidden file.
+
+    The one rule of every command (experiments, ``check-data``, ``score``): ``00000000.WAV`` is a
+    clip, while ``._00000000.wav`` (a macOS resource fork) and ``.00000000.wav`` are not.
+    """
+    name = Path(path).name
+    return name.lower().endswith(".wav") and not name.startswith(".")
+
+
+def looks_like_clip(path: str | os.PathLike) -> bool:
+    """Whether `path` ends in ``.wav`` (any case) but `is_clip` leaves it out (e.g. ``._00000000.wav``)."""
+    return Path(path).name.lower().endswith(".wav") and not is_clip(path)
+
+
+def list_folder_clips(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """The clips of one folder (files passing `is_clip`), sorted by name, and the files that look like clips but are not.
+
+    Returns
+    -------
+    clips : list of Path
+    ignored : list of Path
+        Files named ``*.wav`` that `is_clip` leaves out (hidden ones such as ``._*``), to report.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [], []
+    files = sorted(p for p in folder.iterdir() if p.name.lower().endswith(".wav") and p.is_file())
+    return [p for p in files if is_clip(p)], [p for p in files if not is_clip(p)]
+
+
+def ignored_files(machine: Machine) -> list[Path]:
+    """Files of `machine` named like clips that `is_clip` leaves out (normal, then abnormal)."""
+    return [p for label in ("normal", "abnormal") for p in list_folder_clips(machine.path / label)[1]]
+
+
 def all_clips(machine: Machine) -> tuple[list[Path], list[Path]]:
-    """Normal and abnormal WAV files of `machine`, each sorted by name (either may be empty)."""
-    return sorted((machine.path / "normal").glob("*.wav")), sorted((machine.path / "abnormal").glob("*.wav"))
+    """Normal and abnormal clips of `machine` (`is_clip`: ``*.wav`` in any case), each sorted by name (either may be empty)."""
+    return list_folder_clips(machine.path / "normal")[0], list_folder_clips(machine.path / "abnormal")[0]
+
+
+def file_fingerprint(path: str | os.PathLike) -> dict[str, int | str]:
+    """What identifies a file's content in the cache keys: absolute path, size, mtime, inode and ctime.
+
+    Size and mtime alone miss a clip replaced by one of the same size and mtime (``cp -p``,
+    ``rsync -a``, ``tar x``, every MIMII clip having one size): those write a new inode or at least
+    move ctime, which no user call can set back. Costs one ``stat`` (see docs/performance.md).
+
+    Raises
+    ------
+    OSError
+        The file cannot be stat'ed.
+    """
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "inode": st.st_ino, "ctime_ns": st.st_ctime_ns}
 
 
 def list_clips(machine: Machine, *, exclude: Collection[str | Path] = ()) -> tuple[list[Path], list[Path]]:

@@ -27,17 +27,19 @@ drift (2e-4 dB at 75 dB dynamic range, 0.015 dB at 110 dB, 30 dB where a pure to
 exact zeros).
 
 `extract` returns all vectors of a list of files concatenated, with offsets; `cached_features`
-stores them under a key of every parameter and each file's path, size and mtime, so a changed
-parameter or a rewritten file (new size or mtime) never returns stale features.
+stores them under a key of every parameter and each file's path, size, mtime, inode and ctime, so a
+changed parameter or a rewritten file (even one of the same size and mtime) never returns stale features.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -53,6 +55,7 @@ import scipy.sparse
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_info, read_channel, validate_audio, wav_info
+from .data import file_fingerprint
 from .errors import AudioError, DataError
 
 # Bump when the feature definition or the cache layout changes: old entries then miss.
@@ -676,10 +679,9 @@ def _feature_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def _file_stamp(path: str | os.PathLike) -> dict[str, Any]:
     try:
-        st = os.stat(path)
+        return file_fingerprint(path)
     except OSError as exc:
         raise AudioError(f"WAV file {path} cannot be read: {exc.strerror}") from None
-    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _key_payload(files: Sequence[str | os.PathLike], *, channel: int, sr: int, params: dict[str, Any]) -> dict[str, Any]:
@@ -700,8 +702,9 @@ def feature_key(files: Iterable[str | os.PathLike], *, channel: int, sr: int, **
     """Cache key of the features of `files`: changes with any parameter or any file.
 
     A sha256 over a JSON of the feature parameters (defaults filled in), `channel`, `sr`, the
-    cache format version and, per file in order, its absolute path, size and ``mtime_ns``. Like
-    ``make``, a file rewritten with the same size *and* modification time is not noticed.
+    cache format version and, per file in order, its `common.data.file_fingerprint` (absolute
+    path, size, ``mtime_ns``, inode and ``ctime_ns``): a file replaced by one of the same size and
+    mtime (``cp -p``, ``rsync -a``, ``tar x``) still changes the key.
 
     Parameters
     ----------
@@ -744,7 +747,7 @@ def cached_features(
     The entry for `feature_key` is ``<key>.vectors.npy``, ``<key>.offsets.npy`` and
     ``<key>.json`` (parameters, files, shapes) in `cache_dir`. Each is written to a temporary file
     and renamed into place, the manifest last, so an entry exists only once complete; an entry
-    whose arrays do not match its manifest is rebuilt. A changed file (size or mtime) or
+    whose arrays do not match its manifest is rebuilt. A changed file (see `feature_key`) or
     parameter gives another key, never stale features. Entries are never deleted here: removing
     `cache_dir` is always safe.
 
@@ -780,7 +783,6 @@ def cached_features(
 
     loaded = _load_entry(paths, n_files=len(files))
     if loaded is None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
         _build_entry(files, paths, payload, channel=channel, sr=sr, jobs=jobs, progress=progress, params=params)
         loaded = _load_entry(paths, n_files=len(files))
         if loaded is None:
@@ -820,7 +822,10 @@ def _build_entry(
     progress: bool,
     params: dict[str, Any],
 ) -> None:
-    """Extract `files` straight into a temporary ``.npy`` and move the entry into place."""
+    """Extract `files` straight into a temporary ``.npy`` and move the entry into place.
+
+    Temporary files are removed on every failure; a full disk is a `DataError` naming the folder.
+    """
     infos, offsets = _plan(
         files, channel=channel, sr=sr, frames=params["frames"], n_fft=params["n_fft"], hop_length=params["hop_length"]
     )
@@ -834,8 +839,10 @@ def _build_entry(
         return temps[-1]
 
     try:
+        paths["json"].parent.mkdir(parents=True, exist_ok=True)
         tmp_vectors = temp(paths["vectors.npy"])
         vectors = np.lib.format.open_memmap(tmp_vectors, mode="w+", dtype=np.float32, shape=shape)
+        _reserve(tmp_vectors)
         extract(files, channel=channel, sr=sr, jobs=jobs, progress=progress, out=vectors, **params)
         vectors.flush()
         del vectors
@@ -849,7 +856,39 @@ def _build_entry(
         os.replace(tmp_vectors, paths["vectors.npy"])
         os.replace(tmp_offsets, paths["offsets.npy"])
         os.replace(tmp_manifest, paths["json"])  # last: its presence means the entry is complete
+    except OSError as exc:
+        raise _cache_write_error(exc, paths["json"].parent, need_bytes=4 * shape[0] * shape[1]) from None
     finally:
         for t in temps:
             with contextlib.suppress(FileNotFoundError):
                 t.unlink()
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the disk blocks of a memory-mapped file up front.
+
+    A write through a map into a sparse file on a full disk is a SIGBUS that kills the process
+    without a word; ``posix_fallocate`` fails with ENOSPC before any write instead.
+    """
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows: no reservation, as before
+        return
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+
+
+def _cache_write_error(exc: OSError, folder: Path, *, need_bytes: int) -> DataError:
+    """A `DataError` naming the cache folder for an OSError met while writing an entry."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB available"
+        except OSError:
+            free = "free space unknown"
+        return DataError(
+            f"not enough disk space for the feature cache in {folder} (data.cache_dir): the entry needs "
+            f"{need_bytes / 1e6:.1f} MB, {free}. Free some space or point data.cache_dir at a larger disk"
+        )
+    return DataError(f"cannot write the feature cache in {folder} (data.cache_dir): {exc.strerror or exc}")

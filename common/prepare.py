@@ -12,14 +12,15 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import pandas as pd
 
-from .check import FileCheck, scan_files
+from .check import FileCheck, scan_files, too_short
 from .config import Config
-from .data import Machine, Split, all_clips, find_machines, split_machine
+from .data import Machine, Split, all_clips, find_machines, ignored_files, split_machine
 from .errors import AudioError, ConfigError
-from .features import ClipFeatures, cached_features, n_frames_of
+from .features import ClipFeatures, cached_features
 from .io import atomic_write_text
 from .sources import source_sets
 
@@ -56,8 +57,21 @@ class MachineData:
 
 
 def select_machines(cfg: Config) -> list[Machine]:
-    """The machines of the data root that the config selects (types, IDs, SNR)."""
+    """The machines of the data root that the config selects (types, IDs, SNR).
+
+    Raises
+    ------
+    ConfigError
+        ``data.root`` is not a folder (names the YAML and the key).
+    DataError
+        No machine at ``data.snr``, or a type / ID asked for is missing.
+    """
     d = cfg.data
+    if not Path(d.root).is_dir():
+        raise ConfigError(
+            f"{cfg.source}: 'data.root' is {d.root}, which is not a folder (or --root, when given). Set data.root "
+            f"to a MIMII-layout root, or make one with `python -m common synth --root {d.root}` or `download`"
+        )
     return find_machines(d.root, snr=d.snr, types=d.types, ids=d.ids)
 
 
@@ -69,14 +83,17 @@ def check_machine(cfg: Config, machine: Machine, *, progress: bool = False) -> C
     AudioError
         A clip is bad and ``data.on_bad_file`` is ``error``; the message names the first one.
     ConfigError
-        ``feature.frames`` needs longer clips than any of the machine's (names the YAML and key).
+        ``feature.frames`` needs longer clips than any of the machine's, or ``data.channel`` /
+        ``data.sample_rate`` fits none of them (names the YAML and key: the config is at fault).
     DataError
         Too few good clips remain to split (no abnormal clips, or no training pool).
     """
     d = cfg.data
     normal, abnormal = all_clips(machine)
+    _warn_ignored(machine)
     checks = scan_files(normal + abnormal, channel=d.channel, sample_rate=d.sample_rate, jobs=d.jobs,
                         cache_dir=d.cache_dir, progress=progress)
+    _check_config_fits(cfg, machine, checks)
     bad = {c.path: c.problem for c in checks if c.problem}
     bad.update(_too_short(cfg, machine, [c for c in checks if not c.problem]))
     if bad and d.on_bad_file == "error":
@@ -97,29 +114,61 @@ def check_machine(cfg: Config, machine: Machine, *, progress: bool = False) -> C
     return CheckedMachine(split, bad)
 
 
+def _warn_ignored(machine: Machine) -> None:
+    """Warn about files named like clips that `common.data.is_clip` leaves out (e.g. macOS ``._*``)."""
+    ignored = ignored_files(machine)
+    if ignored:
+        warnings.warn(
+            f"{len(ignored)} file(s) of {machine.name} named like clips are not clips and are left out, e.g. "
+            f"{ignored[0]} (hidden files such as macOS '._' resource forks); delete them to silence this warning",
+            stacklevel=3,
+        )
+
+
+def _check_config_fits(cfg: Config, machine: Machine, checks: list[FileCheck]) -> None:
+    """Raise ConfigError when ``data.channel`` or ``data.sample_rate`` fits none of the machine's clips.
+
+    Then every clip fails the same check: the config is at fault, and skipping bad files would
+    drop them all.
+    """
+    d = cfg.data
+    read = [c for c in checks if c.channels is not None]
+    if not read:
+        return
+    channels = sorted({c.channels for c in read})
+    if all(c.channels <= d.channel for c in read):
+        have = f"{channels[0]} channel(s) (0-{channels[0] - 1})" if len(channels) == 1 else \
+            f"{'/'.join(map(str, channels))} channels (at most 0-{channels[-1] - 1})"
+        raise ConfigError(
+            f"{cfg.source}: 'data.channel' is {d.channel}, but the clips of {machine.name} have {have}. "
+            "Set data.channel to one of their channels"
+        )
+    rates = sorted({c.samplerate for c in read})
+    if d.sample_rate is not None and d.sample_rate not in rates:
+        raise ConfigError(
+            f"{cfg.source}: 'data.sample_rate' is {d.sample_rate}, but the clips of {machine.name} are "
+            f"{' / '.join(map(str, rates))} Hz. Set data.sample_rate to the clips' rate"
+        )
+
+
 def _too_short(cfg: Config, machine: Machine, good: list[FileCheck]) -> dict[str, str]:
     """Good clips too short to give one vector of ``feature.frames`` frames (path -> problem).
 
     When no clip of the machine is long enough the config is at fault, not the files: ConfigError.
     """
     f = cfg.feature
-    frames = {c.path: n_frames_of(c.frames, n_fft=f.n_fft, hop_length=f.hop_length) for c in good}
-    short = {p: n for p, n in frames.items() if n < f.frames}
+    short = too_short(good, frames=f.frames, n_fft=f.n_fft, hop_length=f.hop_length)
     if not short:
         return {}
-    if len(short) == len(frames):
+    if len(short) == len(good):
         longest = max(good, key=lambda c: c.frames)
         raise ConfigError(
             f"{cfg.source}: 'feature.frames' must be at most the STFT frames of a clip, got {f.frames}: the "
             f"longest clip of {machine.name} ({longest.path}, {longest.frames} samples) has "
-            f"{frames[longest.path]} frames with n_fft={f.n_fft}, hop_length={f.hop_length}. "
+            f"{short[longest.path][0]} frames with n_fft={f.n_fft}, hop_length={f.hop_length}. "
             "Lower feature.frames or hop_length"
         )
-    return {
-        p: f"WAV file {p} is too short: {n} STFT frames (n_fft={f.n_fft}, hop_length={f.hop_length}) "
-           f"but feature.frames={f.frames} needs at least {f.frames}"
-        for p, n in short.items()
-    }
+    return {path: problem for path, (_, problem) in short.items()}
 
 
 def load_machine(

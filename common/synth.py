@@ -33,9 +33,12 @@ they are made in nor on `jobs`, and the same clip at another SNR differs only in
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import os
+import signal
+import threading
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -43,7 +46,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.fft as sfft
@@ -52,6 +55,7 @@ from scipy.ndimage import uniform_filter1d
 from scipy.signal import lfilter
 from tqdm import tqdm
 
+from .data import list_folder_clips
 from .errors import DataError, ProjectError
 from .io import atomic_write
 
@@ -1011,6 +1015,23 @@ def _write_clip(job: _ClipJob) -> Path:
     return atomic_write(job.path, lambda tmp: sf.write(tmp, data, job.sr, subtype="PCM_16", format="WAV"))
 
 
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored (they inherit it), so Ctrl-C stops only the parent.
+
+    A terminal sends Ctrl-C to every process of the group: a worker still importing would print a
+    KeyboardInterrupt traceback. The parent stops handing out clips instead; workers finish theirs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _init_worker() -> None:
     """Let a worker process keep freed memory instead of returning it to the OS after every clip.
 
@@ -1044,11 +1065,21 @@ def _check_no_strays(folder: Path, keep: set[str]) -> None:
     """Refuse to add clips to a folder holding other WAVs (the set would become a mixture)."""
     if not folder.is_dir():
         return
-    strays = sorted(p.name for p in folder.glob("*.wav") if p.name not in keep)
+    strays = [p.name for p in list_folder_clips(folder)[0] if p.name not in keep]
     if strays:
         raise DataError(
             f"{folder} already holds {len(strays)} clip(s) this run would not rewrite (e.g. {strays[0]}); "
             "delete the folder or generate into another root"
+        )
+
+
+def _check_not_written(root: Path, paths: list[Path]) -> None:
+    """Refuse to replace existing clips unless asked: the root may hold a downloaded MIMII set."""
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        raise DataError(
+            f"{root} already holds {len(existing)} of the clips this run would write (first: {existing[0]}); "
+            "generate into another root, delete them, or pass overwrite=True (synth --overwrite) to replace them"
         )
 
 
@@ -1066,14 +1097,14 @@ def generate_dataset(
     sr: int = 16000,
     jobs: int = 1,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write a synthetic data set in the MIMII layout: ``root/{snr}_dB_{type}/{type}/{id}/{label}/NNNNNNNN.wav``.
 
     Parameters
     ----------
     root : path
-        Data root; created if missing. Existing clips of the same names are overwritten (same
-        arguments give byte-identical files).
+        Data root; created if missing.
     snr : float
         Machine-to-background ratio in dB (MIMII: -6, 0, 6).
     n_normal : int >= 1
@@ -1090,6 +1121,9 @@ def generate_dataset(
         Worker processes; the files do not depend on it.
     progress : bool
         Show a tqdm progress bar.
+    overwrite : bool
+        Replace clips of the same names already in `root` (same arguments give byte-identical
+        files). False refuses: the root may hold real recordings (a downloaded MIMII set).
 
     Returns
     -------
@@ -1099,8 +1133,9 @@ def generate_dataset(
     Raises
     ------
     DataError
-        An argument is out of range (the message names it), or a machine folder already holds
-        other WAV files than this run writes. Nothing is written then.
+        An argument is out of range (the message names it), a machine folder already holds
+        other WAV files than this run writes, or (without `overwrite`) any of the files it
+        writes. Nothing is written then.
     ProjectError
         A worker process died (``jobs > 1``); the message says the likely cause.
     OSError
@@ -1141,6 +1176,8 @@ def generate_dataset(
                     for i, name in enumerate(names)
                 ]
             machines.append(folder)
+    if not overwrite:
+        _check_not_written(root, [job.path for job in todo])
     for folder in machines:
         for label in counts:
             (folder / label).mkdir(parents=True, exist_ok=True)
@@ -1156,8 +1193,14 @@ def generate_dataset(
             context = get_context("spawn")
             try:
                 with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
-                    for _ in pool.map(_write_clip, todo, chunksize=8):
-                        bar.update()
+                    with _workers_ignore_ctrl_c():
+                        done = pool.map(_write_clip, todo, chunksize=8)
+                    try:
+                        for _ in done:
+                            bar.update()
+                    except KeyboardInterrupt:
+                        pool.shutdown(wait=True, cancel_futures=True)  # the clips being written finish whole
+                        raise
             except BrokenProcessPool as exc:
                 raise ProjectError(
                     f"generate_dataset(jobs={jobs}): a worker process died. Called from a script, the call "

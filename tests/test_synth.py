@@ -172,7 +172,7 @@ def test_rewriting_the_same_set_is_allowed_but_mixing_sets_is_not(tmp_path):
     args = dict(seconds=0.5, channels=1, types=("valve",), ids=("id_02",), progress=False)
     generate_dataset(tmp_path, n_normal=3, n_abnormal=1, **args)
     before = _files(tmp_path)
-    generate_dataset(tmp_path, n_normal=3, n_abnormal=1, **args)
+    generate_dataset(tmp_path, n_normal=3, n_abnormal=1, overwrite=True, **args)  # refused unless asked
     assert _files(tmp_path) == before
     with pytest.raises(DataError, match=r"normal already holds 1 clip\(s\) this run would not rewrite"):
         generate_dataset(tmp_path, n_normal=2, n_abnormal=1, **args)
