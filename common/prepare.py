@@ -137,8 +137,8 @@ def _check_config_fits(cfg: Config, machine: Machine, checks: list[FileCheck]) -
         return
     channels = sorted({c.channels for c in read})
     if all(c.channels <= d.channel for c in read):
-        have = f"{channels[0]} channel(s) (0-{channels[0] - 1})" if len(channels) == 1 else \
-            f"{'/'.join(map(str, channels))} channels (at most 0-{channels[-1] - 1})"
+        counts = " or ".join(map(str, channels))
+        have = f"{counts} channel(s) (0-{channels[0] - 1})" if len(channels) == 1 else f"{counts} channels"
         raise ConfigError(
             f"{cfg.source}: 'data.channel' is {d.channel}, but the clips of {machine.name} have {have}. "
             "Set data.channel to one of their channels"
