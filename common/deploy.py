@@ -16,6 +16,8 @@ results.csv, or the row chosen by source, budget and seed) with its sidecar and 
 from __future__ import annotations
 
 import os
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .audio import check_wav
+from .audio import WavInfo, check_wav, wav_info
 from .errors import AudioError, DataError, ModelError
 from .features import extract
 from .io import atomic_write_text
@@ -86,13 +88,102 @@ def _threshold(sidecar: Mapping[str, Any], threshold: float | None, path: Path) 
     return float(threshold)
 
 
-def _vectors(path: Path, features: Mapping[str, Any]) -> np.ndarray:
+def _vectors(path: Path, features: Mapping[str, Any], info: WavInfo) -> np.ndarray:
     """The clip's feature vectors, by the experiments' code path; AudioError / DataError naming `path`."""
     channel, sr = features["channel"], features["sample_rate"]
-    check_wav(path, channel=channel, expected_sr=sr)  # header, rate, channel, finite and not silent
+    check_wav(path, channel=channel, expected_sr=sr, info=info)  # header, rate, channel, finite and not silent
     vectors, _ = extract([path], channel=channel, sr=sr, jobs=1, progress=False,
                          **{k: features[k] for k in _PARAMS})
     return vectors
+
+
+def _n_channels(sidecar: Mapping[str, Any], path: Path) -> int | None:
+    """The channel count of the model's training recordings (sidecar ``n_channels``), None for older models."""
+    n = sidecar.get("n_channels")
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ModelError(f"sidecar {path.with_suffix('.json')}: n_channels={n!r} must be a positive integer")
+    return n
+
+
+def _mismatch(info: WavInfo, features: Mapping[str, Any], n_channels: int | None) -> tuple[str, Any] | None:
+    """The model-side check a file's header fails, as (sidecar key, what the file has); None when it fits."""
+    if info.samplerate != features["sample_rate"]:
+        return "sample_rate", f"{info.samplerate} Hz"
+    if n_channels is not None and info.channels != n_channels:
+        return "n_channels", f"{info.channels} channel(s)"
+    channel = features["channel"]
+    if not (isinstance(channel, int) and 0 <= channel < info.channels):
+        return "channel", f"{info.channels} channel(s)"
+    return None
+
+
+_MISMATCH_TEXT = {
+    "sample_rate": "WAV file {path} has sample rate {has}, expected {want} Hz (the model's sample_rate)",
+    "n_channels": "WAV file {path} has {has}, but the model was trained on {want}-channel recordings "
+                  "(its n_channels): a file of another microphone array",
+    "channel": "WAV file {path} has {has}: the model's channel={want} (0-based) is out of range",
+}
+
+
+def _model_cannot_be_used(model_path: Path, sidecar: Mapping[str, Any], key: str, has: Iterable[str]) -> ModelError:
+    """Every file failed the same model-side check: the model does not fit these recordings at all."""
+    want = sidecar["features"][key] if key in sidecar.get("features", {}) else sidecar.get(key)
+    found = ", ".join(sorted(set(has)))
+    return ModelError(f"model {model_path} cannot be used on these recordings: its sidecar "
+                      f"{model_path.with_suffix('.json')} says {key}={want!r}, but every file given has {found}; "
+                      "use a model trained on recordings like these")
+
+
+def _minority_channels(infos: Mapping[Path, WavInfo]) -> dict[Path, str]:
+    """For a model that does not record its channel count: files whose count differs from most files given."""
+    counts = Counter(info.channels for info in infos.values())
+    if len(counts) < 2:
+        return {}
+    (common, n), (_, second) = counts.most_common(2)
+    if n == second:
+        warnings.warn(f"the files given disagree in channel count ({dict(counts)}) and the model's sidecar does "
+                      "not record its own (trained before n_channels was saved): check they come from the same "
+                      "microphone array", UserWarning, stacklevel=3)
+        return {}
+    return {p: f"WAV file {p} has {info.channels} channel(s) while {n} of the {len(infos)} files given have "
+               f"{common} (the model's sidecar does not record its channel count)"
+            for p, info in infos.items() if info.channels != common}
+
+
+def _check_files(files: list[Path], features: Mapping[str, Any], n_channels: int | None, model_path: Path,
+                 sidecar: Mapping[str, Any]) -> tuple[dict[Path, WavInfo], dict[Path, str]]:
+    """Headers of the files that fit the model, and an error message for each one that does not.
+
+    Raises
+    ------
+    ModelError
+        Every file fails the same model-side check (sample rate, channel count, channel index).
+    """
+    infos, errors, mismatches = {}, {}, {}
+    for path in files:
+        try:
+            info = wav_info(path)
+        except AudioError as exc:
+            errors[path] = str(exc)
+            continue
+        mismatch = _mismatch(info, features, n_channels)
+        if mismatch is None:
+            infos[path] = info
+            continue
+        key, has = mismatch
+        mismatches[path] = mismatch
+        want = n_channels if key == "n_channels" else features[key]
+        errors[path] = _MISMATCH_TEXT[key].format(path=path, has=has, want=want)
+    if len(mismatches) == len(files) and len({key for key, _ in mismatches.values()}) == 1:
+        key = next(iter(mismatches.values()))[0]
+        raise _model_cannot_be_used(model_path, sidecar, key, [has for _, has in mismatches.values()])
+    if n_channels is None:
+        for path, message in _minority_channels(infos).items():
+            errors[path] = message
+            del infos[path]
+    return infos, errors
 
 
 def score_files(
@@ -109,7 +200,7 @@ def score_files(
     model_path : str or os.PathLike
         A ``.keras`` model saved by this project, with its ``.json`` sidecar.
     paths : iterable of str or os.PathLike
-        WAV files and/or folders (searched recursively for ``*.wav``, sorted).
+        WAV files and/or folders (searched recursively for clips, sorted).
     threshold : float or None
         Flag a clip when its score is above this; None uses the sidecar's (fitted on the model's
         training normal clips).
@@ -126,10 +217,18 @@ def score_files(
     Raises
     ------
     ModelError
-        The model or its sidecar is missing or unreadable, lacks feature parameters, or has no
-        threshold while none is given.
+        The model or its sidecar is missing or unreadable, does not fit each other, lacks feature
+        parameters, or has no threshold while none is given; or every file fails the same
+        model-side check (sample rate, channel count ``n_channels``, channel index): the model
+        cannot be used on these recordings.
     DataError
         No file to score.
+
+    Notes
+    -----
+    A file whose channel count differs from the sidecar's ``n_channels`` (the model's training
+    recordings) is a bad file. A model saved before ``n_channels`` was recorded cannot tell: then
+    the files in the minority channel count among those given are the bad ones (a tie warns).
 
     Examples
     --------
@@ -140,26 +239,33 @@ def score_files(
     model, sidecar = load_model(model_path)
     features = model_features(sidecar, path=model_path)
     threshold = _threshold(sidecar, threshold, model_path)
+    n_channels = _n_channels(sidecar, model_path)
     files = find_wavs(paths)
-    vectors, errors = {}, {}
-    for path in tqdm(files, desc="score", unit="clip", disable=not progress):
+    infos, errors = _check_files(files, features, n_channels, model_path, sidecar)
+    vectors = {}
+    for path in tqdm([p for p in files if p in infos], desc="score", unit="clip", disable=not progress):
         try:
-            vectors[path] = _vectors(path, features)
+            vectors[path] = _vectors(path, features, infos[path])
         except (AudioError, DataError) as exc:
             message = str(exc)
             errors[path] = message if str(path) in message else f"{path}: {message}"
-    scores: dict[Path, float] = {}
-    if vectors:
-        good = [p for p in files if p in vectors]
-        offsets = np.zeros(len(good) + 1, dtype=np.int64)
-        np.cumsum([len(vectors[p]) for p in good], out=offsets[1:])
-        scores = dict(zip(good, clip_scores(model, np.concatenate([vectors[p] for p in good]), offsets)))
+    scores = _clip_scores(model, files, vectors)
     return pd.DataFrame({
         "path": [str(p) for p in files],
         "score": [float(scores[p]) if p in scores else np.nan for p in files],
         "decision": [DECISIONS[bool(scores[p] > threshold)] if p in scores else ERROR for p in files],
         "error": [errors.get(p, "") for p in files],
     }, columns=SCORE_FILE_COLUMNS)
+
+
+def _clip_scores(model, files: list[Path], vectors: Mapping[Path, np.ndarray]) -> dict[Path, float]:
+    """One score per file that has vectors, in one batched pass over the model."""
+    good = [p for p in files if p in vectors]
+    if not good:
+        return {}
+    offsets = np.zeros(len(good) + 1, dtype=np.int64)
+    np.cumsum([len(vectors[p]) for p in good], out=offsets[1:])
+    return dict(zip(good, clip_scores(model, np.concatenate([vectors[p] for p in good]), offsets)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,9 +340,9 @@ def export_model(
     ModelError
         The row's model file is missing or was saved by another run (rerun the transfer command).
     """
-    from .config import load_config
     from .experiment import row_model_path
 
+    out = _check_out_folder(Path(out))
     n = _version(version)
     result_dir = Path(repo) / f"Version{n}" / f"result_transfer_pretrain_v{n}"
     table = result_dir / "results.csv"
@@ -244,37 +350,109 @@ def export_model(
         raise DataError(f"{table} not found: run `python -m common transfer Version{n}/transfer_pretrain_v{n}.yaml` first")
     results = pd.read_csv(table, dtype=_RESULT_DTYPES, keep_default_na=False)
     rows = candidate_rows(results, target=target, method=method, source=source, budget=budget, seed=seed)
-    row = rows.iloc[0]
-    facts = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+    facts = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in rows.iloc[0].items()}
     if facts["method"] == "zero_shot":
-        cfg = load_config(result_dir / "config.yaml")
-        src = Path(cfg.transfer.init_from) / f"{facts['source']}.keras"
-        method_name, level = cfg.eval.threshold_spec()
-        sidecar = read_sidecar(src) | {k: facts[k] for k in ("version", "target_type", "target_id", "method",
-                                                                "budget", "seed", "auc", "pauc", "precision",
-                                                                "recall", "f1", "n_eval_clips", "config_hash")}
-        sidecar |= {"target": target, "threshold": facts["threshold"], "threshold_method": method_name,
-                    "threshold_level": level, "pretrained": str(src)}
+        src, sidecar = _zero_shot_sidecar(result_dir, facts, target)
     else:
         src = row_model_path(result_dir, facts)
         sidecar = read_sidecar(src)
         if sidecar.get("config_hash") != facts["config_hash"]:
             raise ModelError(f"model {src} was saved by another run than the row of {table} it should belong to; "
                              f"rerun `python -m common transfer Version{n}/transfer_pretrain_v{n}.yaml`")
+    load_model(src)  # a damaged archive or a model that does not fit its sidecar is refused before it is shipped
     asked = "".join(f", {k} {v}" for k, v in (("source", source), ("budget", budget), ("seed", seed)) if v is not None)
-    chosen = f"highest AUC of the {len(rows)} {method} row(s) of {target}{asked} in `{table}`"
+    chosen = (f"highest AUC of the {len(rows)} {method} row(s) of {target}{asked} in `{table}`. "
+              f"{_selection_bias(len(rows))}")
+    notes = _chance_warnings(results, facts, target=target, table=table)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
     name = f"{facts['target_type']}_{facts['target_id']}_{facts['method']}_{facts['source']}" \
            f"_budget-{facts['budget']}_seed-{facts['seed']}.keras"
-    out = Path(out)
     dst = copy_model(src, out / name, sidecar=sidecar)
-    atomic_write_text(out / "MODEL_CARD.md", model_card(dst.name, sidecar, chosen=chosen))
+    atomic_write_text(out / "MODEL_CARD.md", model_card(dst.name, sidecar, chosen=chosen, notes=notes))
     return dst
 
 
-def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "") -> str:
+def check_output_file(path: str | os.PathLike, *, option: str) -> Path:
+    """`path` as a file to write, refused up front when it is a folder or a parent of it is a file.
+
+    Raises
+    ------
+    DataError
+        Naming `path` and the `option` (e.g. ``--csv``) it was given with.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{option} {path} is a folder; give a file name, e.g. {path / 'scores.csv'}")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise DataError(f"{option} {path} cannot be written: {parent} is a file, not a folder")
+    return path
+
+
+def _check_out_folder(out: Path) -> Path:
+    """`out`, refused when it or the first of its parents that exists is a file (it must be a folder)."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                which = "is a file" if folder == out else f"cannot be created: {folder} is a file"
+                raise DataError(f"export folder {out} (--out) {which}; give a folder to write the model, its "
+                                "sidecar and MODEL_CARD.md into")
+            break
+    return out
+
+
+def _zero_shot_sidecar(result_dir: Path, facts: Mapping[str, Any], target: str) -> tuple[Path, dict[str, Any]]:
+    """The pretrained model a zero_shot row used, and its sidecar given the row's facts and threshold.
+
+    The pretrained sidecar is copied whole (features, ``n_channels``, sources, architecture).
+    """
+    from .config import load_config
+
+    # The result's fit.backend says how it was trained; a .keras file loads on any backend, so
+    # exporting must neither switch Keras (already imported) nor refuse to run on another one.
+    cfg = load_config(result_dir / "config.yaml", overrides={"fit": {"backend": "auto"}})
+    src = Path(cfg.transfer.init_from) / f"{facts['source']}.keras"
+    method_name, level = cfg.eval.threshold_spec()
+    sidecar = read_sidecar(src) | {k: facts[k] for k in ("version", "target_type", "target_id", "method",
+                                                            "budget", "seed", "auc", "pauc", "precision",
+                                                            "recall", "f1", "n_eval_clips", "config_hash")}
+    sidecar |= {"target": target, "threshold": facts["threshold"], "threshold_method": method_name,
+                "threshold_level": level, "pretrained": str(src)}
+    return src, sidecar
+
+
+def _selection_bias(n_rows: int) -> str:
+    """What choosing the best of `n_rows` rows by evaluation AUC does to that AUC (said in every card)."""
+    return (f"Picking the best of N = {n_rows} row(s) by evaluation AUC overstates that AUC: the choice was made "
+            "on the test split itself, so expect a lower AUC on new recordings"
+            + (" (with N = 1 there was no choice, but the AUC is still from that split)." if n_rows == 1 else "."))
+
+
+def _chance_warnings(results: pd.DataFrame, facts: Mapping[str, Any], *, target: str, table: Path) -> list[str]:
+    """A warning when the chosen row's AUC is at or below chance (0.5), naming the method with the best mean AUC."""
+    auc = float(facts["auc"])
+    if auc > 0.5:
+        return []
+    mine = results[(results["target_type"] == facts["target_type"]) & (results["target_id"] == facts["target_id"])]
+    means = pd.to_numeric(mine["auc"], errors="coerce").groupby(mine["method"]).mean().dropna()
+    text = (f"the chosen {facts['method']} model of {target} has AUC {auc:.3f}, at or below chance (0.5): "
+            "it ranks anomalies no better than a coin toss")
+    better = means.drop(facts["method"], errors="ignore")
+    better = better[better > means.get(facts["method"], auc)]
+    if better.empty:
+        return [f"{text}; no other method has a better mean AUC for {target} in {table}"]
+    best = str(better.idxmax())
+    return [f"{text}; {best} has the best mean AUC for {target} in {table} ({better.max():.3f} over "
+            f"{int((mine['method'] == best).sum())} row(s)): export it with --method {best}"]
+
+
+def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "",
+               notes: Iterable[str] = ()) -> str:
     """A short Markdown model card: what the model is for, how good it was, its threshold and features.
 
-    `chosen` says how the model was picked among the experiment's (a row of the card when given).
+    `chosen` says how the model was picked among the experiment's (a row of the card when given);
+    `notes` are warnings (e.g. an AUC at or below chance), put first so nobody deploys past them.
     """
     s = sidecar
     f = s.get("features", {})
@@ -300,6 +478,8 @@ def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "")
         ("at that threshold", f"precision {s.get('precision', float('nan')):.3f}, recall "
                               f"{s.get('recall', float('nan')):.3f}, F1 {s.get('f1', float('nan')):.3f} "
                               "on the evaluation split"),
+        ("recordings", f"{s['n_channels']} channel(s) per WAV file, as the training recordings" if "n_channels" in s
+                       else "channel count not recorded (a model saved before it was)"),
         ("features", f"channel {f.get('channel')}, {f.get('sample_rate')} Hz, n_mels {f.get('n_mels')}, frames "
                      f"{f.get('frames')}, n_fft {f.get('n_fft')}, hop_length {f.get('hop_length')}, "
                      f"power {f.get('power')}"),
@@ -308,14 +488,17 @@ def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "")
     ]
     if chosen:
         rows.append(("chosen as", chosen))
-    lines = [f"# Anomaly detector for {s.get('target', '?')}", "",
+    warned = [f"> **Warning:** {note}" for note in notes]
+    lines = [f"# Anomaly detector for {s.get('target', '?')}", "", *[w for note in warned for w in (note, "")],
              "Dense autoencoder on log-mel features (MIMII / DCASE 2020 baseline). A clip's score is its mean "
              "reconstruction error; a clip scoring above the decision threshold is flagged anomalous.", "",
              "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "",
              "## Use", "", "```bash",
              f"python -m common score --model {model_name} RECORDINGS_OR_FOLDERS... [--threshold T] [--csv scores.csv]",
              "```", "",
-             f"Recordings must be WAV files at {f.get('sample_rate')} Hz with channel {f.get('channel')} (0-based); "
+             f"Recordings must be WAV files at {f.get('sample_rate')} Hz"
+             + (f" with {s['n_channels']} channels" if "n_channels" in s else "")
+             + f", scored on channel {f.get('channel')} (0-based); "
              "the feature parameters come from the sidecar, so keep it beside the model. A file of another rate, "
              "a corrupt, truncated, silent or too short one is reported by its path and not scored; the others "
              "are. `--threshold` overrides the fitted threshold (lower: more alarms, higher: fewer).", ""]

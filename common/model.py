@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -103,7 +104,7 @@ def _save_keras(model: keras.Model, tmp: Path) -> None:
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
-    """The sidecar of a saved model; ModelError when the model or its sidecar is missing."""
+    """The sidecar of a saved model; ModelError when the model or its sidecar is missing or not a JSON object."""
     path = Path(path).with_suffix(".keras")
     side = path.with_suffix(".json")
     if not path.is_file():
@@ -111,9 +112,15 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     if not side.is_file():
         raise ModelError(f"model {path} has no sidecar {side.name}: cannot tell which features it expects")
     try:
-        return json.loads(side.read_text())
-    except json.JSONDecodeError as exc:
+        meta = json.loads(side.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"sidecar {side} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"sidecar {side} of model {path} must be a JSON object of the model's facts, "
+                         f"got a JSON {type(meta).__name__}")
+    if not isinstance(meta.get("features", {}), dict):
+        raise ModelError(f"sidecar {side}: 'features' must be a JSON object, got {meta['features']!r}")
+    return meta
 
 
 def check_features(sidecar: Mapping[str, Any], features: Mapping[str, Any], *, path: str | Path) -> None:
@@ -129,16 +136,73 @@ def check_features(sidecar: Mapping[str, Any], features: Mapping[str, Any], *, p
 
 
 def load_model(path: str | Path, *, features: Mapping[str, Any] | None = None) -> tuple[keras.Model, dict[str, Any]]:
-    """Load a saved model (Keras safe mode) and its sidecar, checking its features match `features`."""
+    """Load a saved model (Keras safe mode) and its sidecar, checking its features match `features`.
+
+    The model must also fit its own sidecar (`check_model_fits_sidecar`), so a sidecar edited or
+    paired with another model is refused here, naming both files, before any clip is scored.
+
+    Raises
+    ------
+    ModelError
+        The model or sidecar is missing or unreadable, the ``.keras`` file is not a Keras archive
+        (empty, truncated, other bytes), or the model does not fit its sidecar or `features`.
+    """
     path = Path(path).with_suffix(".keras")
     sidecar = read_sidecar(path)
     if features is not None:
         check_features(sidecar, features, path=path)
+    _check_archive(path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises several types for a damaged archive
         raise ModelError(f"cannot load model {path}: {exc}") from exc
+    check_model_fits_sidecar(model, sidecar, path=path)
     return model, sidecar
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a file that is no zip archive with Keras' config inside (Keras says 'File not found' for those)."""
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        what = "empty, 0 bytes" if size == 0 else f"damaged or not a zip archive, {size} bytes"
+        raise ModelError(f"model file {path} is not a Keras archive ({what}): {exc}; export or train it "
+                         "again") from None
+    if "config.json" not in names:
+        raise ModelError(f"model file {path} is not a Keras archive (a zip without config.json, {size} bytes): "
+                         "export or train it again")
+
+
+def check_model_fits_sidecar(model: keras.Model, sidecar: Mapping[str, Any], *, path: str | Path) -> None:
+    """Refuse a model whose input or layer sizes differ from what its sidecar says (features, architecture).
+
+    Raises
+    ------
+    ModelError
+        Naming the model file, its sidecar and both sizes.
+    """
+    side = Path(path).with_suffix(".json")
+    input_dim = int(model.input_shape[-1])
+    feats = sidecar.get("features", {})
+    if isinstance(feats.get("n_mels"), int) and isinstance(feats.get("frames"), int):
+        wanted = feats["n_mels"] * feats["frames"]
+        if wanted != input_dim:
+            raise ModelError(f"model {path} takes vectors of {input_dim} values, but its sidecar {side} names "
+                             f"features of n_mels * frames = {feats['n_mels']} * {feats['frames']} = {wanted}: "
+                             "the sidecar does not belong to this model (use the sidecar saved with it)")
+    arch = sidecar.get("architecture")
+    if not isinstance(arch, Mapping):
+        return  # older sidecars: the input check above is all there is to compare
+    try:
+        expected = [tuple(w.shape) for w in build_autoencoder(**arch).weights]
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"sidecar {side}: architecture {dict(arch)!r} cannot build a model: {exc}") from None
+    got = [tuple(w.shape) for w in model.weights]
+    if got != expected:
+        raise ModelError(f"model {path} does not have the architecture its sidecar {side} records "
+                         f"({dict(arch)}): weight shapes {got} vs {expected}")
 
 
 def copy_model(src: str | Path, dst: str | Path, *, sidecar: Mapping[str, Any] | None = None) -> Path:
