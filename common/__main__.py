@@ -158,10 +158,12 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .deploy import ERROR, score_files
+    from .deploy import ERROR, check_output_file, score_files
     from .io import atomic_write_text
     from .model import read_sidecar
 
+    if args.csv:
+        check_output_file(args.csv, option="--csv")  # before scoring: never score for minutes, then fail to write
     table = score_files(args.model, args.paths, threshold=args.threshold, progress=not args.no_progress)
     threshold = args.threshold if args.threshold is not None else read_sidecar(args.model)["threshold"]
     for row in table.itertuples():
@@ -180,10 +182,16 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import warnings
+
     from .deploy import export_model
 
-    path = export_model(Path(args.repo).resolve(), version=args.version, target=args.target, out=args.out,
-                        source=args.source, budget=args.budget, seed=args.seed, method=args.method)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        path = export_model(Path(args.repo).resolve(), version=args.version, target=args.target, out=args.out,
+                            source=args.source, budget=args.budget, seed=args.seed, method=args.method)
+    for w in caught:  # e.g. a model at or below chance: said here and in MODEL_CARD.md
+        print(f"warning: {w.message}", file=sys.stderr)
     print(f"wrote {path}, {path.with_suffix('.json').name} and MODEL_CARD.md in {path.parent}")
     return 0
 
