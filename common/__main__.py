@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
+from typing import Callable
 
-from .errors import ProjectError
+from .errors import ConfigError, ProjectError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -109,10 +111,18 @@ def _check_data_settings(args: argparse.Namespace) -> dict:
 
 
 def _load(args: argparse.Namespace):
+    """Load the command's config; a data root that does not exist is named with the key and YAML (or --root)."""
     from .config import load_config
 
     overrides = {"data": {"root": str(Path(args.root).resolve())}} if getattr(args, "root", None) else None
-    return load_config(args.config, overrides=overrides)
+    cfg = load_config(args.config, overrides=overrides)
+    args.writes_to = {"features": cfg.data.cache_dir, "pretrain": cfg.output.model_dir,
+                      "transfer": cfg.output.result_dir}.get(args.command)
+    if not cfg.data.root.is_dir():
+        given = f"--root {args.root}" if getattr(args, "root", None) else f"data.root={cfg.data.root} in {cfg.source}"
+        raise ConfigError(f"{given} does not exist (generate a data set with `python -m common synth --root "
+                          f"{cfg.data.root}` or download MIMII with `python -m common download --root {cfg.data.root}`)")
+    return cfg
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -290,13 +300,77 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What an interrupted command has kept and where (args -> folder, None before it is known); absent: nothing.
+_KEPT: dict[str, tuple[str, Callable[[argparse.Namespace], object]]] = {
+    "synth": ("finished clips are saved in {}", lambda a: a.root),
+    "download": ("finished downloads are saved in {} (a partial one resumes)", lambda a: a.root),
+    "features": ("extracted features are cached in {}", lambda a: getattr(a, "writes_to", None)),
+    "pretrain": ("finished models are saved in {}", lambda a: getattr(a, "writes_to", None)),
+    "transfer": ("finished rows are saved in {}", lambda a: getattr(a, "writes_to", None)),
+    "report": ("files written so far are in {}", lambda a: Path(a.repo) / "report"),
+    "notebooks": ("notebooks written so far are in {}", lambda a: REPO),
+    "demo": ("finished clips, models and rows are saved under {}", lambda a: a.root or REPO),
+}
+# How to resume where "run the same command again" is not enough.
+_RESUME = {"synth": "run the same command with --overwrite to finish (the same arguments write the same clips)"}
+
+# errno -> (what went wrong, what to do); {folder} is where the file was being written.
+_OS_ADVICE: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("no space left on device", "free space under {folder} and run the same command again"),
+    errno.EDQUOT: ("disk quota exceeded", "free space under {folder} and run the same command again"),
+    errno.EACCES: ("permission denied", "make {folder} writable or use another folder"),
+    errno.EPERM: ("operation not permitted", "make {folder} writable or use another folder"),
+    errno.EROFS: ("read-only file system", "use a folder on a writable disk instead of {folder}"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "fix the path or move that file away"),
+    errno.EISDIR: ("a folder is in the way of a file", "fix the path or move that folder away"),
+    errno.ENOENT: ("no such file or folder", "check the path"),
+}
+
+
+def _written_to(args: argparse.Namespace) -> object:
+    """The folder the command writes into (None when it writes nothing or has not got that far)."""
+    return _KEPT.get(args.command, ("", lambda a: None))[1](args)
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """One line for Ctrl-C: what the command kept, and how to resume."""
+    folder = _written_to(args)
+    if folder is None:
+        return "interrupted: nothing was written; run the same command again"
+    resume = _RESUME.get(args.command, "run the same command again to resume")
+    return f"interrupted: {_KEPT[args.command][0].format(folder)}; {resume}"
+
+
+def _os_error(exc: OSError, args: argparse.Namespace) -> str:
+    """One line for a failed read or write: what went wrong, the file (or folder), and what to do."""
+    what, todo = _OS_ADVICE.get(exc.errno, (exc.strerror or str(exc), "check the path and run the command again"))
+    folder = Path(exc.filename).parent if exc.filename else _written_to(args)
+    written = _written_to(args)
+    if written and exc.filename and Path(exc.filename).is_relative_to(written):
+        folder = written  # the folder the user chose, not a subfolder of it
+    if exc.filename:
+        about = f" {exc.filename} -> {exc.filename2}" if exc.filename2 else f" {exc.filename}"
+    else:
+        about = f" under {folder}" if folder else ""
+    verb = " writing" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) else ":"
+    return f"{what}{verb if about else ''}{about}: {todo.format(folder=folder or 'the folder written')}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; exit status 0 done, 1 some inputs bad, 2 cannot run (an `error:` line), 130 interrupted."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except ProjectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: {_os_error(exc, args)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # a progress bar may hold the line; start a fresh one (only a terminal shows that bar)
+        print(("\n" if sys.stderr.isatty() else "") + _interrupted(args), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

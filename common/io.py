@@ -18,6 +18,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     try:
         write(tmp_path)
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.filename is None or exc.filename == str(tmp_path):
+            exc.filename = str(path)  # a failed write (a full disk) names no file; the user knows `path`, not tmp
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
