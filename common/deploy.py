@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
+from .data import is_clip
 from .errors import AudioError, DataError, ModelError
 from .features import extract
 from .io import atomic_write_text
@@ -40,9 +41,10 @@ _PARAMS = ("n_mels", "frames", "n_fft", "hop_length", "power")
 
 
 def find_wavs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, folders expanded to their WAV files (``*.wav``, any case, sorted, recursive).
+    """Files as given, folders expanded to their clips (`common.data.is_clip`: ``*.wav`` in any case, sorted, recursive).
 
-    A path that does not exist is kept, so scoring reports it by name instead of dropping it.
+    A path that does not exist is kept, so scoring reports it by name instead of dropping it. Files
+    in a folder that look like clips but are not (macOS ``._*`` files) are left out with a warning.
 
     Raises
     ------
@@ -50,12 +52,19 @@ def find_wavs(paths: Iterable[str | os.PathLike]) -> list[Path]:
         No file at all: every folder given is empty of WAV files, or no path was given.
     """
     files: list[Path] = []
+    left_out: list[Path] = []
     given = [Path(p) for p in paths]
     for path in given:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+            found = sorted(p for p in path.rglob("*") if p.name.lower().endswith(".wav") and p.is_file())
+            files += [p for p in found if is_clip(p)]
+            left_out += [p for p in found if not is_clip(p)]
         else:
             files.append(path)
+    if left_out:
+        warnings.warn(f"left out {len(left_out)} file(s) named like clips that are not (hidden, e.g. macOS ._* "
+                      f"files): {', '.join(map(str, left_out[:5]))}{' ...' if len(left_out) > 5 else ''}; "
+                      "delete them to silence this", UserWarning, stacklevel=2)
     if not files:
         where = ", ".join(map(str, given)) or "(no path given)"
         raise DataError(f"no WAV files to score under {where}")
@@ -74,6 +83,12 @@ def model_features(sidecar: Mapping[str, Any], *, path: str | os.PathLike) -> di
     missing = [k for k in FEATURE_KEYS if k not in features]
     if missing:
         raise ModelError(f"sidecar of model {path} lacks the feature parameters {missing}: cannot score with it")
+    wrong = [f"{k}={features[k]!r}" for k in FEATURE_KEYS
+             if isinstance(features[k], bool) or not isinstance(features[k], int if k != "power" else (int, float))
+             or (features[k] < 0 if k == "channel" else features[k] <= 0)]
+    if wrong:
+        raise ModelError(f"sidecar {Path(path).with_suffix('.json')} has invalid feature parameters {wrong}: "
+                         "each must be a positive number (channel >= 0)")
     return {k: features[k] for k in FEATURE_KEYS}
 
 

@@ -141,6 +141,23 @@ def test_a_sidecar_naming_other_features_than_the_model_input_is_refused_up_fron
     assert "clip_0.wav" not in text  # refused before any file is read
 
 
+def test_sidecar_feature_parameters_of_the_wrong_type_are_named(tmp_path, clips, capsys):
+    model = write_model(tmp_path, features={**FEATURES, "hop_length": "256"})
+    code, text = cli(capsys, ["score", "--model", str(model), str(clips), "--no-progress"])
+    assert code == 2 and f"error: sidecar {model.with_suffix('.json')} has invalid feature parameters " \
+                         "[\"hop_length='256'\"]" in text
+
+
+def test_score_takes_upper_case_clips_and_leaves_out_macos_files_with_a_warning(tmp_path, clips, capsys):
+    model = write_model(tmp_path)
+    (clips / "clip_0.wav").rename(clips / "CLIP_0.WAV")
+    (clips / "._clip_1.wav").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    code, text = cli(capsys, ["score", "--model", str(model), str(clips), "--no-progress"])
+    assert code == 0 and f"{clips / 'CLIP_0.WAV'}  " in text and "3 clips flagged" in text
+    assert f"warning: left out 1 file(s) named like clips that are not (hidden, e.g. macOS ._* files): " \
+           f"{clips / '._clip_1.wav'}" in text
+
+
 def test_score_csv_that_is_a_folder_is_refused_before_scoring(tmp_path, clips, capsys):
     model = write_model(tmp_path)
     folder = tmp_path / "out"
@@ -218,15 +235,12 @@ def test_export_warns_when_the_chosen_model_is_at_or_below_chance(repo, tmp_path
 
 
 def test_export_carries_the_channel_count_into_sidecar_and_card(run, repo, tmp_path):
-    root, rel = repo
-    pretrained = root / "Version1" / "model_pretrain_v1" / "valve.json"
-    pretrained.write_text(json.dumps(json.loads(pretrained.read_text()) | {"n_channels": 2}))
-    config = root / rel / "config.yaml"
-    config.write_text(config.read_text().replace(str(run[1].output.model_dir), str(pretrained.parent)))
-    dst = export_model(root, version=1, target="fan/id_00", method="zero_shot", out=tmp_path / "zero")
-    assert read_sidecar(dst)["n_channels"] == 2
-    card = (tmp_path / "zero" / "MODEL_CARD.md").read_text()
-    assert "| recordings | 2 channel(s) per WAV file" in card and "at 16000 Hz with 2 channels" in card
+    root, _ = repo
+    for method in ("zero_shot", "transfer"):  # zero_shot builds its sidecar from the pretrained one
+        dst = export_model(root, version=1, target="fan/id_00", method=method, out=tmp_path / method)
+        assert read_sidecar(dst)["n_channels"] == 2, method
+        card = (tmp_path / method / "MODEL_CARD.md").read_text()
+        assert "| recordings | 2 channel(s) per WAV file" in card and "at 16000 Hz with 2 channels" in card
 
 
 def test_export_out_that_is_a_file_is_named(repo, tmp_path, capsys):
