@@ -174,7 +174,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     if args.csv:
         check_output_file(args.csv, option="--csv")  # before scoring: never score for minutes, then fail to write
-    table = score_files(args.model, args.paths, threshold=args.threshold, progress=not args.no_progress)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        table = score_files(args.model, args.paths, threshold=args.threshold, progress=not args.no_progress)
+    for w in caught:  # e.g. files left out of a folder: one line, not a source location
+        print(f"warning: {w.message}", file=sys.stderr)
     threshold = args.threshold if args.threshold is not None else read_sidecar(args.model)["threshold"]
     for row in table.itertuples():
         print(f"{row.path}  error: {row.error}" if row.decision == ERROR else f"{row.path}  {row.score:.6g}  {row.decision}")
