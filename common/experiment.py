@@ -329,8 +329,9 @@ def _reusable(store: ResultStore, plan: dict[tuple, str], out: Path) -> dict[tup
     done, stale = {}, 0
     for key, config_hash in plan.items():
         name = store.path(key, config_hash).name
-        if name in names and (found := store.load(key, config_hash)) is not None:
-            done[key] = found
+        if name in names:
+            if (found := store.load(key, config_hash)) is not None:  # a damaged entry warns itself
+                done[key] = found
         elif name.rsplit("__", 1)[0] in cells:
             stale += 1
     if stale:
