@@ -19,7 +19,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(tmp_path)
         os.replace(tmp_path, path)
     except OSError as exc:
-        if exc.filename is None or exc.filename == str(tmp_path):
+        if exc.errno is not None and exc.filename in (None, str(tmp_path)):
             exc.filename = str(path)  # a failed write (a full disk) names no file; the user knows `path`, not tmp
         raise
     finally:
