@@ -41,7 +41,7 @@ _PARAMS = ("n_mels", "frames", "n_fft", "hop_length", "power")
 
 
 def find_wavs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, folders expanded to their clips (`common.data.is_clip`: ``*.wav`` in any case, sorted, recursive).
+    """Files as given, folders expanded to their clips (`common.data.is_clip`: ``*.wav``, any case; sorted, recursive).
 
     A path that does not exist is kept, so scoring reports it by name instead of dropping it. Files
     in a folder that look like clips but are not (macOS ``._*`` files) are left out with a warning.
