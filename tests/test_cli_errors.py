@@ -252,6 +252,23 @@ def _export_out_is_file(w: World, tmp: Path) -> tuple[list[str], str]:
     return ["export", "--version", "1", "--target", "fan/id_00", "--out", str(tmp / "out"), "--repo", str(tmp)], "--out"
 
 
+def _zero_byte_version_results(w: World, tmp: Path) -> Path:
+    results = tmp / "Version1" / "result_transfer_pretrain_v1" / "results.csv"
+    results.parent.mkdir(parents=True)
+    results.write_bytes(b"")
+    return results
+
+
+def _report_zero_byte_results(w: World, tmp: Path) -> tuple[list[str], str]:
+    return ["report", "--repo", str(tmp)], str(_zero_byte_version_results(w, tmp))
+
+
+def _export_zero_byte_results(w: World, tmp: Path) -> tuple[list[str], str]:
+    results = _zero_byte_version_results(w, tmp)
+    return ["export", "--version", "1", "--target", "fan/id_00", "--out", str(tmp / "out"), "--repo", str(tmp)], \
+        str(results)
+
+
 def _download_unreachable(w: World, tmp: Path) -> tuple[list[str], str]:
     return ["download", "--root", str(tmp / "dl"), "--types", "fan", "--base-url", "http://127.0.0.1:9",
             "--no-progress"], "http://127.0.0.1:9"
@@ -312,8 +329,7 @@ CASES = [
          waiting="item 1: a run with nothing to do exits non-zero saying why"),
     Case("models_from_other_machines", "transfer", _models_from_other_machines, CANNOT_RUN, r"id_02",
          waiting="item 4: a model's recorded sources are compared with the planned source set"),
-    Case("zero_byte_results_csv", "transfer", _zero_byte_results, DONE, r"results in",
-         waiting="item 11: a 0-byte results.csv"),
+    Case("zero_byte_results_csv", "transfer", _zero_byte_results, DONE, r"results in"),
     # data commands (items 3, 14, 17 and the OSError path of item 9)
     Case("check_data_bad_clip", "check-data", _check_data_bad_clip, SOME_BAD, r"1 problem"),
     Case("check_data_hidden_clip", "check-data", _check_data_hidden_clip, DONE, r"left out",
@@ -342,6 +358,10 @@ CASES = [
          waiting="item 11: score --csv DIR"),
     Case("export_out_is_a_file", "export", _export_out_is_file, CANNOT_RUN, r"is a file",
          waiting="item 11: export --out FILE"),
+    Case("export_zero_byte_results_csv", "export", _export_zero_byte_results, CANNOT_RUN, r"error: .*empty",
+         waiting="item 11: a 0-byte results.csv read by export"),
+    Case("report_zero_byte_results_csv", "report", _report_zero_byte_results, CANNOT_RUN, r"error: .*empty",
+         waiting="item 11: a 0-byte results.csv read by report"),
     # the other commands
     Case("report_without_results", "report", _report_no_results, CANNOT_RUN, r"results\.csv"),
     Case("notebooks_unknown_option", "notebooks", lambda w, t: (["notebooks", "--bogus"], "--bogus"), CANNOT_RUN,
