@@ -269,6 +269,29 @@ def _export_zero_byte_results(w: World, tmp: Path) -> tuple[list[str], str]:
         str(results)
 
 
+_HOLDERS: list[subprocess.Popen] = []  # processes a setup started; ended after each test
+
+
+@pytest.fixture(autouse=True)
+def _end_holders():
+    yield
+    while _HOLDERS:
+        proc = _HOLDERS.pop()
+        proc.kill()
+        proc.wait()
+
+
+def _result_folder_held(w: World, tmp: Path) -> tuple[list[str], str]:
+    cfg = write_cfg(tmp, w.root, w.cache, w.models)
+    hold = ("import sys, time; from common.lock import folder_lock\n"
+            "with folder_lock(sys.argv[1], what='another transfer'):\n    print('held', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", hold, str(tmp / "results")], cwd=REPO, env=ENV,
+                            stdout=subprocess.PIPE, text=True)
+    _HOLDERS.append(proc)
+    assert proc.stdout.readline().strip() == "held"
+    return ["transfer", str(cfg)], f"process {proc.pid}"
+
+
 def _download_unreachable(w: World, tmp: Path) -> tuple[list[str], str]:
     return ["download", "--root", str(tmp / "dl"), "--types", "fan", "--base-url", "http://127.0.0.1:9",
             "--no-progress"], "http://127.0.0.1:9"
@@ -329,6 +352,8 @@ CASES = [
          waiting="item 1: a run with nothing to do exits non-zero saying why"),
     Case("models_from_other_machines", "transfer", _models_from_other_machines, CANNOT_RUN, r"id_02",
          waiting="item 4: a model's recorded sources are compared with the planned source set"),
+    Case("result_folder_held_by_another_run", "transfer", _result_folder_held, CANNOT_RUN, r"another transfer",
+         waiting="item 13: a second run says which process holds the folder"),
     Case("zero_byte_results_csv", "transfer", _zero_byte_results, DONE, r"results in"),
     # data commands (items 3, 14, 17 and the OSError path of item 9)
     Case("check_data_bad_clip", "check-data", _check_data_bad_clip, SOME_BAD, r"1 problem"),
