@@ -24,7 +24,9 @@ transfer models on the target budget; zero_shot uses the pretrained model's. Eac
 with the precision / recall / F1 of ``score > threshold`` on the evaluation split. The scratch and
 transfer model of every row is saved beside the results (`row_model_path`, with a sidecar of its
 features, channel count, sources, budget, seed, threshold and AUC), so the best one can be exported
-and used on new recordings (`common.deploy`); a row whose model file is missing is recomputed.
+and used on new recordings (`common.deploy`); a row whose model file is missing is recomputed. When
+a row of another config hash replaces a row model, the old model moves into the store
+(``.store/models/``) and comes back when its config runs again.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +54,7 @@ from .lock import folder_lock
 from .metrics import auc_pauc, decision_metrics
 from .model import architecture, check_features, copy_model, keras, load_model, read_sidecar, save_model
 from .prepare import CheckedMachine, MachineData, check_machine, load_machine, select_machines, write_skipped
-from .results import SCORE_COLUMNS, ResultStore, write_results, write_summary
+from .results import SCORE_COLUMNS, STORE_DIR, ResultStore, write_results, write_summary
 from .scoring import clip_scores
 from .sources import SourceSet, all_source_sets, source_sets
 from .threshold import fit_threshold
@@ -94,15 +97,48 @@ def row_model_path(out: Path, row: Mapping[str, Any]) -> Path:
     return Path(out) / "models" / f"{row['target_type']}_{row['target_id']}" / name
 
 
+def _model_hash(path: Path) -> str | None:
+    """The config hash of the row a saved row model belongs to (None when the model or its sidecar is missing)."""
+    try:
+        return read_sidecar(path).get("config_hash")
+    except ModelError:
+        return None
+
+
+def _kept_model_path(out: Path, path: Path, config_hash: str) -> Path:
+    """Where the store keeps the row model at `path` of `config_hash` while another config's model is there."""
+    return out / STORE_DIR / "models" / path.parent.name / f"{path.stem}__{config_hash}.keras"
+
+
+def _move_model(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+    os.replace(src.with_suffix(".json"), dst.with_suffix(".json"))
+
+
+def _set_aside(out: Path, path: Path, config_hash: str) -> None:
+    """Move the row model at `path` into the store before a row of another `config_hash` replaces it."""
+    old = _model_hash(path)
+    if old is not None and old != config_hash:
+        keep = _kept_model_path(out, path, old)
+        if _model_hash(keep) == old:
+            return  # already kept: the copy at `path` is the same model
+        _move_model(path, keep)
+
+
 def _has_model(out: Path, row: Mapping[str, Any]) -> bool:
-    """Whether the model behind `row` is on disk, saved by the run that computed the row."""
+    """Whether the model behind `row` is at `row_model_path`, brought back from the store if another config's is."""
     if row["method"] == "zero_shot":
         return True  # the pretrained model, checked when the run starts
     path = row_model_path(out, row)
-    try:
-        return read_sidecar(path).get("config_hash") == row["config_hash"]
-    except ModelError:
+    if _model_hash(path) == row["config_hash"]:
+        return True
+    kept = _kept_model_path(out, path, row["config_hash"])
+    if _model_hash(kept) != row["config_hash"]:
         return False
+    _set_aside(out, path, row["config_hash"])
+    _move_model(kept, path)
+    return True
 
 
 def _data_identity(cfg: Config, files: Iterable[Path]) -> str:
@@ -496,7 +532,8 @@ def _run_scratch(run: _Run, cell: _Cell) -> None:
     r = _scratch(cfg, run.trainer, cell.md, cell.budget, cell.seed, train, arch, cell.eval_x, cell.eval_offsets)
     row = _row(run, cell, "none", "scratch", r["scores"], r["auc"], r["pauc"], len(cell.train_files),
                r["train_seconds"], _threshold_fields(cfg, r["train_scores"])["threshold"])
-    # The row's model is on disk before the row is stored.
+    # The row's model is on disk before the row is stored; another config's model there goes to the store.
+    _set_aside(run.out, row_model_path(run.out, row), row["config_hash"])
     copy_model(r["model"], row_model_path(run.out, row), sidecar=_row_sidecar(
         cfg, cell, row, arch, r["train_scores"], sources=[], fit=cfg.to_dict()["fit"]))
     _keep(run, cell, row, r["scores"])
@@ -534,6 +571,7 @@ def _run_transfer(run: _Run, cell: _Cell, s: SourceSet) -> None:
     scores, auc, pauc = _score(trainer, arch, fit.weights, cell.md, cell.eval_x, cell.eval_offsets, cfg.eval.max_fpr)
     row = _row(run, cell, s.label, "transfer", scores, auc, pauc, len(cell.train_files), fit.seconds,
                _threshold_fields(cfg, train_scores)["threshold"])
+    _set_aside(run.out, row_model_path(run.out, row), row["config_hash"])
     save_model(trainer.with_weights(arch, fit.weights), row_model_path(run.out, row), sidecar=_row_sidecar(
         cfg, cell, row, arch, train_scores, sources=side["sources"],
         pretrained=str(run.model_dir / f"{s.label}.keras"), pretrained_key=side.get("key"),

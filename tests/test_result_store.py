@@ -23,7 +23,7 @@ import yaml
 from common.__main__ import main
 from common.config import load_config
 from common.errors import ConfigError, ModelError
-from common.experiment import pretrain, transfer
+from common.experiment import pretrain, row_model_path, transfer
 from common.train import Trainer
 from conftest import tiny_overrides
 
@@ -97,6 +97,26 @@ def test_run_with_nothing_to_do_exits_2_and_keeps_earlier_results(world, tiny_ro
     assert re.search(r"error: version v1 has no source sets among the machines \['fan/id_00'\] under "
                      + re.escape(str(tiny_root)), err), err
     assert files(cfg.output.result_dir) == before
+
+
+def test_changed_config_keeps_the_old_rows_beside_the_new(world, tiny_root, tmp_path, count_fits):
+    cfg = copy_of(world, tmp_path, tiny_root)
+    out = cfg.output.result_dir
+    before = files(out)
+    changed = load_config(write_yaml(tmp_path / "changed.yaml", tiny_root, world[0], transfer={"epochs": 2}))
+    with pytest.warns(UserWarning, match=rf"{ROWS} row\(s\) of .* were computed with another config .* the old "
+                                         rf"rows stay in {re.escape(str(out / '.store'))}"):
+        transfer(changed, progress=False)
+    assert len(count_fits) == 2 and len(list((out / ".store").glob("*.json"))) == 2 * ROWS
+    count_fits.clear()
+    transfer(cfg, progress=False)  # the first config again: its rows were kept, nothing is recomputed
+    assert not count_fits and files(out) == before
+    # Each row's model is its own again (the other config's models wait in the store).
+    for row in pd.read_csv(out / "results.csv", dtype={"budget": str}).to_dict("records"):
+        if row["method"] != "zero_shot":
+            assert json.loads(row_model_path(out, row).with_suffix(".json").read_text())["config_hash"] \
+                == row["config_hash"]
+    assert len(list((out / ".store" / "models").glob("*/*.keras"))) == 4
 
 
 # --------------------------------------------------------------------------------------------
