@@ -31,6 +31,7 @@ from .errors import AudioError, DataError, ModelError
 from .features import extract
 from .io import atomic_write_text
 from .model import FEATURE_KEYS, copy_model, load_model, read_sidecar
+from .results import read_table
 from .scoring import clip_scores
 from .threshold import describe_threshold
 
@@ -363,7 +364,7 @@ def export_model(
     table = result_dir / "results.csv"
     if not table.is_file():
         raise DataError(f"{table} not found: run `python -m common transfer Version{n}/transfer_pretrain_v{n}.yaml` first")
-    results = pd.read_csv(table, dtype=_RESULT_DTYPES, keep_default_na=False)
+    results = read_table(table, dtype=_RESULT_DTYPES)
     rows = candidate_rows(results, target=target, method=method, source=source, budget=budget, seed=seed)
     facts = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in rows.iloc[0].items()}
     if facts["method"] == "zero_shot":

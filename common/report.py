@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from . import plots
 from .errors import DataError
 from .io import atomic_write, atomic_write_text
+from .results import read_table
 from .stats import (auc_intervals, budget_key, by_source, compare, flag_chance, flag_inverted,
                     multi_source_versions, roc_target, version_key, version_sentence)
 
@@ -50,7 +51,7 @@ def result_dirs(repo: str | Path) -> dict[str, Path]:
 
 
 def _read(path: Path, needs: list[str]) -> pd.DataFrame:
-    table = pd.read_csv(path, dtype=_DTYPES, keep_default_na=False)
+    table = read_table(path, dtype=_DTYPES)
     missing = [c for c in needs if c not in table.columns]
     if missing:
         raise DataError(f"{path} lacks the columns {missing}; is it a results/scores file of this project?")

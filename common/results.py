@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .errors import DataError
 from .io import atomic_write_text
 
 RESULT_COLUMNS = [
@@ -181,6 +182,15 @@ def _remove_legacy_rows(out: Path) -> None:
         for p in folder.iterdir():
             p.unlink(missing_ok=True)
         folder.rmdir()
+
+
+def read_table(path: Path, *, dtype: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """A results / scores CSV for reading (report, export); DataError naming it when it is empty or not a table."""
+    try:
+        return pd.read_csv(path, dtype=dict(dtype or _DTYPES), keep_default_na=False, **_EXACT)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path} is empty or not a CSV table ({type(exc).__name__}): rerun the transfer command "
+                        "of its version to rewrite it from the result store") from None
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:

@@ -1021,6 +1021,7 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
 
     A terminal sends Ctrl-C to every process of the group: a worker still importing would print a
     KeyboardInterrupt traceback. The parent stops handing out clips instead; workers finish theirs.
+    The parent ignores Ctrl-C too while the workers are spawned (a fraction of a second): a press then is lost.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
