@@ -17,11 +17,12 @@ def tiny_root(tmp_path_factory) -> Path:
     from common.synth import generate_dataset
 
     root = tmp_path_factory.mktemp("tiny") / "Sample_data"
-    generate_dataset(
-        root, snr=-6, n_normal=8, n_abnormal=3, seconds=2.0, channels=2, seed=0,
-        types=("fan", "valve"), ids=("id_00", "id_02"), progress=False,
-    )
+    generate_dataset(root, progress=False, **TINY_DATA)
     return root
+
+
+TINY_DATA = {"snr": -6, "n_normal": 8, "n_abnormal": 3, "seconds": 2.0, "channels": 2, "seed": 0,
+             "types": ("fan", "valve"), "ids": ("id_00", "id_02")}
 
 
 TINY_SIZES = {
