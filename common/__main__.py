@@ -18,7 +18,8 @@ def _csv_list(text: str) -> tuple[str, ...]:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .synth import MACHINE_IDS, MACHINE_TYPES, generate_dataset
+    from .layout import MACHINE_IDS, MACHINE_TYPES
+    from .synth import generate_dataset
 
     written = generate_dataset(
         args.root,
@@ -39,7 +40,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     from .download import download_mimii
-    from .synth import MACHINE_TYPES
+    from .layout import MACHINE_TYPES
 
     folders = download_mimii(
         args.root,

@@ -6,7 +6,7 @@ samples) or when it has another channel count than most files of its machine (a 
 8-channel recordings still has channel 0, so only the comparison catches it).
 
 `scan_files` checks a list of files and, given a cache folder, remembers the answer under a key of
-each file's `common.data.file_fingerprint` (path, size, mtime, inode, ctime), so the samples are read
+each file's `common.io.file_fingerprint` (path, size, mtime, inode, ctime), so the samples are read
 once, not on every run.
 `check_data` scans a whole data root for ``python -m common check-data``.
 """
@@ -27,10 +27,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
-from .data import all_clips, file_fingerprint, find_machines, ignored_files, split_machine
+from .data import all_clips, find_machines, ignored_files, split_machine
 from .errors import AudioError, DataError
 from .features import n_frames_of
-from .io import atomic_write_text
+from .io import atomic_write_text, file_fingerprint
 
 # Bump when a check is added or changed: cached scans then miss.
 CHECK_VERSION = 1
@@ -77,7 +77,7 @@ def scan_files(
 
     The expected channel count is the one most files have (ties: the larger count); a file with
     another count is bad. With `cache_dir`, the result is stored in ``cache_dir/checks/`` under a
-    key of `channel`, `sample_rate` and each file's `common.data.file_fingerprint`: a rewritten
+    key of `channel`, `sample_rate` and each file's `common.io.file_fingerprint`: a rewritten
     (even with the same size and mtime), added or removed file gives another key and a fresh scan,
     never a stale answer.
 

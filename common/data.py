@@ -7,7 +7,6 @@ Labels: normal = 0, anomaly = 1. Evaluation clips never enter any training or pr
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterable, Sequence
@@ -15,8 +14,8 @@ from typing import Collection, Iterable, Sequence
 import numpy as np
 
 from .errors import DataError
+from .layout import parse_snr_folder
 
-_SNR_DIR = re.compile(r"^(?P<snr>[+-]?\d+(?:\.\d+)?)_?dB_(?P<type>.+)$")
 
 
 @dataclass(frozen=True, order=True)
@@ -70,14 +69,14 @@ def find_machines(
         raise DataError(f"data root not found: {root} (generate one with `python -m common synth --root {root}`)")
     machines = []
     for snr_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        m = _SNR_DIR.match(snr_dir.name)
-        if not m or float(m["snr"]) != float(snr):
+        parsed = parse_snr_folder(snr_dir.name)
+        if not parsed or parsed[0] != float(snr):
             continue
-        type_dir = snr_dir / m["type"]
+        type_dir = snr_dir / parsed[1]
         if not type_dir.is_dir():
             continue
         for id_dir in sorted(p for p in type_dir.iterdir() if p.is_dir() and (p / "normal").is_dir()):
-            machines.append(Machine(m["type"], id_dir.name, id_dir))
+            machines.append(Machine(parsed[1], id_dir.name, id_dir))
     if not machines:
         raise DataError(
             f"no machines at snr={snr:g} dB under {root}: expected folders like "
@@ -137,23 +136,6 @@ def ignored_files(machine: Machine) -> list[Path]:
 def all_clips(machine: Machine) -> tuple[list[Path], list[Path]]:
     """Normal and abnormal clips of `machine` (`is_clip`: ``*.wav`` in any case), each sorted by name (either may be empty)."""
     return list_folder_clips(machine.path / "normal")[0], list_folder_clips(machine.path / "abnormal")[0]
-
-
-def file_fingerprint(path: str | os.PathLike) -> dict[str, int | str]:
-    """What identifies a file's content in the cache keys: absolute path, size, mtime, inode and ctime.
-
-    Size and mtime alone miss a clip replaced by one of the same size and mtime (``cp -p``,
-    ``rsync -a``, ``tar x``, every MIMII clip having one size): those write a new inode or at least
-    move ctime, which no user call can set back. Costs one ``stat`` (see docs/performance.md).
-
-    Raises
-    ------
-    OSError
-        The file cannot be stat'ed.
-    """
-    st = os.stat(path)
-    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "inode": st.st_ino, "ctime_ns": st.st_ctime_ns}
 
 
 def list_clips(machine: Machine, *, exclude: Collection[str | Path] = ()) -> tuple[list[Path], list[Path]]:

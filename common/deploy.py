@@ -30,6 +30,7 @@ from .data import is_clip
 from .errors import AudioError, DataError, ModelError
 from .features import extract
 from .io import atomic_write_text
+from .layout import pretrained_model_path, row_model_path
 from .model import FEATURE_KEYS, copy_model, load_model, read_sidecar
 from .results import read_table
 from .scoring import clip_scores
@@ -341,7 +342,7 @@ def export_model(
 
     The row is the first of `candidate_rows` in ``repo/VersionN/result_transfer_pretrain_vN/results.csv``
     (default: the transfer model with the highest AUC). A scratch or transfer model is the one saved
-    with the row (`common.experiment.row_model_path`); a zero_shot model is the pretrained model, given
+    with the row (`common.layout.row_model_path`); a zero_shot model is the pretrained model, given
     the row's threshold.
 
     Returns
@@ -356,7 +357,6 @@ def export_model(
     ModelError
         The row's model file is missing or was saved by another run (rerun the transfer command).
     """
-    from .experiment import row_model_path
 
     out = _check_out_folder(Path(out))
     n = _version(version)
@@ -428,7 +428,7 @@ def _zero_shot_sidecar(result_dir: Path, facts: Mapping[str, Any], target: str) 
     # The result's fit.backend says how it was trained; a .keras file loads on any backend, so
     # exporting must neither switch Keras (already imported) nor refuse to run on another one.
     cfg = load_config(result_dir / "config.yaml", overrides={"fit": {"backend": "auto"}})
-    src = Path(cfg.transfer.init_from) / f"{facts['source']}.keras"
+    src = pretrained_model_path(cfg.transfer.init_from, facts["source"])
     method_name, level = cfg.eval.threshold_spec()
     sidecar = read_sidecar(src) | {k: facts[k] for k in ("version", "target_type", "target_id", "method",
                                                             "budget", "seed", "auc", "pauc", "precision",

@@ -36,7 +36,7 @@ from typing import Any, Iterable
 from tqdm.auto import tqdm
 
 from .errors import DownloadError
-from .synth import MACHINE_TYPES, snr_folder
+from .layout import MACHINE_TYPES, snr_folder
 
 __all__ = [
     "MIMII_RECORD",

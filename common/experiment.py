@@ -4,7 +4,7 @@ For each target machine, budget and seed: ``scratch`` (random init, target budge
 ``zero_shot`` (the pretrained model as is) and ``transfer`` (the pretrained model fine-tuned on the
 target budget), all on the target's evaluation split. Finished work is kept: an up-to-date
 pretrained model is never retrained, scratch results are shared by all versions, and every finished
-result row goes into the result folder's store at once (`common.results.ResultStore`), so a run
+result row goes into the result folder's store at once (`common.store.ResultStore`), so a run
 killed at any point resumes where it stopped when the same command is run again. The store keeps
 every row ever finished there; results.csv shows those of the current config.
 
@@ -32,7 +32,6 @@ a row of another config hash replaces a row model, the old model moves into the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import warnings
@@ -49,12 +48,14 @@ from .config import Config, save_config
 from .data import Machine, budget_subset
 from .errors import ConfigError, DataError, ModelError
 from .features import feature_key
-from .io import atomic_write_text
+from .io import atomic_write_text, digest
+from .layout import pretrained_model_path, row_model_path
 from .lock import folder_lock
 from .metrics import auc_pauc, decision_metrics
 from .model import architecture, check_features, copy_model, keras, load_model, read_sidecar, save_model
 from .prepare import CheckedMachine, MachineData, check_machine, load_machine, select_machines, write_skipped
-from .results import SCORE_COLUMNS, STORE_DIR, ResultStore, write_results, write_summary
+from .results import SCORE_COLUMNS, write_results, write_summary
+from .store import STORE_DIR, ResultStore
 from .scoring import clip_scores
 from .sources import SourceSet, all_source_sets, source_sets
 from .threshold import fit_threshold
@@ -73,7 +74,7 @@ def _fit_identity(cfg: Config) -> dict[str, Any]:
 
 
 def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(obj, length=16, compact=False)
 
 
 def _feature_sidecar(cfg: Config) -> dict[str, Any]:
@@ -85,16 +86,6 @@ def _threshold_fields(cfg: Config, train_scores) -> dict[str, Any]:
     method, level = cfg.eval.threshold_spec()
     return {"threshold": fit_threshold(train_scores, method=method, level=level), "threshold_method": method,
             "threshold_level": level, "n_threshold_clips": len(train_scores)}
-
-
-def row_model_path(out: Path, row: Mapping[str, Any]) -> Path:
-    """Where the model of a results.csv `row` (scratch or transfer) is saved under the result folder `out`.
-
-    ``out/models/<target_type>_<target_id>/<method>_<source>_budget-<budget>_seed-<seed>.keras``
-    (+ ``.json`` sidecar). A zero_shot row has no file of its own: its model is the pretrained one.
-    """
-    name = f"{row['method']}_{row['source']}_budget-{row['budget']}_seed-{row['seed']}.keras"
-    return Path(out) / "models" / f"{row['target_type']}_{row['target_id']}" / name
 
 
 def _model_hash(path: Path) -> str | None:
@@ -178,7 +169,7 @@ class Pretrained:
 
 def model_path(cfg: Config, source: SourceSet) -> Path:
     """Where the pretrained model of `source` lives."""
-    return cfg.output.model_dir / f"{source.label}.keras"
+    return pretrained_model_path(cfg.output.model_dir, source.label)
 
 
 def _no_source_sets(cfg: Config, machines: list[Machine]) -> DataError:
@@ -417,7 +408,7 @@ def transfer(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
     Writes ``results.csv`` (one row per target, source, method, budget, seed of this config),
     ``scores.csv`` (every evaluation clip's score behind each row), ``summary.csv``, ``skipped.csv``
     (bad clips left out) and the resolved ``config.yaml`` into ``output.result_dir``. Each row goes
-    into the folder's store (`common.results.ResultStore`) the moment it is finished and
+    into the folder's store (`common.store.ResultStore`) the moment it is finished and
     results.csv / scores.csv are rewritten atomically after each target, so a killed run resumes:
     stored rows whose config hash matches are reused, others recomputed (with a warning). Rows of
     other cells or configs stay in the store (a warning says how many).
@@ -574,7 +565,7 @@ def _run_transfer(run: _Run, cell: _Cell, s: SourceSet) -> None:
     _set_aside(run.out, row_model_path(run.out, row), row["config_hash"])
     save_model(trainer.with_weights(arch, fit.weights), row_model_path(run.out, row), sidecar=_row_sidecar(
         cfg, cell, row, arch, train_scores, sources=side["sources"],
-        pretrained=str(run.model_dir / f"{s.label}.keras"), pretrained_key=side.get("key"),
+        pretrained=str(pretrained_model_path(run.model_dir, s.label)), pretrained_key=side.get("key"),
         transfer=cfg.to_dict()["transfer"]))
     _keep(run, cell, row, scores)
 
@@ -638,7 +629,7 @@ def _write(out: Path, done: dict[tuple, tuple[dict[str, Any], pd.DataFrame]]) ->
 
 def _pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config) -> dict[str, Any]:
     """The sidecar of the model pretrained on `source`, checked against the config's features and machines."""
-    path = model_dir / f"{source.label}.keras"
+    path = pretrained_model_path(model_dir, source.label)
     if not path.is_file():
         raise ModelError(
             f"pretrained model {path} not found: run `python -m common pretrain` with the make_pretrain "
@@ -664,5 +655,5 @@ def _pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config) -> dict
 
 def _load_pretrained(model_dir: Path, source: SourceSet, cfg: Config) -> list[np.ndarray]:
     """Weights of the model pretrained on `source` (Keras safe mode; features checked again)."""
-    model, _ = load_model(model_dir / f"{source.label}.keras", features=_feature_sidecar(cfg))
+    model, _ = load_model(pretrained_model_path(model_dir, source.label), features=_feature_sidecar(cfg))
     return model.get_weights()

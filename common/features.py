@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -55,7 +54,7 @@ import scipy.sparse
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_info, read_channel, validate_audio, wav_info
-from .data import file_fingerprint
+from .io import digest, file_fingerprint
 from .errors import AudioError, DataError
 
 # Bump when the feature definition or the cache layout changes: old entries then miss.
@@ -694,15 +693,11 @@ def _key_payload(files: Sequence[str | os.PathLike], *, channel: int, sr: int, p
     }
 
 
-def _digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def feature_key(files: Iterable[str | os.PathLike], *, channel: int, sr: int, **params: Any) -> str:
     """Cache key of the features of `files`: changes with any parameter or any file.
 
     A sha256 over a JSON of the feature parameters (defaults filled in), `channel`, `sr`, the
-    cache format version and, per file in order, its `common.data.file_fingerprint` (absolute
+    cache format version and, per file in order, its `common.io.file_fingerprint` (absolute
     path, size, ``mtime_ns``, inode and ``ctime_ns``): a file replaced by one of the same size and
     mtime (``cp -p``, ``rsync -a``, ``tar x``) still changes the key.
 
@@ -729,7 +724,7 @@ def feature_key(files: Iterable[str | os.PathLike], *, channel: int, sr: int, **
     DataError
         An unknown parameter name.
     """
-    return _digest(_key_payload(list(files), channel=channel, sr=sr, params=_feature_params(params)))
+    return digest(_key_payload(list(files), channel=channel, sr=sr, params=_feature_params(params)))
 
 
 def cached_features(
@@ -777,7 +772,7 @@ def cached_features(
         raise DataError("cached_features needs at least one file, got none")
     params = _feature_params(params)
     payload = _key_payload(files, channel=channel, sr=sr, params=params)
-    key = _digest(payload)
+    key = digest(payload)
     cache_dir = Path(cache_dir)
     paths = {name: cache_dir / f"{key}.{name}" for name in ("vectors.npy", "offsets.npy", "json")}
 

@@ -1,11 +1,13 @@
-"""Atomic file writes: a reader (or a resumed run) never sees a half-written result."""
+"""Files: atomic writes (a reader or a resumed run never sees a half-written file), fingerprints and digests."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -30,3 +32,31 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write `text` to `path` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def file_fingerprint(path: str | os.PathLike) -> dict[str, int | str]:
+    """What identifies a file's content in the cache keys: absolute path, size, mtime, inode and ctime.
+
+    Size and mtime alone miss a clip replaced by one of the same size and mtime (``cp -p``,
+    ``rsync -a``, ``tar x``, every MIMII clip having one size): those write a new inode or at least
+    move ctime, which no user call can set back. Costs one ``stat`` (see docs/performance.md).
+
+    Raises
+    ------
+    OSError
+        The file cannot be stat'ed.
+    """
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "inode": st.st_ino, "ctime_ns": st.st_ctime_ns}
+
+
+def digest(obj: Any, *, length: int | None = None, compact: bool = True) -> str:
+    """The sha256 (hex, first `length` digits) of `obj` as sorted-key JSON: every key and hash of the package.
+
+    ``compact`` selects the JSON separators; both forms exist because changing either would change
+    keys already on disk (feature caches: compact, full length; row config hashes: not compact, 16).
+    """
+    separators = (",", ":") if compact else None
+    text = json.dumps(obj, sort_keys=True, separators=separators, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

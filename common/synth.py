@@ -58,6 +58,7 @@ from tqdm import tqdm
 from .data import list_folder_clips
 from .errors import DataError, ProjectError
 from .io import atomic_write
+from .layout import LABELS, MACHINE_IDS, MACHINE_TYPES, snr_folder
 
 __all__ = [
     "MACHINE_TYPES",
@@ -82,9 +83,6 @@ __all__ = [
     "generate_dataset",
 ]
 
-MACHINE_TYPES: tuple[str, ...] = ("fan", "pump", "slider", "valve")
-MACHINE_IDS: tuple[str, ...] = ("id_00", "id_02", "id_04", "id_06")
-LABELS: tuple[str, ...] = ("normal", "abnormal")
 
 MIN_SR = 16000  # the sources reach ~7 kHz; lower rates would alias them
 FULL_SCALE = 32768.0  # float 1.0 == int16 full scale, as soundfile reads PCM_16 back
@@ -861,38 +859,6 @@ def _n_samples(seconds: float, sr: int) -> int:
     if n < _MIN_SAMPLES:
         raise DataError(f"seconds={seconds!r} gives {n} samples at sr={sr}; a clip needs at least {_MIN_SAMPLES}")
     return n
-
-
-def snr_folder(snr: float, machine_type: str) -> str:
-    """Name of the MIMII folder of a machine type at a noise level.
-
-    Parameters
-    ----------
-    snr : float
-        Machine-to-background ratio in dB; integers are written without decimals.
-    machine_type : str
-        e.g. ``"fan"``.
-
-    Returns
-    -------
-    name : str
-        e.g. ``"-6_dB_fan"``, ``"0_dB_pump"``, ``"2.5_dB_valve"``.
-
-    Raises
-    ------
-    DataError
-        `snr` not finite, or `machine_type` empty or containing a path separator.
-
-    Examples
-    --------
-    >>> snr_folder(-6, "fan")
-    '-6_dB_fan'
-    """
-    snr = _check_snr(snr)
-    if not isinstance(machine_type, str) or not machine_type or "/" in machine_type or os.sep in machine_type:
-        raise DataError(f"machine_type={machine_type!r} must be a non-empty folder name")
-    text = str(int(snr)) if snr.is_integer() else np.format_float_positional(snr, trim="-")
-    return f"{text}_dB_{machine_type}"
 
 
 def machine_clip(

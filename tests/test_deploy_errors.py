@@ -17,7 +17,8 @@ from common.__main__ import main
 from common.config import load_config
 from common.deploy import export_model, score_files
 from common.errors import ModelError
-from common.experiment import pretrain, row_model_path, transfer
+from common.experiment import pretrain, transfer
+from common.layout import row_model_path
 from common.model import architecture, build_autoencoder, load_model, read_sidecar, save_model
 from conftest import tiny_overrides
 
