@@ -214,9 +214,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m common`` parser: one sub-command per job, grouped as the README lists them."""
     parser = argparse.ArgumentParser(prog="python -m common", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_data_commands, _check_data_command, _experiment_commands, _deploy_commands, _other_commands):
+        add(sub)
+    return parser
 
+
+def _data_commands(sub) -> None:
+    """synth and download: make or fetch a data root."""
     p = sub.add_parser("synth", help="write a synthetic data set in the exact MIMII layout and format")
     p.add_argument("--root", default="Sample_data", help="data root (default: Sample_data)")
     p.add_argument("--snr", type=float, default=-6, help="machine-to-background ratio in dB (default: -6)")
@@ -242,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_download)
 
+
+def _check_data_command(sub) -> None:
+    """check-data: scan a data root for bad clips."""
     p = sub.add_parser("check-data", help="scan a data root: clip counts, durations, rates, channels and bad files "
                                           "(exit status 1 when any file has a problem)")
     p.add_argument("root", help="data root in the MIMII layout, e.g. Sample_data")
@@ -257,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_check_data)
 
+
+def _experiment_commands(sub) -> None:
+    """features, pretrain and transfer: the experiments of a Version YAML."""
     p = sub.add_parser("features", help="extract (and cache) log-mel features of every machine a config selects")
     p.add_argument("config", nargs="?", default=str(REPO / "Version1" / "make_pretrain_v1.yaml"),
                    help="Version YAML (default: Version1/make_pretrain_v1.yaml)")
@@ -272,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--root", default=None, help="data root overriding the YAML's data.root")
         p.set_defaults(func=func)
 
+
+def _deploy_commands(sub) -> None:
+    """score and export: use a trained model on new recordings."""
     p = sub.add_parser("score", help="score WAV files with a saved model and flag anomalies (exit status 1 when "
                                      "any file could not be scored; the others are scored)")
     p.add_argument("paths", nargs="+", metavar="FILES_OR_FOLDERS", help="WAV files and/or folders (searched for *.wav)")
@@ -294,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", default=str(REPO), help="repository root holding Version1..4 (default: this one)")
     p.set_defaults(func=cmd_export)
 
+
+def _other_commands(sub) -> None:
+    """report, notebooks and demo."""
     p = sub.add_parser("report", help="statistics and plots over every version's results -> report/")
     p.add_argument("--repo", default=str(REPO), help="repository root holding Version1..4 (default: this one)")
     p.set_defaults(func=cmd_report)
@@ -304,7 +323,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synthetic data -> v1-v4 experiments -> summary, with small demo sizes")
     p.add_argument("--root", default=None, help="data root (default: Sample_data, generated if empty)")
     p.set_defaults(func=cmd_demo)
-    return parser
 
 
 # What an interrupted command has kept and where (args -> folder, None before it is known); absent: nothing.

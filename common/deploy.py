@@ -243,14 +243,12 @@ def score_files(
 
     Notes
     -----
-    A file whose channel count differs from the sidecar's ``n_channels`` (the model's training
-    recordings) is a bad file. A model saved before ``n_channels`` was recorded cannot tell: then
-    the files in the minority channel count among those given are the bad ones (a tie warns).
+    A file of another channel count than the sidecar's ``n_channels`` is bad; for an older model
+    without it, the files in the minority channel count are (a tie warns).
 
     Examples
     --------
-    >>> table = score_files("fan_id_00.keras", ["new_recordings/"])  # doctest: +SKIP
-    >>> table["decision"].value_counts()  # doctest: +SKIP
+    >>> score_files("fan_id_00.keras", ["new_recordings/"])["decision"].value_counts()  # doctest: +SKIP
     """
     model_path = Path(model_path)
     model, sidecar = load_model(model_path)
@@ -259,13 +257,7 @@ def score_files(
     n_channels = _n_channels(sidecar, model_path)
     files = find_wavs(paths)
     infos, errors = _check_files(files, features, n_channels, model_path, sidecar)
-    vectors = {}
-    for path in tqdm([p for p in files if p in infos], desc="score", unit="clip", disable=not progress):
-        try:
-            vectors[path] = _vectors(path, features, infos[path])
-        except (AudioError, DataError) as exc:
-            message = str(exc)
-            errors[path] = message if str(path) in message else f"{path}: {message}"
+    vectors = _read_vectors([p for p in files if p in infos], features, infos, errors, progress=progress)
     scores = _clip_scores(model, files, vectors)
     return pd.DataFrame({
         "path": [str(p) for p in files],
@@ -273,6 +265,19 @@ def score_files(
         "decision": [DECISIONS[bool(scores[p] > threshold)] if p in scores else ERROR for p in files],
         "error": [errors.get(p, "") for p in files],
     }, columns=SCORE_FILE_COLUMNS)
+
+
+def _read_vectors(files: list[Path], features: Mapping[str, Any], infos: Mapping[Path, WavInfo],
+                  errors: dict[Path, str], *, progress: bool) -> dict[Path, np.ndarray]:
+    """Each file's feature vectors; a file that fails gets its message (naming it) in `errors` instead."""
+    vectors = {}
+    for path in tqdm(files, desc="score", unit="clip", disable=not progress):
+        try:
+            vectors[path] = _vectors(path, features, infos[path])
+        except (AudioError, DataError) as exc:
+            message = str(exc)
+            errors[path] = message if str(path) in message else f"{path}: {message}"
+    return vectors
 
 
 def _clip_scores(model, files: list[Path], vectors: Mapping[Path, np.ndarray]) -> dict[Path, float]:
