@@ -9,9 +9,11 @@ import pytest
 import soundfile as sf
 from scipy.signal import welch
 
-from common import synth
 from common.errors import DataError, ProjectError
-from common.synth import MACHINE_IDS, MACHINE_TYPES, generate_dataset, machine_clip, mix_clip, snr_folder
+from common.layout import snr_folder
+from common.synth import MACHINE_IDS, MACHINE_TYPES, generate_dataset, machine_clip, mix_clip
+from common.synth import dataset as synth_dataset
+from common.synth.machines import _MODELS
 
 SR = 16000
 SMALL = dict(
@@ -189,7 +191,7 @@ def test_an_interrupted_write_leaves_no_partial_wav(tmp_path, monkeypatch):
         Path(file).write_bytes(b"RIFF" + bytes(100))  # half a file, then the disk fills up
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(synth.sf, "write", write_then_fail)
+    monkeypatch.setattr(sf, "write", write_then_fail)
     with pytest.raises(OSError, match="No space left"):
         generate_dataset(tmp_path, n_normal=3, n_abnormal=0, seconds=0.5, channels=1, types=("fan",),
                          ids=("id_00",), progress=False)
@@ -229,7 +231,7 @@ def test_ids_of_a_type_sound_different(machine_type):
 
 def test_every_id_has_parameters_and_every_fault_a_recipe():
     for machine_type in MACHINE_TYPES:
-        model = synth._MODELS[machine_type]
+        model = _MODELS[machine_type]
         assert set(model.params) == set(MACHINE_IDS)
         for params in model.params.values():
             assert params.faults and set(params.faults) <= set(model.faults)
@@ -320,7 +322,7 @@ def test_a_dead_worker_is_explained(tmp_path, monkeypatch):
         def map(self, *args, **kwargs):
             raise BrokenProcessPool("a worker died")
 
-    monkeypatch.setattr(synth, "ProcessPoolExecutor", DeadPool)
+    monkeypatch.setattr(synth_dataset, "ProcessPoolExecutor", DeadPool)
     with pytest.raises(ProjectError, match="__name__ == '__main__'"):
         generate_dataset(tmp_path, n_normal=2, n_abnormal=0, seconds=0.25, channels=1, types=("fan",),
                          ids=("id_00",), jobs=2, progress=False)
