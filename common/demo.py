@@ -11,6 +11,7 @@ import pandas as pd
 from .config import load_config
 from .data import find_machines
 from .errors import DataError
+from .layout import pretrain_yaml, transfer_yaml
 
 # Small enough for a 2-core machine in well under 15 minutes, large enough for AUCs to mean something.
 DEMO_DATA = {"n_normal": 30, "n_abnormal": 10, "seconds": 10.0, "channels": 8, "seed": 0}
@@ -37,9 +38,8 @@ def ensure_data(root: Path, *, snr: float = -6, progress: bool = True) -> bool:
 def run_versions(repo: Path, *, versions=("v1", "v2", "v3", "v4"), overrides=None, progress: bool = True) -> pd.DataFrame:
     """Pretrain and transfer each version with its own YAMLs (plus `overrides`); return all summaries."""
     # Every config first: a fit.backend in them must be set before Keras is imported.
-    configs = [(load_config(repo / f"Version{v[1:]}" / f"make_pretrain_{v}.yaml", overrides=overrides),
-                load_config(repo / f"Version{v[1:]}" / f"transfer_pretrain_{v}.yaml", overrides=overrides))
-               for v in versions]
+    configs = [(load_config(pretrain_yaml(repo, v), overrides=overrides),
+                load_config(transfer_yaml(repo, v), overrides=overrides)) for v in versions]
     from .experiment import pretrain, transfer
     from .results import summarize
 
@@ -62,8 +62,11 @@ def run_demo(repo: Path, *, root: Path | None = None) -> int:
         print("\nMean over targets (AUC / pAUC on each target's evaluation split; minus_scratch is paired):")
         print(summary.to_string(index=False))
     from .report import write_report
+    from .results import result_dirs
 
     report = write_report(repo)
-    print(f"\nresults in Version*/result_transfer_pretrain_v*/ ; statistics and plots in {report}")
+    folders = ", ".join(str(d.relative_to(repo)) if d.is_relative_to(repo) else str(d)
+                        for d in result_dirs(repo).values())
+    print(f"\nresults in {folders}; statistics and plots in {report}")
     print(f"finished in {time.perf_counter() - start:.0f} s")
     return 0

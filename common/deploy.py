@@ -9,7 +9,8 @@ rate, corrupt, truncated, silent, too short) gets an error naming its path and n
 other files are still scored.
 
 `export_model` copies the best model of a target (highest AUC of a method in a version's
-results.csv, or the row chosen by source, budget and seed) with its sidecar and a short
+results.csv, found through its transfer YAML's ``output.result_dir``, or the row chosen by source,
+budget and seed) with its sidecar and a short
 ``MODEL_CARD.md`` into a folder to deploy.
 """
 
@@ -30,9 +31,9 @@ from .data import is_clip
 from .errors import AudioError, DataError, ModelError
 from .features import extract
 from .io import atomic_write_text
-from .layout import pretrained_model_path, row_model_path
+from .layout import pretrained_model_path, row_model_path, transfer_yaml
 from .model import FEATURE_KEYS, copy_model, load_model, read_sidecar
-from .results import read_table
+from .results import read_table, result_dir
 from .scoring import clip_scores
 from .threshold import describe_threshold
 
@@ -293,15 +294,6 @@ def _clip_scores(model, files: list[Path], vectors: Mapping[Path, np.ndarray]) -
 # --------------------------------------------------------------------------------------------
 # Export
 
-_RESULT_DTYPES = {"budget": str, "source": str, "target_id": str, "target_type": str, "config_hash": str}
-
-
-def _version(version: int | str) -> str:
-    text = str(version).lower().removeprefix("v")
-    if not text.isdigit():
-        raise DataError(f"version={version!r} must be a version number such as 1 or v1")
-    return text
-
 
 def candidate_rows(results: pd.DataFrame, *, target: str, method: str = "transfer", source: str | None = None,
                    budget: int | str | None = None, seed: int | None = None) -> pd.DataFrame:
@@ -345,8 +337,9 @@ def export_model(
 ) -> Path:
     """Copy a target's chosen model, its sidecar and a ``MODEL_CARD.md`` into `out` for deployment.
 
-    The row is the first of `candidate_rows` in ``repo/VersionN/result_transfer_pretrain_vN/results.csv``
-    (default: the transfer model with the highest AUC). A scratch or transfer model is the one saved
+    The row is the first of `candidate_rows` in the ``results.csv`` of the version's result folder,
+    the ``output.result_dir`` of ``repo/VersionN/transfer_pretrain_vN.yaml`` (`common.results.result_dir`;
+    default: the transfer model with the highest AUC). A scratch or transfer model is the one saved
     with the row (`common.layout.row_model_path`); a zero_shot model is the pretrained model, given
     the row's threshold.
 
@@ -358,28 +351,19 @@ def export_model(
     Raises
     ------
     DataError
-        No results.csv, or no row matches.
+        No transfer YAML or results.csv, or no row matches.
     ModelError
         The row's model file is missing or was saved by another run (rerun the transfer command).
     """
-
     out = _check_out_folder(Path(out))
-    n = _version(version)
-    result_dir = Path(repo) / f"Version{n}" / f"result_transfer_pretrain_v{n}"
-    table = result_dir / "results.csv"
+    rerun = f"python -m common transfer {transfer_yaml('', version)}"
+    table = result_dir(repo, version) / "results.csv"
     if not table.is_file():
-        raise DataError(f"{table} not found: run `python -m common transfer Version{n}/transfer_pretrain_v{n}.yaml` first")
-    results = read_table(table, dtype=_RESULT_DTYPES)
+        raise DataError(f"{table} not found: run `{rerun}` first")
+    results = read_table(table)
     rows = candidate_rows(results, target=target, method=method, source=source, budget=budget, seed=seed)
     facts = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in rows.iloc[0].items()}
-    if facts["method"] == "zero_shot":
-        src, sidecar = _zero_shot_sidecar(result_dir, facts, target)
-    else:
-        src = row_model_path(result_dir, facts)
-        sidecar = read_sidecar(src)
-        if sidecar.get("config_hash") != facts["config_hash"]:
-            raise ModelError(f"model {src} was saved by another run than the row of {table} it should belong to; "
-                             f"rerun `python -m common transfer Version{n}/transfer_pretrain_v{n}.yaml`")
+    src, sidecar = _row_model(table, facts, target=target, rerun=rerun)
     load_model(src)  # a damaged archive or a model that does not fit its sidecar is refused before it is shipped
     asked = "".join(f", {k} {v}" for k, v in (("source", source), ("budget", budget), ("seed", seed)) if v is not None)
     chosen = (f"highest AUC of the {len(rows)} {method} row(s) of {target}{asked} in `{table}`. "
@@ -392,6 +376,24 @@ def export_model(
     dst = copy_model(src, out / name, sidecar=sidecar)
     atomic_write_text(out / "MODEL_CARD.md", model_card(dst.name, sidecar, chosen=chosen, notes=notes))
     return dst
+
+
+def _row_model(table: Path, facts: Mapping[str, Any], *, target: str, rerun: str) -> tuple[Path, dict[str, Any]]:
+    """The model file of the results.csv row `facts` in `table`, and the sidecar to ship with it.
+
+    Raises
+    ------
+    ModelError
+        A scratch or transfer model was saved by another run than the row (its config_hash differs).
+    """
+    if facts["method"] == "zero_shot":
+        return _zero_shot_sidecar(table.parent, facts, target)
+    src = row_model_path(table.parent, facts)
+    sidecar = read_sidecar(src)
+    if sidecar.get("config_hash") != facts["config_hash"]:
+        raise ModelError(f"model {src} was saved by another run than the row of {table} it should belong to; "
+                         f"rerun `{rerun}`")
+    return src, sidecar
 
 
 def check_output_file(path: str | os.PathLike, *, option: str) -> Path:
@@ -477,6 +479,27 @@ def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "",
     """
     s = sidecar
     f = s.get("features", {})
+    rows = _card_rows(model_name, s) + ([("chosen as", chosen)] if chosen else [])
+    warned = [f"> **Warning:** {note}" for note in notes]
+    lines = [f"# Anomaly detector for {s.get('target', '?')}", "", *[w for note in warned for w in (note, "")],
+             "Dense autoencoder on log-mel features (MIMII / DCASE 2020 baseline). A clip's score is its mean "
+             "reconstruction error; a clip scoring above the decision threshold is flagged anomalous.", "",
+             "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "",
+             "## Use", "", "```bash",
+             f"python -m common score --model {model_name} RECORDINGS_OR_FOLDERS... [--threshold T] [--csv scores.csv]",
+             "```", "",
+             f"Recordings must be WAV files at {f.get('sample_rate')} Hz"
+             + (f" with {s['n_channels']} channels" if "n_channels" in s else "")
+             + f", scored on channel {f.get('channel')} (0-based); "
+             "the feature parameters come from the sidecar, so keep it beside the model. A file of another rate, "
+             "a corrupt, truncated, silent or too short one is reported by its path and not scored; the others "
+             "are. `--threshold` overrides the fitted threshold (lower: more alarms, higher: fewer).", ""]
+    return "\n".join(lines)
+
+
+def _card_rows(model_name: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (name, text) rows of the model card's table, from the sidecar `s`."""
+    f = s.get("features", {})
     arch = s.get("architecture", {})
     method = s.get("method", "?")
     sources = ", ".join(s.get("sources", [])) or "none (trained on the target only)"
@@ -485,7 +508,7 @@ def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "",
            "scratch": "trained from a random init on the target's clips only"}.get(method, method)
     threshold = describe_threshold(s.get("threshold_method", "?"), float(s.get("threshold_level", float("nan"))),
                                    n_clips=s.get("n_threshold_clips"))
-    rows = [
+    return [
         ("model file", f"`{model_name}` (+ `{Path(model_name).with_suffix('.json').name}` sidecar)"),
         ("target machine", s.get("target", "?")),
         ("method", f"{method}: {how}"),
@@ -507,20 +530,3 @@ def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "",
         ("architecture", f"dense autoencoder, input {arch.get('input_dim')}, hidden {arch.get('hidden')}, "
                          f"bottleneck {arch.get('bottleneck')}, batch_norm {arch.get('batch_norm')}"),
     ]
-    if chosen:
-        rows.append(("chosen as", chosen))
-    warned = [f"> **Warning:** {note}" for note in notes]
-    lines = [f"# Anomaly detector for {s.get('target', '?')}", "", *[w for note in warned for w in (note, "")],
-             "Dense autoencoder on log-mel features (MIMII / DCASE 2020 baseline). A clip's score is its mean "
-             "reconstruction error; a clip scoring above the decision threshold is flagged anomalous.", "",
-             "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "",
-             "## Use", "", "```bash",
-             f"python -m common score --model {model_name} RECORDINGS_OR_FOLDERS... [--threshold T] [--csv scores.csv]",
-             "```", "",
-             f"Recordings must be WAV files at {f.get('sample_rate')} Hz"
-             + (f" with {s['n_channels']} channels" if "n_channels" in s else "")
-             + f", scored on channel {f.get('channel')} (0-based); "
-             "the feature parameters come from the sidecar, so keep it beside the model. A file of another rate, "
-             "a corrupt, truncated, silent or too short one is reported by its path and not scored; the others "
-             "are. `--threshold` overrides the fitted threshold (lower: more alarms, higher: fewer).", ""]
-    return "\n".join(lines)

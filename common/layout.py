@@ -1,8 +1,10 @@
-"""Names on disk: the MIMII folder layout, and where models and result rows are saved.
+"""Names on disk: the MIMII folder layout, the version folders, and where models and result rows are saved.
 
 One owner for every folder and file name the package reads or writes, so a renamed folder is
-changed here only: data roots (``<snr>_dB_<type>/<type>/<id>/{normal,abnormal}/*.wav``), pretrained
-models (``<model_dir>/<source>.keras``) and per-row models under a result folder.
+changed here only: data roots (``<snr>_dB_<type>/<type>/<id>/{normal,abnormal}/*.wav``), version
+folders (``VersionN/make_pretrain_vN.yaml``, ``VersionN/transfer_pretrain_vN.yaml``), pretrained
+models (``<model_dir>/<source>.keras``) and per-row models under a result folder. The model and
+result folders themselves are config keys (``output.model_dir``, ``output.result_dir``).
 """
 
 from __future__ import annotations
@@ -76,3 +78,51 @@ def row_model_path(out: str | os.PathLike, row: Mapping[str, Any]) -> Path:
     """
     name = f"{row['method']}_{row['source']}_budget-{row['budget']}_seed-{row['seed']}.keras"
     return Path(out) / "models" / f"{row['target_type']}_{row['target_id']}" / name
+
+
+# --------------------------------------------------------------------------------------------
+# Version folders: ``<repo>/VersionN/`` holds the two YAMLs of version vN and their notebooks.
+# Where a version's models and results go is not named here: it is each YAML's ``output`` section
+# (defaults in common/defaults.yaml), so readers of results load the transfer YAML.
+
+VERSION_FOLDER = "Version{n}"
+PRETRAIN_STEP = "make_pretrain_v{n}"  # step 1: pretrain one model per source set (.yaml, .ipynb)
+TRANSFER_STEP = "transfer_pretrain_v{n}"  # step 2: scratch / zero_shot / transfer per target (.yaml, .ipynb)
+
+
+def version_number(version: int | str) -> str:
+    """The number of a version given as ``1``, ``"1"`` or ``"v1"``, as text (``"1"``).
+
+    Raises
+    ------
+    DataError
+        `version` is not a version number.
+    """
+    text = str(version).lower().removeprefix("v")
+    if not text.isdigit():
+        raise DataError(f"version={version!r} must be a version number such as 1 or v1")
+    return text
+
+
+def version_folder(repo: str | os.PathLike, version: int | str) -> Path:
+    """``<repo>/VersionN``, the folder of version `version` (``1``, ``"1"`` or ``"v1"``)."""
+    return Path(repo) / VERSION_FOLDER.format(n=version_number(version))
+
+
+def pretrain_yaml(repo: str | os.PathLike, version: int | str) -> Path:
+    """``<repo>/VersionN/make_pretrain_vN.yaml`` (its notebook: the same name with ``.ipynb``)."""
+    n = version_number(version)
+    return version_folder(repo, n) / f"{PRETRAIN_STEP.format(n=n)}.yaml"
+
+
+def transfer_yaml(repo: str | os.PathLike, version: int | str) -> Path:
+    """``<repo>/VersionN/transfer_pretrain_vN.yaml``, whose ``output.result_dir`` holds the version's results."""
+    n = version_number(version)
+    return version_folder(repo, n) / f"{TRANSFER_STEP.format(n=n)}.yaml"
+
+
+def versions_in(repo: str | os.PathLike) -> list[str]:
+    """Labels (``"v1"``, ``"v2"``, ...) of the versions under `repo` that have a transfer YAML, in number order."""
+    pattern = re.compile(VERSION_FOLDER.format(n=r"(\d+)") + "$")
+    numbers = [m[1] for folder in Path(repo).glob(VERSION_FOLDER.format(n="*")) if (m := pattern.match(folder.name))]
+    return [f"v{n}" for n in sorted(numbers, key=int) if transfer_yaml(repo, n).is_file()]

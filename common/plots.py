@@ -11,7 +11,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .errors import DataError
-from .stats import TARGET, averaged_roc, budget_key, paired_table, version_key
+from .results import budget_key, version_key
+from .stats import TARGET, averaged_roc, paired_table
 
 METHOD_COLORS = {"scratch": "tab:gray", "zero_shot": "tab:orange", "transfer": "tab:blue"}
 

@@ -1,6 +1,7 @@
-"""The cross-version report: read every ``VersionN/result_transfer_pretrain_vN/``, write ``report/``.
+"""The cross-version report in words and files: read every version's results, write ``report/``.
 
-``write_report(repo)`` writes, into ``repo/report/`` (or `out`):
+Each version's results are read from the ``output.result_dir`` of its transfer YAML
+(`common.results.collect`). ``write_report(repo)`` writes, into ``repo/report/`` (or `out`):
 
 - ``comparison.csv``: each method against scratch per version and budget (`stats.compare`);
 - ``by_source.csv``: the same per source set, for versions with several sources per target;
@@ -24,73 +25,11 @@ from matplotlib.figure import Figure
 from . import plots
 from .errors import DataError
 from .io import atomic_write, atomic_write_text
-from .results import read_table
-from .stats import (auc_intervals, budget_key, by_source, compare, flag_chance, flag_inverted,
-                    multi_source_versions, roc_target, version_key, version_sentence)
+from .results import budget_key, collect, result_dirs, version_key
+from .stats import auc_intervals, by_source, compare, flag_chance, flag_inverted, multi_source_versions, roc_target
 
-RESULT_GLOB = "Version*/result_transfer_pretrain_v*"
-_RESULT_DIR = re.compile(r"Version(\d+)/result_transfer_pretrain_v(\d+)$")
-_DTYPES = {"version": str, "budget": str, "source": str, "target_id": str, "target_type": str,
-           "method": str, "config_hash": str, "path": str}
-_NUMERIC = ["seed", "auc", "pauc", "n_train_clips", "n_eval_clips", "train_seconds", "label", "score"]
-RESULT_NEEDS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "auc", "pauc",
-                "n_train_clips"]
-SCORE_NEEDS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "label", "score"]
 MAX_FLAG_ROWS = 40  # longer flag tables are cut in report.md; the CSV beside it has every row
 DPI = 110
-
-
-def result_dirs(repo: str | Path) -> dict[str, Path]:
-    """Result folders ``VersionN/result_transfer_pretrain_vN`` holding a ``results.csv``, keyed ``"vN"``."""
-    found = {}
-    for folder in Path(repo).glob(RESULT_GLOB):
-        match = _RESULT_DIR.search(folder.as_posix())
-        if match and match[1] == match[2] and (folder / "results.csv").is_file():
-            found[f"v{match[1]}"] = folder
-    return {v: found[v] for v in sorted(found, key=version_key)}
-
-
-def _read(path: Path, needs: list[str]) -> pd.DataFrame:
-    table = read_table(path, dtype=_DTYPES)
-    missing = [c for c in needs if c not in table.columns]
-    if missing:
-        raise DataError(f"{path} lacks the columns {missing}; is it a results/scores file of this project?")
-    for column in _NUMERIC:
-        if column in table.columns:
-            table[column] = pd.to_numeric(table[column], errors="coerce")
-    table["seed"] = table["seed"].astype("Int64")
-    return table
-
-
-def collect(repo: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Concatenate ``results.csv`` and ``scores.csv`` of every version present under `repo`.
-
-    Parameters
-    ----------
-    repo : str or Path
-        Repository root holding ``Version1/result_transfer_pretrain_v1/`` etc.
-
-    Returns
-    -------
-    results, scores : pd.DataFrame
-        All versions' rows; `scores` is empty (with its columns) where no ``scores.csv`` exists.
-
-    Raises
-    ------
-    DataError
-        No result folder with a ``results.csv`` exists, or a file lacks a needed column.
-    """
-    dirs = result_dirs(repo)
-    if not dirs:
-        raise DataError(
-            f"no {RESULT_GLOB}/results.csv under {Path(repo).resolve()}: run "
-            "`python -m common transfer VersionN/transfer_pretrain_vN.yaml` (or `python -m common demo`) first"
-        )
-    results = [_read(d / "results.csv", RESULT_NEEDS) for d in dirs.values()]
-    scores = [_read(d / "scores.csv", SCORE_NEEDS) for d in dirs.values() if (d / "scores.csv").is_file()]
-    results = pd.concat(results, ignore_index=True)
-    scores = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_NEEDS)
-    return results, scores
 
 
 def _save_png(fig: Figure, path: Path) -> Path:
@@ -124,6 +63,76 @@ def _ci(mean: float, low: float, high: float) -> str:
         return "–"
     interval = "" if pd.isna(low) else f" [{low:+.3f}, {high:+.3f}]"
     return f"{mean:+.3f}{interval}"
+
+
+# Sentences: a comparison row in words
+
+def _fmt_p(p: float) -> str:
+    if np.isnan(p):
+        return "no Wilcoxon p (fewer than two non-tied machines)"
+    return "Wilcoxon p < 0.001" if p < 0.001 else f"Wilcoxon p = {p:.2g}"
+
+
+def _context(row) -> str:
+    clips = "" if pd.isna(row["n_train_clips"]) else f", {row['n_train_clips']:.0f} training clips"
+    against = "scratch at " if row["method"] == "zero_shot" else ""
+    return f"{against}budget {row['budget']}{clips}"
+
+
+def verdict_clause(row) -> str:
+    """The words of one comparison row, e.g. ``"transfer beat scratch on 11 of 16 machines (budget 8, ...), ..."``.
+
+    A direction is stated only when the bootstrap interval of the mean difference excludes 0;
+    otherwise the clause says "no clear difference from scratch".
+    """
+    name = str(row["method"]).replace("_", "-")
+    n, up, down = int(row["n_targets"]), int(row["n_improved"]), int(row["n_worsened"])
+    mean, low, high = row["delta_auc_mean"], row["delta_auc_ci_low"], row["delta_auc_ci_high"]
+    where = _context(row)
+    if n == 0:
+        return f"{name} has no machine paired with scratch ({where})"
+    if np.isnan(low):
+        return f"{name} has only {n} machine paired with scratch ({where}), too few for an interval: " \
+               f"mean {mean:+.3f} AUC, no claim is made"
+    numbers = f"mean {mean:+.3f} AUC, 95 % CI [{low:.3f}, {high:.3f}], {_fmt_p(row['wilcoxon_p'])}"
+    if low > 0:
+        return f"{name} beat scratch on {up} of {n} machines ({where}), {numbers}"
+    if high < 0:
+        return f"{name} was worse than scratch on {down} of {n} machines ({where}), {numbers}"
+    return f"{name} showed no clear difference from scratch ({where}; better on {up}, worse on {down} of {n} " \
+           f"machines, {numbers})"
+
+
+def verdict(row) -> str:
+    """One sentence stating a comparison row in words.
+
+    Parameters
+    ----------
+    row : Mapping or pd.Series
+        A row of `compare`.
+
+    Returns
+    -------
+    sentence : str
+        E.g. ``"v2: transfer beat scratch on 11 of 16 machines (budget all, 20 training clips), mean +0.040
+        AUC, 95 % CI [0.010, 0.070], Wilcoxon p = 0.01."``; "no clear difference" whenever the interval
+        contains 0 (see `verdict_clause`).
+    """
+    return f"{row['version']}: {verdict_clause(row)}."
+
+
+def version_sentence(comparison: pd.DataFrame, *, version: str, method: str = "transfer") -> str:
+    """One sentence for one version and method: the `verdict` clauses of its budgets joined by semicolons.
+
+    Returns
+    -------
+    sentence : str
+        A note when the version has no such rows.
+    """
+    rows = comparison[(comparison["version"] == version) & (comparison["method"] == method)]
+    if rows.empty:
+        return f"{version}: no {method.replace('_', '-')} results."
+    return f"{version}: " + "; ".join(verdict_clause(r) for _, r in rows.iterrows()) + "."
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -297,7 +306,8 @@ def write_report(repo: str | Path, *, out: str | Path | None = None, version_plo
     Parameters
     ----------
     repo : str or Path
-        Repository root holding ``VersionN/result_transfer_pretrain_vN/``.
+        Repository root holding ``VersionN/transfer_pretrain_vN.yaml``; each version's results are
+        read from its ``output.result_dir``.
     out : str or Path, optional
         Report folder; default ``repo / "report"``.
     version_plots : bool

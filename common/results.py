@@ -1,4 +1,5 @@
-"""Result tables: results.csv (one row per run), scores.csv (every clip's score), summary.csv.
+"""The results schema: columns, dtypes, key and sort order of results.csv, scores.csv and summary.csv,
+and the one place they are written and read back (by the report, export and the result store).
 
 results.csv and scores.csv only *show* the rows of the current config; every finished row is kept
 in the result folder's store (`common.store.ResultStore`), from which they are rebuilt on every run.
@@ -12,13 +13,15 @@ column, bit for bit on CPU.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .config import load_config
 from .errors import DataError
 from .io import atomic_write_text
+from .layout import transfer_yaml, versions_in
 
 RESULT_COLUMNS = [
     "version", "target_type", "target_id", "source", "method", "budget", "seed",
@@ -34,20 +37,34 @@ SUMMARY_COLUMNS = [
     "auc_minus_scratch", "pauc_minus_scratch",
 ]
 KEY = ["target_type", "target_id", "source", "method", "budget", "seed"]
-_METHOD_ORDER = {"scratch": 0, "zero_shot": 1, "transfer": 2}
-_DTYPES = {"budget": str, "source": str, "target_id": str, "target_type": str, "config_hash": str}
+METHOD_ORDER = {"scratch": 0, "zero_shot": 1, "transfer": 2}
+# Text columns read as text whatever they hold (a budget "8", an ID "00"); the numbers are coerced on read.
+_DTYPES = {"version": str, "budget": str, "source": str, "target_id": str, "target_type": str, "method": str,
+           "config_hash": str, "path": str}
+_NUMERIC = ["seed", "auc", "pauc", "n_train_clips", "n_eval_clips", "train_seconds", "label", "score"]
+# The columns the report needs of each file (older files without the later columns still read).
+RESULT_NEEDS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "auc", "pauc",
+                "n_train_clips"]
+SCORE_NEEDS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "label", "score"]
 # Floats read back exactly as written, so reused rows are rewritten bit for bit: pandas 3 parses
 # round-trip by default (and deprecates the option); pandas 2's default parser may be off by an ulp.
 _EXACT = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
 
+def budget_key(budget: str) -> float:
+    """Sort key of a budget label: clip counts numerically, ``"all"`` last."""
+    return float("inf") if str(budget) == "all" else float(budget)
+
+
+def version_key(version: str) -> tuple[int, str]:
+    """Sort key of a version label: ``"v2"`` before ``"v10"``."""
+    digits = "".join(c for c in str(version) if c.isdigit())
+    return (int(digits) if digits else 0, str(version))
+
+
 def _sorted(df: pd.DataFrame) -> pd.DataFrame:
-    order = df.assign(_m=df["method"].map(_METHOD_ORDER), _b=df["budget"].map(_budget_order))
+    order = df.assign(_m=df["method"].map(METHOD_ORDER), _b=df["budget"].map(budget_key))
     return df.loc[order.sort_values(["target_type", "target_id", "_b", "seed", "source", "_m"], kind="stable").index]
-
-
-def _budget_order(budget: str) -> float:
-    return float("inf") if budget == "all" else float(budget)
 
 
 def write_results(out: Path, rows: Sequence[dict[str, Any]], scores: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -69,13 +86,100 @@ def write_results(out: Path, rows: Sequence[dict[str, Any]], scores: Sequence[pd
     return results
 
 
-def read_table(path: Path, *, dtype: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """A results / scores CSV for reading (report, export); DataError naming it when it is empty or not a table."""
+def read_table(path: Path, *, needs: Sequence[str] = ()) -> pd.DataFrame:
+    """A results / scores CSV read back with the schema's dtypes (text as text, numbers as numbers).
+
+    Parameters
+    ----------
+    path : Path
+        A ``results.csv`` or ``scores.csv``.
+    needs : sequence of str
+        Columns the caller needs (e.g. `RESULT_NEEDS`).
+
+    Raises
+    ------
+    DataError
+        The file is empty or not a CSV table, or lacks a column of `needs`; the message names it.
+    """
     try:
-        return pd.read_csv(path, dtype=dict(dtype or _DTYPES), keep_default_na=False, **_EXACT)
+        table = pd.read_csv(path, dtype=_DTYPES, keep_default_na=False, **_EXACT)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{path} is empty or not a CSV table ({type(exc).__name__}): rerun the transfer command "
                         "of its version to rewrite it from the result store") from None
+    missing = [c for c in needs if c not in table.columns]
+    if missing:
+        raise DataError(f"{path} lacks the columns {missing}; is it a results/scores file of this project?")
+    return table
+
+
+def _read_numeric(path: Path, needs: Sequence[str]) -> pd.DataFrame:
+    """`read_table`, with the number columns coerced (a blank cell is NaN) and ``seed`` a nullable integer."""
+    table = read_table(path, needs=needs)
+    for column in _NUMERIC:
+        if column in table.columns:
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+    table["seed"] = table["seed"].astype("Int64")
+    return table
+
+
+def result_dir(repo: str | Path, version: int | str) -> Path:
+    """The result folder of a version: ``output.result_dir`` of its ``VersionN/transfer_pretrain_vN.yaml``.
+
+    The YAML is loaded as the transfer command loads it (`common.config.load_config`: defaults,
+    ``{version}``, paths relative to the YAML), so a changed ``output.result_dir`` is followed.
+
+    Raises
+    ------
+    DataError
+        The version has no transfer YAML under `repo`.
+    ConfigError
+        The YAML is not a valid config.
+    """
+    path = transfer_yaml(repo, version)
+    if not path.is_file():
+        raise DataError(f"{path} not found: the results of a version are found through the output.result_dir "
+                        "of its transfer YAML")
+    # fit.backend says how the results were trained; reading them must not switch Keras.
+    return load_config(path, overrides={"fit": {"backend": "auto"}}).output.result_dir
+
+
+def result_dirs(repo: str | Path) -> dict[str, Path]:
+    """The result folders holding a ``results.csv``, keyed ``"vN"`` in version order (see `result_dir`)."""
+    found = {version: result_dir(repo, version) for version in versions_in(repo)}
+    return {version: folder for version, folder in found.items() if (folder / "results.csv").is_file()}
+
+
+def collect(repo: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Concatenate ``results.csv`` and ``scores.csv`` of every version present under `repo`.
+
+    Parameters
+    ----------
+    repo : str or Path
+        Repository root holding ``Version1/transfer_pretrain_v1.yaml`` etc.; each version's files
+        are read from its YAML's ``output.result_dir`` (`result_dirs`).
+
+    Returns
+    -------
+    results, scores : pd.DataFrame
+        All versions' rows; `scores` is empty (with its columns) where no ``scores.csv`` exists.
+
+    Raises
+    ------
+    DataError
+        No result folder with a ``results.csv`` exists, or a file lacks a needed column.
+    """
+    dirs = result_dirs(repo)
+    if not dirs:
+        raise DataError(
+            f"no results.csv in the output.result_dir of any VersionN/transfer_pretrain_vN.yaml under "
+            f"{Path(repo).resolve()}: run `python -m common transfer VersionN/transfer_pretrain_vN.yaml` "
+            "(or `python -m common demo`) first"
+        )
+    results = [_read_numeric(d / "results.csv", RESULT_NEEDS) for d in dirs.values()]
+    scores = [_read_numeric(d / "scores.csv", SCORE_NEEDS) for d in dirs.values() if (d / "scores.csv").is_file()]
+    results = pd.concat(results, ignore_index=True)
+    scores = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_NEEDS)
+    return results, scores
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
@@ -96,7 +200,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             "pauc_minus_scratch": float(np.nanmean(g["pauc"].values - base["pauc"].values)),
         })
     summary = pd.DataFrame(out, columns=SUMMARY_COLUMNS)
-    order = summary.assign(_m=summary["method"].map(_METHOD_ORDER), _b=summary["budget"].map(_budget_order))
+    order = summary.assign(_m=summary["method"].map(METHOD_ORDER), _b=summary["budget"].map(budget_key))
     return summary.loc[order.sort_values(["version", "_b", "_m"]).index].reset_index(drop=True)
 
 
@@ -111,6 +215,6 @@ def per_target(results: pd.DataFrame, *, metric: str = "auc") -> pd.DataFrame:
     """`metric` per target machine (rows) and method x budget (columns), averaged over sources and seeds."""
     table = results.pivot_table(index=["target_type", "target_id"], columns=["method", "budget"], values=metric,
                                 aggfunc="mean")
-    methods = [m for m in _METHOD_ORDER if m in table.columns.get_level_values(0)]
-    budgets = sorted(table.columns.get_level_values(1).unique(), key=_budget_order)
+    methods = [m for m in METHOD_ORDER if m in table.columns.get_level_values(0)]
+    budgets = sorted(table.columns.get_level_values(1).unique(), key=budget_key)
     return table.reindex(columns=pd.MultiIndex.from_product([methods, budgets], names=["method", "budget"]))

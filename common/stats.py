@@ -1,7 +1,8 @@
-"""Statistics of the transfer comparison: paired differences to scratch, intervals, tests and flags.
+"""Statistics of the transfer comparison, numbers only: paired differences to scratch, intervals, tests, flags.
 
 Everything here is a pure function of the result tables (``results.csv``: one row per run;
-``scores.csv``: one row per evaluation clip per run) and returns numbers or DataFrames.
+``scores.csv``: one row per evaluation clip per run) and returns numbers or DataFrames; the
+sentences that state them are `common.report`'s.
 
 Pairing rule, used by every comparison: a method's runs are first averaged over sources (v1 and
 v3 pretrain several source sets per target), paired with the scratch run of the same version,
@@ -15,17 +16,20 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy
 from scipy import stats as sps
 from sklearn.metrics import roc_curve
 
 from .errors import DataError, MetricError
 from .metrics import check_scores
+from .results import METHOD_ORDER, budget_key, version_key
 
 COMPARED = ("zero_shot", "transfer")  # the methods compared with scratch, in table order
-METHOD_ORDER = {"scratch": 0, "zero_shot": 1, "transfer": 2}
 TARGET = ["target_type", "target_id"]
 DECIMALS = 12  # differences are rounded to this: equal AUCs computed two ways differ by float noise only
 CHANCE = 0.5
+# scipy 1.15 renamed wilcoxon's normal approximation "approx" -> "asymptotic" (the old name warns, then goes).
+_ASYMPTOTIC = "asymptotic" if tuple(int(p) for p in scipy.__version__.split(".")[:2]) >= (1, 15) else "approx"
 
 COMPARE_COLUMNS = [
     "version", "method", "budget", "n_train_clips", "n_targets", "n_sources", "n_seeds",
@@ -37,17 +41,6 @@ INTERVAL_COLUMNS = ["version", "method", "budget", "target_type", "target_id", "
                     "n_eval_clips", "auc", "auc_ci_low", "auc_ci_high"]
 CHANCE_COLUMNS = ["version", "method", "budget", "n_targets", "auc_min", "auc_max"]
 RUN_KEY = ["version", "target_type", "target_id", "source", "method", "budget", "seed"]
-
-
-def budget_key(budget: str) -> float:
-    """Sort key of a budget label: clip counts numerically, ``"all"`` last."""
-    return float("inf") if str(budget) == "all" else float(budget)
-
-
-def version_key(version: str) -> tuple[int, str]:
-    """Sort key of a version label: ``"v2"`` before ``"v10"``."""
-    digits = "".join(c for c in str(version) if c.isdigit())
-    return (int(digits) if digits else 0, str(version))
 
 
 def _check_level(level: float) -> None:
@@ -106,7 +99,19 @@ def bootstrap_ci(values, *, n_boot: int = 10000, level: float = 0.95, seed: int 
 
 
 def paired_wilcoxon(a, b) -> float:
-    """Two-sided p-value of the Wilcoxon signed-rank test of ``a - b`` (scipy's defaults).
+    """Two-sided p-value of the Wilcoxon signed-rank test of the paired differences ``a - b``.
+
+    The test of `scipy.stats.wilcoxon` with its default options (zero differences dropped,
+    ``zero_method="wilcox"``; no continuity correction), on differences rounded to 12 decimals
+    first, and with the null distribution that scipy >= 1.15's ``method="auto"`` picks, named
+    explicitly so every supported scipy (>= 1.11, whose "auto" differs) gives the same p-value:
+
+    - no zero and no tied absolute difference, n <= 50: ``method="exact"``;
+    - zeros or ties, n <= 13: the exact permutation distribution over all ``2**n`` sign flips,
+      which ``method=PermutationMethod()`` computes by calling the statistic once per flip
+      (0.8 s at n = 13); here by `scipy.stats.permutation_test` with a vectorised statistic
+      (0.02 s, the same p-value; tested against scipy and a brute-force enumeration);
+    - otherwise the normal approximation (``"asymptotic"``, named ``"approx"`` before scipy 1.15).
 
     Parameters
     ----------
@@ -116,9 +121,8 @@ def paired_wilcoxon(a, b) -> float:
     Returns
     -------
     p : float
-        ``scipy.stats.wilcoxon(a, b).pvalue`` (defaults: two-sided, zero differences dropped), with
-        differences rounded to 12 decimals first; NaN when fewer than two pairs remain or every
-        difference is zero, where the test has nothing to rank.
+        The two-sided p-value in [0, 1]; NaN when fewer than two pairs remain or every difference is
+        zero, where the test has nothing to rank.
 
     Raises
     ------
@@ -134,15 +138,15 @@ def paired_wilcoxon(a, b) -> float:
     if len(d) < 2 or np.all(d == 0):
         return float("nan")
     nonzero = np.abs(d[d != 0])
-    if len(d) <= 13 and (len(nonzero) < len(d) or len(np.unique(nonzero)) < len(nonzero)):
-        # With zeros or ties and n <= 13, scipy's default is an exact test over all 2**n sign flips,
-        # calling the statistic once per flip (seconds per table); this is that test, vectorised.
-        ranks = np.zeros(len(d))
-        ranks[d != 0] = sps.rankdata(nonzero)
-        return float(sps.permutation_test(
-            (d,), lambda x, axis: np.sum((x > 0) * ranks, axis=axis), permutation_type="samples",
-            vectorized=True, alternative="two-sided").pvalue)
-    return float(sps.wilcoxon(d).pvalue)
+    if len(nonzero) == len(d) and len(np.unique(nonzero)) == len(nonzero):
+        return float(sps.wilcoxon(d, method="exact" if len(d) <= 50 else _ASYMPTOTIC).pvalue)
+    if len(d) > 13:
+        return float(sps.wilcoxon(d, method=_ASYMPTOTIC).pvalue)
+    ranks = np.zeros(len(d))
+    ranks[d != 0] = sps.rankdata(nonzero)
+    return float(sps.permutation_test(
+        (d,), lambda x, axis: np.sum((x > 0) * ranks, axis=axis), permutation_type="samples",
+        vectorized=True, alternative="two-sided").pvalue)
 
 
 def auc_interval(y_true, y_score, *, level: float = 0.95, name: str = "") -> tuple[float, float, float]:
@@ -351,30 +355,23 @@ def auc_intervals(scores: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
 
 
-def inverted_machines(scores: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+def flag_inverted(intervals: pd.DataFrame) -> pd.DataFrame:
     """Runs whose AUC is below chance with an interval that excludes 0.5: the score is inverted there.
 
     Parameters
     ----------
-    scores : pd.DataFrame
-        Rows of ``scores.csv``.
-    level : float in (0, 1)
-        Coverage of the DeLong interval over the run's evaluation clips.
+    intervals : pd.DataFrame [columns=INTERVAL_COLUMNS]
+        `auc_intervals` of ``scores.csv`` (DeLong intervals over each run's evaluation clips).
 
     Returns
     -------
     flagged : pd.DataFrame [columns=INTERVAL_COLUMNS]
         The runs with ``auc_ci_high < 0.5``.
     """
-    return flag_inverted(auc_intervals(scores, level=level))
-
-
-def flag_inverted(intervals: pd.DataFrame) -> pd.DataFrame:
-    """`inverted_machines` on an `auc_intervals` table already computed."""
     return intervals[intervals["auc_ci_high"] < CHANCE].reset_index(drop=True)
 
 
-def chance_methods(scores: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+def flag_chance(intervals: pd.DataFrame) -> pd.DataFrame:
     """Methods (per version and budget) indistinguishable from chance on every target machine.
 
     A target counts as at chance when the DeLong interval of each of its runs (sources, seeds)
@@ -383,21 +380,14 @@ def chance_methods(scores: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame
 
     Parameters
     ----------
-    scores : pd.DataFrame
-        Rows of ``scores.csv``.
-    level : float in (0, 1)
-        Coverage of the DeLong intervals.
+    intervals : pd.DataFrame [columns=INTERVAL_COLUMNS]
+        `auc_intervals` of ``scores.csv``.
 
     Returns
     -------
     flagged : pd.DataFrame [columns=CHANCE_COLUMNS]
         One row per flagged (version, method, budget) with its number of targets and AUC range.
     """
-    return flag_chance(auc_intervals(scores, level=level))
-
-
-def flag_chance(intervals: pd.DataFrame) -> pd.DataFrame:
-    """`chance_methods` on an `auc_intervals` table already computed."""
     iv = intervals.assign(_chance=(intervals["auc_ci_low"] <= CHANCE) & (intervals["auc_ci_high"] >= CHANCE))
     rows = []
     for (version, method, budget), g in iv.groupby(["version", "method", "budget"], sort=False):
@@ -455,71 +445,3 @@ def roc_target(results: pd.DataFrame, *, method: str = "transfer") -> tuple[str,
     delta = pairs.groupby(TARGET)["delta_auc"].mean()
     target_type, target_id = delta.abs().sort_index().idxmax()
     return str(target_type), str(target_id), budget
-
-
-def _fmt_p(p: float) -> str:
-    if np.isnan(p):
-        return "no Wilcoxon p (fewer than two non-tied machines)"
-    return "Wilcoxon p < 0.001" if p < 0.001 else f"Wilcoxon p = {p:.2g}"
-
-
-def _context(row) -> str:
-    clips = "" if pd.isna(row["n_train_clips"]) else f", {row['n_train_clips']:.0f} training clips"
-    against = "scratch at " if row["method"] == "zero_shot" else ""
-    return f"{against}budget {row['budget']}{clips}"
-
-
-def verdict_clause(row) -> str:
-    """The words of one comparison row, e.g. ``"transfer beat scratch on 11 of 16 machines (budget 8, ...), ..."``.
-
-    A direction is stated only when the bootstrap interval of the mean difference excludes 0;
-    otherwise the clause says "no clear difference from scratch".
-    """
-    name = str(row["method"]).replace("_", "-")
-    n, up, down = int(row["n_targets"]), int(row["n_improved"]), int(row["n_worsened"])
-    mean, low, high = row["delta_auc_mean"], row["delta_auc_ci_low"], row["delta_auc_ci_high"]
-    where = _context(row)
-    if n == 0:
-        return f"{name} has no machine paired with scratch ({where})"
-    if np.isnan(low):
-        return f"{name} has only {n} machine paired with scratch ({where}), too few for an interval: " \
-               f"mean {mean:+.3f} AUC, no claim is made"
-    numbers = f"mean {mean:+.3f} AUC, 95 % CI [{low:.3f}, {high:.3f}], {_fmt_p(row['wilcoxon_p'])}"
-    if low > 0:
-        return f"{name} beat scratch on {up} of {n} machines ({where}), {numbers}"
-    if high < 0:
-        return f"{name} was worse than scratch on {down} of {n} machines ({where}), {numbers}"
-    return f"{name} showed no clear difference from scratch ({where}; better on {up}, worse on {down} of {n} " \
-           f"machines, {numbers})"
-
-
-def verdict(row) -> str:
-    """One sentence stating a comparison row in words.
-
-    Parameters
-    ----------
-    row : Mapping or pd.Series
-        A row of `compare`.
-
-    Returns
-    -------
-    sentence : str
-        E.g. ``"v2: transfer beat scratch on 11 of 16 machines (budget all, 20 training clips), mean +0.040
-        AUC, 95 % CI [0.010, 0.070], Wilcoxon p = 0.01."``; "no clear difference" whenever the interval
-        contains 0 (see `verdict_clause`).
-    """
-    return f"{row['version']}: {verdict_clause(row)}."
-
-
-def version_sentence(comparison: pd.DataFrame, *, version: str, method: str = "transfer") -> str:
-    """One sentence for one version and method: the `verdict` clauses of its budgets joined by semicolons.
-
-    Returns
-    -------
-    sentence : str
-        A note when the version has no such rows.
-    """
-    rows = comparison[(comparison["version"] == version) & (comparison["method"] == method)]
-    if rows.empty:
-        return f"{version}: no {method.replace('_', '-')} results."
-    return f"{version}: " + "; ".join(verdict_clause(r) for _, r in rows.iterrows()) + "."

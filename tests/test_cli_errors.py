@@ -256,6 +256,7 @@ def _zero_byte_version_results(w: World, tmp: Path) -> Path:
     results = tmp / "Version1" / "result_transfer_pretrain_v1" / "results.csv"
     results.parent.mkdir(parents=True)
     results.write_bytes(b"")
+    (tmp / "Version1" / "transfer_pretrain_v1.yaml").write_text("experiment:\n  version: v1\n")  # names result_dir
     return results
 
 

@@ -46,8 +46,8 @@ def make_config(repo: Path, root: Path, name: str, **extra):
 def run(tiny_root, tmp_path_factory):
     """fan/id_00 and valve/id_00 of the tiny set: v1 pretrained and transferred once."""
     repo = tmp_path_factory.mktemp("deploy")
-    pretrain(make_config(repo, tiny_root, "make.yaml"), progress=False)
-    cfg = make_config(repo, tiny_root, "transfer.yaml")
+    pretrain(make_config(repo, tiny_root, "make_pretrain_v1.yaml"), progress=False)
+    cfg = make_config(repo, tiny_root, "transfer_pretrain_v1.yaml")  # export finds the results through it
     results = transfer(cfg, progress=False)
     scores = pd.read_csv(cfg.output.result_dir / "scores.csv", dtype={"budget": str})
     return repo, cfg, results, scores
@@ -251,12 +251,30 @@ def test_export_copies_model_sidecar_and_card(run, tmp_path):
     ({"target": "fan/id_09"}, r"no results for target fan/id_09"),
     ({"target": "fan"}, r"must be a machine type and ID"),
     ({"target": "fan/id_00", "budget": 3}, r"no results row of fan/id_00 with method=transfer, budget=3"),
-    ({"target": "fan/id_00", "version": 2}, r"result_transfer_pretrain_v2/results\.csv not found"),
+    ({"target": "fan/id_00", "version": 2}, r"Version2/transfer_pretrain_v2\.yaml not found"),
+    ({"target": "fan/id_00", "version": "two"}, r"version='two' must be a version number"),
 ])
 def test_export_errors_say_what_is_wrong(run, tmp_path, kw, match):
     repo, *_ = run
     with pytest.raises(DataError, match=match):
         export_model(repo, **{"version": 1, **kw}, out=tmp_path)
+
+
+def test_export_follows_the_result_dir_of_the_transfer_yaml(run, tmp_path):
+    """A version whose transfer YAML names another output.result_dir is exported from there."""
+    repo, cfg, results, _ = run
+    other = tmp_path / "repo"
+    (other / "Version1").mkdir(parents=True)
+    shutil.copytree(cfg.output.result_dir, tmp_path / "moved")
+    (other / "Version1" / "transfer_pretrain_v1.yaml").write_text(
+        "experiment:\n  version: v1\noutput:\n  result_dir: ../../moved\n")
+    path = export_model(other, version=1, target="fan/id_00", out=tmp_path / "deploy")
+    assert read_sidecar(path)["auc"] == rows_of(results, **ROW).iloc[0]["auc"]
+    assert f"`{tmp_path / 'moved' / 'results.csv'}`" in (tmp_path / "deploy" / "MODEL_CARD.md").read_text()
+    (other / "Version1" / "transfer_pretrain_v1.yaml").write_text("experiment:\n  version: v1\n")
+    with pytest.raises(DataError, match=r"Version1/result_transfer_pretrain_v1/results\.csv not found: run "
+                                        r"`python -m common transfer Version1/transfer_pretrain_v1\.yaml`"):
+        export_model(other, version=1, target="fan/id_00", out=tmp_path / "deploy")
 
 
 def test_row_without_its_model_is_recomputed_on_resume(run, tiny_root, tmp_path):

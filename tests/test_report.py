@@ -12,9 +12,9 @@ from sklearn.metrics import roc_auc_score
 
 from common import plots
 from common.errors import DataError
-from common.report import collect, write_report
-from common.results import RESULT_COLUMNS, SCORE_COLUMNS
-from common.stats import COMPARE_COLUMNS
+from common.report import verdict, version_sentence, write_report
+from common.results import RESULT_COLUMNS, SCORE_COLUMNS, collect
+from common.stats import COMPARE_COLUMNS, compare
 
 MACHINES = [("fan", "id_00"), ("fan", "id_02"), ("pump", "id_00"), ("pump", "id_02"), ("valve", "id_00")]
 BUDGETS = {"4": 4, "all": 20}
@@ -43,6 +43,15 @@ def one_run(rng, version, machine, source, method, budget, seed):
     return row, clips
 
 
+def write_transfer_yaml(root: Path, version: str, **output: str) -> Path:
+    """``VersionN/transfer_pretrain_vN.yaml``: the report finds a version's results through its output.result_dir."""
+    path = root / f"Version{version[1:]}" / f"transfer_pretrain_{version}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"experiment:\n  version: {version}\n"] + (["output:\n"] if output else [])
+    path.write_text("".join(lines + [f"  {k}: {v}\n" for k, v in output.items()]))
+    return path
+
+
 def fake_repo(root: Path, rng) -> Path:
     """Two versions x two budgets x two seeds, scratch shared by both versions, written as real CSV files."""
     scratch = {(m, b, s): one_run(rng, "v1", m, "none", "scratch", b, s) for m in MACHINES for b in BUDGETS
@@ -59,6 +68,7 @@ def fake_repo(root: Path, rng) -> Path:
                     scores.append(c)
         out = root / f"Version{version[1:]}" / f"result_transfer_pretrain_{version}"
         out.mkdir(parents=True)
+        write_transfer_yaml(root, version)
         pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(out / "results.csv", index=False)
         pd.concat(scores)[SCORE_COLUMNS].to_csv(out / "scores.csv", index=False)
     return root
@@ -159,12 +169,14 @@ def test_collect_reads_every_version_and_refuses_an_empty_repo(tmp_path, rng):
     assert len(scores) == 20 * len(results)
     bad = repo / "Version3" / "result_transfer_pretrain_v3"
     bad.mkdir(parents=True)
+    write_transfer_yaml(repo, "v3")
     pd.DataFrame({"version": ["v3"], "auc": [0.5]}).to_csv(bad / "results.csv", index=False)
     with pytest.raises(DataError, match="result_transfer_pretrain_v3/results.csv lacks the columns"):
         collect(repo)
 
     empty = tmp_path / "empty" / "Version1" / "result_transfer_pretrain_v1"
     empty.mkdir(parents=True)
+    write_transfer_yaml(tmp_path / "empty", "v1")
     (empty / "results.csv").write_text(",".join(RESULT_COLUMNS) + "\n")
     with pytest.raises(DataError, match="have no rows"):
         write_report(tmp_path / "empty")
@@ -194,3 +206,52 @@ def test_method_at_chance_everywhere_is_flagged_and_missing_scores_are_said(tmp_
     text = write_report(repo, out=tmp_path / "no_scores", version_plots=False, n_boot=200).read_text()
     assert "No `scores.csv` was found" in text and "roc_" not in text
     assert not (tmp_path / "no_scores" / "inverted.csv").exists()
+
+
+def row(low, high, *, mean=0.04, method="transfer", p=0.03):
+    return {"version": "v2", "method": method, "budget": "8", "n_train_clips": 8.0, "n_targets": 16,
+            "n_improved": 11, "n_worsened": 4, "n_tied": 1, "delta_auc_mean": mean, "delta_auc_ci_low": low,
+            "delta_auc_ci_high": high, "wilcoxon_p": p}
+
+
+def test_verdict_states_the_direction_only_when_the_interval_excludes_zero():
+    up = verdict(row(0.01, 0.07))
+    assert up.startswith("v2: transfer beat scratch on 11 of 16 machines (budget 8, 8 training clips)")
+    assert "mean +0.040 AUC, 95 % CI [0.010, 0.070], Wilcoxon p = 0.03." in up
+    unclear = verdict(row(-0.01, 0.07, p=0.04))
+    assert "no clear difference" in unclear and "beat" not in unclear
+    down = verdict(row(-0.09, -0.01, mean=-0.05))
+    assert "was worse than scratch on 4 of 16 machines" in down and "mean -0.050 AUC" in down
+    few = verdict(row(np.nan, np.nan, p=np.nan) | {"n_targets": 1})
+    assert "too few for an interval" in few and "no claim" in few
+    assert "scratch at budget 8" in verdict(row(0.01, 0.07, method="zero_shot"))
+
+
+def test_version_sentence_is_one_sentence_over_budgets():
+    deltas = [0.10, 0.05, 0.00, -0.02, 0.07]
+    runs = [{"version": "v1", "target_type": m[0], "target_id": m[1], "source": source, "method": method,
+             "budget": budget, "seed": 0, "auc": 0.6 + d * (method == "transfer"), "pauc": 0.6,
+             "n_train_clips": clips} for m, d in zip(MACHINES, deltas) for budget, clips in (("8", 8), ("all", 20))
+            for method, source in (("scratch", "none"), ("transfer", "src"))]
+    both = pd.DataFrame(runs)
+    sentence = version_sentence(compare(both, n_boot=500), version="v1")
+    assert sentence.startswith("v1: transfer ") and sentence.endswith(".") and ". " not in sentence
+    assert sentence.count("transfer ") == 2  # one clause per budget
+    assert "budget 8, 8 training clips" in sentence and "budget all, 20 training clips" in sentence
+    assert version_sentence(compare(both, n_boot=500), version="v9") == "v9: no transfer results."
+
+
+def test_report_reads_each_versions_result_dir_from_its_yaml(tmp_path, rng):
+    """A version whose transfer YAML moves output.result_dir is read from there, and gets its figures there."""
+    repo = fake_repo(tmp_path / "repo", rng)
+    moved = tmp_path / "elsewhere" / "v2_results"
+    moved.parent.mkdir()
+    (repo / "Version2" / "result_transfer_pretrain_v2").rename(moved)
+    write_transfer_yaml(repo, "v2", result_dir="../../elsewhere/v2_results")  # relative to the YAML's folder
+    results, _ = collect(repo)
+    assert sorted(results["version"].unique()) == ["v1", "v2"]
+    write_report(repo, n_boot=200)
+    assert {p.name for p in moved.glob("*.png")} == {"v2_machine_bars_4.png", "v2_machine_bars_all.png"}
+    assert not (repo / "Version2" / "result_transfer_pretrain_v2").exists()
+    (repo / "Version2" / "transfer_pretrain_v2.yaml").unlink()  # no YAML: the version is not found at all
+    assert sorted(collect(repo)[0]["version"].unique()) == ["v1"]
