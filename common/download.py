@@ -218,15 +218,8 @@ def verify_md5(path: str | os.PathLike, expected: str) -> None:
         raise DownloadError(f"checksum mismatch for {path}: expected md5:{want}, got md5:{got}")
 
 
-def extract_machine_zip(
-    zip_path: str | os.PathLike,
-    root: str | os.PathLike,
-    *,
-    snr: float,
-    machine_type: str,
-    marker: dict[str, Any] | None = None,
-    progress: bool = False,
-) -> Path:
+def extract_machine_zip(zip_path: str | os.PathLike, root: str | os.PathLike, *, snr: float, machine_type: str,
+                        marker: dict[str, Any] | None = None, progress: bool = False) -> Path:
     """Extract one MIMII zip to ``root/{snr}_dB_{type}/{type}/...``, atomically.
 
     The zip's files must all lie under ``{type}/`` (as MIMII's zips do) or all under
@@ -267,22 +260,13 @@ def extract_machine_zip(
     target, partial = root / stem, root / f".{stem}.partial"
     if target.exists():
         raise DownloadError(f"{target} already exists; move it away or delete it to extract {zip_path.name} again")
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DownloadError(f"{zip_path} is not a readable zip file: {exc}") from exc
-    with archive:
+    with _open_zip(zip_path) as archive:
         members = _plan_members(archive, zip_path=zip_path, stem=stem, machine_type=machine_type)
         root.mkdir(parents=True, exist_ok=True)
         _check_space(root, sum(info.file_size for info, _ in members), what=f"extracting {zip_path.name}")
         shutil.rmtree(partial, ignore_errors=True)  # leftover of an interrupted earlier run
         try:
-            partial.mkdir()
-            for info, rel in tqdm(members, desc=f"extract {stem}", unit="file", leave=False, disable=not progress):
-                out = partial.joinpath(*rel.parts)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as src, out.open("wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
+            _write_members(archive, members, partial, desc=f"extract {stem}", progress=progress)
             record = {"zip": zip_path.name, "files": len(members), **(marker or {})}
             (partial / MARKER).write_text(json.dumps(record, indent=2) + "\n")
             os.rename(partial, target)
@@ -294,17 +278,9 @@ def extract_machine_zip(
     return target
 
 
-def download_mimii(
-    root: str | os.PathLike,
-    *,
-    snr: float = -6,
-    types: Iterable[str] = MACHINE_TYPES,
-    record_id: int | str = MIMII_RECORD,
-    base_url: str = ZENODO_URL,
-    keep_zip: bool = False,
-    progress: bool = True,
-    timeout: float = 60.0,
-) -> list[Path]:
+def download_mimii(root: str | os.PathLike, *, snr: float = -6, types: Iterable[str] = MACHINE_TYPES,
+                   record_id: int | str = MIMII_RECORD, base_url: str = ZENODO_URL, keep_zip: bool = False,
+                   progress: bool = True, timeout: float = 60.0) -> list[Path]:
     """Download, verify and extract the MIMII zips of one noise level into `root`.
 
     A machine type whose folder carries a completion marker from the same record is skipped
@@ -351,46 +327,76 @@ def download_mimii(
     types = _check_types(types)
     stems = {t: snr_folder(snr, t) for t in types}
     pending = [t for t in types if not _is_complete(root / stems[t], record_id=record_id, key=f"{stems[t]}.zip")]
-    if not pending:
-        return [root / stems[t] for t in types]
+    if pending:
+        _download_pending(root, pending, snr=snr, record_id=record_id, base_url=base_url, keep_zip=keep_zip,
+                          progress=progress, timeout=timeout)
+    return [root / stems[t] for t in types]
 
+
+def _download_pending(root: Path, pending: list[str], *, snr: float, record_id: int | str, base_url: str,
+                      keep_zip: bool, progress: bool, timeout: float) -> None:
+    """`download_mimii` for the machine types not yet complete: check the record and disk space, then each zip."""
+    stems = {t: snr_folder(snr, t) for t in pending}
     files = {f.key: f for f in fetch_record(record_id, base_url=base_url, timeout=timeout)}
-    remotes = {}
-    for t in pending:
-        key = f"{stems[t]}.zip"
-        if key not in files:
-            raise DownloadError(
-                f"record {record_id} at {_base(base_url)} has no {key} (snr={snr:g}, type={t!r}); "
-                f"it lists: {sorted(files)[:12]}"
-            )
-        if not files[key].checksum:
-            raise DownloadError(f"record {record_id} lists no checksum for {key}; refusing to use it unverified")
-        _md5_hex(files[key].checksum, what=f"checksum of {key} in record {record_id}")
-        remotes[t] = files[key]
-
+    remotes = {t: _remote_zip(files, f"{stems[t]}.zip", record_id=record_id, base_url=base_url,
+                              asked=f"snr={snr:g}, type={t!r}") for t in pending}
     downloads = root / DOWNLOADS
     root.mkdir(parents=True, exist_ok=True)
     _check_space(root, _space_needed(remotes.values(), downloads, keep_zip=keep_zip), what="the download")
 
     for t in pending:
         remote = remotes[t]
-        zip_path = download_file(remote, downloads / remote.key, progress=progress, timeout=timeout)
-        try:
-            verify_md5(zip_path, remote.checksum)
-        except DownloadError as exc:
-            bad = zip_path.with_name(zip_path.name + ".bad")
-            os.replace(zip_path, bad)
-            raise DownloadError(f"{exc}; the file was moved to {bad} and not used. {_RETRY}") from exc
+        zip_path = _download_verified(remote, downloads / remote.key, progress=progress, timeout=timeout)
         marker = {"record": str(record_id), "key": remote.key, "size": remote.size, "checksum": remote.checksum}
         extract_machine_zip(zip_path, root, snr=snr, machine_type=t, marker=marker, progress=progress)
         if not keep_zip:
             zip_path.unlink()
     if downloads.is_dir() and not any(downloads.iterdir()):
         downloads.rmdir()
-    return [root / stems[t] for t in types]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _remote_zip(files: dict[str, RemoteFile], key: str, *, record_id: int | str, base_url: str,
+                asked: str) -> RemoteFile:
+    """The zip `key` of the record's `files`, refused when it is missing or has no usable MD5 checksum."""
+    if key not in files:
+        raise DownloadError(f"record {record_id} at {_base(base_url)} has no {key} ({asked}); "
+                            f"it lists: {sorted(files)[:12]}")
+    if not files[key].checksum:
+        raise DownloadError(f"record {record_id} lists no checksum for {key}; refusing to use it unverified")
+    _md5_hex(files[key].checksum, what=f"checksum of {key} in record {record_id}")
+    return files[key]
+
+
+def _download_verified(remote: RemoteFile, zip_path: Path, *, progress: bool, timeout: float) -> Path:
+    """`download_file`, then its MD5 checked; a mismatching file is moved to ``.bad`` and never used."""
+    zip_path = download_file(remote, zip_path, progress=progress, timeout=timeout)
+    try:
+        verify_md5(zip_path, remote.checksum)
+    except DownloadError as exc:
+        bad = zip_path.with_name(zip_path.name + ".bad")
+        os.replace(zip_path, bad)
+        raise DownloadError(f"{exc}; the file was moved to {bad} and not used. {_RETRY}") from exc
+    return zip_path
+
+
+def _open_zip(zip_path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DownloadError(f"{zip_path} is not a readable zip file: {exc}") from exc
+
+
+def _write_members(archive: zipfile.ZipFile, members: list, folder: Path, *, desc: str, progress: bool) -> None:
+    """Write each (zip entry, relative path) of `members` under `folder` (created)."""
+    folder.mkdir()
+    for info, rel in tqdm(members, desc=desc, unit="file", leave=False, disable=not progress):
+        out = folder.joinpath(*rel.parts)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(info) as src, out.open("wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
 
 
 def _base(base_url: str) -> str:
