@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 import numpy as np  # noqa: E402
 
-from common.features import extract, feature_key, reference_logmel_frames  # noqa: E402
+from common.cache import feature_key  # noqa: E402
+from common.features import extract  # noqa: E402
+from common.logmel import reference_logmel_frames  # noqa: E402
 
 TARGET_RATIO = 5.0
 

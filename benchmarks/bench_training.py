@@ -37,8 +37,9 @@ from _bench import load_line, machine_line  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from common.cache import VectorSet  # noqa: E402
 from common.model import architecture, build_autoencoder, keras, set_seed  # noqa: E402
-from common.train import Trainer, VectorSet, validation_rows  # noqa: E402
+from common.train import Trainer, validation_rows  # noqa: E402
 
 TARGET_RATIO = 1.0
 LOSS_TOLERANCE = 0.05  # final losses within 5 % count as equal (the shuffles differ)
@@ -65,7 +66,7 @@ def write_parts(x: np.ndarray, folder: Path, n_parts: int) -> VectorSet:
     for i, chunk in enumerate(np.array_split(x, n_parts)):
         np.save(folder / f"part{i}.npy", chunk)
         parts.append((np.load(folder / f"part{i}.npy", mmap_mode="r"), None))
-    return VectorSet.from_parts(parts)
+    return VectorSet(parts)
 
 
 def plain_fit(arch: dict, x: np.ndarray, *, seed: int, **kw) -> dict:

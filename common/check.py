@@ -13,7 +13,6 @@ once, not on every run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -27,10 +26,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
+from .config import FeatureConfig
 from .data import all_clips, find_machines, ignored_files, split_machine
 from .errors import AudioError, DataError
-from .features import n_frames_of
-from .io import atomic_write_text, file_fingerprint
+from .io import atomic_write_text, digest, file_fingerprint
+from .logmel import n_frames_of
+
+_DEFAULT = FeatureConfig()  # the feature parameters' defaults (`too_short`)
 
 # Bump when a check is added or changed: cached scans then miss.
 CHECK_VERSION = 1
@@ -106,7 +108,14 @@ def scan_files(
         cached = _read_cache(cache, files)
         if cached is not None:
             return cached
+    checks = _scan(files, channel=channel, sample_rate=sample_rate, jobs=jobs, progress=progress)
+    if cache is not None:
+        _remember(cache, checks)
+    return checks
 
+
+def _scan(files: list[str], *, channel: int, sample_rate: int | None, jobs: int, progress: bool) -> list[FileCheck]:
+    """Read every header, then check every file's samples on `jobs` threads (`scan_files` without its cache)."""
     infos: list[WavInfo | None] = []
     problems: list[str | None] = []
     for path in files:
@@ -134,17 +143,19 @@ def scan_files(
             for problem in pool.map(check, range(len(files))):
                 found.append(problem)
                 bar.update(1)
-    checks = [
+    return [
         FileCheck(path, i.samplerate if i else None, i.channels if i else None, i.frames if i else None, problem)
         for path, i, problem in zip(files, infos, found)
     ]
-    if cache is not None:
-        try:
-            atomic_write_text(cache, json.dumps({"files": [asdict(c) for c in checks]}))
-        except OSError as exc:  # only a cache: the answer stands, the next run scans again
-            warnings.warn(f"could not remember the scan in {cache.parent}: {exc.strerror or exc}; "
-                          "free space there (data.cache_dir) to silence this warning", stacklevel=2)
-    return checks
+
+
+def _remember(cache: Path, checks: list[FileCheck]) -> None:
+    """Store a scan in `cache`; a failure is only a warning (the answer stands, the next run scans again)."""
+    try:
+        atomic_write_text(cache, json.dumps({"files": [asdict(c) for c in checks]}))
+    except OSError as exc:
+        warnings.warn(f"could not remember the scan in {cache.parent}: {exc.strerror or exc}; "
+                      "free space there (data.cache_dir) to silence this warning", stacklevel=3)
 
 
 def _majority(counts: Sequence[int]) -> int | None:
@@ -155,19 +166,13 @@ def _majority(counts: Sequence[int]) -> int | None:
     return max(c for c, n in tally.items() if n == best)
 
 
-def _stamp(path: str) -> dict[str, Any]:
-    try:
-        return file_fingerprint(path)
-    except OSError:  # a missing file is a problem the scan reports; its key just says so
-        return {"path": os.path.abspath(path), "missing": True}
-
-
 def _cache_path(files: list[str], *, channel: int, sample_rate: int | None, cache_dir) -> Path | None:
     if cache_dir is None:
         return None
+    # A missing file is a problem the scan reports; its key just says so.
     payload = {"version": CHECK_VERSION, "channel": int(channel), "sample_rate": sample_rate,
-               "files": [_stamp(f) for f in files]}
-    key = hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
+               "files": [file_fingerprint(f, missing_ok=True) for f in files]}
+    key = digest(payload, sort_keys=False)
     return Path(cache_dir) / "checks" / f"{key}.json"
 
 
@@ -181,7 +186,7 @@ def _read_cache(path: Path, files: list[str]) -> list[FileCheck] | None:
 
 
 def too_short(
-    checks: Iterable[FileCheck], *, frames: int, n_fft: int = 1024, hop_length: int = 512
+    checks: Iterable[FileCheck], *, frames: int, n_fft: int = _DEFAULT.n_fft, hop_length: int = _DEFAULT.hop_length
 ) -> dict[str, tuple[int, str]]:
     """Clips too short to give one vector of `frames` STFT frames: path -> (their frames, problem).
 
@@ -257,14 +262,21 @@ def check_data(
             split_machine(machine, exclude=list(bad))
         except DataError as exc:
             problems.append({"machine": machine.name, "path": str(machine.path), "problem": str(exc)})
-        seconds = [c.seconds for c in checks if c.seconds is not None]
-        rows.append({
-            "machine": machine.name, "normal": len(normal), "abnormal": len(abnormal),
-            "min_s": min(seconds, default=float("nan")), "max_s": max(seconds, default=float("nan")),
-            "rates": _values(c.samplerate for c in checks), "channels": _values(c.channels for c in checks),
-            "problems": sum(p["machine"] == machine.name for p in problems),
-        })
+        rows.append(_summary_row(machine.name, checks, n_normal=len(normal), n_abnormal=len(abnormal),
+                                 n_problems=sum(p["machine"] == machine.name for p in problems)))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
+
+
+def _summary_row(machine: str, checks: list[FileCheck], *, n_normal: int, n_abnormal: int,
+                 n_problems: int) -> dict[str, Any]:
+    """One machine's row of the `check_data` table (columns `TABLE_COLUMNS`)."""
+    seconds = [c.seconds for c in checks if c.seconds is not None]
+    return {
+        "machine": machine, "normal": n_normal, "abnormal": n_abnormal,
+        "min_s": min(seconds, default=float("nan")), "max_s": max(seconds, default=float("nan")),
+        "rates": _values(c.samplerate for c in checks), "channels": _values(c.channels for c in checks),
+        "problems": n_problems,
+    }
 
 
 def _values(values: Iterable[int | None]) -> str:

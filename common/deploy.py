@@ -27,6 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
+from .config import FeatureConfig
 from .data import is_clip
 from .errors import AudioError, DataError, ModelError
 from .features import extract
@@ -40,7 +41,7 @@ from .threshold import describe_threshold
 SCORE_FILE_COLUMNS = ["path", "score", "decision", "error"]
 DECISIONS = {False: "normal", True: "anomalous"}
 ERROR = "error"  # the decision of a file that could not be scored
-_PARAMS = ("n_mels", "frames", "n_fft", "hop_length", "power")
+_PARAMS = FeatureConfig.names()
 
 
 def find_wavs(paths: Iterable[str | os.PathLike]) -> list[Path]:

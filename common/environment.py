@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.metadata
 import platform
 
 PACKAGES = ("numpy", "scipy", "soundfile", "librosa", "keras", "tensorflow", "jax", "torch",
@@ -10,13 +10,22 @@ PACKAGES = ("numpy", "scipy", "soundfile", "librosa", "keras", "tensorflow", "ja
 
 
 def package_versions(names=PACKAGES) -> dict[str, str]:
-    """Installed version of each package, or 'not installed'."""
+    """Installed version of each package (by import name), or 'not installed'; imports none of them.
+
+    The version is read from the installed distribution's metadata, found through the import name
+    (``sklearn`` is scikit-learn, ``yaml`` PyYAML, ``tensorflow`` may be tensorflow-cpu), so that
+    listing versions does not start TensorFlow, JAX or PyTorch.
+    """
+    providers = importlib.metadata.packages_distributions()
     out = {"python": platform.python_version()}
     for name in names:
-        try:
-            out[name] = getattr(importlib.import_module(name), "__version__", "installed")
-        except ImportError:
-            out[name] = "not installed"
+        out[name] = "not installed"
+        for dist in (*providers.get(name, ()), name):
+            try:
+                out[name] = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
     return out
 
 

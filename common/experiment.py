@@ -44,10 +44,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import wav_info
+from .cache import VectorSet, feature_key
 from .config import Config, save_config
 from .data import Machine, budget_subset
 from .errors import ConfigError, DataError, ModelError
-from .features import feature_key
 from .io import atomic_write_text, digest
 from .layout import pretrained_model_path, row_model_path
 from .lock import folder_lock
@@ -59,7 +59,7 @@ from .store import STORE_DIR, ResultStore
 from .scoring import clip_scores
 from .sources import SourceSet, all_source_sets, source_sets
 from .threshold import fit_threshold
-from .train import Trainer, VectorSet
+from .train import Trainer
 
 METHODS = ("scratch", "zero_shot", "transfer")
 

@@ -34,29 +34,37 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def file_fingerprint(path: str | os.PathLike) -> dict[str, int | str]:
+def file_fingerprint(path: str | os.PathLike, *, missing_ok: bool = False) -> dict[str, int | str | bool]:
     """What identifies a file's content in the cache keys: absolute path, size, mtime, inode and ctime.
 
     Size and mtime alone miss a clip replaced by one of the same size and mtime (``cp -p``,
     ``rsync -a``, ``tar x``, every MIMII clip having one size): those write a new inode or at least
     move ctime, which no user call can set back. Costs one ``stat`` (see docs/performance.md).
+    With `missing_ok`, a file that cannot be stat'ed is ``{"path": ..., "missing": True}``
+    (the file check's key: a missing file is a problem that scan reports).
 
     Raises
     ------
     OSError
-        The file cannot be stat'ed.
+        The file cannot be stat'ed (and `missing_ok` is False).
     """
-    st = os.stat(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        if not missing_ok:
+            raise
+        return {"path": os.path.abspath(path), "missing": True}
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
             "inode": st.st_ino, "ctime_ns": st.st_ctime_ns}
 
 
-def digest(obj: Any, *, length: int | None = None, compact: bool = True) -> str:
-    """The sha256 (hex, first `length` digits) of `obj` as sorted-key JSON: every key and hash of the package.
+def digest(obj: Any, *, length: int | None = None, compact: bool = True, sort_keys: bool = True) -> str:
+    """The sha256 (hex, first `length` digits) of `obj` as JSON: every key and hash of the package.
 
-    ``compact`` selects the JSON separators; both forms exist because changing either would change
-    keys already on disk (feature caches: compact, full length; row config hashes: not compact, 16).
+    ``compact`` selects the JSON separators and ``sort_keys`` the key order; the other forms exist
+    because changing them would change keys already on disk (feature caches: compact, full length;
+    row config hashes: not compact, 16 digits; file-check caches: compact, keys in written order).
     """
     separators = (",", ":") if compact else None
-    text = json.dumps(obj, sort_keys=True, separators=separators, default=str)
+    text = json.dumps(obj, sort_keys=sort_keys, separators=separators, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .config import FeatureConfig
 from .errors import ModelError
 from .io import atomic_write, atomic_write_text
 
@@ -24,7 +25,7 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 # What must match between a model and the features it scores.
-FEATURE_KEYS = ("n_mels", "frames", "n_fft", "hop_length", "power", "channel", "sample_rate")
+FEATURE_KEYS = (*FeatureConfig.names(), "channel", "sample_rate")
 
 
 def build_autoencoder(

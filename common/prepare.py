@@ -20,7 +20,7 @@ from .check import FileCheck, scan_files, too_short
 from .config import Config
 from .data import Machine, Split, all_clips, find_machines, ignored_files, split_machine
 from .errors import AudioError, ConfigError
-from .features import ClipFeatures, cached_features
+from .cache import ClipFeatures, cached_features
 from .io import atomic_write_text
 from .sources import source_sets
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from common.config import load_config, save_config
-from common.errors import ConfigError
+from common.config import FeatureConfig, load_config, save_config
+from common.errors import ConfigError, DataError
 
 
 def write(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
@@ -42,11 +42,24 @@ def test_overrides_apply_last(tmp_path):
     assert cfg.fit.epochs == 2 and cfg.experiment.budgets == (4, "all")
 
 
-def test_hash_changes_with_the_section_it_covers(tmp_path):
-    a = load_config(write(tmp_path, "feature:\n  n_mels: 32\n", "a.yaml"))
-    b = load_config(write(tmp_path, "feature:\n  n_mels: 64\n", "b.yaml"))
-    assert a.hash("feature") != b.hash("feature")
-    assert a.hash("model", "fit") == b.hash("model", "fit")
+def test_feature_names_and_defaults_have_one_owner(tmp_path):
+    """FeatureConfig lists the feature parameters; the sidecar keys, the cache and the numerics follow it."""
+    import inspect
+
+    from common.cache import feature_key
+    from common.features import extract
+    from common.logmel import logmel_frames
+    from common.model import FEATURE_KEYS
+
+    names = FeatureConfig.names()
+    assert names == ("n_mels", "frames", "n_fft", "hop_length", "power")
+    assert FEATURE_KEYS == (*names, "channel", "sample_rate")
+    assert load_config(write(tmp_path, "")).feature == FeatureConfig()  # defaults.yaml agrees
+    for func in (extract, logmel_frames):
+        defaults = {k: p.default for k, p in inspect.signature(func).parameters.items() if k in names}
+        assert defaults == FeatureConfig().kwargs(), func.__name__
+    with pytest.raises(DataError, match=r"unknown feature parameter.*expected some of \['frames', 'hop_length'"):
+        feature_key([], channel=0, sr=16000, n_mel=64)
 
 
 def test_save_config_round_trips(tmp_path):

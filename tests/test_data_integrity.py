@@ -16,10 +16,11 @@ import soundfile as sf
 import yaml
 
 from common.__main__ import main
+from common.cache import cached_features, feature_key
 from common.config import load_config
 from common.data import find_machines
 from common.errors import DataError
-from common.features import cached_features, extract, feature_key
+from common.features import extract
 from common.synth import generate_dataset
 from conftest import tiny_overrides
 

@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from common.cache import VectorSet
 from common.config import load_config
 from common.data import find_machines, split_machine
 from common.errors import DataError, ModelError
 from common.experiment import pretrain, transfer
 from common.results import RESULT_COLUMNS
-from common.train import Trainer, VectorSet
+from common.train import Trainer
 from conftest import tiny_overrides
 
 SMALL = tiny_overrides()

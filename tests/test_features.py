@@ -1,4 +1,5 @@
-"""common.features: parity with the MIMII baseline pipeline, frame stacking, extraction, and the cache."""
+"""common.logmel, common.features, common.cache: parity with the MIMII baseline pipeline, frame stacking,
+extraction, and the cache."""
 
 import json
 import os
@@ -9,18 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from common import features
-from common.errors import AudioError, DataError
-from common.features import (
-    ClipFeatures,
-    cached_features,
-    extract,
-    feature_key,
-    logmel,
-    logmel_frames,
-    reference_logmel_frames,
-    stack_frames,
-)
+from common import cache as feature_cache
+from common.cache import ClipFeatures, cached_features, feature_key
+from common.errors import AudioError, ConfigError, DataError
+from common.features import extract
+from common.logmel import logmel, logmel_frames, reference_logmel_frames, stack_frames
 
 # Max |ours - reference| in dB. Both transform in float64; what differs is float32 rounding in
 # |X|**power, the mel product's summation order and log10: a few float32 ulps of the dB values
@@ -86,7 +80,7 @@ def test_stack_frames_layout_by_hand():
 def test_stack_frames_too_many_frames_names_frames():
     with pytest.raises(DataError, match=r"frames=5 is more than the 4 STFT frames"):
         stack_frames(np.zeros((2, 4)), frames=5)
-    with pytest.raises(DataError, match=r"frames=0 must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"frames=0 must be an integer >= 1"):
         stack_frames(np.zeros((2, 4)), frames=0)
 
 
@@ -101,9 +95,9 @@ def test_logmel_batch_equals_rows(rng):
 def test_logmel_rejects_bad_audio_and_parameters(rng):
     with pytest.raises(AudioError, match="non-finite"):
         logmel(np.array([0.0, np.nan] * 1000), sr=16000)
-    with pytest.raises(DataError, match="n_mels=0"):
+    with pytest.raises(ConfigError, match="n_mels=0"):
         logmel(np.zeros(4000, dtype=np.float32), sr=16000, n_mels=0)
-    with pytest.raises(DataError, match="hop_length=-1"):
+    with pytest.raises(ConfigError, match="hop_length=-1"):
         logmel_frames(np.zeros(4000, dtype=np.float32), sr=16000, hop_length=-1)
 
 
@@ -199,7 +193,7 @@ def test_extract_checks_every_header_first(tmp_path, rng):
         extract([good, slow], progress=False)
     with pytest.raises(AudioError, match=rf"channel=2 .*{re.escape(str(good))} with 2 channel"):
         extract([good], channel=2, progress=False)
-    with pytest.raises(DataError, match="jobs=0"):
+    with pytest.raises(ConfigError, match="jobs=0"):
         extract([good], jobs=0, progress=False)
 
 
@@ -223,7 +217,7 @@ def test_cache_second_call_is_a_hit(clips, tmp_path, monkeypatch):
     def no_extract(*args, **kwargs):
         raise AssertionError("cache hit expected, but features were extracted again")
 
-    monkeypatch.setattr(features, "extract", no_extract)
+    monkeypatch.setattr(feature_cache, "extract", no_extract)
     second = cached_features(clips, cache_dir=cache, progress=False, n_mels=32)
     assert isinstance(second.vectors, np.memmap) and not second.vectors.flags.writeable
     np.testing.assert_array_equal(second.vectors, first.vectors)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.errors import ModelError
-from common.features import cached_features
+from common.cache import VectorSet, cached_features, clip_rows
+from common.errors import DataError
 from common.model import architecture, keras
-from common.train import Trainer, VectorBatches, VectorSet, clip_rows, validation_rows
+from common.train import Trainer, VectorBatches, validation_rows
 
 REPO = Path(__file__).resolve().parent.parent
 ARCH = architecture(16, hidden=(12, 10), bottleneck=4, batch_norm=False)
@@ -59,7 +59,7 @@ def test_vector_set_equals_the_concatenation(machine_features):
 
 def test_vector_set_parts_of_any_kind(numbered):
     in_ram = np.arange(32, dtype=np.float32).reshape(2, 16)
-    vset = VectorSet.from_parts([(numbered[100:], range(5)), (numbered, [7, 3]), (in_ram, None)])
+    vset = VectorSet([(numbered[100:], range(5)), (numbered, [7, 3]), (in_ram, None)])
     got = vset.batch([6, 0, 4, 5, 1, 8])
     assert got[:, 0].tolist() == [3.0, 100.0, 104.0, 7.0, 101.0, 16.0]
     assert vset._files[0] is not None and vset._files[2] is None  # a slice of a map is read from the file too
@@ -67,20 +67,20 @@ def test_vector_set_parts_of_any_kind(numbered):
 
 
 def test_vector_set_errors(numbered, machine_features):
-    with pytest.raises(ModelError, match="at least one part"):
-        VectorSet.from_parts([])
-    with pytest.raises(ModelError, match="one width and dtype"):
-        VectorSet.from_parts([(numbered, None), (np.zeros((3, 8), np.float32), None)])
-    with pytest.raises(ModelError, match=r"must lie in \[0, 1000\)"):
-        VectorSet.from_parts([(numbered, [0, 1000])])
-    with pytest.raises(ModelError, match="not one of the"):
+    with pytest.raises(DataError, match="at least one part"):
+        VectorSet([])
+    with pytest.raises(DataError, match="one width and dtype"):
+        VectorSet([(numbered, None), (np.zeros((3, 8), np.float32), None)])
+    with pytest.raises(DataError, match=r"must lie in \[0, 1000\)"):
+        VectorSet([(numbered, [0, 1000])])
+    with pytest.raises(DataError, match="not one of the"):
         VectorSet.from_clips([(machine_features[0], ["nowhere.wav"])])
     with pytest.raises(IndexError, match="out of range"):
-        VectorSet.from_parts([(numbered, None)]).batch([1000])
+        VectorSet([(numbered, None)]).batch([1000])
 
 
 def test_batches_see_every_training_row_once_per_epoch(numbered):
-    vset = VectorSet.from_parts([(numbered, range(0, 600)), (numbered, range(600, 1000))])
+    vset = VectorSet([(numbered, range(0, 600)), (numbered, range(600, 1000))])
     n_train = validation_rows(len(vset), 0.1)
     assert n_train == 900  # Keras' rule: floor(n * (1 - validation_split))
     train = VectorBatches(vset, np.arange(n_train), batch_size=64, shuffle=True, seed=3)
@@ -106,7 +106,7 @@ def test_streaming_fit_matches_the_array_fit(rng, tmp_path):
     x = rng.normal(size=(700, 16)).astype("float32")
     np.save(tmp_path / "a.npy", x[:300])
     np.save(tmp_path / "b.npy", x[300:])
-    vset = VectorSet.from_parts([(np.load(tmp_path / "a.npy", mmap_mode="r"), None),
+    vset = VectorSet([(np.load(tmp_path / "a.npy", mmap_mode="r"), None),
                                  (np.load(tmp_path / "b.npy", mmap_mode="r"), None)])
     trainer = Trainer(in_memory_bytes=0)  # always stream
     kw = dict(epochs=3, batch_size=64, learning_rate=1e-3, validation_split=0.1, seed=5)
@@ -134,7 +134,7 @@ def test_small_vector_sets_train_in_memory_like_the_array(rng, tmp_path):
     x = rng.normal(size=(500, 16)).astype("float32")
     np.save(tmp_path / "a.npy", x[:200])
     np.save(tmp_path / "b.npy", x[200:])
-    vset = VectorSet.from_parts([(np.load(tmp_path / f"{n}.npy", mmap_mode="r"), None) for n in "ab"])
+    vset = VectorSet([(np.load(tmp_path / f"{n}.npy", mmap_mode="r"), None) for n in "ab"])
     kw = dict(epochs=2, batch_size=64, learning_rate=1e-3, validation_split=0.1, seed=4)
     trainer = Trainer(in_memory_bytes=vset.nbytes)
     a = trainer.fit(ARCH, trainer.init_weights(ARCH, seed=1), x, **kw)
@@ -156,7 +156,7 @@ def test_streaming_fit_reads_few_pages_of_the_files(tmp_path):
 
     n = 200_000  # 12.8 MB at 16 float32 per row
     np.save(tmp_path / "big.npy", np.ones((n, 16), np.float32))
-    vset = VectorSet.from_parts([(np.load(tmp_path / "big.npy", mmap_mode="r"), None)])
+    vset = VectorSet([(np.load(tmp_path / "big.npy", mmap_mode="r"), None)])
     before = rss_file()
     order = np.random.default_rng(0).permutation(n)
     for i in range(0, n, 512):

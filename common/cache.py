@@ -1,0 +1,557 @@
+"""The feature cache: stacked log-mel vectors on disk, keyed by every parameter and file, and reading them back.
+
+`cached_features` stores what `common.features.extract` returns under `feature_key`, a hash of
+every feature parameter and each file's `common.io.file_fingerprint` (path, size, mtime, inode,
+ctime), so a changed parameter or a rewritten file (even one of the same size and mtime) never
+returns stale features. An entry is loaded memory-mapped (`ClipFeatures`); `VectorSet` reads
+chosen rows of several such arrays, for training and scoring, without concatenating them in RAM.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import mmap
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .config import FeatureConfig
+from .errors import AudioError, DataError
+from .features import extract, vector_offsets
+from .io import atomic_write, atomic_write_text, digest, file_fingerprint
+
+# Bump when the feature definition or the cache layout changes: old entries then miss.
+FORMAT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Entries: one list of clips, extracted once
+
+
+@dataclass(frozen=True, eq=False)
+class ClipFeatures:
+    """The stacked log-mel vectors of a list of clips, concatenated (usually memory-mapped).
+
+    Attributes
+    ----------
+    files : tuple of str
+        The clips, as given to `cached_features`.
+    vectors : np.ndarray [shape=(n_vectors_total, n_mels * frames), float32]
+        All vectors; read-only and memory-mapped when loaded from the cache.
+    offsets : np.ndarray [shape=(len(files) + 1,), int64]
+        Clip ``i`` is ``vectors[offsets[i]:offsets[i + 1]]``.
+    """
+
+    files: tuple[str, ...]
+    vectors: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def clip(self, i: int) -> np.ndarray:
+        """Vectors of clip `i` [shape=(n_vectors_i, n_mels * frames)] (a view, read-only if mapped)."""
+        i = self._indices([i])[0]
+        return self.vectors[self.offsets[i] : self.offsets[i + 1]]
+
+    def take(self, indices: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of the chosen clips, concatenated in the given order, and their offsets.
+
+        Parameters
+        ----------
+        indices : iterable of int
+            Clip indices (negative ones count from the end); repeats are allowed.
+
+        Returns
+        -------
+        vectors : np.ndarray [shape=(n, n_mels * frames), float32]
+            A new array.
+        offsets : np.ndarray [shape=(len(indices) + 1,), int64]
+            Chosen clip ``j`` is ``vectors[offsets[j]:offsets[j + 1]]``.
+
+        Raises
+        ------
+        IndexError
+            An index is out of range.
+        """
+        idx = self._indices(indices)
+        starts, stops = self.offsets[idx], self.offsets[idx + 1]
+        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(stops - starts, out=offsets[1:])
+        vectors = np.empty((int(offsets[-1]), self.vectors.shape[1]), dtype=self.vectors.dtype)
+        for j, (a, b) in enumerate(zip(starts, stops)):
+            vectors[offsets[j] : offsets[j + 1]] = self.vectors[a:b]
+        return vectors, offsets
+
+    def _indices(self, indices: Iterable[int]) -> np.ndarray:
+        idx = np.asarray(list(indices), dtype=np.int64)
+        n = len(self.files)
+        bad = idx[(idx < -n) | (idx >= n)]
+        if bad.size:
+            raise IndexError(f"clip index {int(bad[0])} is out of range for {n} clips")
+        return np.where(idx < 0, idx + n, idx)
+
+
+
+def _feature_params(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` over `FeatureConfig`'s defaults, checked, in a canonical form (power as float)."""
+    names = FeatureConfig.names()
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise DataError(f"unknown feature parameter(s) {unknown}; expected some of {sorted(names)}")
+    merged = {**FeatureConfig().kwargs(), **params}
+    for name, value in merged.items():  # numpy scalars -> JSON-able Python numbers
+        if isinstance(value, np.generic):
+            merged[name] = value.item()
+    if isinstance(merged["power"], (int, float)) and not isinstance(merged["power"], bool):
+        merged["power"] = float(merged["power"])
+    return merged
+
+
+
+def _key_payload(files: Sequence[str | os.PathLike], *, channel: int, sr: int, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "params": dict(sorted(params.items())),
+        "channel": int(channel),
+        "sr": int(sr),
+        "files": [_file_stamp(f) for f in files],
+    }
+
+
+def _file_stamp(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        return file_fingerprint(path)
+    except OSError as exc:
+        raise AudioError(f"WAV file {path} cannot be read: {exc.strerror}") from None
+
+
+def feature_key(files: Iterable[str | os.PathLike], *, channel: int, sr: int, **params: Any) -> str:
+    """Cache key of the features of `files`: changes with any parameter or any file.
+
+    A sha256 over a JSON of the feature parameters (defaults filled in), `channel`, `sr`, the
+    cache format version and, per file in order, its `common.io.file_fingerprint` (absolute
+    path, size, ``mtime_ns``, inode and ``ctime_ns``): a file replaced by one of the same size and
+    mtime (``cp -p``, ``rsync -a``, ``tar x``) still changes the key.
+
+    Parameters
+    ----------
+    files : iterable of str or os.PathLike
+        The clips, in order.
+    channel : int >= 0
+        Channel used.
+    sr : int > 0
+        Sample rate required.
+    **params
+        Any of ``n_mels``, ``frames``, ``n_fft``, ``hop_length``, ``power``.
+
+    Returns
+    -------
+    key : str
+        64 hex digits.
+
+    Raises
+    ------
+    AudioError
+        A file cannot be stat'ed.
+    DataError
+        An unknown parameter name.
+    """
+    return digest(_key_payload(list(files), channel=channel, sr=sr, params=_feature_params(params)))
+
+
+def cached_features(
+    files: Iterable[str | os.PathLike],
+    *,
+    cache_dir: str | os.PathLike,
+    channel: int = 0,
+    sr: int = 16000,
+    jobs: int = 2,
+    progress: bool = True,
+    **params: Any,
+) -> ClipFeatures:
+    """`common.features.extract` once; later calls with the same files and parameters load it memory-mapped.
+
+    The entry for `feature_key` is ``<key>.vectors.npy``, ``<key>.offsets.npy`` and
+    ``<key>.json`` (parameters, files, shapes) in `cache_dir`. Each is written to a temporary file
+    and renamed into place, the manifest last, so an entry exists only once complete; an entry
+    whose arrays do not match its manifest is rebuilt. A changed file (see `feature_key`) or
+    parameter gives another key, never stale features. Entries are never deleted here: removing
+    `cache_dir` is always safe.
+
+    Parameters
+    ----------
+    files : iterable of str or os.PathLike
+        WAV files, in the order wanted.
+    cache_dir : str or os.PathLike
+        Folder of the cache (created if missing).
+    channel, sr, jobs, progress
+        As in `common.features.extract`.
+    **params
+        Feature parameters: any of ``n_mels``, ``frames``, ``n_fft``, ``hop_length``, ``power``.
+
+    Returns
+    -------
+    features : ClipFeatures
+        With read-only memory-mapped `vectors`.
+
+    Raises
+    ------
+    AudioError, DataError
+        As `extract`; also DataError for an empty `files` or an unknown parameter.
+    """
+    files = [str(f) for f in files]
+    if not files:
+        raise DataError("cached_features needs at least one file, got none")
+    params = _feature_params(params)
+    payload = _key_payload(files, channel=channel, sr=sr, params=params)
+    key = digest(payload)
+    cache_dir = Path(cache_dir)
+    paths = {name: cache_dir / f"{key}.{name}" for name in ("vectors.npy", "offsets.npy", "json")}
+
+    loaded = _load_entry(paths, n_files=len(files))
+    if loaded is None:
+        _build_entry(files, paths, payload, channel=channel, sr=sr, jobs=jobs, progress=progress, params=params)
+        loaded = _load_entry(paths, n_files=len(files))
+        if loaded is None:
+            raise DataError(f"feature cache entry {paths['json']} is unreadable right after writing it")
+    vectors, offsets = loaded
+    return ClipFeatures(files=tuple(files), vectors=vectors, offsets=offsets)
+
+
+def _load_entry(paths: dict[str, Path], *, n_files: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The arrays of a complete, consistent cache entry, or None (a miss)."""
+    if not paths["json"].is_file():
+        return None
+    try:
+        manifest = json.loads(paths["json"].read_text())
+        vectors = np.load(paths["vectors.npy"], mmap_mode="r", allow_pickle=False)
+        offsets = np.load(paths["offsets.npy"], allow_pickle=False)
+    except (OSError, ValueError):  # half-deleted or corrupt entry: rebuild it
+        return None
+    consistent = (
+        list(vectors.shape) == manifest.get("vectors_shape")
+        and vectors.dtype == np.float32
+        and offsets.shape == (n_files + 1,)
+        and offsets.dtype == np.int64
+        and int(offsets[-1]) == vectors.shape[0]
+    )
+    return (vectors, offsets) if consistent else None
+
+
+def _build_entry(
+    files: list[str],
+    paths: dict[str, Path],
+    payload: dict[str, Any],
+    *,
+    channel: int,
+    sr: int,
+    jobs: int,
+    progress: bool,
+    params: dict[str, Any],
+) -> None:
+    """Extract `files` straight into the entry's ``.npy`` and write its offsets, then its manifest.
+
+    Each file goes through `common.io.atomic_write` (a temporary file renamed into place, removed
+    on every failure), the manifest last: its presence means the entry is complete. A full disk
+    is a `DataError` naming the folder.
+    """
+    infos, offsets = vector_offsets(
+        files, channel=channel, sr=sr, frames=params["frames"], n_fft=params["n_fft"], hop_length=params["hop_length"]
+    )
+    shape = (int(offsets[-1]), params["n_mels"] * params["frames"])
+
+    def write_vectors(tmp: Path) -> None:
+        # extract fills a memory map of the temporary .npy: the vectors never sit in RAM whole.
+        vectors = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        _reserve(tmp)
+        extract(files, channel=channel, sr=sr, jobs=jobs, progress=progress, out=vectors, **params)
+        vectors.flush()
+
+    def write_offsets(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, offsets, allow_pickle=False)
+
+    manifest = {**payload, "key": paths["json"].name[: -len(".json")], "vectors_shape": list(shape),
+                "offsets_shape": [len(files) + 1], "dtype": "float32"}
+    try:
+        atomic_write(paths["vectors.npy"], write_vectors)
+        atomic_write(paths["offsets.npy"], write_offsets)
+        atomic_write_text(paths["json"], json.dumps(manifest, indent=1))  # last: the entry is complete
+    except OSError as exc:
+        raise _cache_write_error(exc, paths["json"].parent, need_bytes=4 * shape[0] * shape[1]) from None
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the disk blocks of a memory-mapped file up front.
+
+    A write through a map into a sparse file on a full disk is a SIGBUS that kills the process
+    without a word; ``posix_fallocate`` fails with ENOSPC before any write instead.
+    """
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows: no reservation, as before
+        return
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+
+
+def _cache_write_error(exc: OSError, folder: Path, *, need_bytes: int) -> DataError:
+    """A `DataError` naming the cache folder for an OSError met while writing an entry."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB available"
+        except OSError:
+            free = "free space unknown"
+        return DataError(
+            f"not enough disk space for the feature cache in {folder} (data.cache_dir): the entry needs "
+            f"{need_bytes / 1e6:.1f} MB, {free}. Free some space or point data.cache_dir at a larger disk"
+        )
+    return DataError(f"cannot write the feature cache in {folder} (data.cache_dir): {exc.strerror or exc}")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading rows of several entries
+
+
+class VectorSet:
+    """Training vectors given as rows of several arrays (usually memory-mapped), never concatenated.
+
+    Row ``i`` of the set is row ``i`` of ``np.concatenate([vectors[rows] for vectors, rows in parts])``,
+    but only the rows asked for are ever copied (`batch`). Rows of a memory-mapped ``.npy`` (as
+    ``ClipFeatures.vectors`` from the feature cache) are read from its file with ``os.preadv``, not
+    through the map: mapped pages that a process has read count in its RSS, and a shuffled pass
+    touches every page of every file (on kernels that map whole large folios, one batch of random
+    rows maps hundreds of MB). Read with ``preadv`` they stay in the page cache, shared and
+    reclaimable, and the RSS stays near one batch. Other arrays are indexed in memory.
+
+    Parameters
+    ----------
+    parts : iterable of (vectors, rows)
+        ``vectors`` : np.ndarray [shape=(n_vectors, dim)], e.g. ``ClipFeatures.vectors``;
+        ``rows`` : integer array, range or slice of the rows of ``vectors`` to use, in order
+        (None: all). Every part must have the same ``dim`` and dtype.
+
+    Raises
+    ------
+    DataError
+        No parts, parts of different widths or dtypes, or rows out of range.
+
+    Examples
+    --------
+    The training pools of several machines (`common.dataset.MachineData`), in the order
+    ``np.concatenate([md.vectors(md.split.train)[0] for md in machines])`` would give:
+
+    >>> vset = VectorSet.from_clips([(md.features, md.split.train) for md in machines])  # doctest: +SKIP
+    >>> trainer.fit(arch, weights, vset, epochs=50, batch_size=512, learning_rate=1e-3)  # doctest: +SKIP
+    """
+
+    def __init__(self, parts: Iterable[tuple[np.ndarray, Any]]) -> None:
+        self.parts: tuple[tuple[np.ndarray, np.ndarray], ...] = tuple(
+            (vectors, _rows(vectors, rows)) for vectors, rows in parts
+        )
+        if not self.parts:
+            raise DataError("a VectorSet needs at least one part, got none")
+        shapes = [v.shape for v, _ in self.parts]
+        dtypes = {np.dtype(v.dtype) for v, _ in self.parts}
+        if len({s[1:] for s in shapes}) != 1 or len(shapes[0]) != 2 or len(dtypes) != 1:
+            raise DataError(f"every part of a VectorSet must be 2-D with one width and dtype, got shapes {shapes} "
+                             f"and dtypes {sorted(str(d) for d in dtypes)}")
+        self.dim = int(shapes[0][1])
+        self.dtype = dtypes.pop()
+        self._ends = np.cumsum([len(r) for _, r in self.parts])
+        self._files = [_file_position(v) for v, _ in self.parts]  # (path, byte offset of row 0) or None
+        self._fds: dict[str, int] = {}
+        # Clip boundaries in the set's rows (clip j is rows clip_offsets[j]:clip_offsets[j + 1]) when
+        # made by `from_clips`, as `ClipFeatures.take` returns them; None otherwise.
+        self.clip_offsets: np.ndarray | None = None
+
+
+    @classmethod
+    def from_clips(cls, items: Iterable[tuple[Any, Iterable[Any]]]) -> VectorSet:
+        """The vectors of chosen clips of several `ClipFeatures`, clip after clip in the given order.
+
+        Parameters
+        ----------
+        items : iterable of (features, clips)
+            ``features`` : a `ClipFeatures` (``files``, ``vectors``, ``offsets``);
+            ``clips`` : the clips to use, as paths (str or Path, as in ``features.files``) or as
+            integer clip indices.
+
+        Raises
+        ------
+        DataError
+            A path is not one of the clips of its features.
+        IndexError
+            A clip index is out of range.
+
+        Examples
+        --------
+        Scoring the training clips of one machine, as ``md.vectors(md.split.train)`` would:
+
+        >>> one = VectorSet.from_clips([(md.features, md.split.train)])  # doctest: +SKIP
+        >>> scores = clip_scores(model, one.read(), one.clip_offsets)  # doctest: +SKIP
+        """
+        parts, counts = [], []
+        for features, clips in items:
+            index: dict[str, int] | None = None
+            idx = []
+            for c in clips:
+                if isinstance(c, (int, np.integer)):
+                    idx.append(int(c))
+                    continue
+                if index is None:
+                    index = {f: i for i, f in enumerate(features.files)}
+                try:
+                    idx.append(index[str(c)])
+                except KeyError:
+                    raise DataError(f"clip {c} is not one of the {len(features.files)} clips of these features") from None
+            parts.append((features.vectors, clip_rows(features.offsets, idx)))
+            offsets = np.asarray(features.offsets, dtype=np.int64)
+            counts.append(offsets[np.asarray(idx, dtype=np.int64) + 1] - offsets[np.asarray(idx, dtype=np.int64)])
+        vset = cls(parts)
+        vset.clip_offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
+        return vset
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the set takes as one array (what concatenating it allocates)."""
+        return len(self) * self.dim * self.dtype.itemsize
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows `indices` of the set, in that order [shape=(len(indices), dim)], as a new array.
+
+        Raises
+        ------
+        IndexError
+            An index is outside ``[0, len(self))``.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"row index out of range for a VectorSet of {len(self)} rows")
+        out = np.empty((len(idx), self.dim), dtype=self.dtype)
+        part = np.searchsorted(self._ends, idx, side="right")
+        for p in np.unique(part):
+            vectors, rows = self.parts[p]
+            where = np.flatnonzero(part == p)
+            src = rows[idx[where] - (self._ends[p - 1] if p else 0)]
+            # In file order: consecutive rows become one read, and the disk reads ahead.
+            order = np.argsort(src, kind="stable")
+            if self._files[p] is None:
+                out[where[order]] = vectors[src[order]]
+            else:
+                out[where[order]] = self._pread(p, src[order])
+        return out
+
+    def read(self) -> np.ndarray:
+        """All rows, in order, as one new array (the concatenation; for small sets, e.g. one machine)."""
+        return self.batch(np.arange(len(self)))
+
+    def _pread(self, p: int, rows: np.ndarray) -> np.ndarray:
+        """Sorted `rows` of part `p` read from its file [shape=(len(rows), dim)]."""
+        path, pos0 = self._files[p]
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDONLY)
+        row_bytes = self.dim * self.dtype.itemsize
+        buf = np.empty((len(rows), self.dim), dtype=self.dtype)
+        view = memoryview(buf).cast("B")
+        breaks = (np.flatnonzero(np.diff(rows) != 1) + 1).tolist()
+        for a, b in zip([0] + breaks, breaks + [len(rows)]):
+            want = (b - a) * row_bytes
+            got = os.preadv(fd, [view[a * row_bytes : b * row_bytes]], pos0 + int(rows[a]) * row_bytes)
+            if got != want:
+                raise DataError(f"{path} is shorter than its memory map: read {got} of {want} bytes")
+        return buf
+
+    def close(self) -> None:
+        """Close the files opened for reading (reopened on the next `batch`)."""
+        fds, self._fds = getattr(self, "_fds", {}), {}
+        for fd in fds.values():
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def clip_rows(offsets: np.ndarray, clips: Sequence[int]) -> np.ndarray:
+    """Rows of clips `clips` in a concatenation with `offsets` (clip ``i`` is ``offsets[i]:offsets[i + 1]``).
+
+    Returns
+    -------
+    rows : np.ndarray [shape=(sum of the clips' vector counts,), int64]
+        Clip after clip, in the order of `clips`.
+
+    Raises
+    ------
+    IndexError
+        A clip index is out of range.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    idx = np.asarray(clips, dtype=np.int64).reshape(-1)
+    if not idx.size:
+        return np.zeros(0, dtype=np.int64)
+    if idx.min() < 0 or idx.max() >= len(offsets) - 1:
+        raise IndexError(f"clip index out of range for {len(offsets) - 1} clips")
+    starts, counts = offsets[idx], offsets[idx + 1] - offsets[idx]
+    # One arange per clip without a Python loop: a running index, shifted at each clip start.
+    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return shift + np.arange(int(counts.sum()), dtype=np.int64)
+
+
+def _rows(vectors: np.ndarray, rows: Any) -> np.ndarray:
+    """`rows` (array, range, slice, or None for all) as a checked int64 array of rows of `vectors`."""
+    n = len(vectors)
+    if rows is None:
+        rows = slice(None)
+    if isinstance(rows, slice):
+        rows = range(*rows.indices(n))
+    if isinstance(rows, range):
+        rows = np.arange(rows.start, rows.stop, rows.step, dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1:
+        raise DataError(f"rows of a VectorSet part must be 1-D, got shape={rows.shape}")
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise DataError(f"rows of a VectorSet part must lie in [0, {n}), got {rows.min()}..{rows.max()}")
+    return rows
+
+
+def _file_position(vectors: np.ndarray) -> tuple[str, int] | None:
+    """(file, byte offset of row 0) of a memory-mapped array with contiguous rows, else None.
+
+    Works for memory-mapped `.npy` arrays (`np.load` with `mmap_mode="r"`, `allow_pickle=False`)
+    and row slices of them. Only shared maps qualify (a copy-on-write map may differ from its file).
+    The position is checked by reading row 0 back, so a wrong guess falls back to indexing the array.
+    """
+    if not hasattr(os, "preadv"):
+        return None  # Windows: index the map
+    if not isinstance(vectors, np.memmap) or vectors.filename is None or vectors.mode not in ("r", "r+", "w+"):
+        return None
+    if len(vectors) == 0 or vectors.ndim != 2 or vectors.strides != (vectors.shape[1] * vectors.itemsize, vectors.itemsize):
+        return None
+    base = vectors
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if not isinstance(base, mmap.mmap):
+        return None
+    try:
+        # np.memmap maps from the allocation-granularity boundary below its offset (views keep that offset).
+        map_start = vectors.offset - vectors.offset % mmap.ALLOCATIONGRANULARITY
+        pos0 = map_start + vectors.ctypes.data - np.frombuffer(base, dtype=np.uint8).ctypes.data
+        row = np.empty(vectors.shape[1], dtype=vectors.dtype)
+        with open(vectors.filename, "rb") as fh:
+            fh.seek(pos0)
+            ok = fh.readinto(memoryview(row).cast("B")) == row.nbytes and np.array_equal(row, vectors[0], equal_nan=True)
+    except (OSError, ValueError, TypeError):
+        return None
+    return (str(vectors.filename), int(pos0)) if ok else None
