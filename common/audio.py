@@ -204,11 +204,7 @@ def _soundfile_info(path: Path):
 
 
 def read_channel(
-    path: str | os.PathLike,
-    *,
-    channel: int = 0,
-    expected_sr: int | None = 16000,
-    info: WavInfo | None = None,
+    path: str | os.PathLike, *, channel: int = 0, expected_sr: int | None = 16000, info: WavInfo | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read one channel of a WAV file as float32 samples in [-1, 1).

@@ -202,13 +202,8 @@ def _logmel_batch(y: np.ndarray, *, sr: int, n_mels: int, n_fft: int, hop_length
 
 
 def logmel(
-    y: np.ndarray,
-    *,
-    sr: int,
-    n_mels: int = _DEFAULT.n_mels,
-    n_fft: int = _DEFAULT.n_fft,
-    hop_length: int = _DEFAULT.hop_length,
-    power: float = _DEFAULT.power,
+    y: np.ndarray, *, sr: int, n_mels: int = _DEFAULT.n_mels, n_fft: int = _DEFAULT.n_fft,
+    hop_length: int = _DEFAULT.hop_length, power: float = _DEFAULT.power,
 ) -> np.ndarray:
     """Log-mel spectrogram in dB, as the MIMII baseline computes it.
 
@@ -384,14 +379,8 @@ def logmel_frames(
 
 
 def reference_logmel_frames(
-    path: str | os.PathLike,
-    *,
-    channel: int = 0,
-    n_mels: int = _DEFAULT.n_mels,
-    frames: int = _DEFAULT.frames,
-    n_fft: int = _DEFAULT.n_fft,
-    hop_length: int = _DEFAULT.hop_length,
-    power: float = _DEFAULT.power,
+    path: str | os.PathLike, *, channel: int = 0, n_mels: int = _DEFAULT.n_mels, frames: int = _DEFAULT.frames,
+    n_fft: int = _DEFAULT.n_fft, hop_length: int = _DEFAULT.hop_length, power: float = _DEFAULT.power,
 ) -> np.ndarray:
     """The MIMII baseline's ``file_to_vector_array``, as published (for parity tests and benchmarks).
 

@@ -1,6 +1,7 @@
 """Streaming training from memory-mapped features (`VectorSet`), and the model tests on other Keras backends."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -201,3 +202,17 @@ def test_yaml_backend_picks_the_backend_of_a_fresh_command(tiny_root, tmp_path):
     sidecars = sorted((tmp_path / "models").glob("*.json"))
     assert [p.stem for p in sidecars] == ["fan", "valve"]
     assert {json.loads(p.read_text())["backend"] for p in sidecars} == {"jax"}
+
+
+def test_package_versions_import_no_backend_and_the_feature_modules_no_keras():
+    """Listing versions reads package metadata (TensorFlow, JAX, torch stay unloaded); features need no Keras."""
+    code = ("import json, sys\n"
+            "import common.cache, common.check, common.features, common.logmel\n"
+            "from common.environment import package_versions\n"
+            "versions = package_versions()\n"
+            "print(json.dumps([versions['numpy'], sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') "
+            "if m in sys.modules)]))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    numpy_version, loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert numpy_version == np.__version__ and loaded == []
