@@ -1,10 +1,13 @@
-"""Which machines pretrain which target, per experiment version (the only place versions differ).
+"""The experiment versions, in one table: what each pretrains on (the only place versions differ),
+in a few words and in a paragraph, and which machines pretrain which target.
 
 - v1: each *other machine type* alone (all its IDs);
 - v2: the *other IDs of the target's type*;
 - v3: each pair of *two other types*;
 - v4: *all other types* together.
 A target's own type never appears in v1/v3/v4 sources, and its own ID never in v2.
+`common.config` accepts exactly these versions; `common.notebooks` titles and introduces each
+version's notebooks with their words.
 """
 
 from __future__ import annotations
@@ -53,11 +56,38 @@ def _other_ids(target: Machine, machines: Sequence[Machine]) -> list[SourceSet]:
     return [SourceSet(f"{target.type}_" + "+".join(m.id for m in same), tuple(same))]
 
 
-VERSIONS: dict[str, tuple[str, Callable[[Machine, Sequence[Machine]], list[SourceSet]]]] = {
-    "v1": ("one other machine type", _type_combinations(1)),
-    "v2": ("the other IDs of the same type", _other_ids),
-    "v3": ("two other machine types", _type_combinations(2)),
-    "v4": ("all other machine types together", _type_combinations(None)),
+@dataclass(frozen=True)
+class Version:
+    """One experiment version: its pretraining sources in a few words and in a paragraph, and the rule."""
+
+    short: str  # e.g. "one other machine type": notebook titles ("pretrain on ...", "transfer from ...")
+    text: str  # the Markdown paragraph that opens the version's notebooks
+    sources: Callable[[Machine, Sequence[Machine]], list[SourceSet]]  # (target, machines) -> source sets
+
+
+VERSIONS: dict[str, Version] = {
+    "v1": Version(
+        "one other machine type",
+        "For every target machine (type + ID), a model is pretrained on **one other machine type** "
+        "(all its IDs' training clips), one model per type: a fan target gets models pretrained on "
+        "pump, on slider and on valve.",
+        _type_combinations(1)),
+    "v2": Version(
+        "the other IDs of the same type",
+        "For every target machine, a model is pretrained on the **other IDs of the same type**: "
+        "fan/id_00 gets a model pretrained on fan/id_02, id_04 and id_06. The target's own ID never "
+        "enters pretraining.",
+        _other_ids),
+    "v3": Version(
+        "two other machine types",
+        "For every target machine, models are pretrained on **each pair of two other machine types**: "
+        "a fan target gets pump+slider, pump+valve and slider+valve.",
+        _type_combinations(2)),
+    "v4": Version(
+        "all three other machine types",
+        "For every target machine, one model is pretrained on **all three other machine types together** "
+        "(12 machines on full MIMII): a fan target gets pump+slider+valve.",
+        _type_combinations(None)),
 }
 
 
@@ -65,7 +95,7 @@ def source_sets(version: str, target: Machine, machines: Sequence[Machine]) -> l
     """The source sets that pretrain models for `target` in `version` (empty if the data has none)."""
     if version not in VERSIONS:
         raise ConfigError(f"experiment version={version!r} must be one of {sorted(VERSIONS)}")
-    return VERSIONS[version][1](target, machines)
+    return VERSIONS[version].sources(target, machines)
 
 
 def all_source_sets(version: str, machines: Sequence[Machine]) -> list[SourceSet]:

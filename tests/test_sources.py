@@ -6,7 +6,7 @@ import pytest
 
 from common.data import Machine
 from common.errors import ConfigError
-from common.sources import all_source_sets, source_sets
+from common.sources import VERSIONS, all_source_sets, source_sets
 
 TYPES = ("fan", "pump", "slider", "valve")
 IDS = ("id_00", "id_02", "id_04", "id_06")
@@ -56,3 +56,14 @@ def test_fewer_machines_give_fewer_sources():
 def test_unknown_version():
     with pytest.raises(ConfigError, match="v9"):
         source_sets("v9", MACHINES[0], MACHINES)
+
+
+def test_one_table_holds_every_version_with_its_words(tmp_path):
+    from common.config import load_config
+
+    assert list(VERSIONS) == ["v1", "v2", "v3", "v4"]
+    for version, entry in VERSIONS.items():
+        assert entry.short and entry.text.startswith("For every target machine"), version
+        yaml_path = tmp_path / f"{version}.yaml"
+        yaml_path.write_text(f"experiment:\n  version: {version}\n")
+        assert load_config(yaml_path).experiment.version == version  # config accepts exactly this table
