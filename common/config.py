@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
 import math
 import types
 import typing
@@ -48,15 +46,28 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    n_mels: int
-    frames: int
-    n_fft: int
-    hop_length: int
-    power: float
+    """The log-mel feature parameters: the one list of their names and defaults (the MIMII baseline's).
+
+    `common.logmel` and `common.features` take their keyword defaults from ``FeatureConfig()``,
+    `common.cache` its key's parameter names, model sidecars and `common.deploy` the names they
+    record and compare. ``common/defaults.yaml`` shows the same values to the user; a Version YAML
+    sets them under ``feature:``.
+    """
+
+    n_mels: int = 64
+    frames: int = 5  # consecutive STFT frames stacked into one vector
+    n_fft: int = 1024
+    hop_length: int = 512
+    power: float = 2.0
 
     def kwargs(self) -> dict[str, Any]:
-        """The parameters as keyword arguments for `common.features` functions."""
+        """The parameters as keyword arguments for `common.logmel` and `common.features` functions."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The parameter names, in their order: ``("n_mels", "frames", "n_fft", "hop_length", "power")``."""
+        return tuple(f.name for f in dataclasses.fields(cls))
 
 
 @dataclass(frozen=True)
@@ -138,12 +149,6 @@ class Config:
     def to_yaml(self) -> str:
         """The resolved config as YAML text (what `save_config` writes)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-    def hash(self, *sections: str) -> str:
-        """Short stable hash of the named sections (all when none), to key results and models."""
-        d = self.to_dict()
-        chosen = {s: d[s] for s in (sections or d)}
-        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
 
 
 SECTIONS: dict[str, type] = {k: v for k, v in typing.get_type_hints(Config).items() if k != "source"}
