@@ -111,8 +111,9 @@ class FitLog:
 def run(root: Path, work: Path, *, versions, epochs: int, transfer_epochs: int) -> tuple[list, dict, FitLog]:
     """Time every stage; returns ([(stage, seconds, (fit stage, kind) or None)], the YAMLs' epochs, the fit log)."""
     from common.config import load_config
-    from common.experiment import pretrain, transfer
-    from common.prepare import check_machine, load_machine, select_machines
+    from common.dataset import check_machine, load_machine, select_machines
+    from common.experiment import transfer
+    from common.pretrain import pretrain
 
     copy_versions(work, versions)
     data = {"root": str(root), "cache_dir": str(work / "cache")}

@@ -64,7 +64,7 @@ def concat_pretrain(cfg) -> dict:
     import numpy as np
 
     from common.model import architecture, save_model
-    from common.prepare import load_machine, select_machines
+    from common.dataset import load_machine, select_machines
     from common.scoring import clip_scores
     from common.sources import all_source_sets
     from common.train import Trainer
@@ -98,7 +98,7 @@ def concat_pretrain(cfg) -> dict:
 
 def stream_pretrain(cfg) -> dict:
     """`common.experiment.pretrain` as it is wired (streaming); returns the largest source set's size."""
-    from common.experiment import pretrain
+    from common.pretrain import pretrain
     from common.model import read_sidecar
 
     made = pretrain(cfg, progress=False)
@@ -123,7 +123,7 @@ def child(mode: str, root: Path, work: Path, epochs: int) -> int:
             x = np.zeros((1024, 320), dtype=np.float32)
             trainer.fit(arch, trainer.init_weights(arch, seed=0), x, epochs=1, batch_size=512, learning_rate=1e-3)
         elif mode == "features":
-            from common.prepare import load_machine, select_machines
+            from common.dataset import load_machine, select_machines
 
             for m in select_machines(cfg):
                 load_machine(cfg, m, progress=False)

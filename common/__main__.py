@@ -57,7 +57,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from .prepare import load_machine, select_machines
+    from .dataset import load_machine, select_machines
 
     cfg = _load(args)
     print(f"{'machine':<16}{'train':>7}{'eval':>6}{'vectors':>10}{'dim':>6}")
@@ -128,7 +128,7 @@ def _load(args: argparse.Namespace):
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     cfg = _load(args)  # first: fit.backend must be set before Keras is imported
-    from .experiment import pretrain
+    from .pretrain import pretrain
 
     for p in pretrain(cfg):
         print(f"{'trained ' if p.trained else 'up to date'}  {p.path}")

@@ -29,6 +29,8 @@ def use_backend(name: str, *, key: str = "fit.backend") -> str | None:
     if name not in BACKENDS:
         raise ConfigError(f"{key}: {name!r} is not a Keras backend; expected one of: {', '.join(BACKENDS)}")
     running = loaded_backend()
+    if running is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of notebooks
     if name == "auto":
         return running
     if running is not None:

@@ -190,7 +190,7 @@ def too_short(
 ) -> dict[str, tuple[int, str]]:
     """Clips too short to give one vector of `frames` STFT frames: path -> (their frames, problem).
 
-    The rule a run applies (`common.prepare.check_machine`), shared with ``check-data --config``.
+    The rule a run applies (`common.dataset.check_machine`), shared with ``check-data --config``.
     Only clips with a readable header are judged.
     """
     short = {}

@@ -40,7 +40,8 @@ def run_versions(repo: Path, *, versions=("v1", "v2", "v3", "v4"), overrides=Non
     # Every config first: a fit.backend in them must be set before Keras is imported.
     configs = [(load_config(pretrain_yaml(repo, v), overrides=overrides),
                 load_config(transfer_yaml(repo, v), overrides=overrides)) for v in versions]
-    from .experiment import pretrain, transfer
+    from .experiment import transfer
+    from .pretrain import pretrain
     from .results import summarize
 
     summaries = []

@@ -33,7 +33,7 @@ from .errors import AudioError, DataError, ModelError
 from .features import extract
 from .io import atomic_write_text
 from .layout import pretrained_model_path, row_model_path, transfer_yaml
-from .model import FEATURE_KEYS, copy_model, load_model, read_sidecar
+from .model import FEATURE_KEYS, ROW_FIELDS, Sidecar, copy_model, load_model, read_sidecar
 from .results import read_table, result_dir
 from .scoring import clip_scores
 from .threshold import describe_threshold
@@ -438,12 +438,10 @@ def _zero_shot_sidecar(result_dir: Path, facts: Mapping[str, Any], target: str) 
     cfg = load_config(result_dir / "config.yaml", overrides={"fit": {"backend": "auto"}})
     src = pretrained_model_path(cfg.transfer.init_from, facts["source"])
     method_name, level = cfg.eval.threshold_spec()
-    sidecar = read_sidecar(src) | {k: facts[k] for k in ("version", "target_type", "target_id", "method",
-                                                            "budget", "seed", "auc", "pauc", "precision",
-                                                            "recall", "f1", "n_eval_clips", "config_hash")}
-    sidecar |= {"target": target, "threshold": facts["threshold"], "threshold_method": method_name,
-                "threshold_level": level, "pretrained": str(src)}
-    return src, sidecar
+    sidecar = Sidecar.read(src).replace(**{k: facts[k] for k in ROW_FIELDS if k not in ("source", "n_train_clips")},
+                                        target=target, threshold=facts["threshold"], threshold_method=method_name,
+                                        threshold_level=level, pretrained=str(src))
+    return src, sidecar.to_dict()
 
 
 def _selection_bias(n_rows: int) -> str:

@@ -1,31 +1,119 @@
-"""Build, train, save and load the dense autoencoder of the MIMII baseline (backend-neutral Keras 3).
+"""Build, save and load the dense autoencoder of the MIMII baseline (backend-neutral Keras 3), with its sidecar.
 
-A saved model is two files: ``NAME.keras`` and ``NAME.json``, the sidecar recording the feature
-parameters, sources, budget and seed it was trained with, so it is never paired with other features.
+A saved model is two files: ``NAME.keras`` and ``NAME.json``, the sidecar (`Sidecar`, written by
+`write_sidecar` and read by `read_sidecar` only) recording the feature parameters, sources, budget,
+seed and threshold it was trained with, so it is never paired with other features.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
+import keras
+from keras import layers
 
 from .config import FeatureConfig
 from .errors import ModelError
 from .io import atomic_write, atomic_write_text
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of notebooks
-
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
-
 # What must match between a model and the features it scores.
 FEATURE_KEYS = (*FeatureConfig.names(), "channel", "sample_rate")
+# The results.csv fields a row model's sidecar copies from its row (an exported zero_shot model: all but
+# source and n_train_clips, which its pretrained sidecar has).
+ROW_FIELDS = ("version", "target_type", "target_id", "method", "source", "budget", "seed", "n_train_clips", "auc",
+              "pauc", "precision", "recall", "f1", "n_eval_clips", "config_hash")
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """What a saved model's JSON sidecar records; a field left None is not written (older sidecars lack some).
+
+    Pretrained models record their source set and training (``key``, ``sources``, ``final_loss``
+    ...); row models (scratch, transfer) and exported zero_shot models the results row they belong
+    to (``config_hash``, ``auc`` ...); every model its ``features``, ``n_channels``,
+    ``architecture`` and decision ``threshold``. Keys this version does not know are kept in
+    `extra` and written back unchanged.
+    """
+
+    # What the clips it scores must match, and the sizes that rebuild it.
+    features: dict[str, Any] | None = None
+    n_channels: int | None = None
+    architecture: dict[str, Any] | None = None
+    # What it learned from and how.
+    key: str | None = None
+    version: str | None = None
+    source: str | None = None
+    sources: list[str] | None = None
+    target: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    method: str | None = None
+    budget: str | None = None
+    seed: int | None = None
+    train_clips: list[str] | None = None
+    n_train_clips: int | None = None
+    n_train_vectors: int | None = None
+    n_skipped_clips: int | None = None
+    skipped_clips: list[str] | None = None
+    pretrained: str | None = None
+    pretrained_key: str | None = None
+    fit: dict[str, Any] | None = None
+    transfer: dict[str, Any] | None = None
+    final_loss: float | None = None
+    train_seconds: float | None = None
+    streamed: bool | None = None
+    # The decision threshold, fitted on the scores of its own training clips.
+    train_scores: list[float] | None = None
+    threshold: float | None = None
+    threshold_method: str | None = None
+    threshold_level: float | None = None
+    n_threshold_clips: int | None = None
+    # The results row of a row model (or an exported zero_shot model).
+    config_hash: str | None = None
+    auc: float | None = None
+    pauc: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    n_eval_clips: int | None = None
+    # Written by `save_model`.
+    keras_version: str | None = None
+    backend: str | None = None
+    saved_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, meta: Mapping[str, Any]) -> Sidecar:
+        """The sidecar of a JSON object (unknown keys go to `extra`)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in meta.items() if k in names},
+                   extra={k: v for k, v in meta.items() if k not in names})
+
+    @classmethod
+    def read(cls, path: str | Path) -> Sidecar:
+        """The sidecar of the model at `path` (see `read_sidecar`)."""
+        return cls.from_dict(read_sidecar(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object written: every recorded field, then `extra`."""
+        meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {k: v for k, v in meta.items() if v is not None} | self.extra
+
+    def replace(self, **changes: Any) -> Sidecar:
+        return dataclasses.replace(self, **changes)
+
+
+def write_sidecar(path: str | Path, sidecar: Sidecar | Mapping[str, Any]) -> Path:
+    """Write the sidecar of the model at `path` (``NAME.json``) atomically, as sorted, indented JSON."""
+    meta = sidecar.to_dict() if isinstance(sidecar, Sidecar) else dict(sidecar)
+    return atomic_write_text(Path(path).with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
 
 
 def build_autoencoder(
@@ -79,10 +167,10 @@ def architecture(input_dim: int, *, hidden: Sequence[int], bottleneck: int, batc
             "bottleneck": int(bottleneck), "batch_norm": bool(batch_norm)}
 
 
-def save_model(model: keras.Model, path: str | Path, *, sidecar: Mapping[str, Any]) -> Path:
+def save_model(model: keras.Model, path: str | Path, *, sidecar: Sidecar | Mapping[str, Any]) -> Path:
     """Save ``path`` (``.keras``) and its JSON sidecar atomically; returns the ``.keras`` path."""
     path = Path(path).with_suffix(".keras")
-    meta = dict(sidecar)
+    meta = sidecar.to_dict() if isinstance(sidecar, Sidecar) else dict(sidecar)
     meta.setdefault("keras_version", keras.__version__)
     meta.setdefault("backend", keras.backend.backend())
     meta.setdefault("saved_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -91,7 +179,7 @@ def save_model(model: keras.Model, path: str | Path, *, sidecar: Mapping[str, An
     path.with_suffix(".json").unlink(missing_ok=True)
     # Keras insists on the .keras suffix, so the temporary file keeps it.
     atomic_write(path, lambda tmp: _save_keras(model, tmp))
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
+    write_sidecar(path, meta)
     return path
 
 
@@ -206,12 +294,12 @@ def check_model_fits_sidecar(model: keras.Model, sidecar: Mapping[str, Any], *, 
                          f"({dict(arch)}): weight shapes {got} vs {expected}")
 
 
-def copy_model(src: str | Path, dst: str | Path, *, sidecar: Mapping[str, Any] | None = None) -> Path:
+def copy_model(src: str | Path, dst: str | Path, *, sidecar: Sidecar | Mapping[str, Any] | None = None) -> Path:
     """Copy a saved model to `dst` (``.keras``) with `sidecar` (default: the source's), atomically as `save_model`."""
     src, dst = Path(src).with_suffix(".keras"), Path(dst).with_suffix(".keras")
     meta = read_sidecar(src)  # also: ModelError when the source or its sidecar is missing
-    meta = meta if sidecar is None else dict(sidecar)
+    meta = meta if sidecar is None else sidecar
     dst.with_suffix(".json").unlink(missing_ok=True)  # as in save_model: never a new model with an old sidecar
     atomic_write(dst, lambda tmp: tmp.write_bytes(src.read_bytes()))
-    atomic_write_text(dst.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
+    write_sidecar(dst, meta)
     return dst

@@ -7,7 +7,6 @@ import numpy as np
 from .errors import MetricError
 
 
-
 def reconstruction_errors(model, x: np.ndarray, *, batch_size: int = 8192) -> np.ndarray:
     """Mean squared reconstruction error of each vector [shape=(n_vectors,)], in one batched pass."""
     y = model.predict(x, batch_size=batch_size, verbose=0)

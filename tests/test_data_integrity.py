@@ -72,7 +72,7 @@ def _replace_keeping_size_and_mtime(path: Path, source: Path) -> None:
 
 
 def test_clip_replaced_with_same_size_and_mtime_gives_new_features_and_identity(one_machine, tiny_root, tmp_path):
-    from common.experiment import _data_identity
+    from common.runs import data_identity as _data_identity
 
     clips = sorted((one_machine / MACHINE / "normal").glob("*.wav"))[:4]
     cfg = load_config(write_yaml(tmp_path / "v" / "cfg.yaml", one_machine, tmp_path / "cache"))
@@ -126,7 +126,7 @@ def test_upper_case_clips_count_and_resource_forks_are_reported_by_check_data(on
 
 
 def test_experiments_use_upper_case_clips_and_warn_about_resource_forks(one_machine, tmp_path):
-    from common.prepare import check_machine
+    from common.dataset import check_machine
 
     upper, mixed, fork = _rename_clips(one_machine)
     cfg = load_config(write_yaml(tmp_path / "v" / "cfg.yaml", one_machine, tmp_path / "cache"))
@@ -213,7 +213,7 @@ def test_channel_or_rate_no_clip_has_is_a_config_error(one_machine, tmp_path, da
 
 def test_missing_data_root_names_the_yaml_and_key(tmp_path):
     from common.errors import ConfigError
-    from common.prepare import select_machines
+    from common.dataset import select_machines
 
     cfg = write_yaml(tmp_path / "v" / "cfg.yaml", tmp_path / "nowhere", tmp_path / "cache")
     code, text = run_cli(["features", str(cfg)])

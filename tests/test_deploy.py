@@ -17,11 +17,12 @@ from common.config import load_config
 from common.data import find_machines
 from common.deploy import SCORE_FILE_COLUMNS, export_model, score_files
 from common.errors import DataError, ModelError
-from common.experiment import pretrain, transfer
+from common.experiment import transfer
 from common.layout import row_model_path
 from common.metrics import decision_metrics
 from common.model import read_sidecar
-from common.prepare import check_machine
+from common.dataset import check_machine
+from common.pretrain import pretrain
 from common.threshold import fit_threshold
 from conftest import tiny_overrides
 

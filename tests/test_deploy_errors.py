@@ -17,9 +17,10 @@ from common.__main__ import main
 from common.config import load_config
 from common.deploy import export_model, score_files
 from common.errors import ModelError
-from common.experiment import pretrain, transfer
+from common.experiment import transfer
 from common.layout import row_model_path
 from common.model import architecture, build_autoencoder, load_model, read_sidecar, save_model
+from common.pretrain import pretrain
 from conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,7 +11,8 @@ from common.cache import VectorSet
 from common.config import load_config
 from common.data import find_machines, split_machine
 from common.errors import DataError, ModelError
-from common.experiment import pretrain, transfer
+from common.experiment import transfer
+from common.pretrain import pretrain
 from common.results import RESULT_COLUMNS
 from common.train import Trainer
 from conftest import tiny_overrides
@@ -89,7 +90,7 @@ def test_auc_and_pauc_recompute_from_the_score_file(v1_run):
 
 def test_no_evaluation_clip_ever_reaches_training(v1_run, tiny_root):
     tmp, cfg, _, _, seen = v1_run
-    from common.prepare import load_machine
+    from common.dataset import load_machine
 
     eval_rows = set()
     for machine in find_machines(tiny_root):
@@ -164,3 +165,50 @@ def test_pretrain_streams_sets_over_the_memory_limit(v1_run, tiny_root, tmp_path
         assert (a["streamed"], b["streamed"]) == (False, True)
         assert a["n_train_vectors"] == b["n_train_vectors"] and a["key"] != b["key"]
         assert 0.5 < b["final_loss"] / a["final_loss"] < 2  # other batch orders, the same training
+
+
+def test_run_cell_gives_a_stored_row_again_and_writes_nothing(v1_run):
+    """A cell is a function of (config, cell): it returns its row, scores and model, and writes no file."""
+    from common.dataset import select_machines
+    from common.experiment import run_cell
+    from common.results import KEY
+    from common.runs import Cell
+    from common.sources import source_sets
+
+    tmp, cfg, _, results, _ = v1_run
+    machines = select_machines(cfg)
+    target = next(m for m in machines if m.type == "fan")
+    source = source_sets(cfg.experiment.version, target, machines)[0]
+    stored = results.set_index(KEY)
+    before = {p: p.stat().st_mtime_ns for p in tmp.rglob("*") if p.is_file()}
+    for cell in (Cell(target, None, "scratch", 2, 0), Cell(target, source, "zero_shot", "all", 0),
+                 Cell(target, source, "transfer", 2, 0)):
+        got = run_cell(cfg, cell)
+        row = stored.loc[cell.key]
+        assert got.row["config_hash"] == row["config_hash"], cell.method
+        assert got.row["auc"] == pytest.approx(row["auc"], rel=1e-6) and got.row["threshold"] == pytest.approx(
+            row["threshold"], rel=1e-6)
+        assert len(got.scores) == row["n_eval_clips"]
+        assert (got.model is None) == (cell.method == "zero_shot")
+        if got.model is not None:
+            assert got.model.sidecar.config_hash == row["config_hash"] and got.model.sidecar.method == cell.method
+    assert {p: p.stat().st_mtime_ns for p in tmp.rglob("*") if p.is_file()} == before
+
+
+def test_plan_runs_the_method_table_in_order(v1_run):
+    """Per target, budget and seed: scratch once (no source), then zero_shot and transfer per source set."""
+    from common.dataset import select_machines
+    from common.methods import METHODS
+    from common.results import METHOD_ORDER
+    from common.runs import plan
+    from common.sources import source_sets
+
+    _, cfg, _, results, _ = v1_run
+    assert list(METHODS) == list(METHOD_ORDER) == ["scratch", "zero_shot", "transfer"]
+    machines = select_machines(cfg)
+    targets = [(t, source_sets(cfg.experiment.version, t, machines)) for t in machines]
+    the_plan = plan(cfg, targets, {t: "data" for t in machines}, {}, {m: M.pretrains for m, M in METHODS.items()})
+    assert len(the_plan.cells) == len(results) and len(the_plan.hashes) == len(results)
+    first = [(c.source_label, c.method) for c in the_plan.cells[:3]]
+    assert first == [("none", "scratch"), (targets[0][1][0].label, "zero_shot"), (targets[0][1][0].label, "transfer")]
+    assert sorted(job.source.label for job in the_plan.pretrain) == ["fan", "valve"]

@@ -94,3 +94,17 @@ def test_save_load_round_trip_and_feature_check(tmp_path, x):
     (tmp_path / "bad.json").write_text(json.dumps({"features": FEATURES}))
     with pytest.raises(ModelError, match=r"model file .*bad\.keras is not a Keras archive"):
         load_model(tmp_path / "bad.keras")
+
+
+def test_sidecar_round_trip_keeps_unknown_keys_and_writes_only_recorded_fields(tmp_path):
+    from common.model import Sidecar, write_sidecar
+
+    meta = {"features": FEATURES, "n_channels": 8, "threshold": 0.25, "method": "transfer", "from_the_future": [1]}
+    side = Sidecar.from_dict(meta)
+    assert side.threshold == 0.25 and side.auc is None and side.extra == {"from_the_future": [1]}
+    assert side.to_dict() == meta  # unset fields are not written; unknown keys come back unchanged
+    path = tmp_path / "m.keras"
+    path.write_bytes(b"")  # read_sidecar wants the model file beside its sidecar
+    write_sidecar(path, side.replace(auc=0.75))
+    assert json.loads(path.with_suffix(".json").read_text()) == meta | {"auc": 0.75}
+    assert Sidecar.read(path) == side.replace(auc=0.75)

@@ -24,8 +24,9 @@ from common.check import check_data, scan_files
 from common.config import load_config
 from common.data import find_machines
 from common.errors import AudioError, ConfigError
-from common.experiment import pretrain, transfer
-from common.prepare import load_machine
+from common.dataset import load_machine
+from common.experiment import transfer
+from common.pretrain import pretrain
 from common.results import RESULT_COLUMNS
 from common.train import Trainer
 from conftest import tiny_overrides

@@ -23,8 +23,9 @@ import yaml
 from common.__main__ import main
 from common.config import load_config
 from common.errors import ConfigError, ModelError
-from common.experiment import pretrain, transfer
+from common.experiment import transfer
 from common.layout import row_model_path
+from common.pretrain import pretrain
 from common.train import Trainer
 from conftest import tiny_overrides
 

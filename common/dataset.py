@@ -1,4 +1,4 @@
-"""Tie a config to the data: the machines it selects, their good clips and splits, and their cached features.
+"""A config's data: the machines it selects, their checked clips and splits, and their cached features.
 
 Every clip is checked first (`common.check.scan_files`: header, rate, channel count, finite and
 non-silent samples, long enough for ``feature.frames``). A bad clip stops the run with an
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .audio import wav_info
 from .check import FileCheck, scan_files, too_short
 from .config import Config
 from .data import Machine, Split, all_clips, find_machines, ignored_files, split_machine
@@ -54,6 +55,31 @@ class MachineData:
     @cached_property
     def _index(self) -> dict[str, int]:
         return {f: i for i, f in enumerate(self.features.files)}
+
+
+class Machines:
+    """Each machine's checked split and features, each loaded on first use (one run's view of the data)."""
+
+    def __init__(self, cfg: Config, *, progress: bool) -> None:
+        self.cfg, self.progress = cfg, progress
+        self._checked: dict[Machine, CheckedMachine] = {}
+        self._data: dict[Machine, MachineData] = {}
+
+    def checked(self, machine: Machine) -> CheckedMachine:
+        if machine not in self._checked:
+            self._checked[machine] = check_machine(self.cfg, machine, progress=self.progress)
+        return self._checked[machine]
+
+    def __getitem__(self, machine: Machine) -> MachineData:
+        if machine not in self._data:
+            self._data[machine] = load_machine(self.cfg, machine, progress=self.progress,
+                                               checked=self.checked(machine))
+        return self._data[machine]
+
+
+def n_channels(files) -> int:
+    """Channel count of a machine's clips (all of one machine share it), from the first clip's header."""
+    return wav_info(files[0]).channels
 
 
 def select_machines(cfg: Config) -> list[Machine]:

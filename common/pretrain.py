@@ -1,0 +1,182 @@
+"""One model per source set: pretrain it (or find it up to date), its training clips' scores and threshold.
+
+Each model learns from the training pools of all its source machines (never evaluation clips) and
+is saved with its sidecar the moment it is trained, so a killed run resumes with the next one. A
+transfer run reads these models back (`pretrained_sidecar`, `load_pretrained`), checked against
+its own features and source sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .cache import VectorSet
+from .config import Config, save_config
+from .dataset import Machines, MachineData, n_channels, select_machines, write_skipped
+from .errors import ModelError
+from .io import atomic_write_text
+from .layout import pretrained_model_path
+from .lock import folder_lock
+from .model import Sidecar, architecture, check_features, load_model, save_model, write_sidecar
+from .runs import PretrainJob, data_identity, feature_sidecar, fit_identity, key_of, no_source_sets, threshold_fields
+from .scoring import clip_scores
+from .sources import SourceSet, all_source_sets
+from .train import Trainer
+
+AUTOENCODER = "autoencoder"  # the pretraining of `pretrain`: the autoencoder fitted on the source clips
+SCORE_CLIPS = 64  # clips scored at once (64 x 309 vectors = 25 MB; scoring holds ~4 copies)
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """A pretrained model on disk and whether this call trained it or found it up to date."""
+
+    source: SourceSet
+    path: Path
+    trained: bool
+
+
+def model_path(cfg: Config, source: SourceSet) -> Path:
+    """Where the pretrained model of `source` lives."""
+    return pretrained_model_path(cfg.output.model_dir, source.label)
+
+
+def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
+    """Train (or find up to date) one model per distinct source set of the config's version.
+
+    Each model learns from the training pools of all its source machines (never evaluation clips).
+    Its sidecar records features, channel count, architecture, sources, budget, seed, skipped clips
+    and a key of the exact training clips and settings; a model whose key matches is reused. Each
+    model is saved atomically the moment it is trained, so a killed run resumes with the next one.
+    ``model_dir/skipped.csv`` lists the bad clips left out under ``data.on_bad_file: skip``.
+
+    Raises
+    ------
+    DataError
+        The data has no source set for the version (before any file is touched).
+    LockError
+        Another run holds ``output.model_dir``.
+    """
+    machines = select_machines(cfg)
+    jobs = [PretrainJob(s, AUTOENCODER, cfg.experiment.pretrain_seed)
+            for s in all_source_sets(cfg.experiment.version, machines)]
+    if not jobs:
+        raise no_source_sets(cfg, machines)
+    with folder_lock(cfg.output.model_dir, what=f"pretrain {cfg.source}"):
+        data = Machines(cfg, progress=progress)
+        used = sorted({m for job in jobs for m in job.source.machines})
+        write_skipped(cfg.output.model_dir, {m: data.checked(m).skipped for m in used})
+        trainer = Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20)
+        bar = tqdm(jobs, desc=f"pretrain {cfg.experiment.version}", disable=not progress, unit="model")
+        done = [_pretrain_one(cfg, trainer, data, job) for job in bar]
+        save_config(cfg, cfg.output.model_dir / "config.yaml")
+    return done
+
+
+def _pretrain_one(cfg: Config, trainer: Trainer, data: Machines, job: PretrainJob) -> Pretrained:
+    """Train the model of `job` and save it with its sidecar, unless an up-to-date one is on disk."""
+    source, seed = job.source, job.seed
+    path = model_path(cfg, source)
+    train_files = [f for m in source.machines for f in data.checked(m).split.train]
+    key = key_of({"data": data_identity(cfg, train_files), "model": cfg.to_dict()["model"],
+                  "fit": fit_identity(cfg), "seed": seed})
+    if path.is_file() and path.with_suffix(".json").is_file() and Sidecar.read(path).key == key:
+        update_threshold(cfg, path, source, data)
+        return Pretrained(source, path, trained=False)
+    # Over fit.max_in_memory_mb, streamed from the memory-mapped feature caches (never concatenated).
+    x = VectorSet.from_clips([(data[m].features, data[m].split.train) for m in source.machines])
+    arch = architecture(x.dim, hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
+                        batch_norm=cfg.model.batch_norm)
+    fit = trainer.fit(arch, trainer.init_weights(arch, seed=seed), x, epochs=cfg.fit.epochs,
+                      batch_size=cfg.fit.batch_size, learning_rate=cfg.fit.learning_rate,
+                      validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle, seed=seed)
+    train_scores = train_clip_scores(trainer.with_weights(arch, fit.weights), [data[m] for m in source.machines])
+    skipped = sorted(p for m in source.machines for p in data.checked(m).skipped)
+    sidecar = Sidecar(
+        key=key, version=cfg.experiment.version, source=source.label,
+        sources=[m.name for m in source.machines], budget="all",
+        n_train_clips=len(train_files), n_train_vectors=int(len(x)), seed=seed,
+        n_skipped_clips=len(skipped), skipped_clips=skipped, n_channels=n_channels(train_files),
+        features=feature_sidecar(cfg), architecture=arch, fit=cfg.to_dict()["fit"],
+        final_loss=fit.history["loss"][-1], train_seconds=round(fit.seconds, 3), streamed=fit.streamed,
+        train_scores=train_scores.tolist(), **threshold_fields(cfg, train_scores),
+    )
+    save_model(trainer.with_weights(arch, fit.weights), path, sidecar=sidecar)
+    atomic_write_text(path.with_suffix(".history.csv"), pd.DataFrame(fit.history).rename_axis("epoch").to_csv())
+    return Pretrained(source, path, trained=True)
+
+
+def train_clip_scores(model, machines: list[MachineData]) -> np.ndarray:
+    """Scores of the training clips of `machines`, in order, reading a few clips at a time.
+
+    Read with `VectorSet` (from the cache files, not through their memory maps), so the pages of
+    a many-machine source set never pile up in the process's resident set.
+    """
+    scores = []
+    for md in machines:
+        clips = md.split.train
+        for i in range(0, len(clips), SCORE_CLIPS):
+            part = VectorSet.from_clips([(md.features, clips[i:i + SCORE_CLIPS])])
+            scores.append(clip_scores(model, part.read(), part.clip_offsets))
+            part.close()
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def update_threshold(cfg: Config, path: Path, source: SourceSet, data: Machines) -> None:
+    """Give an up-to-date pretrained model the threshold the config asks for, without retraining it.
+
+    Models saved before thresholds (or channel counts) existed get the scores of their training
+    clips (and their clips' channel count) first.
+    """
+    sidecar = Sidecar.read(path)
+    if sidecar.train_scores is None:
+        model, _ = load_model(path, features=feature_sidecar(cfg))
+        sidecar = sidecar.replace(train_scores=train_clip_scores(model, [data[m] for m in source.machines]).tolist())
+    fields = threshold_fields(cfg, sidecar.train_scores) | {
+        "n_channels": n_channels(data.checked(source.machines[0]).split.train)}
+    if any(getattr(sidecar, k) != v for k, v in fields.items()):
+        write_sidecar(path, sidecar.replace(**fields))
+
+
+def pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config) -> Sidecar:
+    """The sidecar of the model pretrained on `source`, checked against the config's features and machines.
+
+    Raises
+    ------
+    ModelError
+        The model is missing, was trained on other features or other machines than `source`, or
+        has no scores of its training clips to fit a threshold on.
+    """
+    path = pretrained_model_path(model_dir, source.label)
+    if not path.is_file():
+        raise ModelError(
+            f"pretrained model {path} not found: run `python -m common pretrain` with the make_pretrain "
+            f"YAML of {cfg.experiment.version} first"
+        )
+    sidecar = Sidecar.read(path)
+    check_features(sidecar.to_dict(), feature_sidecar(cfg), path=path)
+    planned = [m.name for m in source.machines]
+    if sorted(sidecar.sources or []) != sorted(planned):
+        raise ModelError(
+            f"pretrained model {path} was trained on the machines {sidecar.sources}, but this run plans it "
+            f"for the source set {source.label} = {planned} (other data.types / data.ids than its pretrain run): "
+            f"pretrain with this config's data selection, or set transfer.init_from to another model folder"
+        )
+    if sidecar.train_scores is None:
+        raise ModelError(
+            f"pretrained model {path} has no scores of its training clips to fit a decision threshold on: run "
+            f"`python -m common pretrain` with the make_pretrain YAML of {cfg.experiment.version} again (it adds "
+            "them without retraining)"
+        )
+    return sidecar
+
+
+def load_pretrained(model_dir: Path, source: SourceSet, cfg: Config) -> list[np.ndarray]:
+    """Weights of the model pretrained on `source` (Keras safe mode; features checked again)."""
+    model, _ = load_model(pretrained_model_path(model_dir, source.label), features=feature_sidecar(cfg))
+    return model.get_weights()

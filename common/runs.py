@@ -1,0 +1,275 @@
+"""What must run and what a run records: the plan of cells, their config hashes, sidecars and reuse checks.
+
+A transfer run is a list of cells (`Cell`: target, source set, method, budget, seed) and the
+pretraining jobs they need (`PretrainJob`). Each cell's row carries a ``config_hash`` of everything
+that produced it: the config (less where files go and how many workers run), the target's exact
+clips (path, size, mtime ...) and skipped clips, and for a method that starts from a pretrained
+model that model's key. A stored row is reused only when its hash is the planned one and its model
+file is there (`reusable`); a row model of another hash is kept in the store (``.store/models/``)
+and comes back when its config runs again.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .config import Config
+from .data import Machine
+from .errors import DataError, ModelError
+from .cache import feature_key
+from .io import digest
+from .layout import row_model_path
+from .model import ROW_FIELDS, Sidecar, keras
+from .sources import SourceSet
+from .store import STORE_DIR, ResultStore
+from .threshold import fit_threshold
+
+# Keys of the data section that change where or how fast work runs, not its results. The effect of
+# data.on_bad_file (which clips are left out) is in each row's hash through the clips themselves.
+_NOT_HASHED = ("jobs", "cache_dir", "on_bad_file")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One row of the grid: a method scored on a target at a budget and seed (source None: no pretraining)."""
+
+    target: Machine
+    source: SourceSet | None
+    method: str
+    budget: int | str
+    seed: int
+
+    @property
+    def source_label(self) -> str:
+        return "none" if self.source is None else self.source.label
+
+    @property
+    def key(self) -> tuple:
+        """The cell's key in results.csv and the store, ordered like `common.results.KEY`."""
+        return (self.target.type, self.target.id, self.source_label, self.method, str(self.budget), self.seed)
+
+
+@dataclass(frozen=True)
+class PretrainJob:
+    """One pretrained model: a source set, the pretraining that makes it and its seed."""
+
+    source: SourceSet
+    method: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The cells a config asks for, in the order they run, with each cell's config hash; the pretraining they need."""
+
+    cells: tuple[Cell, ...]
+    hashes: dict[tuple, str]
+    pretrain: tuple[PretrainJob, ...]
+
+
+@dataclass(frozen=True)
+class ModelOut:
+    """A model a cell asks the driver to write at `path`: from `weights` (of `architecture`) or a copy of `copy_from`."""
+
+    path: Path
+    sidecar: Sidecar
+    architecture: dict[str, Any] | None = None
+    weights: list[np.ndarray] | None = None
+    copy_from: Path | None = None
+
+
+@dataclass(frozen=True)
+class TextOut:
+    """A text file a cell asks the driver to write (atomically)."""
+
+    path: Path
+    text: str
+
+
+def key_of(obj: Any) -> str:
+    """The 16-digit key of `obj` that config hashes and scratch store names use."""
+    return digest(obj, length=16, compact=False)
+
+
+def fit_identity(cfg: Config) -> dict[str, Any]:
+    """The fit settings with the backend Keras actually runs on (``auto`` resolved): part of every key."""
+    return cfg.to_dict()["fit"] | {"backend": keras.backend.backend()}
+
+
+def data_identity(cfg: Config, files: Iterable[Path]) -> str:
+    """Key of the exact clips (path, size, mtime) and feature parameters a result is computed from."""
+    return feature_key(sorted(str(f) for f in files), channel=cfg.data.channel, sr=cfg.data.sample_rate,
+                       **cfg.feature.kwargs())
+
+
+def target_identity(cfg: Config, train: Sequence[Path], eval_files: Sequence[Path], skipped: Iterable[str]) -> str:
+    """Key of a target's clips (training pool, evaluation split) and the bad clips left out: part of its rows' hashes."""
+    return key_of([data_identity(cfg, list(train) + list(eval_files)), sorted(skipped)])
+
+
+def run_hash(cfg: Config) -> str:
+    """Key of the config sections every row depends on (less the data keys of `_NOT_HASHED`)."""
+    d = cfg.to_dict() | {"fit": fit_identity(cfg)}
+    return key_of({k: v for k, v in d.items() if k in ("feature", "model", "fit", "transfer", "eval")}
+                  | {"data": {k: v for k, v in d["data"].items() if k not in _NOT_HASHED}})
+
+
+def cell_hash(cfg_hash: str, target_key: str, pretrained_key: str | None, *, pretrained: bool) -> str:
+    """The config hash of a cell's row: the config, the target's data and (if it starts from one) the pretrained model."""
+    return key_of([cfg_hash, target_key, pretrained_key]) if pretrained else key_of([cfg_hash, target_key])
+
+
+def feature_sidecar(cfg: Config) -> dict[str, Any]:
+    """The feature parameters a model records in its sidecar (`common.model.FEATURE_KEYS`)."""
+    return {**cfg.feature.kwargs(), "channel": cfg.data.channel, "sample_rate": cfg.data.sample_rate}
+
+
+def threshold_fields(cfg: Config, train_scores) -> dict[str, Any]:
+    """The decision threshold of a model from its training clips' scores, as stored in sidecars."""
+    method, level = cfg.eval.threshold_spec()
+    return {"threshold": fit_threshold(train_scores, method=method, level=level), "threshold_method": method,
+            "threshold_level": level, "n_threshold_clips": len(train_scores)}
+
+
+def plan(cfg: Config, targets: Sequence[tuple[Machine, list[SourceSet]]], target_keys: Mapping[Machine, str],
+         pretrained_keys: Mapping[str, str | None], methods: Mapping[str, str | None]) -> Plan:
+    """Every cell the config asks for, in run order, with its config hash; before any work.
+
+    `methods` maps each method name (in table order) to what it pretrains (None: nothing). Per
+    target, budget and seed, the methods without pretraining run first (source ``none``), then
+    for each source set those that start from its pretrained model.
+    """
+    cfg_hash, cells, hashes = run_hash(cfg), [], {}
+    plain = [m for m, pre in methods.items() if pre is None]
+    jobs = {s.label: PretrainJob(s, pre, cfg.experiment.pretrain_seed)
+            for _, sets in targets for s in sets for pre in methods.values() if pre is not None}
+    for target, sets in targets:
+        for budget in cfg.experiment.budgets:
+            for seed in cfg.experiment.seeds:
+                unit = [Cell(target, None, m, budget, seed) for m in plain]
+                unit += [Cell(target, s, m, budget, seed) for s in sets for m, pre in methods.items() if pre]
+                for cell in unit:
+                    key = pretrained_keys.get(cell.source_label)
+                    hashes[cell.key] = cell_hash(cfg_hash, target_keys[target], key, pretrained=cell.source is not None)
+                cells += unit
+    return Plan(tuple(cells), hashes, tuple(jobs[k] for k in sorted(jobs)))
+
+
+def no_source_sets(cfg: Config, machines: list[Machine]) -> DataError:
+    """The error of a version with no source set among the selected machines."""
+    return DataError(
+        f"version {cfg.experiment.version} has no source sets among the machines {[m.name for m in machines]} "
+        f"under {cfg.data.root}: v1/v3/v4 need other machine types, v2 other IDs of the same type"
+    )
+
+
+def row_sidecar(cfg: Config, row: Mapping[str, Any], *, target: str, train_clips: Sequence[Path], n_channels: int,
+                architecture: Mapping[str, Any], train_scores, **extra: Any) -> Sidecar:
+    """The sidecar of a row's (scratch or transfer) model: the row, its clips, features and threshold."""
+    return Sidecar(**{k: row[k] for k in ROW_FIELDS}, target=target, train_clips=[str(f) for f in train_clips], n_channels=n_channels,
+                   features=feature_sidecar(cfg), architecture=dict(architecture),
+                   train_scores=np.asarray(train_scores, dtype=float).tolist(),
+                   **threshold_fields(cfg, train_scores), **extra)
+
+
+# --- reuse: which stored rows stand, and their models --------------------------------------------------
+
+
+def _model_hash(path: Path) -> str | None:
+    """The config hash of the row a saved row model belongs to (None when the model or its sidecar is missing)."""
+    try:
+        return Sidecar.read(path).config_hash
+    except ModelError:
+        return None
+
+
+def _kept_model_path(out: Path, path: Path, config_hash: str) -> Path:
+    """Where the store keeps the row model at `path` of `config_hash` while another config's model is there."""
+    return out / STORE_DIR / "models" / path.parent.name / f"{path.stem}__{config_hash}.keras"
+
+
+def _move_model(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+    os.replace(src.with_suffix(".json"), dst.with_suffix(".json"))
+
+
+def set_aside(out: Path, path: Path, config_hash: str) -> None:
+    """Move the row model at `path` into the store before a row of another `config_hash` replaces it."""
+    old = _model_hash(path)
+    if old is not None and old != config_hash:
+        keep = _kept_model_path(out, path, old)
+        if _model_hash(keep) == old:
+            return  # already kept: the copy at `path` is the same model
+        _move_model(path, keep)
+
+
+def _has_model(out: Path, row: Mapping[str, Any]) -> bool:
+    """Whether the model behind `row` is at `row_model_path`, brought back from the store if another config's is."""
+    if row["method"] == "zero_shot":
+        return True  # the pretrained model, checked when the run starts
+    path = row_model_path(out, row)
+    if _model_hash(path) == row["config_hash"]:
+        return True
+    kept = _kept_model_path(out, path, row["config_hash"])
+    if _model_hash(kept) != row["config_hash"]:
+        return False
+    set_aside(out, path, row["config_hash"])
+    _move_model(kept, path)
+    return True
+
+
+def _drop_without_model(done: dict[tuple, tuple], out: Path) -> dict[tuple, tuple]:
+    """The reusable rows less those whose model file is missing (or of another run), with a warning."""
+    kept = {k: v for k, v in done.items() if _has_model(out, v[0])}
+    if missing := len(done) - len(kept):
+        warnings.warn(
+            f"{missing} row(s) of {out / 'results.csv'} have no model file of their run under {out / 'models'} "
+            "and are recomputed (deployment needs each row's model). Keep the models folder with the results "
+            "to silence this warning.",
+            stacklevel=4,
+        )
+    return kept
+
+
+def reusable(store: ResultStore, hashes: Mapping[tuple, str], out: Path) -> dict[tuple, tuple]:
+    """The planned rows found intact in the store with their planned hash (and their model), with warnings.
+
+    A planned cell stored only with another hash is recomputed; the old row stays in the store.
+    """
+    names = store.names()
+    cells = {n.rsplit("__", 1)[0] for n in names}
+    done, stale = {}, 0
+    for key, config_hash in hashes.items():
+        name = store.path(key, config_hash).name
+        if name in names:
+            if (found := store.load(key, config_hash)) is not None:  # a damaged entry warns itself
+                done[key] = found
+        elif name.rsplit("__", 1)[0] in cells:
+            stale += 1
+    if stale:
+        warnings.warn(
+            f"{stale} row(s) of {out / 'results.csv'} were computed with another config or other data "
+            f"(their config_hash differs) and are recomputed; the old rows stay in {store.folder}. Use another "
+            "output.result_dir per config to silence this warning.",
+            stacklevel=3,
+        )
+    return _drop_without_model(done, out)
+
+
+def warn_kept(store: ResultStore, hashes: Mapping[tuple, str], out: Path) -> None:
+    """Say how many stored rows results.csv does not show (other cells or configs) and where they are."""
+    others = len(store.names() - {store.path(k, h).name for k, h in hashes.items()})
+    if others:
+        warnings.warn(
+            f"{others} other row(s) (other targets, sources, budgets, seeds or configs) are kept in {store.folder}; "
+            f"{out / 'results.csv'} shows the {len(hashes)} row(s) of this config. Run their config again to show "
+            "them (they are reused, not recomputed); use one output.result_dir per config to silence this warning.",
+            stacklevel=3,
+        )
