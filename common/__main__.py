@@ -93,7 +93,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 def _check_data_settings(args: argparse.Namespace) -> dict:
     """snr, channel, sample_rate and feature parameters: a flag, else the --config YAML, else the defaults."""
-    from .config import load_config
+    from .config import FeatureConfig, load_config
 
     cfg = load_config(args.config) if args.config else None
     d, f = (cfg.data, cfg.feature) if cfg else (None, None)
@@ -102,8 +102,8 @@ def _check_data_settings(args: argparse.Namespace) -> dict:
         "channel": (args.channel, d and d.channel, 0),
         "sample_rate": (args.sample_rate, d and d.sample_rate, 16000),
         "frames": (args.frames, f and f.frames, None),
-        "n_fft": (args.n_fft, f and f.n_fft, 1024),
-        "hop_length": (args.hop_length, f and f.hop_length, 512),
+        "n_fft": (args.n_fft, f and f.n_fft, FeatureConfig.n_fft),
+        "hop_length": (args.hop_length, f and f.hop_length, FeatureConfig.hop_length),
     }
     out = {key: next((v for v in values if v is not None), None) for key, values in pick.items()}
     feature = {key: out.pop(key) for key in ("frames", "n_fft", "hop_length")}

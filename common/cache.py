@@ -202,8 +202,8 @@ def cached_features(
 
     Raises
     ------
-    AudioError, DataError
-        As `extract`; also DataError for an empty `files` or an unknown parameter.
+    AudioError, ConfigError, DataError
+        As `common.features.extract`; also DataError for an empty `files` or an unknown parameter.
     """
     files = [str(f) for f in files]
     if not files:
