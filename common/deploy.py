@@ -214,6 +214,9 @@ def score_files(
 ) -> pd.DataFrame:
     """Score WAV files with a saved model and decide normal / anomalous.
 
+    A file of another channel count than the sidecar's ``n_channels`` is bad; for an older model
+    without it, the files in the minority channel count are (a tie warns).
+
     Parameters
     ----------
     model_path : str or os.PathLike
@@ -221,10 +224,8 @@ def score_files(
     paths : iterable of str or os.PathLike
         WAV files and/or folders (searched recursively for clips, sorted).
     threshold : float or None
-        Flag a clip when its score is above this; None uses the sidecar's (fitted on the model's
-        training normal clips).
+        Flag a clip scoring above this; None: the sidecar's (fitted on the training normal clips).
     progress : bool
-        Show a progress bar over files.
 
     Returns
     -------
@@ -242,11 +243,6 @@ def score_files(
         cannot be used on these recordings.
     DataError
         No file to score.
-
-    Notes
-    -----
-    A file of another channel count than the sidecar's ``n_channels`` is bad; for an older model
-    without it, the files in the minority channel count are (a tie warns).
 
     Examples
     --------

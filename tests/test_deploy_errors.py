@@ -184,8 +184,8 @@ def make_config(repo: Path, root: Path, name: str):
 def run(tiny_root, tmp_path_factory):
     """fan/id_00 and valve/id_00: v1 pretrained and transferred with budgets 2 and all (two rows per method)."""
     repo = tmp_path_factory.mktemp("deploy_errors")
-    pretrain(make_config(repo, tiny_root, "make.yaml"), progress=False)
-    cfg = make_config(repo, tiny_root, "transfer.yaml")
+    pretrain(make_config(repo, tiny_root, "make_pretrain_v1.yaml"), progress=False)
+    cfg = make_config(repo, tiny_root, "transfer_pretrain_v1.yaml")
     transfer(cfg, progress=False)
     return repo, cfg
 
