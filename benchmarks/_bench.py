@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 # Full-size MIMII at one SNR, as the benchmarks scale it: 16 machines (4 types x 4 IDs), about
 # 1,000 normal and 250 abnormal 10 s clips each (the real set: 14,719 normal, 3,300 abnormal at -6 dB).

@@ -24,13 +24,11 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from common.cache import feature_key  # noqa: E402
-from common.features import extract  # noqa: E402
-from common.logmel import reference_logmel_frames  # noqa: E402
+from common.cache import feature_key
+from common.features import extract
+from common.logmel import reference_logmel_frames
 
 TARGET_RATIO = 5.0
 

@@ -35,8 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import REPO, dataset_scale, load_line, machine_line, make_dataset, subset_root  # noqa: E402
+from _bench import REPO, dataset_scale, load_line, machine_line, make_dataset, subset_root
 
 VERSIONS = ("v1", "v2", "v3", "v4")
 

@@ -38,8 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import GIB, MIB, REPO, MemorySampler, dataset_scale, load_line, machine_line, make_dataset, subset_root  # noqa: E402
+from _bench import GIB, MIB, REPO, MemorySampler, dataset_scale, load_line, machine_line, make_dataset, subset_root
 
 TARGET_BYTES = 4 * GIB
 

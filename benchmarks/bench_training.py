@@ -32,14 +32,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import load_line, machine_line  # noqa: E402
+from _bench import load_line, machine_line
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from common.cache import VectorSet  # noqa: E402
-from common.model import architecture, build_autoencoder, keras, set_seed  # noqa: E402
-from common.train import Trainer, validation_rows  # noqa: E402
+from common.cache import VectorSet
+from common.model import architecture, build_autoencoder, keras, set_seed
+from common.train import Trainer, validation_rows
 
 TARGET_RATIO = 1.0
 LOSS_TOLERANCE = 0.05  # final losses within 5 % count as equal (the shuffles differ)

@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _bench import load_line, machine_line, make_dataset
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from _bench import load_line, machine_line, make_dataset  # noqa: E402
 
 KEYS = ("target", "PROJECTION", "speed-up", "/plain", "samples/s  ", "not installed")
 

@@ -1,11 +1,15 @@
-"""Write the nine notebooks from one template, and run a notebook headless (nbclient) with parameters.
+"""Write the nine notebooks from their percent-script templates, and run a notebook headless (nbclient).
 
-The Version notebooks differ only in their version, so they are generated here rather than edited
-by hand: ``python -m common notebooks`` rewrites them; a test checks the committed ones are current.
+The cells' code lives in ``notebook_templates/*.py`` at the repository root: jupytext percent scripts
+(``# %%`` cells), real Python that an editor and a linter read. The Version notebooks differ only in
+their version, so one template serves four: ``$version``, ``$n``, ``$short`` and ``$text`` are filled
+from `common.sources.VERSIONS`. ``python -m common notebooks`` rewrites the ``.ipynb`` files; a test
+checks the committed ones are current.
 """
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,34 +17,11 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from .errors import ProjectError
+from .sources import VERSIONS
+
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-
-VERSION_TEXT = {
-    "v1": ("one other machine type",
-           "For every target machine (type + ID), a model is pretrained on **one other machine type** "
-           "(all its IDs' training clips), one model per type: a fan target gets models pretrained on "
-           "pump, on slider and on valve."),
-    "v2": ("the other IDs of the same type",
-           "For every target machine, a model is pretrained on the **other IDs of the same type**: "
-           "fan/id_00 gets a model pretrained on fan/id_02, id_04 and id_06. The target's own ID never "
-           "enters pretraining."),
-    "v3": ("two other machine types",
-           "For every target machine, models are pretrained on **each pair of two other machine types**: "
-           "a fan target gets pump+slider, pump+valve and slider+valve."),
-    "v4": ("all three other machine types",
-           "For every target machine, one model is pretrained on **all three other machine types together** "
-           "(12 machines on full MIMII): a fan target gets pump+slider+valve."),
-}
-
-SETUP = (
-    "import sys\nfrom pathlib import Path\n\n"
-    "sys.path.insert(0, str(Path.cwd().parent))  # the repository root, home of the shared package `common`\n\n"
-    "from common.config import load_config\n"
-)
-
-
-def _md(text: str) -> NotebookNode:
-    return new_markdown_cell(text)
+TEMPLATES = Path(__file__).resolve().parent.parent / "notebook_templates"
 
 
 def _code(source: str, *tags: str) -> NotebookNode:
@@ -59,86 +40,43 @@ def _notebook(cells: list[NotebookNode]) -> NotebookNode:
     return nb
 
 
-def pretrain_notebook(version: str) -> NotebookNode:
-    """make_pretrain_vN.ipynb: config -> machines -> source sets -> pretraining -> loss curves."""
-    n, (short, text) = version[1:], VERSION_TEXT[version]
-    return _notebook([
-        _md(f"# Version {n}, step 1: pretrain on {short}\n\n{text}\n\n"
-            f"This notebook trains one autoencoder per distinct source set and saves it to `model_pretrain_{version}/` "
-            f"(`.keras` + a JSON sidecar with its features, sources and seed). Models that are already up to date are "
-            f"not retrained. Next: `transfer_pretrain_{version}.ipynb`. Hyperparameters: edit `make_pretrain_{version}.yaml` "
-            "(shared defaults in `../common/defaults.yaml`)."),
-        _code(f'config_path = "make_pretrain_{version}.yaml"\noverrides = {{}}  # e.g. {{"fit": {{"epochs": 100}}}}',
-              "parameters"),
-        _md("## Config"),
-        _code(SETUP + "\ncfg = load_config(config_path, overrides=overrides)\nprint(cfg.to_yaml())"),
-        _md("## Data\n\nMachines found under the data root, with the MIMII baseline split: all abnormal clips and as many "
-            "normal clips form the evaluation set; the other normal clips are the training pool."),
-        _code("from common.prepare import machines_table, sources_table\n\nmachines_table(cfg)"),
-        _md("## Sources\n\nWhich machines pretrain the models of each target in this version."),
-        _code("sources = sources_table(cfg)\nprint(f\"{sources.source.nunique()} pretrained models serve {sources.target.nunique()} targets\")\nsources"),
-        _md("## Train\n\nFeatures are extracted once and cached; each model trains on the training pools of its sources."),
-        _code("from common.experiment import pretrain\n\nmade = pretrain(cfg)\n"
-              "for p in made:\n    print(\"trained   \" if p.trained else \"up to date\", p.path.name)"),
-        _code("from common.plots import loss_curves, read_histories\n\nloss_curves(read_histories(cfg.output.model_dir))"),
-    ])
+def from_template(name: str, **fields: str) -> NotebookNode:
+    """The notebook of ``notebook_templates/<name>.py``, its ``$field`` placeholders filled, without outputs.
+
+    Raises
+    ------
+    ProjectError
+        jupytext (a development requirement) is not installed.
+    KeyError
+        The template names a placeholder that `fields` lacks.
+    """
+    try:
+        import jupytext
+    except ImportError as exc:
+        raise ProjectError("writing the notebooks needs jupytext: pip install -r requirements-dev.txt") from exc
+    text = string.Template((TEMPLATES / f"{name}.py").read_text()).substitute(fields)
+    cells = []
+    for cell in jupytext.reads(text, fmt="py:percent").cells:
+        if cell.cell_type == "markdown":
+            cells.append(new_markdown_cell(cell.source))
+        else:
+            cells.append(_code(cell.source, *cell.metadata.get("tags", [])))
+    return _notebook(cells)
 
 
-def transfer_notebook(version: str) -> NotebookNode:
-    """transfer_pretrain_vN.ipynb: config -> scratch / zero-shot / transfer per target -> tables and plots."""
-    n, (short, text) = version[1:], VERSION_TEXT[version]
-    return _notebook([
-        _md(f"# Version {n}, step 2: transfer from {short}\n\n{text}\n\n"
-            "For every target machine, budget (number of target training clips) and seed, three methods are scored "
-            "on the target's evaluation split: **scratch** (trained on the target budget only), **zero_shot** "
-            "(the pretrained model as is) and **transfer** (the pretrained model fine-tuned on the target budget). "
-            f"Run `make_pretrain_{version}.ipynb` first. Results go to `result_transfer_pretrain_{version}/`."),
-        _code(f'config_path = "transfer_pretrain_{version}.yaml"\noverrides = {{}}  # e.g. {{"experiment": {{"budgets": [8, "all"]}}}}',
-              "parameters"),
-        _md("## Config"),
-        _code(SETUP + "\ncfg = load_config(config_path, overrides=overrides)\nprint(cfg.to_yaml())"),
-        _md("## Data"),
-        _code("from common.prepare import machines_table\n\nmachines_table(cfg)"),
-        _md("## Train and score\n\nScratch results are shared by all versions; rows already in `results.csv` for "
-            "the same config are reused, so an interrupted run resumes."),
-        _code("from common.experiment import transfer\n\nresults = transfer(cfg)\n"
-              "print(f\"{len(results)} runs -> {cfg.output.result_dir / 'results.csv'}\")"),
-        _md("## Results\n\nMean AUC and pAUC over targets per method and budget; `*_minus_scratch` pairs each run with "
-            "scratch on the same target, budget and seed."),
-        _code("from common.results import summarize\n\nsummarize(results)"),
-        _code("from common.results import per_target\n\nper_target(results)"),
-        _code("from common.plots import auc_by_target\n\nauc_by_target(results, budget=str(cfg.experiment.budgets[-1]))"),
-        _md("## Report across versions\n\nStatistics over every version with results so far: mean transfer minus scratch "
-            "with a 95 % bootstrap interval over targets, counts of machines improved / worsened, and a paired Wilcoxon "
-            "test; plots and `report.md` go to `../report/`."),
-        _code("from IPython.display import Markdown\nfrom common.report import write_report\n\n"
-              "report = write_report(Path.cwd().parent)\nMarkdown(report.read_text())"),
-    ])
-
-
-def install_notebook() -> NotebookNode:
-    """install_library.ipynb: install the requirements into the running kernel and check them."""
-    return _notebook([
-        _md("# Install the libraries\n\nRun this notebook once per Python environment. It installs `requirements.txt` "
-            "into the running kernel, then checks the imports and whether a GPU is visible to Keras. Restart the "
-            "kernel after a first install so new packages are picked up. Then open `Version1/make_pretrain_v1.ipynb`."),
-        _code("%pip install -q -r requirements.txt"),
-        _md("## Check the imports"),
-        _code("from common.environment import accelerators, package_versions\n\n"
-              "for name, version in package_versions().items():\n    print(f\"{name:<12} {version}\")"),
-        _md("## Keras backend and GPU\n\nTensorFlow is the default backend; start Jupyter with `KERAS_BACKEND=jax` to use "
-            "JAX. An empty list means training runs on the CPU."),
-        _code("backend, gpus = accelerators()\nprint(f\"Keras backend: {backend}; GPUs visible: {gpus or 'none (CPU only)'}\")"),
-    ])
+def version_fields(version: str) -> dict[str, str]:
+    """A Version template's placeholders: ``version`` ("v1"), ``n`` ("1"), ``short`` and ``text``."""
+    entry = VERSIONS[version]
+    return {"version": version, "n": version[1:], "short": entry.short, "text": entry.text}
 
 
 def all_notebooks() -> dict[str, NotebookNode]:
     """Every notebook of the repository, keyed by its path relative to the repository root."""
-    out = {"install_library.ipynb": install_notebook()}
-    for version in VERSION_TEXT:
+    out = {"install_library.ipynb": from_template("install_library")}
+    for version in VERSIONS:
         folder = f"Version{version[1:]}"
-        out[f"{folder}/make_pretrain_{version}.ipynb"] = pretrain_notebook(version)
-        out[f"{folder}/transfer_pretrain_{version}.ipynb"] = transfer_notebook(version)
+        for step in ("make_pretrain", "transfer_pretrain"):
+            out[f"{folder}/{step}_{version}.ipynb"] = from_template(step, **version_fields(version))
     return out
 
 
