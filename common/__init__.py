@@ -1,10 +1,50 @@
 """Machine-sound anomaly detection with pretraining and transfer learning on MIMII-layout data.
 
-Data flows one way: WAV (`audio`; bad files found by `check`) -> log-mel vectors (`features`) ->
-autoencoder (`model`) ->
-clip scores (`scoring`) -> AUC/pAUC and decisions at a threshold fitted on training clips (`metrics`,
-`threshold`) -> CSVs and plots (`results`, `plots`). A trained model scores new recordings (`deploy`).
-Run ``python -m common --help`` for the command-line entry points.
+Data flows one way: WAV -> log-mel vectors -> model -> clip scores -> metrics -> results and plots.
+Each module has one job; read them in this order (``python -m common --help`` lists the commands).
+
+Science path
+    `audio`        load one channel of a WAV file, fast and safely; validate the samples
+    `logmel`       log-mel numerics of one clip and its stacked frame vectors (MIMII baseline parity)
+    `features`     many WAV files -> vectors + offsets
+    `cache`        those vectors on disk, keyed by every parameter and file, and read back (`VectorSet`)
+    `model`        build / save / load the dense autoencoder, and its typed sidecar (`Sidecar`)
+    `train`        fit a model from random or given weights
+    `scoring`      a clip's score: the mean reconstruction error over its vectors
+    `metrics`      AUC, pAUC and precision / recall / F1 at a threshold
+    `threshold`    a model's decision threshold, fitted on its own training normal clips
+
+Data
+    `layout`       names on disk: MIMII folders, version folders, model and row-model paths
+    `data`         find machines in a data root, list their clips, split train / evaluation
+    `check`        find bad WAV files before they reach the features (`check-data`)
+    `dataset`      a config's machines: their checked splits and cached features
+    `synth`        the synthetic MIMII generator: `synth.params` (tables), `synth.dsp` (primitives),
+                   `synth.machines` (the four types + background), `synth.dataset` (clips, data sets)
+    `download`     the real MIMII data set from Zenodo, resumable and verified
+
+Experiments
+    `config`       load and validate a Version YAML into a frozen `Config` (the only YAML reader)
+    `backend`      pick the Keras backend before Keras is imported
+    `sources`      the versions v1-v4 in one table: their words and which machines pretrain a target
+    `methods`      the methods a target is scored with, in one table: scratch, zero_shot, transfer
+    `runs`         what must run and what a run records: cells, config hashes, sidecars, reuse checks
+    `pretrain`     one model per source set (or found up to date)
+    `experiment`   the transfer grid: plan the cells, skip finished ones, `run_cell` the rest, store them
+    `store`        every finished row of a result folder, kept for good (``.store/``)
+    `lock`         one run at a time per result or model folder
+    `io`           atomic writes, file fingerprints and the one digest behind every key
+
+Results and use
+    `results`      the results schema: columns, dtypes, sort order; writing and reading the CSVs
+    `stats`        statistics of the comparison, numbers only
+    `report`       the cross-version report in words, tables and figures
+    `plots`        figures (each function returns a matplotlib Figure)
+    `deploy`       score new recordings with a saved model; export a model with its card
+    `notebooks`    write the nine notebooks from `notebook_templates/`; run one headless
+    `demo`         synthetic data -> v1-v4 -> summary, at demo sizes
+    `environment`  what the running kernel has (package versions, backend, accelerators)
+    `errors`       the error family; every message names the file, key or machine at fault
 """
 
 __version__ = "0.1.0"
