@@ -1,8 +1,11 @@
-"""Shared fixtures: one seeded RNG, and tiny synthetic data sets written as real WAV files."""
+"""Shared fixtures and helpers: one seeded RNG, tiny synthetic data sets written as real WAV files, one config
+writer (`make_config`), one in-process CLI runner (`run_main`) and one shared pretrain + transfer run (`pipeline`)."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 
@@ -40,3 +43,142 @@ def tiny_overrides(**sections: dict) -> dict:
     for name, values in sections.items():
         out.setdefault(name, {}).update(values)
     return out
+
+
+def write_wav(path: Path, data: np.ndarray, sr: int = 16000, **kwargs) -> Path:
+    """Write `data` [shape=(n,) or (n, channels)] as a WAV file (16-bit PCM unless `subtype` says otherwise)."""
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, data, sr, **{"subtype": "PCM_16", **kwargs})
+    return path
+
+
+def make_config(folder: Path, root: Path, version: str = "v1", *, name: str = "cfg.yaml", **overrides):
+    """Write a complete tiny Version YAML ``folder/name`` and return its Config (the YAML is ``cfg.source``).
+
+    Every setting is in the file, so ``python -m common`` in a subprocess sees the same config. Models,
+    results, scratch store and feature cache default to ``folder/{models,results,scratch,cache}``;
+    ``transfer.init_from`` defaults to ``output.model_dir``. `overrides` update single sections, e.g.
+    ``fit={"epochs": 1}`` or ``data={"ids": ["id_00"]}``.
+    """
+    import yaml
+
+    from common.config import load_config
+
+    doc = tiny_overrides(experiment={"version": version},
+                         data={"root": str(root), "cache_dir": str(folder / "cache"), "jobs": 1},
+                         output={"model_dir": str(folder / "models"), "result_dir": str(folder / "results"),
+                                 "scratch_dir": str(folder / "scratch")})
+    for section, values in overrides.items():
+        doc.setdefault(section, {}).update(values)
+    doc["transfer"].setdefault("init_from", doc["output"]["model_dir"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return load_config(path)
+
+
+def run_main(argv: list[str]) -> tuple[int | str, str]:
+    """Run ``python -m common ARGV`` in this process: (exit status, warnings + stdout + stderr).
+
+    An exception escaping `main` gives the status ``"escaped"`` and its traceback in the output.
+    """
+    import contextlib
+    import io
+    import traceback
+    import warnings
+
+    from common.__main__ import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # pytest records warnings; the CLI would print them on stderr
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse
+            code = exc.code
+        except Exception:  # noqa: BLE001 - an escaped exception is what the CLI tests exist to catch
+            code = "escaped"
+            out.write(traceback.format_exc())
+    return code, "".join(f"{w.category.__name__}: {w.message}\n" for w in seen) + out.getvalue()
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pretrain + transfer of v1 on the tiny set, shared by the whole session: read it, never write to it.
+
+    ``repo/Version1`` holds its YAMLs (``make_pretrain_v1.yaml``, ``transfer_pretrain_v1.yaml``: what `export`
+    looks for), ``models/``, ``results/`` and ``scratch/``; the feature cache is shared by every run. Tests that
+    damage or extend results copy ``results/`` (and ``scratch/``) and keep ``init_from`` on ``models/``.
+    """
+
+    repo: Path
+    cfg: object  # the transfer Config
+    made: list  # what pretrain returned
+    results: pd.DataFrame
+    fitted: list  # every training set Trainer.fit was given, in call order (np.ndarray)
+    fitted_kinds: list  # the type name of each (VectorSet: streamed from the cache; ndarray)
+
+    @property
+    def models(self) -> Path:
+        return self.cfg.output.model_dir
+
+    @property
+    def cache(self) -> Path:
+        return self.cfg.data.cache_dir
+
+    @property
+    def scratch(self) -> Path:
+        return self.cfg.output.scratch_dir
+
+    @property
+    def scores(self) -> pd.DataFrame:
+        return pd.read_csv(self.cfg.output.result_dir / "scores.csv", dtype={"budget": str})
+
+
+PIPELINE_RUNS: list[str] = []  # one entry per pretrain + transfer the `pipeline` fixture ran
+
+
+@pytest.fixture(scope="session")
+def pipeline(tiny_root, tmp_path_factory):
+    """``pipeline(ids=None, budgets=(2, "all"))`` -> the shared `Run` of v1 on those machines, run once per key.
+
+    ``ids=None``: every machine of `tiny_root` (4 targets); ``ids=("id_00",)``: fan/id_00 and valve/id_00.
+    """
+    from common.cache import VectorSet
+    from common.experiment import transfer
+    from common.pretrain import pretrain
+    from common.train import Trainer
+
+    base = tmp_path_factory.mktemp("pipeline")
+    runs: dict[tuple, Run] = {}
+
+    def get(ids: tuple[str, ...] | None = None, budgets: tuple = (2, "all")) -> Run:
+        key = (ids, tuple(budgets))
+        if key not in runs:
+            repo = base / f"run{len(runs)}"
+            data = {"cache_dir": str(base / "cache")} | ({"ids": list(ids)} if ids else {})
+            sizes = {"data": data, "experiment": {"budgets": list(budgets), "seeds": [0]}}
+            folder = repo / "Version1"
+            make = make_config(folder, tiny_root, name="make_pretrain_v1.yaml", **sizes)
+            cfg = make_config(folder, tiny_root, name="transfer_pretrain_v1.yaml", **sizes)
+            fitted, kinds = [], []
+            original = Trainer.fit
+
+            def recording_fit(self, arch, weights, x, **kw):
+                fitted.append(x.read() if isinstance(x, VectorSet) else np.array(x))
+                kinds.append(type(x).__name__)
+                return original(self, arch, weights, x, **kw)
+
+            Trainer.fit = recording_fit
+            try:
+                made = pretrain(make, progress=False)
+                results = transfer(cfg, progress=False)
+            finally:
+                Trainer.fit = original
+            PIPELINE_RUNS.append(repr(key))
+            runs[key] = Run(repo, cfg, made, results, fitted, kinds)
+        return runs[key]
+
+    return get

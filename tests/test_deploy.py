@@ -1,7 +1,5 @@
 """Using a transferred model on new recordings: scores match the experiment, thresholds, bad files, CLI, export."""
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -12,8 +10,6 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from common.__main__ import main
-from common.config import load_config
 from common.data import find_machines
 from common.deploy import SCORE_FILE_COLUMNS, export_model, score_files
 from common.errors import DataError, ModelError
@@ -24,34 +20,27 @@ from common.model import read_sidecar
 from common.dataset import check_machine
 from common.pretrain import pretrain
 from common.threshold import fit_threshold
-from conftest import tiny_overrides
+from conftest import make_config, run_main
 
-SMALL = tiny_overrides(data={"ids": ["id_00"], "jobs": 1}, experiment={"budgets": ["all"]})
 ROW = {"target_type": "fan", "target_id": "id_00", "source": "valve", "method": "transfer", "budget": "all", "seed": 0}
 
 
-def make_config(repo: Path, root: Path, name: str, **extra):
-    """A v1 config whose YAML sits in ``repo/Version1`` (results in ``repo/Version1/result_transfer_pretrain_v1``)."""
-    folder = repo / "Version1"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text("experiment:\n  version: v1\n")
-    overrides = {k: dict(v) for k, v in SMALL.items()}
-    overrides["data"].update(root=str(root), cache_dir=str(repo / "cache"))
-    overrides["output"] = {"scratch_dir": str(repo / "scratch")}
-    for section, values in extra.items():
-        overrides.setdefault(section, {}).update(values)
-    return load_config(folder / name, overrides=overrides)
-
-
 @pytest.fixture(scope="module")
-def run(tiny_root, tmp_path_factory):
-    """fan/id_00 and valve/id_00 of the tiny set: v1 pretrained and transferred once."""
-    repo = tmp_path_factory.mktemp("deploy")
-    pretrain(make_config(repo, tiny_root, "make_pretrain_v1.yaml"), progress=False)
-    cfg = make_config(repo, tiny_root, "transfer_pretrain_v1.yaml")  # export finds the results through it
-    results = transfer(cfg, progress=False)
-    scores = pd.read_csv(cfg.output.result_dir / "scores.csv", dtype={"budget": str})
-    return repo, cfg, results, scores
+def run(pipeline):
+    """fan/id_00 and valve/id_00 of the tiny set: v1 pretrained and transferred once (budget all), shared."""
+    shared = pipeline(ids=("id_00",), budgets=("all",))
+    return shared.repo, shared.cfg, shared.results, shared.scores
+
+
+def config_on(run, folder: Path, **overrides):
+    """The shared run's config in `folder`, on its pretrained models, cache and a copy of its scratch store."""
+    _, cfg, _, _ = run
+    if not (folder / "scratch").exists():
+        shutil.copytree(cfg.output.scratch_dir, folder / "scratch")
+    output = {"model_dir": str(cfg.output.model_dir), **overrides.pop("output", {})}
+    return make_config(folder, cfg.data.root, name="transfer.yaml", output=output,
+                       data={"ids": ["id_00"], "cache_dir": str(cfg.data.cache_dir)},
+                       experiment={"budgets": ["all"]}, **overrides)
 
 
 def rows_of(table: pd.DataFrame, **key) -> pd.DataFrame:
@@ -59,13 +48,6 @@ def rows_of(table: pd.DataFrame, **key) -> pd.DataFrame:
     for column, value in key.items():
         mask &= (table[column] == value).to_numpy()
     return table[mask]
-
-
-def run_main(argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(argv)
-    return code, out.getvalue()
 
 
 def write_bad_files(folder: Path, good: Path) -> tuple[Path, Path]:
@@ -278,12 +260,12 @@ def test_export_follows_the_result_dir_of_the_transfer_yaml(run, tmp_path):
         export_model(other, version=1, target="fan/id_00", out=tmp_path / "deploy")
 
 
-def test_row_without_its_model_is_recomputed_on_resume(run, tiny_root, tmp_path):
-    repo, cfg, results, _ = run
+def test_row_without_its_model_is_recomputed_on_resume(run, tmp_path):
+    _, cfg, results, _ = run
     out = tmp_path / "results"
     shutil.copytree(cfg.output.result_dir, out)
     row_model_path(out, ROW).unlink()
-    again_cfg = make_config(repo, tiny_root, "transfer.yaml", output={"result_dir": str(out)})
+    again_cfg = config_on(run, tmp_path, output={"result_dir": str(out)})
     with pytest.warns(UserWarning, match=r"1 row\(s\) of .* have no model file"):
         again = transfer(again_cfg, progress=False)
     assert row_model_path(out, ROW).is_file()
@@ -291,20 +273,19 @@ def test_row_without_its_model_is_recomputed_on_resume(run, tiny_root, tmp_path)
     pd.testing.assert_frame_equal(again[cols], results[cols], check_exact=True)
 
 
-def test_old_pretrained_model_gets_its_threshold_without_retraining(run, tiny_root, tmp_path):
-    repo, cfg, _, _ = run
+def test_old_pretrained_model_gets_its_threshold_without_retraining(run, tmp_path):
+    _, cfg, _, _ = run
     models = tmp_path / "models"
     shutil.copytree(cfg.output.model_dir, models)
     side_path = models / "valve.json"
     side = json.loads(side_path.read_text())
     old = {k: side.pop(k) for k in ("train_scores", "threshold", "threshold_method", "threshold_level")}
     side_path.write_text(json.dumps(side))
-    stale = make_config(repo, tiny_root, "transfer.yaml", output={"result_dir": str(tmp_path / "r")},
-                        transfer={"init_from": str(models)})
+    stale = config_on(run, tmp_path, output={"result_dir": str(tmp_path / "r")}, transfer={"init_from": str(models)})
     with pytest.raises(ModelError, match=r"valve\.keras has no scores of its training clips.*common pretrain"):
         transfer(stale, progress=False)
-    made = pretrain(make_config(repo, tiny_root, "make.yaml", output={"model_dir": str(models)},
-                                eval={"threshold": "gamma"}), progress=False)
+    made = pretrain(config_on(run, tmp_path, output={"model_dir": str(models)}, eval={"threshold": "gamma"}),
+                    progress=False)
     assert not any(p.trained for p in made)
     side = read_sidecar(models / "valve.keras")
     np.testing.assert_allclose(side["train_scores"], old["train_scores"], rtol=1e-6)

@@ -1,5 +1,6 @@
 """Pretrain + transfer end to end on tiny real WAV data: results, scores, leakage, seeds, refusals."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,58 +8,29 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from common.cache import VectorSet
 from common.config import load_config
 from common.data import find_machines, split_machine
 from common.errors import DataError, ModelError
 from common.experiment import transfer
 from common.pretrain import pretrain
 from common.results import RESULT_COLUMNS
-from common.train import Trainer
-from conftest import tiny_overrides
-
-SMALL = tiny_overrides()
-
-FITTED_KINDS: list[str] = []  # type of each training set Trainer.fit was given in v1_run
+from conftest import make_config
 
 
-def make_config(tmp_path: Path, root: Path, version: str, name: str, **extra):
-    folder = tmp_path / f"Version{version[1:]}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(f"experiment:\n  version: {version}\n")
-    overrides = {k: dict(v) for k, v in SMALL.items()}
-    overrides["data"] = {"root": str(root), "cache_dir": str(tmp_path / "cache"), "jobs": 1}
-    overrides["output"] = {"scratch_dir": str(tmp_path / "scratch")}
-    for section, values in extra.items():
-        overrides.setdefault(section, {}).update(values)
-    return load_config(path, overrides=overrides)
+@pytest.fixture
+def v1_run(pipeline):
+    """The session's v1 pretrain + transfer of the tiny set (every array Trainer.fit was given recorded)."""
+    return pipeline()
 
 
-@pytest.fixture(scope="module")
-def v1_run(tiny_root, tmp_path_factory):
-    """Pretrain + transfer v1 once, recording every array the trainer was fitted on."""
-    tmp = tmp_path_factory.mktemp("v1")
-    seen, kinds = [], FITTED_KINDS
-    original = Trainer.fit
-
-    def recording_fit(self, arch, weights, x, **kw):
-        seen.append(x.read() if isinstance(x, VectorSet) else np.array(x))
-        kinds.append(type(x).__name__)
-        return original(self, arch, weights, x, **kw)
-
-    Trainer.fit = recording_fit
-    try:
-        made = pretrain(make_config(tmp, tiny_root, "v1", "make.yaml"), progress=False)
-        cfg = make_config(tmp, tiny_root, "v1", "transfer.yaml")
-        results = transfer(cfg, progress=False)
-    finally:
-        Trainer.fit = original
-    return tmp, cfg, made, results, seen
+def shared_models(run, folder: Path, root: Path, **overrides):
+    """A v1 config in `folder` on the shared run's pretrained models and feature cache."""
+    return make_config(folder, root, name="transfer.yaml", data={"cache_dir": str(run.cache)},
+                       output={"model_dir": str(run.models), **overrides.pop("output", {})}, **overrides)
 
 
 def test_results_have_every_run_and_column(v1_run):
-    _, cfg, made, results, _ = v1_run
+    cfg, made, results = v1_run.cfg, v1_run.made, v1_run.results
     assert sorted(p.source.label for p in made) == ["fan", "valve"] and all(p.trained for p in made)
     assert list(results.columns) == RESULT_COLUMNS
     on_disk = pd.read_csv(cfg.output.result_dir / "results.csv", dtype={"budget": str})
@@ -77,7 +49,7 @@ def test_results_have_every_run_and_column(v1_run):
 
 
 def test_auc_and_pauc_recompute_from_the_score_file(v1_run):
-    _, cfg, _, results, _ = v1_run
+    cfg, results = v1_run.cfg, v1_run.results
     scores = pd.read_csv(cfg.output.result_dir / "scores.csv", dtype={"budget": str})
     for row in results.itertuples():
         s = scores[(scores.target_type == row.target_type) & (scores.target_id == row.target_id)
@@ -89,7 +61,7 @@ def test_auc_and_pauc_recompute_from_the_score_file(v1_run):
 
 
 def test_no_evaluation_clip_ever_reaches_training(v1_run, tiny_root):
-    tmp, cfg, _, _, seen = v1_run
+    cfg, seen = v1_run.cfg, v1_run.fitted
     from common.dataset import load_machine
 
     eval_rows = set()
@@ -100,16 +72,20 @@ def test_no_evaluation_clip_ever_reaches_training(v1_run, tiny_root):
     trained_rows = {r.tobytes() for x in seen for r in x}
     assert len(seen) == 2 + 4 * 2 * 2  # pretrains + (scratch + transfer) per target and budget
     # Pretraining streams its (many-machine) set from the feature caches; the small target sets are arrays.
-    assert FITTED_KINDS[:2] == ["VectorSet"] * 2 and set(FITTED_KINDS[2:]) == {"ndarray"}
+    assert v1_run.fitted_kinds[:2] == ["VectorSet"] * 2 and set(v1_run.fitted_kinds[2:]) == {"ndarray"}
     assert trained_rows and not trained_rows & eval_rows
 
 
 def test_same_seed_same_results_and_resume(v1_run, tiny_root, tmp_path):
-    tmp, cfg, _, results, _ = v1_run
-    again = transfer(cfg, progress=False)  # everything reused from results.csv
+    cfg, results = v1_run.cfg, v1_run.results
+    shutil.copytree(cfg.output.result_dir, tmp_path / "r1")  # the shared run stays as it is
+    shutil.copytree(cfg.output.scratch_dir, tmp_path / "s1")
+    resume = shared_models(v1_run, tmp_path, tiny_root, output={"scratch_dir": str(tmp_path / "s1"),
+                                                                 "result_dir": str(tmp_path / "r1")})
+    again = transfer(resume, progress=False)  # everything reused from results.csv
     pd.testing.assert_frame_equal(again, results)
-    fresh = make_config(tmp, tiny_root, "v1", "transfer.yaml",
-                        output={"scratch_dir": str(tmp_path / "s2"), "result_dir": str(tmp_path / "r2")})
+    fresh = shared_models(v1_run, tmp_path, tiny_root, output={"scratch_dir": str(tmp_path / "s2"),
+                                                                "result_dir": str(tmp_path / "r2")})
     recomputed = transfer(fresh, progress=False)
     # Bit for bit in every column but the wall-clock train_seconds.
     cols = [c for c in RESULT_COLUMNS if c != "train_seconds"]
@@ -118,28 +94,26 @@ def test_same_seed_same_results_and_resume(v1_run, tiny_root, tmp_path):
     pd.testing.assert_frame_equal(scores[0], scores[1], check_exact=True)
 
 
-def test_pretrained_model_is_not_retrained_when_up_to_date(v1_run, tiny_root):
-    tmp, *_ = v1_run
-    again = pretrain(make_config(tmp, tiny_root, "v1", "make.yaml"), progress=False)
+def test_pretrained_model_is_not_retrained_when_up_to_date(v1_run):
+    again = pretrain(load_config(v1_run.repo / "Version1" / "make_pretrain_v1.yaml"), progress=False)
     assert not any(p.trained for p in again)
 
 
-def test_model_trained_on_other_features_is_refused(v1_run, tiny_root):
-    tmp, *_ = v1_run
-    other = make_config(tmp, tiny_root, "v1", "transfer_other.yaml", feature={"n_mels": 24},
-                        output={"result_dir": str(tmp / "other")})
+def test_model_trained_on_other_features_is_refused(v1_run, tiny_root, tmp_path):
+    other = shared_models(v1_run, tmp_path, tiny_root, feature={"n_mels": 24})
     with pytest.raises(ModelError, match=r"trained on other features \(n_mels: model 16 vs requested 24\)"):
         transfer(other, progress=False)
 
 
 def test_missing_pretrained_model_says_what_to_run(tiny_root, tmp_path):
-    cfg = make_config(tmp_path, tiny_root, "v2", "transfer.yaml")
+    cfg = make_config(tmp_path, tiny_root, "v2", name="transfer.yaml")
     with pytest.raises(ModelError, match=r"not found: run `python -m common pretrain`"):
         transfer(cfg, progress=False)
 
 
-def test_v2_sources_hold_out_the_target_id(tiny_root, tmp_path):
-    made = pretrain(make_config(tmp_path, tiny_root, "v2", "make.yaml", fit={"epochs": 1}), progress=False)
+def test_v2_sources_hold_out_the_target_id(v1_run, tiny_root, tmp_path):
+    made = pretrain(make_config(tmp_path, tiny_root, "v2", name="make.yaml", fit={"epochs": 1},
+                                data={"cache_dir": str(v1_run.cache)}), progress=False)
     assert sorted(p.source.label for p in made) == ["fan_id_00", "fan_id_02", "valve_id_00", "valve_id_02"]
     import json
     side = json.loads(made[0].path.with_suffix(".json").read_text())
@@ -149,16 +123,16 @@ def test_v2_sources_hold_out_the_target_id(tiny_root, tmp_path):
 
 def test_v3_without_enough_types_is_a_clear_error(tiny_root, tmp_path):
     with pytest.raises(DataError, match="version v3 has no source sets"):
-        pretrain(make_config(tmp_path, tiny_root, "v3", "make.yaml"), progress=False)
+        pretrain(make_config(tmp_path, tiny_root, "v3", name="make.yaml"), progress=False)
 
 
 def test_pretrain_streams_sets_over_the_memory_limit(v1_run, tiny_root, tmp_path):
     """fit.max_in_memory_mb: 0 streams every source set; the models stay comparable and are retrained."""
     import json
 
-    _, cfg, made, _, _ = v1_run
-    streamed = pretrain(make_config(tmp_path, tiny_root, "v1", "make.yaml", fit={"max_in_memory_mb": 0}),
-                        progress=False)
+    made = v1_run.made
+    streamed = pretrain(make_config(tmp_path, tiny_root, name="make.yaml", fit={"max_in_memory_mb": 0},
+                                    data={"cache_dir": str(v1_run.cache)}), progress=False)
     assert all(p.trained for p in streamed)  # another setting: not the in-memory models
     for mem, stream in zip(made, streamed):
         a, b = (json.loads(p.path.with_suffix(".json").read_text()) for p in (mem, stream))
@@ -175,7 +149,8 @@ def test_run_cell_gives_a_stored_row_again_and_writes_nothing(v1_run):
     from common.runs import Cell
     from common.sources import source_sets
 
-    tmp, cfg, _, results, _ = v1_run
+    cfg, results = v1_run.cfg, v1_run.results
+    tmp = v1_run.repo.parent  # every shared run and the feature cache
     machines = select_machines(cfg)
     target = next(m for m in machines if m.type == "fan")
     source = source_sets(cfg.experiment.version, target, machines)[0]
@@ -203,7 +178,7 @@ def test_plan_runs_the_method_table_in_order(v1_run):
     from common.runs import plan
     from common.sources import source_sets
 
-    _, cfg, _, results, _ = v1_run
+    cfg, results = v1_run.cfg, v1_run.results
     assert list(METHODS) == list(METHOD_ORDER) == ["scratch", "zero_shot", "transfer"]
     machines = select_machines(cfg)
     targets = [(t, source_sets(cfg.experiment.version, t, machines)) for t in machines]
