@@ -13,27 +13,17 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from common.__main__ import main
-from common.config import load_config
 from common.deploy import export_model, score_files
 from common.errors import ModelError
 from common.experiment import transfer
 from common.layout import row_model_path
 from common.model import architecture, build_autoencoder, load_model, read_sidecar, save_model
-from common.pretrain import pretrain
-from conftest import tiny_overrides
+from conftest import make_config, run_main
 
 REPO = Path(__file__).resolve().parent.parent
 FEATURES = {"n_mels": 16, "frames": 2, "n_fft": 512, "hop_length": 256, "power": 2.0, "channel": 0,
             "sample_rate": 16000}
 ROW = {"target_type": "fan", "target_id": "id_00", "source": "valve", "method": "transfer", "seed": 0}
-
-
-def cli(capsys, argv: list[str]) -> tuple[int, str]:
-    """Run ``python -m common`` in this process; an exception escaping `main` (a traceback) fails the test."""
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out + err
 
 
 def write_model(folder: Path, name: str = "m", *, hidden=(8,), **sidecar) -> Path:
@@ -62,7 +52,7 @@ def mono_copy(clip: Path, dst: Path) -> Path:
 
 # -- item 5: channel count recorded in the sidecar and checked -------------------------------------
 
-def test_a_file_of_another_channel_count_is_an_error_not_a_score(tmp_path, clips, capsys):
+def test_a_file_of_another_channel_count_is_an_error_not_a_score(tmp_path, clips):
     model = write_model(tmp_path)
     mono = mono_copy(clips / "clip_0.wav", clips / "mono.wav")
     table = score_files(model, [clips]).set_index("path")
@@ -70,7 +60,7 @@ def test_a_file_of_another_channel_count_is_an_error_not_a_score(tmp_path, clips
     assert bad["decision"] == "error" and np.isnan(bad["score"])
     assert f"WAV file {mono} has 1 channel(s), but the model was trained on 2-channel recordings" in bad["error"]
     assert (table.drop(str(mono))["decision"] != "error").all()
-    code, text = cli(capsys, ["score", "--model", str(model), str(clips), "--no-progress"])
+    code, text = run_main(["score", "--model", str(model), str(clips), "--no-progress"])
     assert code == 1 and f"{mono}  error: WAV file {mono} has 1 channel(s)" in text
 
 
@@ -89,12 +79,12 @@ def test_model_without_n_channels_flags_the_files_in_the_minority(tmp_path, clip
     ({"n_channels": 8}, "n_channels=8", "2 channel(s)"),
     ({"features": {**FEATURES, "channel": 5}}, "channel=5", "2 channel(s)"),
 ])
-def test_every_file_failing_the_same_model_check_means_the_model_cannot_be_used(tmp_path, clips, capsys, side,
+def test_every_file_failing_the_same_model_check_means_the_model_cannot_be_used(tmp_path, clips, side,
                                                                                 says, has):
     model = write_model(tmp_path, **side)
     with pytest.raises(ModelError, match="cannot be used on these recordings"):
         score_files(model, [clips])
-    code, text = cli(capsys, ["score", "--model", str(model), str(clips), "--no-progress"])
+    code, text = run_main(["score", "--model", str(model), str(clips), "--no-progress"])
     assert code == 2
     assert f"error: model {model} cannot be used on these recordings: its sidecar {model.with_suffix('.json')} " \
            f"says {says}, but every file given has {has}" in text
@@ -107,12 +97,12 @@ def test_every_file_failing_the_same_model_check_means_the_model_cannot_be_used(
     (lambda raw: raw[: len(raw) // 2], "damaged or not a zip archive"),
     (lambda raw: bytes(np.random.default_rng(440).integers(0, 256, 4096, dtype=np.uint8)), "damaged"),
 ])
-def test_a_damaged_keras_file_is_named_not_file_not_found(tmp_path, clips, capsys, damage, what):
+def test_a_damaged_keras_file_is_named_not_file_not_found(tmp_path, clips, damage, what):
     model = write_model(tmp_path)
     model.write_bytes(damage(model.read_bytes()))
     with pytest.raises(ModelError, match=f"model file {model} is not a Keras archive \\({what}"):
         load_model(model)
-    code, text = cli(capsys, ["score", "--model", str(model), str(clips), "--no-progress"])
+    code, text = run_main(["score", "--model", str(model), str(clips), "--no-progress"])
     assert code == 2 and f"model file {model} is not a Keras archive" in text and "File not found" not in text
 
 
@@ -127,65 +117,65 @@ def test_a_model_of_another_architecture_than_its_sidecar_is_named(tmp_path, cli
 
 # -- item 11: sidecars that are not the model's, and output paths of the wrong kind ----------------
 
-def test_a_sidecar_that_is_a_json_list_is_a_model_error(tmp_path, clips, capsys):
+def test_a_sidecar_that_is_a_json_list_is_a_model_error(tmp_path, clips):
     model = write_model(tmp_path)
     model.with_suffix(".json").write_text("[1, 2, 3]")
-    code, text = cli(capsys, ["score", "--model", str(model), str(clips), "--no-progress"])
+    code, text = run_main(["score", "--model", str(model), str(clips), "--no-progress"])
     assert code == 2 and f"error: sidecar {model.with_suffix('.json')} of model {model} must be a JSON object" in text
 
 
-def test_a_sidecar_naming_other_features_than_the_model_input_is_refused_up_front(tmp_path, clips, capsys):
+def test_a_sidecar_naming_other_features_than_the_model_input_is_refused_up_front(tmp_path, clips):
     model = write_model(tmp_path, features={**FEATURES, "n_mels": 20})  # 20 x 2 = 40, the model takes 32
-    code, text = cli(capsys, ["score", "--model", str(model), str(clips), "--no-progress"])
+    code, text = run_main(["score", "--model", str(model), str(clips), "--no-progress"])
     assert code == 2
     assert f"model {model} takes vectors of 32 values, but its sidecar {model.with_suffix('.json')} names " \
            "features of n_mels * frames = 20 * 2 = 40" in text
     assert "clip_0.wav" not in text  # refused before any file is read
 
 
-def test_sidecar_feature_parameters_of_the_wrong_type_are_named(tmp_path, clips, capsys):
+def test_sidecar_feature_parameters_of_the_wrong_type_are_named(tmp_path, clips):
     model = write_model(tmp_path, features={**FEATURES, "hop_length": "256"})
-    code, text = cli(capsys, ["score", "--model", str(model), str(clips), "--no-progress"])
+    code, text = run_main(["score", "--model", str(model), str(clips), "--no-progress"])
     assert code == 2 and f"error: sidecar {model.with_suffix('.json')} has invalid feature parameters " \
                          "[\"hop_length='256'\"]" in text
 
 
-def test_score_takes_upper_case_clips_and_leaves_out_macos_files_with_a_warning(tmp_path, clips, capsys):
+def test_score_takes_upper_case_clips_and_leaves_out_macos_files_with_a_warning(tmp_path, clips):
     model = write_model(tmp_path)
     (clips / "clip_0.wav").rename(clips / "CLIP_0.WAV")
     (clips / "._clip_1.wav").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
-    code, text = cli(capsys, ["score", "--model", str(model), str(clips), "--no-progress"])
+    code, text = run_main(["score", "--model", str(model), str(clips), "--no-progress"])
     assert code == 0 and f"{clips / 'CLIP_0.WAV'}  " in text and "3 clips flagged" in text
     assert f"warning: left out 1 file(s) named like clips that are not (hidden, e.g. macOS ._* files): " \
            f"{clips / '._clip_1.wav'}" in text
 
 
-def test_score_csv_that_is_a_folder_is_refused_before_scoring(tmp_path, clips, capsys):
+def test_score_csv_that_is_a_folder_is_refused_before_scoring(tmp_path, clips):
     model = write_model(tmp_path)
     folder = tmp_path / "out"
     folder.mkdir()
-    code, text = cli(capsys, ["score", "--model", str(model), str(clips), "--csv", str(folder), "--no-progress"])
+    code, text = run_main(["score", "--model", str(model), str(clips), "--csv", str(folder), "--no-progress"])
     assert code == 2 and f"error: --csv {folder} is a folder" in text
     assert "clip_0.wav" not in text  # nothing was scored
 
 
 # -- export: a real tiny experiment --------------------------------------------------------------
 
-def make_config(repo: Path, root: Path, name: str):
-    folder = repo / "Version1"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text("experiment:\n  version: v1\n")
-    overrides = tiny_overrides(data={"ids": ["id_00"], "jobs": 1, "root": str(root), "cache_dir": str(repo / "cache")},
-                               output={"scratch_dir": str(repo / "scratch")})
-    return load_config(folder / name, overrides=overrides)
-
-
 @pytest.fixture(scope="module")
-def run(tiny_root, tmp_path_factory):
-    """fan/id_00 and valve/id_00: v1 pretrained and transferred with budgets 2 and all (two rows per method)."""
+def run(pipeline, tmp_path_factory):
+    """fan/id_00 and valve/id_00: v1 pretrained and transferred with budgets 2 and all (two rows per method).
+
+    The shared budget-all run, copied and extended by budget 2 on its pretrained models; the YAML names its
+    result folder relatively, so a copy of ``Version1`` exports from its own results.
+    """
+    shared = pipeline(ids=("id_00",), budgets=("all",))
     repo = tmp_path_factory.mktemp("deploy_errors")
-    pretrain(make_config(repo, tiny_root, "make_pretrain_v1.yaml"), progress=False)
-    cfg = make_config(repo, tiny_root, "transfer_pretrain_v1.yaml")
+    folder = repo / "Version1"
+    shutil.copytree(shared.cfg.output.result_dir, folder / "results")
+    shutil.copytree(shared.scratch, folder / "scratch")
+    cfg = make_config(folder, shared.cfg.data.root, name="transfer_pretrain_v1.yaml",
+                      data={"ids": ["id_00"], "cache_dir": str(shared.cache)},
+                      output={"model_dir": str(shared.models), "result_dir": "results", "scratch_dir": "scratch"})
     transfer(cfg, progress=False)
     return repo, cfg
 
@@ -215,11 +205,11 @@ def set_aucs(result_dir: Path, aucs: dict[str, list[float]]) -> pd.DataFrame:
     return table
 
 
-def test_export_warns_when_the_chosen_model_is_at_or_below_chance(repo, tmp_path, capsys):
+def test_export_warns_when_the_chosen_model_is_at_or_below_chance(repo, tmp_path):
     root, rel = repo
     set_aucs(root / rel, {"transfer": [0.41, 0.35], "scratch": [0.8, 0.7], "zero_shot": [0.6, 0.6]})
     out = tmp_path / "deploy"
-    code, text = cli(capsys, ["export", "--version", "1", "--target", "fan/id_00", "--out", str(out),
+    code, text = run_main(["export", "--version", "1", "--target", "fan/id_00", "--out", str(out),
                               "--repo", str(root)])
     assert code == 0
     warning = "the chosen transfer model of fan/id_00 has AUC 0.410, at or below chance (0.5)"
@@ -229,7 +219,7 @@ def test_export_warns_when_the_chosen_model_is_at_or_below_chance(repo, tmp_path
     assert warning in card and better in card and "--method scratch" in card
     assert "Picking the best of N = 2 row(s) by evaluation AUC overstates that AUC" in card
     # A model above chance: no warning, but the card still says the selection overstates its AUC.
-    code, text = cli(capsys, ["export", "--version", "1", "--target", "fan/id_00", "--method", "scratch",
+    code, text = run_main(["export", "--version", "1", "--target", "fan/id_00", "--method", "scratch",
                               "--out", str(tmp_path / "scratch"), "--repo", str(root)])
     assert code == 0 and "warning" not in text
     card = (tmp_path / "scratch" / "MODEL_CARD.md").read_text()
@@ -245,11 +235,11 @@ def test_export_carries_the_channel_count_into_sidecar_and_card(run, repo, tmp_p
         assert "| recordings | 2 channel(s) per WAV file" in card and "at 16000 Hz with 2 channels" in card
 
 
-def test_export_out_that_is_a_file_is_named(repo, tmp_path, capsys):
+def test_export_out_that_is_a_file_is_named(repo, tmp_path):
     root, _ = repo
     target = tmp_path / "model.keras"
     target.write_text("not a folder")
-    code, text = cli(capsys, ["export", "--version", "1", "--target", "fan/id_00", "--out", str(target),
+    code, text = run_main(["export", "--version", "1", "--target", "fan/id_00", "--out", str(target),
                               "--repo", str(root)])
     assert code == 2 and f"error: export folder {target} (--out) is a file" in text
     assert target.read_text() == "not a folder"
@@ -263,10 +253,9 @@ def test_transfer_names_the_pretrained_file_whose_architecture_differs_from_its_
     side = read_sidecar(models / "valve.keras")
     other = build_autoencoder(32, hidden=[8], bottleneck=4)  # the sidecar says hidden [16]
     save_model(other, models / "valve.keras", sidecar=side)
-    stale = load_config(cfg.source, overrides=tiny_overrides(
-        data={"ids": ["id_00"], "jobs": 1, "root": str(cfg.data.root), "cache_dir": str(cfg.data.cache_dir)},
-        output={"scratch_dir": str(cfg.output.scratch_dir), "result_dir": str(tmp_path / "r")},
-        transfer={"init_from": str(models)}))
+    stale = make_config(tmp_path, cfg.data.root, data={"ids": ["id_00"], "cache_dir": str(cfg.data.cache_dir)},
+                        output={"scratch_dir": str(cfg.output.scratch_dir), "result_dir": str(tmp_path / "r")},
+                        transfer={"init_from": str(models)})
     with pytest.raises(ModelError, match=f"model {models / 'valve.keras'} does not have the architecture"):
         transfer(stale, progress=False)
 
