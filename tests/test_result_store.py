@@ -4,8 +4,6 @@ Every test runs real pretrain / transfer runs on two machines of the tiny data s
 valve/id_00: v1, one budget, one seed = 6 rows), then damages or narrows a copy of the result folder.
 """
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -14,64 +12,62 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from common.__main__ import main
-from common.config import load_config
 from common.errors import ConfigError, ModelError
 from common.experiment import transfer
 from common.layout import row_model_path
-from common.pretrain import pretrain
 from common.train import Trainer
-from conftest import tiny_overrides
+from conftest import make_config, run_main
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 ROWS = 6  # 2 targets x (scratch + zero_shot + transfer)
 
 
-def write_yaml(path: Path, root: Path, world: Path, **sections) -> Path:
-    """A complete v1 YAML on the id_00 machines of `root`, its models, scratch store and cache in `world`."""
-    doc = tiny_overrides(experiment={"version": "v1", "budgets": ["all"], "seeds": [0]})
-    doc["data"] = {"root": str(root), "cache_dir": str(world / "cache"), "jobs": 1, "ids": ["id_00"]}
-    doc["output"] = {"model_dir": str(world / "models"), "result_dir": str(path.parent / "results"),
-                     "scratch_dir": str(world / "scratch")}
-    doc["transfer"] = {**doc["transfer"], "init_from": str(world / "models")}
-    for section, values in sections.items():
-        doc.setdefault(section, {}).update(values)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+@dataclass(frozen=True)
+class World:
+    """The shared id_00 run (read-only: its models, cache, config and rows) and this module's scratch store."""
+
+    root: Path
+    models: Path
+    cache: Path
+    scratch: Path
+    cfg: object
+    results: pd.DataFrame
 
 
 @pytest.fixture(scope="module")
-def world(tiny_root, tmp_path_factory):
-    """The id_00 machines pretrained and transferred once: (folder, YAML, config, results)."""
-    tmp = tmp_path_factory.mktemp("store")
-    path = write_yaml(tmp / "run" / "cfg.yaml", tiny_root, tmp)
-    cfg = load_config(path)
-    pretrain(cfg, progress=False)
-    return tmp, path, cfg, transfer(cfg, progress=False)
+def world(pipeline, tmp_path_factory) -> World:
+    """The id_00 machines pretrained and transferred once (the session's run), with a scratch store to extend."""
+    shared = pipeline(ids=("id_00",), budgets=("all",))
+    scratch = tmp_path_factory.mktemp("store") / "scratch"
+    shutil.copytree(shared.scratch, scratch)
+    return World(shared.cfg.data.root, shared.models, shared.cache, scratch, shared.cfg, shared.results)
 
 
-def copy_of(world, tmp_path: Path, tiny_root: Path, *, legacy: bool = False, **sections):
+def store_config(folder: Path, world: World, *, name: str = "cfg.yaml", **sections):
+    """A complete v1 YAML on the id_00 machines in `folder`, on the models, scratch store and cache of `world`."""
+    doc = {"experiment": {"budgets": ["all"], "seeds": [0]},
+           "data": {"ids": ["id_00"], "cache_dir": str(world.cache)},
+           "output": {"model_dir": str(world.models), "scratch_dir": str(world.scratch)}}
+    for section, values in sections.items():
+        doc[section] = {**doc.get(section, {}), **values}
+    doc["transfer"] = {"init_from": str(world.models), **doc.get("transfer", {})}
+    return make_config(folder, world.root, name=name, **doc)
+
+
+def copy_of(world: World, tmp_path: Path, tiny_root: Path, *, legacy: bool = False, **sections):
     """The config of `world` on a copy of its result folder (without the store when `legacy`)."""
-    tmp, _, cfg, _ = world
-    shutil.copytree(cfg.output.result_dir, tmp_path / "results")
+    assert tiny_root == world.root
+    shutil.copytree(world.cfg.output.result_dir, tmp_path / "results")
     if legacy:  # as today's main leaves it: results.csv + scores.csv, no store
         shutil.rmtree(tmp_path / "results" / ".store", ignore_errors=True)
-    return load_config(write_yaml(tmp_path / "cfg.yaml", tiny_root, tmp, **sections))
-
-
-def run_main(argv: list[str]) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(argv)
-    return code, err.getvalue()
+    return store_config(tmp_path, world, **sections)
 
 
 @pytest.fixture
@@ -105,7 +101,7 @@ def test_changed_config_keeps_the_old_rows_beside_the_new(world, tiny_root, tmp_
     cfg = copy_of(world, tmp_path, tiny_root)
     out = cfg.output.result_dir
     before = files(out)
-    changed = load_config(write_yaml(tmp_path / "changed.yaml", tiny_root, world[0], transfer={"epochs": 2}))
+    changed = store_config(tmp_path, world, name="changed.yaml", transfer={"epochs": 2})
     with pytest.warns(UserWarning, match=rf"{ROWS} row\(s\) of .* were computed with another config .* the old "
                                          rf"rows stay in {re.escape(str(out / '.store'))}"):
         transfer(changed, progress=False)
@@ -155,7 +151,7 @@ def test_damaged_store_entry_is_recomputed_naming_it(world, tiny_root, tmp_path,
         again = transfer(cfg, progress=False)
     assert not [w for w in caught if "another config" in str(w.message)]  # damaged, not stale
     assert len(count_fits) == 1  # that row alone is recomputed
-    _, _, _, results = world
+    results = world.results
     cols = [c for c in results.columns if c != "train_seconds"]
     pd.testing.assert_frame_equal(again[cols], results[cols], check_exact=True)
     # Stored again, intact: the same AUC as before the damage (the recomputed row differs in train_seconds only).
@@ -191,7 +187,7 @@ def test_empty_or_non_csv_result_file_is_ignored_naming_it(world, tiny_root, tmp
     bad.write_bytes(content)
     with pytest.warns(UserWarning, match=rf"{re.escape(str(bad))} is empty or not a CSV table"):
         again = transfer(cfg, progress=False)
-    _, _, _, results = world
+    results = world.results
     cols = [c for c in results.columns if c != "train_seconds"]
     pd.testing.assert_frame_equal(again[cols], results[cols], check_exact=True)
 
@@ -201,10 +197,9 @@ def test_empty_or_non_csv_result_file_is_ignored_naming_it(world, tiny_root, tmp
 
 
 def test_pretrained_model_of_other_machines_is_refused_up_front(world, tiny_root, tmp_path):
-    tmp, *_ = world
     # Every ID now, from the models pretrained on id_00 only.
-    cfg = load_config(write_yaml(tmp_path / "cfg.yaml", tiny_root, tmp, data={"ids": None}))
-    models = re.escape(str(tmp / "models"))
+    cfg = store_config(tmp_path, world, data={"ids": None})
+    models = re.escape(str(world.models))
     with pytest.raises(ModelError, match=rf"{models}/(fan|valve)\.keras was trained on the machines "
                                          r"\['(fan|valve)/id_00'\].*\['(fan|valve)/id_00', '(fan|valve)/id_02'\]"):
         transfer(cfg, progress=False)
@@ -213,8 +208,7 @@ def test_pretrained_model_of_other_machines_is_refused_up_front(world, tiny_root
 
 
 def test_budget_larger_than_the_pool_is_a_config_error_up_front(world, tiny_root, tmp_path, count_fits):
-    tmp, *_ = world
-    cfg = load_config(write_yaml(tmp_path / "cfg.yaml", tiny_root, tmp, experiment={"budgets": [2, 50]}))
+    cfg = store_config(tmp_path, world, experiment={"budgets": [2, 50]})
     with pytest.raises(ConfigError, match=re.escape(str(cfg.source)) + r": 'experiment\.budgets' has 50, more "
                                           r"than the 5 training clips of fan/id_00"):
         transfer(cfg, progress=False)
@@ -222,7 +216,7 @@ def test_budget_larger_than_the_pool_is_a_config_error_up_front(world, tiny_root
 
 
 def test_every_sidecar_records_the_channel_count(world):
-    _, _, cfg, _ = world
+    cfg = world.cfg
     pretrained = list(cfg.output.model_dir.glob("*.json"))
     rows = list(cfg.output.result_dir.glob("models/*/*.json"))  # scratch + transfer of each target
     scratch = list(cfg.output.scratch_dir.glob("*.model.json"))
@@ -246,13 +240,11 @@ def _wait_for_lock(path: Path, proc: subprocess.Popen, log: Path) -> None:
 
 
 def test_a_second_run_on_a_held_folder_exits_2_naming_the_holder(world, tiny_root, tmp_path):
-    tmp, *_ = world
     models = tmp_path / "models"
     # A real pretrain with many epochs, so it still holds its model folder while the others start.
-    long = write_yaml(tmp_path / "long" / "cfg.yaml", tiny_root, tmp, output={"model_dir": str(models)},
-                      fit={"epochs": 5000})
-    other = write_yaml(tmp_path / "other" / "cfg.yaml", tiny_root, tmp, output={"model_dir": str(models)},
-                       transfer={"init_from": str(models)})
+    long = store_config(tmp_path / "long", world, output={"model_dir": str(models)}, fit={"epochs": 5000}).source
+    other = store_config(tmp_path / "other", world, output={"model_dir": str(models)},
+                         transfer={"init_from": str(models)}).source
     log = tmp_path / "log.txt"
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "common", "pretrain", str(long)], cwd=REPO, env=ENV,
