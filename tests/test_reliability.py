@@ -1,6 +1,5 @@
 """Reliability: bad WAVs (error / skip), check-data, killed and resumed runs, stale rows and caches, no pickle."""
 
-import contextlib
 import io
 import json
 import os
@@ -17,11 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import yaml
 
-from common.__main__ import main
 from common.check import check_data, scan_files
-from common.config import load_config
 from common.data import find_machines
 from common.errors import AudioError, ConfigError
 from common.dataset import load_machine
@@ -29,32 +25,14 @@ from common.experiment import transfer
 from common.pretrain import pretrain
 from common.results import RESULT_COLUMNS
 from common.train import Trainer
-from conftest import tiny_overrides
+from conftest import make_config, run_main
 
 REPO = Path(__file__).resolve().parent.parent
-SMALL = tiny_overrides()
-
-
-def write_yaml(folder: Path, name: str, root: Path, cache: Path, **extra) -> Path:
-    """A complete Version YAML (every setting in the file, so a subprocess sees the same config)."""
-    doc = {k: dict(v) for k, v in SMALL.items()}
-    doc["experiment"]["version"] = "v1"
-    doc["data"] = {"root": str(root), "cache_dir": str(cache), "jobs": 1}
-    for section, values in extra.items():
-        doc.setdefault(section, {}).update(values)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def config(folder: Path, root: Path, cache: Path, *, name: str = "cfg.yaml", **extra):
-    """The config of `write_yaml`, with its models, results and scratch store inside `folder`."""
-    out = {"model_dir": str(folder / "models"), "result_dir": str(folder / "results"),
-           "scratch_dir": str(folder / "scratch")}
-    extra["output"] = {**out, **extra.get("output", {})}
-    extra["transfer"] = {"init_from": extra["output"]["model_dir"], **extra.get("transfer", {})}
-    return load_config(write_yaml(folder, name, root, cache, **extra))
+    """`conftest.make_config` in `folder` on the feature cache `cache` (models, results, scratch in `folder`)."""
+    return make_config(folder, root, name=name, **{**extra, "data": {"cache_dir": str(cache), **extra.get("data", {})}})
 
 
 def without_seconds(path: Path) -> str:
@@ -179,15 +157,8 @@ def test_changed_feature_parameters_never_serve_old_features(tiny_root, tmp_path
 # check-data
 
 
-def _run_main(argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(argv)
-    return code, out.getvalue()
-
-
 def test_check_data_on_a_clean_root(tiny_root):
-    code, text = _run_main(["check-data", str(tiny_root), "--no-progress"])
+    code, text = run_main(["check-data", str(tiny_root), "--no-progress"])
     assert code == 0 and "no problems in 4 machine(s)" in text
     table, problems = check_data(tiny_root)
     assert problems.empty
@@ -201,7 +172,7 @@ def test_check_data_lists_every_problem_and_exits_1(one_machine):
            _damage(one_machine, "wrong_channels", "normal/00000006.wav")]
     for p in (one_machine / "-6_dB_fan" / "fan" / "id_00" / "abnormal").glob("*.wav"):
         BAD["silent"][0](p)
-    code, text = _run_main(["check-data", str(one_machine), "--no-progress"])
+    code, text = run_main(["check-data", str(one_machine), "--no-progress"])
     assert code == 1
     for path in bad:
         assert str(path) in text
@@ -273,21 +244,23 @@ ONE_BUDGET = {"budgets": ["all"], "seeds": [0]}  # 4 targets x (scratch + zero_s
 
 
 @pytest.fixture(scope="module")
-def clean_run(tiny_root, tmp_path_factory):
-    """v1 pretrained once, and one uninterrupted transfer run in its own folder."""
+def clean_run(pipeline, tiny_root, tmp_path_factory):
+    """One uninterrupted transfer run in its own folder, on the session's v1 models (and a copy of its scratch
+    store): (folder, models, config, results)."""
+    shared = pipeline()
     tmp = tmp_path_factory.mktemp("resume")
-    models = tmp / "models"
-    cfg = config(tmp / "clean", tiny_root, tmp / "cache", output={"model_dir": str(models)}, experiment=ONE_BUDGET)
-    pretrain(cfg, progress=False)
+    shutil.copytree(shared.scratch, tmp / "clean" / "scratch")
+    cfg = config(tmp / "clean", tiny_root, shared.cache, output={"model_dir": str(shared.models)},
+                 experiment=ONE_BUDGET)
     results = transfer(cfg, progress=False)
-    return tmp, models, cfg, results
+    return tmp, shared.models, cfg, results
 
 
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tiny_root, clean_run):
     tmp, models, clean, results = clean_run
     # Its own result folder and scratch store, so nothing is borrowed from the clean run.
     folder = tmp / "killed"
-    cfg = config(folder, tiny_root, tmp / "cache", output={"model_dir": str(models)}, experiment=ONE_BUDGET)
+    cfg = config(folder, tiny_root, clean.data.cache_dir, output={"model_dir": str(models)}, experiment=ONE_BUDGET)
     out = cfg.output.result_dir
     cmd = [sys.executable, "-m", "common", "transfer", str(cfg.source)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -325,8 +298,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tiny_root, clea
 def test_changed_config_recomputes_stale_rows_and_says_so(tiny_root, clean_run, tmp_path):
     tmp, models, clean, results = clean_run
     shutil.copytree(clean.output.result_dir, tmp_path / "results")
-    shutil.copytree(tmp / "clean" / "scratch", tmp_path / "scratch")
-    changed = config(tmp_path, tiny_root, tmp / "cache", output={"model_dir": str(models)}, experiment=ONE_BUDGET,
+    shutil.copytree(clean.output.scratch_dir, tmp_path / "scratch")
+    changed = config(tmp_path, tiny_root, clean.data.cache_dir, output={"model_dir": str(models)}, experiment=ONE_BUDGET,
                      transfer={"epochs": 2})
     with pytest.warns(UserWarning, match=rf"{len(results)} row\(s\) of .*results\.csv were computed with another config"):
         new = transfer(changed, progress=False)
@@ -343,7 +316,7 @@ def test_a_narrower_rerun_keeps_every_row_in_the_store(tiny_root, clean_run, tmp
     tmp, models, clean, results = clean_run
     out = tmp_path / "results"
     shutil.copytree(clean.output.result_dir, out)
-    wide = config(tmp_path, tiny_root, tmp / "cache", name="wide.yaml", output={"model_dir": str(models)},
+    wide = config(tmp_path, tiny_root, clean.data.cache_dir, name="wide.yaml", output={"model_dir": str(models)},
                   experiment={"budgets": [2, "all"], "seeds": [0]})
     transfer(wide, progress=False)  # adds the 12 rows of budget 2
     wide_csv = {n: (out / n).read_text() for n in ("results.csv", "scores.csv")}
@@ -351,7 +324,7 @@ def test_a_narrower_rerun_keeps_every_row_in_the_store(tiny_root, clean_run, tmp
     original = Trainer.fit
     monkeypatch.setattr(Trainer, "fit", lambda self, *a, **kw: fits.append(1) or original(self, *a, **kw))
 
-    narrow = config(tmp_path, tiny_root, tmp / "cache", output={"model_dir": str(models)}, experiment=ONE_BUDGET)
+    narrow = config(tmp_path, tiny_root, clean.data.cache_dir, output={"model_dir": str(models)}, experiment=ONE_BUDGET)
     with pytest.warns(UserWarning, match=rf"12 other row\(s\) .* are kept in {re.escape(str(out / '.store'))}; "
                                          rf".*results\.csv shows the {len(results)} row\(s\) of this config"):
         again = transfer(narrow, progress=False)
