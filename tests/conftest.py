@@ -54,8 +54,8 @@ def write_wav(path: Path, data: np.ndarray, sr: int = 16000, **kwargs) -> Path:
     return path
 
 
-def make_config(folder: Path, root: Path, version: str = "v1", *, name: str = "cfg.yaml", **overrides):
-    """Write a complete tiny Version YAML ``folder/name`` and return its Config (the YAML is ``cfg.source``).
+def write_config(folder: Path, root: Path, version: str = "v1", *, name: str = "cfg.yaml", **overrides) -> Path:
+    """Write a complete tiny Version YAML ``folder/name`` (not validated: it may be a bad config on purpose).
 
     Every setting is in the file, so ``python -m common`` in a subprocess sees the same config. Models,
     results, scratch store and feature cache default to ``folder/{models,results,scratch,cache}``;
@@ -63,8 +63,6 @@ def make_config(folder: Path, root: Path, version: str = "v1", *, name: str = "c
     ``fit={"epochs": 1}`` or ``data={"ids": ["id_00"]}``.
     """
     import yaml
-
-    from common.config import load_config
 
     doc = tiny_overrides(experiment={"version": version},
                          data={"root": str(root), "cache_dir": str(folder / "cache"), "jobs": 1},
@@ -76,7 +74,14 @@ def make_config(folder: Path, root: Path, version: str = "v1", *, name: str = "c
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return load_config(path)
+    return path
+
+
+def make_config(folder: Path, root: Path, version: str = "v1", *, name: str = "cfg.yaml", **overrides):
+    """The Config of `write_config` (same arguments); its YAML is ``cfg.source``."""
+    from common.config import load_config
+
+    return load_config(write_config(folder, root, version, name=name, **overrides))
 
 
 def run_main(argv: list[str]) -> tuple[int | str, str]:

@@ -8,8 +8,6 @@ Exit status of ``python -m common``: 0 done, 1 some inputs bad (the others were 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -18,8 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,10 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import yaml
 
-from common.__main__ import main
-from conftest import tiny_overrides
+from conftest import run_main, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 DONE, SOME_BAD, CANNOT_RUN, INTERRUPTED = 0, 1, 2, 130
@@ -48,42 +42,19 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tiny_root, tmp_path_factory) -> World:
-    tmp = tmp_path_factory.mktemp("cli_world")
-    models, cache = tmp / "models", tmp / "cache"
-    code, text = run_main(["pretrain", str(write_cfg(tmp, tiny_root, cache, models))])
-    assert code == 0, text
-    return World(tiny_root, models, cache)
+def world(pipeline) -> World:
+    """The session's v1 models of the tiny set and their feature cache (read-only)."""
+    shared = pipeline()
+    return World(shared.cfg.data.root, shared.models, shared.cache)
 
 
 def write_cfg(folder: Path, root: Path, cache: Path, models: Path, *, name: str = "cfg.yaml", **sections) -> Path:
-    """A complete tiny v1 Version YAML in `folder`; `sections` update it (e.g. ``fit={"epochs": 1}``)."""
-    doc = tiny_overrides(experiment={"version": "v1", "budgets": ["all"]},
-                         data={"root": str(root), "cache_dir": str(cache), "jobs": 1},
-                         output={"model_dir": str(models), "result_dir": str(folder / "results"),
-                                 "scratch_dir": str(folder / "scratch")},
-                         transfer={"init_from": str(models)})
+    """A complete tiny v1 Version YAML in `folder` (`conftest.write_config`); `sections` update it."""
+    doc = {"experiment": {"budgets": ["all"]}, "data": {"cache_dir": str(cache)}, "output": {"model_dir": str(models)}}
     for section, values in sections.items():
-        doc.setdefault(section, {}).update(values)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-def run_main(argv: list[str]) -> tuple[int, str]:
-    """Run ``python -m common ARGV`` in this process: (exit status, stdout + stderr, any escaped traceback)."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")  # pytest records warnings; the CLI would print them on stderr
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse
-            code = exc.code
-        except Exception:  # noqa: BLE001 - an escaped exception is what this corpus exists to catch
-            code = "escaped"
-            out.write(traceback.format_exc())
-    return code, "".join(f"{w.category.__name__}: {w.message}\n" for w in seen) + out.getvalue()
+        doc[section] = {**doc.get(section, {}), **values}
+    doc["transfer"] = {"init_from": str(models), **doc.get("transfer", {})}
+    return write_config(folder, root, name=name, **doc)
 
 
 # --------------------------------------------------------------------------------------------
