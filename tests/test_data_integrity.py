@@ -1,8 +1,6 @@
 """Clips and their caches (issue 13): replaced clips, clip names, full disks, short clips, config-vs-data
 mistakes, RF64 files and synth over an existing root. Real WAVs, real caches, real subprocesses."""
 
-import contextlib
-import io
 import os
 import re
 import shutil
@@ -13,16 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
 
-from common.__main__ import main
 from common.cache import cached_features, feature_key
 from common.config import load_config
 from common.data import find_machines
 from common.errors import DataError
 from common.features import extract
 from common.synth import generate_dataset
-from conftest import tiny_overrides
+from conftest import make_config, run_main, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 MACHINE = Path("-6_dB_fan") / "fan" / "id_00"
@@ -34,28 +30,6 @@ def one_machine(tiny_root, tmp_path) -> Path:
     root = tmp_path / "data"
     shutil.copytree(tiny_root / MACHINE, root / MACHINE)
     return root
-
-
-def write_yaml(path: Path, root: Path, cache: Path, **sections) -> Path:
-    """A complete v1 YAML over the tiny sizes, its outputs beside it."""
-    doc = tiny_overrides(experiment={"version": "v1"}, **sections)
-    doc["data"] = {"root": str(root), "cache_dir": str(cache), "jobs": 1, **sections.get("data", {})}
-    doc["output"] = {"model_dir": str(path.parent / "models"), "result_dir": str(path.parent / "results"),
-                     "scratch_dir": str(path.parent / "scratch")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-def run_cli(argv: list[str]) -> tuple[int, str]:
-    """`python -m common ARGV` in this process: exit code, stdout + stderr."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse refusing an option
-            code = exc.code
-    return code, out.getvalue()
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,7 +49,7 @@ def test_clip_replaced_with_same_size_and_mtime_gives_new_features_and_identity(
     from common.runs import data_identity as _data_identity
 
     clips = sorted((one_machine / MACHINE / "normal").glob("*.wav"))[:4]
-    cfg = load_config(write_yaml(tmp_path / "v" / "cfg.yaml", one_machine, tmp_path / "cache"))
+    cfg = make_config(tmp_path / "v", one_machine, data={"cache_dir": str(tmp_path / "cache")})
     cache = tmp_path / "features"
     old = np.array(cached_features(clips, cache_dir=cache, progress=False).clip(1))
     old_key, old_identity = feature_key(clips, channel=0, sr=16000), _data_identity(cfg, clips)
@@ -118,7 +92,7 @@ def _rename_clips(root: Path) -> tuple[Path, Path, Path]:
 
 def test_upper_case_clips_count_and_resource_forks_are_reported_by_check_data(one_machine):
     upper, mixed, fork = _rename_clips(one_machine)
-    code, text = run_cli(["check-data", str(one_machine), "--no-progress"])
+    code, text = run_main(["check-data", str(one_machine), "--no-progress"])
     assert code == 0, text
     row = next(line for line in text.splitlines() if line.strip().startswith("fan/id_00"))
     assert row.split()[1:3] == ["8", "3"]  # every clip counted, .WAV and .Wav included
@@ -129,7 +103,7 @@ def test_experiments_use_upper_case_clips_and_warn_about_resource_forks(one_mach
     from common.dataset import check_machine
 
     upper, mixed, fork = _rename_clips(one_machine)
-    cfg = load_config(write_yaml(tmp_path / "v" / "cfg.yaml", one_machine, tmp_path / "cache"))
+    cfg = make_config(tmp_path / "v", one_machine, data={"cache_dir": str(tmp_path / "cache")})
     with pytest.warns(UserWarning, match=r"1 file\(s\) of fan/id_00 named like clips .*" + re.escape(str(fork))):
         checked = check_machine(cfg, find_machines(one_machine)[0])
     used = set(checked.split.train + checked.split.eval_files)
@@ -157,9 +131,8 @@ def test_full_disk_is_an_error_naming_the_cache_and_leaves_no_temp_file(tiny_roo
     cache = tmp_path / "cache"
     cache.mkdir()
     # Default feature sizes: fan/id_00 needs ~0.8 MB of vectors, the 256 KiB tmpfs holds its scan cache only.
-    cfg = write_yaml(tmp_path / "v" / "cfg.yaml", tiny_root, cache,
-                     feature={"n_mels": 64, "frames": 5, "n_fft": 1024, "hop_length": 512},
-                     data={"types": ["fan"], "ids": ["id_00"]})
+    cfg = write_config(tmp_path / "v", tiny_root, feature={"n_mels": 64, "frames": 5, "n_fft": 1024, "hop_length": 512},
+                       data={"types": ["fan"], "ids": ["id_00"], "cache_dir": str(cache)})
     script = (f'mount -t tmpfs -o size=256k tmpfs "{cache}" || exit 99; '
               f'"{sys.executable}" -m common features "{cfg}"; echo "rc=$?"; ls -aR "{cache}"')
     done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, cwd=REPO,
@@ -188,10 +161,10 @@ def test_check_data_reports_clips_too_short_for_the_config(one_machine, tmp_path
     _shorten(short, 1000)  # 2 STFT frames at n_fft=1024, hop_length=512; the v1 YAML stacks 5
     v1 = REPO / "Version1" / "make_pretrain_v1.yaml"
     assert load_config(v1).feature.frames == 5
-    code, text = run_cli(["check-data", str(one_machine), "--config", str(v1), "--no-progress"])
+    code, text = run_main(["check-data", str(one_machine), "--config", str(v1), "--no-progress"])
     assert code == 1, text
     assert re.search(re.escape(str(short)) + r" is too short: 2 STFT frames .*feature\.frames=5", text)
-    code, text = run_cli(["check-data", str(one_machine), "--frames", "5", "--no-progress"])
+    code, text = run_main(["check-data", str(one_machine), "--frames", "5", "--no-progress"])
     assert code == 1 and "is too short" in text, text
 
 
@@ -204,8 +177,8 @@ def test_check_data_reports_clips_too_short_for_the_config(one_machine, tmp_path
     ({"sample_rate": 32000}, "data.sample_rate", r"is 32000, but the clips of fan/id_00 are 16000 Hz"),
 ])
 def test_channel_or_rate_no_clip_has_is_a_config_error(one_machine, tmp_path, data, key, have):
-    cfg = write_yaml(tmp_path / "v" / "cfg.yaml", one_machine, tmp_path / "cache", data=data)
-    code, text = run_cli(["features", str(cfg)])
+    cfg = write_config(tmp_path / "v", one_machine, data={"cache_dir": str(tmp_path / "cache"), **data})
+    code, text = run_main(["features", str(cfg)])
     assert code == 2, text
     assert re.search(re.escape(f"error: {cfg}: '{key}' ") + have, text), text
     assert "on_bad_file" not in text and "bad clip" not in text
@@ -215,8 +188,8 @@ def test_missing_data_root_names_the_yaml_and_key(tmp_path):
     from common.errors import ConfigError
     from common.dataset import select_machines
 
-    cfg = write_yaml(tmp_path / "v" / "cfg.yaml", tmp_path / "nowhere", tmp_path / "cache")
-    code, text = run_cli(["features", str(cfg)])
+    cfg = write_config(tmp_path / "v", tmp_path / "nowhere", data={"cache_dir": str(tmp_path / "cache")})
+    code, text = run_main(["features", str(cfg)])
     assert code == 2 and "error: " in text and str(cfg) in text and "data.root" in text, text
     with pytest.raises(ConfigError, match=re.escape(f"{cfg}: 'data.root' is {tmp_path / 'nowhere'}")):
         select_machines(load_config(cfg))  # notebooks call this without the command line
@@ -259,9 +232,9 @@ def test_synth_refuses_to_overwrite_existing_clips_unless_asked(tmp_path):
 
     args = ["synth", "--root", str(root), "--normal", "2", "--abnormal", "1", "--seconds", "0.5", "--channels", "1",
             "--types", "fan", "--ids", "id_00", "--jobs", "1"]
-    code, text = run_cli(args)
+    code, text = run_main(args)
     assert code == 2 and "error: " in text and "--overwrite" in text, text
     assert recorded.read_bytes() == b"a downloaded MIMII clip"
-    code, text = run_cli(args + ["--overwrite"])
+    code, text = run_main(args + ["--overwrite"])
     assert code == 0, text
     assert recorded.read_bytes()[:4] == b"RIFF"
