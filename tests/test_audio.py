@@ -2,7 +2,6 @@
 
 import re
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,15 +9,11 @@ import soundfile as sf
 
 from common.audio import WavInfo, check_not_silent, check_wav, read_channel, validate_audio, wav_info
 from common.errors import AudioError
+from conftest import write_wav
 
 
 def _pcm16(rng: np.random.Generator, frames: int, channels: int) -> np.ndarray:
     return rng.integers(-32768, 32768, size=(frames, channels), dtype=np.int16)
-
-
-def _write(path: Path, data: np.ndarray, sr: int = 16000, **kwargs) -> Path:
-    sf.write(path, data, sr, **kwargs)
-    return path
 
 
 def _riff(chunks: list[tuple[bytes, bytes]]) -> bytes:
@@ -43,7 +38,7 @@ def _err(path) -> str:
 
 @pytest.mark.parametrize("channels", [1, 2, 8])
 def test_pcm16_channel_equals_soundfile_column(tmp_path, rng, channels):
-    path = _write(tmp_path / "a.wav", _pcm16(rng, 3001, channels), subtype="PCM_16")
+    path = write_wav(tmp_path / "a.wav", _pcm16(rng, 3001, channels), subtype="PCM_16")
     expected, _ = sf.read(path, dtype="float32", always_2d=True)
     for ch in range(channels):
         y, sr = read_channel(path, channel=ch)
@@ -55,7 +50,7 @@ def test_pcm16_channel_equals_soundfile_column(tmp_path, rng, channels):
 def test_pcm16_matches_librosa_load(tmp_path, rng):
     import librosa
 
-    path = _write(tmp_path / "a.wav", _pcm16(rng, 4000, 8), subtype="PCM_16")
+    path = write_wav(tmp_path / "a.wav", _pcm16(rng, 4000, 8), subtype="PCM_16")
     ref, _ = librosa.load(path, sr=None, mono=False)
     y, _ = read_channel(path, channel=5)
     np.testing.assert_array_equal(y, ref[5])
@@ -63,13 +58,13 @@ def test_pcm16_matches_librosa_load(tmp_path, rng):
 
 def test_extreme_int16_values_scale_to_minus_one_and_just_below_one(tmp_path):
     data = np.array([[-32768, 32767], [0, 1]], dtype=np.int16)
-    path = _write(tmp_path / "a.wav", data, subtype="PCM_16")
+    path = write_wav(tmp_path / "a.wav", data, subtype="PCM_16")
     np.testing.assert_array_equal(read_channel(path, channel=0)[0], [-1.0, 0.0])
     np.testing.assert_array_equal(read_channel(path, channel=1)[0], np.float32([32767 / 32768, 1 / 32768]))
 
 
 def test_wavex_header_is_parsed(tmp_path, rng):
-    path = _write(tmp_path / "x.wav", _pcm16(rng, 1000, 8), subtype="PCM_16", format="WAVEX")
+    path = write_wav(tmp_path / "x.wav", _pcm16(rng, 1000, 8), subtype="PCM_16", format="WAVEX")
     assert sf.info(path).format == "WAVEX"
     info = wav_info(path)
     assert (info.channels, info.frames, info.subtype) == (8, 1000, "PCM_16")
@@ -91,7 +86,7 @@ def test_odd_sized_chunk_before_data_is_skipped_with_its_pad_byte(tmp_path, rng)
 @pytest.mark.parametrize("subtype", ["FLOAT", "PCM_24", "DOUBLE"])
 def test_other_subtypes_fall_back_to_soundfile(tmp_path, rng, subtype):
     data = rng.uniform(-0.9, 0.9, size=(2000, 4))
-    path = _write(tmp_path / "f.wav", data, subtype=subtype)
+    path = write_wav(tmp_path / "f.wav", data, subtype=subtype)
     info = wav_info(path)
     assert info.subtype == sf.info(path).subtype == subtype
     assert info.data_offset is None
@@ -102,7 +97,7 @@ def test_other_subtypes_fall_back_to_soundfile(tmp_path, rng, subtype):
 
 
 def test_wav_info_matches_soundfile(tmp_path, rng):
-    path = _write(tmp_path / "a.wav", _pcm16(rng, 1234, 8), sr=16000, subtype="PCM_16")
+    path = write_wav(tmp_path / "a.wav", _pcm16(rng, 1234, 8), sr=16000, subtype="PCM_16")
     info = wav_info(path)
     ref = sf.info(path)
     assert info == WavInfo(samplerate=16000, channels=8, frames=1234, subtype="PCM_16", data_offset=info.data_offset)
@@ -110,7 +105,7 @@ def test_wav_info_matches_soundfile(tmp_path, rng):
 
 
 def test_out_float64_holds_the_same_values(tmp_path, rng):
-    path = _write(tmp_path / "a.wav", _pcm16(rng, 500, 2), subtype="PCM_16")
+    path = write_wav(tmp_path / "a.wav", _pcm16(rng, 500, 2), subtype="PCM_16")
     out = np.empty(500, dtype=np.float64)
     y, _ = read_channel(path, channel=1, out=out)
     assert y is out
@@ -118,7 +113,7 @@ def test_out_float64_holds_the_same_values(tmp_path, rng):
 
 
 def test_expected_sr_none_accepts_any_rate(tmp_path, rng):
-    path = _write(tmp_path / "a.wav", _pcm16(rng, 100, 1), sr=22050, subtype="PCM_16")
+    path = write_wav(tmp_path / "a.wav", _pcm16(rng, 100, 1), sr=22050, subtype="PCM_16")
     assert read_channel(path, expected_sr=None)[1] == 22050
 
 
@@ -169,7 +164,7 @@ def test_data_before_fmt(tmp_path):
 
 @pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
 def test_file_cut_mid_data_is_truncated(tmp_path, rng, subtype):
-    path = _write(tmp_path / "cut.wav", rng.uniform(-0.5, 0.5, size=(4000, 8)), subtype=subtype)
+    path = write_wav(tmp_path / "cut.wav", rng.uniform(-0.5, 0.5, size=(4000, 8)), subtype=subtype)
     size = path.stat().st_size
     with open(path, "r+b") as fh:
         fh.truncate(size - 1000)
@@ -181,27 +176,27 @@ def test_file_cut_mid_data_is_truncated(tmp_path, rng, subtype):
 
 
 def test_file_cut_inside_header(tmp_path, rng):
-    path = _write(tmp_path / "cut.wav", _pcm16(rng, 100, 2), subtype="PCM_16")
+    path = write_wav(tmp_path / "cut.wav", _pcm16(rng, 100, 2), subtype="PCM_16")
     path.write_bytes(path.read_bytes()[:30])
     with pytest.raises(AudioError, match=_err(path)):
         read_channel(path)
 
 
 def test_zero_frames(tmp_path):
-    path = _write(tmp_path / "zero.wav", np.zeros((0, 8), dtype=np.int16), subtype="PCM_16")
+    path = write_wav(tmp_path / "zero.wav", np.zeros((0, 8), dtype=np.int16), subtype="PCM_16")
     with pytest.raises(AudioError, match=_err(path) + " has no sample frames"):
         read_channel(path)
 
 
 @pytest.mark.parametrize("channel", [8, -1])
 def test_channel_out_of_range(tmp_path, rng, channel):
-    path = _write(tmp_path / "a.wav", _pcm16(rng, 100, 8), subtype="PCM_16")
+    path = write_wav(tmp_path / "a.wav", _pcm16(rng, 100, 8), subtype="PCM_16")
     with pytest.raises(AudioError, match=rf"channel={channel} .*{_err(path)} with 8 channel"):
         read_channel(path, channel=channel)
 
 
 def test_wrong_sample_rate(tmp_path, rng):
-    path = _write(tmp_path / "a.wav", _pcm16(rng, 100, 1), sr=44100, subtype="PCM_16")
+    path = write_wav(tmp_path / "a.wav", _pcm16(rng, 100, 1), sr=44100, subtype="PCM_16")
     with pytest.raises(AudioError, match=_err(path) + " has sample rate 44100 Hz, expected 16000 Hz"):
         read_channel(path, expected_sr=16000)
 
@@ -210,7 +205,7 @@ def test_wrong_sample_rate(tmp_path, rng):
 def test_non_finite_float_samples(tmp_path, rng, bad):
     data = rng.uniform(-0.5, 0.5, size=(100, 2)).astype(np.float32)
     data[37, 1] = bad
-    path = _write(tmp_path / "nan.wav", data, subtype="FLOAT")
+    path = write_wav(tmp_path / "nan.wav", data, subtype="FLOAT")
     read_channel(path, channel=0)  # the other channel is fine
     with pytest.raises(AudioError, match=_err(path) + " has 1 non-finite sample"):
         read_channel(path, channel=1)
@@ -250,7 +245,7 @@ def test_validate_audio_accepts_huge_finite_values_whose_sum_overflows():
 
 
 def test_check_wav_accepts_a_good_file(tmp_path, rng):
-    path = _write(tmp_path / "a.wav", _pcm16(rng, 2000, 8), subtype="PCM_16")
+    path = write_wav(tmp_path / "a.wav", _pcm16(rng, 2000, 8), subtype="PCM_16")
     assert check_wav(path, channel=3, expected_channels=8).channels == 8
 
 
@@ -258,14 +253,14 @@ def test_check_wav_accepts_a_good_file(tmp_path, rng):
 def test_silent_channel(tmp_path, rng, value, what):
     data = _pcm16(rng, 2000, 2)
     data[:, 1] = value
-    path = _write(tmp_path / "quiet.wav", data, subtype="PCM_16")
+    path = write_wav(tmp_path / "quiet.wav", data, subtype="PCM_16")
     check_wav(path, channel=0)  # the other channel is fine
     with pytest.raises(AudioError, match=_err(path) + f" is silent: channel 1 is {what} over all 2000 samples"):
         check_wav(path, channel=1)
 
 
 def test_wrong_channel_count(tmp_path, rng):
-    path = _write(tmp_path / "mono.wav", _pcm16(rng, 100, 1), subtype="PCM_16")
+    path = write_wav(tmp_path / "mono.wav", _pcm16(rng, 100, 1), subtype="PCM_16")
     with pytest.raises(AudioError, match=_err(path) + r" has 1 channel\(s\), expected 8"):
         check_wav(path, expected_channels=8)
 

@@ -15,17 +15,12 @@ from common.cache import ClipFeatures, cached_features, feature_key
 from common.errors import AudioError, ConfigError, DataError
 from common.features import extract
 from common.logmel import logmel, logmel_frames, reference_logmel_frames, stack_frames
+from conftest import write_wav
 
 # Max |ours - reference| in dB. Both transform in float64; what differs is float32 rounding in
 # |X|**power, the mel product's summation order and log10: a few float32 ulps of the dB values
 # (1.5e-5 at -156 dB). Measured worst case over noise, pure tones, silence: 3e-5 dB.
 ATOL_DB = 1e-4
-
-
-def _write(path: Path, data: np.ndarray, sr: int = 16000) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, data, sr, subtype="PCM_16")
-    return path
 
 
 def _clip(rng: np.random.Generator, seconds: float, channels: int = 2, sr: int = 16000) -> np.ndarray:
@@ -42,10 +37,10 @@ def _clip(rng: np.random.Generator, seconds: float, channels: int = 2, sr: int =
 @pytest.fixture
 def clips(tmp_path, rng) -> list[Path]:
     """Three 2 s, 2-channel clips, one of them a pure tone with digital silence around it."""
-    paths = [_write(tmp_path / "wav" / f"{i}.wav", _clip(rng, 2.0)) for i in range(2)]
+    paths = [write_wav(tmp_path / "wav" / f"{i}.wav", _clip(rng, 2.0)) for i in range(2)]
     tone = np.zeros((32000, 2))
     tone[8000:24000, 0] = 0.9 * np.sin(2 * np.pi * 3000 * np.arange(16000) / 16000)
-    paths.append(_write(tmp_path / "wav" / "tone.wav", tone))
+    paths.append(write_wav(tmp_path / "wav" / "tone.wav", tone))
     return paths
 
 
@@ -54,7 +49,7 @@ def clips(tmp_path, rng) -> list[Path]:
 
 
 def test_ten_second_clip_gives_309_vectors_of_320(tmp_path, rng):
-    path = _write(tmp_path / "ten.wav", _clip(rng, 10.0, channels=1))
+    path = write_wav(tmp_path / "ten.wav", _clip(rng, 10.0, channels=1))
     vectors, offsets = extract([path], progress=False)
     assert vectors.shape == (309, 320) and vectors.dtype == np.float32
     np.testing.assert_array_equal(offsets, [0, 309])
@@ -153,7 +148,7 @@ def test_extract_equals_logmel_frames_bitwise(clips):
 
 def test_extract_clips_of_different_lengths(tmp_path, rng):
     lengths = [16000, 5000, 32000, 16000, 2561, 16000]
-    paths = [_write(tmp_path / f"{i}.wav", _clip(rng, n / 16000, channels=1)) for i, n in enumerate(lengths)]
+    paths = [write_wav(tmp_path / f"{i}.wav", _clip(rng, n / 16000, channels=1)) for i, n in enumerate(lengths)]
     vectors, offsets = extract(paths, progress=False)
     counts = [1 + n // 512 - 5 + 1 for n in lengths]
     np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum(counts)]))
@@ -163,7 +158,7 @@ def test_extract_clips_of_different_lengths(tmp_path, rng):
 
 
 def test_extract_is_the_same_for_any_jobs(tmp_path, rng):
-    paths = [_write(tmp_path / f"{i}.wav", _clip(rng, 0.5 + 0.25 * (i % 3), channels=1)) for i in range(21)]
+    paths = [write_wav(tmp_path / f"{i}.wav", _clip(rng, 0.5 + 0.25 * (i % 3), channels=1)) for i in range(21)]
     one, off1 = extract(paths, jobs=1, progress=False)
     two, off2 = extract(paths, jobs=2, progress=False)
     three, off3 = extract(paths, jobs=3, progress=True)
@@ -180,15 +175,15 @@ def test_extract_no_files():
 
 
 def test_extract_short_clip_names_frames_and_file(tmp_path, rng):
-    ok = _write(tmp_path / "ok.wav", _clip(rng, 1.0, channels=1))
-    short = _write(tmp_path / "short.wav", _clip(rng, 0.1, channels=1))  # 1600 samples: 4 frames
+    ok = write_wav(tmp_path / "ok.wav", _clip(rng, 1.0, channels=1))
+    short = write_wav(tmp_path / "short.wav", _clip(rng, 0.1, channels=1))  # 1600 samples: 4 frames
     with pytest.raises(DataError, match=rf"frames=5 is more than the 4 STFT frames of {re.escape(str(short))} \(1600 samples\)"):
         extract([ok, short], progress=False)
 
 
 def test_extract_checks_every_header_first(tmp_path, rng):
-    good = _write(tmp_path / "good.wav", _clip(rng, 1.0))
-    slow = _write(tmp_path / "slow.wav", _clip(rng, 1.0, sr=8000), sr=8000)
+    good = write_wav(tmp_path / "good.wav", _clip(rng, 1.0))
+    slow = write_wav(tmp_path / "slow.wav", _clip(rng, 1.0, sr=8000), sr=8000)
     with pytest.raises(AudioError, match=re.escape(str(slow)) + " has sample rate 8000 Hz, expected 16000 Hz"):
         extract([good, slow], progress=False)
     with pytest.raises(AudioError, match=rf"channel=2 .*{re.escape(str(good))} with 2 channel"):
@@ -257,7 +252,7 @@ def test_cache_rewritten_file_gives_new_key_and_new_values(clips, tmp_path, rng)
     old_clip = np.array(old.clip(1))
 
     stat = clips[1].stat()
-    _write(clips[1], _clip(rng, 2.0))  # same length and size, new content
+    write_wav(clips[1], _clip(rng, 2.0))  # same length and size, new content
     # Make sure the rewrite is visible even on file systems with coarse timestamps.
     os.utime(clips[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert clips[1].stat().st_size == stat.st_size
@@ -295,7 +290,7 @@ def test_cache_incomplete_or_corrupt_entry_is_rebuilt(clips, tmp_path):
 
 def test_cache_failed_extraction_leaves_no_entry(tmp_path, rng):
     cache = tmp_path / "cache"
-    good = _write(tmp_path / "good.wav", _clip(rng, 1.0))
+    good = write_wav(tmp_path / "good.wav", _clip(rng, 1.0))
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
     with pytest.raises(AudioError, match=re.escape(str(bad))):
