@@ -185,16 +185,12 @@ def test_yaml_backend_picks_the_backend_of_a_fresh_command(tiny_root, tmp_path):
         pytest.skip("jax is not installed")
     import json
 
-    import yaml
+    from conftest import write_config
 
-    from conftest import tiny_overrides
-
-    cfg = tiny_overrides(fit={"epochs": 1, "backend": "jax"}, data={"root": str(tiny_root), "types": ["fan", "valve"],
-                         "ids": ["id_00"], "cache_dir": str(tmp_path / "cache"), "jobs": 1},
-                         output={"model_dir": str(tmp_path / "models")})
     folder = tmp_path / "Version1"
-    folder.mkdir()
-    (folder / "make_pretrain_v1.yaml").write_text(yaml.safe_dump({"experiment": {"version": "v1"}, **cfg}))
+    write_config(folder, tiny_root, name="make_pretrain_v1.yaml", fit={"epochs": 1, "backend": "jax"},
+                 data={"types": ["fan", "valve"], "ids": ["id_00"], "cache_dir": str(tmp_path / "cache")},
+                 output={"model_dir": str(tmp_path / "models")})
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     proc = subprocess.run([sys.executable, "-m", "common", "pretrain", str(folder / "make_pretrain_v1.yaml")],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
