@@ -142,9 +142,6 @@ class Run:
         return pd.read_csv(self.cfg.output.result_dir / "scores.csv", dtype={"budget": str})
 
 
-PIPELINE_RUNS: list[str] = []  # one entry per pretrain + transfer the `pipeline` fixture ran
-
-
 @pytest.fixture(scope="session")
 def pipeline(tiny_root, tmp_path_factory):
     """``pipeline(ids=None, budgets=(2, "all"))`` -> the shared `Run` of v1 on those machines, run once per key.
@@ -182,7 +179,6 @@ def pipeline(tiny_root, tmp_path_factory):
                 results = transfer(cfg, progress=False)
             finally:
                 Trainer.fit = original
-            PIPELINE_RUNS.append(repr(key))
             runs[key] = Run(repo, cfg, made, results, fitted, kinds)
         return runs[key]
 

@@ -10,10 +10,9 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-import yaml
 
 from common.notebooks import TEMPLATES, all_notebooks, execute_notebook
-from conftest import tiny_overrides
+from conftest import tiny_overrides, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = tiny_overrides()
@@ -97,10 +96,10 @@ def test_notebook_and_cli_give_the_same_results(repo_copy):
     if not (folder / "result_transfer_pretrain_v1" / "results.csv").is_file():
         execute_notebook(folder / "make_pretrain_v1.ipynb", parameters={"overrides": overrides})
         execute_notebook(folder / "transfer_pretrain_v1.ipynb", parameters={"overrides": overrides})
-    cli_yaml = folder / "cli.yaml"
-    cli_yaml.write_text(yaml.safe_dump({**overrides, "experiment": {**overrides["experiment"], "version": "v1"},
-                                        "output": {**overrides["output"], "result_dir": "cli_results",
-                                                   "scratch_dir": str(copy / "cli_scratch")}}))
+    # The notebook's settings; the models it pretrained (relative paths resolve against Version1/).
+    cli_yaml = write_config(folder, overrides["data"]["root"], name="cli.yaml", data=overrides["data"],
+                            output={"model_dir": "model_pretrain_v1", "result_dir": "cli_results",
+                                    "scratch_dir": str(copy / "cli_scratch")})
     run = subprocess.run([sys.executable, "-m", "common", "transfer", str(cli_yaml)], cwd=copy,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
