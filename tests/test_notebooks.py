@@ -15,7 +15,8 @@ from common.notebooks import TEMPLATES, all_notebooks, execute_notebook
 from conftest import tiny_overrides, write_config
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = tiny_overrides()
+# One budget: a headless run of every cell is the point here; budgets are covered by test_experiment.
+TINY = tiny_overrides(experiment={"budgets": ["all"]})
 
 
 @pytest.mark.parametrize("rel", sorted(all_notebooks()))
@@ -97,9 +98,9 @@ def test_notebook_and_cli_give_the_same_results(repo_copy):
         execute_notebook(folder / "make_pretrain_v1.ipynb", parameters={"overrides": overrides})
         execute_notebook(folder / "transfer_pretrain_v1.ipynb", parameters={"overrides": overrides})
     # The notebook's settings; the models it pretrained (relative paths resolve against Version1/).
-    cli_yaml = write_config(folder, overrides["data"]["root"], name="cli.yaml", data=overrides["data"],
-                            output={"model_dir": "model_pretrain_v1", "result_dir": "cli_results",
-                                    "scratch_dir": str(copy / "cli_scratch")})
+    cli_yaml = write_config(folder, overrides["data"]["root"], name="cli.yaml",
+                            **{**overrides, "output": {"model_dir": "model_pretrain_v1", "result_dir": "cli_results",
+                                                       "scratch_dir": str(copy / "cli_scratch")}})
     run = subprocess.run([sys.executable, "-m", "common", "transfer", str(cli_yaml)], cwd=copy,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
