@@ -27,7 +27,7 @@ Experiments
     `config`       load and validate a Version YAML into a frozen `Config` (the only YAML reader)
     `backend`      pick the Keras backend before Keras is imported
     `sources`      the versions v1-v4 in one table: their words and which machines pretrain a target
-    `methods`      the methods a target is scored with, in one table: scratch, zero_shot, transfer
+    `methods`      the methods a target is scored with, in one table: scratch, zero_shot, transfer, transfer_frozen
     `runs`         what must run and what a run records: cells, config hashes, sidecars, reuse checks
     `pretrain`     one model per source set (or found up to date)
     `experiment`   the transfer grid: plan the cells, skip finished ones, `run_cell` the rest, store them

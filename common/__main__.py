@@ -278,7 +278,7 @@ def _experiment_commands(sub) -> None:
 
     for name, func, helptext in (
         ("pretrain", cmd_pretrain, "pretrain one model per source set of a version (make_pretrain_vN.yaml)"),
-        ("transfer", cmd_transfer, "score scratch / zero_shot / transfer for every target (transfer_pretrain_vN.yaml)"),
+        ("transfer", cmd_transfer, "score the experiment.methods for every target (transfer_pretrain_vN.yaml)"),
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("config", help="Version YAML")
@@ -288,6 +288,7 @@ def _experiment_commands(sub) -> None:
 
 def _deploy_commands(sub) -> None:
     """score and export: use a trained model on new recordings."""
+    from .config import METHOD_NAMES  # light: no Keras
     p = sub.add_parser("score", help="score WAV files with a saved model and flag anomalies (exit status 1 when "
                                      "any file could not be scored; the others are scored)")
     p.add_argument("paths", nargs="+", metavar="FILES_OR_FOLDERS", help="WAV files and/or folders (searched for *.wav)")
@@ -302,7 +303,7 @@ def _deploy_commands(sub) -> None:
     p.add_argument("--version", required=True, help="experiment version: 1-4 (or v1-v4)")
     p.add_argument("--target", required=True, help="target machine, e.g. fan/id_00")
     p.add_argument("--out", required=True, help="folder to write the model, sidecar and MODEL_CARD.md into")
-    p.add_argument("--method", default="transfer", choices=("transfer", "scratch", "zero_shot"),
+    p.add_argument("--method", default="transfer", choices=METHOD_NAMES,
                    help="which model (default: transfer)")
     p.add_argument("--source", default=None, help="pretraining source set (default: the best row's)")
     p.add_argument("--budget", default=None, help="target budget, e.g. 8 or all (default: the best row's)")

@@ -26,6 +26,10 @@ from .threshold import THRESHOLD_METHODS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 BAD_FILE_POLICIES = ("error", "skip")
+# The names of `common.methods.METHODS` in results order (`common.results.METHOD_ORDER`). Kept here, not read
+# from that table, because a config is loaded before Keras is imported (`fit.backend` picks its backend).
+METHOD_NAMES = ("scratch", "zero_shot", "transfer", "transfer_frozen")
+BASELINE = "scratch"  # every report compares each method with it, so every run computes it
 Budget = Union[int, str]
 
 
@@ -102,6 +106,7 @@ class ExperimentConfig:
     budgets: tuple[Budget, ...]
     seeds: tuple[int, ...]
     pretrain_seed: int
+    methods: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -353,9 +358,28 @@ def _build(merged: dict[str, Any], path: Path) -> Config:
             check = _CHECKS.get(key)
             if check and not check[0](value):
                 raise ConfigError(f"{path}: '{key}' must be {check[1]}, got {merged[name][f.name]!r}")
+            if key == "experiment.methods":
+                _check_methods(value, path)
             values[f.name] = value
         sections[name] = cls(**values)
     return Config(**sections, source=path)
+
+
+def _check_methods(methods: tuple[str, ...], path: Path) -> None:
+    """Refuse an empty ``experiment.methods``, an unknown or repeated name, or one without the scratch baseline."""
+    valid = ", ".join(METHOD_NAMES)
+    if not methods:
+        raise ConfigError(f"{path}: 'experiment.methods' must be a non-empty list of methods out of: {valid}")
+    for name in methods:
+        if name not in METHOD_NAMES:
+            raise ConfigError(f"{path}: 'experiment.methods' has unknown method {name!r}"
+                              f"{_did_you_mean(name, METHOD_NAMES)}; valid methods: {valid}")
+    repeated = sorted({m for m in methods if methods.count(m) > 1})
+    if repeated:
+        raise ConfigError(f"{path}: 'experiment.methods' lists {', '.join(repeated)} more than once: list each once")
+    if BASELINE not in methods:
+        raise ConfigError(f"{path}: 'experiment.methods' must include {BASELINE!r}, the baseline every result and "
+                          f"report compares each method with, got {list(methods)!r}")
 
 
 def _coerce(value: Any, hint: Any, *, key: str, path: Path) -> Any:

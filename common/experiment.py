@@ -1,7 +1,8 @@
 """Run the transfer grid of one version: plan its cells, skip the finished ones, run the rest, store what comes back.
 
-For each target machine, budget and seed, every method of `common.methods.METHODS` (scratch,
-zero_shot, transfer) is scored on the target's evaluation split. `run_cell` computes one cell from
+For each target machine, budget and seed, every method of ``experiment.methods`` (out of
+`common.methods.METHODS`: scratch, zero_shot, transfer, transfer_frozen) is scored on the target's
+evaluation split. `run_cell` computes one cell from
 its arguments only (it reads features from the cache and the pretrained model it needs) and writes
 nothing; `transfer` plans the cells (`common.runs.plan`), reuses the rows of the result folder's
 store whose config hash matches (`common.store.ResultStore`), runs the others in order and stores
@@ -162,7 +163,7 @@ def _score_table(row: dict[str, Any], md, scores) -> pd.DataFrame:
 
 
 def _row_model(cfg: Config, data: CellData, adapted: Adapted, row: dict[str, Any]) -> ModelOut | None:
-    """The row's own model file (scratch, transfer) with its sidecar; None when it has none (zero_shot)."""
+    """The row's own model file (scratch, transfer, transfer_frozen) with its sidecar; None for zero_shot (none)."""
     if not adapted.own_model:
         return None
     sidecar = row_sidecar(cfg, row, target=data.md.machine.name, train_clips=data.train_files,
@@ -194,7 +195,7 @@ def _model_dir_lock(model_dir: Path, out: Path, what: str):
 
 
 def transfer(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
-    """Score scratch, zero_shot and transfer for every target, source, budget and seed; write the results.
+    """Score the methods of ``experiment.methods`` for every target, source, budget and seed; write the results.
 
     Writes ``results.csv`` (one row per target, source, method, budget, seed of this config),
     ``scores.csv`` (every evaluation clip's score behind each row), ``summary.csv``, ``skipped.csv``
@@ -235,8 +236,9 @@ def _plan(cfg: Config, ctx: _Context, targets) -> Plan:
     """Check everything up front (clips, budgets, pretrained models), then plan every cell."""
     checked = {t: ctx.machines.checked(t) for t, _ in targets}
     _check_budgets(cfg, checked)
-    keys = {s.label: ctx.sidecar(s).key for _, sets in targets for s in sets}
-    methods = {name: m.pretrains for name, m in METHODS.items()}
+    methods = {name: m.pretrains for name, m in METHODS.items() if name in cfg.experiment.methods}
+    # Pretrained models are checked only when a listed method starts from one (not for `methods: [scratch]`).
+    keys = {s.label: ctx.sidecar(s).key for _, sets in targets for s in sets} if any(methods.values()) else {}
     return plan(cfg, targets, {t: ctx.target_key(t) for t, _ in targets}, keys, methods)
 
 

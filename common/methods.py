@@ -1,4 +1,4 @@
-"""The methods a target is scored with, in one table (`METHODS`): scratch, zero_shot and transfer.
+"""The methods a target is scored with, in one table (`METHODS`): scratch, zero_shot, transfer, transfer_frozen.
 
 A `Method` says what it pretrains (the `PretrainJob.method` it starts from, or None), how it adapts
 to the target budget (``adapt``: a `CellData` in, an `Adapted` model out) and how it scores clips
@@ -9,6 +9,10 @@ to the target budget (``adapt``: a `CellData` in, an `Adapted` model out) and ho
 - ``zero_shot``: the model pretrained on the source set, as is, with its own threshold (fitted on
   its source clips, never the target's).
 - ``transfer``: the pretrained model fine-tuned on the target budget (``transfer.*``).
+- ``transfer_frozen``: the same fine-tuning with the encoder frozen (layers ``enc_*`` and
+  ``bottleneck``; only the decoder trains), whatever ``transfer.freeze`` says.
+
+``experiment.methods`` picks which of them a run scores (scratch always among them).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 from .config import Config
 from .dataset import MachineData, n_channels
 from .metrics import auc_pauc
-from .model import Sidecar, architecture
+from .model import Sidecar, architecture, encoder_layers
 from .pretrain import AUTOENCODER
 from .results import METHOD_ORDER
 from .runs import Cell, ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
@@ -149,24 +153,35 @@ def zero_shot(data: CellData) -> Adapted:
                    scores_key=("pretrained", str(data.pretrained.path)), own_model=False)
 
 
-def transfer(data: CellData) -> Adapted:
-    """The pretrained model fine-tuned on the budget (``transfer.epochs``, ``learning_rate``, ``freeze``)."""
+def _fine_tune(data: CellData, freeze: tuple[str, ...]) -> Adapted:
+    """The pretrained model fine-tuned on the budget with the `freeze` layers fixed (``transfer.*`` settings)."""
     cfg, pre, train = data.cfg, data.pretrained, data.train()
     arch = pre.sidecar.architecture
     fit = data.trainer.fit(arch, pre.weights, train[0], epochs=cfg.transfer.epochs,
                            batch_size=cfg.fit.batch_size, learning_rate=cfg.transfer.learning_rate,
                            validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle,
-                           seed=data.cell.seed, freeze=cfg.transfer.freeze)
+                           seed=data.cell.seed, freeze=freeze)
     train_scores = reconstruction_scores(data.trainer, arch, fit.weights, *train)
     extra = {"sources": pre.sidecar.sources, "pretrained": str(pre.path), "pretrained_key": pre.sidecar.key,
-             "transfer": cfg.to_dict()["transfer"]}
+             "transfer": cfg.to_dict()["transfer"] | {"freeze": list(freeze)}}
     return Adapted(arch, fit.weights, train_scores, len(data.train_files), fit.seconds, sidecar=extra)
+
+
+def transfer(data: CellData) -> Adapted:
+    """The pretrained model fine-tuned on the budget (``transfer.epochs``, ``learning_rate``, ``freeze``)."""
+    return _fine_tune(data, data.cfg.transfer.freeze)
+
+
+def transfer_frozen(data: CellData) -> Adapted:
+    """The pretrained model fine-tuned on the budget with its encoder frozen: only the decoder trains."""
+    return _fine_tune(data, encoder_layers(data.pretrained.sidecar.architecture))
 
 
 _TABLE = {
     "scratch": Method("scratch", None, scratch),
     "zero_shot": Method("zero_shot", AUTOENCODER, zero_shot),
     "transfer": Method("transfer", AUTOENCODER, transfer),
+    "transfer_frozen": Method("transfer_frozen", AUTOENCODER, transfer_frozen),
 }
 # In the results' method order (`common.results`), which is also the order cells run in.
 METHODS: dict[str, Method] = {name: _TABLE[name] for name in sorted(_TABLE, key=METHOD_ORDER.__getitem__)}

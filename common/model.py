@@ -156,6 +156,11 @@ def build_autoencoder(
     return keras.Model(inputs, outputs, name="autoencoder")
 
 
+def encoder_layers(arch: Mapping[str, Any]) -> tuple[str, ...]:
+    """The encoder's layer names of the model of `arch`: ``enc_1 .. enc_k`` and ``bottleneck``."""
+    return tuple(f"enc_{i + 1}" for i in range(len(arch["hidden"]))) + ("bottleneck",)
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and the Keras backend: the same config and seed give the same model."""
     keras.utils.set_random_seed(int(seed))

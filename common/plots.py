@@ -14,7 +14,8 @@ from .errors import DataError
 from .results import budget_key, version_key
 from .stats import TARGET, averaged_roc, paired_table
 
-METHOD_COLORS = {"scratch": "tab:gray", "zero_shot": "tab:orange", "transfer": "tab:blue"}
+METHOD_COLORS = {"scratch": "tab:gray", "zero_shot": "tab:orange", "transfer": "tab:blue",
+                 "transfer_frozen": "tab:green"}
 
 
 def read_histories(model_dir: str | Path) -> dict[str, pd.DataFrame]:
@@ -149,9 +150,10 @@ def auc_vs_budget(results: pd.DataFrame, *, metric: str = "auc") -> Figure:
     for v in versions:
         mine = results[results["version"] == v]
         color = _version_color(versions, v)
-        tr = curve(mine[mine["method"] == "transfer"])
-        if len(tr):
-            ax.plot(tr["x"], tr["y"], "s-", color=color, linewidth=1.6, label=f"transfer {v}")
+        for method, style in (("transfer", "s-"), ("transfer_frozen", "^--")):
+            tr = curve(mine[mine["method"] == method])
+            if len(tr):
+                ax.plot(tr["x"], tr["y"], style, color=color, linewidth=1.6, label=f"{method.replace('_', '-')} {v}")
         zs = mine[mine["method"] == "zero_shot"]
         if len(zs):
             level = zs.groupby(TARGET)[metric].mean().mean()

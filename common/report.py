@@ -253,6 +253,14 @@ def _image(name: str, caption: str) -> list[str]:
     return [f"![{caption}]({name})", ""]
 
 
+def _frozen_section(comparison: pd.DataFrame, versions: list[str]) -> list[str]:
+    """The report.md lines on frozen-encoder fine-tuning versus scratch; none when no run scored transfer_frozen."""
+    if not (comparison["method"] == "transfer_frozen").any():
+        return []
+    return ["## Frozen-encoder fine-tuning (encoder fixed, decoder fine-tuned) versus scratch", "",
+            *[f"- {version_sentence(comparison, version=v, method='transfer_frozen')}" for v in versions], ""]
+
+
 def _markdown(results: pd.DataFrame, comparison: pd.DataFrame, sources: pd.DataFrame, flags: list[str],
               figures: list[tuple[str, Figure, str | None, str]], *, n_boot: int, level: float, seed: int) -> str:
     """The text of report.md: overview, flags, one sentence per version, tables, figures, methods."""
@@ -270,6 +278,7 @@ def _markdown(results: pd.DataFrame, comparison: pd.DataFrame, sources: pd.DataF
         *[f"- {version_sentence(comparison, version=v, method='transfer')}" for v in versions], "",
         "## Zero-shot (no target training) versus scratch", "",
         *[f"- {version_sentence(comparison, version=v, method='zero_shot')}" for v in versions], "",
+        *_frozen_section(comparison, versions),
         *_image("auc_vs_budget.png", images["auc_vs_budget.png"]),
         "## Comparison table (`comparison.csv`)", "",
         "Means over target machines; Δ = method − scratch (paired per target), with its bootstrap interval; "

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import load_config
+from .config import METHOD_NAMES, load_config
 from .errors import DataError
 from .io import atomic_write_text
 from .layout import transfer_yaml, versions_in
@@ -37,7 +37,7 @@ SUMMARY_COLUMNS = [
     "auc_minus_scratch", "pauc_minus_scratch",
 ]
 KEY = ["target_type", "target_id", "source", "method", "budget", "seed"]
-METHOD_ORDER = {"scratch": 0, "zero_shot": 1, "transfer": 2}
+METHOD_ORDER = {name: i for i, name in enumerate(METHOD_NAMES)}  # scratch, zero_shot, transfer, transfer_frozen
 # Text columns read as text whatever they hold (a budget "8", an ID "00"); the numbers are coerced on read.
 _DTYPES = {"version": str, "budget": str, "source": str, "target_id": str, "target_type": str, "method": str,
            "config_hash": str, "path": str}

@@ -24,7 +24,7 @@ from .errors import DataError, MetricError
 from .metrics import check_scores
 from .results import METHOD_ORDER, budget_key, version_key
 
-COMPARED = ("zero_shot", "transfer")  # the methods compared with scratch, in table order
+COMPARED = tuple(m for m in METHOD_ORDER if m != "scratch")  # the methods compared with scratch, in table order
 TARGET = ["target_type", "target_id"]
 DECIMALS = 12  # differences are rounded to this: equal AUCs computed two ways differ by float noise only
 CHANCE = 0.5
@@ -285,7 +285,7 @@ def compare(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0.95, 
     Returns
     -------
     comparison : pd.DataFrame [columns=COMPARE_COLUMNS]
-        One row per version, method (zero_shot, transfer) and budget: means over targets,
+        One row per version, method (those of `COMPARED` in `results`) and budget: means over targets,
         the mean paired difference to scratch (``delta_*``) with its bootstrap interval,
         how many targets improved / worsened / tied (``n_improved + n_worsened + n_tied ==
         n_targets``) and the Wilcoxon signed-rank p-value of the pairs.

@@ -179,10 +179,12 @@ def test_plan_runs_the_method_table_in_order(v1_run):
     from common.sources import source_sets
 
     cfg, results = v1_run.cfg, v1_run.results
-    assert list(METHODS) == list(METHOD_ORDER) == ["scratch", "zero_shot", "transfer"]
+    assert list(METHODS) == list(METHOD_ORDER) == ["scratch", "zero_shot", "transfer", "transfer_frozen"]
+    assert cfg.experiment.methods == ("scratch", "zero_shot", "transfer")  # the default
     machines = select_machines(cfg)
     targets = [(t, source_sets(cfg.experiment.version, t, machines)) for t in machines]
-    the_plan = plan(cfg, targets, {t: "data" for t in machines}, {}, {m: M.pretrains for m, M in METHODS.items()})
+    listed = {m: M.pretrains for m, M in METHODS.items() if m in cfg.experiment.methods}
+    the_plan = plan(cfg, targets, {t: "data" for t in machines}, {}, listed)
     assert len(the_plan.cells) == len(results) and len(the_plan.hashes) == len(results)
     first = [(c.source_label, c.method) for c in the_plan.cells[:3]]
     assert first == [("none", "scratch"), (targets[0][1][0].label, "zero_shot"), (targets[0][1][0].label, "transfer")]
