@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text
-from .results import _DTYPES, _EXACT, KEY, RESULT_COLUMNS, SCORE_COLUMNS
+from .errors import DataError
+from .results import KEY, RESULT_COLUMNS, SCORE_COLUMNS, read_table
 
 ROWS_DIR = ".rows"  # row files of older versions, imported into the store once
 STORE_DIR = ".store"
@@ -134,10 +135,10 @@ def _remove_legacy_rows(out: Path) -> None:
 def _read_csv(path: Path) -> pd.DataFrame | None:
     """A results / scores CSV of an earlier run, or None (with a warning naming it) when it is not a CSV table."""
     try:
-        return pd.read_csv(path, dtype=_DTYPES, keep_default_na=False, **_EXACT)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        warnings.warn(f"{path} is empty or not a CSV table ({type(exc).__name__}); it is ignored and rewritten "
-                      "from the result store", stacklevel=3)
+        return read_table(path)
+    except DataError:
+        warnings.warn(f"{path} is empty or not a CSV table; it is ignored and rewritten from the result store",
+                      stacklevel=3)
         return None
 
 
