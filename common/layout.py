@@ -25,6 +25,13 @@ LABELS: tuple[str, ...] = ("normal", "abnormal")
 _SNR_DIR = re.compile(r"^(?P<snr>[+-]?\d+(?:\.\d+)?)_?dB_(?P<type>.+)$")
 
 
+def check_snr(snr: object) -> float:
+    """`snr` as a float; DataError unless it is a finite number (of dB)."""
+    if isinstance(snr, bool) or not isinstance(snr, (int, float, np.integer, np.floating)) or not math.isfinite(snr):
+        raise DataError(f"snr={snr!r} must be a finite number of dB")
+    return float(snr)
+
+
 def snr_folder(snr: float, machine_type: str) -> str:
     """Name of the MIMII folder of a machine type at a noise level.
 
@@ -50,9 +57,7 @@ def snr_folder(snr: float, machine_type: str) -> str:
     >>> snr_folder(-6, "fan")
     '-6_dB_fan'
     """
-    if isinstance(snr, bool) or not isinstance(snr, (int, float, np.integer, np.floating)) or not math.isfinite(snr):
-        raise DataError(f"snr={snr!r} must be a finite number of dB")
-    snr = float(snr)
+    snr = check_snr(snr)
     if not isinstance(machine_type, str) or not machine_type or "/" in machine_type or os.sep in machine_type:
         raise DataError(f"machine_type={machine_type!r} must be a non-empty folder name")
     text = str(int(snr)) if snr.is_integer() else np.format_float_positional(snr, trim="-")

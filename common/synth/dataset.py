@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..data import list_folder_clips
 from ..errors import DataError, ProjectError
 from ..io import atomic_write
-from ..layout import LABELS, MACHINE_IDS, MACHINE_TYPES, snr_folder
+from ..layout import LABELS, MACHINE_IDS, MACHINE_TYPES, check_snr, snr_folder
 from .dsp import _array_response, _jitter_db, _power, _steer
 from .machines import _MODELS, _background
 
@@ -93,12 +93,6 @@ def _check_positive(value: object, name: str) -> float:
     return float(value)
 
 
-def _check_snr(snr: object) -> float:
-    if isinstance(snr, bool) or not isinstance(snr, (int, float, np.integer, np.floating)) or not math.isfinite(snr):
-        raise DataError(f"snr={snr!r} must be a finite number of dB")
-    return float(snr)
-
-
 def _check_machine(machine_type: object, machine_id: object) -> None:
     if not isinstance(machine_type, str) or machine_type not in _MODELS:
         raise DataError(f"machine_type={machine_type!r} must be one of {MACHINE_TYPES}")
@@ -129,7 +123,7 @@ def _clip_job(
     seconds = _check_positive(seconds, "seconds")
     sr = _check_int(sr, "sr", minimum=MIN_SR)
     channels = _check_int(channels, "channels", minimum=1)
-    snr = _check_snr(snr)
+    snr = check_snr(snr)
     _n_samples(seconds, sr)
     return _ClipJob(None, machine_type, machine_id, label, index, seed, seconds, sr, channels, snr)
 
@@ -301,7 +295,7 @@ def _request(
     seed: object, types: object, ids: object, sr: object, jobs: object,
 ) -> _Request:
     """Check `generate_dataset`'s arguments in the order they are documented (the first bad one is named)."""
-    snr = _check_snr(snr)
+    snr = check_snr(snr)
     counts = {"normal": _check_int(n_normal, "n_normal", minimum=1),
               "abnormal": _check_int(n_abnormal, "n_abnormal", minimum=0)}
     seconds = _check_positive(seconds, "seconds")
