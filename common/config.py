@@ -195,7 +195,8 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
 }
 
 
-def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None,
+                select_backend: bool = True) -> Config:
     """Read a Version YAML over the shared defaults, apply `overrides`, validate, resolve paths.
 
     Parameters
@@ -204,6 +205,8 @@ def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None)
         The Version YAML. Relative paths inside it resolve against its own folder.
     overrides : mapping, optional
         Nested ``{section: {key: value}}`` applied last (e.g. the demo's small sizes).
+    select_backend : bool
+        Apply ``fit.backend``; False to read a finished run's config (its folders) whatever Keras runs on.
 
     Raises
     ------
@@ -228,6 +231,8 @@ def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None)
         _merge(merged, _plain_mapping(overrides), source="overrides")
     cfg = _build(merged, path)
     _check_folders(cfg)
+    if not select_backend:
+        return cfg
     try:
         use_backend(cfg.fit.backend)
     except ConfigError as exc:

@@ -431,7 +431,7 @@ def _zero_shot_sidecar(result_dir: Path, facts: Mapping[str, Any], target: str) 
 
     # The result's fit.backend says how it was trained; a .keras file loads on any backend, so
     # exporting must neither switch Keras (already imported) nor refuse to run on another one.
-    cfg = load_config(result_dir / "config.yaml", overrides={"fit": {"backend": "auto"}})
+    cfg = load_config(result_dir / "config.yaml", select_backend=False)
     src = pretrained_model_path(cfg.transfer.init_from, facts["source"])
     method_name, level = cfg.eval.threshold_spec()
     sidecar = Sidecar.read(src).replace(**{k: facts[k] for k in ROW_FIELDS if k not in ("source", "n_train_clips")},

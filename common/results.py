@@ -140,7 +140,7 @@ def result_dir(repo: str | Path, version: int | str) -> Path:
         raise DataError(f"{path} not found: the results of a version are found through the output.result_dir "
                         "of its transfer YAML")
     # fit.backend says how the results were trained; reading them must not switch Keras.
-    return load_config(path, overrides={"fit": {"backend": "auto"}}).output.result_dir
+    return load_config(path, select_backend=False).output.result_dir
 
 
 def result_dirs(repo: str | Path) -> dict[str, Path]:
