@@ -28,7 +28,16 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 BAD_FILE_POLICIES = ("error", "skip")
 # The names of `common.methods.METHODS` in results order (`common.results.METHOD_ORDER`). Kept here, not read
 # from that table, because a config is loaded before Keras is imported (`fit.backend` picks its backend).
-METHOD_NAMES = ("scratch", "zero_shot", "transfer", "transfer_frozen")
+METHOD_NAMES = ("scratch", "zero_shot", "transfer", "transfer_frozen", "transfer_mahalanobis",
+                "lw_scratch", "lw_transfer", "logmel_knn", "embed_zero_shot", "embed_knn", "embed_finetune")
+# Each method's family, and each family's control: the same scoring with no pretraining, which the
+# family's pretrained methods must beat on the same budget, split and seed.
+METHOD_FAMILY = {"scratch": "autoencoder", "zero_shot": "autoencoder", "transfer": "autoencoder",
+                 "transfer_frozen": "autoencoder", "transfer_mahalanobis": "autoencoder",
+                 "lw_scratch": "statistics", "lw_transfer": "statistics",
+                 "logmel_knn": "embedding", "embed_zero_shot": "embedding", "embed_knn": "embedding",
+                 "embed_finetune": "embedding"}
+FAMILY_CONTROL = {"autoencoder": "scratch", "statistics": "lw_scratch", "embedding": "logmel_knn"}
 BASELINE = "scratch"  # every report compares each method with it, so every run computes it
 Budget = Union[int, str]
 
