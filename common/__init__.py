@@ -10,7 +10,12 @@ Science path
     `cache`        those vectors on disk, keyed by every parameter and file, and read back (`VectorSet`)
     `model`        build / save / load the dense autoencoder, and its typed sidecar (`Sidecar`)
     `train`        fit a model from random or given weights
+    `embedding`    the machine-ID classifier (angular-margin head), clip embeddings, log-mel clip statistics
     `scoring`      a clip's score: the mean reconstruction error over its vectors
+    `clipvectors`  one vector per clip (log-mel statistics), clip halves, out-of-sample training scores
+    `knn`          a clip's cosine distance to the nearest normal clips of a bank
+    `mahalanobis`  Ledoit-Wolf Gaussians of normal sound and a clip's (selective) Mahalanobis distance
+    `scorer`       a saved model's clip scores by the scorer its sidecar records (reconstruction, knn, Gaussian)
     `metrics`      AUC, pAUC and precision / recall / F1 at a threshold
     `threshold`    a model's decision threshold, fitted on its own training normal clips
 
@@ -27,7 +32,11 @@ Experiments
     `config`       load and validate a Version YAML into a frozen `Config` (the only YAML reader)
     `backend`      pick the Keras backend before Keras is imported
     `sources`      the versions v1-v4 in one table: their words and which machines pretrain a target
-    `methods`      the methods a target is scored with, in one table: scratch, zero_shot, transfer, transfer_frozen
+    `methods`      the methods a target is scored with, in one table, and the autoencoder family's methods
+    `adapt`        what a method gets for a cell and gives back (`CellData`, `Adapted`), and its clip scores
+    `statistical_methods`  the statistics family: lw_scratch, lw_transfer (Ledoit-Wolf Gaussians)
+    `embedding_methods`    the embedding family: logmel_knn, embed_zero_shot, embed_knn, embed_finetune
+    `embedding_pretrain`   pretrain the machine-ID classifier of a source set, with its zero-shot bank
     `runs`         what must run and what a run records: cells, config hashes, sidecars, reuse checks
     `pretrain`     one model per source set (or found up to date)
     `experiment`   the transfer grid: plan the cells, skip finished ones, `run_cell` the rest, store them
