@@ -1,21 +1,61 @@
-"""Figures of training and results. Each function returns a matplotlib Figure; saving is the caller's line."""
+"""Figures of training and results. Each function returns a matplotlib Figure; saving is the caller's line.
+
+Every method of `config.METHOD_NAMES` is drawn the same way in every figure (`method_style`): scratch
+black, each family in its own palette (`FAMILY_CMAPS`), its control the darkest shade and dashed.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Iterable, Mapping
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from .config import BASELINE, FAMILY_CONTROL, METHOD_FAMILY, METHOD_NAMES
 from .errors import DataError
 from .results import budget_key, version_key
-from .stats import TARGET, averaged_roc, paired_table
+from .stats import ALL_BUDGET, TARGET, averaged_roc, methods_in, paired_table, zero_shot_methods
 
-METHOD_COLORS = {"scratch": "tab:gray", "zero_shot": "tab:orange", "transfer": "tab:blue",
-                 "transfer_frozen": "tab:green"}
+FAMILIES = tuple(dict.fromkeys(METHOD_FAMILY[m] for m in METHOD_NAMES))  # in results order of their methods
+FAMILY_CMAPS = ("Blues", "Greens", "Oranges", "Purples", "Reds", "Greys")  # one per family, by its place
+MARKERS = ("s", "^", "D", "v", "P", "X", "*")
+VERSION_LINESTYLES = ("-", "--", "-.", ":")
+
+
+def _members(family: str) -> list[str]:
+    """A family's pretrained methods, in results order (its control and scratch left out)."""
+    return [m for m in METHOD_NAMES if METHOD_FAMILY[m] == family and m not in (BASELINE, FAMILY_CONTROL[family])]
+
+
+def method_style(method: str) -> dict[str, Any]:
+    """Colour, marker and line style of a method, the same in every figure.
+
+    Scratch is black; a family's control is the darkest shade of the family's palette, dashed; its
+    pretrained methods take lighter shades and one marker each. A method outside `config.METHOD_FAMILY`
+    (an older run) is gray.
+    """
+    if method == BASELINE:
+        return {"color": "black", "marker": "o", "linestyle": "-"}
+    family = METHOD_FAMILY.get(method)
+    if family is None:
+        return {"color": "0.55", "marker": "x", "linestyle": "-"}
+    cmap = matplotlib.colormaps[FAMILY_CMAPS[FAMILIES.index(family) % len(FAMILY_CMAPS)]]
+    if method == FAMILY_CONTROL[family]:
+        return {"color": to_hex(cmap(1.0)), "marker": "o", "linestyle": "--"}
+    members = _members(family)
+    top = 1.0 if FAMILY_CONTROL[family] == BASELINE else 0.75  # the darkest shade is the control's, unless black
+    shades = np.linspace(top, 0.35, len(members)) if len(members) > 1 else [0.6]
+    k = members.index(method)
+    return {"color": to_hex(cmap(shades[k])), "marker": MARKERS[k % len(MARKERS)], "linestyle": "-"}
+
+
+METHOD_COLORS = {m: method_style(m)["color"] for m in METHOD_NAMES}
 
 
 def read_histories(model_dir: str | Path) -> dict[str, pd.DataFrame]:
@@ -41,42 +81,41 @@ def loss_curves(histories: Mapping[str, pd.DataFrame], *, title: str = "Pretrain
 
 
 def auc_by_target(results: pd.DataFrame, *, budget: str = "all", metric: str = "auc") -> Figure:
-    """Per target machine: scratch vs zero-shot vs transfer (mean over sources and seeds) at one budget."""
+    """Per target machine: every method run (mean over sources and seeds) at one budget, one bar each."""
     sel = results[results["budget"].astype(str) == str(budget)]
     table = sel.groupby(["target_type", "target_id", "method"])[metric].mean().unstack("method")
-    table = table[[m for m in METHOD_COLORS if m in table.columns]]
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(table) + 2), 4), layout="constrained")
+    table = table[methods_in(table.columns)]
+    fig, ax = plt.subplots(figsize=(max(6, (0.15 * len(table.columns) + 0.25) * len(table) + 2), 4),
+                           layout="constrained")
     table.index = [f"{t}/{i}" for t, i in table.index]
-    table.plot.bar(ax=ax, color=[METHOD_COLORS[m] for m in table.columns], width=0.8)
+    table.plot.bar(ax=ax, color=[method_style(m)["color"] for m in table.columns], width=0.8)
     ax.axhline(0.5, color="black", linewidth=0.8, linestyle=":", label="chance")
     version = ", ".join(sorted(sel["version"].unique()))
     ax.set(ylim=(0, 1), xlabel="target machine", ylabel=metric.upper(),
            title=f"{version}: {metric.upper()} per target (budget {budget}, mean over sources and seeds)")
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     plt.close(fig)
     return fig
 
 
-# --- report figures: transfer against scratch over versions, budgets and machines -------------------------
+# --- report figures: every method over versions, budgets and machines ------------------------------------
 
-VERSION_COLORS = [f"C{i}" for i in (0, 2, 3, 4, 5, 6, 8, 9)]  # C1 (orange) and C7 (gray) are taken by methods
-
-
-def _version_color(versions: list[str], version: str) -> str:
-    return VERSION_COLORS[versions.index(version) % len(VERSION_COLORS)]
-
-
-def _scratch_once(results: pd.DataFrame) -> pd.DataFrame:
-    """Scratch runs are shared by all versions: keep one copy of each (target, budget, seed)."""
-    scratch = results[results["method"] == "scratch"]
-    return scratch.drop_duplicates(subset=["target_type", "target_id", "budget", "seed"])
+def _legend(fig: Figure, axes: Iterable[Axes]) -> None:
+    """One legend for the whole figure, right of it, each label once."""
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside right center", fontsize="small")
 
 
-def transfer_heatmap(results: pd.DataFrame, *, version: str, metric: str = "auc") -> Figure:
-    """Source x target type map of transfer minus scratch `metric`, one panel per budget.
+def source_heatmap(results: pd.DataFrame, *, version: str, method: str, metric: str = "auc") -> Figure:
+    """Source x target type map of `method` minus its family control's `metric`, one panel per budget.
 
-    Each cell is the paired difference averaged over the target type's IDs and seeds (blue: transfer
-    better). Empty cells (a target's own type is never its source) are gray.
+    Each cell is the paired difference (`stats.paired_table` against `config.FAMILY_CONTROL`) averaged
+    over the target type's IDs and seeds (blue: the pretrained method better). Empty cells (a target's
+    own type is never its source) are gray.
 
     Parameters
     ----------
@@ -84,99 +123,118 @@ def transfer_heatmap(results: pd.DataFrame, *, version: str, metric: str = "auc"
         Rows of ``results.csv`` (any versions; `version` is selected).
     version : str
         e.g. ``"v1"`` (one source type) or ``"v3"`` (source pairs).
+    method : str
+        A pretrained method, e.g. ``"transfer"`` (against scratch) or ``"embed_knn"`` (against logmel_knn).
     metric : {"auc", "pauc"}
 
     Returns
     -------
     fig : Figure
     """
-    pairs = paired_table(results[results["version"] == version], method="transfer", by_source=True)
+    control = FAMILY_CONTROL.get(METHOD_FAMILY.get(method), BASELINE)
+    pairs = paired_table(results[results["version"] == version], method=method, baseline=control, by_source=True)
     budgets = sorted(pairs["budget"].unique(), key=budget_key)
     sources = sorted(pairs["source"].unique())
     types = sorted(pairs["target_type"].unique())
     delta = f"delta_{metric}"
-    limit = max(0.05, float(np.nanmax(np.abs(pairs[delta]))) if len(pairs) else 0.05)
+    limit = max(0.05, float(np.nanmax(np.abs(pairs[delta].to_numpy(dtype=float)))) if len(pairs) else 0.05)
     fig, axes = plt.subplots(1, max(1, len(budgets)), squeeze=False, layout="constrained",
                              figsize=(1.2 + (1.1 * len(types) + 1.6) * max(1, len(budgets)), 1.6 + 0.5 * len(sources)))
     image = None
     for ax, budget in zip(axes[0], budgets):
         sel = pairs[pairs["budget"] == budget]
         grid = sel.pivot_table(index="source", columns="target_type", values=delta, aggfunc="mean")
-        grid = grid.reindex(index=sources, columns=types)
+        grid = grid.reindex(index=sources, columns=types).to_numpy(dtype=float)
         ax.set_facecolor("0.85")
-        image = ax.imshow(grid.to_numpy(dtype=float), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
-        for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+        image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+        for (i, j), value in np.ndenumerate(grid):
             ax.text(j, i, "—" if np.isnan(value) else f"{value:+.2f}", ha="center", va="center", fontsize=10,
                     color="white" if abs(value) > 0.6 * limit else "black")
-        clips = sel["n_train_clips"].mean()
         ax.set_xticks(range(len(types)), types)
         ax.set_yticks(range(len(sources)), sources)
         ax.set(xlabel="target machine type", ylabel="pretraining source",
-               title=f"budget {budget} ({clips:.0f} training clips)")
+               title=f"budget {budget} ({sel['n_train_clips'].mean():.0f} training clips)")
     if image is not None:
-        fig.colorbar(image, ax=axes[0].tolist(), label=f"transfer − scratch {metric.upper()} (mean over IDs)")
-    fig.suptitle(f"{version}: transfer minus scratch {metric.upper()} by source and target type "
-                 "(blue: transfer better)")
+        fig.colorbar(image, ax=axes[0].tolist(), label=f"Δ {metric.upper()} (mean over IDs)")
+    fig.suptitle(f"{version}: {method} minus {control} {metric.upper()} by source and target type "
+                 f"(blue: {method} better)")
     plt.close(fig)
     return fig
 
 
-def auc_vs_budget(results: pd.DataFrame, *, metric: str = "auc") -> Figure:
-    """Mean `metric` over targets versus the number of target training clips (log axis).
+def _budget_labels(results: pd.DataFrame, budgets: list[str]) -> list[str]:
+    """Tick labels of the budgets: the clip count, and ``all (≈N)`` with the mean clips of the budget "all"."""
+    at_all = results[(results["budget"].astype(str) == ALL_BUDGET) & (results["n_train_clips"] > 0)]
+    pool = f" (≈{at_all['n_train_clips'].mean():.0f})" if len(at_all) else ""
+    return [f"{b}{pool}" if b == ALL_BUDGET else b for b in budgets]
 
-    Scratch (black) and each version's transfer (solid) are placed at the mean ``n_train_clips`` of
-    their runs, so the budget ``all`` sits at the pool size; zero-shot trains on no target clip and is
-    a dashed horizontal line per version. Sources and seeds are averaged per target first.
+
+def auc_vs_budget(results: pd.DataFrame, *, metric: str = "auc") -> Figure:
+    """Mean `metric` over targets versus the target budget: one panel per version, one line per method.
+
+    Budgets are evenly spaced, sorted by clip count with ``all`` last. Each point averages sources and
+    seeds per target, then targets. A zero-shot method (no target clip) repeats its rows for every
+    budget, so its line is flat; it is dotted to say so. Colours and markers: `method_style`.
 
     Parameters
     ----------
     results : pd.DataFrame
-        Rows of ``results.csv`` of one or several versions.
+        Rows of ``results.csv`` of one or several versions, any subset of the methods.
     metric : {"auc", "pauc"}
 
     Returns
     -------
     fig : Figure
+        Each line is labelled with its method name.
     """
-    def curve(runs: pd.DataFrame) -> pd.DataFrame:
-        per_target = runs.groupby(["budget", *TARGET]).agg(y=(metric, "mean"), x=("n_train_clips", "mean"))
-        out = per_target.groupby("budget").agg(y=("y", "mean"), x=("x", "mean"), n=("y", "size"))
-        return out.loc[sorted(out.index, key=budget_key)]
-
+    budgets = sorted(results["budget"].astype(str).unique(), key=budget_key)
     versions = sorted(results["version"].unique(), key=version_key)
-    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
-    scratch = curve(_scratch_once(results))
-    ax.plot(scratch["x"], scratch["y"], "o-", color="black", linewidth=2.2, label="scratch")
-    for v in versions:
-        mine = results[results["version"] == v]
-        color = _version_color(versions, v)
-        for method, style in (("transfer", "s-"), ("transfer_frozen", "^--")):
-            tr = curve(mine[mine["method"] == method])
-            if len(tr):
-                ax.plot(tr["x"], tr["y"], style, color=color, linewidth=1.6, label=f"{method.replace('_', '-')} {v}")
-        zs = mine[mine["method"] == "zero_shot"]
-        if len(zs):
-            level = zs.groupby(TARGET)[metric].mean().mean()
-            ax.axhline(level, color=color, linestyle="--", linewidth=1.2, label=f"zero-shot {v}")
-    ax.axhline(0.5, color="0.4", linestyle=":", linewidth=1, label="chance")
-    ax.set_xscale("log")
-    ticks = scratch["x"].to_numpy(dtype=float)
-    if len(ticks):
-        ax.set_xticks(ticks, [b if b != "all" else f"all (≈{x:.0f})" for b, x in zip(scratch.index, ticks)])
-        ax.minorticks_off()
-        ax.set_xlim(ticks.min() / 1.5, ticks.max() * 1.5)
-    n = int(scratch["n"].max()) if len(scratch) else 0
-    ax.set(xlabel="target training clips (budget; log scale)", ylabel=f"mean {metric.upper()} (0.5 = chance)",
-           title=f"{metric.upper()} versus target budget, mean over {n} target machines")
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    per_target = results.groupby(["version", "method", "budget", *TARGET])[metric].mean()
+    curves = per_target.groupby(["version", "method", "budget"]).agg(["mean", "size"]).reset_index()
+    flat = zero_shot_methods(results)
+    n_cols = min(2, max(1, len(versions)))
+    n_rows = -(-max(1, len(versions)) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, sharey=True, layout="constrained",
+                             figsize=(4.6 * n_cols + 2.4, 3.6 * n_rows + 0.6))
+    for ax, version in zip(axes.flat, versions):
+        mine = curves[curves["version"] == version]
+        for method in methods_in(mine["method"]):
+            line = mine[mine["method"] == method].sort_values("budget", key=lambda b: b.map(budget_key))
+            style = method_style(method) | ({"linestyle": ":"} if method in flat else {})
+            ax.plot([budgets.index(str(b)) for b in line["budget"]], line["mean"], **style,
+                    linewidth=2.2 if method == BASELINE else 1.5, markersize=5, label=method)
+        ax.axhline(0.5, color="0.4", linestyle=":", linewidth=1, label="chance")
+        ax.set_xticks(range(len(budgets)), _budget_labels(results, budgets))
+        ax.set(title=version, xlabel="target training clips (budget)", ylabel=f"mean {metric.upper()}")
+    for ax in list(axes.flat)[len(versions):]:
+        ax.remove()
+    _legend(fig, axes.flat[:len(versions)])
+    n = int(curves["size"].max()) if len(curves) else 0
+    fig.suptitle(f"{metric.upper()} versus target budget, mean over {n} target machines (dotted: zero-shot, "
+                 "no target clip)")
     plt.close(fig)
     return fig
 
 
-def machine_bars(results: pd.DataFrame, *, version: str, budget: str, metric: str = "auc") -> Figure:
-    """Per target machine, scratch vs transfer `metric` of one version at one budget.
+def _bars(ax: Axes, sel: pd.DataFrame, methods: list[str], machines: list[tuple[str, str]], metric: str) -> None:
+    """Grouped bars of `methods` per machine (means over sources and seeds) and dots for the runs behind them."""
+    width = 0.8 / len(methods)
+    for j, method in enumerate(methods):
+        runs = sel[sel["method"] == method]
+        means = runs.groupby(TARGET)[metric].mean().reindex(machines)
+        x = np.arange(len(machines)) - 0.4 + width * (j + 0.5)
+        ax.bar(x, means.to_numpy(dtype=float), width=width, color=method_style(method)["color"], label=method)
+        if len(runs) > means.notna().sum():
+            position = {m: i for i, m in enumerate(machines)}
+            at = [x[position[k]] for k in zip(runs["target_type"], runs["target_id"])]
+            ax.plot(at, runs[metric], "o", color="black", markersize=2.5, label="single runs (sources, seeds)")
 
-    Bars are means over sources and seeds; dots are the single runs behind each transfer bar.
+
+def machine_bars(results: pd.DataFrame, *, version: str, budget: str, metric: str = "auc") -> Figure:
+    """Per target machine, every method's `metric` of one version at one budget: one panel per family.
+
+    Bars are means over sources and seeds, dots the single runs behind a bar (when there are several);
+    scratch is drawn in every panel, the reference of all families.
 
     Parameters
     ----------
@@ -192,36 +250,55 @@ def machine_bars(results: pd.DataFrame, *, version: str, budget: str, metric: st
     fig : Figure
     """
     sel = results[(results["version"] == version) & (results["budget"].astype(str) == str(budget))]
-    scratch = sel[sel["method"] == "scratch"].groupby(TARGET)[metric].mean()
-    transfer = sel[sel["method"] == "transfer"]
-    means = transfer.groupby(TARGET)[metric].mean()
-    machines = sorted(set(scratch.index) | set(means.index))
-    x = np.arange(len(machines))
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(machines) + 2.5), 4.2), layout="constrained")
-    ax.bar(x - 0.2, scratch.reindex(machines).to_numpy(dtype=float), width=0.4, color=METHOD_COLORS["scratch"],
-           label="scratch")
-    ax.bar(x + 0.2, means.reindex(machines).to_numpy(dtype=float), width=0.4, color=METHOD_COLORS["transfer"],
-           label="transfer (mean)")
-    position = {m: i for i, m in enumerate(machines)}
-    runs = transfer.assign(_x=[position[k] + 0.2 for k in zip(transfer["target_type"], transfer["target_id"])])
-    if len(runs) > len(means):
-        ax.plot(runs["_x"], runs[metric], "o", color="black", markersize=3, label="transfer runs (sources, seeds)")
-    ax.axhline(0.5, color="black", linewidth=0.8, linestyle=":", label="chance")
-    ax.set_xticks(x, [f"{t}/{i}" for t, i in machines], rotation=45, ha="right")
-    clips = sel["n_train_clips"][sel["method"] == "scratch"].mean()
-    ax.set(ylim=(0, 1), xlabel="target machine", ylabel=f"{metric.upper()} (0.5 = chance)",
-           title=f"{version}: scratch vs transfer {metric.upper()} per machine, budget {budget} ({clips:.0f} clips)")
-    ax.legend(fontsize="small", loc="lower right")
+    machines = sorted(set(zip(sel["target_type"], sel["target_id"])))
+    present = methods_in(sel["method"])
+    panels = [[m for m in present if METHOD_FAMILY.get(m) == f] for f in FAMILIES]
+    panels = [p for p in panels if p] + [[m for m in present if m not in METHOD_FAMILY]]
+    panels = [([BASELINE] if BASELINE in present and BASELINE not in p else []) + p for p in panels if p]
+    width = max(len(p) for p in panels) if panels else 1
+    fig, axes = plt.subplots(max(1, len(panels)), 1, squeeze=False, sharex=True, layout="constrained",
+                             figsize=(max(6, (0.14 * width + 0.3) * len(machines) + 3.5), 1.2 + 2.6 * len(panels)))
+    for ax, methods in zip(axes[:, 0], panels):
+        _bars(ax, sel, methods, machines, metric)
+        ax.axhline(0.5, color="black", linewidth=0.8, linestyle=":", label="chance")
+        ax.set(ylim=(0, 1), ylabel=f"{metric.upper()} (0.5 = chance)")
+    axes[-1, 0].set_xticks(range(len(machines)), [f"{t}/{i}" for t, i in machines], rotation=45, ha="right")
+    axes[-1, 0].set_xlabel("target machine")
+    _legend(fig, axes[:, 0])
+    clips = sel["n_train_clips"][sel["method"] == BASELINE].mean()
+    fig.suptitle(f"{version}: {metric.upper()} per machine and method, budget {budget} ({clips:.0f} clips)")
     plt.close(fig)
     return fig
 
 
+def _roc_panel(ax: Axes, sel: pd.DataFrame, methods: list[str], versions: list[str]) -> None:
+    """ROC curves of `methods` in one panel: scratch and controls once, pretrained methods per version."""
+    ax.plot([0, 1], [0, 1], ":", color="0.4", linewidth=1, label="chance")
+    for method in methods:
+        runs = sel[sel["method"] == method]
+        if runs.empty:
+            continue
+        shared = method == BASELINE or method in FAMILY_CONTROL.values()  # no pretraining: alike in every version
+        for k, version in enumerate(versions[:1] if shared else versions):
+            mine = runs[runs["version"] == (runs["version"].iloc[0] if shared else version)]
+            if mine.empty:
+                continue
+            fpr, tpr, auc, n = averaged_roc(mine)
+            style = method_style(method)
+            ax.plot(fpr, tpr, color=style["color"], linewidth=2.2 if shared else 1.5,
+                    linestyle=style["linestyle"] if shared else VERSION_LINESTYLES[k % len(VERSION_LINESTYLES)],
+                    label=f"{method}{'' if shared else ' ' + version} (AUC {auc:.2f}, {n} runs)")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), aspect="equal", xlabel="false positive rate (share of normal clips)")
+    ax.legend(fontsize="x-small", loc="lower right")
+
+
 def roc_curves(scores: pd.DataFrame, *, target_type: str, target_id: str, budget: str,
                seed: int | None = None) -> Figure:
-    """ROC curves of one target at one budget: scratch against each version's transfer and zero-shot.
+    """ROC curves of one target at one budget: one panel per method family, scratch in each.
 
     Curves are vertically averaged over sources (and over seeds when `seed` is None); the legend
-    gives the mean AUC of the runs behind each curve. Left panel: transfer; right: zero-shot.
+    gives the mean AUC of the runs behind each curve. Scratch and the family controls, which do not
+    pretrain, are drawn once; a pretrained method once per version (line style by version).
 
     Parameters
     ----------
@@ -251,24 +328,17 @@ def roc_curves(scores: pd.DataFrame, *, target_type: str, target_id: str, budget
         raise DataError(f"no scores for {target_type}/{target_id} at budget {budget}"
                         + ("" if seed is None else f" and seed {seed}"))
     versions = sorted(sel["version"].unique(), key=version_key)
-    scratch = sel[sel["method"] == "scratch"]
-    scratch = scratch[scratch["version"] == scratch["version"].iloc[0]] if len(scratch) else scratch
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), sharey=True, layout="constrained")
-    for ax, method in zip(axes, ("transfer", "zero_shot")):
-        ax.plot([0, 1], [0, 1], ":", color="0.4", linewidth=1, label="chance")
-        if len(scratch):
-            fpr, tpr, auc, n = averaged_roc(scratch)
-            ax.plot(fpr, tpr, color="black", linewidth=2.2, label=f"scratch (AUC {auc:.2f}, {n} runs)")
-        for v in versions:
-            runs = sel[(sel["version"] == v) & (sel["method"] == method)]
-            if len(runs):
-                fpr, tpr, auc, n = averaged_roc(runs)
-                ax.plot(fpr, tpr, color=_version_color(versions, v), linewidth=1.5,
-                        label=f"{method.replace('_', '-')} {v} (AUC {auc:.2f}, {n} runs)")
-        ax.set(xlim=(0, 1), ylim=(0, 1.01), aspect="equal", xlabel="false positive rate (share of normal clips)",
-               title=f"scratch vs {method.replace('_', '-')}")
-        ax.legend(fontsize="small", loc="lower right")
-    axes[0].set_ylabel("true positive rate (share of anomalous clips)")
+    present = methods_in(sel["method"])
+    families = [f for f in FAMILIES if any(METHOD_FAMILY.get(m) == f for m in present)]
+    families += [None] if any(m not in METHOD_FAMILY for m in present) else []
+    fig, axes = plt.subplots(1, len(families), squeeze=False, sharey=True, layout="constrained",
+                             figsize=(1 + 4.6 * len(families), 6.0))
+    for ax, family in zip(axes[0], families):
+        methods = [m for m in present if METHOD_FAMILY.get(m) == family]
+        _roc_panel(ax, sel, ([BASELINE] if BASELINE in present and BASELINE not in methods else []) + methods,
+                   versions)
+        ax.set_title(f"{family or 'other'} family")
+    axes[0, 0].set_ylabel("true positive rate (share of anomalous clips)")
     which = "curves averaged over sources and seeds" if seed is None else f"seed {seed}, curves averaged over sources"
     fig.suptitle(f"ROC of {target_type}/{target_id}, budget {budget} ({which})")
     plt.close(fig)

@@ -3,10 +3,13 @@
 Each version's results are read from the ``output.result_dir`` of its transfer YAML
 (`common.results.collect`). ``write_report(repo)`` writes, into ``repo/report/`` (or `out`):
 
+- ``methods.csv``: the method x version x budget table: means, and the paired difference to scratch, to
+  the method's family control and to scratch on every target clip (`stats.method_table`);
 - ``comparison.csv``: each method against scratch per version and budget (`stats.compare`);
 - ``by_source.csv``: the same per source set, for versions with several sources per target;
 - ``inverted.csv`` / ``chance.csv``: runs with an inverted score and methods at chance everywhere;
-- PNG figures (`plots`) and ``report.md``, which embeds them with one sentence per version;
+- PNG figures (`plots`) and ``report.md``, which embeds them with one sentence per method family
+  (`family_sentence`) and one per method and version (`version_sentence`);
 
 and each version's own figures into its result folder. Every file is written atomically.
 """
@@ -23,12 +26,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import plots
+from .config import BASELINE, FAMILY_CONTROL, METHOD_FAMILY
 from .errors import DataError
 from .io import atomic_write, atomic_write_text
 from .results import budget_key, collect, result_dirs, version_key
-from .stats import auc_intervals, by_source, compare, flag_chance, flag_inverted, multi_source_versions, roc_target
+from .stats import (ALL_BUDGET, auc_intervals, by_source, compare, flag_chance, flag_inverted, method_table,
+                    methods_in, multi_source_methods, roc_target)
 
 MAX_FLAG_ROWS = 40  # longer flag tables are cut in report.md; the CSV beside it has every row
+SENTENCE_BUDGET = "4"  # the budget a family sentence speaks of, when it was run (else the smallest)
 DPI = 110
 
 
@@ -75,7 +81,7 @@ def _fmt_p(p: float) -> str:
 
 def _context(row) -> str:
     clips = "" if pd.isna(row["n_train_clips"]) else f", {row['n_train_clips']:.0f} training clips"
-    against = "scratch at " if row["method"] == "zero_shot" else ""
+    against = "scratch at " if row.get("method_train_clips") == 0 else ""  # a zero-shot method trains on none
     return f"{against}budget {row['budget']}{clips}"
 
 
@@ -121,7 +127,7 @@ def verdict(row) -> str:
     return f"{row['version']}: {verdict_clause(row)}."
 
 
-def version_sentence(comparison: pd.DataFrame, *, version: str, method: str = "transfer") -> str:
+def version_sentence(comparison: pd.DataFrame, *, version: str, method: str) -> str:
     """One sentence for one version and method: the `verdict` clauses of its budgets joined by semicolons.
 
     Returns
@@ -133,6 +139,92 @@ def version_sentence(comparison: pd.DataFrame, *, version: str, method: str = "t
     if rows.empty:
         return f"{version}: no {method.replace('_', '-')} results."
     return f"{version}: " + "; ".join(verdict_clause(r) for _, r in rows.iterrows()) + "."
+
+
+# Family sentences: the best pretrained method of a family against its control, in words
+
+def sentence_budget(budgets: Iterable[str], *, preferred: str = SENTENCE_BUDGET) -> str:
+    """The budget a family sentence speaks of: `preferred` when present, else the smallest clip count, else "all".
+
+    Raises
+    ------
+    DataError
+        `budgets` is empty.
+    """
+    found = sorted({str(b) for b in budgets}, key=budget_key)
+    if not found:
+        raise DataError("sentence_budget got no budget")
+    return preferred if preferred in found else found[0]
+
+
+def _delta_words(row, block: str) -> str:
+    """``"+0.060 [+0.020, +0.100], p = 0.01"``: a block's mean AUC difference, its interval and Wilcoxon p."""
+    low, high, p = row[f"{block}_delta_auc_ci_low"], row[f"{block}_delta_auc_ci_high"], row[f"{block}_wilcoxon_p"]
+    interval = "" if pd.isna(low) else f" [{low:+.3f}, {high:+.3f}]"
+    test = "no p" if pd.isna(p) else ("p < 0.001" if p < 0.001 else f"p = {p:.2g}")
+    return f"{row[f'{block}_delta_auc_mean']:+.3f}{interval}, {test}"
+
+
+def _control_verdict(row) -> str:
+    """Whether the row beats its family control: stated only when the interval excludes 0."""
+    control = row["control"]
+    if pd.isna(row["control_delta_auc_mean"]):
+        return f"; its control {control} was not scored at this budget"
+    low, high = row["control_delta_auc_ci_low"], row["control_delta_auc_ci_high"]
+    if pd.isna(low):
+        return f"; too few machines for an interval, so no claim is made against {control}"
+    if low > 0:
+        return f"; it beats its control {control}"
+    if high < 0:
+        return f"; it does not beat its control {control}: it is worse"
+    return f"; it does not clearly beat its control {control} (the interval contains 0)"
+
+
+def family_sentence(methods: pd.DataFrame, *, family: str, budget: str = SENTENCE_BUDGET) -> str:
+    """One sentence for a method family: its best pretrained method against the family's control.
+
+    The best is the (method, version) with the highest mean AUC at `budget` (else the smallest budget
+    run, `sentence_budget`), compared with its control at that budget and with scratch on every target
+    clip (when the budget "all" was run). A zero-shot method (no target clip) is named as such: its
+    result is the same at every budget, so no budget effect is claimed for it.
+
+    Parameters
+    ----------
+    methods : pd.DataFrame [columns=stats.METHOD_TABLE_COLUMNS]
+        `stats.method_table` of the results.
+    family : str
+        A family of `config.FAMILY_CONTROL`.
+
+    Returns
+    -------
+    sentence : str
+        E.g. ``"Embedding family: with 4 target clips, embed_knn (v4) reaches 0.830 mean AUC against 0.770
+        for its no-pretraining control logmel_knn (+0.060 [+0.020, +0.100], p = 0.01) and 0.620 for the
+        autoencoder trained from scratch on all target clips (+0.210 [...], p = ...); it beats its control
+        logmel_knn."``
+    """
+    control, title = FAMILY_CONTROL[family], f"{family.capitalize()} family"
+    rows = methods[(methods["family"] == family) & (methods["method"] != control)]
+    if rows.empty:
+        return f"{title}: no pretrained method was scored, so nothing is compared with its control {control}."
+    b = sentence_budget(rows["budget"], preferred=budget)
+    at = rows[rows["budget"].astype(str) == b]
+    best = at.loc[at["auc_mean"].idxmax()] if at["auc_mean"].notna().any() else at.iloc[0]
+    clips = "all target clips" if b == ALL_BUDGET else f"{b} target clip{'' if b == '1' else 's'}"
+    who, auc = f"{best['method']} ({best['version']})", f"{best['auc_mean']:.3f} mean AUC"
+    if best["n_train_clips"] == 0:
+        lead = (f"{title}: at budget {b}, the best pretrained method is {who}, which uses no target clip (the same "
+                f"result at every budget): {auc}")
+        mine = f"its no-pretraining control {control} trained on {clips}"
+    else:
+        lead, mine = f"{title}: with {clips}, {who} reaches {auc}", f"its no-pretraining control {control}"
+    against = []
+    if pd.notna(best["control_delta_auc_mean"]):
+        against.append(f"{best['control_auc_mean']:.3f} for {mine} ({_delta_words(best, 'control')})")
+    if pd.notna(best["scratch_all_delta_auc_mean"]) and not (control == BASELINE and b == ALL_BUDGET):
+        against.append(f"{best['scratch_all_auc_mean']:.3f} for the autoencoder trained from scratch on all "
+                       f"target clips ({_delta_words(best, 'scratch_all')})")
+    return lead + (" against " + " and ".join(against) if against else "") + _control_verdict(best) + "."
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -158,6 +250,26 @@ def _readable(comparison: pd.DataFrame, extra: Iterable[str] = ()) -> pd.DataFra
                                                   c["delta_pauc_ci_high"])],
         "p (pAUC)": c["wilcoxon_p_pauc"].map(_p),
     })
+
+
+def _method_rows(methods: pd.DataFrame, pct: str) -> pd.DataFrame:
+    """The method table (`stats.method_table`) formatted for report.md; rows equal in every version merged."""
+    m = methods
+
+    def delta(block: str) -> list[str]:
+        return [_ci(*r) for r in zip(m[f"{block}_delta_auc_mean"], m[f"{block}_delta_auc_ci_low"],
+                                     m[f"{block}_delta_auc_ci_high"])]
+
+    table = pd.DataFrame({
+        "method": m["method"], "family": m["family"], "version": m["version"], "budget": m["budget"],
+        "clips": m["n_train_clips"].map(lambda x: f"{x:.0f}"), "machines": m["n_targets"],
+        "AUC": m["auc_mean"], "pAUC": m["pauc_mean"],
+        f"Δ AUC vs scratch [{pct} CI]": delta("scratch"), "p (scratch)": m["scratch_wilcoxon_p"].map(_p),
+        f"Δ AUC vs family control [{pct} CI]": delta("control"), "p (control)": m["control_wilcoxon_p"].map(_p),
+        f"Δ AUC vs scratch on all clips [{pct} CI]": delta("scratch_all"),
+        "p (scratch, all)": m["scratch_all_wilcoxon_p"].map(_p),
+    })
+    return _merge_over(table, ["version"])
 
 
 def _merge_over(table: pd.DataFrame, over: list[str]) -> pd.DataFrame:
@@ -227,25 +339,29 @@ def _figures(results: pd.DataFrame, scores: pd.DataFrame) -> list[tuple[str, Fig
     """Every report figure as (file name, figure, version whose result folder gets a copy or None, caption)."""
     versions = sorted(results["version"].unique(), key=version_key)
     budgets = sorted(results["budget"].unique(), key=budget_key)
-    figures = [("auc_vs_budget.png", plots.auc_vs_budget(results), None, "Mean AUC versus target budget")]
-    for v in multi_source_versions(results):
-        figures.append((f"{v}_heatmap_transfer_minus_scratch.png", plots.transfer_heatmap(results, version=v), v,
-                        f"{v}: transfer minus scratch AUC by source and target type"))
+    figures = [("auc_vs_budget.png", plots.auc_vs_budget(results), None,
+                "Mean AUC versus target budget, one line per method, one panel per version")]
+    for v, method in multi_source_methods(results):
+        control = FAMILY_CONTROL[METHOD_FAMILY[method]]
+        if ((results["version"] == v) & (results["method"] == control)).any():
+            figures.append((f"{v}_heatmap_{method}_minus_{control}.png",
+                            plots.source_heatmap(results, version=v, method=method), v,
+                            f"{v}: {method} minus {control} AUC by source and target type"))
     for v in versions:
         for b in budgets:
             sel = results[(results["version"] == v) & (results["budget"] == b)]
-            if (sel["method"] == "transfer").any():
+            if (sel["method"] != BASELINE).any():
                 figures.append((f"{v}_machine_bars_{_safe(b)}.png", plots.machine_bars(results, version=v, budget=b),
-                                v, f"{v}: scratch vs transfer per machine, budget {b}"))
+                                v, f"{v}: every method per machine, budget {b}"))
     if not scores.empty:
         kind, ident, budget = roc_target(results)
         where = (scores["target_type"] == kind) & (scores["target_id"] == ident) & (scores["budget"] == budget)
         if where.any():
             figures.append((f"roc_{_safe(kind)}_{_safe(ident)}_{_safe(budget)}.png",
                             plots.roc_curves(scores, target_type=kind, target_id=ident, budget=budget), None,
-                            f"ROC of {kind}/{ident} at budget {budget}: the machine where transfer changes the AUC "
-                            "most (largest |transfer − scratch|, averaged over versions) at the smallest budget; "
-                            "curves averaged over sources and seeds"))
+                            f"ROC of {kind}/{ident} at budget {budget}: the machine where a method changes the AUC "
+                            "most against scratch (largest |method − scratch|, averaged over versions) at the "
+                            "smallest budget; curves averaged over sources and seeds"))
     return figures
 
 
@@ -253,59 +369,94 @@ def _image(name: str, caption: str) -> list[str]:
     return [f"![{caption}]({name})", ""]
 
 
-def _frozen_section(comparison: pd.DataFrame, versions: list[str]) -> list[str]:
-    """The report.md lines on frozen-encoder fine-tuning versus scratch; none when no run scored transfer_frozen."""
-    if not (comparison["method"] == "transfer_frozen").any():
+def _families_section(results: pd.DataFrame, methods: pd.DataFrame) -> list[str]:
+    """The report.md lines with one `family_sentence` per family that has a run."""
+    families = dict.fromkeys(METHOD_FAMILY[m] for m in methods_in(results["method"]) if m in METHOD_FAMILY)
+    controls = ", ".join(f"{family}: {FAMILY_CONTROL[family]}" for family in families)
+    return ["## Method families", "",
+            "Each family's best pretrained method against the family's own control, the same scoring without "
+            f"pretraining ({controls}), paired per target, budget and seed, and against the autoencoder trained "
+            "from scratch on all target clips (Δ AUC [interval], Wilcoxon p).", "",
+            *[f"- {family_sentence(methods, family=family)}" for family in families], ""]
+
+
+def _methods_section(methods: pd.DataFrame, pct: str) -> list[str]:
+    """The method x version x budget table of report.md."""
+    return ["## Methods by version and budget (`methods.csv`)", "",
+            "Means over target machines (sources, then seeds averaged per target). Δ = method − baseline, paired "
+            "per target with scratch at the same budget, with the method's family control at the same budget, "
+            "and with scratch trained on all target clips (budget all); p = Wilcoxon signed-rank. A method with "
+            "0 clips is zero-shot: its row repeats at every budget and only its baselines change. Rows equal in "
+            "every version are shown once; `methods.csv` also has the pAUC differences.", "",
+            markdown_table(_method_rows(methods, pct))]
+
+
+def _verdicts_section(comparison: pd.DataFrame, versions: list[str]) -> list[str]:
+    """One `version_sentence` per compared method and version."""
+    lines = ["## Each method versus scratch, per version (`comparison.csv`)", ""]
+    for method in methods_in(comparison["method"]):
+        lines += [f"### {method}", "", *[f"- {version_sentence(comparison, version=v, method=method)}"
+                                         for v in versions], ""]
+    return lines
+
+
+def _sources_section(sources: pd.DataFrame, images: dict[str, str]) -> list[str]:
+    """Which source set helps: the by-source table at the sentence budget and the heatmaps."""
+    heatmaps = [line for name, caption in images.items() if "_heatmap_" in name for line in _image(name, caption)]
+    if sources.empty:
         return []
-    return ["## Frozen-encoder fine-tuning (encoder fixed, decoder fine-tuned) versus scratch", "",
-            *[f"- {version_sentence(comparison, version=v, method='transfer_frozen')}" for v in versions], ""]
+    budget = sentence_budget(sources["budget"])
+    versions = sorted(sources["version"].unique(), key=version_key)
+    return ["## Which source helps (`by_source.csv`)", "",
+            f"Version{'s' * (len(versions) > 1)} {', '.join(versions)} pretrain{'s' * (len(versions) == 1)} each target on several source sets; here each pretrained method of "
+            f"each source set is compared with scratch on the targets it serves, at budget {budget} (every budget "
+            "in `by_source.csv`). The heatmaps compare each method with its family control at every budget.", "",
+            markdown_table(_readable(sources[sources["budget"].astype(str) == budget], extra=["source"])), "",
+            *heatmaps]
 
 
-def _markdown(results: pd.DataFrame, comparison: pd.DataFrame, sources: pd.DataFrame, flags: list[str],
+def _notes(*, n_boot: int, level: float, seed: int) -> list[str]:
+    """The "How the numbers are computed" section."""
+    pct = f"{level:.0%}".replace("%", " %")
+    return ["## How the numbers are computed", "",
+            "- Per target: runs averaged over source sets, paired with the baseline (scratch, the family control or "
+            "scratch on all clips) per seed, then averaged over seeds (the unit of every interval, count and test "
+            "is one target machine).",
+            f"- Interval of the mean difference: percentile bootstrap over targets, {n_boot} resamples, seed {seed}; "
+            "none with fewer than two targets.",
+            "- Tied: Δ AUC = 0 after rounding to 12 decimals. Wilcoxon: `scipy.stats.wilcoxon` on the paired "
+            "per-target values (none when fewer than two pairs or all differences are 0).",
+            f"- Family sentences: the (method, version) of highest mean AUC at budget {SENTENCE_BUDGET} (else the "
+            "smallest budget run); a zero-shot method uses no target clip, so no budget effect is claimed for it.",
+            f"- Inverted / chance flags: DeLong {pct} interval of each run's AUC over its evaluation clips "
+            "(`scores.csv`).", ""]
+
+
+def _markdown(results: pd.DataFrame, tables: dict[str, pd.DataFrame], flags: list[str],
               figures: list[tuple[str, Figure, str | None, str]], *, n_boot: int, level: float, seed: int) -> str:
-    """The text of report.md: overview, flags, one sentence per version, tables, figures, methods."""
+    """The text of report.md: overview, flags, family sentences, tables, sentences per version, figures, methods."""
     versions = sorted(results["version"].unique(), key=version_key)
     pct = f"{level:.0%}".replace("%", " %")
     images = {name: caption for name, _, _, caption in figures}
     md = [
         "# Transfer report: does pretraining on other machines help a new one?", "",
-        _overview(results) + " Each comparison pairs a method with scratch on the same target machine, "
+        _overview(results) + " Each comparison pairs a method with a baseline on the same target machine, "
         f"averaging over sources and then seeds per target; intervals are {pct} percentile bootstrap intervals "
         f"over target machines ({n_boot} resamples) and p-values are from the paired Wilcoxon signed-rank test. "
         "A direction is stated only when the interval excludes 0.", "",
         "## Read this first", "", *flags,
-        "## Transfer versus scratch", "",
-        *[f"- {version_sentence(comparison, version=v, method='transfer')}" for v in versions], "",
-        "## Zero-shot (no target training) versus scratch", "",
-        *[f"- {version_sentence(comparison, version=v, method='zero_shot')}" for v in versions], "",
-        *_frozen_section(comparison, versions),
+        *_families_section(results, tables["methods.csv"]),
         *_image("auc_vs_budget.png", images["auc_vs_budget.png"]),
-        "## Comparison table (`comparison.csv`)", "",
-        "Means over target machines; Δ = method − scratch (paired per target), with its bootstrap interval; "
-        "better / worse / tied count machines by Δ AUC; p = Wilcoxon signed-rank.", "",
-        markdown_table(_readable(comparison)),
+        *_methods_section(tables["methods.csv"], pct),
+        *_verdicts_section(tables["comparison.csv"], versions),
+        *_sources_section(tables["by_source.csv"], images),
+        "## Per machine", "",
     ]
-    if len(sources):
-        md += ["## Which source helps (`by_source.csv`)", "",
-               f"Versions {', '.join(sorted(sources['version'].unique(), key=version_key))} transfer each target "
-               "from several source sets; here each source set is compared with scratch on the targets it serves.",
-               "", markdown_table(_readable(sources[sources["method"] == "transfer"], extra=["source"])), ""]
-        md += [line for name, caption in images.items() if "_heatmap_" in name for line in _image(name, caption)]
-    md += ["## Per machine", ""]
     md += [line for name, caption in images.items() if "_machine_bars_" in name for line in _image(name, caption)]
     roc = [name for name in images if name.startswith("roc_")]
     if roc:
         md += ["## ROC of one target", "", images[roc[0]] + ".", "", *_image(roc[0], "ROC curves")]
-    md += ["## How the numbers are computed", "",
-           "- Per target: runs averaged over source sets, paired with scratch per seed, then averaged over seeds "
-           "(the unit of every interval, count and test is one target machine).",
-           f"- Interval of the mean difference: percentile bootstrap over targets, {n_boot} resamples, seed {seed}; "
-           "none with fewer than two targets.",
-           "- Tied: Δ AUC = 0 after rounding to 12 decimals. Wilcoxon: `scipy.stats.wilcoxon` on the paired "
-           "per-target values (none when fewer than two pairs or all differences are 0).",
-           f"- Inverted / chance flags: DeLong {pct} interval of each run's AUC over its evaluation clips "
-           "(`scores.csv`).", ""]
-    return "\n".join(md)
+    return "\n".join(md + _notes(n_boot=n_boot, level=level, seed=seed))
 
 
 def write_report(repo: str | Path, *, out: str | Path | None = None, version_plots: bool = True,
@@ -343,9 +494,9 @@ def write_report(repo: str | Path, *, out: str | Path | None = None, version_plo
     results, scores = collect(repo)
     if results.empty:
         raise DataError(f"the results.csv files under {repo.resolve()} have no rows")
-    comparison = compare(results, n_boot=n_boot, level=level, seed=seed)
-    sources = by_source(results, n_boot=n_boot, level=level, seed=seed)
-    tables = {"comparison.csv": comparison, "by_source.csv": sources}
+    tables = {"methods.csv": method_table(results, n_boot=n_boot, level=level, seed=seed),
+              "comparison.csv": compare(results, n_boot=n_boot, level=level, seed=seed),
+              "by_source.csv": by_source(results, n_boot=n_boot, level=level, seed=seed)}
     if scores.empty:
         flags = ["No `scores.csv` was found, so inverted scores and chance-level methods could not be checked.", ""]
     else:
@@ -361,5 +512,5 @@ def write_report(repo: str | Path, *, out: str | Path | None = None, version_plo
         _save_png(fig, out / name)
         if version_plots and version in dirs:
             _copy(out / name, dirs[version] / name)
-    text = _markdown(results, comparison, sources, flags, figures, n_boot=n_boot, level=level, seed=seed)
+    text = _markdown(results, tables, flags, figures, n_boot=n_boot, level=level, seed=seed)
     return atomic_write_text(out / "report.md", text)

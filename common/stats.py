@@ -8,11 +8,14 @@ Pairing rule, used by every comparison: a method's runs are first averaged over 
 v3 pretrain several source sets per target), paired with the scratch run of the same version,
 target, budget and seed, and the paired values are then averaged over seeds. The unit of every
 interval, count and test is therefore the *target machine*, never the single run.
+
+Every method of `config.METHOD_NAMES` is compared with scratch (`compare`), and `method_table` also
+pairs each with its family's control (`config.FAMILY_CONTROL`) and with scratch on every target clip.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,11 +23,14 @@ import scipy
 from scipy import stats as sps
 from sklearn.metrics import roc_curve
 
+from .config import BASELINE, FAMILY_CONTROL, METHOD_FAMILY, METHOD_NAMES
 from .errors import DataError, MetricError
 from .metrics import check_scores
 from .results import METHOD_ORDER, budget_key, version_key
 
-COMPARED = tuple(m for m in METHOD_ORDER if m != "scratch")  # the methods compared with scratch, in table order
+COMPARED = tuple(m for m in METHOD_NAMES if m != BASELINE)  # the methods compared with scratch, in table order
+PRETRAINED = tuple(m for m in METHOD_NAMES if m not in FAMILY_CONTROL.values())  # what each family's control faces
+ALL_BUDGET = "all"  # the budget label of every target training clip
 TARGET = ["target_type", "target_id"]
 DECIMALS = 12  # differences are rounded to this: equal AUCs computed two ways differ by float noise only
 CHANCE = 0.5
@@ -32,7 +38,7 @@ CHANCE = 0.5
 _ASYMPTOTIC = "asymptotic" if tuple(int(p) for p in scipy.__version__.split(".")[:2]) >= (1, 15) else "approx"
 
 COMPARE_COLUMNS = [
-    "version", "method", "budget", "n_train_clips", "n_targets", "n_sources", "n_seeds",
+    "version", "method", "budget", "n_train_clips", "method_train_clips", "n_targets", "n_sources", "n_seeds",
     "auc_mean", "pauc_mean", "scratch_auc_mean", "scratch_pauc_mean",
     "delta_auc_mean", "delta_auc_ci_low", "delta_auc_ci_high", "n_improved", "n_worsened", "n_tied", "wilcoxon_p",
     "delta_pauc_mean", "delta_pauc_ci_low", "delta_pauc_ci_high", "wilcoxon_p_pauc",
@@ -41,6 +47,18 @@ INTERVAL_COLUMNS = ["version", "method", "budget", "target_type", "target_id", "
                     "n_eval_clips", "auc", "auc_ci_low", "auc_ci_high"]
 CHANCE_COLUMNS = ["version", "method", "budget", "n_targets", "auc_min", "auc_max"]
 RUN_KEY = ["version", "target_type", "target_id", "source", "method", "budget", "seed"]
+
+
+def methods_in(methods: Iterable[str]) -> list[str]:
+    """The distinct methods of `methods` in results order (`config.METHOD_NAMES`), unknown ones after, sorted."""
+    present = set(methods)
+    return [m for m in METHOD_NAMES if m in present] + sorted(present - set(METHOD_NAMES))
+
+
+def zero_shot_methods(results: pd.DataFrame) -> set[str]:
+    """Methods that train on no target clip (every row has ``n_train_clips == 0``): their rows repeat per budget."""
+    clips = results.groupby("method")["n_train_clips"].max()
+    return set(clips[clips == 0].index)
 
 
 def _check_level(level: float) -> None:
@@ -198,7 +216,7 @@ def auc_interval(y_true, y_score, *, level: float = 0.95, name: str = "") -> tup
     return auc, float(max(0.0, auc - z * se)), float(min(1.0, auc + z * se))
 
 
-def paired_table(results: pd.DataFrame, *, method: str, baseline: str = "scratch",
+def paired_table(results: pd.DataFrame, *, method: str, baseline: str = BASELINE, baseline_budget: str | None = None,
                  by_source: bool = False) -> pd.DataFrame:
     """Per target: `method` and `baseline` AUC / pAUC and their difference, averaged as the module says.
 
@@ -208,6 +226,8 @@ def paired_table(results: pd.DataFrame, *, method: str, baseline: str = "scratch
         Rows of ``results.csv`` (one or several versions).
     method, baseline : str
         Compared method and the method it is paired with (same version, target, budget, seed).
+    baseline_budget : str, optional
+        Pair every budget of `method` with the baseline at this one budget (e.g. ``"all"``) instead.
     by_source : bool
         Keep one row per source set instead of averaging over sources.
 
@@ -215,8 +235,8 @@ def paired_table(results: pd.DataFrame, *, method: str, baseline: str = "scratch
     -------
     table : pd.DataFrame
         One row per version, [source,] budget and target with ``n_sources``, ``n_seeds`` (pairs
-        averaged), ``n_train_clips`` (the budget's target clips, as the baseline used them), ``auc``,
-        ``pauc``, ``base_auc``, ``base_pauc``,
+        averaged), ``n_train_clips`` (the target clips the baseline trained on), ``method_train_clips``
+        (those of `method`: 0 for a zero-shot method), ``auc``, ``pauc``, ``base_auc``, ``base_pauc``,
         ``delta_auc`` and ``delta_pauc``. Targets without a baseline run of a seed lose that seed.
     """
     _require(results, ["version", *TARGET, "source", "method", "budget", "seed", "auc", "pauc", "n_train_clips"],
@@ -225,15 +245,22 @@ def paired_table(results: pd.DataFrame, *, method: str, baseline: str = "scratch
     keys = seed_key[:1] + (["source"] if by_source else []) + seed_key[1:]
     runs = results[results["method"] == method]
     mine = runs.groupby(keys, sort=False).agg(auc=("auc", "mean"), pauc=("pauc", "mean"),
+                                             method_train_clips=("n_train_clips", "mean"),
                                              n_sources=("source", "nunique")).reset_index()
+    base = results[results["method"] == baseline]
+    on = seed_key
+    if baseline_budget is not None:
+        base = base[base["budget"].astype(str) == str(baseline_budget)]
+        on = [k for k in seed_key if k != "budget"]
     # The budget's clip count comes from the baseline: zero-shot itself trains on none.
-    base = results[results["method"] == baseline].groupby(seed_key, sort=False).agg(
-        base_auc=("auc", "mean"), base_pauc=("pauc", "mean"), n_train_clips=("n_train_clips", "mean")).reset_index()
-    pairs = mine.merge(base, on=seed_key, how="inner")
+    base = base.groupby(on, sort=False).agg(base_auc=("auc", "mean"), base_pauc=("pauc", "mean"),
+                                            n_train_clips=("n_train_clips", "mean")).reset_index()
+    pairs = mine.merge(base, on=on, how="inner")
     pairs["delta_auc"] = pairs["auc"] - pairs["base_auc"]
     pairs["delta_pauc"] = pairs["pauc"] - pairs["base_pauc"]
     target_key = [k for k in keys if k != "seed"]
-    values = ["n_train_clips", "auc", "pauc", "base_auc", "base_pauc", "delta_auc", "delta_pauc"]
+    values = ["n_train_clips", "method_train_clips", "auc", "pauc", "base_auc", "base_pauc", "delta_auc",
+              "delta_pauc"]
     out = pairs.groupby(target_key, sort=False).agg(
         n_sources=("n_sources", "max"), n_seeds=("seed", "nunique"), **{v: (v, "mean") for v in values},
     ).reset_index()
@@ -252,7 +279,8 @@ def _summarize_pairs(pairs: pd.DataFrame, *, n_boot: int, level: float, seed: in
     low, high = bootstrap_ci(d, n_boot=n_boot, level=level, seed=seed)
     plow, phigh = bootstrap_ci(pairs["delta_pauc"], n_boot=n_boot, level=level, seed=seed)
     numbers = {
-        "n_train_clips": float(pairs["n_train_clips"].mean()), "n_targets": len(d),
+        "n_train_clips": float(pairs["n_train_clips"].mean()),
+        "method_train_clips": float(pairs["method_train_clips"].mean()), "n_targets": len(d),
         "n_sources": int(pairs["n_sources"].max()), "n_seeds": int(pairs["n_seeds"].max()),
         "auc_mean": pairs["auc"].mean(), "pauc_mean": pairs["pauc"].mean(),
         "scratch_auc_mean": pairs["base_auc"].mean(), "scratch_pauc_mean": pairs["base_pauc"].mean(),
@@ -301,10 +329,18 @@ def compare(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0.95, 
 
 def multi_source_versions(results: pd.DataFrame) -> list[str]:
     """Versions in which some target is transferred from more than one source set (v1 and v3)."""
-    runs = results[results["method"].isin(COMPARED)]
-    counts = runs.groupby(["version", *TARGET])["source"].nunique()
-    found = counts[counts > 1].index.get_level_values("version").unique()
-    return sorted(found, key=version_key)
+    return sorted({version for version, _ in multi_source_methods(results)}, key=version_key)
+
+
+def multi_source_methods(results: pd.DataFrame) -> list[tuple[str, str]]:
+    """(version, method) pairs where the method scores some target from more than one source set.
+
+    Only pretrained methods (`PRETRAINED`) count, in version then results order.
+    """
+    runs = results[results["method"].isin(PRETRAINED)]
+    counts = runs.groupby(["version", "method", *TARGET])["source"].nunique()
+    found = counts[counts > 1].reset_index()[["version", "method"]].drop_duplicates()
+    return sorted(map(tuple, found.to_numpy()), key=lambda vm: (version_key(vm[0]), METHOD_ORDER.get(vm[1], 99)))
 
 
 def by_source(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
@@ -312,7 +348,8 @@ def by_source(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0.95
 
     Parameters and numbers are those of `compare`, computed per source set instead of averaging
     over sources, so a reader sees which source helps. Versions with one source per target (v2, v4)
-    are left out: there the source is the target's only one and `compare` already says it all.
+    are left out: there the source is the target's only one and `compare` already says it all; so
+    are the family controls, which pretrain on nothing.
 
     Returns
     -------
@@ -321,12 +358,93 @@ def by_source(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0.95
     columns = COMPARE_COLUMNS[:2] + ["source"] + COMPARE_COLUMNS[2:]
     keep = results[results["version"].isin(multi_source_versions(results))]
     rows = []
-    for method in COMPARED:
+    for method in (m for m in COMPARED if m in PRETRAINED):
         pairs = paired_table(keep, method=method, by_source=True)
         for (version, source, budget), g in pairs.groupby(["version", "source", "budget"], sort=False):
             rows.append({"version": version, "method": method, "source": source, "budget": budget,
                          **_summarize_pairs(g, n_boot=n_boot, level=level, seed=seed)})
     return _ordered(pd.DataFrame(rows, columns=columns), ["source"])
+
+
+# The method table: every method's means, and its paired difference to three baselines.
+
+# Block -> (baseline, its budget): scratch at the same budget, the family's own control at the same budget,
+# scratch trained on every target clip. None as baseline: the method's family control.
+BLOCKS = {"scratch": (BASELINE, None), "control": (None, None), "scratch_all": (BASELINE, ALL_BUDGET)}
+BLOCK_FIELDS = ["n_targets", "auc_mean", "pauc_mean", "delta_auc_mean", "delta_auc_ci_low", "delta_auc_ci_high",
+                "wilcoxon_p", "delta_pauc_mean", "delta_pauc_ci_low", "delta_pauc_ci_high", "wilcoxon_p_pauc"]
+_BASELINE_MEANS = {"auc_mean": "scratch_auc_mean", "pauc_mean": "scratch_pauc_mean"}  # `_summarize_pairs` names
+METHOD_TABLE_COLUMNS = ["version", "family", "method", "control", "budget", "n_train_clips", "n_targets",
+                        "n_sources", "n_seeds", "auc_mean", "pauc_mean",
+                        *[f"{block}_{field}" for block in BLOCKS for field in BLOCK_FIELDS]]
+
+
+def _own_means(results: pd.DataFrame) -> pd.DataFrame:
+    """Per version, method and budget: the method's own means over targets (sources, then seeds averaged)."""
+    key = ["version", "method", "budget", *TARGET]
+    runs = results[results["method"].isin(METHOD_NAMES)]
+    per_seed = runs.groupby(key + ["seed"], sort=False).agg(
+        auc=("auc", "mean"), pauc=("pauc", "mean"), clips=("n_train_clips", "mean"),
+        n_sources=("source", "nunique")).reset_index()
+    per_target = per_seed.groupby(key, sort=False).agg(
+        auc=("auc", "mean"), pauc=("pauc", "mean"), clips=("clips", "mean"), n_sources=("n_sources", "max"),
+        n_seeds=("seed", "nunique")).reset_index()
+    out = per_target.groupby(key[:3], sort=False).agg(
+        n_train_clips=("clips", "mean"), n_targets=("auc", "size"), n_sources=("n_sources", "max"),
+        n_seeds=("n_seeds", "max"), auc_mean=("auc", "mean"), pauc_mean=("pauc", "mean")).reset_index()
+    return out.round({c: DECIMALS for c in ("n_train_clips", "auc_mean", "pauc_mean")})
+
+
+def _block(results: pd.DataFrame, block: str, *, n_boot: int, level: float, seed: int) -> pd.DataFrame:
+    """One baseline block of `method_table`: per version, method and budget, the `BLOCK_FIELDS` numbers."""
+    columns = [f"{block}_{field}" for field in BLOCK_FIELDS]
+    baseline, baseline_budget = BLOCKS[block]
+    rows = []
+    for method in (m for m in METHOD_NAMES if (results["method"] == m).any()):
+        base = baseline or FAMILY_CONTROL[METHOD_FAMILY[method]]
+        pairs = paired_table(results, method=method, baseline=base, baseline_budget=baseline_budget)
+        for (version, budget), g in pairs.groupby(["version", "budget"], sort=False):
+            if method == base and baseline_budget in (None, str(budget)):
+                continue  # a run against itself
+            numbers = _summarize_pairs(g, n_boot=n_boot, level=level, seed=seed)
+            rows.append([version, method, budget, *[numbers[_BASELINE_MEANS.get(f, f)] for f in BLOCK_FIELDS]])
+    return pd.DataFrame(rows, columns=["version", "method", "budget", *columns])
+
+
+def method_table(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """The method x version x budget table: means, and paired differences to scratch and to the family control.
+
+    Parameters
+    ----------
+    results : pd.DataFrame
+        Rows of ``results.csv`` (one or several versions, any subset of `METHOD_NAMES`).
+    n_boot, level, seed
+        As in `compare`.
+
+    Returns
+    -------
+    table : pd.DataFrame [columns=METHOD_TABLE_COLUMNS]
+        One row per version, method and budget, in results order of the methods, then versions and budgets.
+        ``auc_mean`` / ``pauc_mean`` are the method's own means over its targets and ``n_train_clips`` its
+        own clips (0 for a zero-shot method, whose rows repeat for every budget). Each block of `BLOCKS`
+        (``scratch_*``, ``control_*``, ``scratch_all_*``) pairs the method per target as `compare` does
+        with: scratch at the same budget, the family's control (`config.FAMILY_CONTROL`) at the same
+        budget, and scratch on every target clip (budget ``"all"``). A block is NaN where its baseline
+        was not run, or is the row itself.
+    """
+    _require(results, ["version", *TARGET, "source", "method", "budget", "seed", "auc", "pauc", "n_train_clips"],
+             name="results")
+    table = _own_means(results)
+    if table.empty:
+        return pd.DataFrame(columns=METHOD_TABLE_COLUMNS)
+    for block in BLOCKS:
+        numbers = _block(results, block, n_boot=n_boot, level=level, seed=seed)
+        table = table.merge(numbers, on=["version", "method", "budget"], how="left")
+    table["family"] = table["method"].map(METHOD_FAMILY)
+    table["control"] = table["family"].map(FAMILY_CONTROL)
+    order = table.assign(_m=table["method"].map(METHOD_ORDER), _v=table["version"].map(version_key),
+                         _b=table["budget"].map(budget_key))
+    return table.loc[order.sort_values(["_m", "_v", "_b"]).index, METHOD_TABLE_COLUMNS].reset_index(drop=True)
 
 
 def _ordered(table: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
@@ -425,11 +543,12 @@ def averaged_roc(scores: pd.DataFrame, *, n_points: int = 201) -> tuple[np.ndarr
     return np.r_[0.0, grid], np.r_[0.0, np.mean(tprs, axis=0)], float(np.mean(aucs)), len(tprs)
 
 
-def roc_target(results: pd.DataFrame, *, method: str = "transfer") -> tuple[str, str, str]:
+def roc_target(results: pd.DataFrame, *, method: str | None = None) -> tuple[str, str, str]:
     """The target whose ROC the report shows: largest |method - scratch| AUC at the smallest budget.
 
-    The per-target difference is averaged over versions, so the chosen machine is where the method
-    changes most, in either direction. Without `method` runs, the first scratch target is used.
+    The per-target difference is averaged over versions, so the chosen machine is where a method
+    changes most, in either direction; with `method` None, the largest change of any method compared
+    with scratch. Without such runs, the first scratch target is used.
 
     Returns
     -------
@@ -438,10 +557,14 @@ def roc_target(results: pd.DataFrame, *, method: str = "transfer") -> tuple[str,
     if results.empty:
         raise DataError("roc_target got an empty results table")
     budget = min(results["budget"].astype(str).unique(), key=budget_key)
-    pairs = paired_table(results[results["budget"].astype(str) == budget], method=method)
-    if pairs.empty:
-        first = results[results["budget"].astype(str) == budget].sort_values(TARGET).iloc[0]
+    at = results[results["budget"].astype(str) == budget]
+    changes = []
+    for m in [method] if method else COMPARED:
+        pairs = paired_table(at, method=m)
+        if len(pairs):
+            changes.append(pairs.groupby(TARGET)["delta_auc"].mean().abs())
+    if not changes:
+        first = at.sort_values(TARGET).iloc[0]
         return str(first["target_type"]), str(first["target_id"]), budget
-    delta = pairs.groupby(TARGET)["delta_auc"].mean()
-    target_type, target_id = delta.abs().sort_index().idxmax()
+    target_type, target_id = pd.concat(changes, axis=1).max(axis=1).sort_index().idxmax()
     return str(target_type), str(target_id), budget

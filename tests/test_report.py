@@ -93,8 +93,8 @@ def test_write_report_writes_every_file(report):
     repo, path = report
     out = repo / "report"
     assert path == out / "report.md"
-    for name in ("comparison.csv", "by_source.csv", "inverted.csv", "chance.csv", "report.md",
-                 "auc_vs_budget.png", "v1_heatmap_transfer_minus_scratch.png",
+    for name in ("methods.csv", "comparison.csv", "by_source.csv", "inverted.csv", "chance.csv", "report.md",
+                 "auc_vs_budget.png", "v1_heatmap_transfer_minus_scratch.png", "v1_heatmap_zero_shot_minus_scratch.png",
                  "v1_machine_bars_4.png", "v1_machine_bars_all.png", "v2_machine_bars_4.png",
                  "v2_machine_bars_all.png", "roc_fan_id_02_4.png"):
         assert (out / name).is_file(), name
@@ -103,14 +103,14 @@ def test_write_report_writes_every_file(report):
     v1 = repo / "Version1" / "result_transfer_pretrain_v1"
     v2 = repo / "Version2" / "result_transfer_pretrain_v2"
     assert {p.name for p in v1.glob("*.png")} == {"v1_heatmap_transfer_minus_scratch.png", "v1_machine_bars_4.png",
-                                                  "v1_machine_bars_all.png"}
+                                                  "v1_heatmap_zero_shot_minus_scratch.png", "v1_machine_bars_all.png"}
     assert {p.name for p in v2.glob("*.png")} == {"v2_machine_bars_4.png", "v2_machine_bars_all.png"}
 
 
 def test_every_png_is_valid_and_not_blank(report):
     repo, _ = report
     pngs = sorted(repo.rglob("*.png"))
-    assert len(pngs) == 7 + 5
+    assert len(pngs) == 8 + 6
     for png in pngs:
         assert_valid_png(png)
 
@@ -134,7 +134,7 @@ def test_report_md_links_every_png_and_states_each_version_once(report):
     text = path.read_text()
     links = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text))
     assert links == {p.name for p in (repo / "report").glob("*.png")}
-    transfer = text.split("## Transfer versus scratch")[1].split("##")[0]
+    transfer = text.split("## Each method versus scratch")[1].split("### transfer\n")[1].split("#")[0]
     sentences = [line for line in transfer.splitlines() if line.startswith("- ")]
     assert [s[:5] for s in sentences] == ["- v1:", "- v2:"]
     for s in sentences:
@@ -184,7 +184,7 @@ def test_collect_reads_every_version_and_refuses_an_empty_repo(tmp_path, rng):
 
 def test_plot_functions_return_figures(tmp_path, rng):
     results, scores = collect(fake_repo(tmp_path / "repo", rng))
-    figures = [plots.transfer_heatmap(results, version="v1"), plots.auc_vs_budget(results),
+    figures = [plots.source_heatmap(results, version="v1", method="transfer"), plots.auc_vs_budget(results),
                plots.machine_bars(results, version="v2", budget="4"),
                plots.roc_curves(scores, target_type="pump", target_id="id_00", budget="all", seed=1),
                plots.auc_by_target(results[results["version"] == "v1"], budget="4")]
@@ -224,7 +224,8 @@ def test_verdict_states_the_direction_only_when_the_interval_excludes_zero():
     assert "was worse than scratch on 4 of 16 machines" in down and "mean -0.050 AUC" in down
     few = verdict(row(np.nan, np.nan, p=np.nan) | {"n_targets": 1})
     assert "too few for an interval" in few and "no claim" in few
-    assert "scratch at budget 8" in verdict(row(0.01, 0.07, method="zero_shot"))
+    assert "scratch at budget 8" in verdict(row(0.01, 0.07, method="zero_shot") | {"method_train_clips": 0})
+    assert "scratch at" not in verdict(row(0.01, 0.07, method="zero_shot") | {"method_train_clips": 8})
 
 
 def test_version_sentence_is_one_sentence_over_budgets():
@@ -234,11 +235,11 @@ def test_version_sentence_is_one_sentence_over_budgets():
              "n_train_clips": clips} for m, d in zip(MACHINES, deltas) for budget, clips in (("8", 8), ("all", 20))
             for method, source in (("scratch", "none"), ("transfer", "src"))]
     both = pd.DataFrame(runs)
-    sentence = version_sentence(compare(both, n_boot=500), version="v1")
+    sentence = version_sentence(compare(both, n_boot=500), version="v1", method="transfer")
     assert sentence.startswith("v1: transfer ") and sentence.endswith(".") and ". " not in sentence
     assert sentence.count("transfer ") == 2  # one clause per budget
     assert "budget 8, 8 training clips" in sentence and "budget all, 20 training clips" in sentence
-    assert version_sentence(compare(both, n_boot=500), version="v9") == "v9: no transfer results."
+    assert version_sentence(compare(both, n_boot=500), version="v9", method="transfer") == "v9: no transfer results."
 
 
 def test_report_reads_each_versions_result_dir_from_its_yaml(tmp_path, rng):

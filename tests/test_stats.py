@@ -225,11 +225,14 @@ def test_averaged_roc_of_one_run_follows_sklearn(rng):
 
 
 def test_roc_target_is_the_largest_absolute_change(five_targets):
-    assert roc_target(five_targets) == ("fan", "id_00", "8")
+    assert roc_target(five_targets, method="transfer") == ("fan", "id_00", "8")  # |+0.10|
+    # Any method: zero-shot's 0.5 against pump/id_02's scratch 0.80 is the largest change (|-0.30|).
+    assert roc_target(five_targets) == ("pump", "id_02", "8")
     worse = five_targets.copy()
     worse.loc[(worse["target_id"] == "id_02") & (worse["target_type"] == "pump") & (worse["method"] == "transfer"),
               "auc"] = 0.4
-    assert roc_target(worse) == ("pump", "id_02", "8")
+    assert roc_target(worse, method="transfer") == ("pump", "id_02", "8")
+    assert roc_target(five_targets[five_targets["method"] == "scratch"]) == ("fan", "id_00", "8")  # no pair: first
 
 
 def test_errors_name_what_is_missing(five_targets, flag_scores):
