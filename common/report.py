@@ -407,8 +407,9 @@ def _sources_section(sources: pd.DataFrame, images: dict[str, str]) -> list[str]
         return []
     budget = sentence_budget(sources["budget"])
     versions = sorted(sources["version"].unique(), key=version_key)
+    which = f"Versions {', '.join(versions)} pretrain" if len(versions) > 1 else f"Version {versions[0]} pretrains"
     return ["## Which source helps (`by_source.csv`)", "",
-            f"Version{'s' * (len(versions) > 1)} {', '.join(versions)} pretrain{'s' * (len(versions) == 1)} each target on several source sets; here each pretrained method of "
+            f"{which} each target on several source sets; here each pretrained method of "
             f"each source set is compared with scratch on the targets it serves, at budget {budget} (every budget "
             "in `by_source.csv`). The heatmaps compare each method with its family control at every budget.", "",
             markdown_table(_readable(sources[sources["budget"].astype(str) == budget], extra=["source"])), "",
