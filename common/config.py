@@ -37,6 +37,7 @@ METHOD_FAMILY = {"scratch": "autoencoder", "zero_shot": "autoencoder", "transfer
                  "lw_scratch": "statistics", "lw_transfer": "statistics",
                  "logmel_knn": "embedding", "embed_zero_shot": "embedding", "embed_knn": "embedding",
                  "embed_finetune": "embedding"}
+ZERO_SHOT_METHODS = ("zero_shot", "embed_zero_shot")  # the pretrained model as is: no target clip, no model of their own
 FAMILY_CONTROL = {"autoencoder": "scratch", "statistics": "lw_scratch", "embedding": "logmel_knn"}
 BASELINE = "scratch"  # every report compares each method with it, so every run computes it
 Budget = Union[int, str]
@@ -110,6 +111,32 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class EmbeddingConfig:
+    """The machine-ID classifier of the embedding family (`common.embedding`) and its nearest-neighbour scoring."""
+
+    hidden: tuple[int, ...]
+    embedding_dim: int
+    head: str
+    scale: float
+    margin: float
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    mixup: float
+    vectors_per_clip: int
+    k: int
+    finetune_epochs: int
+    finetune_learning_rate: float
+
+
+@dataclass(frozen=True)
+class StatisticsConfig:
+    """How much source data a cell reads where a method needs it (covariances, replay, the zero-shot bank)."""
+
+    source_clips: int
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     version: str
     budgets: tuple[Budget, ...]
@@ -146,6 +173,8 @@ class Config:
     model: ModelConfig
     fit: FitConfig
     transfer: TransferConfig
+    embedding: EmbeddingConfig
+    statistics: StatisticsConfig
     experiment: ExperimentConfig
     eval: EvalConfig
     output: OutputConfig
@@ -189,6 +218,20 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "fit.max_in_memory_mb": (lambda v: v >= 0, "an integer >= 0"),
     "transfer.epochs": (lambda v: v >= 0, "an integer >= 0"),
     "transfer.learning_rate": (lambda v: v > 0, "a number > 0"),
+    "embedding.hidden": (lambda v: len(v) > 0 and all(n > 0 for n in v), "a non-empty list of positive layer sizes"),
+    "embedding.embedding_dim": (lambda v: v > 0, "an integer > 0"),
+    "embedding.head": (lambda v: v in ("adacos", "arcface"), "one of: adacos, arcface"),
+    "embedding.scale": (lambda v: v >= 0, "a number >= 0 (0 = AdaCos' fixed scale)"),
+    "embedding.margin": (lambda v: 0 <= v < 1.5, "a number in [0, 1.5) (radians)"),
+    "embedding.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "embedding.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "embedding.learning_rate": (lambda v: v > 0, "a number > 0"),
+    "embedding.mixup": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "embedding.vectors_per_clip": (lambda v: v >= 1, "an integer >= 1"),
+    "embedding.k": (lambda v: v >= 1, "an integer >= 1"),
+    "embedding.finetune_epochs": (lambda v: v >= 0, "an integer >= 0"),
+    "embedding.finetune_learning_rate": (lambda v: v > 0, "a number > 0"),
+    "statistics.source_clips": (lambda v: v >= 1, "an integer >= 1"),
     "experiment.version": (lambda v: v in VERSIONS, "one of: " + ", ".join(VERSIONS)),
     "experiment.budgets": (
         lambda v: len(v) > 0 and all(b == "all" or (isinstance(b, int) and b >= 1) for b in v),

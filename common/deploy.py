@@ -27,19 +27,20 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
-from .config import FeatureConfig
+from .config import ZERO_SHOT_METHODS, FeatureConfig
 from .data import is_clip
 from .errors import AudioError, DataError, ModelError
 from .features import extract
 from .io import atomic_write_text
 from .layout import pretrained_model_path, row_model_path, transfer_yaml
-from .model import FEATURE_KEYS, ROW_FIELDS, Sidecar, copy_model, load_model, read_sidecar
+from .model import FEATURE_KEYS, ROW_FIELDS, Sidecar, copy_model, load_head, load_model, read_sidecar
 from .results import read_table, result_dir
-from .scoring import clip_scores
+from .scorer import score_clips
 from .threshold import describe_threshold
 
 SCORE_FILE_COLUMNS = ["path", "score", "decision", "error"]
 DECISIONS = {False: "normal", True: "anomalous"}
+
 ERROR = "error"  # the decision of a file that could not be scored
 _PARAMS = FeatureConfig.names()
 
@@ -250,13 +251,14 @@ def score_files(
     """
     model_path = Path(model_path)
     model, sidecar = load_model(model_path)
+    head = load_head(model_path, sidecar)
     features = model_features(sidecar, path=model_path)
     threshold = _threshold(sidecar, threshold, model_path)
     n_channels = _n_channels(sidecar, model_path)
     files = find_wavs(paths)
     infos, errors = _check_files(files, features, n_channels, model_path, sidecar)
     vectors = _read_vectors([p for p in files if p in infos], features, infos, errors, progress=progress)
-    scores = _clip_scores(model, files, vectors)
+    scores = _clip_scores(model, sidecar, head, files, vectors)
     return pd.DataFrame({
         "path": [str(p) for p in files],
         "score": [float(scores[p]) if p in scores else np.nan for p in files],
@@ -278,14 +280,17 @@ def _read_vectors(files: list[Path], features: Mapping[str, Any], infos: Mapping
     return vectors
 
 
-def _clip_scores(model, files: list[Path], vectors: Mapping[Path, np.ndarray]) -> dict[Path, float]:
-    """One score per file that has vectors, in one batched pass over the model."""
+def _clip_scores(model, sidecar: Mapping[str, Any], head: Mapping[str, np.ndarray], files: list[Path],
+                 vectors: Mapping[Path, np.ndarray]) -> dict[Path, float]:
+    """One score per file that has vectors, in one batched pass, by the model's scorer (`common.scorer`)."""
     good = [p for p in files if p in vectors]
     if not good:
         return {}
     offsets = np.zeros(len(good) + 1, dtype=np.int64)
     np.cumsum([len(vectors[p]) for p in good], out=offsets[1:])
-    return dict(zip(good, clip_scores(model, np.concatenate([vectors[p] for p in good]), offsets)))
+    scores = score_clips(model, sidecar.get("architecture") or {}, sidecar.get("scorer"), head,
+                         np.concatenate([vectors[p] for p in good]), offsets, n_mels=sidecar["features"]["n_mels"])
+    return dict(zip(good, scores))
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,7 +388,7 @@ def _row_model(table: Path, facts: Mapping[str, Any], *, target: str, rerun: str
     ModelError
         A scratch or transfer model was saved by another run than the row (its config_hash differs).
     """
-    if facts["method"] == "zero_shot":
+    if facts["method"] in ZERO_SHOT_METHODS:
         return _zero_shot_sidecar(table.parent, facts, target)
     src = row_model_path(table.parent, facts)
     sidecar = read_sidecar(src)
@@ -432,7 +437,9 @@ def _zero_shot_sidecar(result_dir: Path, facts: Mapping[str, Any], target: str) 
     # The result's fit.backend says how it was trained; a .keras file loads on any backend, so
     # exporting must neither switch Keras (already imported) nor refuse to run on another one.
     cfg = load_config(result_dir / "config.yaml", select_backend=False)
-    src = pretrained_model_path(cfg.transfer.init_from, facts["source"])
+    from .methods import METHODS
+
+    src = pretrained_model_path(cfg.transfer.init_from, facts["source"], METHODS[facts["method"]].pretrains)
     method_name, level = cfg.eval.threshold_spec()
     sidecar = Sidecar.read(src).replace(**{k: facts[k] for k in ROW_FIELDS if k not in ("source", "n_train_clips")},
                                         target=target, threshold=facts["threshold"], threshold_method=method_name,
@@ -492,15 +499,38 @@ def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "",
     return "\n".join(lines)
 
 
+def _architecture_words(arch: Mapping[str, Any]) -> str:
+    """The model card's line on the network, by its kind (`common.model.kind_of`)."""
+    kind = arch.get("kind", "autoencoder")
+    if kind == "identity":
+        return f"no network: the log-mel vectors (input {arch.get('input_dim')}) as they are"
+    if kind == "classifier":
+        return (f"machine-ID classifier, input {arch.get('input_dim')}, hidden {arch.get('hidden')}, embedding "
+                f"{arch.get('embedding_dim')}, {arch.get('n_classes')} classes, {arch.get('head')} head")
+    return (f"dense autoencoder, input {arch.get('input_dim')}, hidden {arch.get('hidden')}, "
+            f"bottleneck {arch.get('bottleneck')}, batch_norm {arch.get('batch_norm')}")
+
+
 def _card_rows(model_name: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The (name, text) rows of the model card's table, from the sidecar `s`."""
     f = s.get("features", {})
     arch = s.get("architecture", {})
     method = s.get("method", "?")
     sources = ", ".join(s.get("sources", [])) or "none (trained on the target only)"
-    how = {"transfer": f"pretrained on {s.get('source')} ({sources}), then fine-tuned on the target's clips",
-           "zero_shot": f"pretrained on {s.get('source')} ({sources}), used as is (no target clips)",
-           "scratch": "trained from a random init on the target's clips only"}.get(method, method)
+    pre = f"pretrained on {s.get('source')} ({sources})"
+    how = {"transfer": f"{pre}, then fine-tuned on the target's clips",
+           "transfer_frozen": f"{pre}, then its decoder fine-tuned on the target's clips",
+           "transfer_mahalanobis": f"{pre}, fine-tuned on the target's clips, residuals scored by selective "
+                                   "Mahalanobis (source and target Gaussians)",
+           "zero_shot": f"{pre}, used as is (no target clips)",
+           "scratch": "trained from a random init on the target's clips only",
+           "lw_scratch": "Mahalanobis distance of the clip's log-mel statistics from the target clips' Gaussian",
+           "lw_transfer": f"covariance of log-mel statistics from {sources}, mean from the target's clips",
+           "logmel_knn": "cosine distance to the nearest target clip in log-mel statistics",
+           "embed_knn": f"machine-ID classifier {pre}; cosine distance to the nearest target clip embedding",
+           "embed_finetune": f"machine-ID classifier {pre}, the target's clips added as a class; nearest target clip",
+           "embed_zero_shot": f"machine-ID classifier {pre}; distance to the nearest source clip (no target clips)",
+           }.get(method, method)
     threshold = describe_threshold(s.get("threshold_method", "?"), float(s.get("threshold_level", float("nan"))),
                                    n_clips=s.get("n_threshold_clips"))
     return [
@@ -508,7 +538,7 @@ def _card_rows(model_name: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("target machine", s.get("target", "?")),
         ("method", f"{method}: {how}"),
         ("experiment", f"{s.get('version', '?')}, config_hash `{s.get('config_hash', '?')}`"),
-        ("target budget", "none: no target clips (the pretrained model as is)" if method == "zero_shot" else
+        ("target budget", "none: no target clips (the pretrained model as is)" if method in ZERO_SHOT_METHODS else
                           f"{s.get('budget', '?')} ({s.get('n_train_clips', 0)} training normal clips), "
                           f"seed {s.get('seed', '?')}"),
         ("AUC / pAUC", f"{s.get('auc', float('nan')):.4f} / {s.get('pauc', float('nan')):.4f} on the target's "
@@ -522,6 +552,5 @@ def _card_rows(model_name: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("features", f"channel {f.get('channel')}, {f.get('sample_rate')} Hz, n_mels {f.get('n_mels')}, frames "
                      f"{f.get('frames')}, n_fft {f.get('n_fft')}, hop_length {f.get('hop_length')}, "
                      f"power {f.get('power')}"),
-        ("architecture", f"dense autoencoder, input {arch.get('input_dim')}, hidden {arch.get('hidden')}, "
-                         f"bottleneck {arch.get('bottleneck')}, batch_norm {arch.get('batch_norm')}"),
+        ("architecture", _architecture_words(arch)),
     ]

@@ -39,14 +39,16 @@ from .errors import ConfigError
 from .io import atomic_write_text
 from .layout import pretrained_model_path, row_model_path
 from .lock import folder_lock
-from .methods import METHODS, Adapted, CellData, Pretrained
+from .adapt import Adapted, CellData, Pretrained, adapted_scores
+from .methods import METHODS
 from .metrics import auc_pauc, decision_metrics
-from .model import Sidecar, copy_model, save_model
-from .pretrain import load_pretrained, pretrained_sidecar
+from .model import Sidecar, copy_model, kind_of, save_model, with_weights
+from .pretrain import load_pretrained, pretrained_sidecar, source_key
 from .results import SCORE_COLUMNS, write_results, write_summary
 from .runs import (Cell, ModelOut, Plan, TextOut, cell_hash, no_source_sets, plan, reusable, row_sidecar, run_hash,
                    set_aside, target_identity, threshold_fields, warn_kept)
 from .sources import SourceSet, source_sets
+from .statistical_methods import STATISTICS
 from .store import ResultStore
 from .train import Trainer
 
@@ -74,10 +76,11 @@ class _Context:
     machines: Machines
     trainer: Trainer = field(default_factory=Trainer)
     target_keys: dict[Machine, str] = field(default_factory=dict)
-    sidecars: dict[str, Sidecar] = field(default_factory=dict)
-    weights: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    sidecars: dict[tuple[str, str], Sidecar] = field(default_factory=dict)
+    loaded: dict[tuple[str, str], tuple] = field(default_factory=dict)
     eval: dict[Machine, tuple] = field(default_factory=dict)
     scores: dict[tuple, np.ndarray] = field(default_factory=dict)
+    memo: dict = field(default_factory=dict)
 
     def target_key(self, machine: Machine) -> str:
         if machine not in self.target_keys:
@@ -85,17 +88,26 @@ class _Context:
             self.target_keys[machine] = target_identity(self.cfg, c.split.train, c.split.eval_files, c.skipped)
         return self.target_keys[machine]
 
-    def sidecar(self, source: SourceSet) -> Sidecar:
-        if source.label not in self.sidecars:
-            self.sidecars[source.label] = pretrained_sidecar(Path(self.cfg.transfer.init_from), source, self.cfg)
-        return self.sidecars[source.label]
+    def sidecar(self, source: SourceSet, pretraining: str) -> Sidecar:
+        key = (source.label, pretraining)
+        if key not in self.sidecars:
+            self.sidecars[key] = pretrained_sidecar(Path(self.cfg.transfer.init_from), source, self.cfg, pretraining)
+        return self.sidecars[key]
 
-    def pretrained(self, source: SourceSet) -> Pretrained:
-        model_dir = Path(self.cfg.transfer.init_from)
-        if source.label not in self.weights:
-            self.weights[source.label] = load_pretrained(model_dir, source, self.cfg)
-        return Pretrained(pretrained_model_path(model_dir, source.label), self.sidecar(source),
-                          self.weights[source.label])
+    def pretrained_key(self, source: SourceSet, pretraining: str) -> str:
+        """The key of what a method starts from: a pretrained model's, or the source clips' (statistics)."""
+        if pretraining == STATISTICS:
+            return source_key(self.cfg, self.machines, source)
+        return self.sidecar(source, pretraining).key
+
+    def pretrained(self, source: SourceSet, pretraining: str | None) -> Pretrained | None:
+        if pretraining is None or pretraining == STATISTICS:
+            return None
+        model_dir, key = Path(self.cfg.transfer.init_from), (source.label, pretraining)
+        if key not in self.loaded:
+            self.loaded[key] = load_pretrained(model_dir, source, self.cfg, pretraining)
+        return Pretrained(pretrained_model_path(model_dir, source.label, pretraining),
+                          self.sidecar(source, pretraining), *self.loaded[key])
 
     def eval_vectors(self, md) -> tuple:
         if md.machine not in self.eval:
@@ -125,15 +137,16 @@ def run_cell(cfg: Config, cell: Cell) -> CellResult:
     eval_x, eval_offsets = ctx.eval_vectors(md)
     data = CellData(cfg, cell, md, ctx.trainer, eval_x, eval_offsets,
                     budget_subset(md.split.train, cell.budget, seed=cell.seed),
-                    pretrained=None if cell.source is None else ctx.pretrained(cell.source))
+                    pretrained=None if cell.source is None else ctx.pretrained(cell.source, method.pretrains),
+                    machines=ctx.machines, memo=ctx.memo)
     adapted = method.adapt(data)
     shared_key = None if adapted.scores_key is None else adapted.scores_key + (md.machine,)
     scores = adapted.scores if adapted.scores is not None else ctx.scores.get(shared_key)
     if scores is None:
-        scores = method.score(ctx.trainer, adapted.architecture, adapted.weights, eval_x, eval_offsets)
+        scores = adapted_scores(ctx.trainer, adapted, eval_x, eval_offsets, n_mels=cfg.feature.n_mels)
         if shared_key is not None:  # the same model in other cells (zero_shot: every budget and seed)
             ctx.scores[shared_key] = scores
-    pretrained_key = None if data.pretrained is None else data.pretrained.sidecar.key
+    pretrained_key = None if cell.source is None else ctx.pretrained_key(cell.source, method.pretrains)
     row = _row(cfg, cell, md, adapted, scores, ctx.target_key(cell.target), pretrained_key)
     return CellResult(cell, row, _score_table(row, md, scores), _row_model(cfg, data, adapted, row),
                       adapted.shared)
@@ -144,7 +157,7 @@ def _row(cfg: Config, cell: Cell, md, adapted: Adapted, scores, target_key: str,
     auc, pauc = auc_pauc(md.split.eval_labels, scores, max_fpr=cfg.eval.max_fpr, name=md.machine.name)
     threshold = threshold_fields(cfg, adapted.train_scores)["threshold"]
     precision, recall, f1 = decision_metrics(md.split.eval_labels, scores, threshold=threshold, name=md.machine.name)
-    config_hash = cell_hash(run_hash(cfg), target_key, pretrained_key, pretrained=cell.source is not None)
+    config_hash = cell_hash(run_hash(cfg, cell.method), target_key, pretrained_key, pretrained=cell.source is not None)
     return {"version": cfg.experiment.version, "target_type": md.machine.type, "target_id": md.machine.id,
             "source": cell.source_label, "method": cell.method, "budget": str(cell.budget), "seed": cell.seed,
             "auc": auc, "pauc": pauc, "n_train_clips": adapted.n_train_clips,
@@ -166,13 +179,14 @@ def _row_model(cfg: Config, data: CellData, adapted: Adapted, row: dict[str, Any
     """The row's own model file (scratch, transfer, transfer_frozen) with its sidecar; None for zero_shot (none)."""
     if not adapted.own_model:
         return None
+    scorer = {} if adapted.scorer is None else {"scorer": adapted.scorer}
     sidecar = row_sidecar(cfg, row, target=data.md.machine.name, train_clips=data.train_files,
                           n_channels=n_channels(data.md.split.train), architecture=adapted.architecture,
-                          train_scores=adapted.train_scores, **adapted.sidecar)
+                          train_scores=adapted.train_scores, **scorer, **adapted.sidecar)
     path = row_model_path(cfg.output.result_dir, row)
     if adapted.saved is not None:
         return ModelOut(path, sidecar, copy_from=adapted.saved)
-    return ModelOut(path, sidecar, adapted.architecture, adapted.weights)
+    return ModelOut(path, sidecar, adapted.architecture, adapted.weights, head=adapted.head)
 
 
 def _check_budgets(cfg: Config, checked: dict[Machine, CheckedMachine]) -> None:
@@ -238,7 +252,8 @@ def _plan(cfg: Config, ctx: _Context, targets) -> Plan:
     _check_budgets(cfg, checked)
     methods = {name: m.pretrains for name, m in METHODS.items() if name in cfg.experiment.methods}
     # Pretrained models are checked only when a listed method starts from one (not for `methods: [scratch]`).
-    keys = {s.label: ctx.sidecar(s).key for _, sets in targets for s in sets} if any(methods.values()) else {}
+    keys = {(s.label, pre): ctx.pretrained_key(s, pre)
+            for _, sets in targets for s in sets for pre in set(methods.values()) if pre is not None}
     return plan(cfg, targets, {t: ctx.target_key(t) for t, _ in targets}, keys, methods)
 
 
@@ -280,8 +295,11 @@ def _save(ctx: _Context, store: ResultStore, result: CellResult) -> None:
             set_aside(store.out, item.path, result.row["config_hash"])
         if item.copy_from is not None:
             copy_model(item.copy_from, item.path, sidecar=item.sidecar)
-        else:
-            save_model(ctx.trainer.with_weights(item.architecture, item.weights), item.path, sidecar=item.sidecar)
+            continue
+        arch = item.architecture
+        model = (ctx.trainer.with_weights(arch, item.weights) if kind_of(arch) == "autoencoder"
+                 else with_weights(arch, item.weights))
+        save_model(model, item.path, sidecar=item.sidecar, head=item.head)
     store.save(result.row, result.scores)
 
 

@@ -70,9 +70,14 @@ def parse_snr_folder(name: str) -> tuple[float, str] | None:
     return (float(m["snr"]), m["type"]) if m else None
 
 
-def pretrained_model_path(model_dir: str | os.PathLike, source_label: str) -> Path:
-    """Where the model pretrained on source set `source_label` lives: ``<model_dir>/<label>.keras``."""
-    return Path(model_dir) / f"{source_label}.keras"
+def pretrained_model_path(model_dir: str | os.PathLike, source_label: str, pretraining: str = "autoencoder") -> Path:
+    """Where the model pretrained on source set `source_label` lives.
+
+    ``<model_dir>/<label>.keras`` for the autoencoder, ``<model_dir>/<label>.<pretraining>.keras``
+    for another pretraining (``embedding``: the machine-ID classifier).
+    """
+    suffix = "" if pretraining == "autoencoder" else f".{pretraining}"
+    return Path(model_dir) / f"{source_label}{suffix}.keras"
 
 
 def row_model_path(out: str | os.PathLike, row: Mapping[str, Any]) -> Path:

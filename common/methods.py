@@ -1,8 +1,10 @@
-"""The methods a target is scored with, in one table (`METHODS`): scratch, zero_shot, transfer, transfer_frozen.
+"""The methods a target is scored with, in one table (`METHODS`), and the autoencoder family's methods.
 
-A `Method` says what it pretrains (the `PretrainJob.method` it starts from, or None), how it adapts
-to the target budget (``adapt``: a `CellData` in, an `Adapted` model out) and how it scores clips
-(``score``: mean reconstruction error per clip). Adding a method is one function and one entry here.
+A `common.adapt.Method` says what it pretrains (the `PretrainJob.method` it starts from, or None)
+and how it adapts to the target budget (``adapt``: a `CellData` in, an `Adapted` model out, which
+says how it scores clips). Adding a method is one function and one entry here. The families and
+their controls are named in `common.config` (``METHOD_FAMILY``, ``FAMILY_CONTROL``); the statistics
+family is in `common.statistical_methods`, the embedding family in `common.embedding_methods`.
 
 - ``scratch``: random init, fitted on the target budget only. Its result is shared by every version
   through ``output.scratch_dir`` (keyed by the exact clips and settings), so it is fitted once.
@@ -11,6 +13,7 @@ to the target budget (``adapt``: a `CellData` in, an `Adapted` model out) and ho
 - ``transfer``: the pretrained model fine-tuned on the target budget (``transfer.*``).
 - ``transfer_frozen``: the same fine-tuning with the encoder frozen (layers ``enc_*`` and
   ``bottleneck``; only the decoder trains), whatever ``transfer.freeze`` says.
+- ``transfer_mahalanobis``: ``transfer``'s model, scored by selective Mahalanobis on its residuals.
 
 ``experiment.methods`` picks which of them a run scores (scratch always among them).
 """
@@ -18,91 +21,22 @@ to the target budget (``adapt``: a `CellData` in, an `Adapted` model out) and ho
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from .adapt import Adapted, CellData, Method, reconstruction_scores
+from .clipvectors import out_of_sample
 from .config import Config
-from .dataset import MachineData, n_channels
+from .dataset import n_channels
+from .embedding_methods import embed_finetune, embed_knn, embed_zero_shot, logmel_knn
+from .mahalanobis import fit_gaussian, selective, to_arrays
 from .metrics import auc_pauc
 from .model import Sidecar, architecture, encoder_layers
-from .pretrain import AUTOENCODER
 from .results import METHOD_ORDER
-from .runs import Cell, ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
-from .scoring import clip_scores
-from .train import Trainer
-
-
-@dataclass(frozen=True)
-class Pretrained:
-    """A pretrained model as a cell uses it: its file, sidecar and weights."""
-
-    path: Path
-    sidecar: Sidecar
-    weights: list[np.ndarray]
-
-
-@dataclass
-class CellData:
-    """What a method adapts with: the config, the cell, the target's data and the pretrained model (if any)."""
-
-    cfg: Config
-    cell: Cell
-    md: MachineData
-    trainer: Trainer
-    eval_x: np.ndarray
-    eval_offsets: np.ndarray
-    train_files: tuple[Path, ...]
-    pretrained: Pretrained | None = None
-    _train: tuple | None = None
-
-    def train(self) -> tuple:
-        """The budget's (vectors, offsets), loaded when a fit first needs them."""
-        if self._train is None:
-            self._train = self.md.vectors(self.train_files)
-        return self._train
-
-
-@dataclass(frozen=True)
-class Adapted:
-    """A method's model for one cell: what the row and its model file are made of.
-
-    `train_scores` are the scores the decision threshold is fitted on (its own training clips;
-    for zero_shot the pretrained model's). `scores` are the evaluation clips' scores when the
-    method already has them (a scratch store hit); `scores_key` marks models shared by several
-    cells (the evaluation scores are then computed once per process). `shared` files are written
-    before the row model; `saved` is a file holding the model (copied as the row's model);
-    `own_model` False means the row has no model file of its own.
-    """
-
-    architecture: dict[str, Any]
-    weights: list[np.ndarray] | None
-    train_scores: Any
-    n_train_clips: int
-    seconds: float
-    scores: np.ndarray | None = None
-    scores_key: tuple | None = None
-    saved: Path | None = None
-    shared: tuple[ModelOut | TextOut, ...] = ()
-    own_model: bool = True
-    sidecar: dict[str, Any] = field(default_factory=dict)
-
-
-def reconstruction_scores(trainer: Trainer, arch: dict[str, Any], weights, vectors, offsets) -> np.ndarray:
-    """Each clip's mean reconstruction error under the model of `arch` with `weights` [shape=(n_clips,)]."""
-    return clip_scores(trainer.with_weights(arch, weights), vectors, offsets)
-
-
-@dataclass(frozen=True)
-class Method:
-    """A way to get a target's model: what it pretrains (None: nothing), how it adapts, how it scores clips."""
-
-    name: str
-    pretrains: str | None
-    adapt: Callable[[CellData], Adapted]
-    score: Callable[..., np.ndarray] = reconstruction_scores
+from .runs import AUTOENCODER, EMBEDDING, ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
+from .scorer import residuals
+from .statistical_methods import STATISTICS, lw_scratch, lw_transfer
 
 
 def _fit_architecture(cfg: Config, input_dim: int) -> dict[str, Any]:
@@ -154,7 +88,21 @@ def zero_shot(data: CellData) -> Adapted:
 
 
 def _fine_tune(data: CellData, freeze: tuple[str, ...]) -> Adapted:
-    """The pretrained model fine-tuned on the budget with the `freeze` layers fixed (``transfer.*`` settings)."""
+    """The pretrained model fine-tuned on the budget with the `freeze` layers fixed (``transfer.*`` settings).
+
+    Kept in the process's memo: transfer and transfer_mahalanobis of one cell share the fit.
+    """
+    cell = data.cell
+    key = ("fine_tune", cell.target, cell.source_label, str(cell.budget), cell.seed, tuple(freeze),
+           str(data.pretrained.path), data.pretrained.sidecar.key)
+    if key not in data.memo:
+        for old in [k for k in data.memo if k[0] == "fine_tune"]:
+            del data.memo[old]  # one fine-tuned model at a time: a cell's methods run together
+        data.memo[key] = _fit_fine_tune(data, freeze)
+    return data.memo[key]
+
+
+def _fit_fine_tune(data: CellData, freeze: tuple[str, ...]) -> Adapted:
     cfg, pre, train = data.cfg, data.pretrained, data.train()
     arch = pre.sidecar.architecture
     fit = data.trainer.fit(arch, pre.weights, train[0], epochs=cfg.transfer.epochs,
@@ -177,11 +125,40 @@ def transfer_frozen(data: CellData) -> Adapted:
     return _fine_tune(data, encoder_layers(data.pretrained.sidecar.architecture))
 
 
+MAX_SOURCE_RESIDUALS = 20000  # rows of the source Gaussian of transfer_mahalanobis (evenly strided)
+
+
+def transfer_mahalanobis(data: CellData) -> Adapted:
+    """``transfer``'s model, its residuals scored by selective Mahalanobis (DCASE 2023+ baseline).
+
+    One Gaussian of the residuals of ``statistics.source_clips`` clips per source machine, one of
+    the budget's; a clip's score is the smaller of its mean distances to the two.
+    """
+    tuned = _fine_tune(data, data.cfg.transfer.freeze)
+    model = data.trainer.with_weights(tuned.architecture, tuned.weights)
+    source = np.concatenate([residuals(model, v) for _, v, _ in data.source_clips(data.cell.source)])
+    source = fit_gaussian(source[::max(1, len(source) // MAX_SOURCE_RESIDUALS)])
+    vectors, offsets = data.train()
+    budget = residuals(model, vectors)
+    train_scores = out_of_sample(lambda r, o: [source, fit_gaussian(r)], lambda g, r, o: selective(g, r, o),
+                                 budget, offsets)
+    return Adapted(tuned.architecture, tuned.weights, train_scores, tuned.n_train_clips, tuned.seconds,
+                   scorer={"kind": "residual_gaussian"}, head=to_arrays([source, fit_gaussian(budget)]),
+                   sidecar=tuned.sidecar)
+
+
 _TABLE = {
     "scratch": Method("scratch", None, scratch),
     "zero_shot": Method("zero_shot", AUTOENCODER, zero_shot),
     "transfer": Method("transfer", AUTOENCODER, transfer),
     "transfer_frozen": Method("transfer_frozen", AUTOENCODER, transfer_frozen),
+    "transfer_mahalanobis": Method("transfer_mahalanobis", AUTOENCODER, transfer_mahalanobis),
+    "lw_scratch": Method("lw_scratch", None, lw_scratch),
+    "lw_transfer": Method("lw_transfer", STATISTICS, lw_transfer),
+    "logmel_knn": Method("logmel_knn", None, logmel_knn),
+    "embed_zero_shot": Method("embed_zero_shot", EMBEDDING, embed_zero_shot),
+    "embed_knn": Method("embed_knn", EMBEDDING, embed_knn),
+    "embed_finetune": Method("embed_finetune", EMBEDDING, embed_finetune),
 }
 # In the results' method order (`common.results`), which is also the order cells run in.
 METHODS: dict[str, Method] = {name: _TABLE[name] for name in sorted(_TABLE, key=METHOD_ORDER.__getitem__)}

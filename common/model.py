@@ -1,13 +1,20 @@
-"""Build, save and load the dense autoencoder of the MIMII baseline (backend-neutral Keras 3), with its sidecar.
+"""Build, save and load the project's models (backend-neutral Keras 3) with their sidecars.
 
-A saved model is two files: ``NAME.keras`` and ``NAME.json``, the sidecar (`Sidecar`, written by
-`write_sidecar` and read by `read_sidecar` only) recording the feature parameters, sources, budget,
-seed and threshold it was trained with, so it is never paired with other features.
+Models by ``architecture["kind"]``: the dense autoencoder of the MIMII baseline (``autoencoder``,
+the default of sidecars without a kind), the machine-ID classifier of the embedding family
+(``classifier``, `common.embedding`) and ``identity`` (the log-mel vectors as they are, for the
+methods without a network). A saved model is ``NAME.keras`` and ``NAME.json``, the sidecar
+(`Sidecar`, written by `write_sidecar` and read by `read_sidecar` only) recording the feature
+parameters, sources, budget, seed, scorer and threshold it was trained with, so it is never paired
+with other features; a model whose scorer holds arrays (a nearest-neighbour bank, Gaussians) has a
+third file ``NAME.head.npz``, checked by the sha256 its sidecar records (`load_head`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 import os
 import time
@@ -17,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from .config import FeatureConfig
@@ -46,6 +54,9 @@ class Sidecar:
     features: dict[str, Any] | None = None
     n_channels: int | None = None
     architecture: dict[str, Any] | None = None
+    # How clips are scored (`common.scorer`; None: mean reconstruction error) and its arrays' checksum.
+    scorer: dict[str, Any] | None = None
+    head_sha256: str | None = None
     # What it learned from and how.
     key: str | None = None
     version: str | None = None
@@ -66,6 +77,7 @@ class Sidecar:
     pretrained_key: str | None = None
     fit: dict[str, Any] | None = None
     transfer: dict[str, Any] | None = None
+    embedding: dict[str, Any] | None = None
     final_loss: float | None = None
     train_seconds: float | None = None
     streamed: bool | None = None
@@ -161,6 +173,42 @@ def encoder_layers(arch: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(f"enc_{i + 1}" for i in range(len(arch["hidden"]))) + ("bottleneck",)
 
 
+def build_identity(input_dim: int) -> keras.Model:
+    """The model of the methods without a network: the log-mel vectors as they are (no weights)."""
+    inputs = keras.Input(shape=(int(input_dim),), name="logmel_frames")
+    return keras.Model(inputs, layers.Identity(name="frames")(inputs), name="identity")
+
+
+def kind_of(arch: Mapping[str, Any]) -> str:
+    """The kind of model `arch` describes: ``autoencoder`` (also sidecars without a kind), ``classifier``, ``identity``."""
+    return str(arch.get("kind", "autoencoder"))
+
+
+def build_model(arch: Mapping[str, Any]) -> keras.Model:
+    """The model of any sidecar architecture (see the module docstring for the kinds)."""
+    kind, sizes = kind_of(arch), {k: v for k, v in arch.items() if k != "kind"}
+    if kind == "autoencoder":
+        return build_autoencoder(**sizes)
+    if kind == "identity":
+        return build_identity(sizes["input_dim"])
+    if kind == "classifier":
+        from .embedding import build_classifier
+
+        return build_classifier(arch)
+    raise ModelError(f"unknown model kind {kind!r} (known: autoencoder, classifier, identity)")
+
+
+def with_weights(arch: Mapping[str, Any], weights: list[np.ndarray] | None) -> keras.Model:
+    """A new model of `arch` holding `weights` (None: its initial ones)."""
+    model = build_model(arch)
+    if weights is not None:
+        try:
+            model.set_weights(weights)
+        except ValueError as exc:
+            raise ModelError(f"weights do not fit the {kind_of(arch)} architecture {dict(arch)}: {exc}") from None
+    return model
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and the Keras backend: the same config and seed give the same model."""
     keras.utils.set_random_seed(int(seed))
@@ -172,10 +220,28 @@ def architecture(input_dim: int, *, hidden: Sequence[int], bottleneck: int, batc
             "bottleneck": int(bottleneck), "batch_norm": bool(batch_norm)}
 
 
-def save_model(model: keras.Model, path: str | Path, *, sidecar: Sidecar | Mapping[str, Any]) -> Path:
-    """Save ``path`` (``.keras``) and its JSON sidecar atomically; returns the ``.keras`` path."""
+def head_path(path: str | Path) -> Path:
+    """Where the scorer arrays of the model at `path` are kept (``NAME.head.npz``)."""
+    return Path(path).with_suffix(".head.npz")
+
+
+def _head_bytes(head: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in head.items()})
+    return buffer.getvalue()
+
+
+def save_model(model: keras.Model, path: str | Path, *, sidecar: Sidecar | Mapping[str, Any],
+               head: Mapping[str, np.ndarray] | None = None) -> Path:
+    """Save ``path`` (``.keras``), its scorer arrays `head` (if any) and its JSON sidecar atomically.
+
+    The sidecar is written last and records the head's sha256, so a head of another save is refused.
+    """
     path = Path(path).with_suffix(".keras")
     meta = sidecar.to_dict() if isinstance(sidecar, Sidecar) else dict(sidecar)
+    if head is not None:
+        data = _head_bytes(head)
+        meta["head_sha256"] = hashlib.sha256(data).hexdigest()
     meta.setdefault("keras_version", keras.__version__)
     meta.setdefault("backend", keras.backend.backend())
     meta.setdefault("saved_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -184,8 +250,33 @@ def save_model(model: keras.Model, path: str | Path, *, sidecar: Sidecar | Mappi
     path.with_suffix(".json").unlink(missing_ok=True)
     # Keras insists on the .keras suffix, so the temporary file keeps it.
     atomic_write(path, lambda tmp: _save_keras(model, tmp))
+    if head is not None:
+        atomic_write(head_path(path), lambda tmp: tmp.write_bytes(data))
     write_sidecar(path, meta)
     return path
+
+
+def load_head(path: str | Path, sidecar: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The scorer arrays of the model at `path` ({} when its sidecar records none), checked by sha256.
+
+    Raises
+    ------
+    ModelError
+        The head file is missing or is not the one saved with this sidecar.
+    """
+    wanted = sidecar.get("head_sha256")
+    if not wanted:
+        return {}
+    file = head_path(path)
+    if not file.is_file():
+        raise ModelError(f"model {Path(path).with_suffix('.keras')} needs its scorer arrays {file.name}, which are "
+                         "missing: copy the three files NAME.keras, NAME.json and NAME.head.npz together")
+    data = file.read_bytes()
+    if hashlib.sha256(data).hexdigest() != wanted:
+        raise ModelError(f"{file} is not the head saved with {Path(path).with_suffix('.json').name} (sha256 "
+                         "differs): use the files saved together, or train the model again")
+    with np.load(io.BytesIO(data)) as npz:
+        return {k: npz[k] for k in npz.files}
 
 
 def _save_keras(model: keras.Model, tmp: Path) -> None:
@@ -290,8 +381,8 @@ def check_model_fits_sidecar(model: keras.Model, sidecar: Mapping[str, Any], *, 
     if not isinstance(arch, Mapping):
         return  # older sidecars: the input check above is all there is to compare
     try:
-        expected = [tuple(w.shape) for w in build_autoencoder(**arch).weights]
-    except (TypeError, ValueError) as exc:
+        expected = [tuple(w.shape) for w in build_model(arch).weights]
+    except (TypeError, ValueError, KeyError) as exc:
         raise ModelError(f"sidecar {side}: architecture {dict(arch)!r} cannot build a model: {exc}") from None
     got = [tuple(w.shape) for w in model.weights]
     if got != expected:
@@ -306,5 +397,7 @@ def copy_model(src: str | Path, dst: str | Path, *, sidecar: Sidecar | Mapping[s
     meta = meta if sidecar is None else sidecar
     dst.with_suffix(".json").unlink(missing_ok=True)  # as in save_model: never a new model with an old sidecar
     atomic_write(dst, lambda tmp: tmp.write_bytes(src.read_bytes()))
+    if head_path(src).is_file():
+        atomic_write(head_path(dst), lambda tmp: tmp.write_bytes(head_path(src).read_bytes()))
     write_sidecar(dst, meta)
     return dst

@@ -1,9 +1,12 @@
-"""One model per source set: pretrain it (or find it up to date), its training clips' scores and threshold.
+"""The pretrained models of each source set (or found up to date), their training clips' scores and threshold.
 
-Each model learns from the training pools of all its source machines (never evaluation clips) and
-is saved with its sidecar the moment it is trained, so a killed run resumes with the next one. A
-transfer run reads these models back (`pretrained_sidecar`, `load_pretrained`), checked against
-its own features and source sets.
+Two pretrainings, each run when a method of ``experiment.methods`` starts from it: ``autoencoder``
+(the dense autoencoder fitted on the source clips) and ``embedding`` (the machine-ID classifier of
+`common.embedding`, one class per source machine; saved with a bank of its source clips'
+embeddings, the zero-shot scorer of ``embed_zero_shot``). Each model learns from the training
+pools of all its source machines (never evaluation clips) and is saved with its sidecar the moment
+it is trained, so a killed run resumes with the next one. A transfer run reads these models back
+(`pretrained_sidecar`, `load_pretrained`), checked against its own features and source sets.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from .errors import ModelError
 from .io import atomic_write_text
 from .layout import pretrained_model_path
 from .lock import folder_lock
-from .model import Sidecar, architecture, check_features, load_model, save_model, write_sidecar
-from .runs import PretrainJob, data_identity, feature_sidecar, fit_identity, key_of, no_source_sets, threshold_fields
+from .model import (Sidecar, architecture, check_features, load_head, load_model, save_model, with_weights,
+                    write_sidecar)
+from .runs import (AUTOENCODER, EMBEDDING, PretrainJob, data_identity, feature_sidecar, fit_identity, key_of,
+                   no_source_sets, threshold_fields)
 from .scoring import clip_scores
 from .sources import SourceSet, all_source_sets
 from .train import Trainer
 
-AUTOENCODER = "autoencoder"  # the pretraining of `pretrain`: the autoencoder fitted on the source clips
 SCORE_CLIPS = 64  # clips scored at once (64 x 309 vectors = 25 MB; scoring holds ~4 copies)
 
 
@@ -41,9 +45,22 @@ class Pretrained:
     trained: bool
 
 
-def model_path(cfg: Config, source: SourceSet) -> Path:
-    """Where the pretrained model of `source` lives."""
-    return pretrained_model_path(cfg.output.model_dir, source.label)
+def model_path(cfg: Config, source: SourceSet, pretraining: str = AUTOENCODER) -> Path:
+    """Where the model of `pretraining` on `source` lives."""
+    return pretrained_model_path(cfg.output.model_dir, source.label, pretraining)
+
+
+def pretrainings(cfg: Config) -> list[str]:
+    """The pretrainings the methods of ``experiment.methods`` start from, in a fixed order."""
+    from .methods import METHODS
+
+    wanted = {METHODS[m].pretrains for m in cfg.experiment.methods}
+    return [p for p in (AUTOENCODER, EMBEDDING) if p in wanted]
+
+
+def source_key(cfg: Config, machines: Machines, source: SourceSet) -> str:
+    """Key of the source machines' training clips: what a method reading them in the cell depends on."""
+    return key_of(data_identity(cfg, [f for m in source.machines for f in machines.checked(m).split.train]))
 
 
 def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
@@ -63,10 +80,10 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
         Another run holds ``output.model_dir``.
     """
     machines = select_machines(cfg)
-    jobs = [PretrainJob(s, AUTOENCODER, cfg.experiment.pretrain_seed)
-            for s in all_source_sets(cfg.experiment.version, machines)]
-    if not jobs:
+    sets = all_source_sets(cfg.experiment.version, machines)
+    if not sets:
         raise no_source_sets(cfg, machines)
+    jobs = [PretrainJob(s, p, cfg.experiment.pretrain_seed) for p in pretrainings(cfg) for s in sets]
     with folder_lock(cfg.output.model_dir, what=f"pretrain {cfg.source}"):
         data = Machines(cfg, progress=progress)
         used = sorted({m for job in jobs for m in job.source.machines})
@@ -80,6 +97,11 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
 
 def _pretrain_one(cfg: Config, trainer: Trainer, data: Machines, job: PretrainJob) -> Pretrained:
     """Train the model of `job` and save it with its sidecar, unless an up-to-date one is on disk."""
+    if job.method == EMBEDDING:
+        from .embedding_pretrain import pretrain_embedding
+
+        path = model_path(cfg, job.source, EMBEDDING)
+        return Pretrained(job.source, path, pretrain_embedding(cfg, data, job, path))
     source, seed = job.source, job.seed
     path = model_path(cfg, source)
     train_files = [f for m in source.machines for f in data.checked(m).split.train]
@@ -143,7 +165,7 @@ def update_threshold(cfg: Config, path: Path, source: SourceSet, data: Machines)
         write_sidecar(path, sidecar.replace(**fields))
 
 
-def pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config) -> Sidecar:
+def pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config, pretraining: str = AUTOENCODER) -> Sidecar:
     """The sidecar of the model pretrained on `source`, checked against the config's features and machines.
 
     Raises
@@ -152,7 +174,7 @@ def pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config) -> Sidec
         The model is missing, was trained on other features or other machines than `source`, or
         has no scores of its training clips to fit a threshold on.
     """
-    path = pretrained_model_path(model_dir, source.label)
+    path = pretrained_model_path(model_dir, source.label, pretraining)
     if not path.is_file():
         raise ModelError(
             f"pretrained model {path} not found: run `python -m common pretrain` with the make_pretrain "
@@ -176,7 +198,9 @@ def pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config) -> Sidec
     return sidecar
 
 
-def load_pretrained(model_dir: Path, source: SourceSet, cfg: Config) -> list[np.ndarray]:
-    """Weights of the model pretrained on `source` (Keras safe mode; features checked again)."""
-    model, _ = load_model(pretrained_model_path(model_dir, source.label), features=feature_sidecar(cfg))
-    return model.get_weights()
+def load_pretrained(model_dir: Path, source: SourceSet, cfg: Config,
+                    pretraining: str = AUTOENCODER) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """Weights and scorer arrays of the model pretrained on `source` (Keras safe mode; features checked again)."""
+    path = pretrained_model_path(model_dir, source.label, pretraining)
+    model, sidecar = load_model(path, features=feature_sidecar(cfg))
+    return model.get_weights(), load_head(path, sidecar)

@@ -19,13 +19,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .config import Config
+from .config import ZERO_SHOT_METHODS, Config
 from .data import Machine
 from .errors import DataError, ModelError
 from .cache import feature_key
 from .io import digest
 from .layout import row_model_path
-from .model import ROW_FIELDS, Sidecar, keras
+from .model import ROW_FIELDS, Sidecar, head_path, keras
 from .sources import SourceSet
 from .store import STORE_DIR, ResultStore
 from .threshold import fit_threshold
@@ -75,13 +75,17 @@ class Plan:
 
 @dataclass(frozen=True)
 class ModelOut:
-    """A model a cell asks the driver to write at `path`: from `weights` (of `architecture`) or a copy of `copy_from`."""
+    """A model a cell asks the driver to write at `path`: from `weights` (of `architecture`) or a copy of `copy_from`.
+
+    `head` holds its scorer's arrays (`common.model.save_model`), if any.
+    """
 
     path: Path
     sidecar: Sidecar
     architecture: dict[str, Any] | None = None
     weights: list[np.ndarray] | None = None
     copy_from: Path | None = None
+    head: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,10 +117,21 @@ def target_identity(cfg: Config, train: Sequence[Path], eval_files: Sequence[Pat
     return key_of([data_identity(cfg, list(train) + list(eval_files)), sorted(skipped)])
 
 
-def run_hash(cfg: Config) -> str:
-    """Key of the config sections every row depends on (less the data keys of `_NOT_HASHED`)."""
+# The sections besides the common ones that a method's rows depend on (the autoencoder's own none).
+_METHOD_SECTIONS = {"transfer_mahalanobis": ("statistics",), "lw_scratch": ("statistics",),
+                    "lw_transfer": ("statistics",), "logmel_knn": ("embedding",),
+                    "embed_zero_shot": ("embedding", "statistics"), "embed_knn": ("embedding", "statistics"),
+                    "embed_finetune": ("embedding", "statistics")}
+AUTOENCODER = "autoencoder"  # pretraining: the autoencoder fitted on the source clips (`common.pretrain`)
+EMBEDDING = "embedding"  # pretraining: the machine-ID classifier of the source machines (`common.embedding_pretrain`)
+MODEL_PRETRAININGS = (AUTOENCODER, EMBEDDING)  # the pretrainings that save a model (`PretrainJob.method`)
+
+
+def run_hash(cfg: Config, method: str | None = None) -> str:
+    """Key of the config sections the rows of `method` depend on (less the data keys of `_NOT_HASHED`)."""
     d = cfg.to_dict() | {"fit": fit_identity(cfg)}
-    return key_of({k: v for k, v in d.items() if k in ("feature", "model", "fit", "transfer", "eval")}
+    sections = ("feature", "model", "fit", "transfer", "eval") + _METHOD_SECTIONS.get(method, ())
+    return key_of({k: v for k, v in d.items() if k in sections}
                   | {"data": {k: v for k, v in d["data"].items() if k not in _NOT_HASHED}})
 
 
@@ -138,25 +153,27 @@ def threshold_fields(cfg: Config, train_scores) -> dict[str, Any]:
 
 
 def plan(cfg: Config, targets: Sequence[tuple[Machine, list[SourceSet]]], target_keys: Mapping[Machine, str],
-         pretrained_keys: Mapping[str, str | None], methods: Mapping[str, str | None]) -> Plan:
+         pretrained_keys: Mapping[tuple[str, str], str | None], methods: Mapping[str, str | None]) -> Plan:
     """Every cell the config asks for, in run order, with its config hash; before any work.
 
-    `methods` maps each method name (in table order) to what it pretrains (None: nothing). Per
+    `methods` maps each method name (in table order) to what it pretrains (None: nothing);
+    `pretrained_keys` maps (source label, pretraining) to the key of what it starts from. Per
     target, budget and seed, the methods without pretraining run first (source ``none``), then
-    for each source set those that start from its pretrained model.
+    for each source set those that start from it.
     """
-    cfg_hash, cells, hashes = run_hash(cfg), [], {}
+    cells, hashes = [], {}
     plain = [m for m, pre in methods.items() if pre is None]
-    jobs = {s.label: PretrainJob(s, pre, cfg.experiment.pretrain_seed)
-            for _, sets in targets for s in sets for pre in methods.values() if pre is not None}
+    jobs = {(s.label, pre): PretrainJob(s, pre, cfg.experiment.pretrain_seed)
+            for _, sets in targets for s in sets for pre in methods.values() if pre in MODEL_PRETRAININGS}
     for target, sets in targets:
         for budget in cfg.experiment.budgets:
             for seed in cfg.experiment.seeds:
                 unit = [Cell(target, None, m, budget, seed) for m in plain]
                 unit += [Cell(target, s, m, budget, seed) for s in sets for m, pre in methods.items() if pre]
                 for cell in unit:
-                    key = pretrained_keys.get(cell.source_label)
-                    hashes[cell.key] = cell_hash(cfg_hash, target_keys[target], key, pretrained=cell.source is not None)
+                    key = pretrained_keys.get((cell.source_label, methods[cell.method]))
+                    hashes[cell.key] = cell_hash(run_hash(cfg, cell.method), target_keys[target], key,
+                                                 pretrained=cell.source is not None)
                 cells += unit
     return Plan(tuple(cells), hashes, tuple(jobs[k] for k in sorted(jobs)))
 
@@ -196,6 +213,8 @@ def _kept_model_path(out: Path, path: Path, config_hash: str) -> Path:
 
 def _move_model(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if head_path(src).is_file():
+        os.replace(head_path(src), head_path(dst))
     os.replace(src, dst)
     os.replace(src.with_suffix(".json"), dst.with_suffix(".json"))
 
@@ -212,7 +231,7 @@ def set_aside(out: Path, path: Path, config_hash: str) -> None:
 
 def _has_model(out: Path, row: Mapping[str, Any]) -> bool:
     """Whether the model behind `row` is at `row_model_path`, brought back from the store if another config's is."""
-    if row["method"] == "zero_shot":
+    if row["method"] in ZERO_SHOT_METHODS:
         return True  # the pretrained model, checked when the run starts
     path = row_model_path(out, row)
     if _model_hash(path) == row["config_hash"]:

@@ -179,7 +179,8 @@ def test_plan_runs_the_method_table_in_order(v1_run):
     from common.sources import source_sets
 
     cfg, results = v1_run.cfg, v1_run.results
-    assert list(METHODS) == list(METHOD_ORDER) == ["scratch", "zero_shot", "transfer", "transfer_frozen"]
+    assert list(METHODS) == list(METHOD_ORDER)
+    assert list(METHODS)[:4] == ["scratch", "zero_shot", "transfer", "transfer_frozen"]
     assert cfg.experiment.methods == ("scratch", "zero_shot", "transfer")  # the default
     machines = select_machines(cfg)
     targets = [(t, source_sets(cfg.experiment.version, t, machines)) for t in machines]

@@ -14,11 +14,12 @@ from common.layout import pretrained_model_path, row_model_path
 from common.results import METHOD_ORDER
 
 FROZEN = ("scratch", "transfer_frozen")
+AE_METHODS = ("scratch", "zero_shot", "transfer", "transfer_frozen")  # the autoencoder pretraining of the pipeline
 
 
 @pytest.mark.parametrize("methods, message", [
     (["scratch", "transfer_frozn"], r"unknown method 'transfer_frozn' \(did you mean 'transfer_frozen'\?\); valid "
-                                    r"methods: scratch, zero_shot, transfer, transfer_frozen"),
+                                    r"methods: scratch, zero_shot, transfer, transfer_frozen, transfer_mahalanobis"),
     ([], r"must be a non-empty list of methods out of: scratch, zero_shot"),
     (["scratch", "transfer", "transfer"], r"lists transfer more than once"),
     (["transfer", "zero_shot"], r"must include 'scratch', the baseline"),
@@ -104,12 +105,12 @@ def test_report_over_results_with_transfer_frozen(frozen):
     comparison = pd.read_csv(repo / "report" / "comparison.csv")
     assert set(comparison["method"]) == {"transfer_frozen"}
     text = (repo / "report" / "report.md").read_text()
-    assert "## Frozen-encoder fine-tuning" in text and "v1: no transfer results." in text
+    assert "### transfer_frozen" in text and "### transfer\n" not in text
 
 
 def test_all_four_methods_leave_the_default_rows_unchanged_and_report(pipeline, tmp_path):
-    run, cfg, results = _run(pipeline, tmp_path, METHOD_NAMES)
-    assert set(results["method"]) == set(METHOD_NAMES)
+    run, cfg, results = _run(pipeline, tmp_path, AE_METHODS)
+    assert set(results["method"]) == set(AE_METHODS)
     old = results[results["method"] != "transfer_frozen"].drop(columns=["train_seconds"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(old, run.results.drop(columns=["train_seconds"]).reset_index(drop=True))
     code, out = run_main(["report", "--repo", str(cfg.source.parent.parent)])

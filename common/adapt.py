@@ -1,0 +1,130 @@
+"""What a method gets for one cell (`CellData`) and gives back (`Adapted`), and how its model scores clips.
+
+Shared by the three method families (`common.methods`, `common.statistical_methods`,
+`common.embedding_methods`) and the grid (`common.experiment`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .config import Config
+from .data import Machine, budget_subset
+from .dataset import MachineData, Machines
+from .model import Sidecar, kind_of, with_weights
+from .runs import Cell, ModelOut, TextOut
+from .scorer import score_clips
+from .scoring import clip_scores
+from .sources import SourceSet
+from .train import Trainer
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """A pretrained model as a cell uses it: its file, sidecar, weights and scorer arrays."""
+
+    path: Path
+    sidecar: Sidecar
+    weights: list[np.ndarray]
+    head: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class CellData:
+    """What a method adapts with: the config, the cell, the target's data and the pretrained model (if any).
+
+    `memo` is the process's cache of work shared by cells (keyed by everything it depends on).
+    """
+
+    cfg: Config
+    cell: Cell
+    md: MachineData
+    trainer: Trainer
+    eval_x: np.ndarray
+    eval_offsets: np.ndarray
+    train_files: tuple[Path, ...]
+    pretrained: Pretrained | None = None
+    machines: Machines | None = None
+    memo: dict = field(default_factory=dict)
+    _train: tuple | None = None
+
+    def train(self) -> tuple:
+        """The budget's (vectors, offsets), loaded when a fit first needs them."""
+        if self._train is None:
+            self._train = self.md.vectors(self.train_files)
+        return self._train
+
+    def source_clips(self, source: SourceSet) -> list[tuple[Machine, np.ndarray, np.ndarray]]:
+        """(machine, vectors, offsets) of ``statistics.source_clips`` training clips of each source machine."""
+        n, seed = self.cfg.statistics.source_clips, self.cfg.experiment.pretrain_seed
+        key = ("source_clips", source.label, n, seed)
+        if key not in self.memo:
+            parts = []
+            for m in source.machines:
+                md = self.machines[m]
+                files = budget_subset(md.split.train, min(n, len(md.split.train)), seed=seed)
+                parts.append((m, *md.vectors(files)))
+            self.memo[key] = parts
+        return self.memo[key]
+
+
+@dataclass(frozen=True)
+class Adapted:
+    """A method's model for one cell: what the row and its model file are made of.
+
+    `train_scores` are the scores the decision threshold is fitted on (its own training clips,
+    scored out of sample where the model holds them; for a zero-shot method the pretrained
+    model's). `scores` are the evaluation clips' scores when the method already has them (a
+    scratch store hit); `scores_key` marks models shared by several cells (the evaluation scores
+    are then computed once per process). `scorer` and `head` say how the model scores a clip
+    (`common.scorer`; None: reconstruction error). `shared` files are written before the row
+    model; `saved` is a file holding the model (copied as the row's model); `own_model` False
+    means the row has no model file of its own.
+    """
+
+    architecture: dict[str, Any]
+    weights: list[np.ndarray] | None
+    train_scores: Any
+    n_train_clips: int
+    seconds: float
+    scores: np.ndarray | None = None
+    scores_key: tuple | None = None
+    saved: Path | None = None
+    shared: tuple[ModelOut | TextOut, ...] = ()
+    own_model: bool = True
+    sidecar: dict[str, Any] = field(default_factory=dict)
+    scorer: dict[str, Any] | None = None
+    head: dict[str, np.ndarray] | None = None
+
+
+def reconstruction_scores(trainer: Trainer, arch: dict[str, Any], weights, vectors, offsets) -> np.ndarray:
+    """Each clip's mean reconstruction error under the model of `arch` with `weights` [shape=(n_clips,)]."""
+    return clip_scores(trainer.with_weights(arch, weights), vectors, offsets)
+
+
+def adapted_scores(trainer: Trainer, adapted: Adapted, vectors, offsets, *, n_mels: int) -> np.ndarray:
+    """The clip scores of an adapted model, by its scorer (reconstruction error when it has none)."""
+    if adapted.scorer is None:
+        return reconstruction_scores(trainer, adapted.architecture, adapted.weights, vectors, offsets)
+    model = (trainer.with_weights(adapted.architecture, adapted.weights)
+             if kind_of(adapted.architecture) == "autoencoder" else with_weights(adapted.architecture, adapted.weights))
+    return score_clips(model, adapted.architecture, adapted.scorer, adapted.head or {}, vectors, offsets,
+                       n_mels=n_mels)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A way to get a target's model: its family, what it pretrains (None: nothing) and how it adapts.
+
+    ``pretrains`` names the `common.runs.PretrainJob` method it starts from (``autoencoder``,
+    ``embedding``), ``statistics`` for a method that reads the source machines' clips in the cell
+    (no model), or None (the target's clips only).
+    """
+
+    name: str
+    pretrains: str | None
+    adapt: Callable[[CellData], Adapted]

@@ -1,0 +1,82 @@
+"""Pretrain the embedding family's model of a source set: a classifier of its machines, with a zero-shot bank.
+
+The classes are the source machines (type/ID), in the source set's order; the training vectors are
+``embedding.vectors_per_clip`` frame vectors of every training clip of each (never an evaluation
+clip). The saved model's head is a bank of the embeddings of ``statistics.source_clips`` clips per
+source machine, and its threshold comes from those clips' out-of-sample distances: used as is, it
+is ``embed_zero_shot``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .clipvectors import out_of_sample_rows
+from .config import Config
+from .data import budget_subset
+from .dataset import Machines, n_channels
+from .embedding import classifier_architecture, embed_clips, sample_vectors, train_classifier
+from .io import atomic_write_text
+from .knn import cosine_knn
+from .model import Sidecar, save_model, with_weights
+from .runs import PretrainJob, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
+
+
+def training_vectors(cfg: Config, data: Machines, job: PretrainJob) -> tuple[np.ndarray, np.ndarray]:
+    """Sampled frame vectors of every training clip of each source machine, and each one's class."""
+    xs, ys = [], []
+    for label, machine in enumerate(job.source.machines):
+        md = data[machine]
+        x, _ = sample_vectors(*md.vectors(md.split.train), cfg.embedding.vectors_per_clip, job.seed + label)
+        xs.append(x)
+        ys.append(np.full(len(x), label))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def source_bank(cfg: Config, data: Machines, job: PretrainJob, arch, weights) -> np.ndarray:
+    """Clip embeddings of ``statistics.source_clips`` training clips of each source machine, machine by machine."""
+    banks = []
+    for machine in job.source.machines:
+        md = data[machine]
+        files = budget_subset(md.split.train, min(cfg.statistics.source_clips, len(md.split.train)), seed=job.seed)
+        banks.append(embed_clips(arch, weights, *md.vectors(files)))
+    return np.concatenate(banks)
+
+
+def _key(cfg: Config, data: Machines, job: PretrainJob) -> str:
+    files = [f for m in job.source.machines for f in data.checked(m).split.train]
+    d = cfg.to_dict()
+    return key_of({"data": data_identity(cfg, files), "embedding": d["embedding"], "fit": fit_identity(cfg),
+                   "statistics": d["statistics"], "seed": job.seed, "pretraining": job.method})
+
+
+def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path) -> bool:
+    """Train and save the classifier of `job` at `path` unless an up-to-date one is there; True when trained."""
+    key = _key(cfg, data, job)
+    if path.is_file() and path.with_suffix(".json").is_file() and Sidecar.read(path).key == key:
+        return False
+    e, start = cfg.embedding, time.perf_counter()
+    x, y = training_vectors(cfg, data, job)
+    arch = classifier_architecture(x.shape[1], len(job.source.machines), hidden=e.hidden,
+                                   embedding_dim=e.embedding_dim, head=e.head, scale=e.scale or None,
+                                   margin=e.margin)
+    fit = train_classifier(arch, None, x, y, epochs=e.epochs, batch_size=e.batch_size,
+                           learning_rate=e.learning_rate, mixup=e.mixup, seed=job.seed)
+    bank = source_bank(cfg, data, job, arch, fit.weights)
+    train_scores = out_of_sample_rows(lambda b: b, lambda b, r: cosine_knn(r, b, k=e.k), bank)
+    train_files = [f for m in job.source.machines for f in data.checked(m).split.train]
+    sidecar = Sidecar(
+        key=key, version=cfg.experiment.version, source=job.source.label, method="embedding",
+        sources=[m.name for m in job.source.machines], budget="all", n_train_clips=len(train_files),
+        n_train_vectors=int(len(x)), seed=job.seed, n_channels=n_channels(train_files),
+        features=feature_sidecar(cfg), architecture=arch, embedding=cfg.to_dict()["embedding"],
+        scorer={"kind": "knn", "input": "embedding", "k": e.k}, final_loss=fit.history["loss"][-1],
+        train_seconds=round(time.perf_counter() - start, 3), train_scores=train_scores.tolist(),
+        **threshold_fields(cfg, train_scores))
+    save_model(with_weights(arch, fit.weights), path, sidecar=sidecar, head={"bank": bank.astype(np.float32)})
+    atomic_write_text(path.with_suffix(".history.csv"), pd.DataFrame(fit.history).rename_axis("epoch").to_csv())
+    return True

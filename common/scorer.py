@@ -1,0 +1,71 @@
+"""A model's clip scores by the scorer its sidecar records: reconstruction error, nearest neighbour or Mahalanobis.
+
+A scorer (``Sidecar.scorer``) is a small dict; its arrays (bank, Gaussians) are the model's head
+(`common.model.load_head`). Kinds:
+
+- ``reconstruction`` (also a sidecar without a scorer): the mean squared reconstruction error of
+  the clip's vectors under the autoencoder (`common.scoring`).
+- ``knn``: the cosine distance of the clip vector to its ``k`` nearest bank clips (`common.knn`).
+- ``gaussian``: the Mahalanobis distance of the clip vector to the nearest of the head's Gaussians.
+- ``residual_gaussian``: the autoencoder's residual of each frame vector, its Mahalanobis distance to
+  each Gaussian averaged over the clip, the smallest of them (selective Mahalanobis).
+
+A clip vector (``input``) is ``logmel_stats`` (mean and std over frames, `common.clipvectors`) or
+``embedding`` (the classifier's clip embedding, `common.embedding`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from .clipvectors import check_offsets, logmel_stats
+from .errors import ModelError
+from .knn import cosine_knn
+from .mahalanobis import from_arrays, selective
+from .scoring import clip_scores
+
+SCORERS = ("reconstruction", "knn", "gaussian", "residual_gaussian")
+CLIP_INPUTS = ("logmel_stats", "embedding")
+
+
+def kind(spec: Mapping[str, Any] | None) -> str:
+    """The scorer kind of a sidecar's ``scorer`` (None: reconstruction)."""
+    found = "reconstruction" if not spec else str(spec.get("kind"))
+    if found not in SCORERS:
+        raise ModelError(f"unknown scorer kind {found!r} (known: {', '.join(SCORERS)})")
+    return found
+
+
+def clip_inputs(spec: Mapping[str, Any], model, arch: Mapping[str, Any], vectors: np.ndarray, offsets: np.ndarray,
+                *, n_mels: int) -> np.ndarray:
+    """One vector per clip as the scorer `spec` takes them [shape=(n_clips, dim)]."""
+    source = spec.get("input")
+    if source == "logmel_stats":
+        return logmel_stats(vectors, offsets, n_mels=n_mels)
+    if source == "embedding":
+        from .embedding import embed_clips
+
+        return embed_clips(arch, model.get_weights(), vectors, offsets)
+    raise ModelError(f"unknown scorer input {source!r} (known: {', '.join(CLIP_INPUTS)})")
+
+
+def residuals(model, vectors: np.ndarray, *, batch_size: int = 8192) -> np.ndarray:
+    """The autoencoder's residual ``x - model(x)`` of every vector."""
+    return np.asarray(vectors, dtype=np.float32) - model.predict(vectors, batch_size=batch_size, verbose=0)
+
+
+def score_clips(model, arch: Mapping[str, Any], spec: Mapping[str, Any] | None, head: Mapping[str, np.ndarray],
+                vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int) -> np.ndarray:
+    """The score of every clip under a model, its scorer `spec` and `head` arrays [shape=(n_clips,)]."""
+    found = kind(spec)
+    if found == "reconstruction":
+        return clip_scores(model, vectors, offsets)
+    offsets = check_offsets(vectors, offsets)
+    if found == "residual_gaussian":
+        return selective(from_arrays(head), residuals(model, vectors), offsets)
+    clips = clip_inputs(spec, model, arch, vectors, offsets, n_mels=n_mels)
+    if found == "knn":
+        return cosine_knn(clips, head["bank"], k=int(spec.get("k", 1)))
+    return selective(from_arrays(head), clips)

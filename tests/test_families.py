@@ -1,0 +1,180 @@
+"""The statistics and embedding families and selective Mahalanobis, on hand-made examples and tiny real data.
+
+One module run (v1 on the tiny set, every method, budgets 1, 2 and all) is compared with a second
+run on a copy of the data whose target evaluation clips were changed: every model, bank, Gaussian
+and threshold comes out bit for bit the same, so no evaluation clip enters any of them.
+"""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from conftest import make_config, run_main
+from common.config import METHOD_NAMES, ZERO_SHOT_METHODS
+
+EMBEDDING = {"hidden": [16], "embedding_dim": 8, "epochs": 2, "vectors_per_clip": 8, "batch_size": 64,
+             "finetune_epochs": 1}
+
+
+# --- hand-made examples ----------------------------------------------------------------------------
+
+
+def test_nearest_neighbour_score_is_the_cosine_distance_to_the_closest_bank_clip():
+    from common.knn import cosine_knn
+
+    bank = np.array([[1.0, 0.0], [0.0, 2.0]])
+    queries = np.array([[3.0, 0.0], [1.0, 1.0], [-1.0, 0.0]])
+    assert cosine_knn(queries, bank) == pytest.approx([0.0, 1 - np.sqrt(0.5), 1.0])
+    # k = 2 averages both distances; more neighbours than bank clips takes them all.
+    assert cosine_knn(queries[:1], bank, k=2) == pytest.approx([0.5])
+    assert cosine_knn(queries[:1], bank, k=5) == pytest.approx([0.5])
+
+
+def test_mahalanobis_distance_and_selective_minimum_on_a_hand_made_gaussian():
+    from common.mahalanobis import Gaussian, fit_gaussian, mahalanobis, selective
+
+    g = Gaussian(np.array([1.0, 0.0]), np.diag([1 / 4, 1.0]))  # std 2 along x, 1 along y
+    assert mahalanobis(g, np.array([[3.0, 0.0], [1.0, 3.0]])) == pytest.approx([1.0, 3.0])
+    h = Gaussian(np.array([1.0, 3.0]), np.eye(2))
+    assert selective([g, h], np.array([[1.0, 3.0]])) == pytest.approx([0.0])
+    # Per clip: the mean of its rows' distances under each Gaussian, then the smaller one.
+    rows = np.array([[3.0, 0.0], [1.0, 0.0], [1.0, 3.0]])
+    assert selective([g, h], rows, np.array([0, 2, 3])) == pytest.approx([0.5, 0.0])
+    # One row: the covariance is unknown, the distance is Euclidean from it; the centre may come from elsewhere.
+    one = fit_gaussian(np.array([[2.0, 2.0]]))
+    assert mahalanobis(one, np.array([[2.0, 5.0]])) == pytest.approx([3.0])
+    moved = fit_gaussian(np.random.default_rng(0).normal(size=(50, 2)), mean=np.array([10.0, 0.0]))
+    assert moved.mean == pytest.approx([10.0, 0.0])
+
+
+def test_logmel_statistics_are_mean_and_std_over_each_clips_first_frames():
+    from common.clipvectors import logmel_stats
+
+    vectors = np.array([[1.0, 10.0, 99.0], [3.0, 10.0, 99.0], [5.0, 0.0, 99.0]])  # n_mels 2, frame-major
+    got = logmel_stats(vectors, np.array([0, 2, 3]), n_mels=2)
+    assert got == pytest.approx(np.array([[2.0, 10.0, 1.0, 0.0], [5.0, 0.0, 0.0, 0.0]]))
+
+
+def test_training_clip_scores_never_come_from_a_model_holding_the_clip():
+    from common.clipvectors import out_of_sample_rows
+    from common.knn import cosine_knn
+
+    rows = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]])
+    got = out_of_sample_rows(lambda b: b, lambda b, r: cosine_knn(r, b), rows)
+    assert got == pytest.approx([cosine_knn(rows[:1], rows[1:2])[0]] * 2 + [cosine_knn(rows[2:], rows[1:2])[0]])
+    assert np.all(got > 0)  # in sample every clip would be at distance 0 from itself
+    halves = np.array([[1.0, 0.0], [1.0, 1.0]])  # one clip: each half against the other
+    assert out_of_sample_rows(lambda b: b, lambda b, r: cosine_knn(r, b), rows[:1], halves) == \
+        pytest.approx([1 - np.sqrt(0.5)])
+
+
+# --- every method on tiny real data ----------------------------------------------------------------
+
+
+def _run(folder, root):
+    from common.experiment import transfer
+    from common.pretrain import pretrain
+
+    cfg = make_config(folder / "Version1", root, name="transfer_pretrain_v1.yaml", embedding=EMBEDDING,
+                      statistics={"source_clips": 3},
+                      experiment={"methods": list(METHOD_NAMES), "budgets": [1, 2, "all"], "seeds": [0]})
+    pretrain(cfg, progress=False)
+    return cfg, transfer(cfg, progress=False)
+
+
+def _change_evaluation_clips(root, machine_dir, n_abnormal):
+    """Rewrite the evaluation clips of one machine (first n_abnormal normal clips, all abnormal) with other sound."""
+    clips = sorted((machine_dir / "normal").glob("*.wav"))[:n_abnormal] + sorted((machine_dir / "abnormal").glob("*.wav"))
+    for path in clips:
+        data, sr = sf.read(path)
+        sf.write(path, 0.5 * data[::-1] + 0.01, sr, subtype="PCM_16")
+    return clips
+
+
+@pytest.fixture(scope="module")
+def families(tiny_root, tmp_path_factory):
+    base = tmp_path_factory.mktemp("families")
+    first = _run(base / "a", tiny_root)
+    root = base / "changed" / "Sample_data"
+    shutil.copytree(tiny_root, root)
+    target = next(root.glob("-6_dB_fan/fan/id_00"))
+    changed = _change_evaluation_clips(root, target, 3)
+    second = _run(base / "b", root)
+    return first, second, changed
+
+
+def test_every_method_scores_every_budget_and_zero_shot_uses_no_target_clip(families):
+    (cfg, results), _, _ = families
+    assert set(results["method"]) == set(METHOD_NAMES)
+    assert results["auc"].between(0, 1).all() and results["threshold"].notna().all()
+    zero = results[results["method"].isin(ZERO_SHOT_METHODS)]
+    assert (zero["n_train_clips"] == 0).all()
+    # The same model, no target clip: one AUC per target and source whatever the budget.
+    assert (zero.groupby(["target_type", "target_id", "source", "method"])["auc"].nunique() == 1).all()
+    budgeted = results[~results["method"].isin(ZERO_SHOT_METHODS)]
+    assert set(budgeted.loc[budgeted["budget"] == "1", "n_train_clips"]) == {1}
+
+
+def test_no_evaluation_clip_enters_any_classifier_bank_or_covariance(families):
+    from common.layout import pretrained_model_path, row_model_path
+    from common.model import Sidecar, head_path, load_head, load_model
+
+    (cfg_a, res_a), (cfg_b, res_b), changed = families
+    # The target's evaluation scores moved (its clips changed) ...
+    scores_a = pd.read_csv(cfg_a.output.result_dir / "scores.csv")
+    scores_b = pd.read_csv(cfg_b.output.result_dir / "scores.csv")
+    fan = (scores_a["target_type"] == "fan") & (scores_a["target_id"] == "id_00")
+    assert not np.allclose(scores_a.loc[fan, "score"], scores_b.loc[fan, "score"])
+    # ... but every model, head and threshold is the same: no evaluation clip entered any of them.
+    for (_, a), (_, b) in zip(res_a.iterrows(), res_b.iterrows()):
+        assert a["threshold"] == b["threshold"], (a["method"], a["target_id"])
+        if a["method"] in ZERO_SHOT_METHODS:
+            continue
+        path_a, path_b = row_model_path(cfg_a.output.result_dir, a), row_model_path(cfg_b.output.result_dir, b)
+        side_a, side_b = Sidecar.read(path_a), Sidecar.read(path_b)
+        assert not set(side_a.train_clips) & {str(p) for p in changed}
+        assert side_a.train_scores == side_b.train_scores
+        for x, y in zip(load_model(path_a)[0].get_weights(), load_model(path_b)[0].get_weights()):
+            np.testing.assert_array_equal(x, y)
+        head_a, head_b = load_head(path_a, side_a.to_dict()), load_head(path_b, side_b.to_dict())
+        assert head_a.keys() == head_b.keys()
+        for k in head_a:
+            np.testing.assert_array_equal(head_a[k], head_b[k])
+        if a["method"] in ("logmel_knn", "embed_knn", "embed_finetune"):
+            assert len(head_a["bank"]) == a["n_train_clips"]
+    for label in ("fan", "valve"):
+        pre = pretrained_model_path(cfg_a.output.model_dir, label, "embedding")
+        bank = np.asarray(load_head(pre, Sidecar.read(pre).to_dict())["bank"])
+        assert len(bank) == 2 * 3  # source_clips (3) of each of the two source machines, never the target's
+        assert head_path(pre).is_file()
+
+
+def test_every_methods_model_scores_new_files_as_the_run_did(families, tmp_path):
+    from common.layout import row_model_path
+
+    (cfg, results), _, _ = families
+    scores = pd.read_csv(cfg.output.result_dir / "scores.csv")
+    for method in ("transfer_mahalanobis", "lw_scratch", "lw_transfer", "logmel_knn", "embed_knn", "embed_finetune"):
+        row = results[(results["method"] == method) & (results["budget"] == "2")].iloc[0]
+        mine = scores[(scores[["target_type", "target_id", "source", "method", "budget"]].astype(str)
+                       == [row["target_type"], row["target_id"], row["source"], method, "2"]).all(axis=1)]
+        out = tmp_path / f"{method}.csv"
+        code, text = run_main(["score", "--model", str(row_model_path(cfg.output.result_dir, row)), *mine["path"],
+                               "--csv", str(out)])
+        assert code == 0, text
+        got = pd.read_csv(out).set_index("path").loc[mine["path"], "score"].to_numpy()
+        np.testing.assert_allclose(got, mine["score"].to_numpy(), rtol=1e-4, err_msg=method)
+
+
+def test_embed_zero_shot_exports_the_pretrained_classifier_with_its_source_bank(families, tmp_path):
+    (cfg, results), _, _ = families
+    repo = cfg.source.parent.parent
+    code, text = run_main(["export", "--repo", str(repo), "--version", "1", "--target", "fan/id_00",
+                           "--method", "embed_zero_shot", "--out", str(tmp_path / "out")])
+    assert code == 0, text
+    exported = sorted((tmp_path / "out").glob("*.keras"))
+    assert len(exported) == 1 and exported[0].with_suffix(".head.npz").is_file()
+    assert "distance to the nearest source clip" in (tmp_path / "out" / "MODEL_CARD.md").read_text()
