@@ -129,7 +129,8 @@ class Standardize(layers.Layer):
 
 def classifier_architecture(
     input_dim: int, n_classes: int, *, hidden: Sequence[int], embedding_dim: int, head: str,
-    scale: float | None, margin: float, batch_norm: bool = False,
+    scale: float | None, margin: float, batch_norm: bool = False, window: int = 0, n_mels: int | None = None,
+    hop: int | None = None,
 ) -> dict[str, Any]:
     """The sizes and head that rebuild a classifier, JSON-able (``"kind": "classifier"``), as a sidecar stores them.
 
@@ -150,6 +151,13 @@ def classifier_architecture(
         ArcFace's angular margin in radians (0 for AdaCos).
     batch_norm : bool
         Batch normalisation before each hidden ReLU.
+    window : int >= 0
+        0: the network embeds each vector. > 0: it embeds the log-mel mean and std over `window`
+        consecutive frames (`clip_inputs`), which needs `n_mels`; a clip is embedded from windows
+        every `hop` frames (default ``window // 2``).
+    n_mels : int > 0 or None
+        Bands per frame of the vectors (their first `n_mels` values are one frame); window > 0 only.
+    hop : int > 0 or None
 
     Raises
     ------
@@ -171,7 +179,27 @@ def classifier_architecture(
         raise ModelError(f"margin={margin!r} must be an angle in [0, pi) radians")
     return {"kind": "classifier", "input_dim": int(input_dim), "n_classes": int(n_classes),
             "hidden": [int(h) for h in hidden], "embedding_dim": int(embedding_dim), "head": head,
-            "scale": None if scale is None else float(scale), "margin": float(margin), "batch_norm": bool(batch_norm)}
+            "scale": None if scale is None else float(scale), "margin": float(margin), "batch_norm": bool(batch_norm),
+            **_window_keys(int(input_dim), window, n_mels, hop)}
+
+
+def _window_keys(input_dim: int, window: int, n_mels: int | None, hop: int | None) -> dict[str, Any]:
+    """The architecture's ``window``, ``n_mels`` and ``hop``, checked (ModelError naming the bad one)."""
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:
+        raise ModelError(f"window={window!r} must be 0 (one vector) or a positive number of frames")
+    if window == 0:
+        return {"window": 0, "n_mels": None, "hop": None}
+    if n_mels is None or not 1 <= int(n_mels) <= input_dim:
+        raise ModelError(f"n_mels={n_mels!r} must be a band count in [1, input_dim={input_dim}] when window={window}")
+    hop = max(window // 2, 1) if hop is None else hop
+    if int(hop) < 1:
+        raise ModelError(f"hop={hop!r} must be a positive number of frames")
+    return {"window": int(window), "n_mels": int(n_mels), "hop": int(hop)}
+
+
+def model_input_dim(arch: Mapping[str, Any]) -> int:
+    """Width of the network's input: ``input_dim`` (one vector) or ``2 * n_mels`` (a window's mean and std)."""
+    return 2 * int(arch["n_mels"]) if arch.get("window", 0) else int(arch["input_dim"])
 
 
 def build_classifier(arch: Mapping[str, Any]) -> keras.Model:
@@ -181,7 +209,7 @@ def build_classifier(arch: Mapping[str, Any]) -> keras.Model:
     batch norm), ``embedding`` and ``head``, so fine-tuning can freeze them by name.
     """
     _check_kind(arch)
-    inputs = keras.Input(shape=(int(arch["input_dim"]),), name="logmel_frames")
+    inputs = keras.Input(shape=(model_input_dim(arch),), name="logmel_frames")
     x = Standardize(name="standardize")(inputs)
     for i, size in enumerate(arch["hidden"]):
         name = f"dense_{i + 1}"
@@ -265,7 +293,7 @@ def _compiled(arch: Mapping[str, Any], freeze: Sequence[str]) -> _Compiled:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss=loss,
                       metrics=["categorical_accuracy"], steps_per_execution=steps_per_execution())
         # Build the optimizer now (see common.train.Trainer.model: a first fit would otherwise differ).
-        model.fit(np.zeros((1, arch["input_dim"]), "float32"), np.eye(arch["n_classes"], dtype="float32")[:1],
+        model.fit(np.zeros((1, model_input_dim(arch)), "float32"), np.eye(arch["n_classes"], dtype="float32")[:1],
                   epochs=0, verbose=0)
         embedder = keras.Model(model.input, model.get_layer("embedding").output, name="embedder")
         _COMPILED[key] = _Compiled(model, embedder)
@@ -293,8 +321,9 @@ def _check_training(arch: Mapping[str, Any], x: np.ndarray, labels: np.ndarray) 
     """`labels` as int64 after checking them and `x` against `arch` (ModelError naming the problem)."""
     _check_kind(arch)
     labels = np.asarray(labels)
-    if x.ndim != 2 or x.shape[1] != arch["input_dim"]:
-        raise ModelError(f"training vectors of shape {x.shape} do not fit input_dim={arch['input_dim']}")
+    if x.ndim != 2 or x.shape[1] != model_input_dim(arch):
+        raise ModelError(f"training inputs of shape {x.shape} do not fit the network's input width "
+                         f"{model_input_dim(arch)} (window={arch.get('window', 0)}: use sample_inputs)")
     if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer):
         raise ModelError(f"labels of shape {labels.shape} and dtype {labels.dtype} must be {len(x)} integers")
     present = np.unique(labels)
@@ -332,8 +361,8 @@ def train_classifier(
 
     Parameters
     ----------
-    x : np.ndarray [shape=(n, input_dim)]
-        Training vectors (e.g. `sample_vectors` of the source clips); copied once per epoch.
+    x : np.ndarray [shape=(n, model_input_dim(arch))]
+        Training inputs (`sample_inputs` of the source clips); copied once per epoch.
     labels : np.ndarray [shape=(n,), int]
         Class of each row, in ``[0, n_classes)``; at least two classes present.
     mixup : float in [0, 1]
@@ -411,9 +440,67 @@ def sample_vectors(vectors: np.ndarray, offsets: np.ndarray, per_clip: int, seed
     return np.asarray(vectors[np.concatenate(rows)], dtype=np.float32), np.repeat(np.arange(len(rows)), counts)
 
 
+def _window_stats(frames: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """Mean and std over `width` frames from each of `starts` [shape=(len(starts), 2 * n_bands)], by cumulative sums."""
+    zero = np.zeros((1, frames.shape[1]))
+    total = np.concatenate([zero, np.cumsum(frames, axis=0)])
+    squares = np.concatenate([zero, np.cumsum(frames**2, axis=0)])
+    mean = (total[starts + width] - total[starts]) / width
+    var = (squares[starts + width] - squares[starts]) / width - mean**2
+    return np.concatenate([mean, np.sqrt(np.maximum(var, 0.0))], axis=1)
+
+
+def _clip_windows(arch: Mapping[str, Any], vectors: np.ndarray, offsets: np.ndarray, starts_of) -> tuple:
+    """Window statistics of each clip at ``starts_of(n_frames, width)`` (width capped at the clip), and their clip."""
+    out, clips = [], []
+    for i, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+        width = min(int(arch["window"]), int(b - a))
+        starts = starts_of(int(b - a), width)
+        out.append(_window_stats(np.asarray(vectors[a:b, : arch["n_mels"]], dtype=np.float64), starts, width))
+        clips.append(np.full(len(starts), i))
+    return np.concatenate(out).astype(np.float32), np.concatenate(clips)
+
+
+def clip_inputs(arch: Mapping[str, Any], vectors: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The network's inputs for whole clips and their offsets: the vectors, or window statistics every ``hop`` frames.
+
+    Returns
+    -------
+    x : np.ndarray [shape=(n, model_input_dim(arch)), float32]
+    offsets : np.ndarray [shape=(n_clips + 1,), int64]
+        Clip ``i`` owns ``x[offsets[i]:offsets[i + 1]]``.
+    """
+    _check_kind(arch)
+    offsets = _check_offsets(offsets, len(vectors))
+    if not arch.get("window", 0):
+        return np.asarray(vectors, dtype=np.float32), offsets
+    x, clips = _clip_windows(arch, vectors, offsets, lambda n, w: np.arange(0, n - w + 1, arch["hop"]))
+    return x, np.concatenate([[0], np.cumsum(np.bincount(clips, minlength=len(offsets) - 1))])
+
+
+def sample_inputs(arch: Mapping[str, Any], vectors: np.ndarray, offsets: np.ndarray, per_clip: int,
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training inputs of the network for `arch`: `sample_vectors`, or `per_clip` windows at seeded random starts.
+
+    Returns
+    -------
+    x : np.ndarray [shape=(n, model_input_dim(arch)), float32]
+    clips : np.ndarray [shape=(n,), int64]
+        Index of the clip each row comes from.
+    """
+    _check_kind(arch)
+    if not arch.get("window", 0):
+        return sample_vectors(vectors, offsets, per_clip, seed)
+    offsets = _check_offsets(offsets, len(vectors))
+    if isinstance(per_clip, bool) or not isinstance(per_clip, (int, np.integer)) or per_clip < 1:
+        raise DataError(f"per_clip={per_clip!r} must be a positive integer")
+    rng = np.random.default_rng(seed)
+    return _clip_windows(arch, vectors, offsets, lambda n, w: rng.integers(0, n - w + 1, per_clip))
+
+
 def embed_vectors(arch: Mapping[str, Any], weights: list[np.ndarray], vectors: np.ndarray,
                   *, batch_size: int = 4096) -> np.ndarray:
-    """The ``embedding`` layer's output for each vector [shape=(n_vectors, embedding_dim), float32]."""
+    """The ``embedding`` layer's output for each network input [shape=(n, embedding_dim), float32]."""
     compiled = _compiled(arch, ())
     _load(compiled.model, weights)
     return np.asarray(compiled.embedder.predict(np.asarray(vectors, dtype=np.float32), batch_size=batch_size,
@@ -428,12 +515,12 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 def embed_clips(arch: Mapping[str, Any], weights: list[np.ndarray], vectors: np.ndarray, offsets: np.ndarray,
                 *, normalize_vectors: bool = False) -> np.ndarray:
-    """Clip embeddings: the L2-normalised mean of each clip's vector embeddings [shape=(n_clips, embedding_dim)].
+    """Clip embeddings: the L2-normalised mean of the embeddings of each clip's `clip_inputs` [shape=(n_clips, dim)].
 
-    ``normalize_vectors=True`` normalises each vector's embedding before the mean (the mean direction).
+    ``normalize_vectors=True`` normalises each input's embedding before the mean (the mean direction).
     """
-    offsets = _check_offsets(offsets, len(vectors))
-    emb = embed_vectors(arch, weights, vectors)
+    x, offsets = clip_inputs(arch, vectors, offsets)
+    emb = embed_vectors(arch, weights, x)
     return l2_normalize(clip_means(l2_normalize(emb) if normalize_vectors else emb, offsets))
 
 

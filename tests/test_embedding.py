@@ -168,3 +168,22 @@ def test_logmel_clip_stats_of_real_cached_clips(tiny_root, tmp_path):
         np.testing.assert_allclose(stats[i], np.concatenate([frames.mean(0), frames.std(0)]), rtol=1e-6, atol=1e-8)
     with pytest.raises(DataError, match="n_mels=17"):
         E.logmel_clip_stats(feats.vectors, feats.offsets, n_mels=17)
+
+
+def test_window_inputs_are_the_log_mel_mean_and_std_over_windows():
+    arch = E.classifier_architecture(6, 2, hidden=[4], embedding_dim=2, head="arcface", scale=8.0, margin=0.2,
+                                     window=2, n_mels=2, hop=1)
+    assert E.model_input_dim(arch) == 4 and E.build_classifier(arch).input_shape == (None, 4)
+    # Two clips of 3 and 1 vectors; only each vector's first 2 values (its first frame) count.
+    vectors = np.array([[0, 2, 9, 9, 9, 9], [2, 2, 9, 9, 9, 9], [4, 8, 9, 9, 9, 9], [5, 7, 9, 9, 9, 9]], "float32")
+    x, offsets = E.clip_inputs(arch, vectors, np.array([0, 3, 4]))
+    np.testing.assert_allclose(x, [[1, 2, 1, 0], [3, 5, 1, 3], [5, 7, 0, 0]])  # the 1-vector clip: one window of 1
+    assert offsets.tolist() == [0, 2, 3]
+    sampled, clips = E.sample_inputs(arch, vectors, np.array([0, 3, 4]), 5, seed=0)
+    assert sampled.shape == (10, 4) and clips.tolist() == [0] * 5 + [1] * 5
+    assert all(any(np.allclose(row, r) for r in x) for row in sampled)
+    with pytest.raises(ModelError, match="use sample_inputs"):
+        E.train_classifier(arch, None, vectors, np.array([0, 1, 0, 1]), epochs=1, batch_size=2, learning_rate=1e-3,
+                           mixup=0.0, seed=0)
+    with pytest.raises(ModelError, match="n_mels=None"):
+        E.classifier_architecture(6, 2, hidden=[4], embedding_dim=2, head="adacos", scale=None, margin=0.0, window=2)
