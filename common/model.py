@@ -275,7 +275,8 @@ def load_head(path: str | Path, sidecar: Mapping[str, Any]) -> dict[str, np.ndar
     if hashlib.sha256(data).hexdigest() != wanted:
         raise ModelError(f"{file} is not the head saved with {Path(path).with_suffix('.json').name} (sha256 "
                          "differs): use the files saved together, or train the model again")
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+    buffer = io.BytesIO(data)
+    with np.load(buffer, allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
 
 
