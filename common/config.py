@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 import warnings
@@ -40,6 +41,7 @@ METHOD_FAMILY = {"scratch": "autoencoder", "zero_shot": "autoencoder", "transfer
 ZERO_SHOT_METHODS = ("zero_shot", "embed_zero_shot")  # the pretrained model as is: no target clip, no model of their own
 FAMILY_CONTROL = {"autoencoder": "scratch", "statistics": "lw_scratch", "embedding": "logmel_knn"}
 BASELINE = "scratch"  # every report compares each method with it, so every run computes it
+EXECUTORS = ("serial", "local", "cluster")  # where cells and pretraining jobs run (`common.executor`)
 Budget = Union[int, str]
 
 
@@ -116,6 +118,7 @@ class EmbeddingConfig:
 
     hidden: tuple[int, ...]
     embedding_dim: int
+    window: int
     head: str
     scale: float
     margin: float
@@ -143,6 +146,10 @@ class ExperimentConfig:
     seeds: tuple[int, ...]
     pretrain_seed: int
     methods: tuple[str, ...]
+    executor: str
+    workers: int
+    threads_per_worker: int
+    address: str | None
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,7 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "transfer.learning_rate": (lambda v: v > 0, "a number > 0"),
     "embedding.hidden": (lambda v: len(v) > 0 and all(n > 0 for n in v), "a non-empty list of positive layer sizes"),
     "embedding.embedding_dim": (lambda v: v > 0, "an integer > 0"),
+    "embedding.window": (lambda v: v >= 0, "an integer >= 0 (0 = one frame vector per input)"),
     "embedding.head": (lambda v: v in ("adacos", "arcface"), "one of: adacos, arcface"),
     "embedding.scale": (lambda v: v >= 0, "a number >= 0 (0 = AdaCos' fixed scale)"),
     "embedding.margin": (lambda v: 0 <= v < 1.5, "a number in [0, 1.5) (radians)"),
@@ -239,6 +247,11 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     ),
     "experiment.seeds": (lambda v: len(v) > 0 and min(v) >= 0, "a non-empty list of integers >= 0"),
     "experiment.pretrain_seed": (lambda v: v >= 0, "an integer >= 0"),
+    "experiment.executor": (lambda v: v in EXECUTORS, "one of: " + ", ".join(EXECUTORS)),
+    "experiment.workers": (lambda v: v >= 1, "an integer >= 1"),
+    "experiment.threads_per_worker": (lambda v: v >= 1, "an integer >= 1"),
+    "experiment.address": (lambda v: v is None or re.fullmatch(r"[a-z]+://\S+", v) is not None,
+                           "null or a scheduler address such as tcp://host:8786"),
     "data.split_seed": (lambda v: v >= 0, "an integer >= 0"),
     "eval.max_fpr": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "eval.threshold": (lambda v: v in THRESHOLD_METHODS, "one of: " + ", ".join(THRESHOLD_METHODS)),
@@ -283,6 +296,7 @@ def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None,
         _merge(merged, _plain_mapping(overrides), source="overrides")
     cfg = _build(merged, path)
     _check_folders(cfg)
+    _check_executor(cfg)
     if not select_backend:
         return cfg
     try:
@@ -359,6 +373,14 @@ def _check_folders(cfg: Config) -> None:
         if existing is not None and not existing.is_dir():
             where = "is a file" if existing == folder else f"is below {existing}, which is a file"
             raise ConfigError(f"{cfg.source}: '{key}' must be a folder, but {folder} {where}")
+
+
+def _check_executor(cfg: Config) -> None:
+    """``experiment.executor: cluster`` needs the scheduler's ``experiment.address``."""
+    e = cfg.experiment
+    if e.executor == "cluster" and e.address is None:
+        raise ConfigError(f"{cfg.source}: 'experiment.address' must be the Dask scheduler's address (e.g. "
+                          "tcp://host:8786) when 'experiment.executor' is cluster, got null")
 
 
 def _plain_mapping(m: Mapping[str, Any]) -> dict[str, Any]:

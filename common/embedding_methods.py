@@ -80,12 +80,13 @@ def embed_zero_shot(data: CellData) -> Adapted:
 
 def _replay(data: CellData, per_clip: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame vectors of the source clips with their class (the pretraining's order of source machines)."""
-    from .embedding import sample_vectors
+    from .embedding import sample_inputs
 
+    arch = data.pretrained.sidecar.architecture
     classes = {name: i for i, name in enumerate(data.pretrained.sidecar.sources)}
     xs, ys = [], []
     for i, (machine, vectors, offsets) in enumerate(data.source_clips(data.cell.source)):
-        x, _ = sample_vectors(vectors, offsets, per_clip, data.cell.seed + i)
+        x, _ = sample_inputs(arch, vectors, offsets, per_clip, data.cell.seed + i)
         xs.append(x)
         ys.append(np.full(len(x), classes[machine.name]))
     return np.concatenate(xs), np.concatenate(ys)
@@ -93,7 +94,7 @@ def _replay(data: CellData, per_clip: int) -> tuple[np.ndarray, np.ndarray]:
 
 def embed_finetune(data: CellData) -> Adapted:
     """The budget as one more class of the pretrained classifier, a few epochs, then the nearest budget clip."""
-    from .embedding import sample_vectors, train_classifier, with_new_class
+    from .embedding import sample_inputs, train_classifier, with_new_class
 
     cfg, start = data.cfg.embedding, time.perf_counter()
     arch, weights = data.pretrained.sidecar.architecture, data.pretrained.weights
@@ -101,7 +102,7 @@ def embed_finetune(data: CellData) -> Adapted:
     centre = before.mean(axis=0)
     arch, weights = with_new_class(arch, weights, centre / (np.linalg.norm(centre) or 1.0))
     x_src, y_src = _replay(data, cfg.vectors_per_clip)
-    x_tgt, _ = sample_vectors(*data.train(), cfg.vectors_per_clip, data.cell.seed)
+    x_tgt, _ = sample_inputs(arch, *data.train(), cfg.vectors_per_clip, data.cell.seed)
     x = np.concatenate([x_src, x_tgt])
     y = np.concatenate([y_src, np.full(len(x_tgt), arch["n_classes"] - 1)])
     fit = train_classifier(arch, weights, x, y, epochs=cfg.finetune_epochs, batch_size=cfg.batch_size,

@@ -1,8 +1,8 @@
 """Pretrain the embedding family's model of a source set: a classifier of its machines, with a zero-shot bank.
 
-The classes are the source machines (type/ID), in the source set's order; the training vectors are
-``embedding.vectors_per_clip`` frame vectors of every training clip of each (never an evaluation
-clip). The saved model's head is a bank of the embeddings of ``statistics.source_clips`` clips per
+The classes are the source machines (type/ID), in the source set's order; the training inputs are
+``embedding.vectors_per_clip`` inputs (frame vectors, or windows of ``embedding.window`` frames) of
+every training clip of each (never an evaluation clip). The saved model's head is a bank of the embeddings of ``statistics.source_clips`` clips per
 source machine, and its threshold comes from those clips' out-of-sample distances: used as is, it
 is ``embed_zero_shot``.
 """
@@ -19,19 +19,27 @@ from .clipvectors import out_of_sample_rows
 from .config import Config
 from .data import budget_subset
 from .dataset import Machines, n_channels
-from .embedding import classifier_architecture, embed_clips, sample_vectors, train_classifier
+from .embedding import classifier_architecture, embed_clips, sample_inputs, train_classifier
 from .io import atomic_write_text
 from .knn import cosine_knn
 from .model import Sidecar, save_model, with_weights
 from .runs import PretrainJob, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
 
 
-def training_vectors(cfg: Config, data: Machines, job: PretrainJob) -> tuple[np.ndarray, np.ndarray]:
-    """Sampled frame vectors of every training clip of each source machine, and each one's class."""
+def architecture_of(cfg: Config, input_dim: int, n_classes: int) -> dict:
+    """The classifier architecture the ``embedding`` section asks for, on vectors of `input_dim` values."""
+    e = cfg.embedding
+    return classifier_architecture(input_dim, n_classes, hidden=e.hidden, embedding_dim=e.embedding_dim, head=e.head,
+                                   scale=e.scale or None, margin=e.margin, window=e.window,
+                                   n_mels=cfg.feature.n_mels if e.window else None)
+
+
+def training_vectors(cfg: Config, data: Machines, job: PretrainJob, arch) -> tuple[np.ndarray, np.ndarray]:
+    """Sampled network inputs of every training clip of each source machine, and each one's class."""
     xs, ys = [], []
     for label, machine in enumerate(job.source.machines):
         md = data[machine]
-        x, _ = sample_vectors(*md.vectors(md.split.train), cfg.embedding.vectors_per_clip, job.seed + label)
+        x, _ = sample_inputs(arch, *md.vectors(md.split.train), cfg.embedding.vectors_per_clip, job.seed + label)
         xs.append(x)
         ys.append(np.full(len(x), label))
     return np.concatenate(xs), np.concatenate(ys)
@@ -60,10 +68,9 @@ def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path
     if path.is_file() and path.with_suffix(".json").is_file() and Sidecar.read(path).key == key:
         return False
     e, start = cfg.embedding, time.perf_counter()
-    x, y = training_vectors(cfg, data, job)
-    arch = classifier_architecture(x.shape[1], len(job.source.machines), hidden=e.hidden,
-                                   embedding_dim=e.embedding_dim, head=e.head, scale=e.scale or None,
-                                   margin=e.margin)
+    first = job.source.machines[0]
+    arch = architecture_of(cfg, data[first].features.take([0])[0].shape[1], len(job.source.machines))
+    x, y = training_vectors(cfg, data, job, arch)
     fit = train_classifier(arch, None, x, y, epochs=e.epochs, batch_size=e.batch_size,
                            learning_rate=e.learning_rate, mixup=e.mixup, seed=job.seed)
     bank = source_bank(cfg, data, job, arch, fit.weights)
