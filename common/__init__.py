@@ -40,6 +40,7 @@ Experiments
     `runs`         what must run and what a run records: cells, config hashes, sidecars, reuse checks
     `pretrain`     one model per source set (or found up to date)
     `experiment`   the transfer grid: plan the cells, skip finished ones, `run_cell` the rest, store them
+    `executor`     where jobs and cells run: serially here, or as tasks on a local or remote Dask cluster
     `store`        every finished row of a result folder, kept for good (``.store/``)
     `lock`         one run at a time per result or model folder
     `io`           atomic writes, file fingerprints and the one digest behind every key

@@ -5,10 +5,12 @@ For each target machine, budget and seed, every method of ``experiment.methods``
 evaluation split. `run_cell` computes one cell from
 its arguments only (it reads features from the cache and the pretrained model it needs) and writes
 nothing; `transfer` plans the cells (`common.runs.plan`), reuses the rows of the result folder's
-store whose config hash matches (`common.store.ResultStore`), runs the others in order and stores
-each row and model the moment it is finished, so a run killed at any point resumes where it
-stopped. results.csv shows the rows of the current config; rows of another hash are recomputed,
-with a warning, and kept in the store beside the new ones.
+store whose config hash matches (`common.store.ResultStore`), runs the others (in order in this
+process, or as tasks on Dask workers: ``experiment.executor``, `common.executor`) and stores each
+row and model the moment it comes back, so a run killed at any point resumes where it stopped.
+Only this process writes the result folder; a cell's result does not depend on where it ran.
+results.csv shows the rows of the current config; rows of another hash are recomputed, with a
+warning, and kept in the store beside the new ones.
 
 A run holds its folders for its whole length (`common.lock.folder_lock`): its result folder
 exclusively, and the model folder it reads shared, so several transfers may read one set of
@@ -24,6 +26,8 @@ transfer model of every row is saved beside the results (`common.layout.row_mode
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from .config import Config, save_config
 from .data import Machine, budget_subset
 from .dataset import CheckedMachine, Machines, n_channels, select_machines, write_skipped
 from .errors import ConfigError
+from .executor import executor, task_name
 from .io import atomic_write_text
 from .layout import pretrained_model_path, row_model_path
 from .lock import folder_lock
@@ -258,7 +263,11 @@ def _plan(cfg: Config, ctx: _Context, targets) -> Plan:
 
 
 def _transfer(cfg: Config, targets, *, progress: bool) -> pd.DataFrame:
-    """`transfer` with its folders locked: check everything up front, then compute what the store lacks."""
+    """`transfer` with its folders locked: check everything up front, then compute what the store lacks.
+
+    The cells run on the executor of ``experiment.executor``; each result is stored here, the
+    moment it arrives, and results.csv is rewritten when the last cell of a target is in.
+    """
     out = cfg.output.result_dir
     ctx = _context(cfg, progress=progress, fresh=True)
     the_plan = _plan(cfg, ctx, targets)
@@ -267,22 +276,35 @@ def _transfer(cfg: Config, targets, *, progress: bool) -> pd.DataFrame:
     done = reusable(store, the_plan.hashes, out)
     save_config(cfg, out / "config.yaml")
     write_skipped(out, {t: ctx.machines.checked(t).skipped for t, _ in targets})
-    bar = tqdm(total=len(the_plan.cells), initial=sum(c.key in done for c in the_plan.cells),
+    todo = [c for c in the_plan.cells if c.key not in done]
+    left = Counter(c.target for c in todo)
+    bar = tqdm(total=len(the_plan.cells), initial=len(the_plan.cells) - len(todo),
                desc=f"transfer {cfg.experiment.version}", disable=not progress, unit="run")
-    for target, _ in targets:
-        todo = [c for c in the_plan.cells if c.target == target and c.key not in done]
-        for cell in todo:
-            result = run_cell(cfg, cell)
+    with executor(cfg, tasks=len(todo)) as ex:
+        if ex.remote:
+            _load_features(ctx, todo)
+        for cell, result in ex.run(functools.partial(run_cell, cfg), todo, name=_cell_name):
             _save(ctx, store, result)
             done[cell.key] = (result.row, result.scores)
             bar.update(1)
-        if todo:
-            _write(out, done)
+            left[cell.target] -= 1
+            if not left[cell.target]:
+                _write(out, done)
     bar.close()
     results = _write(out, done)
     write_summary(out, results)
     warn_kept(store, the_plan.hashes, out)
     return results
+
+
+def _load_features(ctx: _Context, cells) -> None:
+    """Load (extract once, into the cache) the features of every machine the cells read, before workers do."""
+    for machine in sorted({m for c in cells for m in (c.target, *(c.source.machines if c.source else ()))}):
+        ctx.machines[machine]
+
+
+def _cell_name(cell: Cell) -> str:
+    return task_name("cell", cell.target.type, cell.target.id, cell.source_label, cell.method, cell.budget, cell.seed)
 
 
 def _save(ctx: _Context, store: ResultStore, result: CellResult) -> None:

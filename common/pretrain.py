@@ -5,12 +5,15 @@ Two pretrainings, each run when a method of ``experiment.methods`` starts from i
 `common.embedding`, one class per source machine; saved with a bank of its source clips'
 embeddings, the zero-shot scorer of ``embed_zero_shot``). Each model learns from the training
 pools of all its source machines (never evaluation clips) and is saved with its sidecar the moment
-it is trained, so a killed run resumes with the next one. A transfer run reads these models back
-(`pretrained_sidecar`, `load_pretrained`), checked against its own features and source sets.
+it is trained, so a killed run resumes with the next one. Each model is one job (`pretrain_job`),
+run in this process or as a task on Dask workers (``experiment.executor``), which then write the
+model. A transfer run reads these models back (`pretrained_sidecar`, `load_pretrained`), checked
+against its own features and source sets.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from .cache import VectorSet
 from .config import Config, save_config
 from .dataset import Machines, MachineData, n_channels, select_machines, write_skipped
 from .errors import ModelError
+from .executor import executor, task_name
 from .io import atomic_write_text
 from .layout import pretrained_model_path
 from .lock import folder_lock
@@ -88,11 +92,39 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
         data = Machines(cfg, progress=progress)
         used = sorted({m for job in jobs for m in job.source.machines})
         write_skipped(cfg.output.model_dir, {m: data.checked(m).skipped for m in used})
-        trainer = Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20)
-        bar = tqdm(jobs, desc=f"pretrain {cfg.experiment.version}", disable=not progress, unit="model")
-        done = [_pretrain_one(cfg, trainer, data, job) for job in bar]
+        _STATE[:] = [(cfg, Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20), data)]
+        bar = tqdm(total=len(jobs), desc=f"pretrain {cfg.experiment.version}", disable=not progress, unit="model")
+        found = {}
+        try:
+            with executor(cfg) as ex:
+                for m in used if ex.remote else ():
+                    data[m]  # features extracted here, once, not by several workers at a time
+                for job, made in ex.run(functools.partial(pretrain_job, cfg), jobs, name=_job_name):
+                    found[job] = made
+                    bar.update(1)
+        finally:
+            _STATE.clear()
+            bar.close()
         save_config(cfg, cfg.output.model_dir / "config.yaml")
-    return done
+    return [found[job] for job in jobs]
+
+
+_STATE: list[tuple[Config, Trainer, Machines]] = []  # at most one: the config this process last pretrained for
+
+
+def pretrain_job(cfg: Config, job: PretrainJob) -> Pretrained:
+    """Train (or find up to date) the model of one job and save it: a task of `pretrain`, in any process.
+
+    Reuses this process's trainer and data of `cfg` (the driver's, when it runs the job itself).
+    """
+    if not _STATE or _STATE[0][0] != cfg:
+        _STATE[:] = [(cfg, Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20), Machines(cfg, progress=False))]
+    _, trainer, data = _STATE[0]
+    return _pretrain_one(cfg, trainer, data, job)
+
+
+def _job_name(job: PretrainJob) -> str:
+    return task_name("pretrain", job.source.label, job.method, job.seed)
 
 
 def _pretrain_one(cfg: Config, trainer: Trainer, data: Machines, job: PretrainJob) -> Pretrained:

@@ -1,0 +1,266 @@
+"""Where pretraining jobs and grid cells run: in this process, or as tasks on Dask (``experiment.executor``).
+
+The one module that knows about Dask (`dask.distributed`). ``serial`` is the plain loop in this
+process. ``local`` starts a `distributed.LocalCluster` of ``experiment.workers`` processes on this
+machine; ``cluster`` connects to the scheduler at ``experiment.address``. A task returns a value
+and writes nothing the driver writes: the driver (the caller of `Executor.run`) stores each result
+as it arrives, so the files do not depend on where or in which order tasks ran. A worker that dies
+is restarted and the scheduler reruns its tasks; a driver that dies takes its local workers with it.
+
+Each worker runs one task at a time, and before Keras is first imported in it (`pin_worker`) it
+takes the driver's Keras backend and pins its compute to ``experiment.threads_per_worker`` threads:
+the thread variables of TensorFlow and BLAS, and the CPU affinity of the process, which is what
+limits JAX (``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` no longer does with jaxlib 0.10:
+measured, docs/performance.md). Workers of one machine take disjoint cores through slot files
+in the temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import pickle
+import random
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from .backend import loaded_backend, use_backend
+from .config import Config
+from .errors import ConfigError, ProjectError
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                    "TF_NUM_INTEROP_THREADS")
+SLOT_DIR = "mimii-worker-slots"  # under the temporary folder: one lock file per worker slot of this machine
+CONNECT_SECONDS = 30  # how long `cluster` waits for the scheduler and for a first worker
+
+
+@dataclass(frozen=True)
+class Pins:
+    """What every worker process is pinned to: compute threads and the Keras backend (None: Keras' own choice)."""
+
+    threads: int
+    backend: str | None
+
+    def environ(self) -> dict[str, str]:
+        """The variables that size TensorFlow's and BLAS's thread pools, and the Keras backend."""
+        return {**{k: str(self.threads) for k in THREAD_VARIABLES},
+                **({"KERAS_BACKEND": self.backend} if self.backend else {})}
+
+
+_PINNED: list[Pins] = []  # the pins this process took (a worker's, at its first task)
+_SLOT: list[int] = []  # the open slot file whose lock this process holds for its life
+_ONE_AT_A_TIME = threading.Lock()  # a worker started with several threads still runs one task at a time
+
+
+def pin_worker(pins: Pins) -> None:
+    """Pin this worker process to `pins` before its first task (threads only while Keras is not imported yet).
+
+    Raises
+    ------
+    ConfigError
+        Keras already runs on another backend in this worker (a worker of another run): restart the workers.
+    """
+    if not _PINNED:
+        if loaded_backend() is None:
+            os.environ.update(pins.environ())
+            _limit_cores(pins.threads)
+        _random_per_thread()
+        _PINNED.append(pins)
+    if pins.backend is not None:
+        use_backend(pins.backend, key="fit.backend")
+
+
+def _random_per_thread() -> None:
+    """Give each thread of this worker its own `random` generator (the module's functions dispatch by thread).
+
+    A seeded fit draws from Python's global generator (Keras' default initializer seeds), and a
+    worker's other threads draw from it at any time (tornado's jittered timers): shared, a
+    task's weights would depend on when they did. Per thread, ``random.seed`` in a task
+    fixes what that task draws, as in a serial run.
+    """
+    local = threading.local()
+
+    def generator() -> random.Random:
+        if not hasattr(local, "rng"):
+            local.rng = random.Random()
+        return local.rng
+
+    def dispatch(name: str) -> Callable[..., Any]:
+        return lambda *args, **kwargs: getattr(generator(), name)(*args, **kwargs)
+
+    for name in dir(random):
+        if getattr(getattr(random, name), "__self__", None) is random._inst:
+            setattr(random, name, dispatch(name))
+
+
+def _limit_cores(threads: int) -> None:
+    """Restrict every thread of this process to `threads` cores of its own (a free slot of this machine)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads >= len(cpus):
+        return
+    slot = _claim_slot(len(cpus))
+    cores = {cpus[(slot * threads + k) % len(cpus)] for k in range(threads)}
+    for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else [0]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.sched_setaffinity(int(tid), cores)
+
+
+def _claim_slot(n_cpus: int) -> int:
+    """The lowest worker slot of this machine no live process holds (its lock is held until this process ends)."""
+    folder = Path(tempfile.gettempdir()) / SLOT_DIR
+    folder.mkdir(exist_ok=True)
+    for slot in range(64 * n_cpus):
+        fd = os.open(folder / f"{slot}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _SLOT.append(fd)
+        return slot
+    return 0
+
+
+def _task(payload: bytes, pins: Pins) -> Any:
+    """What a worker runs: pin the process, then unpickle ``(fn, item)`` and return ``fn(item)``, one task at a time.
+
+    The task arrives as bytes so that unpickling it (which imports Keras with the project's
+    modules) happens after the pins, not when the worker receives it.
+    """
+    with _ONE_AT_A_TIME:
+        pin_worker(pins)
+        fn, item = pickle.loads(payload)
+        return fn(item)
+
+
+class Serial:
+    """Run tasks one after another in this process, in order (``experiment.executor: serial``)."""
+
+    remote = False
+
+    def run(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
+            name: Callable[[Any], str] = str) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(item, fn(item))`` for each item, in order."""
+        for item in items:
+            yield item, fn(item)
+
+
+class Dask:
+    """Run tasks on the workers of a Dask client; results come back as they finish."""
+
+    remote = True
+
+    def __init__(self, client, pins: Pins) -> None:
+        self.client, self.pins = client, pins
+
+    def run(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
+            name: Callable[[Any], str] = str) -> Iterator[tuple[Any, Any]]:
+        """Submit every item at once (in order: earlier first), yield ``(item, fn(item))`` as each finishes.
+
+        `fn` and the items must pickle. A task whose worker dies is rerun elsewhere; one that kills
+        its workers again and again (``distributed.scheduler.allowed-failures``) is a ProjectError.
+        """
+        import cloudpickle
+        from distributed import KilledWorker, as_completed
+
+        run_id = uuid.uuid4().hex[:8]
+        futures = {self.client.submit(_task, cloudpickle.dumps((fn, item)), self.pins, key=f"{name(item)}-{run_id}",
+                                      pure=False): item for item in items}
+        try:
+            for future in as_completed(list(futures), loop=self.client.loop):
+                try:
+                    result = future.result()
+                except KilledWorker as exc:
+                    raise ProjectError(f"{name(futures[future])} killed its worker process every time it ran "
+                                       f"({exc}); out of memory? Use fewer workers or more memory per worker") from None
+                item = futures.pop(future)
+                future.release()
+                yield item, result
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _pins(cfg: Config) -> Pins:
+    """The driver's pins: ``threads_per_worker`` and the backend Keras runs on here (resolved from ``auto``)."""
+    backend = loaded_backend() or (None if cfg.fit.backend == "auto" else cfg.fit.backend)
+    return Pins(cfg.experiment.threads_per_worker, backend)
+
+
+@contextlib.contextmanager
+def executor(cfg: Config, *, tasks: int | None = None) -> Iterator[Serial | Dask]:
+    """The executor of ``experiment.executor``, started for the block and stopped after it.
+
+    With ``tasks=0`` (nothing to run) it is `Serial`: no cluster is started for nothing.
+
+    Raises
+    ------
+    ConfigError
+        Dask is not installed, or no scheduler (or no worker) answers at ``experiment.address``.
+    """
+    kind = cfg.experiment.executor
+    if kind == "serial" or tasks == 0:
+        yield Serial()
+        return
+    try:
+        import distributed  # noqa: F401 - only to say what to install
+    except ImportError:
+        raise ConfigError(f"{cfg.source}: 'experiment.executor' is {kind}, which needs Dask: "
+                          "pip install 'dask[distributed]' (or set it to serial)") from None
+    pins = _pins(cfg)
+    start = _local_client if kind == "local" else _cluster_client
+    with start(cfg, pins) as client:
+        yield Dask(client, pins)
+
+
+@contextlib.contextmanager
+def _local_client(cfg: Config, pins: Pins):
+    """A LocalCluster of ``experiment.workers`` processes (one task slot each), pinned from their start."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    saved = dict(os.environ)  # the Nanny copies its pre-spawn variables into this process too
+    spawn = {"MALLOC_TRIM_THRESHOLD_": "65536", **pins.environ()}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn}):
+            with LocalCluster(n_workers=cfg.experiment.workers, threads_per_worker=1, processes=True,
+                              dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                    Client(cluster, set_as_default=False) as client:
+                yield client
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _cluster_client(cfg: Config, pins: Pins):
+    """A client of the scheduler at ``experiment.address``, once at least one worker is there."""
+    from distributed import Client
+
+    address = cfg.experiment.address
+    try:
+        client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ConfigError(f"{cfg.source}: 'experiment.address' is {address}, where no Dask scheduler answers "
+                          f"({exc}); start one with `dask scheduler` and give its address") from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+        except TimeoutError:
+            raise ConfigError(f"{cfg.source}: the Dask scheduler at 'experiment.address' {address} has no worker "
+                              f"after {CONNECT_SECONDS} s; start some with `dask worker {address} --nthreads 1`") from None
+        yield client
+
+
+def task_name(*parts: Any) -> str:
+    """A readable Dask task name (the run adds a unique suffix): the parts joined by '-', spaces dropped."""
+    return "-".join(str(p).replace(" ", "") for p in parts)
+
