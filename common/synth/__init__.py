@@ -17,10 +17,13 @@ from another (rotation rate, blade count, resonances, cycle period, ...) in a ta
 - slider: a back-and-forth travel cycle (1.2-1.9 s) with motor whine that follows the speed, rolling
   noise, and end-stop clicks. Faults: friction squeal during travel, rail damage (impacts at a spot).
 - valve: open/close clicks (damped resonances) on a per-ID schedule, flow hiss while open.
-  Faults: leakage hiss while closed, contamination (bounce double clicks, shifted resonance, jitter).
+  Faults: leakage (a whistle while closed), contamination (chatter after each click, shifted
+  resonance, timing jitter).
 
-Every clip varies a little (rate ~1 %, phases, levels, resonances ~1-2 %), and abnormal clips draw
-a fault and a severity in [0, 1] per clip, so some are subtle and some obvious.
+Every clip varies a little (rate ~1 %, phases, levels, resonances ~1-2 %). A fault adds energy on top of
+the healthy machine. Abnormal clips take the machine's faults in turn, at severities spread evenly over
+the ID's `severity` range (some subtle, some obvious), so even a few consecutive clips hold every fault
+and the whole range; the ranges grade the IDs' difficulty for the AE baseline (`params` says why).
 
 The machine reaches the 8 microphones of a circular array with small per-channel delays and gains;
 factory background (pinkish noise with hall resonances, mains hum, distant impacts; partly

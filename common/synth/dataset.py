@@ -60,8 +60,7 @@ def _components(job: _ClipJob) -> tuple[np.ndarray, np.ndarray]:
 
     knobs = dict(model.healthy)
     if job.label == "abnormal":
-        fault = params.faults[machine_rng.integers(len(params.faults))]
-        severity = machine_rng.random()
+        fault, severity = _fault_of(job, params.faults, params.severity)
         for knob, (lo, hi) in model.faults[fault].items():
             knobs[knob] = lo + severity * (hi - lo)
     mono = model.source(params, machine_rng, n, job.sr, knobs)
@@ -72,6 +71,23 @@ def _components(job: _ClipJob) -> tuple[np.ndarray, np.ndarray]:
     gain = np.sqrt(_power(machine) / _power(background) / 10.0 ** (job.snr / 10.0))
     background *= gain.astype(np.float32)[:, None]
     return machine, background
+
+
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def _fault_of(job: _ClipJob, faults: tuple[str, ...], severity: tuple[float, float]) -> tuple[str, float]:
+    """The fault and severity of abnormal clip `job.index`, spread evenly over the clips of a machine.
+
+    The machine's faults take turns and the severities follow a golden-ratio sequence over its
+    `severity` range (both from a start drawn per data set seed and machine), so any run of
+    consecutive clips, e.g. the few abnormal clips of a small evaluation set, holds every fault
+    and the whole range: its AUC is not by chance that of only mild or only severe faults.
+    """
+    start = np.random.default_rng([job.seed, _stable_code(job.machine_type), _stable_code(job.machine_id)]).random(2)
+    fault = faults[(job.index + int(start[0] * len(faults))) % len(faults)]
+    low, high = severity
+    return fault, float(low + (high - low) * ((start[1] + job.index * _GOLDEN) % 1.0))
 
 
 def _stable_code(text: str) -> int:

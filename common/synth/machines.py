@@ -2,6 +2,12 @@
 
 Each source returns a mono signal whose healthy part has RMS ~1. `_MODELS` maps a type to its
 parameter table, healthy knobs, fault recipes and source function.
+
+A fault comes on top of the healthy sound and never scales it down: normalising a healthy part
+together with its fault (as the valve's clicks with the contamination's bounces once were) makes an
+abnormal clip quieter where the detector looks, i.e. easier to reconstruct (see `params`). Fault
+components sit where the -6 dB background leaves room for them: the valve leak whistles in a high
+band of its own, not at the click resonance, where it filled the gaps between clicks.
 """
 
 from __future__ import annotations
@@ -41,10 +47,12 @@ def _fan_source(p: FanParams, rng: np.random.Generator, n: int, sr: int, knobs: 
     w_tone, w_shaft = _db(p.tonal_db), _db(-26.0)
     x = (_jitter_db(rng, std_db=1.0) * w_tone * tones + w_shaft * shaft + airflow) / math.hypot(w_tone, w_shaft, 1.0)
 
-    # Imbalance: the whole machine wobbles once per revolution (sidebands) and the shaft tone grows.
+    # Imbalance: the whole machine wobbles once per revolution (sidebands) and the shaft harmonics grow
+    # (a series up to 5x: a 1x tone alone sits in the lowest mel bands, under the background's rumble).
     x *= 1.0 + knobs["wobble"] * _sine(rot + rng.random())
     if knobs["imbalance_db"] > _OFF:
-        x += _db(knobs["imbalance_db"]) * _unit(_harmonic_wave(rot, (1.0, 0.35), rng=rng, f0_hz=p.rot_hz, sr=sr))
+        harmonics = _harmonic_wave(rot, (1.0, 0.5, 0.3, 0.2, 0.12), rng=rng, f0_hz=p.rot_hz, sr=sr)
+        x += _db(knobs["imbalance_db"]) * _unit(harmonics)
     if knobs["bearing_db"] > _OFF:
         x += _db(knobs["bearing_db"]) * _fan_bearing(p, rot, rng, sr)
     if knobs["rubbing_db"] > _OFF:
@@ -66,7 +74,7 @@ def _fan_rubbing(rot: np.ndarray, rng: np.random.Generator, n: int, sr: int) -> 
     rev = np.floor(rot).astype(np.int64)
     strength = rng.lognormal(0.0, 0.5, rev[-1] - rev[0] + 1)[rev - rev[0]]
     contact = uniform_filter1d((np.mod(rot + rng.random(), 1.0) < width).astype(float), size=int(0.003 * sr))
-    amp = _spectrum(n, sr, resonances=((1800.0, 1.2, 1.0), (3600.0, 2.0, 0.6)), floor=0.1)
+    amp = _spectrum(n, sr, resonances=((1800.0, 2.5, 1.0), (3600.0, 3.0, 0.6)), floor=0.1)
     return _unit(_shaped_noise(rng, amp, n) * contact * strength)
 
 
@@ -168,24 +176,39 @@ def _valve_source(p: ValveParams, rng: np.random.Generator, n: int, sr: int, kno
     closes += rng.normal(0.0, jitter_s, closes.size)
     is_open = _gate(n, sr, opens, closes, ramp_s=0.005)
 
-    clicks = np.zeros(n)
+    clicks, chatter = np.zeros(n), np.zeros(n)
     for times, ratio, f_hz in ((opens, 1.0, p.open_hz), (closes, p.close_ratio, p.close_hz)):
         amps = ratio * rng.lognormal(0.0, 0.15, times.size)
-        # Contamination: the armature bounces (a second, weaker click a few ms later).
-        bounces = times + rng.uniform(0.003, 0.012, times.size)
-        index = np.rint(np.concatenate([times, bounces]) * sr)
+        bounce_times, bounce_amps = _valve_chatter(times, amps, knobs["bounce"], rng)
         ring_hz = f_hz * (1.0 + knobs["shift"]) * (1.0 + 0.01 * rng.standard_normal())  # deposits detune it
         modes = ((ring_hz, p.decay_s, 1.0), (0.27 * ring_hz, 2.5 * p.decay_s, 0.6))
-        clicks += _ring(n, index, np.concatenate([amps, knobs["bounce"] * amps]), modes, sr)
+        clicks += _ring(n, np.rint(times * sr), amps, modes, sr)
+        chatter += _ring(n, np.rint(bounce_times * sr), bounce_amps, modes, sr)
     amp = _spectrum(n, sr, resonances=_detune(rng, ((p.hiss_hz, 1.0, 1.0),), 0.02), floor=0.05)
     hiss = _unit(_shaped_noise(rng, amp, n) * (0.08 + is_open))
     w_hiss = _db(p.hiss_db)
-    x = (_unit(clicks) + _jitter_db(rng, std_db=1.0) * w_hiss * hiss) / math.hypot(1.0, w_hiss)
+    # The chatter comes on top of the healthy clicks: scaled with them, not normalised away with them
+    # (normalising their sum made a contaminated valve's real clicks quieter than a healthy one's).
+    scale = 1.0 / (math.sqrt(np.mean(np.square(clicks))) or 1.0)  # a clip too short for a click has none
+    x = (scale * (clicks + chatter) + _jitter_db(rng, std_db=1.0) * w_hiss * hiss) / math.hypot(1.0, w_hiss)
 
     if knobs["leak_db"] > _OFF:  # a seat that no longer seals: hiss while closed
-        leak = _shaped_noise(rng, _spectrum(n, sr, resonances=((p.leak_hz, 2.0, 1.0),), floor=0.05), n)
+        leak = _shaped_noise(rng, _spectrum(n, sr, resonances=((p.leak_hz, 4.0, 1.0),), floor=0.02), n)
         x += _db(knobs["leak_db"]) * _unit(leak * (1.0 - is_open))
     return x
+
+
+def _valve_chatter(
+    times: np.ndarray, amps: np.ndarray, bounce: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Contamination: debris keeps the armature from seating, so each click is followed by a rattle of
+    up to four weaker clicks over the next ~15-80 ms (amplitude `bounce` x the click, 0: none)."""
+    gaps = rng.uniform(0.004, 0.02, (_CHATTER, times.size))
+    decay = 0.6 ** np.arange(_CHATTER)[:, None]
+    return (times + np.cumsum(gaps, axis=0)).ravel(), (bounce * decay * amps).ravel()
+
+
+_CHATTER = 4
 
 
 # --------------------------------------------------------------------------------------------------
