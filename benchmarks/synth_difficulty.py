@@ -2,17 +2,18 @@
 
 Usage::
 
-    python benchmarks/synth_difficulty.py [--root DIR] [--n-normal 30] [--n-abnormal 10] [--jobs 2]
-                                          [--epochs 10] [--seeds 0] [--types fan valve] [--ids id_00]
+    python benchmarks/synth_difficulty.py [--root DIR] [--n-normal 50] [--n-abnormal 25] [--channels 8]
+                                          [--jobs 2] [--epochs 10] [--seeds 0 1] [--types fan valve] [--ids id_00]
 
 Writes a synthetic set with `common.synth.generate_dataset` (into a temporary folder, or `--root`,
-where an existing set of the same sizes is reused), splits every machine as the experiments do
-(`common.data.split_machine`, MIMII split), and for each machine fits the dense AE from random
-weights on its whole training pool with `common.train.Trainer` (the demo's fit settings unless
-overridden), scores the evaluation clips with `common.scoring.clip_scores` and prints AUC / pAUC
-(`common.metrics.auc_pauc`) with a 95 % bootstrap interval over the evaluation clips, then the
-per-type means. MIMII at -6 dB (Purohit et al., 2019, AE baseline) for comparison: fan ~.68,
-pump ~.67, slider ~.73, valve ~.56.
+where an existing set of the same sizes is reused: delete it after changing the generator), splits
+every machine as the experiments do (`common.data.split_machine`, MIMII split), and for each machine
+fits the dense AE from random weights on its whole training pool with `common.train.Trainer` (the
+demo's fit settings unless overridden), scores the evaluation clips with `common.scoring.clip_scores`
+and prints AUC / pAUC (`common.metrics.auc_pauc`, averaged over the training seeds) with a 95 %
+bootstrap interval over the evaluation clips (of the seed-averaged scores), then the per-type means.
+The sizes default to the demo's (`common.demo.DEMO_DATA`). MIMII at -6 dB (Purohit et al., 2019, AE
+baseline) for comparison: fan ~.68, pump ~.67, slider ~.73, valve ~.56.
 
 Diagnostics per machine say why a machine is hard: ``rms`` is the abnormal minus normal clip RMS
 (channel 0, dB), ``logmel`` the mean log-mel difference (dB, over all bands and frames), ``err``
@@ -36,7 +37,7 @@ import numpy as np
 from common.audio import read_channel
 from common.cache import cached_features
 from common.data import find_machines, split_machine
-from common.demo import DEMO_OVERRIDES
+from common.demo import DEMO_DATA, DEMO_OVERRIDES
 from common.errors import DataError
 from common.layout import MACHINE_IDS, MACHINE_TYPES
 from common.metrics import auc_pauc
@@ -154,11 +155,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     fit = DEMO_OVERRIDES["fit"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, help="data root (default: a temporary folder, deleted afterwards)")
-    parser.add_argument("--n-normal", type=int, default=30)
-    parser.add_argument("--n-abnormal", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--channels", type=int, default=8, help="microphones written (the features use channel 0)")
-    parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--n-normal", type=int, default=DEMO_DATA["n_normal"])
+    parser.add_argument("--n-abnormal", type=int, default=DEMO_DATA["n_abnormal"])
+    parser.add_argument("--seconds", type=float, default=DEMO_DATA["seconds"])
+    parser.add_argument("--channels", type=int, default=DEMO_DATA["channels"],
+                        help="microphones written (the features use channel 0; 1 is faster)")
+    parser.add_argument("--data-seed", type=int, default=DEMO_DATA["seed"])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--types", nargs="+", default=list(MACHINE_TYPES))
     parser.add_argument("--ids", nargs="+", default=list(MACHINE_IDS))
