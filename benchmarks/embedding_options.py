@@ -19,11 +19,18 @@ it prints the mean AUC over targets and budget seeds of:
   (`common.data.budget_subset`), no pretraining; ``control_all``: the same with the whole pool;
 - ``ae_scratch``: the dense AE (defaults.yaml sizes and fit) trained on the whole pool, mean reconstruction error;
 - per option (a classifier of the source machines, pretrained once per source set with pretrain seed 0):
-  ``knn4`` (nearest of the 4 budget clips' embeddings), ``knn_all`` (the whole pool), and zero-shot
-  ``zs_bank`` (nearest source-clip embedding) and ``zs_center`` (1 - max cosine to a source class center);
+  ``knn4`` (nearest of the 4 budget clips' embeddings), ``knn_all`` (the whole pool), ``knn4_windows``
+  (nearest budget window per evaluation window, averaged over the clip), and zero-shot ``zs_bank``
+  (nearest source-clip embedding) and ``zs_center`` (1 - max cosine to a source class center);
 - per `--finetune` option: the 4 budget clips join as one more class (centered on their mean embedding),
   a few epochs on them and replayed source vectors, then ``ft_knn`` (nearest budget clip) and
   ``ft_center`` (1 - cosine to the new class center), for each fine-tune setting in FINETUNES.
+
+Options: ``vector_*`` embed each 5-frame vector with a dense network; ``window*`` embed the log-mel mean
+and std over a window of frames (`common.embedding.clip_inputs`); the rest of each name says the head,
+mixup, epochs and what else differs from BASE (the recommended settings). The default run (8 targets,
+3 budget seeds, the DEFAULT_OPTIONS, two fine-tune settings) takes about 9 minutes on 2 shared cores;
+``--options all --finetunes all`` measures every option.
 
 Costs: ``pre_cpu``/``pre_wall`` are the seconds of one pretraining (mean over source sets), ``cell`` the
 wall seconds of scoring one target cell (embedding its evaluation and pool clips, the neighbours), and
@@ -49,36 +56,51 @@ from common.metrics import auc_pauc
 
 N_MELS = 64
 BUDGET = 4
+# The recommended settings; every option below changes some of them.
 BASE = dict(window=32, hidden=(128, 128), embedding_dim=32, head="arcface", scale=16.0, margin=0.3, batch_norm=False,
-            epochs=20, batch_size=128, learning_rate=1e-3, mixup=0.5, per_clip=32, normalize_vectors=False)
+            epochs=50, batch_size=128, learning_rate=1e-3, mixup=0.5, per_clip=32, normalize_vectors=False)
 VECTOR = dict(window=0, epochs=10, batch_size=256, per_clip=64)
 ADACOS = dict(head="adacos", scale=None, margin=0.0)
+E20 = dict(epochs=20)
 OPTIONS = {
     "vector_adacos": {**VECTOR, **ADACOS, "mixup": 0.0},
     "vector_arcface_mixup": {**VECTOR},
-    "window32_adacos": {**ADACOS, "mixup": 0.0},
     "window32_arcface": {"mixup": 0.0},
     "window32_adacos_mixup": {**ADACOS},
+    "window32_arcface_mixup_e20": {**E20},
     "window32_arcface_mixup": {},
-    "window16_arcface_mixup": {"window": 16},
-    "window64_arcface_mixup": {"window": 64},
-    "window32_arcface_mixup1": {"mixup": 1.0},
-    "window32_arcface_mixup_dim8": {"embedding_dim": 8},
-    "window32_arcface_mixup_dim128": {"embedding_dim": 128},
+    # A sweep around the 20-epoch setting (``--options all``).
+    "window32_adacos_e20": {**ADACOS, **E20, "mixup": 0.0},
+    "window32_arcface_e20": {**E20, "mixup": 0.0},
+    "window32_adacos_mixup_e20": {**ADACOS, **E20},
+    "window16_arcface_mixup_e20": {**E20, "window": 16},
+    "window64_arcface_mixup_e20": {**E20, "window": 64},
+    "window32_arcface_mixup1_e20": {**E20, "mixup": 1.0},
+    "window32_arcface_mixup_dim8_e20": {**E20, "embedding_dim": 8},
+    "window32_arcface_mixup_dim128_e20": {**E20, "embedding_dim": 128},
     "window32_arcface_mixup_e5": {"epochs": 5},
-    "window32_arcface_mixup_e50": {"epochs": 50},
-    "window32_arcface_mixup_pc8": {"per_clip": 8},
-    "window32_arcface_mixup_pc128": {"per_clip": 128},
-    "window32_arcface_mixup_wide": {"hidden": (256, 256, 256)},
-    "window32_arcface_mixup_m0.1": {"margin": 0.1},
+    "window32_arcface_mixup_pc8_e20": {**E20, "per_clip": 8},
+    "window32_arcface_mixup_pc128_e20": {**E20, "per_clip": 128},
+    "window32_arcface_mixup_wide_e20": {**E20, "hidden": (256, 256, 256)},
+    "window32_arcface_mixup_m0.1_e20": {**E20, "margin": 0.1},
+    "window32_arcface_mixup_m0.5_e20": {**E20, "margin": 0.5},
+    "window32_arcface_mixup_s32_e20": {**E20, "scale": 32.0},
+    "window32_arcface_mixup_bn_e20": {**E20, "batch_norm": True},
+    # ... and around the 50-epoch one.
+    "window64_arcface_mixup": {"window": 64},
+    "window32_arcface_mixup_e100": {"epochs": 100},
+    "window32_arcface_mixup_dim64": {"embedding_dim": 64},
     "window32_arcface_mixup_m0.5": {"margin": 0.5},
-    "window32_arcface_mixup_s32": {"scale": 32.0},
-    "window32_arcface_mixup_bn": {"batch_norm": True},
+    "window32_arcface_mixup_lr3e-3": {"learning_rate": 3e-3},
 }
+DEFAULT_OPTIONS = ("vector_adacos", "vector_arcface_mixup", "window32_arcface", "window32_adacos_mixup",
+                   "window32_arcface_mixup_e20", "window32_arcface_mixup")
 FINETUNES = {
     "ft_all": dict(epochs=3, learning_rate=1e-4, freeze=(), replay_per_clip=8, target_per_clip=64),
-    "ft_frozen": dict(epochs=3, learning_rate=1e-4, freeze=("dense_1", "dense_2"), replay_per_clip=8, target_per_clip=64),
-    "ft_head": dict(epochs=3, learning_rate=1e-3, freeze=("dense_1", "dense_2", "embedding"), replay_per_clip=8, target_per_clip=64),
+    "ft_frozen": dict(epochs=3, learning_rate=1e-4, freeze=("dense_1", "dense_2"), replay_per_clip=8,
+                      target_per_clip=64),
+    "ft_head": dict(epochs=3, learning_rate=1e-3, freeze=("dense_1", "dense_2", "embedding"), replay_per_clip=8,
+                    target_per_clip=64),
 }
 SOURCE_SETS = ("v2", "v4", "all15")
 
@@ -241,11 +263,24 @@ def run_option(name: str, opt: dict, data, targets, seeds, table: Table, finetun
                 table.add(f"{name} knn4", src, auc(m, nn_scores(pool[budget_rows(m, s)], ev)))
             table.cost(name, "cell", (time.perf_counter() - start) / len(seeds))
             table.add(f"{name} knn_all", src, auc(m, nn_scores(pool, ev)))
+            add_window_knn(f"{name} knn4_windows", arch, fit.weights, m, seeds, src, table)
             bank = source_bank(arch, fit.weights, data, sources, opt)
             table.add(f"{name} zs_bank", src, auc(m, nn_scores(bank, ev)))
             table.add(f"{name} zs_center", src, auc(m, nn_scores(E.class_centers(arch, fit.weights), ev)))
             if finetune:
                 run_finetunes(name, opt, arch, fit.weights, data, sources, m, pool, seeds, src, table)
+
+
+def add_window_knn(row: str, arch, weights, m: MachineClips, seeds, src: str, table: Table) -> None:
+    """Nearest-neighbour per network input (window) instead of per clip: a clip scores its inputs' mean distance."""
+    x_pool, o_pool = E.clip_inputs(arch, *m.pool)
+    x_eval, o_eval = E.clip_inputs(arch, *m.eval)
+    pool = E.l2_normalize(E.embed_vectors(arch, weights, x_pool))
+    ev = E.l2_normalize(E.embed_vectors(arch, weights, x_eval))
+    for s in seeds:
+        bank = np.concatenate([pool[o_pool[i]:o_pool[i + 1]] for i in budget_rows(m, s)])
+        distances = 1.0 - np.max(ev @ bank.T, axis=1)
+        table.add(row, src, auc(m, E.clip_means(distances[:, None], o_eval)[:, 0]))
 
 
 def run_finetunes(name, opt, arch, weights, data, sources, m: MachineClips, pool, seeds, src, table: Table) -> None:
@@ -281,8 +316,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=Path("/tmp/emb_data"))
     p.add_argument("--cache", type=Path, default=Path("/tmp/emb_cache"))
-    p.add_argument("--options", default=",".join(OPTIONS))
-    p.add_argument("--finetune", default="", help="options whose fine-tuned variants to measure too")
+    p.add_argument("--options", default=",".join(DEFAULT_OPTIONS), help="option names, or 'all'")
+    p.add_argument("--finetune", default="window32_arcface_mixup",
+                   help="options whose fine-tuned variants (FINETUNES) to measure too")
+    p.add_argument("--finetunes", default="ft_all,ft_frozen", help="FINETUNES settings, or 'all'")
     p.add_argument("--targets", default=",".join(f"{t}/{i}" for t in ("fan", "pump", "slider", "valve")
                                                    for i in ("id_00", "id_04")))
     p.add_argument("--seeds", default="0,1,2", help="budget seeds (the 4 target clips)")
@@ -296,7 +333,11 @@ def main() -> None:
     table = Table()
     run_controls(data, targets, seeds, table, ae=not args.no_ae)
     table.print()
-    for name in filter(None, args.options.split(",")):
+    names = list(OPTIONS) if args.options == "all" else list(filter(None, args.options.split(",")))
+    if args.finetunes != "all":
+        for name in set(FINETUNES) - set(args.finetunes.split(",")):
+            del FINETUNES[name]
+    for name in names:
         start = time.perf_counter()
         run_option(name, {**BASE, **OPTIONS[name]}, data, targets, seeds, table, finetune=name in finetune)
         print(f"-- {name}: {time.perf_counter() - start:.0f} s, load {load_line()}")

@@ -1,13 +1,15 @@
 """The machine-ID embedding: a classifier of the source machines with an angular-margin head, and clip embeddings.
 
-A network maps one stacked log-mel vector to an embedding (the layer named ``embedding``); a cosine
-head gives its cosine to one learned center per class (source machine). Training adds the head's
-margin and scale in the loss (`margin_logits`, `margin_loss`): ArcFace adds an angular margin to the
-true class; AdaCos uses no margin and the fixed scale ``sqrt(2) * log(C - 1)``. A clip's embedding is
-the L2-normalised mean of its vectors' embeddings (`embed_clips`); a target clip is then scored by
-its cosine distance to the nearest budget clip. `logmel_clip_stats` gives the no-pretraining control's
-clip features: the mean and standard deviation of the log-mel over frames.
-"""
+A dense network maps one input to an embedding (the layer named ``embedding``); a cosine head gives
+its cosine to one learned center per class (source machine). The input is either one stacked log-mel
+vector (``window=0``) or the log-mel mean and std over a window of frames (``window > 0``, `clip_inputs`,
+`sample_inputs`): on the synthetic set the window input embeds far better (benchmarks/embedding_options.py).
+Training adds the head's margin and scale in the loss (`margin_logits`, `margin_loss`): ArcFace adds an
+angular margin to the true class; AdaCos uses no margin and the fixed scale ``sqrt(2) * log(C - 1)``;
+mixup mixes pairs of inputs and their labels. A clip's embedding is the L2-normalised mean of its inputs'
+embeddings (`embed_clips`); a target clip is then scored by its cosine distance to the nearest budget
+clip. `logmel_clip_stats` gives the no-pretraining control's clip features: the mean and standard
+deviation of the log-mel over frames."""
 
 from __future__ import annotations
 
@@ -166,9 +168,10 @@ def classifier_architecture(
     """
     sizes = {"input_dim": input_dim, "n_classes": n_classes, "embedding_dim": embedding_dim}
     for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (2 if name == "n_classes" else 1):
-            raise ModelError(f"{name}={value!r} must be an integer >= {2 if name == 'n_classes' else 1}"
-                             + (": a classifier needs at least 2 classes" if name == "n_classes" else ""))
+        least = 2 if name == "n_classes" else 1
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ModelError(f"{name}={value!r} must be an integer >= {least}"
+                             + (": a classifier needs at least 2 classes" if least == 2 else ""))
     if any(int(h) < 1 for h in hidden):
         raise ModelError(f"hidden={list(hidden)} must be positive layer sizes")
     if head not in HEADS:
@@ -337,7 +340,7 @@ def _check_training(arch: Mapping[str, Any], x: np.ndarray, labels: np.ndarray) 
 
 
 def _epoch_data(x: np.ndarray, onehot: np.ndarray, *, mixup: float, seed: int, epoch: int):
-    """Epoch `epoch`'s shuffled copy of (x, onehot), a `mixup` fraction of rows mixed with another (lambda ~ U(0, 1))."""
+    """Epoch `epoch`'s shuffled (x, onehot); a `mixup` fraction of rows mixed with another, lambda ~ U(0, 1)."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(x))
     xe, ye = np.asarray(x[order], dtype=np.float32), onehot[order]
