@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import hashlib
 import logging
 import os
 import pickle
@@ -42,10 +44,12 @@ CONNECT_SECONDS = 30  # how long `cluster` waits for the scheduler and for a fir
 
 @dataclass(frozen=True)
 class Pins:
-    """What every worker process is pinned to: compute threads and the Keras backend (None: Keras' own choice)."""
+    """What every worker process is pinned to: compute threads, the Keras backend (None: Keras' own choice) and
+    the digest of the driver's `common` sources (None: not checked)."""
 
     threads: int
     backend: str | None
+    code: str | None = None
 
     def environ(self) -> dict[str, str]:
         """The variables that size TensorFlow's and BLAS's thread pools, and the Keras backend."""
@@ -64,8 +68,13 @@ def pin_worker(pins: Pins) -> None:
     Raises
     ------
     ConfigError
-        Keras already runs on another backend in this worker (a worker of another run): restart the workers.
+        The worker's `common` sources differ from the driver's (another checkout, or edited since the
+        worker started), or Keras already runs on another backend in it: start the workers again.
     """
+    if pins.code is not None and pins.code != code_digest():
+        raise ConfigError(f"the worker process {os.getpid()} runs other code of the `common` package "
+                          f"({Path(__file__).parent}) than the driver: give every node the same checkout, "
+                          "and start the workers again after changing it")
     if not _PINNED:
         if loaded_backend() is None:
             os.environ.update(pins.environ())
@@ -74,6 +83,16 @@ def pin_worker(pins: Pins) -> None:
         _PINNED.append(pins)
     if pins.backend is not None:
         use_backend(pins.backend, key="fit.backend")
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A digest of this process's `common` package: its sources and defaults (read once per process)."""
+    package = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts):
+        h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _random_per_thread() -> None:
@@ -172,8 +191,9 @@ class Dask:
         from distributed import KilledWorker, as_completed
 
         run_id = uuid.uuid4().hex[:8]
-        futures = {self.client.submit(_task, cloudpickle.dumps((fn, item)), self.pins, key=f"{name(item)}-{run_id}",
-                                      pure=False): item for item in items}
+        futures = {self.client.submit(_task, cloudpickle.dumps((fn, item)), self.pins,
+                                      key=f"{name(item)}-{i}-{run_id}", pure=False): item
+                   for i, item in enumerate(items)}
         try:
             for future in as_completed(list(futures), loop=self.client.loop):
                 try:
@@ -190,9 +210,9 @@ class Dask:
 
 
 def _pins(cfg: Config) -> Pins:
-    """The driver's pins: ``threads_per_worker`` and the backend Keras runs on here (resolved from ``auto``)."""
+    """The driver's pins: ``threads_per_worker``, the backend Keras runs on here (resolved from ``auto``), its code."""
     backend = loaded_backend() or (None if cfg.fit.backend == "auto" else cfg.fit.backend)
-    return Pins(cfg.experiment.threads_per_worker, backend)
+    return Pins(cfg.experiment.threads_per_worker, backend, code_digest())
 
 
 @contextlib.contextmanager
@@ -236,7 +256,8 @@ def _local_client(cfg: Config, pins: Pins):
                     Client(cluster, set_as_default=False) as client:
                 yield client
     finally:
-        os.environ.clear()
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
         os.environ.update(saved)
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
@@ -25,6 +26,7 @@ from common.dataset import select_machines
 from common.errors import ConfigError
 from common.executor import Dask, Pins, executor
 from common.experiment import transfer
+from common.pretrain import pretrain
 from common.results import RESULT_COLUMNS
 from common.sources import source_sets
 from conftest import make_config, write_config
@@ -66,7 +68,8 @@ def dask_cluster():
     saved = dict(os.environ)  # the Nanny writes its worker variables into this process too
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR) as c:
         yield c
-    os.environ.clear()
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
     os.environ.update(saved)
 
 
@@ -104,6 +107,23 @@ def test_a_killed_worker_is_replaced_and_its_cell_rerun(serial, dask_cluster, ti
         pids = set(client.run(os.getpid).values())
     assert len(pids) == 2 and killed[0] not in pids
     assert_same_files(serial, cfg.output.result_dir)
+
+
+def test_pretraining_jobs_on_workers_save_the_serial_models(serial, dask_cluster, tiny_root, tmp_path):
+    from common.model import Sidecar, load_model
+
+    cfg = make_config(tmp_path, tiny_root, data={"ids": ["id_00"], "cache_dir": str(serial.cache)},
+                      experiment={"budgets": ["all"], "seeds": [0], "executor": "cluster",
+                                  "address": dask_cluster.scheduler_address})
+    made = pretrain(cfg, progress=False)  # the workers train and save the models
+    assert [p.path.name for p in made] == [p.path.name for p in serial.made] and all(p.trained for p in made)
+    for p in made:
+        want = serial.models / p.path.name
+        assert Sidecar.read(p.path).key == Sidecar.read(want).key
+        assert Sidecar.read(p.path).train_scores == Sidecar.read(want).train_scores
+        got, ref = (load_model(path)[0].get_weights() for path in (p.path, want))
+        assert all(np.array_equal(a, b) for a, b in zip(got, ref, strict=True))
+    assert (cfg.output.model_dir / "config.yaml").is_file()
 
 
 def _stored(out: Path) -> int:
@@ -232,3 +252,5 @@ def test_serial_runs_in_order_and_a_task_error_reaches_the_driver(dask_cluster, 
         assert sorted(ex.run(abs, [-2, 1])) == [(-2, 2), (1, 1)]
         with pytest.raises(ValueError, match="invalid literal for int"):
             list(ex.run(int, ["x"]))
+        with pytest.raises(ConfigError, match=r"runs other code of the `common` package .* than the driver"):
+            list(Dask(client, Pins(1, None, code="another checkout")).run(abs, [1]))
