@@ -130,6 +130,9 @@ class EmbeddingConfig:
     k: int
     finetune_epochs: int
     finetune_learning_rate: float
+    finetune_freeze: tuple[str, ...]
+    finetune_replay_per_clip: int
+    finetune_budget_per_clip: int
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,8 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "embedding.k": (lambda v: v >= 1, "an integer >= 1"),
     "embedding.finetune_epochs": (lambda v: v >= 0, "an integer >= 0"),
     "embedding.finetune_learning_rate": (lambda v: v > 0, "a number > 0"),
+    "embedding.finetune_replay_per_clip": (lambda v: v >= 1, "an integer >= 1"),
+    "embedding.finetune_budget_per_clip": (lambda v: v >= 1, "an integer >= 1"),
     "statistics.source_clips": (lambda v: v >= 1, "an integer >= 1"),
     "experiment.version": (lambda v: v in VERSIONS, "one of: " + ", ".join(VERSIONS)),
     "experiment.budgets": (
@@ -297,6 +302,7 @@ def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None,
     cfg = _build(merged, path)
     _check_folders(cfg)
     _check_executor(cfg)
+    _check_finetune_freeze(cfg)
     if not select_backend:
         return cfg
     try:
@@ -381,6 +387,16 @@ def _check_executor(cfg: Config) -> None:
     if e.executor == "cluster" and e.address is None:
         raise ConfigError(f"{cfg.source}: 'experiment.address' must be the Dask scheduler's address (e.g. "
                           "tcp://host:8786) when 'experiment.executor' is cluster, got null")
+
+
+def _check_finetune_freeze(cfg: Config) -> None:
+    """``embedding.finetune_freeze`` may name only layers the classifier of ``embedding.hidden`` has."""
+    e = cfg.embedding
+    layers = ["standardize", *(f"dense_{i + 1}" for i in range(len(e.hidden))), "embedding"]
+    unknown = [name for name in e.finetune_freeze if name not in layers]
+    if unknown:
+        raise ConfigError(f"{cfg.source}: 'embedding.finetune_freeze' names {unknown}, which the classifier of "
+                          f"embedding.hidden {list(e.hidden)} does not have; its layers: {', '.join(layers)}")
 
 
 def _plain_mapping(m: Mapping[str, Any]) -> dict[str, Any]:

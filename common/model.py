@@ -370,7 +370,10 @@ def check_model_fits_sidecar(model: keras.Model, sidecar: Mapping[str, Any], *, 
         Naming the model file, its sidecar and both sizes.
     """
     side = Path(path).with_suffix(".json")
-    input_dim = int(model.input_shape[-1])
+    arch = sidecar.get("architecture")
+    # A classifier on windows takes window statistics; the frame vectors it is built for are its input_dim.
+    input_dim = int(arch["input_dim"]) if isinstance(arch, Mapping) and kind_of(arch) == "classifier" \
+        else int(model.input_shape[-1])
     feats = sidecar.get("features", {})
     if isinstance(feats.get("n_mels"), int) and isinstance(feats.get("frames"), int):
         wanted = feats["n_mels"] * feats["frames"]
@@ -378,7 +381,6 @@ def check_model_fits_sidecar(model: keras.Model, sidecar: Mapping[str, Any], *, 
             raise ModelError(f"model {path} takes vectors of {input_dim} values, but its sidecar {side} names "
                              f"features of n_mels * frames = {feats['n_mels']} * {feats['frames']} = {wanted}: "
                              "the sidecar does not belong to this model (use the sidecar saved with it)")
-    arch = sidecar.get("architecture")
     if not isinstance(arch, Mapping):
         return  # older sidecars: the input check above is all there is to compare
     try:

@@ -16,7 +16,8 @@ from conftest import make_config, run_main
 from common.config import METHOD_NAMES, ZERO_SHOT_METHODS
 
 EMBEDDING = {"hidden": [16], "embedding_dim": 8, "epochs": 2, "vectors_per_clip": 8, "batch_size": 64,
-             "finetune_epochs": 1}
+             "finetune_epochs": 1, "finetune_freeze": ["dense_1"], "window": 8, "finetune_replay_per_clip": 4, "finetune_budget_per_clip": 8}
+FEATURE = {"frames": 3}  # vectors of 3 x 16 values, windows of 2 x 16: the classifier's input differs from the vectors
 
 
 # --- hand-made examples ----------------------------------------------------------------------------
@@ -78,7 +79,7 @@ def _run(folder, root):
     from common.experiment import transfer
     from common.pretrain import pretrain
 
-    cfg = make_config(folder / "Version1", root, name="transfer_pretrain_v1.yaml", embedding=EMBEDDING,
+    cfg = make_config(folder / "Version1", root, name="transfer_pretrain_v1.yaml", embedding=EMBEDDING, feature=FEATURE,
                       statistics={"source_clips": 3},
                       experiment={"methods": list(METHOD_NAMES), "budgets": [1, 2, "all"], "seeds": [0]})
     pretrain(cfg, progress=False)
@@ -178,3 +179,14 @@ def test_embed_zero_shot_exports_the_pretrained_classifier_with_its_source_bank(
     exported = sorted((tmp_path / "out").glob("*.keras"))
     assert len(exported) == 1 and exported[0].with_suffix(".head.npz").is_file()
     assert "distance to the nearest source clip" in (tmp_path / "out" / "MODEL_CARD.md").read_text()
+
+
+def test_finetune_freeze_of_a_layer_the_classifier_lacks_is_a_config_error(tmp_path, tiny_root):
+    from common.config import load_config
+    from common.errors import ConfigError
+    from conftest import write_config
+
+    path = write_config(tmp_path, tiny_root, embedding={"hidden": [16], "finetune_freeze": ["dense_2"]})
+    with pytest.raises(ConfigError, match=r"'embedding\.finetune_freeze' names \['dense_2'\].*standardize, dense_1, "
+                                          r"embedding"):
+        load_config(path)

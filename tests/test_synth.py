@@ -107,7 +107,7 @@ def test_written_wav_equals_mix_of_machine_clip(small):
 def test_snr_holds_per_channel_and_in_the_written_file(snr, tmp_path):
     for machine_type in MACHINE_TYPES:
         machine, background = machine_clip(
-            machine_type, "id_02", label="abnormal", index=1, seconds=1.0, channels=4, snr=snr
+            machine_type, "id_02", label="normal", index=1, seconds=1.0, channels=4, snr=snr
         )
         measured = 10 * np.log10(np.mean(machine**2, axis=1) / np.mean(background**2, axis=1))
         assert np.all(np.abs(measured - snr) < 1.0), (machine_type, measured)
@@ -120,6 +120,16 @@ def test_snr_holds_per_channel_and_in_the_written_file(snr, tmp_path):
     written, _ = sf.read(machines[0] / "abnormal" / "00000000.wav", dtype="int16", always_2d=True)
     expected = mix_clip(*machine_clip("pump", "id_06", label="abnormal", index=0, seconds=0.5, channels=2, snr=snr))
     np.testing.assert_array_equal(written, expected)
+
+
+@pytest.mark.parametrize("machine_type", MACHINE_TYPES)
+def test_a_fault_keeps_the_background_of_the_healthy_machine(machine_type):
+    """A failing machine is louder against the same factory background: its fault raises the SNR, never lowers it."""
+    for index in range(3):
+        machine, background = machine_clip(machine_type, "id_00", label="abnormal", index=index, seconds=1.0,
+                                           channels=2, snr=-6)
+        measured = 10 * np.log10(np.mean(machine**2, axis=1) / np.mean(background**2, axis=1))
+        assert np.all(measured > -6 + 0.1) and np.all(measured < -6 + 6), (machine_type, index, measured)
 
 
 def test_other_snr_changes_only_the_background_level():

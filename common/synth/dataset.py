@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import signal
@@ -48,7 +49,13 @@ class _ClipJob:
 
 
 def _components(job: _ClipJob) -> tuple[np.ndarray, np.ndarray]:
-    """Machine and background of a (validated) clip, float32 [shape=(channels, n)], SNR applied."""
+    """Machine and background of a (validated) clip, float32 [shape=(channels, n)], SNR applied.
+
+    The background level is set from the machine's *healthy* sound (for an abnormal clip, the same
+    clip rendered without its fault): a factory's background does not grow quieter, relative to the
+    machine, when the machine fails. Scaling it to the faulty machine's own power (as before) made an
+    abnormal clip sound more like background, so a model of other machines scored it as more normal.
+    """
     n = _n_samples(job.seconds, job.sr)
     model = _MODELS[job.machine_type]
     params = model.params[job.machine_id]
@@ -63,12 +70,16 @@ def _components(job: _ClipJob) -> tuple[np.ndarray, np.ndarray]:
         fault, severity = _fault_of(job, params.faults, params.severity)
         for knob, (lo, hi) in model.faults[fault].items():
             knobs[knob] = lo + severity * (hi - lo)
+    healthy_rng = copy.deepcopy(machine_rng)
     mono = model.source(params, machine_rng, n, job.sr, knobs)
-    mono *= params.level * _jitter_db(machine_rng, std_db=0.7)
-    machine = _steer(mono, *_array_response(job.channels, job.sr, params.azimuth_deg))
+    level = params.level * _jitter_db(machine_rng, std_db=0.7)
+    response = _array_response(job.channels, job.sr, params.azimuth_deg)
+    machine = _steer(mono * level, *response)
+    healthy = machine if job.label == "normal" else _steer(
+        model.source(params, healthy_rng, n, job.sr, dict(model.healthy)) * level, *response)
 
     background = _background(background_rng, n, job.sr, job.channels)
-    gain = np.sqrt(_power(machine) / _power(background) / 10.0 ** (job.snr / 10.0))
+    gain = np.sqrt(_power(healthy) / _power(background) / 10.0 ** (job.snr / 10.0))
     background *= gain.astype(np.float32)[:, None]
     return machine, background
 
@@ -167,7 +178,9 @@ def machine_clip(
     channels : int >= 1
         Microphones on the circular array.
     snr : float
-        Machine-to-background power ratio in dB, exact on every channel.
+        Machine-to-background power ratio in dB of the healthy machine, exact on every channel of a
+        normal clip; an abnormal clip keeps the background of its machine when healthy, so its fault
+        raises its ratio (by up to ~3 dB).
 
     Returns
     -------
@@ -175,7 +188,7 @@ def machine_clip(
         The machine as each microphone hears it (1.0 = int16 full scale).
     background : np.ndarray [shape=(channels, n_samples), dtype=float64]
         Factory background, scaled so that per channel
-        ``10 * log10(mean(machine**2) / mean(background**2)) == snr``.
+        ``10 * log10(mean(healthy**2) / mean(background**2)) == snr`` (``healthy``: the clip without its fault).
 
     Raises
     ------
