@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .cache import VectorSet
 from .config import Config, save_config
 from .dataset import Machines, MachineData, n_channels, select_machines, write_skipped
-from .errors import ModelError
+from .errors import DataError, ModelError
 from .executor import executor, task_name
 from .io import atomic_write_text
 from .layout import pretrained_model_path
@@ -62,6 +62,17 @@ def pretrainings(cfg: Config) -> list[str]:
     return [p for p in (AUTOENCODER, EMBEDDING) if p in wanted]
 
 
+def check_classes(cfg: Config, jobs: list[PretrainJob]) -> None:
+    """Refuse, before any work, an embedding pretraining of a source set of one machine (a classifier needs two)."""
+    single = sorted({j.source.label for j in jobs if j.method == EMBEDDING and len(j.source.machines) < 2})
+    if single:
+        embed = [m for m in cfg.experiment.methods if m.startswith("embed_")]
+        raise DataError(
+            f"{cfg.source}: the source set(s) {single} of {cfg.experiment.version} hold one machine each, but "
+            f"{embed} pretrain a classifier of the source machines, which needs at least two: select more "
+            "machines (data.types / data.ids) or leave those methods out of 'experiment.methods'")
+
+
 def source_key(cfg: Config, machines: Machines, source: SourceSet) -> str:
     """Key of the source machines' training clips: what a method reading them in the cell depends on."""
     return key_of(data_identity(cfg, [f for m in source.machines for f in machines.checked(m).split.train]))
@@ -88,6 +99,7 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
     if not sets:
         raise no_source_sets(cfg, machines)
     jobs = [PretrainJob(s, p, cfg.experiment.pretrain_seed) for p in pretrainings(cfg) for s in sets]
+    check_classes(cfg, jobs)
     with folder_lock(cfg.output.model_dir, what=f"pretrain {cfg.source}"):
         data = Machines(cfg, progress=progress)
         used = sorted({m for job in jobs for m in job.source.machines})

@@ -190,3 +190,13 @@ def test_finetune_freeze_of_a_layer_the_classifier_lacks_is_a_config_error(tmp_p
     with pytest.raises(ConfigError, match=r"'embedding\.finetune_freeze' names \['dense_2'\].*standardize, dense_1, "
                                           r"embedding"):
         load_config(path)
+
+
+def test_embedding_pretraining_of_a_single_source_machine_is_refused_before_any_work(tmp_path, tiny_root):
+    from conftest import write_config
+
+    path = write_config(tmp_path, tiny_root, "v2", experiment={"version": "v2",
+                                                                 "methods": ["scratch", "embed_knn"]})
+    code, out = run_main(["pretrain", str(path)])
+    assert code == 2 and "hold one machine each" in out and "'embed_knn'" in out, out
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").glob("*.keras"))
