@@ -3,12 +3,13 @@
 The one module that knows about Dask (`dask.distributed`). ``serial`` is the plain loop in this
 process. ``local`` starts a `distributed.LocalCluster` of ``experiment.workers`` processes on this
 machine; ``cluster`` connects to the scheduler at ``experiment.address``. A task returns a value
-and writes nothing the driver writes: the driver (the caller of `Executor.run`) stores each result
-as it arrives, so the files do not depend on where or in which order tasks ran. A worker that dies
+and writes nothing the driver writes: the driver (the caller of `Serial.run` or `Dask.run`) stores
+each result as it arrives, so the files do not depend on where or in which order tasks ran. A worker that dies
 is restarted and the scheduler reruns its tasks; a driver that dies takes its local workers with it.
 
-Each worker runs one task at a time, and before Keras is first imported in it (`pin_worker`) it
-takes the driver's Keras backend and pins its compute to ``experiment.threads_per_worker`` threads:
+Each worker runs one task at a time, and before Keras is first imported in it (`pin_worker`, run by
+a worker plugin as the worker joins, before it receives a task) it checks that it runs the driver's
+code, takes the driver's Keras backend and pins its compute to ``experiment.threads_per_worker`` threads:
 the thread variables of TensorFlow and BLAS, and the CPU affinity of the process, which is what
 limits JAX (``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` no longer does with jaxlib 0.10:
 measured, docs/performance.md). Workers of one machine take disjoint cores through slot files
@@ -23,7 +24,6 @@ import functools
 import hashlib
 import logging
 import os
-import pickle
 import random
 import tempfile
 import threading
@@ -148,16 +148,34 @@ def _claim_slot(n_cpus: int) -> int:
     return 0
 
 
-def _task(payload: bytes, pins: Pins) -> Any:
-    """What a worker runs: pin the process, then unpickle ``(fn, item)`` and return ``fn(item)``, one task at a time.
-
-    The task arrives as bytes so that unpickling it (which imports Keras with the project's
-    modules) happens after the pins, not when the worker receives it.
-    """
+def _task(fn: Callable[[Any], Any], item: Any, pins: Pins) -> Any:
+    """What a worker runs: ``fn(item)``, one task at a time, in a process pinned to `pins` (checked again)."""
     with _ONE_AT_A_TIME:
         pin_worker(pins)
-        fn, item = pickle.loads(payload)
         return fn(item)
+
+
+PLUGIN = "mimii-pin-worker"  # the name of the worker plugin a run registers
+
+
+def _plugin(pins: Pins):
+    """A Dask worker plugin that pins each worker (`pin_worker`) when it joins, before it receives any task.
+
+    Receiving a task unpickles its arguments, which imports Keras with the project's modules: too
+    late to size thread pools. The class is made here so that importing this module needs no Dask.
+    """
+    from distributed import WorkerPlugin
+
+    class PinWorker(WorkerPlugin):
+        name = PLUGIN
+
+        def __init__(self, pins: Pins) -> None:
+            self.pins = pins
+
+        def setup(self, worker) -> None:
+            pin_worker(self.pins)
+
+    return PinWorker(pins)
 
 
 class Serial:
@@ -187,12 +205,10 @@ class Dask:
         `fn` and the items must pickle. A task whose worker dies is rerun elsewhere; one that kills
         its workers again and again (``distributed.scheduler.allowed-failures``) is a ProjectError.
         """
-        import cloudpickle
         from distributed import KilledWorker, as_completed
 
         run_id = uuid.uuid4().hex[:8]
-        futures = {self.client.submit(_task, cloudpickle.dumps((fn, item)), self.pins,
-                                      key=f"{name(item)}-{i}-{run_id}", pure=False): item
+        futures = {self.client.submit(_task, fn, item, self.pins, key=f"{name(item)}-{i}-{run_id}", pure=False): item
                    for i, item in enumerate(items)}
         try:
             for future in as_completed(list(futures), loop=self.client.loop):
@@ -224,7 +240,8 @@ def executor(cfg: Config, *, tasks: int | None = None) -> Iterator[Serial | Dask
     Raises
     ------
     ConfigError
-        Dask is not installed, or no scheduler (or no worker) answers at ``experiment.address``.
+        Dask is not installed, or no scheduler (or no worker) answers at ``experiment.address``, or
+        a worker runs other code or another Keras backend (`pin_worker`).
     """
     kind = cfg.experiment.executor
     if kind == "serial" or tasks == 0:
@@ -238,7 +255,12 @@ def executor(cfg: Config, *, tasks: int | None = None) -> Iterator[Serial | Dask
     pins = _pins(cfg)
     start = _local_client if kind == "local" else _cluster_client
     with start(cfg, pins) as client:
-        yield Dask(client, pins)
+        client.register_plugin(_plugin(pins), name=PLUGIN)  # every worker now, and each one that joins later
+        try:
+            yield Dask(client, pins)
+        finally:
+            with contextlib.suppress(Exception):  # a shared scheduler keeps no pins of a finished run
+                client.unregister_worker_plugin(PLUGIN)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 import common.experiment as experiment
+from common.backend import loaded_backend
 from common.config import load_config
 from common.dataset import select_machines
 from common.errors import ConfigError
@@ -73,11 +74,25 @@ def dask_cluster():
     os.environ.update(saved)
 
 
-def test_local_workers_give_the_serial_files(serial, tiny_root, tmp_path):
+def test_local_workers_give_the_serial_files(serial, tiny_root, tmp_path, monkeypatch):
     cfg = make_config(tmp_path, tiny_root, **sections(serial, tmp_path, executor="local", workers=2))
+    seen, start = {}, experiment.executor
+
+    @contextlib.contextmanager
+    def watched(*args, **kwargs):
+        with start(*args, **kwargs) as ex:
+            seen["pins"] = ex.client.run(lambda: (sorted(os.sched_getaffinity(0)), os.environ["TF_NUM_INTRAOP_THREADS"],
+                                                  os.environ["KERAS_BACKEND"]))
+            yield ex
+
+    monkeypatch.setattr(experiment, "executor", watched)
     transfer(cfg, progress=False)
     assert_same_files(serial, cfg.output.result_dir)
     assert len(list((cfg.output.result_dir / ".store").glob("*.json"))) == CELLS
+    pins = list(seen["pins"].values())  # each worker on a core of its own, one thread, the driver's backend
+    assert len(pins) == 2 and all(threads == "1" and backend == loaded_backend() for _, threads, backend in pins)
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert all(len(cores) == 1 for cores, _, _ in pins) and pins[0][0] != pins[1][0]
 
 
 def test_a_killed_worker_is_replaced_and_its_cell_rerun(serial, dask_cluster, tiny_root, tmp_path, monkeypatch):
