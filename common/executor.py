@@ -57,13 +57,13 @@ class Pins:
                 **({"KERAS_BACKEND": self.backend} if self.backend else {})}
 
 
-_PINNED: list[Pins] = []  # the pins this process took (a worker's, at its first task)
+_PINNED: list[Pins] = []  # the pins this process took (a worker's, when it joined the run)
 _SLOT: list[int] = []  # the open slot file whose lock this process holds for its life
 _ONE_AT_A_TIME = threading.Lock()  # a worker started with several threads still runs one task at a time
 
 
 def pin_worker(pins: Pins) -> None:
-    """Pin this worker process to `pins` before its first task (threads only while Keras is not imported yet).
+    """Pin this worker process to `pins` as it joins, and check them before each task (threads: before Keras loads).
 
     Raises
     ------
