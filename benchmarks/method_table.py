@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         transfer(transfer_cfg, progress=False)
         print(f"{version}: pretrain {middle - start:.0f} s, transfer {time.perf_counter() - middle:.0f} s")
     report = write_report(work)
-    _print_table(report / "methods.csv", [str(b) for b in args.budgets])
+    _print_table(report.parent / "methods.csv", [str(b) for b in args.budgets])
     return 0
 
 
