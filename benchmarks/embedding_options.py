@@ -15,7 +15,7 @@ other 40 normal clips are its pool. For each target machine (one per type by def
 
 it prints the mean AUC over targets and budget seeds of:
 
-- ``control``: nearest neighbour (k=1, cosine) on `common.embedding.logmel_clip_stats` of 4 budget clips
+- ``control``: nearest neighbour (k=1, cosine) on `common.clipvectors.logmel_stats` of 4 budget clips
   (`common.data.budget_subset`), no pretraining; ``control_all``: the same with the whole pool;
 - ``ae_scratch``: the dense AE (defaults.yaml sizes and fit) trained on the whole pool, mean reconstruction error;
 - per option (a classifier of the source machines, pretrained once per source set with pretrain seed 0):
@@ -50,6 +50,7 @@ from _bench import load_line, machine_line
 import numpy as np
 
 from common import embedding as E
+from common.clipvectors import logmel_stats
 from common.cache import cached_features
 from common.data import budget_subset, find_machines, split_machine
 from common.metrics import auc_pauc
@@ -185,8 +186,8 @@ def run_controls(data: dict[str, MachineClips], targets: list[str], seeds: list[
     """The log-mel control (4 clips and all) and, with `ae`, the AE trained from scratch on the whole pool."""
     for t in targets:
         m = data[t]
-        pool = E.logmel_clip_stats(*m.pool, N_MELS)
-        ev = E.logmel_clip_stats(*m.eval, N_MELS)
+        pool = logmel_stats(*m.pool, n_mels=N_MELS)
+        ev = logmel_stats(*m.eval, n_mels=N_MELS)
         for s in seeds:
             for src in SOURCE_SETS:  # no source: the same number under every column
                 table.add("control (logmel stats, 4 clips)", src, auc(m, nn_scores(pool[budget_rows(m, s)], ev)))

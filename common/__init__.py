@@ -10,7 +10,7 @@ Science path
     `cache`        those vectors on disk, keyed by every parameter and file, and read back (`VectorSet`)
     `model`        build / save / load the dense autoencoder, and its typed sidecar (`Sidecar`)
     `train`        fit a model from random or given weights
-    `embedding`    the machine-ID classifier (angular-margin head), clip embeddings, log-mel clip statistics
+    `embedding`    the machine-ID classifier (angular-margin head), its inputs and clip embeddings
     `scoring`      a clip's score: the mean reconstruction error over its vectors
     `clipvectors`  one vector per clip (log-mel statistics), clip halves, out-of-sample training scores
     `knn`          a clip's cosine distance to the nearest normal clips of a bank

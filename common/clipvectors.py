@@ -29,6 +29,8 @@ def logmel_stats(vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int) -> np
 
     Frame t of a clip is the first `n_mels` values of its vector t (vectors stack frames t, t+1, ...).
     """
+    if isinstance(n_mels, bool) or not isinstance(n_mels, (int, np.integer)) or not 1 <= n_mels <= vectors.shape[1]:
+        raise MetricError(f"n_mels={n_mels!r} must be an integer in [1, {vectors.shape[1]}] (the vector width)")
     offsets = check_offsets(vectors, offsets)
     frames = np.asarray(vectors[:, :n_mels], dtype=np.float64)
     counts = np.diff(offsets)[:, None]

@@ -8,8 +8,7 @@ Training adds the head's margin and scale in the loss (`margin_logits`, `margin_
 angular margin to the true class; AdaCos uses no margin and the fixed scale ``sqrt(2) * log(C - 1)``;
 mixup mixes pairs of inputs and their labels. A clip's embedding is the L2-normalised mean of its inputs'
 embeddings (`embed_clips`); a target clip is then scored by its cosine distance to the nearest budget
-clip. `logmel_clip_stats` gives the no-pretraining control's clip features: the mean and standard
-deviation of the log-mel over frames."""
+clip."""
 
 from __future__ import annotations
 
@@ -525,17 +524,3 @@ def embed_clips(arch: Mapping[str, Any], weights: list[np.ndarray], vectors: np.
     x, offsets = clip_inputs(arch, vectors, offsets)
     emb = embed_vectors(arch, weights, x)
     return l2_normalize(clip_means(l2_normalize(emb) if normalize_vectors else emb, offsets))
-
-
-def logmel_clip_stats(vectors: np.ndarray, offsets: np.ndarray, n_mels: int) -> np.ndarray:
-    """Mean and std over frames of each clip's log-mel [shape=(n_clips, 2 * n_mels)]: the control's clip features.
-
-    A vector's first `n_mels` values are its first frame, so ``vectors[:, :n_mels]`` are the clip's
-    frames (all but its last ``frames - 1``).
-    """
-    if isinstance(n_mels, bool) or not isinstance(n_mels, (int, np.integer)) or not 1 <= n_mels <= vectors.shape[1]:
-        raise DataError(f"n_mels={n_mels!r} must be an integer in [1, {vectors.shape[1]}] (the vector width)")
-    frames = np.asarray(vectors[:, :n_mels], dtype=np.float64)
-    mean = clip_means(frames, offsets)
-    var = clip_means(frames**2, offsets) - mean**2
-    return np.concatenate([mean, np.sqrt(np.maximum(var, 0.0))], axis=1)

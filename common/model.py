@@ -338,6 +338,8 @@ def load_model(path: str | Path, *, features: Mapping[str, Any] | None = None) -
     if features is not None:
         check_features(sidecar, features, path=path)
     _check_archive(path)
+    if isinstance(sidecar.get("architecture"), Mapping) and kind_of(sidecar["architecture"]) == "classifier":
+        from . import embedding  # noqa: F401  (registers the classifier's layers with Keras before loading)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises several types for a damaged archive

@@ -200,3 +200,22 @@ def test_embedding_pretraining_of_a_single_source_machine_is_refused_before_any_
     code, out = run_main(["pretrain", str(path)])
     assert code == 2 and "hold one machine each" in out and "'embed_knn'" in out, out
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").glob("*.keras"))
+
+
+def test_a_fresh_process_scores_with_a_saved_classifier(families, tmp_path):
+    """The classifier's own layers load in a process that never imported the embedding module."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from common.layout import row_model_path
+
+    (cfg, results), _, _ = families
+    row = results[(results["method"] == "embed_knn") & (results["budget"] == "1")].iloc[0]
+    clips = sorted(Path(cfg.data.root).glob(f"*/{row['target_type']}/{row['target_id']}/abnormal/*.wav"))[:2]
+    out = tmp_path / "scores.csv"
+    done = subprocess.run([sys.executable, "-m", "common", "score", "--model",
+                           str(row_model_path(cfg.output.result_dir, row)), *map(str, clips), "--csv", str(out)],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert pd.read_csv(out)["score"].notna().all()
