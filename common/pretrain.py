@@ -29,8 +29,7 @@ from .executor import executor, task_name
 from .io import atomic_write_text
 from .layout import pretrained_model_path
 from .lock import folder_lock
-from .model import (Sidecar, architecture, check_features, load_head, load_model, save_model, with_weights,
-                    write_sidecar)
+from .model import Sidecar, architecture, check_features, load_head, load_model, save_model, write_sidecar
 from .runs import (AUTOENCODER, EMBEDDING, PretrainJob, data_identity, feature_sidecar, fit_identity, key_of,
                    no_source_sets, threshold_fields)
 from .scoring import clip_scores

@@ -36,13 +36,9 @@ def budget_stats(data: CellData) -> tuple[np.ndarray, np.ndarray | None]:
     return rows, (logmel_stats(vectors, halves(offsets), n_mels=n_mels) if len(rows) == 1 else None)
 
 
-def _score(gaussians: list[Gaussian], rows: np.ndarray) -> np.ndarray:
-    return selective(gaussians, rows)
-
-
 def _adapted(data: CellData, gaussian_of, start: float, **sidecar) -> Adapted:
     rows, half_rows = budget_stats(data)
-    train_scores = out_of_sample_rows(lambda r: [gaussian_of(r)], _score, rows, half_rows)
+    train_scores = out_of_sample_rows(lambda r: [gaussian_of(r)], selective, rows, half_rows)
     return Adapted(identity_architecture(data.train()[0].shape[1]), [], train_scores, len(data.train_files),
                    time.perf_counter() - start, scorer=dict(SCORER), head=to_arrays([gaussian_of(rows)]),
                    sidecar=sidecar)
