@@ -6,6 +6,7 @@ never read without the machine and the neighbours it was measured with.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import threading
@@ -59,6 +60,49 @@ def usable_cpus() -> int:
 def machine_line() -> str:
     return (f"machine: {cpu_model()}, {usable_cpus()} usable CPUs, {ram_gib():.0f} GiB RAM, "
             f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: the Keras backend a benchmark runs on (default: the project's, `common.backend`)."""
+    parser.add_argument("--backend", default="auto", choices=("auto", "jax", "tensorflow", "torch"),
+                        help="Keras backend (default: auto = KERAS_BACKEND, else the fastest installed)")
+    parser.add_argument("--ceiling-gflops", type=float,
+                        help="the machine's matmul ceiling from bench_ceiling.py (default: measure it here)")
+
+
+def use_backend(name: str) -> str:
+    """Select backend `name` before Keras is imported (``auto``: the project's default); the backend running."""
+    from common.backend import use_backend as select
+
+    select(name, key="--backend")
+    from common.model import keras
+
+    return keras.backend.backend()
+
+
+def backend_line() -> str:
+    """Keras' version, its backend and the device that backend computes on (call after `use_backend`)."""
+    import keras
+
+    backend = keras.backend.backend()
+    return f"Keras {keras.__version__}, backend {backend} on {device_of(backend)}"
+
+
+def device_of(backend: str) -> str:
+    """Where this backend computes: the first accelerator it sees, else cpu (benchmark code, not common/)."""
+    if backend == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        return f"{dev.platform}:{dev.device_kind}"
+    if backend == "torch":
+        import torch
+
+        return f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"gpu:{gpus[0].name}" if gpus else "cpu"
 
 
 def scaled_counts(scale: float) -> tuple[int, int]:

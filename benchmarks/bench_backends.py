@@ -29,26 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-from _bench import load_line, machine_line, usable_cpus
+from _bench import device_of, load_line, machine_line, usable_cpus
 
 BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # backend -> package
-
-
-def device_of(backend: str) -> str:
-    """Where this backend computes: the first accelerator it sees, else cpu (benchmark code, not common/)."""
-    if backend == "jax":
-        import jax
-
-        dev = jax.devices()[0]
-        return f"{dev.platform}:{dev.device_kind}"
-    if backend == "torch":
-        import torch
-
-        return f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return f"gpu:{gpus[0].name}" if gpus else "cpu"
 
 
 def child(args: argparse.Namespace) -> int:
