@@ -30,7 +30,7 @@ Data
 
 Experiments
     `config`       load and validate a Version YAML into a frozen `Config` (the only YAML reader)
-    `backend`      pick the Keras backend before Keras is imported
+    `backend`      pick the Keras backend before Keras is imported (default: the fastest installed)
     `sources`      the versions v1-v4 in one table: their words and which machines pretrain a target
     `methods`      the methods a target is scored with, in one table, and the autoencoder family's methods
     `adapt`        what a method gets for a cell and gives back (`CellData`, `Adapted`), and its clip scores
@@ -56,5 +56,9 @@ Results and use
     `environment`  what the running kernel has (package versions, backend, accelerators)
     `errors`       the error family; every message names the file, key or machine at fault
 """
+
+from .backend import prefer_fastest
+
+prefer_fastest()  # before any module of the package imports Keras; KERAS_BACKEND still wins
 
 __version__ = "0.1.0"

@@ -1,8 +1,10 @@
 """Pick the Keras backend (tensorflow, jax or torch) from the config, before Keras is first imported.
 
-Keras reads its backend once, at import (``KERAS_BACKEND``, else ``~/.keras/keras.json``), so a
-config can only choose it while Keras is not yet loaded in the process (a fresh kernel or
-command). ``auto`` leaves Keras' own choice alone.
+Keras reads its backend once, at import, so a config can only choose it while Keras is not yet
+loaded in the process (a fresh kernel or command). ``auto`` means ``KERAS_BACKEND`` when it is set,
+else the fastest backend installed: JAX, then TensorFlow, then PyTorch (JAX trains this project's
+models 2-2.5x faster than TensorFlow on CPU; docs/performance.md). Importing `common` applies that
+default (`prefer_fastest`), so a model built without a config trains on the same backend as the grid.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from .errors import ConfigError
 
 BACKENDS = ("auto", "tensorflow", "jax", "torch")
+FASTEST_FIRST = ("jax", "tensorflow", "torch")  # measured order on CPU (benchmarks/bench_backends.py)
 _PACKAGES = {"tensorflow": "tensorflow-cpu (or tensorflow)", "jax": "jax", "torch": "torch"}
 
 
@@ -32,7 +35,7 @@ def use_backend(name: str, *, key: str = "fit.backend") -> str | None:
     if running is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of notebooks
     if name == "auto":
-        return running
+        return running or prefer_fastest()
     if running is not None:
         if running != name:
             raise ConfigError(
@@ -52,3 +55,16 @@ def loaded_backend() -> str | None:
     if "keras" not in sys.modules:
         return None
     return sys.modules["keras"].backend.backend()
+
+
+def prefer_fastest() -> str | None:
+    """Set ``KERAS_BACKEND`` to the fastest installed backend unless it is set or Keras is loaded; the choice."""
+    if loaded_backend() is not None:
+        return None
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    for name in FASTEST_FIRST:
+        if importlib.util.find_spec(name) is not None:
+            os.environ["KERAS_BACKEND"] = name
+            return name
+    return None

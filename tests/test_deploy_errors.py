@@ -260,11 +260,11 @@ def test_transfer_names_the_pretrained_file_whose_architecture_differs_from_its_
         transfer(stale, progress=False)
 
 
-def test_export_zero_shot_of_a_jax_result_runs_on_the_default_backend(repo, tmp_path):
+def test_export_zero_shot_of_a_tensorflow_result_runs_on_the_default_backend(repo, tmp_path):
     root, rel = repo
     config = root / rel / "config.yaml"
-    config.write_text(config.read_text().replace("backend: auto", "backend: jax"))
-    assert "backend: jax" in config.read_text()
+    config.write_text(config.read_text().replace("backend: auto", "backend: tensorflow"))
+    assert "backend: tensorflow" in config.read_text()
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     done = subprocess.run([sys.executable, "-m", "common", "export", "--version", "1", "--target", "fan/id_00",
                            "--method", "zero_shot", "--out", str(tmp_path / "zero"), "--repo", str(root)],

@@ -1,8 +1,8 @@
 """Pinned results: a refactor (or a speed-up) must not change a single result.
 
 `tests/data/pinned/` holds results.csv and scores.csv of a small v1 + v2 grid (tiny synthetic data, two
-seeds, two budgets, every method of the three families), computed when the method families and the
-generator's fault physics of issue 15 landed. A run of the
+seeds, two budgets, every method of the three families), computed on the default backend (JAX since issue 17; results
+record their backend, and TensorFlow's differ in the last digits of every float). A run of the
 same config today must give the same rows: every column but ``train_seconds`` (wall clock) and
 ``config_hash`` (it keys the exact files, whose path, inode and ctime differ per checkout), and the same
 clip scores. Floats are compared to 1e-6 relative: a real change (another split, seed, init or method)
