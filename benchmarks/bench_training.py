@@ -220,7 +220,7 @@ def report(args: argparse.Namespace, r: dict, fc: dict, gflops: float, measured_
         print(path_line(name, rate[name], best[name], rate[name] / rate["plain"], final[name], ceiling))
     print(f"small fits: {args.small_fits} x ({args.small_vectors} vectors x {args.small_epochs} epochs)")
     for name in ("small plain", "small trainer"):
-        print(path_line(name[6:], rate[name], best[name], rate[name] / rate["small plain"], final[name], ceiling))
+        print(path_line(name, rate[name], best[name], rate[name] / rate["small plain"], final[name], ceiling))
     worst = min(rate[k] / rate["plain"] for k in ("trainer", "trainer, reused"))
     loss_gap = max(abs(final[k] / final["plain"] - 1) for k in ("trainer", "trainer, reused", "stream"))
     verdict = "met" if worst >= TARGET_RATIO and loss_gap <= LOSS_TOLERANCE else "NOT met (a busy machine? see the load average)"
