@@ -10,6 +10,7 @@ Science path
     `cache`        those vectors on disk, keyed by every parameter and file, and read back (`VectorSet`)
     `model`        build / save / load the dense autoencoder, and its typed sidecar (`Sidecar`)
     `train`        fit a model from random or given weights
+    `compiled_fit` the JAX fast path of `train`: many steps per compiled call, one program per shape
     `embedding`    the machine-ID classifier (angular-margin head), its inputs and clip embeddings
     `scoring`      a clip's score: the mean reconstruction error over its vectors
     `clipvectors`  one vector per clip (log-mel statistics), clip halves, out-of-sample training scores

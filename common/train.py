@@ -2,7 +2,9 @@
 
 Keras traces a model's training step once per compiled model (about a second on 2 cores, far more
 than a small fine-tune itself), so `Trainer` keeps one compiled model per architecture and loads
-new weights and a fresh optimizer state into it for every fit.
+new weights and a fresh optimizer state into it for every fit. On JAX (the default backend) the fit
+itself runs in `common.compiled_fit` (many steps per compiled call, no recompiling for a new data
+size); on TensorFlow and PyTorch, and for batch-norm models, through Keras' ``model.fit``.
 
 Training data is either one array in memory or a `common.cache.VectorSet`: rows of several
 (memory-mapped) feature arrays. A set larger than the trainer's ``in_memory_bytes`` is read one
@@ -19,6 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import compiled_fit
 from .cache import VectorSet
 from .errors import ModelError
 from .model import build_autoencoder, keras, set_seed
@@ -123,6 +126,7 @@ class Trainer:
 
     def __init__(self, *, in_memory_bytes: int = IN_MEMORY_BYTES) -> None:
         self._models: dict[tuple, keras.Model] = {}
+        self._programs: dict[tuple, compiled_fit.Programs] = {}
         self.in_memory_bytes = int(in_memory_bytes)
 
     def model(self, arch: Mapping[str, Any], *, freeze: Sequence[str] = ()) -> keras.Model:
@@ -190,14 +194,29 @@ class Trainer:
             if int(len(x) * validation_split) < 1:
                 validation_split = 0.0  # too few vectors to hold any out
             set_seed(seed)
-            if isinstance(x, VectorSet):
+            if compiled_fit.supported(model):
+                h = self._fit_compiled(model, x, epochs=epochs, batch_size=batch_size,
+                                       validation_split=validation_split, shuffle=shuffle, seed=seed)
+            elif isinstance(x, VectorSet):
                 h = self._fit_streaming(model, x, epochs=epochs, batch_size=batch_size,
                                         validation_split=validation_split, shuffle=shuffle, seed=seed)
             else:
                 h = model.fit(x, x, epochs=epochs, batch_size=batch_size, validation_split=validation_split,
                               shuffle=shuffle, verbose=0)
-            history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
+            history = {k: [float(v) for v in vals] for k, vals in getattr(h, "history", h).items()}
         return FitResult(model.get_weights(), history, time.perf_counter() - start, streamed)
+
+    def _fit_compiled(self, model: keras.Model, x: np.ndarray | VectorSet, *, epochs: int, batch_size: int,
+                      validation_split: float, shuffle: bool, seed: int) -> dict[str, list[float]]:
+        key = (id(model), int(batch_size))
+        if key not in self._programs:
+            self._programs[key] = compiled_fit.Programs(model, batch_size)
+        n_train = validation_rows(len(x), validation_split)
+        try:
+            return compiled_fit.fit(self._programs[key], x, epochs=epochs, n_train=n_train, shuffle=shuffle, seed=seed)
+        finally:
+            if isinstance(x, VectorSet):
+                x.close()
 
     @staticmethod
     def _fit_streaming(model: keras.Model, vset: VectorSet, *, epochs: int, batch_size: int,

@@ -1,0 +1,102 @@
+"""The compiled JAX training loop: the same weights as Keras' own fit, one program per shape, the step plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common import compiled_fit
+from common.cache import VectorSet
+from common.model import keras
+from common.train import Trainer
+
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="the compiled loop runs on JAX only")
+
+ARCH = {"input_dim": 24, "hidden": [16], "bottleneck": 4, "batch_norm": False}
+
+
+def vectors(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, 4)) @ rng.normal(size=(4, ARCH["input_dim"])) + 0.1 * rng.normal(
+        size=(n, ARCH["input_dim"]))).astype(np.float32)
+
+
+def keras_fit(trainer: Trainer, monkeypatch, *args, **kwargs):
+    """The same fit through Keras' own ``model.fit`` (the reference the compiled loop must match)."""
+    with monkeypatch.context() as m:
+        m.setattr(compiled_fit, "supported", lambda model: False)
+        return trainer.fit(*args, **kwargs)
+
+
+@pytest.mark.parametrize("n, epochs, validation_split", [(100, 7, 0.0), (300, 3, 0.2), (64, 2, 0.0)])
+def test_compiled_fit_matches_keras_fit(monkeypatch, n, epochs, validation_split):
+    """Weights and loss history as Keras' fit gives them (same batches, order, Adam), to float32 round-off."""
+    trainer = Trainer()
+    x, w = vectors(n), trainer.init_weights(ARCH, seed=1)
+    kw = dict(epochs=epochs, batch_size=32, learning_rate=1e-2, validation_split=validation_split, seed=5)
+    ours = trainer.fit(ARCH, w, x, **kw)
+    ref = keras_fit(Trainer(), monkeypatch, ARCH, w, x, **kw)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(ours.weights, ref.weights)) < 1e-5
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(ours.weights, w)) > 1e-3  # it did train
+    assert ours.history.keys() == ref.history.keys()
+    for key in ref.history:
+        np.testing.assert_allclose(ours.history[key], ref.history[key], rtol=1e-5)
+
+
+def test_streamed_compiled_fit_matches_keras_streaming(monkeypatch, tmp_path):
+    """A VectorSet read a chunk at a time trains like Keras' fit over `VectorBatches` (same per-epoch order)."""
+    x = vectors(200, seed=2)
+    np.save(tmp_path / "a.npy", x[:120])
+    np.save(tmp_path / "b.npy", x[120:])
+
+    def vset() -> VectorSet:
+        return VectorSet([(np.load(tmp_path / "a.npy", mmap_mode="r"), None),
+                          (np.load(tmp_path / "b.npy", mmap_mode="r"), None)])
+
+    trainer = Trainer(in_memory_bytes=0)
+    w = trainer.init_weights(ARCH, seed=3)
+    kw = dict(epochs=3, batch_size=32, learning_rate=1e-2, validation_split=0.1, seed=4)
+    ours = trainer.fit(ARCH, w, vset(), **kw)
+    ref = keras_fit(Trainer(in_memory_bytes=0), monkeypatch, ARCH, w, vset(), **kw)
+    assert ours.streamed and ref.streamed
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(ours.weights, ref.weights)) < 1e-5
+    np.testing.assert_allclose(ours.history["val_loss"], ref.history["val_loss"], rtol=1e-5)
+
+
+def test_fits_of_nearby_sizes_share_one_compiled_program():
+    """Data sizes that round to the same device size and step plans of the same sizes compile nothing new."""
+    trainer = Trainer()
+    w = trainer.init_weights(ARCH, seed=0)
+    trainer.fit(ARCH, w, vectors(250), epochs=4, batch_size=64, learning_rate=1e-3)  # 4 x 4 steps: one call of 16
+    programs = next(iter(trainer._programs.values()))
+    compiled = programs.train_rows._cache_size()
+    for n in (230, 241, 255):  # padded to 256 rows, 4 steps per epoch, same calls
+        trainer.fit(ARCH, w, vectors(n, seed=n), epochs=4, batch_size=64, learning_rate=1e-3, seed=n)
+    assert programs.train_rows._cache_size() == compiled
+    trainer.fit(ARCH, w, vectors(700), epochs=4, batch_size=64, learning_rate=1e-3)  # 768 rows, 44 steps
+    assert programs.train_rows._cache_size() == compiled + 3  # calls of 16, 16, 8 and 4 steps on the new size
+
+
+def test_step_plan_and_row_padding():
+    """Every call runs a power-of-two number of real steps (at most CHUNK_STEPS); padding stays within 1/8."""
+    for n_steps in (1, 5, 16, 17, 40, 1000):
+        calls = compiled_fit._calls(n_steps)
+        counts = [count for _, count in calls]
+        assert sum(counts) == n_steps and [first for first, _ in calls] == list(np.cumsum([0] + counts[:-1]))
+        assert all(c & (c - 1) == 0 and c <= compiled_fit.CHUNK_STEPS for c in counts)
+    sizes = {compiled_fit.padded_rows(n) for n in range(1025, 2049)}
+    assert len(sizes) <= 8 and all(compiled_fit.padded_rows(n) >= n for n in range(1, 5000))
+    assert all(compiled_fit.padded_rows(n) <= n * 1.25 + 1 for n in range(8, 5000))
+    idx, mask = compiled_fit._batches(np.arange(10)[::-1], 4)
+    assert idx.shape == (3, 4) and mask.sum() == 10 and list(idx[2, :2]) == [1, 0] and list(mask[2]) == [1, 1, 0, 0]
+
+
+def test_batch_norm_models_train_through_keras():
+    """Padding rows would enter batch-norm statistics: such models keep Keras' own fit."""
+    trainer = Trainer()
+    arch = {**ARCH, "batch_norm": True}
+    assert not compiled_fit.supported(trainer.model(arch))
+    assert compiled_fit.supported(trainer.model(ARCH))
+    result = trainer.fit(arch, trainer.init_weights(arch, seed=0), vectors(50), epochs=2, batch_size=16,
+                         learning_rate=1e-3)
+    assert len(result.history["loss"]) == 2 and not trainer._programs
