@@ -38,7 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import GIB, MIB, REPO, MemorySampler, dataset_scale, load_line, machine_line, make_dataset, subset_root
+from _bench import (GIB, MIB, REPO, MemorySampler, backend_line, dataset_scale, load_line, machine_line, make_dataset,
+                    subset_root)
 
 TARGET_BYTES = 4 * GIB
 
@@ -131,7 +132,8 @@ def child(mode: str, root: Path, work: Path, epochs: int) -> int:
         elif mode == "stream":
             info = stream_pretrain(cfg)
         seconds = time.perf_counter() - start
-    print(json.dumps({"mode": mode, "max_rss": MemorySampler.max_rss(), "peak_anon": sampler.peak["RssAnon"],
+    print(json.dumps({"mode": mode, "backend": backend_line(), "max_rss": MemorySampler.max_rss(),
+                      "peak_anon": sampler.peak["RssAnon"],
                       "peak_file": sampler.peak["RssFile"], "seconds": seconds, **info}))
     return 0
 
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(machine_line())
     print(f"v4 pretrain (4 source sets of 12 machines), {args.epochs} epoch(s), peak per subprocess, "
-          f"load average {load_line()}")
+          f"{idle['backend']}, load average {load_line()}")
     print(f"idle process (imports + one tiny fit): ru_maxrss {idle['max_rss'] / MIB:.0f} MiB, anon {idle['peak_anon'] / MIB:.0f} MiB")
     print(f"{'scale':>6s} {'set vectors':>12s} {'stage':>9s} {'ru_maxrss':>10s} {'anon peak':>10s} {'file peak':>10s} {'time':>7s}")
     for scale, r in results.items():
