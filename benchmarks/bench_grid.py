@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_grid.py [--scale 0.02] [--root DIR] [--epochs 2] [--transfer-epochs 2]
                                     [--rate-vectors 100000] [--ceiling-gflops G] [--backend auto]
+                                    [--rest-scale S] [--workers 2]
 
 Runs the grid the issue projects (issue 17) on a 16-machine synthetic set at scale ``s``
 (``round(1000 * s)`` normal and ``round(250 * s)`` abnormal 10 s clips per machine; 1.0 is
@@ -36,8 +37,15 @@ rate, its samples multiplied by the epoch ratio, and by the growth of the traini
 1 / scale) when its data grows with them (pretraining, budget ``all``; a budget of k clips stays k
 clips); a set larger than ``fit.max_in_memory_mb`` at full size (every pretraining source set:
 0.9-3.5 GB) trains at the streamed rate, others at the in-RAM rate. Models cost what they cost
-here; every other stage is scaled by the number of clips (1 / scale), which errs high for its
-fixed parts (per cell: a row, its AUC, the store). The grid's effective samples/s (all training
+here; every other stage (scoring, thresholds, results) is a line in the clips per machine through
+this run and a second one at ``--rest-scale`` (half the scale by default), so that its per-cell part
+(a row, its AUC, the store) does not grow with the data while its scoring does.
+
+With ``--workers N`` (default 2) the grid is also projected for ``experiment.executor: local`` with N
+workers of one thread each, the way to use a 2-core machine fully: N one-core processes train side
+by side at nearly N times the rate of one process on all cores (JAX's threads gain little on
+matrices this small). Their rates are measured with N pinned processes at once; the projection
+spreads the fits and the rest evenly over the workers. The grid's effective samples/s (all training
 samples of the full grid / projected seconds) is printed as a fraction of the machine's arithmetic
 ceiling (`bench_ceiling.py`; target at least half).
 """
@@ -283,6 +291,38 @@ def measure_rates(cfg, *, vectors: int, epochs: int, repeat: int) -> dict[str, t
     return out
 
 
+def worker_rates(args: argparse.Namespace, workers: int) -> dict[str, tuple[float, int]]:
+    """Rates of `workers` processes of one core each, training at the same time (``executor: local``).
+
+    Each child (``--child-rate CORE``) pins itself to one core and runs `measure_rates`; the result
+    is (seconds, samples) of one worker, the slowest child's, so ``workers x`` it is the machine's rate.
+    """
+    import json
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--rate-vectors", str(args.rate_vectors), "--rate-epochs", str(args.rate_epochs),
+           "--rate-repeat", str(args.rate_repeat), "--backend", args.backend, "--child-rate"]
+    procs = [subprocess.Popen(cmd + [str(core)], stdout=subprocess.PIPE, text=True) for core in range(workers)]
+    results = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
+    if any(proc.returncode for proc in procs):
+        raise SystemExit("a --child-rate process failed")
+    return {k: max((tuple(r[k]) for r in results), key=lambda ts: ts[0]) for k in (IN_RAM, STREAMED)}
+
+
+def child_rate(args: argparse.Namespace) -> int:
+    """One worker of `worker_rates`: pinned to core ``args.child_rate``, prints its rates as JSON."""
+    import json
+    import os
+
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[args.child_rate]})
+    use_backend(args.backend)
+    from common.config import load_config
+
+    own = load_config(REPO / "Version1" / "make_pretrain_v1.yaml", overrides={"data": {"root": str(REPO)}})
+    print(json.dumps(measure_rates(own, vectors=args.rate_vectors, epochs=args.rate_epochs, repeat=args.rate_repeat)))
+    return 0
+
+
 def net_rates(measured: dict[str, tuple[float, int]], fixed: float) -> dict[str, float]:
     """Samples/s of each measured fit net of the per-fit fixed cost (gross when the fit is not much longer)."""
     return {k: samples / (t - fixed if t > 2 * fixed else t) for k, (t, samples) in measured.items()}
@@ -302,15 +342,41 @@ def project_fit(f: Fit, *, scale: float, epoch_factor: dict, fixed: float, rates
     return samples, fixed + samples / rates[STREAMED if streamed else IN_RAM], streamed
 
 
+def clips_per_machine(scale: float) -> int:
+    """Clips of one machine (normal + abnormal) at `scale`."""
+    return sum(scaled_counts(scale))
+
+
+def project_rest(seconds: float, scale: float, second: tuple[float, float] | None) -> tuple[float, str]:
+    """(full-size seconds, note) of a stage that is neither fits nor models: linear in the clips per machine.
+
+    With a `second` run (its seconds, its scale) the line goes through both runs, so a per-cell cost that
+    does not grow with the data stays fixed; without one, the stage is scaled by the clips (errs high).
+    """
+    full = clips_per_machine(1.0)
+    if second is None:
+        return seconds * full / clips_per_machine(scale), "  (x clips)"
+    other, other_scale = second
+    c1, c2 = clips_per_machine(other_scale), clips_per_machine(scale)
+    slope = max((seconds - other) / (c2 - c1), 0.0)
+    return seconds + slope * (full - c2), f"  (line through {other:.1f} s at {c1} and this at {c2} clips per machine)"
+
+
 def project(stages: list, log: FitLog, *, scale: float, epoch_factor: dict, fixed: float, rates: dict,
-            max_bytes: int) -> tuple[list, dict]:
-    """[(stage, seconds, projected seconds, note)] and the projected totals: seconds, fit seconds, samples."""
-    rows, totals = [], {"seconds": 0.0, "fits": 0.0, "samples": 0.0}
+            max_bytes: int, second: dict | None = None) -> tuple[list, dict]:
+    """[(stage, seconds, projected seconds, note)] and the projected totals: seconds, fit seconds, samples, rest.
+
+    `second`: the rest stages' seconds of a run at another scale, {"scale": s, stage: seconds}.
+    """
+    rows, totals = [], {"seconds": 0.0, "fits": 0.0, "samples": 0.0, "rest": 0.0}
     for stage, seconds, what in stages:
         if what is None:
-            projected, note = seconds / scale, ""
+            other = (second[stage], second["scale"]) if second and stage in second else None
+            projected, note = project_rest(seconds, scale, other)
+            totals["rest"] += projected
         elif what == "models":
             projected, note = seconds, "  (as measured: the number of models does not grow)"
+            totals["rest"] += projected
         else:
             fits = [project_fit(f, scale=scale, epoch_factor=epoch_factor, fixed=fixed, rates=rates,
                                 max_bytes=max_bytes) for f in log.select(*what)]
@@ -325,7 +391,7 @@ def project(stages: list, log: FitLog, *, scale: float, epoch_factor: dict, fixe
 
 
 def report(args: argparse.Namespace, versions, stages: list, own, log: FitLog, measured: dict, synth,
-           gflops: float, measured_here: bool) -> None:
+           gflops: float, measured_here: bool, *, second: dict | None = None, workers: dict | None = None) -> None:
     """Print the run, the per-stage table with its projection, and the target lines."""
     intercept, per_sample = log.line()
     fixed, how = log.fixed_cost(measured[IN_RAM][1] / measured[IN_RAM][0])
@@ -336,7 +402,7 @@ def report(args: argparse.Namespace, versions, stages: list, own, log: FitLog, m
     ceiling = ceiling_samples(gflops, weights)
     epoch_factor = {"scratch": cfg.fit.epochs / args.epochs, "transfer": cfg.transfer.epochs / args.transfer_epochs}
     rows, totals = project(stages, log, scale=args.scale, epoch_factor=epoch_factor, fixed=fixed,
-                                      rates=rates, max_bytes=cfg.fit.max_in_memory_mb * 2**20)
+                           rates=rates, max_bytes=cfg.fit.max_in_memory_mb * 2**20, second=second)
     exp = demo_experiment()
     print(machine_line())
     print(f"grid {','.join(versions)} at scale {args.scale:g}, methods {','.join(exp['methods'])}, budgets "
@@ -352,11 +418,25 @@ def report(args: argparse.Namespace, versions, stages: list, own, log: FitLog, m
     for stage, seconds, projected, note in rows:
         print(f"  {stage:48s} {seconds:8.1f} s   projected {projected / 3600:6.2f} h{note}")
     print(f"  {'total':48s} {sum(r[1] for r in rows):8.1f} s")
-    report_targets(log, totals, fixed=fixed, how=how, ceiling=ceiling, own=own)
+    report_targets(log, totals, fixed=fixed, how=how, ceiling=ceiling, own=own, label="serial")
+    if workers:
+        per_worker = net_rates(workers, fixed)
+        n = args.workers
+        print(f"rates of {n} one-core workers side by side (each; the machine does {n} x): "
+              + ", ".join(f"{k} {r:,.0f} samples/s" for k, r in per_worker.items()))
+        _, local = project(stages, log, scale=args.scale, epoch_factor=epoch_factor, fixed=fixed, rates=per_worker,
+                           max_bytes=cfg.fit.max_in_memory_mb * 2**20, second=second)
+        slower = rates[IN_RAM] / per_worker[IN_RAM]  # the rest on one core instead of all, like the fits
+        local["seconds"] = (local["fits"] + local["rest"] * slower) / n
+        local["fits"] /= n
+        report_targets(log, local, fixed=fixed, how=how, ceiling=ceiling, own=own,
+                       label=f"executor local, {n} workers x 1 thread (work spread evenly; the rest {slower:.2f}x slower "
+                             "on one core)")
 
 
-def report_targets(log: FitLog, totals: dict, *, fixed: float, how: str, ceiling: float, own) -> None:
-    """The three target lines of issue 17: per-fit fixed cost, effective samples/s of the ceiling, total hours."""
+def report_targets(log: FitLog, totals: dict, *, fixed: float, how: str, ceiling: float, own, label: str) -> None:
+    """The three target lines of issue 17 (per-fit fixed cost, effective samples/s of the ceiling, total hours)
+    for the grid run as `label` says."""
     proj, all_samples, fit_seconds = totals["seconds"], totals["samples"], totals["fits"]
     models = sum(s for _, s in log.models) / max(len(log.fits), 1)
     per_fit = fixed + models
@@ -364,12 +444,13 @@ def report_targets(log: FitLog, totals: dict, *, fixed: float, how: str, ceiling
     print(f"target per-fit fixed cost < {TARGET_FIXED_S} s: {per_fit:.3f} s = fit {fixed:.3f} s ({how}) + initial "
           f"weights and saving {models:.3f} s per fit: {met[per_fit < TARGET_FIXED_S]}")
     effective = all_samples / proj
+    print(f"{label}:")
     print(f"target effective samples/s >= {100 * TARGET_FRACTION:.0f} % of ceiling: the full grid trains "
           f"{all_samples:,.0f} samples in {proj / 3600:.2f} h = {effective:,.0f} samples/s  = "
           f"{100 * effective / ceiling:.1f} % of {ceiling:,.0f}: {met[effective >= TARGET_FRACTION * ceiling]}")
     print(f"  (fits alone: {fit_seconds / 3600:.2f} h, {all_samples / max(fit_seconds, 1e-9):,.0f} samples/s = "
           f"{100 * all_samples / max(fit_seconds, 1e-9) / ceiling:.1f} % of ceiling)")
-    print(f"PROJECTION to scale 1.0 (MIMII-sized) with fit.epochs {own.fit.epochs} and transfer.epochs "
+    print(f"PROJECTION [{label.split(' (')[0]}] to scale 1.0 (MIMII-sized) with fit.epochs {own.fit.epochs} and transfer.epochs "
           f"{own.transfer.epochs}: {proj / 3600:.2f} h (target <= {TARGET_HOURS:g} h on one 2-core machine: "
           f"{met[proj <= TARGET_HOURS * 3600]}; fits: fixed + samples / rate of large fits; models as measured; "
           "the rest linear in clips)")
@@ -397,23 +478,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-vectors", type=int, default=100_000, help="vectors of the rate fits (default: 100000)")
     parser.add_argument("--rate-epochs", type=int, default=3, help="epochs of the rate fits (default: 3)")
     parser.add_argument("--rate-repeat", type=int, default=2, help="timed rate fits each; the best counts (default: 2)")
+    parser.add_argument("--rest-scale", type=float, default=None,
+                        help="a second, smaller run for the stages other than fits and models, so that their "
+                             "per-cell cost is not scaled with the data (default: half of --scale; 0: none)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="also project `executor: local` with this many one-core workers, from their rates "
+                             "measured side by side (default: 2; 0: no)")
+    parser.add_argument("--child-rate", type=int, default=None, help=argparse.SUPPRESS)
     add_backend_option(parser)
     args = parser.parse_args(argv)
+    if args.child_rate is not None:
+        return child_rate(args)
+    if args.rest_scale is None:
+        args.rest_scale = args.scale / 2
     versions = tuple(args.versions.split(","))
-    n_normal, n_abnormal = scaled_counts(args.scale)
     budgets = [b for b in demo_experiment()["budgets"] if b != "all"]
-    if budgets and max(budgets) > n_normal - n_abnormal:
-        parser.error(f"--scale {args.scale:g} leaves {n_normal - n_abnormal} training clips per machine, fewer than "
-                     f"the demo's budget {max(budgets)}: use a larger --scale")
+    for name, scale in (("--scale", args.scale), ("--rest-scale", args.rest_scale)):
+        if not scale:
+            continue
+        n_normal, n_abnormal = scaled_counts(scale)
+        if budgets and max(budgets) > n_normal - n_abnormal:
+            parser.error(f"{name} {scale:g} leaves {n_normal - n_abnormal} training clips per machine, fewer "
+                         f"than the demo's budget {max(budgets)}: use a larger {name}")
     use_backend(args.backend)
 
     gflops, measured_here = ceiling_gflops(args.ceiling_gflops)
+    second = None
     with tempfile.TemporaryDirectory(prefix="bench_grid_") as tmp:
         root, synth = data_root(args, parser, Path(tmp))
+        if args.rest_scale:
+            small = subset_root(root, Path(tmp) / "data_small", args.rest_scale)
+            small_stages, _, _ = run(small, Path(tmp) / "work_small", versions=versions, epochs=args.epochs,
+                                     transfer_epochs=args.transfer_epochs)
+            second = {"scale": args.rest_scale, **{name: sec for name, sec, what in small_stages if what is None}}
         stages, own, log = run(root, Path(tmp) / "work", versions=versions, epochs=args.epochs,
                                transfer_epochs=args.transfer_epochs)
     measured = measure_rates(own, vectors=args.rate_vectors, epochs=args.rate_epochs, repeat=args.rate_repeat)
-    report(args, versions, stages, own, log, measured, synth, gflops, measured_here)
+    workers = worker_rates(args, args.workers) if args.workers > 1 else None
+    report(args, versions, stages, own, log, measured, synth, gflops, measured_here, second=second,
+           workers=workers)
     return 0
 
 
