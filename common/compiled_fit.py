@@ -104,8 +104,9 @@ def _run(call: Callable, state, source, idx: np.ndarray, mask: np.ndarray) -> tu
         i, m = idx[first:first + count], mask[first:first + count]
         if isinstance(source, VectorSet):
             real = int(m.sum())
-            xs = np.zeros((i.size, source.dim), dtype=np.float32)
-            xs[:real] = source.batch(i.reshape(-1)[:real])
+            xs = source.batch(i.reshape(-1)[:real])
+            if real < i.size:  # the epoch's last batch: pad it (its mask is 0 there)
+                xs = np.concatenate([xs, np.zeros((i.size - real, source.dim), dtype=xs.dtype)])
             state, total = call(state, xs.reshape(*i.shape, -1), m)
         else:
             state, total = call(state, source, i, m)
