@@ -61,6 +61,7 @@ def prefer_fastest() -> str | None:
     """Set ``KERAS_BACKEND`` to the fastest installed backend unless it is set or Keras is loaded; the choice."""
     if loaded_backend() is not None:
         return None
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keras imports TensorFlow to seed it, on every backend
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
     for name in FASTEST_FIRST:
