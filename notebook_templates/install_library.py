@@ -24,8 +24,8 @@ for name, version in package_versions().items():
 # %% [markdown]
 # ## Keras backend and GPU
 #
-# TensorFlow is the default backend; start Jupyter with `KERAS_BACKEND=jax` to use JAX. An empty list
-# means training runs on the CPU.
+# JAX is the default backend (the fastest installed; README "Speed, memory and the Keras backend"); start
+# Jupyter with `KERAS_BACKEND=tensorflow` to use TensorFlow. An empty list means training runs on the CPU.
 
 # %%
 backend, gpus = accelerators()
