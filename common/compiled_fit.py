@@ -143,6 +143,7 @@ def fit(programs: Programs, x: np.ndarray | VectorSet, *, epochs: int, n_train: 
         rows = np.zeros((padded_rows(len(x)), x.shape[1]), dtype=np.float32)
         rows[: len(x)] = x
         source, train, evaluate = jax.device_put(rows), programs.train_rows, programs.evaluate_rows
+        del rows  # the device holds its own copy
         orders = (np.random.permutation(n_train) if shuffle else np.arange(n_train) for _ in range(epochs))
     state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
              [v.value for v in model.optimizer.variables])
