@@ -84,17 +84,13 @@ def _batches(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _calls(n_steps: int) -> list[tuple[int, int]]:
-    """(first, count) of each compiled call over `n_steps` steps: CHUNK_STEPS at a time, the rest in powers of two.
+    """(first, count) of each compiled call over `n_steps` steps: CHUNK_STEPS at a time, the rest one by one.
 
-    Every count is one of log2(CHUNK_STEPS) + 1 sizes, so the programs compile once, and no call runs
-    a step that would have to be skipped.
+    Two call sizes, so two programs per data size (each compiles in a few tenths of a second, more than
+    the few single steps cost), and no call runs a step that would have to be skipped.
     """
-    out, first = [], 0
-    while first < n_steps:
-        count = min(CHUNK_STEPS, 1 << ((n_steps - first).bit_length() - 1))
-        out.append((first, count))
-        first += count
-    return out
+    full = n_steps - n_steps % CHUNK_STEPS
+    return [(first, CHUNK_STEPS) for first in range(0, full, CHUNK_STEPS)] + [(first, 1) for first in range(full, n_steps)]
 
 
 def _run(call: Callable, state, source, idx: np.ndarray, mask: np.ndarray) -> tuple[Any, list]:
@@ -104,9 +100,11 @@ def _run(call: Callable, state, source, idx: np.ndarray, mask: np.ndarray) -> tu
         i, m = idx[first:first + count], mask[first:first + count]
         if isinstance(source, VectorSet):
             real = int(m.sum())
-            xs = source.batch(i.reshape(-1)[:real])
+            xs = source.batch(i.reshape(-1)[:real])  # read while the previous call computes
             if real < i.size:  # the epoch's last batch: pad it (its mask is 0 there)
                 xs = np.concatenate([xs, np.zeros((i.size - real, source.dim), dtype=xs.dtype)])
+            if totals:  # at most one chunk waits on the device: without this, JAX's asynchronous calls
+                totals[-1].block_until_ready()  # would queue every chunk of the epoch in memory
             state, total = call(state, xs.reshape(*i.shape, -1), m)
         else:
             state, total = call(state, source, i, m)
