@@ -44,8 +44,12 @@ from _bench import (GIB, MIB, REPO, MemorySampler, backend_line, dataset_scale, 
 TARGET_BYTES = 4 * GIB
 
 
-def v4_config(root: Path, work: Path, *, epochs: int):
-    """The repository's v4 pretrain YAML with data, cache and models moved under `work`."""
+def v4_config(root: Path, work: Path, *, epochs: int, stream: bool = False):
+    """The repository's v4 pretrain YAML with data, cache and models moved under `work`.
+
+    `stream`: every source set streamed (``fit.max_in_memory_mb: 0``), as at full size, where every set is
+    larger than the default 512 MB; at the small scales of ``make bench`` the sets would be trained in RAM.
+    """
     from common.config import load_config
 
     folder = work / "Version4"
@@ -54,7 +58,7 @@ def v4_config(root: Path, work: Path, *, epochs: int):
     yaml.write_text((REPO / "Version4" / "make_pretrain_v4.yaml").read_text())
     return load_config(yaml, overrides={
         "data": {"root": str(root), "cache_dir": str(work / "cache")},
-        "fit": {"epochs": epochs},
+        "fit": {"epochs": epochs, **({"max_in_memory_mb": 0} if stream else {})},
         "output": {"model_dir": str(work / "model_pretrain_v4"), "scratch_dir": str(work / "scratch")},
     })
 
@@ -112,7 +116,7 @@ def child(mode: str, root: Path, work: Path, epochs: int) -> int:
     from common.model import architecture
     from common.train import Trainer
 
-    cfg = v4_config(root, work, epochs=epochs)
+    cfg = v4_config(root, work, epochs=epochs, stream=mode == "stream")
     with MemorySampler() as sampler:
         start = time.perf_counter()
         info: dict = {}
