@@ -86,6 +86,35 @@ def ceiling_gflops(given: float | None) -> tuple[float, bool]:
     return measure()["gflops"], True
 
 
+def step_rate(*, batch_size: int = 512, steps: int = 16, calls: int = 40) -> float | None:
+    """Samples/s of the compiled training step alone (`common.compiled_fit`, JAX only) on a chunk already on
+    the device, called over and over: no data read, gathered or copied. What no fit of this model and batch
+    size can beat on this backend; None off JAX."""
+    from common import compiled_fit
+    from common.model import keras
+    from common.train import Trainer
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    arch = {"input_dim": 320, "hidden": [64, 64], "bottleneck": 8, "batch_norm": False}
+    model = Trainer().model(arch)
+    programs = compiled_fit.Programs(model, batch_size)
+    xs = jax.device_put(np.random.default_rng(0).normal(size=(steps, batch_size, 320)).astype(np.float32))
+    mask = jax.device_put(np.ones((steps, batch_size), np.float32))
+    state = jax.tree_util.tree_map(lambda v: jax.numpy.array(v.value, copy=True), (
+        model.trainable_variables, model.non_trainable_variables, model.optimizer.variables))
+    state = tuple(list(part) for part in state)
+    state, total = programs.train_batches(state, xs, mask)
+    total.block_until_ready()
+    start = time.perf_counter()
+    for _ in range(calls):
+        state, total = programs.train_batches(state, xs, mask)
+    total.block_until_ready()
+    return calls * steps * batch_size / (time.perf_counter() - start)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma list of n (default: 1024,2048,4096)")
@@ -104,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CEILING (measured, not assumed): {result['gflops']:,.0f} GFLOP/s, {result['library']} at "
           f"n={result['n']}; default autoencoder {weights:,} weights x {FLOPS_PER_WEIGHT} FLOP per sample = "
           f"{ceiling_samples(result['gflops'], weights):,.0f} samples/s")
+    ceiling = ceiling_samples(result["gflops"], weights)
+    best_step = max((step_rate() or 0.0) for _ in range(args.repeat))
+    if best_step:
+        print(f"compiled training step alone (batch 512, data on the device, nothing read or copied): "
+              f"{best_step:,.0f} samples/s = {100 * best_step / ceiling:.1f} % of the ceiling: the most any fit of "
+              f"this model can reach here")
     if args.json:
         args.json.write_text(json.dumps({**result, "weights": weights,
                                          "samples_s": ceiling_samples(result["gflops"], weights)}))
