@@ -47,6 +47,7 @@ def use_backend(name: str, *, key: str = "fit.backend") -> str | None:
     if importlib.util.find_spec(name) is None:
         raise ConfigError(f"{key}: {name} is not installed in this environment (pip install {_PACKAGES[name]})")
     os.environ["KERAS_BACKEND"] = name
+    _quiet_tensorflow(name)
     return name
 
 
@@ -61,11 +62,31 @@ def prefer_fastest() -> str | None:
     """Set ``KERAS_BACKEND`` to the fastest installed backend unless it is set or Keras is loaded; the choice."""
     if loaded_backend() is not None:
         return None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keras imports TensorFlow to seed it, on every backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if os.environ.get("KERAS_BACKEND"):
+        _quiet_tensorflow(os.environ["KERAS_BACKEND"])
         return os.environ["KERAS_BACKEND"]
     for name in FASTEST_FIRST:
         if importlib.util.find_spec(name) is not None:
             os.environ["KERAS_BACKEND"] = name
+            _quiet_tensorflow(name)
             return name
     return None
+
+
+_ONEDNN_SET_HERE = False  # whether `_quiet_tensorflow` (not the user) set TF_ENABLE_ONEDNN_OPTS
+
+
+def _quiet_tensorflow(backend: str) -> None:
+    """Keep TensorFlow's start-up lines out of notebooks when it does not compute (Keras imports it to save a model).
+
+    Off TensorFlow, ``TF_ENABLE_ONEDNN_OPTS=0`` (its only INFO line at import names that variable); on TensorFlow
+    the variable is removed again if this module set it, so TensorFlow computes as it does by default.
+    """
+    global _ONEDNN_SET_HERE
+    if backend != "tensorflow" and "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+        _ONEDNN_SET_HERE = True
+    elif backend == "tensorflow" and _ONEDNN_SET_HERE:
+        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        _ONEDNN_SET_HERE = False

@@ -215,3 +215,22 @@ def test_package_versions_import_no_backend_and_the_feature_modules_no_keras():
     assert proc.returncode == 0, proc.stderr[-3000:]
     numpy_version, loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert numpy_version == np.__version__ and loaded == []
+
+
+def test_tensorflow_start_up_lines_stay_out_of_a_jax_process_and_tensorflow_computes_as_by_default(tmp_path):
+    """Saving a model imports TensorFlow (Keras does, on every backend): on JAX its INFO lines stay out of the
+    output; with KERAS_BACKEND=tensorflow its oneDNN setting is left as TensorFlow's default."""
+    if importlib.util.find_spec("jax") is None or importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("needs jax and tensorflow")
+    code = ("import os, common\n"
+            "from common.model import build_autoencoder\n"
+            f"build_autoencoder(8, hidden=[4], bottleneck=2, batch_norm=False).save(r'{tmp_path / 'm.keras'}')\n"
+            "import sys; print(os.environ['KERAS_BACKEND'], os.environ.get('TF_ENABLE_ONEDNN_OPTS'), 'tensorflow' in sys.modules)")
+    base = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_ENABLE_ONEDNN_OPTS")}
+    for env, expected in ((base, "jax 0 True"), ({**base, "KERAS_BACKEND": "tensorflow"}, "tensorflow None True")):
+        proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip().splitlines()[-1] == expected
+        if expected.startswith("jax"):
+            assert "oneDNN" not in proc.stderr and "absl" not in proc.stderr, proc.stderr[-2000:]
