@@ -2,14 +2,14 @@
 
 Keras' JAX ``fit`` dispatches one jitted step per batch from Python; at batch 512 that dispatch and the
 batch copy cost about as much as the step itself on 2 cores, and every new size of an epoch's last
-batch compiles a new program (~0.4 s). Here `CHUNK_STEPS` steps run in one ``jax.lax.scan``, the
-training rows stay on the device and each step gathers its batch by index, and an epoch's last
+batch compiles a new program (~0.4 s). Here `CHUNK_STEPS` steps run in one ``jax.lax.scan`` (the few
+left over one by one), the training rows stay on the device and each call gathers its batches by index, an epoch's last
 partial batch is padded and masked, so a fit compiles nothing once its model, batch size and (rounded)
 data size have been seen. The updates are Keras' own: the model's stateless call, the mean squared
 error over the real rows of each batch, the compiled Adam (`optimizer.stateless_apply`), and the
 batch order of Keras' ``fit`` (a NumPy permutation per epoch after `set_seed`) for data in RAM or of
 `VectorBatches` for a streamed `VectorSet`. Weights agree with Keras' ``fit`` to float32 round-off
-(tests/test_train.py); docs/performance.md has the speed.
+(tests/test_compiled_fit.py); docs/performance.md (section 7) has the speed.
 """
 
 from __future__ import annotations
