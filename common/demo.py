@@ -13,7 +13,7 @@ from .data import find_machines
 from .errors import DataError
 from .layout import pretrain_yaml, transfer_yaml
 
-# Small enough for a 2-core machine in well under 15 minutes, large enough for AUCs to mean something.
+# Small enough for a 2-core machine in about 5 minutes (JAX), large enough for AUCs to mean something.
 DEMO_DATA = {"n_normal": 50, "n_abnormal": 25, "seconds": 10.0, "channels": 8, "seed": 0}
 DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
     # No validation pass: at these sizes Keras' per-epoch evaluation costs more than the training.
