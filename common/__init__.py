@@ -28,6 +28,7 @@ Data
     `synth`        the synthetic MIMII generator: `synth.params` (tables), `synth.dsp` (primitives),
                    `synth.machines` (the four types + background), `synth.dataset` (clips, data sets)
     `download`     the real MIMII data set from Zenodo, resumable and verified
+    `download_dcase` the DCASE Task 2 development sets (2020-2025) from Zenodo, the same way, in their layouts
 
 Experiments
     `config`       load and validate a Version YAML into a frozen `Config` (the only YAML reader)

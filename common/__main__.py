@@ -56,6 +56,16 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download_dcase(args: argparse.Namespace) -> int:
+    from .download_dcase import download_dcase
+
+    args.root = args.root or f"dcase{args.year}t2_dev"
+    for folder in download_dcase(args.root, year=args.year, types=args.types, record_id=args.record,
+                                 base_url=args.base_url, keep_zip=args.keep_zip, progress=not args.no_progress):
+        print(f"ready  {folder}")
+    return 0
+
+
 def cmd_features(args: argparse.Namespace) -> int:
     from .dataset import load_machine, select_machines
 
@@ -249,6 +259,16 @@ def _data_commands(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_download)
 
+    p = sub.add_parser("download-dcase", help="download, verify (MD5) and extract a DCASE Task 2 development set")
+    p.add_argument("--year", type=int, required=True, help="2020-2025")
+    p.add_argument("--root", default=None, help="data root (default: dcase<YEAR>t2_dev)")
+    p.add_argument("--types", type=_csv_list, default=None, help="e.g. fan,ToyCar (default: all of the year's)")
+    p.add_argument("--record", default=None, help="Zenodo record id (default: the year's official one)")
+    p.add_argument("--base-url", default="https://zenodo.org", help="Zenodo or a mirror (default: https://zenodo.org)")
+    p.add_argument("--keep-zip", action="store_true", help="keep the zips in ROOT/.downloads after extracting")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_download_dcase)
+
 
 def _check_data_command(sub) -> None:
     """check-data: scan a data root for bad clips."""
@@ -330,6 +350,7 @@ def _other_commands(sub) -> None:
 _KEPT: dict[str, tuple[str, Callable[[argparse.Namespace], object]]] = {
     "synth": ("finished clips are saved in {}", lambda a: a.root),
     "download": ("finished downloads are saved in {} (a partial one resumes)", lambda a: a.root),
+    "download-dcase": ("finished downloads are saved in {} (a partial one resumes)", lambda a: a.root),
     "features": ("extracted features are cached in {}", lambda a: getattr(a, "writes_to", None)),
     "pretrain": ("finished models are saved in {}", lambda a: getattr(a, "writes_to", None)),
     "transfer": ("finished rows are saved in {}", lambda a: getattr(a, "writes_to", None)),

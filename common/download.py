@@ -13,6 +13,8 @@ For each machine type asked for, :func:`download_mimii`
 5. extracts into ``ROOT/.-6_dB_fan.partial`` and renames it to ``ROOT/-6_dB_fan`` only once every file
    and the completion marker are written, so a half-extracted folder never looks complete.
 
+Steps 2-5 are :func:`download_zips` and :func:`extract_zip`, and step 1 is :func:`is_complete`, shared with
+:mod:`common.download_dcase` (the DCASE Task 2 development sets), which differs only in names and layout.
 Only the standard library talks to the network (``urllib``); nothing happens on import.
 """
 
@@ -31,7 +33,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
@@ -46,7 +48,10 @@ __all__ = [
     "fetch_record",
     "download_file",
     "verify_md5",
+    "extract_zip",
     "extract_machine_zip",
+    "is_complete",
+    "download_zips",
     "download_mimii",
 ]
 
@@ -255,18 +260,58 @@ def extract_machine_zip(zip_path: str | os.PathLike, root: str | os.PathLike, *,
         in another layout ("unexpected contents", listing a few entries), not enough disk space,
         or the target folder already exists.
     """
-    zip_path, root = Path(zip_path), Path(root)
-    stem = snr_folder(snr, machine_type)
-    target, partial = root / stem, root / f".{stem}.partial"
+    zip_path, stem = Path(zip_path), snr_folder(snr, machine_type)
+
+    def plan(files: list[zipfile.ZipInfo]) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+        return _plan_members(files, zip_path=zip_path, stem=stem, machine_type=machine_type)
+
+    return extract_zip(zip_path, Path(root) / stem, plan=plan, marker=marker, progress=progress)
+
+
+def extract_zip(zip_path: str | os.PathLike, target: str | os.PathLike, *,
+                plan: Callable[[list[zipfile.ZipInfo]], list[tuple[zipfile.ZipInfo, PurePosixPath]]],
+                marker: dict[str, Any] | None = None, progress: bool = False) -> Path:
+    """Extract the files of a zip that `plan` places into the folder `target`, atomically.
+
+    Entries with an absolute path or ``..`` (zip-slip) are refused before `plan` sees the files.
+    The planned files go to ``.{target.name}.partial`` beside `target`, then :data:`MARKER` is
+    written there, and only then is the folder renamed to `target`; on any failure the partial
+    folder is removed, so `target` either is complete or does not exist.
+
+    Parameters
+    ----------
+    zip_path : path
+    target : path
+        Folder to create, e.g. ``root/-6_dB_fan``; its parent is created if missing.
+    plan : callable
+        ``plan(files) -> [(zip entry, path relative to target), ...]`` over the zip's file entries
+        (folders and ``__MACOSX/`` left out); it raises DownloadError when the contents are unexpected.
+    marker : dict, optional
+        Extra JSON-serialisable fields for the completion marker (the record, key, size, checksum).
+    progress : bool
+        Show a tqdm progress bar over the files.
+
+    Returns
+    -------
+    target : pathlib.Path
+
+    Raises
+    ------
+    DownloadError
+        Not a zip, a corrupt member, an entry outside its folder, whatever `plan` raises, not
+        enough disk space, or `target` already exists.
+    """
+    zip_path, target = Path(zip_path), Path(target)
+    partial = target.with_name(f".{target.name}.partial")
     if target.exists():
         raise DownloadError(f"{target} already exists; move it away or delete it to extract {zip_path.name} again")
     with _open_zip(zip_path) as archive:
-        members = _plan_members(archive, zip_path=zip_path, stem=stem, machine_type=machine_type)
-        root.mkdir(parents=True, exist_ok=True)
-        _check_space(root, sum(info.file_size for info, _ in members), what=f"extracting {zip_path.name}")
+        members = plan(_safe_files(archive, zip_path=zip_path))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _check_space(target.parent, sum(info.file_size for info, _ in members), what=f"extracting {zip_path.name}")
         shutil.rmtree(partial, ignore_errors=True)  # leftover of an interrupted earlier run
         try:
-            _write_members(archive, members, partial, desc=f"extract {stem}", progress=progress)
+            _write_members(archive, members, partial, desc=f"extract {target.name}", progress=progress)
             record = {"zip": zip_path.name, "files": len(members), **(marker or {})}
             (partial / MARKER).write_text(json.dumps(record, indent=2) + "\n")
             os.rename(partial, target)
@@ -326,33 +371,89 @@ def download_mimii(root: str | os.PathLike, *, snr: float = -6, types: Iterable[
     root = Path(root)
     types = _check_types(types)
     stems = {t: snr_folder(snr, t) for t in types}
-    pending = [t for t in types if not _is_complete(root / stems[t], record_id=record_id, key=f"{stems[t]}.zip")]
+    pending = {t: f"{stems[t]}.zip" for t in types
+               if not is_complete(root / stems[t], record_id=record_id, key=f"{stems[t]}.zip")}
+
+    def extract(t: str, zip_path: Path, marker: dict[str, Any]) -> Path:
+        return extract_machine_zip(zip_path, root, snr=snr, machine_type=t, marker=marker, progress=progress)
+
     if pending:
-        _download_pending(root, pending, snr=snr, record_id=record_id, base_url=base_url, keep_zip=keep_zip,
-                          progress=progress, timeout=timeout)
+        download_zips(root, pending, extract=extract, record_id=record_id, asked=f"snr={snr:g}", base_url=base_url,
+                      keep_zip=keep_zip, progress=progress, timeout=timeout)
     return [root / stems[t] for t in types]
 
 
-def _download_pending(root: Path, pending: list[str], *, snr: float, record_id: int | str, base_url: str,
-                      keep_zip: bool, progress: bool, timeout: float) -> None:
-    """`download_mimii` for the machine types not yet complete: check the record and disk space, then each zip."""
-    stems = {t: snr_folder(snr, t) for t in pending}
+def download_zips(root: str | os.PathLike, keys: dict[str, str], *,
+                  extract: Callable[[str, Path, dict[str, Any]], Path], record_id: int | str, asked: str = "",
+                  base_url: str = ZENODO_URL, keep_zip: bool = False, progress: bool = True,
+                  timeout: float = 60.0) -> None:
+    """Download, verify and extract the zips `keys` of one Zenodo record into `root`.
+
+    The record's file list is read once; every zip must be listed with an MD5, and the free space
+    for all of them is checked before the first byte is fetched. Each zip goes to
+    ``root/.downloads/{key}`` (resuming a ``.part``), is checked against the record's MD5 (a
+    mismatch is moved to ``.bad``), handed to `extract`, and deleted unless `keep_zip`.
+
+    Parameters
+    ----------
+    root : path
+        Data root; created if missing.
+    keys : dict of str to str
+        Label (a machine type) -> zip name in the record, e.g. ``{"fan": "-6_dB_fan.zip"}``.
+    extract : callable
+        ``extract(label, zip_path, marker) -> folder``; `marker` holds the record, key, size and checksum.
+    record_id : int or str
+    asked : str
+        What the caller asked for, for the error naming a missing zip, e.g. ``"snr=-6"``.
+    base_url, keep_zip, progress, timeout
+        As for :func:`download_mimii`.
+
+    Raises
+    ------
+    DownloadError
+        Network failure, a zip missing from the record or without an MD5, a checksum mismatch, too
+        little disk space, or whatever `extract` raises.
+    """
+    root = Path(root)
     files = {f.key: f for f in fetch_record(record_id, base_url=base_url, timeout=timeout)}
-    remotes = {t: _remote_zip(files, f"{stems[t]}.zip", record_id=record_id, base_url=base_url,
-                              asked=f"snr={snr:g}, type={t!r}") for t in pending}
+    remotes = {label: _remote_zip(files, key, record_id=record_id, base_url=base_url,
+                                  asked=", ".join(filter(None, [asked, f"type={label!r}"])))
+               for label, key in keys.items()}
     downloads = root / DOWNLOADS
     root.mkdir(parents=True, exist_ok=True)
     _check_space(root, _space_needed(remotes.values(), downloads, keep_zip=keep_zip), what="the download")
 
-    for t in pending:
-        remote = remotes[t]
+    for label, remote in remotes.items():
         zip_path = _download_verified(remote, downloads / remote.key, progress=progress, timeout=timeout)
         marker = {"record": str(record_id), "key": remote.key, "size": remote.size, "checksum": remote.checksum}
-        extract_machine_zip(zip_path, root, snr=snr, machine_type=t, marker=marker, progress=progress)
+        extract(label, zip_path, marker)
         if not keep_zip:
             zip_path.unlink()
     if downloads.is_dir() and not any(downloads.iterdir()):
         downloads.rmdir()
+
+
+def is_complete(folder: str | os.PathLike, *, record_id: int | str, key: str, command: str = "download") -> bool:
+    """True when `folder` carries this tool's marker for `key` of the same record; raise if it holds other data.
+
+    `command` names the CLI command that writes such folders, for the error message.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        raise DownloadError(
+            f"{folder} exists but was not completed by `python -m common {command}` (no valid {MARKER}); "
+            "if it holds the data set placed by hand, use it as is, else move it away or delete it and download again"
+        ) from None
+    if isinstance(marker, dict) and marker.get("record") == str(record_id) and marker.get("key") == key:
+        return True
+    raise DownloadError(
+        f"{folder} was downloaded from record {marker.get('record') if isinstance(marker, dict) else '?'}, "
+        f"not {record_id}; move it away or delete it to download it again"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -487,17 +588,21 @@ def _range_start(content_range: str) -> int | None:
     return int(m[1]) if m else None
 
 
-def _plan_members(
-    archive: zipfile.ZipFile, *, zip_path: Path, stem: str, machine_type: str
-) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
-    """Each zip member with its path relative to the machine folder; raise unless the layout is MIMII's."""
+def _safe_files(archive: zipfile.ZipFile, *, zip_path: Path) -> list[zipfile.ZipInfo]:
+    """The zip's file entries (no folders, no ``__MACOSX/``); raise if any entry points outside its folder."""
     infos = [i for i in archive.infolist() if not i.filename.startswith("__MACOSX/")]
     for info in infos:
         name = info.filename
         parts = re.split(r"[/\\]", name)
         if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
             raise DownloadError(f"{zip_path} has an entry outside its folder: {name!r}; refusing to extract it")
-    files = [i for i in infos if not i.is_dir()]
+    return [i for i in infos if not i.is_dir()]
+
+
+def _plan_members(
+    files: list[zipfile.ZipInfo], *, zip_path: Path, stem: str, machine_type: str
+) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """Each zip file with its path relative to the machine folder; raise unless the layout is MIMII's."""
     for prefix in (f"{machine_type}/", f"{stem}/{machine_type}/"):
         if files and all(i.filename.startswith(prefix) for i in files):
             strip = len(prefix) - len(machine_type) - 1
@@ -505,7 +610,7 @@ def _plan_members(
     else:
         strip = None
     layout = re.compile(rf"^{re.escape(machine_type)}/[^/]+/normal/[^/]+\.wav$", re.IGNORECASE)
-    rel = {i.filename: PurePosixPath(i.filename[strip:]) for i in infos} if strip is not None else {}
+    rel = {i.filename: PurePosixPath(i.filename[strip:]) for i in files} if strip is not None else {}
     if strip is None or not any(layout.match(str(rel[i.filename])) for i in files):
         odd = [i.filename for i in files if strip is None or not str(rel[i.filename]).startswith(f"{machine_type}/")]
         shown = (odd or [i.filename for i in files])[:5]
@@ -528,25 +633,6 @@ def _check_types(types: Iterable[str]) -> list[str]:
     if not out:
         raise DownloadError(f"types={types!r} must name at least one machine type, e.g. ('fan',)")
     return out
-
-
-def _is_complete(folder: Path, *, record_id: int | str, key: str) -> bool:
-    """True when `folder` carries this tool's marker for `key` of the same record; raise if it holds other data."""
-    if not folder.exists():
-        return False
-    try:
-        marker = json.loads((folder / MARKER).read_text())
-    except (OSError, ValueError):
-        raise DownloadError(
-            f"{folder} exists but was not completed by `python -m common download` (no valid {MARKER}); "
-            "if it holds MIMII placed by hand, use it as is, else move it away or delete it and download again"
-        ) from None
-    if isinstance(marker, dict) and marker.get("record") == str(record_id) and marker.get("key") == key:
-        return True
-    raise DownloadError(
-        f"{folder} was downloaded from record {marker.get('record') if isinstance(marker, dict) else '?'}, "
-        f"not {record_id}; move it away or delete it to download it again"
-    )
 
 
 def _space_needed(remotes: Iterable[RemoteFile], downloads: Path, *, keep_zip: bool) -> int:
