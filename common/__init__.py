@@ -23,6 +23,7 @@ Science path
 Data
     `layout`       names on disk: MIMII folders, version folders, model and row-model paths
     `data`         find machines in a data root, list their clips, split train / evaluation
+    `dcase_layout` DCASE Task 2 roots (2020; 2021-2025): detect the layout, parse clip names, machines, the given split
     `check`        find bad WAV files before they reach the features (`check-data`)
     `dataset`      a config's machines: their checked splits and cached features
     `synth`        the synthetic MIMII generator: `synth.params` (tables), `synth.dsp` (primitives),
