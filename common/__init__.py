@@ -18,6 +18,7 @@ Science path
     `mahalanobis`  Ledoit-Wolf Gaussians of normal sound and a clip's (selective) Mahalanobis distance
     `scorer`       a saved model's clip scores by the scorer its sidecar records (reconstruction, knn, Gaussian)
     `metrics`      AUC, pAUC and precision / recall / F1 at a threshold
+    `official_scores`  the official DCASE Task 2 score of each year (2020-2025) from clip scores, one formula table
     `threshold`    a model's decision threshold, fitted on its own training normal clips
 
 Data

@@ -1,0 +1,204 @@
+"""Official DCASE Task 2 scores: each year's formula against a hand-computed table, the hmean machinery
+against the totals the official evaluators' READMEs publish, and errors that name what is missing.
+
+Hand arithmetic used below. AUC = the share of (anomaly, normal) pairs in which the anomaly scores higher.
+pAUC (max_fpr 0.1, McClish-standardised as scikit-learn and every evaluator compute it): with at most 10
+normal clips (passing the top normal takes FPR to 0.1 or beyond) and no anomaly tied with a normal, the
+ROC curve is flat at TPR = a on FPR [0, 0.1], where a is the share of anomalies scored above every normal;
+the area is 0.1 * a and 0.5 * (1 + (0.1 a - 0.1**2 / 2) / (0.1 - 0.1**2 / 2)) = (9 + 10 a) / 19.
+So a = 1 gives 1, a = 1/2 gives 14/19 and a = 0 gives 9/19.
+"""
+
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from common.errors import MetricError
+from common.official_scores import FORMULAS, TERM_COLUMNS, official_mean, official_scores, summarize_terms
+
+
+def pauc_hand(a: float) -> float:
+    return (9 + 10 * a) / 19
+
+
+def clip_table(spec: dict, *, domains: bool = True) -> pd.DataFrame:
+    """{(type, section, domain): (normal scores, anomaly scores)} -> the clip table official_scores reads."""
+    rows = []
+    for (machine_type, section, domain), (normal, anomaly) in spec.items():
+        for label, scores in ((0, normal), (1, anomaly)):
+            rows += [{"machine_type": machine_type, "section": section, "domain": domain, "label": label, "score": s}
+                     for s in scores]
+    table = pd.DataFrame(rows)
+    return table if domains else table.drop(columns="domain")
+
+
+def term(result, machine_type, section, name) -> float:
+    t = result.terms
+    (value,) = t.loc[(t.machine_type == machine_type) & (t.section == section) & (t.term == name), "value"]
+    return value
+
+
+def test_2020_arithmetic_mean_of_auc_and_pauc_per_machine_id():
+    clips = clip_table({
+        ("fan", "id_00", "source"): ([1, 2, 3, 4], [5, 6]),    # AUC 8/8 = 1; a = 1 -> pAUC 1
+        ("fan", "id_02", "source"): ([1, 2, 5, 6], [3, 4]),    # AUC 4/8 = 0.5; a = 0 -> pAUC 9/19
+        ("pump", "id_00", "source"): ([1, 2, 3], [2.5, 4]),    # AUC (2 + 3)/6 = 5/6; a = 1/2 -> pAUC 14/19
+    }, domains=False)
+    result = official_scores(clips, year=2020)
+    assert list(result.terms.columns) == list(TERM_COLUMNS) and set(result.terms.domain) == {"all"}
+    assert term(result, "fan", "id_02", "auc") == 0.5 and term(result, "fan", "id_02", "pauc") == pytest.approx(9 / 19)
+    assert term(result, "pump", "id_00", "pauc") == pytest.approx(14 / 19)
+    fan, pump = result.per_type.set_index("machine_type").loc[["fan", "pump"]].to_dict("records")
+    # per type, the 2020 evaluator's "Average": mean over IDs of AUC and of pAUC
+    assert fan["auc"] == 0.75 and fan["pauc"] == pytest.approx((1 + 9 / 19) / 2)
+    assert fan["official"] == pytest.approx((1 + 1 + 0.5 + 9 / 19) / 4)
+    assert pump["official"] == pytest.approx((5 / 6 + 14 / 19) / 2)
+    assert result.official == pytest.approx((1 + 1 + 0.5 + 9 / 19 + 5 / 6 + 14 / 19) / 6) == result.amean
+
+
+def test_2021_hmean_of_own_domain_auc_and_pauc_over_sections_and_domains():
+    clips = clip_table({
+        ("fan", "00", "source"): ([1, 2, 3, 4], [5, 6]),       # AUC 1, pAUC 1
+        ("fan", "00", "target"): ([1, 2, 3, 4], [2.5, 3.5]),   # AUC (2 + 3)/8 = 5/8; a = 0 -> pAUC 9/19
+        ("fan", "01", "source"): ([1, 2, 3, 4], [0.5, 6]),     # AUC (0 + 4)/8 = 1/2; a = 1/2 -> pAUC 14/19
+        ("fan", "01", "target"): ([1, 2, 3, 4], [5, 6]),       # AUC 1, pAUC 1
+    })
+    result = official_scores(clips, year=2021)
+    # own domain only: the target anomalies (2.5, 3.5) do not enter AUC (source) of section 00
+    assert term(result, "fan", "00", "auc_source") == 1.0
+    assert term(result, "fan", "00", "auc_target") == pytest.approx(5 / 8)
+    assert term(result, "fan", "01", "pauc_source") == pytest.approx(14 / 19)
+    assert result.terms.query("section == '00' and term == 'auc_target'")[["n_normal", "n_anomaly"]].values.tolist() \
+        == [[4, 2]]
+    values = [1, 5 / 8, 1, 9 / 19, 1 / 2, 1, 14 / 19, 1]  # AUC-s, AUC-t, pAUC-s, pAUC-t of 00, then of 01
+    assert result.terms.value.tolist() == pytest.approx(values)
+    assert result.official == pytest.approx(8 / (1 + 8 / 5 + 1 + 19 / 9 + 2 + 1 + 19 / 14 + 1))
+
+
+def test_2022_mixed_domain_auc_and_section_pauc_in_a_harmonic_mean():
+    clips = clip_table({
+        ("fan", "00", "source"): ([1, 2, 3, 4, 5], [8]),
+        ("fan", "00", "target"): ([3, 4, 5, 6, 7], [6.5]),
+        ("fan", "01", "source"): ([1, 2, 3, 4, 5], [0.5]),
+        ("fan", "01", "target"): ([2, 3, 4, 5, 6], [10]),
+    })
+    result = official_scores(clips, year=2022)
+    # 00: AUC-s = source normals vs both anomalies (8, 6.5) = 10/10; AUC-t = target normals vs (8, 6.5) =
+    # (5 + 4)/10 = 0.9 (own domain alone would give 4/5); pAUC over all 10 normals (top 7): a = 1/2 -> 14/19.
+    # 01: AUC-s = (0 + 5)/10 = 0.5; AUC-t = (0 + 5)/10 = 0.5; pAUC: top normal 6, a = 1/2 -> 14/19.
+    assert result.terms.term.tolist() == ["auc_source", "auc_target", "pauc"] * 2
+    assert result.terms.value.tolist() == pytest.approx([1, 0.9, 14 / 19, 0.5, 0.5, 14 / 19])
+    counts = result.terms.query("section == '00'")[["n_normal", "n_anomaly"]].values.tolist()
+    assert counts == [[5, 2], [5, 2], [10, 2]]
+    assert result.official == pytest.approx(6 / (1 + 1 / 0.9 + 19 / 14 + 2 + 2 + 19 / 14))
+    assert result.by_term.set_index("term").loc["auc_target", "amean"] == pytest.approx((0.9 + 0.5) / 2)
+    assert result.per_section.columns.tolist() == ["machine_type", "section", "auc_source", "auc_target", "pauc"]
+    assert result.per_section.set_index("section").loc["00", "auc_target"] == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("year", [2023, 2024, 2025])
+def test_first_shot_years_one_section_per_type(year):
+    clips = clip_table({
+        ("ToyCar", "00", "source"): ([1, 2, 3, 4, 5], [6]),     # AUC-s: (6, 0) vs source normals = 5/10
+        ("ToyCar", "00", "target"): ([1, 2, 3, 4, 5], [0]),     # AUC-t = 5/10; pAUC: a = 1/2 -> 14/19
+        ("fan", "00", "source"): ([1, 2, 3, 4, 5], [9]),        # AUC-s: (9, 7.5) vs 1..5 = 10/10
+        ("fan", "00", "target"): ([4, 5, 6, 7, 8], [7.5]),      # AUC-t: (5 + 4)/10 = 0.9; pAUC: a = 1/2 -> 14/19
+    })
+    result = official_scores(clips, year=year)
+    per_type = result.per_type.set_index("machine_type")
+    assert per_type.loc["ToyCar", "official"] == pytest.approx(3 / (2 + 2 + 19 / 14))
+    assert per_type.loc["fan", ["auc_source", "auc_target"]].tolist() == pytest.approx([1, 0.9])
+    assert result.official == pytest.approx(6 / (2 + 2 + 19 / 14 + 1 + 1 / 0.9 + 19 / 14))
+    assert result.amean == pytest.approx((0.5 + 0.5 + 14 / 19 + 1 + 0.9 + 14 / 19) / 6)
+
+
+# Per-type AUC (source), AUC (target), pAUC and the totals of the MSE baseline as the evaluators' READMEs print
+# them: nttcslab/dcase2023_task2_evaluator README.md (commit 2145dc3, "baseline_MSE") and the README of
+# dcase2025_task2_evaluator ("DCASE2025_baseline_task2_MSE"; a copy read through the code index).
+PUBLISHED = {
+    2023: ({"bandsaw": (0.6667348190554078, 0.48287671232876717, 0.5091087658743451),
+            "grinder": (0.706837186424004, 0.5516569200779727, 0.5846166760294185),
+            "shaker": (0.69428983714698, 0.5604118104118104, 0.5491654428600755),
+            "ToyDrone": (0.7968000000000001, 0.561, 0.5368421052631579),
+            "ToyNscale": (0.77, 0.4716, 0.5178947368421053),
+            "ToyTank": (0.7212000000000001, 0.6468, 0.5826315789473684),
+            "Vacuum": (0.8816, 0.45320000000000005, 0.5947368421052631)},
+           {"official": 0.5925469043549957, "amean": 0.6114287349222227, "hmean_auc_source": 0.7423494890244248,
+            "hmean_auc_target": 0.5253826834789426, "hmean_pauc": 0.5517419647782388}),
+    2025: ({"AutoTrash": (0.8102, 0.3436, 0.5421052631578948),
+            "HomeCamera": (0.8140000000000001, 0.4976, 0.5284210526315789),
+            "ToyPet": (0.677, 0.36699999999999994, 0.55),
+            "ToyRCCar": (0.5284, 0.6271999999999999, 0.5552631578947368),
+            "BandSealer": (0.7198, 0.3956, 0.5205263157894737),
+            "CoffeeGrinder": (0.7303999999999999, 0.4436, 0.5342105263157895),
+            "Polisher": (0.6686000000000001, 0.443, 0.5231578947368422),
+            "ScrewFeeder": (0.6486, 0.6592, 0.6210526315789474)},
+           {"official": 0.5442827820713174, "amean": 0.5728557017543859, "hmean_auc_source": 0.6879822239700398,
+            "hmean_auc_target": 0.44954916968961445, "hmean_pauc": 0.5452967030441773}),
+}
+
+
+@pytest.mark.parametrize("year", sorted(PUBLISHED))
+def test_totals_equal_the_published_totals_of_the_baseline(year):
+    per_type, totals = PUBLISHED[year]
+    terms = pd.DataFrame([{"machine_type": t, "section": "00", "term": name, "value": v}
+                          for t, values in per_type.items()
+                          for name, v in zip(("auc_source", "auc_target", "pauc"), values)])
+    result = summarize_terms(terms, year=year)
+    assert result.official == pytest.approx(totals["official"], rel=1e-12)
+    assert result.amean == pytest.approx(totals["amean"], rel=1e-12)
+    hmeans = result.by_term.set_index("term")["hmean"]
+    for name in ("auc_source", "auc_target", "pauc"):
+        assert hmeans[name] == pytest.approx(totals[f"hmean_{name}"], rel=1e-12)
+
+
+def test_2022_terms_select_the_clips_the_evaluator_selects(rng):
+    # the evaluators' lines: y_pred[(y_domain == idx) | (y_true != 0)] for AUC per domain, every clip for pAUC
+    n = 60
+    clips = pd.DataFrame({"machine_type": "valve", "section": "02", "domain": rng.choice(["source", "target"], n),
+                          "label": rng.integers(0, 2, n), "score": rng.normal(size=n)})
+    clips["score"] += clips["label"] * 0.7
+    result = official_scores(clips, year=2022)
+    y, s, target = clips["label"].to_numpy(), clips["score"].to_numpy(), (clips["domain"] == "target").to_numpy()
+    expect = [roc_auc_score(y[~target | (y != 0)], s[~target | (y != 0)]),
+              roc_auc_score(y[target | (y != 0)], s[target | (y != 0)]), roc_auc_score(y, s, max_fpr=0.1)]
+    assert result.terms.value.tolist() == expect
+
+
+def test_harmonic_mean_clips_a_zero_term_at_machine_epsilon():
+    assert 0 < official_mean([0.0, 1.0], mean="harmonic") < 1e-15
+    assert official_mean([0.5, 1.0], mean="harmonic") == pytest.approx(2 / (2 + 1))
+    with pytest.raises(MetricError, match="mean='geometric'"):
+        official_mean([0.5], mean="geometric")
+
+
+def test_every_year_has_a_formula_read_from_a_named_source():
+    assert sorted(FORMULAS) == [2020, 2021, 2022, 2023, 2024, 2025]
+    assert all(f.source and f.year == year for year, f in FORMULAS.items())
+
+
+GOOD = {("fan", "00", "source"): ([1, 2, 3, 4], [5, 6]), ("fan", "00", "target"): ([1, 2, 3, 4], [5, 6])}
+
+
+@pytest.mark.parametrize("year, spec, edit, match", [
+    (2019, GOOD, None, r"year=2019 is not a DCASE Task 2 year"),
+    (2021, GOOD, lambda t: t.drop(columns="score"), r"lacks the column\(s\) \['score'\]"),
+    (2021, GOOD, lambda t: t.drop(columns="domain"), r"lacks the column\(s\) \['domain'\] that DCASE 2021"),
+    (2022, {("fan", "00", "source"): ([1, 2], [3])}, None, r"fan section 00 has no target clips"),
+    (2021, {**GOOD, ("fan", "00", "target"): ([1, 2, 3], [])}, None,
+     r"both normal \(0\) and anomalous \(1\) clips for fan section 00 target"),
+    (2022, {**GOOD, ("fan", "00", "source"): ([], [7])}, None, r"anomalous \(1\) clips for fan section 00 source"),
+    (2020, {("fan", "id_00", "source"): ([1, 2], [])}, None, r"anomalous \(1\) clips for fan ID id_00"),
+    (2021, GOOD, lambda t: t.assign(label=t.label * 2), r"label must be 0 \(normal\) or 1 \(anomaly\); got \['2'\]"),
+    (2021, GOOD, lambda t: t.replace({"domain": {"target": "tgt"}}), r"domain must be one of .*got \['tgt'\]"),
+    (2021, GOOD, lambda t: t.assign(score=t.score.where(t.index != 0)),
+     r"1 non-finite scores for fan section 00 source"),
+    (2023, {**GOOD, ("fan", "01", "source"): ([1], [2]), ("fan", "01", "target"): ([1], [2])}, None,
+     r"one section per machine type; fan has \['00', '01'\]"),
+    (2020, GOOD, None, r"DCASE 2020 has no domains.*\['target'\]"),
+    (2022, GOOD, lambda t: t.assign(section=t.section.where(t.index != 0)), r"1 rows have no section"),
+])
+def test_bad_input_names_what_is_missing(year, spec, edit, match):
+    clips = clip_table(spec)
+    with pytest.raises(MetricError, match=match):
+        official_scores(edit(clips) if edit else clips, year=year)
