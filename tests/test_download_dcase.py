@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from common.audio import read_channel
+from common.dcase_layout import detect_layout, find_dcase_machines
 from common.download import MARKER
 from common.download_dcase import DEV_SETS, dev_set, dev_types, download_dcase, extract_dcase_zip
 from common.errors import DownloadError
@@ -155,6 +156,8 @@ def test_download_lands_in_the_years_layout(server, clip_bytes, tmp_path, year):
     assert (marker["year"], marker["type"], marker["record"], marker["key"]) == (year, "fan", str(record), key)
     assert marker["checksum"] == f"md5:{hashlib.md5(server.records[record][key][0]).hexdigest()}"
     assert sorted(p.name for p in root.iterdir()) == ["fan"]  # zip deleted, no .downloads or .partial left
+    assert detect_layout(root) == DEV_SETS[year].layout  # the loader reads what was downloaded
+    assert [(m.type, m.id) for m in find_dcase_machines(root)] == [("fan", "id_00" if year == 2020 else "section_00")]
 
 
 def test_second_run_downloads_nothing(server, clip_bytes, tmp_path):
