@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from ..layout import MACHINE_IDS, MACHINE_TYPES
 from .dataset import generate_dataset, machine_clip, mix_clip
+from .dcase import generate_dcase_dataset
 from .params import (
     FACTORY_ROOM, FAN_FAULTS, FAN_PARAMS, PUMP_FAULTS, PUMP_PARAMS, SLIDER_FAULTS, SLIDER_PARAMS, VALVE_FAULTS,
     VALVE_PARAMS, FanParams, PumpParams, SliderParams, ValveParams,
@@ -66,4 +67,5 @@ __all__ = [
     "machine_clip",
     "mix_clip",
     "generate_dataset",
+    "generate_dcase_dataset",
 ]

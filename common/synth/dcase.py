@@ -1,0 +1,344 @@
+"""The synthetic machines in the DCASE Task 2 layouts (2020, and one scheme for 2021-2025), with a target domain.
+
+The layouts, as the official baselines describe the development sets (``y-kawagu/dcase2020_task2_baseline``
+README; ``nttcslab/dcase2023_task2_baseline_ae`` README.md and README_legacy.md, "Directory structure of
+downloaded dataset")::
+
+    2020       ROOT/fan/train/normal_id_00_00000000.wav
+               ROOT/fan/test/{normal,anomaly}_id_00_00000000.wav
+    2021-2025  ROOT/fan/train/section_00_{source,target}_train_normal_0000_spd_100.wav
+               ROOT/fan/test/section_00_{source,target}_test_{normal,anomaly}_0000_spd_100.wav
+               ROOT/fan/attributes_00.csv      file_name,d1p,d1v   e.g. fan/train/section_00_..._spd_100.wav,spd,100
+
+Every year from 2021 gets the 2022+ names: attributes at the end of every name, and one attribute CSV per
+section listing each clip of the section (train and test) as ``<type>/<split>/<name>`` with its attribute
+name (``d1p``) and value (``d1v``): the columns and path form of the real files (read as such by
+``soundata/soundata`` ``soundata/datasets/dcase23_task2.py``). What the writer does not reproduce of the real
+2021 set, and a reader must accept: its test names carry no attributes, its test clips also come split into
+``source_test/`` and ``target_test/``, and it has no attribute CSV. From 2023 ("first-shot") a machine type has
+a single section, section 00, so those years refuse other sections.
+
+Units. A type's four parameter rows (`params`, in `MACHINE_IDS` order) are its four units. Unit k is
+``MACHINE_IDS[k]`` in 2020 (id_00, id_02, id_04, id_06: MIMII's IDs, which DCASE 2020 kept for fan, pump, slider
+and valve) and ``section_0k`` from 2021. A machine is (type, ID) or (type, section).
+
+Domain shift. The target domain runs the same unit at another speed, an operating condition its sound model
+already has (`SPEED_FIELDS`): a fan's or pump's shaft rotation (its blade- or vane-pass and pulsation harmonics
+move with it), a slide rail's motor and travel cycle, a valve's open/close schedule. The attribute ``spd`` is
+that speed in percent of the unit's nominal one (`SPEED_PERCENT`: source 100, target 125). Faults, levels,
+background and SNR are drawn as `dataset` draws them; only the speed differs.
+
+Each clip is seeded from ``(seed, type, unit, domain, split, label, index)`` alone: a 2020 clip is the
+source-domain clip of the same unit, split, label and index of a 2021+ set with the same seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterable, TypeVar
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from ..errors import DataError, ProjectError
+from ..io import atomic_write, atomic_write_text
+from ..layout import LABELS, MACHINE_IDS, MACHINE_TYPES, check_snr
+from .dataset import (
+    _check_int, _check_names, _check_no_strays, _check_not_written, _check_positive, _ClipJob, _fault_of, _n_samples,
+    _stable_code, _workers_ignore_ctrl_c, mix_clip,
+)
+from .dsp import _array_response, _jitter_db, _power, _steer
+from .machines import _MODELS, _background
+
+SR = 16000  # every DCASE Task 2 set is 16 kHz
+YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025)
+DOMAINS_FROM = 2021  # from here on: sections, source and target domains, attributes
+FIRST_SHOT_YEAR = 2023  # from here on: one section (00) per machine type
+ATTRIBUTE = "spd"  # d1p of every clip: the unit's speed in percent of nominal
+SPEED_PERCENT: dict[str, int] = {"source": 100, "target": 125}
+SPEED_FIELDS: dict[str, dict[str, int]] = {  # type -> {parameter: exponent}: value * (speed / 100) ** exponent
+    "fan": {"rot_hz": 1},
+    "pump": {"rot_hz": 1},
+    "slider": {"motor_hz": 1, "period_s": -1},  # a faster motor travels the rail in a shorter cycle
+    "valve": {"period_s": -1},
+}
+FILE_LABEL: dict[str, str] = {"normal": "normal", "abnormal": "anomaly"}  # DCASE names say "anomaly"
+_INDEX_DIGITS = {2020: 8}  # clip numbers in names: 8 digits in 2020, 4 afterwards
+_DEFAULT_TARGET = 10  # target-domain training clips per section, as in the 2022-2025 development sets
+P = TypeVar("P")  # a row of a type's parameter table (a frozen dataclass)
+
+
+@dataclass(frozen=True)
+class _DcaseClip:
+    """One clip of a DCASE-layout set: where it goes and everything that determines its samples."""
+
+    path: Path
+    machine_type: str
+    unit: int  # row of the type's parameter table: id_00, id_02, ... (2020) or section_00, _01, ...
+    domain: str  # "source" or "target"
+    split: str  # "train" or "test"
+    label: str  # "normal" or "abnormal" (LABELS); the file name says "anomaly"
+    index: int
+    seed: int
+    seconds: float
+    channels: int
+    snr: float
+
+
+def clip_name(year: int, *, unit: int, domain: str, split: str, label: str, index: int) -> str:
+    """The file name DCASE `year` gives a clip, e.g. ``section_00_target_test_anomaly_0003_spd_125.wav``.
+
+    `label` is one of `LABELS` (``abnormal`` is written ``anomaly``); 2020 names have no section, domain or
+    split (the folder says the split) and only ``domain="source"`` exists then.
+    """
+    if year < DOMAINS_FROM:
+        return f"{FILE_LABEL[label]}_{MACHINE_IDS[unit]}_{index:0{_INDEX_DIGITS[2020]}d}.wav"
+    return (f"section_{unit:02d}_{domain}_{split}_{FILE_LABEL[label]}_{index:04d}"
+            f"_{ATTRIBUTE}_{SPEED_PERCENT[domain]}.wav")
+
+
+def at_speed(machine_type: str, params: P, percent: float) -> P:
+    """A unit's parameters (a row of its type's table) run at `percent` of its nominal speed (`SPEED_FIELDS`)."""
+    factor = percent / 100.0
+    return replace(params, **{name: getattr(params, name) * factor**exponent
+                              for name, exponent in SPEED_FIELDS[machine_type].items()})
+
+
+def _render(clip: _DcaseClip) -> np.ndarray:
+    """16-bit samples [shape=(n, channels)] of one clip: `dataset._components` for a unit at its domain's speed.
+
+    Mirrors `dataset._components` step for step (the background level set from the healthy machine, so a fault
+    raises the SNR), with the speed-shifted parameters and this layout's clip seed.
+    """
+    n = _n_samples(clip.seconds, SR)
+    model = _MODELS[clip.machine_type]
+    params = at_speed(clip.machine_type, model.params[MACHINE_IDS[clip.unit]], SPEED_PERCENT[clip.domain])
+    clip_rng = np.random.default_rng([
+        clip.seed, _stable_code(clip.machine_type), clip.unit, _stable_code(clip.domain), _stable_code(clip.split),
+        LABELS.index(clip.label), clip.index,
+    ])
+    machine_rng, background_rng = clip_rng.spawn(2)
+    knobs = dict(model.healthy)
+    if clip.label == "abnormal":
+        fault_job = _ClipJob(None, clip.machine_type, MACHINE_IDS[clip.unit], clip.label, clip.index, clip.seed,
+                             clip.seconds, SR, clip.channels, clip.snr)
+        fault, severity = _fault_of(fault_job, params.faults, params.severity)
+        for knob, (lo, hi) in model.faults[fault].items():
+            knobs[knob] = lo + severity * (hi - lo)
+    healthy_rng = copy.deepcopy(machine_rng)
+    mono = model.source(params, machine_rng, n, SR, knobs)
+    level = params.level * _jitter_db(machine_rng, std_db=0.7)
+    response = _array_response(clip.channels, SR, params.azimuth_deg)
+    machine = _steer(mono * level, *response)
+    healthy = machine if clip.label == "normal" else _steer(
+        model.source(params, healthy_rng, n, SR, dict(model.healthy)) * level, *response)
+    background = _background(background_rng, n, SR, clip.channels)
+    gain = np.sqrt(_power(healthy) / _power(background) / 10.0 ** (clip.snr / 10.0))
+    background *= gain.astype(np.float32)[:, None]
+    return mix_clip(machine, background)
+
+
+def _write_clip(clip: _DcaseClip) -> Path:
+    """Make one clip and write it atomically (the temp name does not end in .wav: the format is given)."""
+    data = _render(clip)
+    return atomic_write(clip.path, lambda tmp: sf.write(tmp, data, SR, subtype="PCM_16", format="WAV"))
+
+
+def _attributes_csv(clips: Iterable[_DcaseClip], *, root: Path) -> str:
+    """The text of one section's attribute file: ``file_name,d1p,d1v`` and a row per clip, sorted by file name."""
+    rows = sorted((c.path.relative_to(root).as_posix(), ATTRIBUTE, str(SPEED_PERCENT[c.domain])) for c in clips)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("file_name", "d1p", "d1v"))
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class _Request:
+    """`generate_dcase_dataset`'s arguments, checked and converted."""
+
+    root: Path
+    year: int
+    types: tuple[str, ...]
+    sections: tuple[int, ...]
+    counts: dict[tuple[str, str, str], int]  # (domain, split, label) -> clips per machine
+    seconds: float
+    channels: int
+    seed: int
+    snr: float
+    jobs: int
+
+
+def _check_year(year: object) -> int:
+    if isinstance(year, bool) or not isinstance(year, (int, np.integer)) or int(year) not in YEARS:
+        raise DataError(f"year={year!r} must be one of {YEARS} (the DCASE Task 2 layouts)")
+    return int(year)
+
+
+def _check_sections(sections: object, year: int) -> tuple[int, ...]:
+    """Distinct unit numbers 0-3, in the order given; only section 0 for the first-shot years."""
+    if isinstance(sections, (int, np.integer)) and not isinstance(sections, bool):
+        sections = (sections,)
+    try:
+        values = tuple(sections)  # type: ignore[arg-type]
+    except TypeError:
+        raise DataError(f"sections={sections!r} must be a sequence of integers 0-{len(MACHINE_IDS) - 1}") from None
+    units = range(len(MACHINE_IDS))
+    if not values or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v not in units for v in values):
+        raise DataError(f"sections={sections!r} must be a non-empty selection of the integers 0-{len(MACHINE_IDS) - 1}")
+    if year >= FIRST_SHOT_YEAR and tuple(values) != (0,):
+        raise DataError(f"sections={sections!r}: DCASE {year} (first-shot) has one section per machine type, (0,)")
+    return tuple(dict.fromkeys(int(v) for v in values))
+
+
+def _counts(year: int, n_source: object, n_target: object, n_test: object) -> dict[tuple[str, str, str], int]:
+    """Clips per machine for each (domain, split, label) the layout of `year` has."""
+    digits = _INDEX_DIGITS.get(year, 4)  # clips are numbered from 0 in names with this many digits
+    n_source = _check_int(n_source, "n_source", minimum=1)
+    if n_target is None:
+        n_target = 0 if year < DOMAINS_FROM else _DEFAULT_TARGET
+    n_target = _check_int(n_target, "n_target", minimum=0 if year < DOMAINS_FROM else 1)
+    if year < DOMAINS_FROM and n_target:
+        raise DataError(f"n_target={n_target!r}: DCASE 2020 has no target domain; pass 0 or None")
+    n_test = _check_int(n_test, "n_test", minimum=1)
+    for name, value in (("n_source", n_source), ("n_target", n_target), ("n_test", n_test)):
+        if value > 10**digits:
+            raise DataError(f"{name}={value}: more clips than the {digits}-digit numbers of DCASE {year} names hold")
+    domains = ("source",) if year < DOMAINS_FROM else ("source", "target")
+    counts = {("source", "train", "normal"): n_source}
+    if n_target:
+        counts[("target", "train", "normal")] = n_target
+    counts.update({(domain, "test", label): n_test for domain in domains for label in LABELS})
+    return counts
+
+
+def _request(
+    root: object, *, year: object, types: object, sections: object, n_source: object, n_target: object,
+    n_test: object, seconds: object, channels: object, seed: object, snr: object, jobs: object,
+) -> _Request:
+    """Check `generate_dcase_dataset`'s arguments in the order they are documented (the first bad one is named)."""
+    year = _check_year(year)
+    types = _check_names(types, "types", MACHINE_TYPES)
+    sections = _check_sections(sections, year)
+    counts = _counts(year, n_source, n_target, n_test)
+    seconds = _check_positive(seconds, "seconds")
+    channels = _check_int(channels, "channels", minimum=1)
+    seed = _check_int(seed, "seed", minimum=0)
+    snr = check_snr(snr)
+    jobs = _check_int(jobs, "jobs", minimum=1)
+    _n_samples(seconds, SR)
+    if not isinstance(root, (str, os.PathLike)):
+        raise DataError(f"root={root!r} must be a path")
+    return _Request(Path(root), year, types, sections, counts, seconds, channels, seed, snr, jobs)
+
+
+def _plan(req: _Request) -> dict[tuple[str, int], list[_DcaseClip]]:
+    """Every clip, grouped by machine (type, unit); refuses split folders holding WAVs this run would not write."""
+    machines: dict[tuple[str, int], list[_DcaseClip]] = {}
+    for machine_type in req.types:
+        for unit in req.sections:
+            machines[(machine_type, unit)] = [
+                _DcaseClip(req.root / machine_type / split / clip_name(req.year, unit=unit, domain=domain,
+                                                                      split=split, label=label, index=i),
+                           machine_type, unit, domain, split, label, i, req.seed, req.seconds, req.channels, req.snr)
+                for (domain, split, label), count in req.counts.items() for i in range(count)
+            ]
+        clips = [c for (t, _), group in machines.items() if t == machine_type for c in group]
+        for split in ("train", "test"):
+            _check_no_strays(req.root / machine_type / split, {c.path.name for c in clips if c.split == split})
+    return machines
+
+
+def _write_all(todo: list[_DcaseClip], *, jobs: int, bar: tqdm) -> None:
+    """Write every clip of `todo`, here or in `jobs` worker processes (as `dataset` does), updating `bar`."""
+    if jobs == 1 or len(todo) <= 1:
+        for clip in todo:
+            _write_clip(clip)
+            bar.update()
+        return
+    # spawn, not fork: the caller may hold threads (a Keras session) that fork would copy mid-lock.
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
+            with _workers_ignore_ctrl_c():
+                done = pool.map(_write_clip, todo, chunksize=8)
+            try:
+                for _ in done:
+                    bar.update()
+            except KeyboardInterrupt:
+                pool.shutdown(wait=True, cancel_futures=True)  # the clips being written finish whole
+                raise
+    except BrokenProcessPool as exc:
+        raise ProjectError(
+            f"generate_dcase_dataset(jobs={jobs}): a worker process died. Called from a script, the call must sit "
+            "under `if __name__ == '__main__':` (workers re-import the script); otherwise memory may have run out. "
+            "jobs=1 avoids worker processes."
+        ) from exc
+
+
+def generate_dcase_dataset(
+    root: str | os.PathLike, *, year: int, types: Iterable[str] = MACHINE_TYPES, sections: Iterable[int] = (0,),
+    n_source: int = 990, n_target: int | None = None, n_test: int = 50, seconds: float = 10.0, channels: int = 1,
+    seed: int = 0, snr: float = -6.0, jobs: int = 1, progress: bool = True, overwrite: bool = False,
+) -> list[Path]:
+    """Write a synthetic development set in the DCASE Task 2 layout of `year` (16 kHz, 16-bit PCM WAV).
+
+    Parameters
+    ----------
+    root : path
+        Data root; created if missing.
+    year : int in `YEARS`
+        2020: ``<type>/{train,test}/`` with IDs; 2021-2025: sections, source and target domains, attribute CSVs.
+    types : iterable of str
+        Subset of `MACHINE_TYPES`.
+    sections : iterable of int in 0-3
+        Units per type: ``id_00, id_02, id_04, id_06`` in 2020, ``section_00`` ... ``section_03`` afterwards;
+        2023-2025 have section 0 only.
+    n_source, n_target : int >= 1, int or None
+        Normal training clips per machine in the source and target domain (the target's few clips are its
+        budget). None: 0 in 2020 (no target domain; any other value is refused), else 10 (2022-2025 sets).
+    n_test : int >= 1
+        Test clips per machine, domain and label (normal, anomaly); the real 2022-2025 sets have 50.
+    seconds, channels, seed, snr
+        As in `machine_clip` (DCASE clips are single-channel: ``channels=1``).
+    jobs, progress, overwrite
+        As in `generate_dataset`; the files depend on none of them.
+
+    Returns
+    -------
+    types : list of pathlib.Path
+        The type folders written, e.g. ``root/fan`` (each holds ``train/``, ``test/``, and from 2021 the
+        ``attributes_XX.csv`` of its sections).
+
+    Raises
+    ------
+    DataError
+        An argument is out of range (the message names it); a ``train/`` or ``test/`` folder holds WAVs this
+        run would not write; or (without `overwrite`) a clip or attribute file exists. Nothing is written then.
+    ProjectError
+        A worker process died (``jobs > 1``).
+    """
+    req = _request(root, year=year, types=types, sections=sections, n_source=n_source, n_target=n_target,
+                   n_test=n_test, seconds=seconds, channels=channels, seed=seed, snr=snr, jobs=jobs)
+    machines = _plan(req)
+    todo = [clip for group in machines.values() for clip in group]
+    tables = {} if req.year < DOMAINS_FROM else {
+        req.root / machine_type / f"attributes_{unit:02d}.csv": _attributes_csv(group, root=req.root)
+        for (machine_type, unit), group in machines.items()
+    }
+    if not overwrite:
+        _check_not_written(req.root, [clip.path for clip in todo] + list(tables))
+    with tqdm(total=len(todo), desc=f"synth DCASE {req.year}", unit="clip", disable=not progress) as bar:
+        _write_all(todo, jobs=req.jobs, bar=bar)
+    for path, text in tables.items():
+        atomic_write_text(path, text)
+    return [req.root / machine_type for machine_type in req.types]
