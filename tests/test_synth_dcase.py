@@ -279,3 +279,28 @@ def test_root_must_be_a_path():
 def test_2020_defaults_to_no_target_domain(tmp_path):
     generate_dcase_dataset(tmp_path, year=2020, **{**TINY, "n_target": None})
     assert not any("target" in name for name in _files(tmp_path))
+
+
+# --- read back by the DCASE layout reader ---------------------------------------------------------
+
+
+def test_the_layout_reader_finds_the_machines_splits_domains_and_attributes(set2020, set2022):
+    from common.dcase_layout import detect_layout, find_dcase_machines, split_dcase_machine
+
+    root, _ = set2020
+    assert detect_layout(root) == "dcase2020"
+    machines = find_dcase_machines(root)
+    assert [(m.type, m.id) for m in machines] == [("fan", "id_00"), ("fan", "id_04"), ("valve", "id_00"),
+                                                  ("valve", "id_04")]
+    split = split_dcase_machine(machines[1])
+    assert len(split.train) == 3 and sorted(split.eval_labels) == [0, 0, 1, 1]
+
+    root, _ = set2022
+    assert detect_layout(root) == "dcase2021"  # the reader's name for the 2021-2025 scheme
+    machines = find_dcase_machines(root)
+    assert [(m.type, m.id) for m in machines] == [("fan", "section_00"), ("fan", "section_01")]
+    split = split_dcase_machine(machines[1])
+    assert (len(split.source_train), len(split.target_train)) == (3, 2)
+    assert sorted(zip(split.eval_domains, split.eval_labels)) == [("source", 0), ("source", 1), ("target", 0),
+                                                                  ("target", 1)]
+    assert {c.attributes for c in split.train_clips} == {(("spd", "100"),), (("spd", "125"),)}
