@@ -26,7 +26,11 @@ Domain shift. The target domain runs the same unit at another speed, an operatin
 already has (`SPEED_FIELDS`): a fan's or pump's shaft rotation (its blade- or vane-pass and pulsation harmonics
 move with it), a slide rail's motor and travel cycle, a valve's open/close schedule. The attribute ``spd`` is
 that speed in percent of the unit's nominal one (`SPEED_PERCENT`: source 100, target 125). Faults, levels,
-background and SNR are drawn as `dataset` draws them; only the speed differs.
+background and SNR are drawn as `dataset` draws them; only the speed differs. How visible that is, measured
+(unit 0, seed 0, -6 dB, 4 s clips; a Ledoit-Wolf Gaussian of per-clip log-mel mean and std, 64 mels, fitted on
+40 source clips): its AUC of 15 target against 15 source normal test clips is 0.96 (fan), 1.00 (pump),
+1.00 (slider), 0.45 (valve). A valve's faster cycle shows in its timing (tests/test_synth_dcase.py measures it
+in every clip) but not in log-mel statistics.
 
 Each clip is seeded from ``(seed, type, unit, domain, split, label, index)`` alone: a 2020 clip is the
 source-domain clip of the same unit, split, label and index of a 2021+ set with the same seed.
