@@ -78,12 +78,29 @@ def find_machines(
         for id_dir in sorted(p for p in type_dir.iterdir() if p.is_dir() and (p / "normal").is_dir()):
             machines.append(Machine(parsed[1], id_dir.name, id_dir))
     if not machines:
+        _refuse_dcase(root)
         raise DataError(
             f"no machines at snr={snr:g} dB under {root}: expected folders like "
             f"{root / f'{snr:g}_dB_fan' / 'fan' / 'id_00' / 'normal'}"
         )
     machines = _keep(machines, "type", types, root)
     return _keep(machines, "id", ids, root)
+
+
+def _refuse_dcase(root: Path) -> None:
+    """A DataError naming the layout when `root` holds a DCASE Task 2 data set, which the grid cannot read yet."""
+    from .dcase_layout import detect_layout
+
+    try:
+        layout = detect_layout(root)
+    except DataError:
+        return
+    if layout != "mimii":
+        raise DataError(
+            f"{root} holds a DCASE Task 2 data set ({layout} layout); the v1-v4 grid reads MIMII-layout roots "
+            f"only, for now (common.dcase_layout lists this root's machines and splits, common.official_scores "
+            f"scores them the challenge's way)"
+        )
 
 
 def _keep(machines: list[Machine], attr: str, wanted: Iterable[str] | None, root: Path) -> list[Machine]:

@@ -220,3 +220,18 @@ def test_attribute_csv_errors_name_file_and_line(tmp_path):
     bad.write_bytes(b"file_name,d1p,d1v\nx.wav,vel,\xff\n")
     with pytest.raises(DataError, match=f"{bad}: cannot read the attribute CSV"):
         read_attribute_csv(bad)
+
+
+@pytest.mark.parametrize("year, layout", [(2020, "dcase2020"), (2023, "dcase2021")])
+def test_the_grid_names_a_dcase_root_it_cannot_read_yet(tmp_path, year, layout):
+    """A DCASE root given as a MIMII data root: the error names the folder and the layout, not 'no machines'."""
+    from common.data import find_machines
+    from common.synth.dcase import generate_dcase_dataset
+
+    generate_dcase_dataset(tmp_path, year=year, types=("fan",), n_source=2, n_target=0 if year == 2020 else 1,
+                           n_test=2, seconds=0.5, progress=False)
+    with pytest.raises(DataError, match=rf"{tmp_path} holds a DCASE Task 2 data set \({layout} layout\)"):
+        find_machines(tmp_path)
+    (tmp_path / "fan").rename(tmp_path / "elsewhere")
+    with pytest.raises(DataError, match="no (machines|data layout)"):
+        find_machines(tmp_path / "elsewhere" / "train")
