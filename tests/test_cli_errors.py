@@ -269,6 +269,10 @@ def _download_unreachable(w: World, tmp: Path) -> tuple[list[str], str]:
             "--no-progress"], "http://127.0.0.1:9"
 
 
+def _download_dcase_unknown_year(w: World, tmp: Path) -> tuple[list[str], str]:
+    return ["download-dcase", "--year", "2019", "--root", str(tmp / "dl"), "--no-progress"], "2019"
+
+
 def _report_no_results(w: World, tmp: Path) -> tuple[list[str], str]:
     return ["report", "--repo", str(tmp)], str(tmp)
 
@@ -330,6 +334,7 @@ CASES = [
     Case("synth_root_is_a_file", "synth", _synth_root_is_file, CANNOT_RUN, r"is a file, not a folder"),
     Case("synth_over_existing_clips", "synth", _synth_over_existing, CANNOT_RUN, r"already holds"),
     Case("download_unreachable", "download", _download_unreachable, CANNOT_RUN, r"cannot reach"),
+    Case("download_dcase_unknown_year", "download-dcase", _download_dcase_unknown_year, CANNOT_RUN, r"2020"),
     # deployment (items 5, 11, 15, 16)
     Case("score_missing_model", "score", _score_missing_model, CANNOT_RUN, r"error:"),
     Case("score_one_bad_file", "score", _score_one_bad_file, SOME_BAD, r"1 file\(s\) could not be scored"),
