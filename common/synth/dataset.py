@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -30,6 +30,7 @@ from .machines import _MODELS, _background
 
 MIN_SR = 16000  # the sources reach ~7 kHz; lower rates would alias them
 FULL_SCALE = 32768.0  # float 1.0 == int16 full scale, as soundfile reads PCM_16 back
+J = TypeVar("J")  # one clip's job, as the writer passed to `_write_all` takes it
 
 
 @dataclass(frozen=True)
@@ -49,19 +50,24 @@ class _ClipJob:
 
 
 def _components(job: _ClipJob) -> tuple[np.ndarray, np.ndarray]:
-    """Machine and background of a (validated) clip, float32 [shape=(channels, n)], SNR applied.
-
-    The background level is set from the machine's *healthy* sound (for an abnormal clip, the same
-    clip rendered without its fault): a factory's background does not grow quieter, relative to the
-    machine, when the machine fails. Scaling it to the faulty machine's own power (as before) made an
-    abnormal clip sound more like background, so a model of other machines scored it as more normal.
-    """
-    n = _n_samples(job.seconds, job.sr)
-    model = _MODELS[job.machine_type]
-    params = model.params[job.machine_id]
+    """Machine and background of a (validated) MIMII clip: `_rendered` with its ID's parameters and its clip seed."""
     clip_rng = np.random.default_rng(
         [job.seed, _stable_code(job.machine_type), _stable_code(job.machine_id), LABELS.index(job.label), job.index]
     )
+    return _rendered(job, _MODELS[job.machine_type].params[job.machine_id], clip_rng)
+
+
+def _rendered(job: _ClipJob, params: object, clip_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Machine and background of clip `job` for a row `params` of its type's table, drawn from `clip_rng`.
+
+    Float32 [shape=(channels, n)], SNR applied. The background level is set from the machine's *healthy*
+    sound (for an abnormal clip, the same clip rendered without its fault): a factory's background does not
+    grow quieter, relative to the machine, when the machine fails. Scaling it to the faulty machine's own
+    power (as before) made an abnormal clip sound more like background, so a model of other machines scored
+    it as more normal. `dcase` calls this with speed-shifted parameters and its own clip seed.
+    """
+    n = _n_samples(job.seconds, job.sr)
+    model = _MODELS[job.machine_type]
     # Separate streams: the background of a clip is the same whatever the machine draws.
     machine_rng, background_rng = clip_rng.spawn(2)
 
@@ -359,11 +365,15 @@ def _plan(req: _Request) -> tuple[list[Path], list[_ClipJob]]:
     return machines, todo
 
 
-def _write_all(todo: list[_ClipJob], *, jobs: int, bar: tqdm) -> None:
-    """Write every clip of `todo`, in this process or in `jobs` worker processes, updating `bar`."""
+def _write_all(
+    todo: Sequence[J], *, jobs: int, bar: tqdm, write: Callable[[J], Path] = _write_clip,
+    caller: str = "generate_dataset",
+) -> None:
+    """Write every clip of `todo` with `write` (a module-level function: workers unpickle it by name), in this
+    process or in `jobs` worker processes, updating `bar`; `caller` names the public function in errors."""
     if jobs == 1 or len(todo) <= 1:
         for job in todo:
-            _write_clip(job)
+            write(job)
             bar.update()
         return
     # spawn, not fork: the caller may hold threads (a Keras session) that fork would copy mid-lock.
@@ -371,7 +381,7 @@ def _write_all(todo: list[_ClipJob], *, jobs: int, bar: tqdm) -> None:
     try:
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
             with _workers_ignore_ctrl_c():
-                done = pool.map(_write_clip, todo, chunksize=8)
+                done = pool.map(write, todo, chunksize=8)
             try:
                 for _ in done:
                     bar.update()
@@ -380,7 +390,7 @@ def _write_all(todo: list[_ClipJob], *, jobs: int, bar: tqdm) -> None:
                 raise
     except BrokenProcessPool as exc:
         raise ProjectError(
-            f"generate_dataset(jobs={jobs}): a worker process died. Called from a script, the call "
+            f"{caller}(jobs={jobs}): a worker process died. Called from a script, the call "
             "must sit under `if __name__ == '__main__':` (workers re-import the script); "
             "otherwise memory may have run out. jobs=1 avoids worker processes."
         ) from exc

@@ -38,14 +38,10 @@ source-domain clip of the same unit, split, label and index of a 2021+ set with 
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterable, TypeVar
 
@@ -53,15 +49,14 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from ..errors import DataError, ProjectError
+from ..errors import DataError
 from ..io import atomic_write, atomic_write_text
 from ..layout import LABELS, MACHINE_IDS, MACHINE_TYPES, check_snr
 from .dataset import (
-    _check_int, _check_names, _check_no_strays, _check_not_written, _check_positive, _ClipJob, _fault_of, _n_samples,
-    _stable_code, _workers_ignore_ctrl_c, mix_clip,
+    _check_int, _check_names, _check_no_strays, _check_not_written, _check_positive, _ClipJob, _n_samples, _rendered,
+    _stable_code, _write_all, mix_clip,
 )
-from .dsp import _array_response, _jitter_db, _power, _steer
-from .machines import _MODELS, _background
+from .machines import _MODELS
 
 SR = 16000  # every DCASE Task 2 set is 16 kHz
 YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025)
@@ -118,37 +113,18 @@ def at_speed(machine_type: str, params: P, percent: float) -> P:
 
 
 def _render(clip: _DcaseClip) -> np.ndarray:
-    """16-bit samples [shape=(n, channels)] of one clip: `dataset._components` for a unit at its domain's speed.
+    """16-bit samples [shape=(n, channels)] of one clip: `dataset._rendered` for a unit at its domain's speed.
 
-    Mirrors `dataset._components` step for step (the background level set from the healthy machine, so a fault
-    raises the SNR), with the speed-shifted parameters and this layout's clip seed.
+    The fault and severity follow the unit's MIMII ID as in `dataset`; the clip seed is this layout's.
     """
-    n = _n_samples(clip.seconds, SR)
-    model = _MODELS[clip.machine_type]
-    params = at_speed(clip.machine_type, model.params[MACHINE_IDS[clip.unit]], SPEED_PERCENT[clip.domain])
+    job = _ClipJob(None, clip.machine_type, MACHINE_IDS[clip.unit], clip.label, clip.index, clip.seed,
+                   clip.seconds, SR, clip.channels, clip.snr)
+    params = at_speed(clip.machine_type, _MODELS[clip.machine_type].params[job.machine_id], SPEED_PERCENT[clip.domain])
     clip_rng = np.random.default_rng([
         clip.seed, _stable_code(clip.machine_type), clip.unit, _stable_code(clip.domain), _stable_code(clip.split),
         LABELS.index(clip.label), clip.index,
     ])
-    machine_rng, background_rng = clip_rng.spawn(2)
-    knobs = dict(model.healthy)
-    if clip.label == "abnormal":
-        fault_job = _ClipJob(None, clip.machine_type, MACHINE_IDS[clip.unit], clip.label, clip.index, clip.seed,
-                             clip.seconds, SR, clip.channels, clip.snr)
-        fault, severity = _fault_of(fault_job, params.faults, params.severity)
-        for knob, (lo, hi) in model.faults[fault].items():
-            knobs[knob] = lo + severity * (hi - lo)
-    healthy_rng = copy.deepcopy(machine_rng)
-    mono = model.source(params, machine_rng, n, SR, knobs)
-    level = params.level * _jitter_db(machine_rng, std_db=0.7)
-    response = _array_response(clip.channels, SR, params.azimuth_deg)
-    machine = _steer(mono * level, *response)
-    healthy = machine if clip.label == "normal" else _steer(
-        model.source(params, healthy_rng, n, SR, dict(model.healthy)) * level, *response)
-    background = _background(background_rng, n, SR, clip.channels)
-    gain = np.sqrt(_power(healthy) / _power(background) / 10.0 ** (clip.snr / 10.0))
-    background *= gain.astype(np.float32)[:, None]
-    return mix_clip(machine, background)
+    return mix_clip(*_rendered(job, params, clip_rng))
 
 
 def _write_clip(clip: _DcaseClip) -> Path:
@@ -263,32 +239,6 @@ def _plan(req: _Request) -> dict[tuple[str, int], list[_DcaseClip]]:
     return machines
 
 
-def _write_all(todo: list[_DcaseClip], *, jobs: int, bar: tqdm) -> None:
-    """Write every clip of `todo`, here or in `jobs` worker processes (as `dataset` does), updating `bar`."""
-    if jobs == 1 or len(todo) <= 1:
-        for clip in todo:
-            _write_clip(clip)
-            bar.update()
-        return
-    # spawn, not fork: the caller may hold threads (a Keras session) that fork would copy mid-lock.
-    try:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
-            with _workers_ignore_ctrl_c():
-                done = pool.map(_write_clip, todo, chunksize=8)
-            try:
-                for _ in done:
-                    bar.update()
-            except KeyboardInterrupt:
-                pool.shutdown(wait=True, cancel_futures=True)  # the clips being written finish whole
-                raise
-    except BrokenProcessPool as exc:
-        raise ProjectError(
-            f"generate_dcase_dataset(jobs={jobs}): a worker process died. Called from a script, the call must sit "
-            "under `if __name__ == '__main__':` (workers re-import the script); otherwise memory may have run out. "
-            "jobs=1 avoids worker processes."
-        ) from exc
-
-
 def generate_dcase_dataset(
     root: str | os.PathLike, *, year: int, types: Iterable[str] = MACHINE_TYPES, sections: Iterable[int] = (0,),
     n_source: int = 990, n_target: int | None = None, n_test: int = 50, seconds: float = 10.0, channels: int = 1,
@@ -342,7 +292,7 @@ def generate_dcase_dataset(
     if not overwrite:
         _check_not_written(req.root, [clip.path for clip in todo] + list(tables))
     with tqdm(total=len(todo), desc=f"synth DCASE {req.year}", unit="clip", disable=not progress) as bar:
-        _write_all(todo, jobs=req.jobs, bar=bar)
+        _write_all(todo, jobs=req.jobs, bar=bar, write=_write_clip, caller="generate_dcase_dataset")
     for path, text in tables.items():
         atomic_write_text(path, text)
     return [req.root / machine_type for machine_type in req.types]
