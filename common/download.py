@@ -243,10 +243,8 @@ def extract_machine_zip(zip_path: str | os.PathLike, root: str | os.PathLike, *,
         Noise level of the zip in dB, e.g. -6.
     machine_type : str
         e.g. ``"fan"``.
-    marker : dict, optional
-        Extra JSON-serialisable fields for the completion marker (the record, key, size, checksum).
-    progress : bool
-        Show a tqdm progress bar over the files.
+    marker, progress
+        As for :func:`extract_zip`.
 
     Returns
     -------

@@ -197,14 +197,8 @@ def download_dcase(root: str | os.PathLike, *, year: int | str, types: Iterable[
         Machine types, e.g. ``("fan", "ToyCar")``; default: all of the year's.
     record_id : int or str, optional
         Another Zenodo record with the same zips (default: the year's, from :data:`DEV_SETS`).
-    base_url : str
-        Zenodo or a mirror with the same API.
-    keep_zip : bool
-        Keep ``root/.downloads/*.zip`` after extracting them.
-    progress : bool
-        Show progress bars.
-    timeout : float > 0
-        Seconds to wait for each network read.
+    base_url, keep_zip, progress, timeout
+        As for :func:`common.download.download_mimii` (`keep_zip` keeps ``root/.downloads/*.zip``).
 
     Returns
     -------

@@ -1,16 +1,13 @@
-"""`common.download` against a local HTTP server on 127.0.0.1 that mimics Zenodo's records API (no internet)."""
+"""`common.download` against `fake_zenodo.FakeZenodo`, a local Zenodo records API (no internet)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import socket
-import threading
 import zipfile
 from collections import namedtuple
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,89 +15,10 @@ import pytest
 from common.data import find_machines
 from common.download import MARKER, download_mimii, extract_machine_zip, fetch_record, verify_md5
 from common.errors import DownloadError
+from fake_zenodo import FakeZenodo, make_zip
 
 RECORD = 3384388
 KEY = "-6_dB_fan.zip"
-
-
-class FakeZenodo:
-    """Serves ``/api/records/<id>`` and its files, with Range support, cut transfers and corrupted bytes."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}  # key -> bytes actually served
-        self.listed: dict[str, tuple[int, str]] = {}  # key -> (size, md5) the metadata advertises
-        self.requests: list[tuple[str, str | None]] = []  # (path, Range header) of every GET
-        self.cut_after: int | None = None  # close the connection after this many body bytes (once)
-        self.ignore_range = False
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # keep pytest output clean
-                pass
-
-            def do_GET(self) -> None:
-                server.requests.append((self.path, self.headers.get("Range")))
-                m = re.fullmatch(r"/api/records/(\d+)", self.path)
-                if m and int(m[1]) == RECORD:
-                    return self._send(200, json.dumps(server.metadata()).encode(), "application/json")
-                m = re.fullmatch(rf"/api/records/{RECORD}/files/(.+)/content", self.path)
-                if not m or m[1] not in server.files:
-                    return self._send(404, b"not found", "text/plain")
-                data = server.files[m[1]]
-                start = 0
-                rng = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                if rng and not server.ignore_range:
-                    start = int(rng[1])
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                body = data[start:]
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if server.cut_after is not None:
-                    body, server.cut_after = body[: server.cut_after], None
-                    self.close_connection = True
-                self.wfile.write(body)
-
-            def _send(self, status: int, body: bytes, ctype: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def add(self, key: str, data: bytes, *, served: bytes | None = None) -> None:
-        """List `key` with the size and MD5 of `data`; serve `served` (e.g. corrupted bytes) or `data`."""
-        self.listed[key] = (len(data), hashlib.md5(data).hexdigest())
-        self.files[key] = data if served is None else served
-
-    def metadata(self) -> dict:
-        files = [
-            {
-                "key": key,
-                "size": size,
-                "checksum": f"md5:{md5}",
-                "links": {"self": f"{self.base_url}/api/records/{RECORD}/files/{key}/content"},
-            }
-            for key, (size, md5) in self.listed.items()
-        ]
-        files.append({"key": "README.txt", "size": 3, "checksum": None, "links": {}})  # tolerated, unused
-        return {"id": RECORD, "files": files}
-
-    def file_requests(self) -> list[tuple[str, str | None]]:
-        return [r for r in self.requests if "/files/" in r[0]]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 Clips = namedtuple("Clips", "root zip_bytes prefixed_zip_bytes")
@@ -126,22 +44,14 @@ def clips(tmp_path_factory) -> Clips:
 
 @pytest.fixture
 def server():
-    fake = FakeZenodo()
-    yield fake
-    fake.close()
+    with FakeZenodo() as fake:
+        fake.add_entry(RECORD, {"key": "README.txt", "size": 3, "checksum": None, "links": {}})  # tolerated, unused
+        yield fake
 
 
 def _download(server: FakeZenodo, root: Path, **kwargs) -> list[Path]:
     return download_mimii(root, snr=-6, types=("fan",), record_id=RECORD, base_url=server.base_url,
                           progress=False, **kwargs)
-
-
-def _zip(tmp_path: Path, entries: dict[str, bytes]) -> bytes:
-    path = tmp_path / "made.zip"
-    with zipfile.ZipFile(path, "w") as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
-    return path.read_bytes()
 
 
 def _assert_same_wavs(root: Path, clips: Clips) -> None:
@@ -154,25 +64,25 @@ def _assert_same_wavs(root: Path, clips: Clips) -> None:
 
 @pytest.mark.parametrize("prefixed", [False, True], ids=["fan/", "-6_dB_fan/fan/"])
 def test_download_extracts_the_loader_layout(server, clips, tmp_path, prefixed):
-    server.add(KEY, clips.prefixed_zip_bytes if prefixed else clips.zip_bytes)
+    server.add(RECORD, KEY, clips.prefixed_zip_bytes if prefixed else clips.zip_bytes)
     root = tmp_path / "Sample_data"
     assert _download(server, root) == [root / "-6_dB_fan"]
     machines = find_machines(root, snr=-6)
     assert [(m.type, m.id) for m in machines] == [("fan", "id_00")]
     _assert_same_wavs(root, clips)
     marker = json.loads((root / "-6_dB_fan" / MARKER).read_text())
-    assert marker["key"] == KEY and marker["checksum"] == f"md5:{server.listed[KEY][1]}"
+    assert marker["key"] == KEY and marker["checksum"] == f"md5:{server.listed_md5(RECORD, KEY)}"
     assert sorted(p.name for p in root.iterdir()) == ["-6_dB_fan"]  # zip deleted, no .partial / .downloads
 
 
 def test_keep_zip_keeps_the_verified_zip(server, clips, tmp_path):
-    server.add(KEY, clips.zip_bytes)
+    server.add(RECORD, KEY, clips.zip_bytes)
     _download(server, tmp_path, keep_zip=True)
     assert (tmp_path / ".downloads" / KEY).read_bytes() == clips.zip_bytes
 
 
 def test_interrupted_download_resumes_with_range(server, clips, tmp_path):
-    server.add(KEY, clips.zip_bytes)
+    server.add(RECORD, KEY, clips.zip_bytes)
     server.cut_after = cut = len(clips.zip_bytes) // 3
     with pytest.raises(DownloadError, match=r"stopped after \d+ of \d+ bytes.*run the same command again"):
         _download(server, tmp_path)
@@ -187,7 +97,7 @@ def test_interrupted_download_resumes_with_range(server, clips, tmp_path):
 
 
 def test_server_ignoring_range_restarts_from_zero(server, clips, tmp_path):
-    server.add(KEY, clips.zip_bytes)
+    server.add(RECORD, KEY, clips.zip_bytes)
     server.ignore_range = True
     part = tmp_path / ".downloads" / f"{KEY}.part"
     part.parent.mkdir(parents=True)
@@ -200,7 +110,7 @@ def test_server_ignoring_range_restarts_from_zero(server, clips, tmp_path):
 def test_corrupted_file_is_moved_aside(server, clips, tmp_path):
     corrupt = bytearray(clips.zip_bytes)
     corrupt[len(corrupt) // 2] ^= 0xFF
-    server.add(KEY, clips.zip_bytes, served=bytes(corrupt))
+    server.add(RECORD, KEY, clips.zip_bytes, served=bytes(corrupt))
     good, bad_md5 = hashlib.md5(clips.zip_bytes).hexdigest(), hashlib.md5(corrupt).hexdigest()
     with pytest.raises(DownloadError, match=rf"expected md5:{good}, got md5:{bad_md5}.*\.bad"):
         _download(server, tmp_path)
@@ -214,7 +124,7 @@ def test_corrupt_zip_with_matching_checksum_leaves_no_folder(server, clips, tmp_
     corrupt = bytearray(clips.zip_bytes)
     for i in range(len(corrupt) // 4, len(corrupt) // 2, 997):  # damage member data, keep the directory
         corrupt[i] ^= 0xFF
-    server.add(KEY, bytes(corrupt))  # the record lists the corrupt bytes' MD5, so only the zip can tell
+    server.add(RECORD, KEY, bytes(corrupt))  # the record lists the corrupt bytes' MD5, so only the zip can tell
     with pytest.raises(DownloadError, match="is corrupt"):
         _download(server, tmp_path)
     assert not (tmp_path / "-6_dB_fan").exists()
@@ -222,7 +132,7 @@ def test_corrupt_zip_with_matching_checksum_leaves_no_folder(server, clips, tmp_
 
 
 def test_unexpected_contents_are_refused(server, tmp_path):
-    server.add(KEY, _zip(tmp_path, {"recordings/a.wav": b"RIFF", "notes.txt": b"hi"}))
+    server.add(RECORD, KEY, make_zip(tmp_path, {"recordings/a.wav": b"RIFF", "notes.txt": b"hi"}))
     with pytest.raises(DownloadError, match=r"unexpected contents.*recordings/a\.wav"):
         _download(server, tmp_path / "root")
     assert not (tmp_path / "root" / "-6_dB_fan").exists()
@@ -232,7 +142,7 @@ def test_unexpected_contents_are_refused(server, tmp_path):
 @pytest.mark.parametrize("name", ["fan/../../evil.wav", "/tmp/evil.wav", "fan\\..\\..\\evil.wav"])
 def test_zip_slip_is_refused(tmp_path, name):
     zip_path = tmp_path / KEY
-    zip_path.write_bytes(_zip(tmp_path, {"fan/id_00/normal/00000000.wav": b"RIFF", name: b"evil"}))
+    zip_path.write_bytes(make_zip(tmp_path, {"fan/id_00/normal/00000000.wav": b"RIFF", name: b"evil"}))
     with pytest.raises(DownloadError, match="outside its folder"):
         extract_machine_zip(zip_path, tmp_path / "root", snr=-6, machine_type="fan")
     assert not (tmp_path / "root" / "-6_dB_fan").exists()
@@ -240,7 +150,7 @@ def test_zip_slip_is_refused(tmp_path, name):
 
 
 def test_complete_machine_is_skipped(server, clips, tmp_path):
-    server.add(KEY, clips.zip_bytes)
+    server.add(RECORD, KEY, clips.zip_bytes)
     _download(server, tmp_path)
     n_requests = len(server.requests)
     assert _download(server, tmp_path) == [tmp_path / "-6_dB_fan"]
@@ -249,7 +159,7 @@ def test_complete_machine_is_skipped(server, clips, tmp_path):
 
 
 def test_foreign_folder_is_not_overwritten(server, clips, tmp_path):
-    server.add(KEY, clips.zip_bytes)
+    server.add(RECORD, KEY, clips.zip_bytes)
     (tmp_path / "-6_dB_fan" / "fan").mkdir(parents=True)
     with pytest.raises(DownloadError, match="not completed by"):
         _download(server, tmp_path)
@@ -267,13 +177,13 @@ def test_network_error_names_the_url(tmp_path):
 def test_http_errors(server, tmp_path):
     with pytest.raises(DownloadError, match="HTTP 404.*--record"):
         fetch_record(1, base_url=server.base_url)
-    server.add("-6_dB_pump.zip", b"x")
+    server.add(RECORD, "-6_dB_pump.zip", b"x")
     with pytest.raises(DownloadError, match=r"no -6_dB_fan\.zip.*-6_dB_pump\.zip"):
         _download(server, tmp_path)
 
 
 def test_metadata_is_parsed_tolerantly(server, clips):
-    server.add(KEY, clips.zip_bytes)
+    server.add(RECORD, KEY, clips.zip_bytes)
     files = {f.key: f for f in fetch_record(RECORD, base_url=server.base_url + "/")}
     assert files[KEY].size == len(clips.zip_bytes)
     assert files[KEY].checksum == f"md5:{hashlib.md5(clips.zip_bytes).hexdigest()}"
@@ -293,7 +203,7 @@ def test_verify_md5(tmp_path):
 
 
 def test_disk_space_is_checked_before_downloading(server, clips, tmp_path, monkeypatch):
-    server.add(KEY, clips.zip_bytes)
+    server.add(RECORD, KEY, clips.zip_bytes)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(DownloadError, match="not enough disk space"):
         _download(server, tmp_path)
@@ -304,21 +214,20 @@ def test_disk_space_is_checked_before_downloading(server, clips, tmp_path, monke
 def test_cli_download(server, clips, tmp_path, capsys):
     from common.__main__ import main
 
-    server.add(KEY, clips.zip_bytes)
+    server.add(RECORD, KEY, clips.zip_bytes)
     argv = ["download", "--snr", "-6", "--types", "fan", "--root", str(tmp_path), "--record", str(RECORD),
             "--base-url", server.base_url, "--no-progress"]
     assert main(argv) == 0
     assert "-6_dB_fan" in capsys.readouterr().out
     _assert_same_wavs(tmp_path, clips)
-    server.files.clear()
-    server.listed.clear()
+    server.records.clear()
     assert main(argv[:-3] + ["--base-url", f"{server.base_url}/nothing", "--no-progress"]) == 0  # skipped
 
 
 def test_check_data_accepts_the_result(server, clips, tmp_path):
     from common.check import check_data
 
-    server.add(KEY, clips.zip_bytes)
+    server.add(RECORD, KEY, clips.zip_bytes)
     _download(server, tmp_path)
     table, problems = check_data(tmp_path, snr=-6)
     assert problems.empty, problems

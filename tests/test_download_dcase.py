@@ -1,14 +1,10 @@
-"""`common.download_dcase` against a local HTTP server on 127.0.0.1 that mimics Zenodo's records API (no internet)."""
+"""`common.download_dcase` against `fake_zenodo.FakeZenodo`, a local Zenodo records API (no internet)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
-import threading
-import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +16,7 @@ from common.download import MARKER
 from common.download_dcase import DEV_SETS, dev_set, dev_types, download_dcase, extract_dcase_zip
 from common.errors import DownloadError
 from conftest import run_main, write_wav
+from fake_zenodo import FakeZenodo, make_zip
 
 SECTION_TRAIN = ["section_00_source_train_normal_0000_a_1.wav", "section_00_target_train_normal_0000_a_2.wav"]
 SECTION_TEST = ["section_00_source_test_normal_0000_a_1.wav", "section_00_source_test_anomaly_0000_a_1.wav",
@@ -37,71 +34,10 @@ def _year_entries(year: int) -> list[str]:
     return ENTRIES["id" if year == 2020 else "split_test" if year == 2021 else "section"]  # 2021: {source,target}_test/
 
 
-class FakeZenodo:
-    """Serves ``/api/records/<id>`` and its files for several records, with Range, cut transfers and bad bytes."""
-
-    def __init__(self) -> None:
-        self.records: dict[int, dict[str, tuple[bytes, bytes]]] = {}  # record -> key -> (listed, served)
-        self.requests: list[tuple[str, str | None]] = []
-        self.cut_after: int | None = None  # close the connection after this many body bytes (once)
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server.requests.append((self.path, self.headers.get("Range")))
-                m = re.fullmatch(r"/api/records/(\d+)", self.path)
-                if m and int(m[1]) in server.records:
-                    return self._send(200, json.dumps(server.metadata(int(m[1]))).encode())
-                m = re.fullmatch(r"/files/(\d+)/(.+)", self.path)
-                if not m or m[2] not in server.records.get(int(m[1]), {}):
-                    return self._send(404, b"not found")
-                data = server.records[int(m[1])][m[2]][1]
-                rng = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                start = int(rng[1]) if rng else 0
-                self.send_response(206 if rng else 200)
-                if rng:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if server.cut_after is not None:
-                    body, server.cut_after = body[: server.cut_after], None
-                    self.close_connection = True
-                self.wfile.write(body)
-
-            def _send(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def add(self, record: int, key: str, data: bytes, *, served: bytes | None = None) -> None:
-        self.records.setdefault(record, {})[key] = (data, data if served is None else served)
-
-    def metadata(self, record: int) -> dict:
-        files = [{"key": key, "size": len(listed), "checksum": f"md5:{hashlib.md5(listed).hexdigest()}",
-                  "links": {"self": f"{self.base_url}/files/{record}/{key}"}}
-                 for key, (listed, _) in self.records[record].items()]
-        return {"id": record, "files": files}
-
-    def file_requests(self) -> list[tuple[str, str | None]]:
-        return [r for r in self.requests if r[0].startswith("/files/")]
-
-
 @pytest.fixture
 def server():
-    fake = FakeZenodo()
-    yield fake
-    fake.httpd.shutdown()
-    fake.httpd.server_close()
+    with FakeZenodo() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -116,17 +52,9 @@ def clip_bytes(tmp_path_factory) -> dict[str, bytes]:
     return out
 
 
-def _zip(tmp_path: Path, entries: dict[str, bytes]) -> bytes:
-    path = tmp_path / "made.zip"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
-    return path.read_bytes()
-
-
 def _type_zip(tmp_path: Path, clips: dict[str, bytes], year: int, machine_type: str, *, prefix: str = "") -> bytes:
     """The development zip of one type as the record serves it: entries ``{prefix}{type}/...``."""
-    return _zip(tmp_path, {f"{prefix}{machine_type}/{e}": clips[e.rpartition("/")[2]] for e in _year_entries(year)})
+    return make_zip(tmp_path, {f"{prefix}{machine_type}/{e}": clips[e.rpartition("/")[2]] for e in _year_entries(year)})
 
 
 def _serve(server: FakeZenodo, tmp_path: Path, clip_bytes: dict[str, bytes], year: int, types=("fan",), **kw) -> None:
@@ -154,7 +82,7 @@ def test_download_lands_in_the_years_layout(server, clip_bytes, tmp_path, year):
     marker = json.loads((root / "fan" / MARKER).read_text())
     record, key = DEV_SETS[year].record, DEV_SETS[year].archive.format(type="fan")
     assert (marker["year"], marker["type"], marker["record"], marker["key"]) == (year, "fan", str(record), key)
-    assert marker["checksum"] == f"md5:{hashlib.md5(server.records[record][key][0]).hexdigest()}"
+    assert marker["checksum"] == f"md5:{server.listed_md5(record, key)}"
     assert sorted(p.name for p in root.iterdir()) == ["fan"]  # zip deleted, no .downloads or .partial left
     assert detect_layout(root) == DEV_SETS[year].layout  # the loader reads what was downloaded
     assert [(m.type, m.id) for m in find_dcase_machines(root)] == [("fan", "id_00" if year == 2020 else "section_00")]
@@ -172,8 +100,9 @@ def test_second_run_downloads_nothing(server, clip_bytes, tmp_path):
 def test_all_types_of_the_year_by_default(server, clip_bytes, tmp_path):
     _serve(server, tmp_path, clip_bytes, 2020, types=DEV_SETS[2020].types)
     assert _download(server, tmp_path, 2020, types=None) == [tmp_path / t for t in DEV_SETS[2020].types]
-    assert sorted(r[0] for r in server.file_requests()) == sorted(
-        f"/files/3678171/dev_data_{t}.zip" for t in ("ToyCar", "ToyConveyor", "fan", "pump", "slider", "valve"))
+    assert sorted(r[0] for r in server.file_requests()) == sorted(f"/api/records/3678171/files/dev_data_{t}.zip/content"
+                                                                  for t in ("ToyCar", "ToyConveyor", "fan", "pump",
+                                                                            "slider", "valve"))
 
 
 def test_zip_with_its_own_folder_is_accepted(server, clip_bytes, tmp_path):
@@ -191,7 +120,7 @@ def test_interrupted_download_resumes_with_range(server, clip_bytes, tmp_path):
     part = tmp_path / ".downloads" / "dev_fan.zip.part"
     assert part.stat().st_size == cut and not (tmp_path / "fan").exists()
     _download(server, tmp_path, 2025)
-    assert server.file_requests()[-1] == ("/files/15097779/dev_fan.zip", f"bytes={cut}-")
+    assert server.file_requests()[-1] == ("/api/records/15097779/files/dev_fan.zip/content", f"bytes={cut}-")
     assert (tmp_path / "fan" / "train" / SECTION_TRAIN[0]).read_bytes() == clip_bytes[SECTION_TRAIN[0]]
     assert not part.exists()
 
@@ -250,7 +179,7 @@ def test_disk_space_is_checked_before_downloading(server, clip_bytes, tmp_path, 
     (2023, "dev_fan.zip", r"no fan/train/section_XX.*and no fan/test/section_XX"),
 ])
 def test_zip_in_another_layout_is_refused(server, tmp_path, year, key, missing):
-    server.add(DEV_SETS[year].record, key, _zip(tmp_path, {"fan/id_00/normal/00000000.wav": b"RIFF"}))
+    server.add(DEV_SETS[year].record, key, make_zip(tmp_path, {"fan/id_00/normal/00000000.wav": b"RIFF"}))
     with pytest.raises(DownloadError, match=rf"unexpected contents for the DCASE {year} layout: {missing}"
                                             r".*fan/id_00/normal"):
         _download(server, tmp_path / "root", year)
@@ -259,7 +188,8 @@ def test_zip_in_another_layout_is_refused(server, tmp_path, year, key, missing):
 
 def test_test_clips_must_lie_in_the_years_test_folders(tmp_path):
     zip_path = tmp_path / "dev_data_fan.zip"  # 2021 keeps test clips in source_test/ and target_test/
-    zip_path.write_bytes(_zip(tmp_path, {f"fan/train/{SECTION_TRAIN[0]}": b"a", f"fan/test/{SECTION_TEST[0]}": b"b"}))
+    entries = {f"fan/train/{SECTION_TRAIN[0]}": b"a", f"fan/test/{SECTION_TEST[0]}": b"b"}
+    zip_path.write_bytes(make_zip(tmp_path, entries))
     with pytest.raises(DownloadError, match=r"no fan/source_test\|target_test/"):
         extract_dcase_zip(zip_path, tmp_path / "root", year=2021, machine_type="fan")
     assert not (tmp_path / "root" / "fan").exists()
@@ -267,14 +197,14 @@ def test_test_clips_must_lie_in_the_years_test_folders(tmp_path):
 
 def test_files_outside_the_type_folder_are_refused(tmp_path):
     zip_path = tmp_path / "dev_fan.zip"
-    zip_path.write_bytes(_zip(tmp_path, {f"fan/train/{SECTION_TRAIN[0]}": b"x", "README.txt": b"hi"}))
+    zip_path.write_bytes(make_zip(tmp_path, {f"fan/train/{SECTION_TRAIN[0]}": b"x", "README.txt": b"hi"}))
     with pytest.raises(DownloadError, match=r"expected every file under fan/.*'README\.txt'"):
         extract_dcase_zip(zip_path, tmp_path / "root", year=2023, machine_type="fan")
 
 
 def test_zip_slip_is_refused(tmp_path):
     zip_path = tmp_path / "dev_fan.zip"
-    zip_path.write_bytes(_zip(tmp_path, {f"fan/train/{SECTION_TRAIN[0]}": b"a", "fan/../../evil.wav": b"x"}))
+    zip_path.write_bytes(make_zip(tmp_path, {f"fan/train/{SECTION_TRAIN[0]}": b"a", "fan/../../evil.wav": b"x"}))
     with pytest.raises(DownloadError, match="outside its folder"):
         extract_dcase_zip(zip_path, tmp_path / "root", year=2022, machine_type="fan")
     assert not list(tmp_path.rglob("evil.wav"))
