@@ -199,11 +199,11 @@ class Trainer:
                                        validation_split=validation_split, shuffle=shuffle, seed=seed)
             elif isinstance(x, VectorSet):
                 h = self._fit_streaming(model, x, epochs=epochs, batch_size=batch_size,
-                                        validation_split=validation_split, shuffle=shuffle, seed=seed)
+                                        validation_split=validation_split, shuffle=shuffle, seed=seed).history
             else:
                 h = model.fit(x, x, epochs=epochs, batch_size=batch_size, validation_split=validation_split,
-                              shuffle=shuffle, verbose=0)
-            history = {k: [float(v) for v in vals] for k, vals in getattr(h, "history", h).items()}
+                              shuffle=shuffle, verbose=0).history
+            history = {k: [float(v) for v in vals] for k, vals in h.items()}
         return FitResult(model.get_weights(), history, time.perf_counter() - start, streamed)
 
     def _fit_compiled(self, model: keras.Model, x: np.ndarray | VectorSet, *, epochs: int, batch_size: int,
