@@ -43,6 +43,8 @@ FAMILY_CONTROL = {"autoencoder": "scratch", "statistics": "lw_scratch", "embeddi
 BASELINE = "scratch"  # every report compares each method with it, so every run computes it
 EXECUTORS = ("serial", "local", "cluster")  # where cells and pretraining jobs run (`common.executor`)
 Budget = Union[int, str]
+# data.layout: auto = detected from the root (`common.dcase_layout.detect_layout`); dcase2021 = 2021-2025
+DATA_LAYOUTS = ("auto", "mimii", "dcase2020", "dcase2021")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class DataConfig:
     cache_dir: Path
     jobs: int
     on_bad_file: str
+    layout: str
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "data.split": (lambda v: v in ("mimii", "random"), "one of: mimii, random"),
     "data.jobs": (lambda v: v >= 1, "an integer >= 1"),
     "data.on_bad_file": (lambda v: v in BAD_FILE_POLICIES, "one of: " + ", ".join(BAD_FILE_POLICIES)),
+    "data.layout": (lambda v: v in DATA_LAYOUTS, "one of: " + ", ".join(DATA_LAYOUTS)),
     "feature.n_mels": (lambda v: v > 0, "an integer > 0"),
     "feature.frames": (lambda v: v >= 1, "an integer >= 1"),
     "feature.n_fft": (lambda v: v > 0, "an integer > 0"),

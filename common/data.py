@@ -88,7 +88,7 @@ def find_machines(
 
 
 def _refuse_dcase(root: Path) -> None:
-    """A DataError naming the layout when `root` holds a DCASE Task 2 data set, which the grid cannot read yet."""
+    """A DataError naming the layout when `root` holds a DCASE Task 2 data set (read elsewhere, or not yet)."""
     from .dcase_layout import detect_layout
 
     try:
@@ -97,9 +97,9 @@ def _refuse_dcase(root: Path) -> None:
         return
     if layout != "mimii":
         raise DataError(
-            f"{root} holds a DCASE Task 2 data set ({layout} layout); the v1-v4 grid reads MIMII-layout roots "
-            f"only, for now (common.dcase_layout lists this root's machines and splits, common.official_scores "
-            f"scores them the challenge's way)"
+            f"{root} holds a DCASE Task 2 data set ({layout} layout), not the MIMII layout read here: the v1-v4 "
+            f"grid runs on DCASE 2020 roots with data.layout auto or dcase2020 (2021-2025 roots not yet); "
+            f"`check-data` and `demo` read MIMII roots only"
         )
 
 

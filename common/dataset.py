@@ -20,7 +20,7 @@ from .audio import wav_info
 from .check import FileCheck, scan_files, too_short
 from .config import Config
 from .data import Machine, Split, all_clips, find_machines, ignored_files, split_machine
-from .errors import AudioError, ConfigError
+from .errors import AudioError, ConfigError, DataError
 from .cache import ClipFeatures, cached_features
 from .io import atomic_write_text
 from .sources import source_sets
@@ -98,7 +98,58 @@ def select_machines(cfg: Config) -> list[Machine]:
             f"{cfg.source}: 'data.root' is {d.root}, which is not a folder (or --root, when given). Set data.root "
             f"to a MIMII-layout root, or make one with `python -m common synth --root {d.root}` or `download`"
         )
-    return find_machines(d.root, snr=d.snr, types=d.types, ids=d.ids)
+    layout = data_layout(cfg)
+    if layout == "mimii":
+        return find_machines(d.root, snr=d.snr, types=d.types, ids=d.ids)
+    from .dcase_layout import find_dcase_machines
+
+    return find_dcase_machines(d.root, layout, types=d.types, sections=d.ids)
+
+
+def data_layout(cfg: Config) -> str:
+    """The layout the grid reads ``data.root`` in: ``data.layout``, or when ``auto`` the one found there
+    (MIMII unless the root is clearly a DCASE Task 2 set, so that a MIMII root reads as it always has).
+
+    Raises
+    ------
+    ConfigError
+        A DCASE 2021-2025 root: the grid does not run on its source/target domains yet.
+    """
+    layout = cfg.data.layout
+    if layout == "auto":
+        from .dcase_layout import detect_layout
+
+        try:
+            layout = detect_layout(cfg.data.root)
+        except DataError:
+            layout = "mimii"  # `find_machines` says what it expected to find
+    if layout == "dcase2021":
+        raise ConfigError(
+            f"{cfg.source}: data.root {cfg.data.root} is a DCASE 2021-2025 Task 2 set (data.layout: dcase2021); the "
+            "grid runs on MIMII and DCASE 2020 roots only for now (its source/target domains are not wired yet)"
+        )
+    return layout
+
+
+def _machine_clips(cfg: Config, machine: Machine) -> tuple[list[Path], list[Path]]:
+    """(every clip of `machine` to check, files left out as not clips) in the config's layout."""
+    if data_layout(cfg) == "mimii":
+        normal, abnormal = all_clips(machine)
+        return normal + abnormal, ignored_files(machine)
+    from .dcase_layout import ignored_dcase_files, split_dcase_machine
+
+    given = split_dcase_machine(machine)
+    return list(given.train) + list(given.eval_files), ignored_dcase_files(machine)
+
+
+def _split(cfg: Config, machine: Machine, bad) -> Split:
+    """The train / evaluation split of the good clips: ``data.split`` on MIMII, the given one on DCASE."""
+    d = cfg.data
+    if data_layout(cfg) == "mimii":
+        return split_machine(machine, method=d.split, seed=d.split_seed, exclude=bad)
+    from .dcase_layout import split_dcase_machine
+
+    return split_dcase_machine(machine, exclude=bad)
 
 
 def check_machine(cfg: Config, machine: Machine, *, progress: bool = False) -> CheckedMachine:
@@ -115,9 +166,9 @@ def check_machine(cfg: Config, machine: Machine, *, progress: bool = False) -> C
         Too few good clips remain to split (no abnormal clips, or no training pool).
     """
     d = cfg.data
-    normal, abnormal = all_clips(machine)
-    _warn_ignored(machine)
-    checks = scan_files(normal + abnormal, channel=d.channel, sample_rate=d.sample_rate, jobs=d.jobs,
+    clips, ignored = _machine_clips(cfg, machine)
+    _warn_ignored(machine, ignored)
+    checks = scan_files(clips, channel=d.channel, sample_rate=d.sample_rate, jobs=d.jobs,
                         cache_dir=d.cache_dir, progress=progress)
     _check_config_fits(cfg, machine, checks)
     bad = {c.path: c.problem for c in checks if c.problem}
@@ -136,13 +187,11 @@ def check_machine(cfg: Config, machine: Machine, *, progress: bool = False) -> C
             "silence this warning.",
             stacklevel=2,
         )
-    split = split_machine(machine, method=d.split, seed=d.split_seed, exclude=bad)
-    return CheckedMachine(split, bad)
+    return CheckedMachine(_split(cfg, machine, bad), bad)
 
 
-def _warn_ignored(machine: Machine) -> None:
-    """Warn about files named like clips that `common.data.is_clip` leaves out (e.g. macOS ``._*``)."""
-    ignored = ignored_files(machine)
+def _warn_ignored(machine: Machine, ignored: list[Path]) -> None:
+    """Warn about files named like clips that are left out as not clips (e.g. macOS ``._*``)."""
     if ignored:
         warnings.warn(
             f"{len(ignored)} file(s) of {machine.name} named like clips are not clips and are left out, e.g. "

@@ -32,7 +32,7 @@ from .threshold import fit_threshold
 
 # Keys of the data section that change where or how fast work runs, not its results. The effect of
 # data.on_bad_file (which clips are left out) is in each row's hash through the clips themselves.
-_NOT_HASHED = ("jobs", "cache_dir", "on_bad_file")
+_NOT_HASHED = ("jobs", "cache_dir", "on_bad_file", "layout")  # layout: the target's data key names its files
 
 
 @dataclass(frozen=True)
