@@ -131,9 +131,9 @@ def data_layout(cfg: Config) -> str:
     return layout
 
 
-def _machine_clips(cfg: Config, machine: Machine) -> tuple[list[Path], list[Path]]:
-    """(every clip of `machine` to check, files left out as not clips) in the config's layout."""
-    if data_layout(cfg) == "mimii":
+def _machine_clips(machine: Machine, layout: str) -> tuple[list[Path], list[Path]]:
+    """(every clip of `machine` to check, files left out as not clips) in data layout `layout`."""
+    if layout == "mimii":
         normal, abnormal = all_clips(machine)
         return normal + abnormal, ignored_files(machine)
     from .dcase_layout import ignored_dcase_files, split_dcase_machine
@@ -142,10 +142,10 @@ def _machine_clips(cfg: Config, machine: Machine) -> tuple[list[Path], list[Path
     return list(given.train) + list(given.eval_files), ignored_dcase_files(machine)
 
 
-def _split(cfg: Config, machine: Machine, bad) -> Split:
+def _split(cfg: Config, machine: Machine, layout: str, bad) -> Split:
     """The train / evaluation split of the good clips: ``data.split`` on MIMII, the given one on DCASE."""
     d = cfg.data
-    if data_layout(cfg) == "mimii":
+    if layout == "mimii":
         return split_machine(machine, method=d.split, seed=d.split_seed, exclude=bad)
     from .dcase_layout import split_dcase_machine
 
@@ -166,7 +166,8 @@ def check_machine(cfg: Config, machine: Machine, *, progress: bool = False) -> C
         Too few good clips remain to split (no abnormal clips, or no training pool).
     """
     d = cfg.data
-    clips, ignored = _machine_clips(cfg, machine)
+    layout = data_layout(cfg)
+    clips, ignored = _machine_clips(machine, layout)
     _warn_ignored(machine, ignored)
     checks = scan_files(clips, channel=d.channel, sample_rate=d.sample_rate, jobs=d.jobs,
                         cache_dir=d.cache_dir, progress=progress)
@@ -187,7 +188,7 @@ def check_machine(cfg: Config, machine: Machine, *, progress: bool = False) -> C
             "silence this warning.",
             stacklevel=2,
         )
-    return CheckedMachine(_split(cfg, machine, bad), bad)
+    return CheckedMachine(_split(cfg, machine, layout, bad), bad)
 
 
 def _warn_ignored(machine: Machine, ignored: list[Path]) -> None:

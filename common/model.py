@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import os
-import random
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -211,29 +210,8 @@ def with_weights(arch: Mapping[str, Any], weights: list[np.ndarray] | None) -> k
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and the Keras backend: the same config and seed give the same model.
-
-    ``keras.utils.set_random_seed`` also imports TensorFlow to seed it, on every backend (seconds, and
-    its C++ start-up lines in every notebook); off TensorFlow the same seeding is done without it.
-    """
-    if keras.backend.backend() == "tensorflow":
-        keras.utils.set_random_seed(int(seed))
-        return
-    try:
-        from keras.src.backend.common import global_state
-        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
-        from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
-    except ImportError:  # another Keras layout: its own function, TensorFlow and all
-        keras.utils.set_random_seed(int(seed))
-        return
-    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, int(seed))
-    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)
-    random.seed(int(seed))
-    np.random.seed(int(seed))
-    if keras.backend.backend() == "torch":
-        import torch
-
-        torch.manual_seed(int(seed))
+    """Seed Python, NumPy and the Keras backend: the same config and seed give the same model."""
+    keras.utils.set_random_seed(int(seed))
 
 
 def architecture(input_dim: int, *, hidden: Sequence[int], bottleneck: int, batch_norm: bool) -> dict[str, Any]:
