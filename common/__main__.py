@@ -274,10 +274,12 @@ def _check_data_command(sub) -> None:
     """check-data: scan a data root for bad clips."""
     p = sub.add_parser("check-data", help="scan a data root: clip counts, durations, rates, channels and bad files "
                                           "(exit status 1 when any file has a problem)")
-    p.add_argument("root", help="data root in the MIMII layout, e.g. Sample_data")
+    p.add_argument("root", help="data root, MIMII (e.g. Sample_data) or DCASE Task 2 2020 / 2021-2025 (e.g. "
+                                "dcase2023t2_dev; detected)")
     p.add_argument("--config", default=None, help="a Version YAML: check with its data.snr, data.channel, "
                    "data.sample_rate and feature parameters (clips too short for feature.frames are problems)")
-    p.add_argument("--snr", type=float, default=None, help="noise level of the folders to scan (default: -6)")
+    p.add_argument("--snr", type=float, default=None, help="noise level of the MIMII folders to scan (default: -6; "
+                                                      "DCASE roots have one)")
     p.add_argument("--channel", type=int, default=None, help="channel checked for silent / non-finite samples (default: 0)")
     p.add_argument("--sample-rate", type=int, default=None, help="required sample rate in Hz (default: 16000)")
     p.add_argument("--frames", type=int, default=None, help="feature.frames: clips too short for it are problems")

@@ -8,7 +8,9 @@ samples) or when it has another channel count than most files of its machine (a 
 `scan_files` checks a list of files and, given a cache folder, remembers the answer under a key of
 each file's `common.io.file_fingerprint` (path, size, mtime, inode, ctime), so the samples are read
 once, not on every run.
-`check_data` scans a whole data root for ``python -m common check-data``.
+`check_data` scans a whole data root for ``python -m common check-data``: a MIMII root, or a DCASE Task 2
+development root (2020, 2021-2025; `common.dcase_layout`), whose machines are scanned with the clips and the given
+split `common.dcase_layout.split_dcase_machine` reads.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
 from .config import FeatureConfig
-from .data import all_clips, find_machines, ignored_files, split_machine
+from .data import Machine, all_clips, find_machines, ignored_files, list_folder_clips, split_machine
+from .dcase_layout import (ANOMALY, NORMAL, SPLIT_FOLDERS, DcaseClip, check_layout, detect_layout, find_dcase_machines,
+                           list_dcase_clips, split_dcase_machine)
 from .errors import AudioError, DataError
 from .io import atomic_write_text, digest, file_fingerprint
 from .logmel import n_frames_of
@@ -37,7 +41,9 @@ _DEFAULT = FeatureConfig()  # the feature parameters' defaults (`too_short`)
 # Bump when a check is added or changed: cached scans then miss.
 CHECK_VERSION = 1
 
-TABLE_COLUMNS = ["machine", "normal", "abnormal", "min_s", "max_s", "rates", "channels", "problems"]
+# train_source, train_target: normal training clips per domain on DCASE 2021-2025 roots ("-" on others)
+TABLE_COLUMNS = ["machine", "normal", "abnormal", "min_s", "max_s", "rates", "channels", "problems",
+                 "train_source", "train_target"]
 PROBLEM_COLUMNS = ["machine", "path", "problem"]
 
 
@@ -204,9 +210,31 @@ def too_short(
     return short
 
 
-def ignored_in_root(root: str | os.PathLike, *, snr: float = -6) -> list[Path]:
-    """Files under the machines of `root` named like clips but left out by `common.data.is_clip` (e.g. ``._*``)."""
-    return [p for machine in find_machines(root, snr=snr) for p in ignored_files(machine)]
+def ignored_in_root(root: str | os.PathLike, *, snr: float = -6, layout: str = "auto") -> list[Path]:
+    """Files under the machines of `root` named like clips but left out by `common.data.is_clip` (e.g. ``._*``).
+
+    On a DCASE root: every such file in the split folders of its machine types (also one naming no ID or section,
+    which `common.dcase_layout.ignored_dcase_files` would not place); `snr` applies to MIMII roots only.
+    """
+    layout = resolve_layout(root, layout)
+    if layout == "mimii":
+        return [p for machine in find_machines(root, snr=snr) for p in ignored_files(machine)]
+    type_folders = sorted({machine.path for machine in find_dcase_machines(root, layout)})
+    return [p for folder in type_folders for split in SPLIT_FOLDERS for p in list_folder_clips(folder / split)[1]]
+
+
+def resolve_layout(root: str | os.PathLike, layout: str = "auto") -> str:
+    """`layout` checked ('mimii', 'dcase2020', 'dcase2021'), or for ``"auto"`` the one `detect_layout` finds.
+
+    A root `detect_layout` rejects (missing, unrecognised, mixed) is read as MIMII, so `common.data.find_machines`
+    names what is wrong with it as it always has.
+    """
+    if layout != "auto":
+        return check_layout(layout)
+    try:
+        return detect_layout(root)
+    except DataError:
+        return "mimii"
 
 
 def check_data(
@@ -218,64 +246,104 @@ def check_data(
     jobs: int = 2,
     progress: bool = False,
     feature: dict[str, int] | None = None,
+    layout: str = "auto",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scan every machine under a data root: a summary table and one row per problem.
+    """Scan every machine under a data root (MIMII or DCASE Task 2): a summary table and one row per problem.
 
     Parameters
     ----------
     root : path
-        A MIMII-layout data root.
+        A MIMII-layout data root, or a DCASE Task 2 development root (2020: machines ``ToyCar/id_01``;
+        2021-2025: ``fan/section_00``).
     snr : float
-        Noise level of the machine folders to scan.
+        Noise level of the MIMII machine folders to scan (DCASE roots have one level: ignored there).
     channel, sample_rate, jobs, progress
         As in `scan_files`.
     feature : dict or None
         ``frames``, ``n_fft``, ``hop_length`` of a run (e.g. a config's ``feature``): clips too
         short for them are problems (`too_short`). None skips that check.
+    layout : {'auto', 'mimii', 'dcase2020', 'dcase2021'}
+        As `resolve_layout` reads it.
 
     Returns
     -------
-    table : pd.DataFrame
-        One row per machine: ``machine``, ``normal`` and ``abnormal`` clip counts, shortest and
-        longest clip in seconds (``min_s``, ``max_s``), the sample ``rates`` and ``channels`` seen,
-        and the number of ``problems``.
-    problems : pd.DataFrame
-        ``machine``, ``path``, ``problem`` (a message naming the file) per bad file, plus a row
-        per machine whose good clips cannot be split (no abnormal clips, too few normal ones).
+    table : pd.DataFrame [columns=TABLE_COLUMNS]
+        One row per machine: ``machine``, ``normal`` and ``abnormal`` clip counts (DCASE: normal training and
+        test clips; anomalous test clips), shortest and longest clip in seconds (``min_s``, ``max_s``), the
+        sample ``rates`` and ``channels`` seen, the number of ``problems``, and on 2021-2025 roots the normal
+        training clips of each domain, ``train_source`` and ``train_target`` (``"-"`` on other roots).
+    problems : pd.DataFrame [columns=PROBLEM_COLUMNS]
+        ``machine``, ``path``, ``problem`` (a message naming the file) per bad file, plus a row per machine
+        whose good clips cannot be split (MIMII: no abnormal clips, too few normal ones; DCASE: no training
+        or test clips, test clips of one class or without labels).
 
     Raises
     ------
     DataError
-        The root is missing or holds no machine at `snr`.
+        The root is missing or holds no machine (at `snr` for MIMII); a DCASE clip name fits no pattern.
     """
+    layout = resolve_layout(root, layout)
+    machines = _mimii_machines(root, snr=snr) if layout == "mimii" else _dcase_machines(root, layout)
     rows, problems = [], []
-    for machine in find_machines(root, snr=snr):
-        normal, abnormal = all_clips(machine)
-        checks = scan_files(normal + abnormal, channel=channel, sample_rate=sample_rate, jobs=jobs,
-                            progress=progress)
-        bad = {c.path: c.problem for c in checks if c.problem}
-        if feature is not None:
-            short = too_short([c for c in checks if not c.problem], **feature)
-            bad.update({path: problem for path, (_, problem) in short.items()})
-        problems += [{"machine": machine.name, "path": path, "problem": why} for path, why in bad.items()]
-        try:
-            split_machine(machine, exclude=list(bad))
-        except DataError as exc:
-            problems.append({"machine": machine.name, "path": str(machine.path), "problem": str(exc)})
-        rows.append(_summary_row(machine.name, checks, n_normal=len(normal), n_abnormal=len(abnormal),
-                                 n_problems=sum(p["machine"] == machine.name for p in problems)))
+    for machine, files, counts, split in machines:
+        checks = scan_files(files, channel=channel, sample_rate=sample_rate, jobs=jobs, progress=progress)
+        found = _machine_problems(machine, checks, split, feature=feature)
+        problems += found
+        rows.append(_summary_row(machine.name, checks, counts, n_problems=len(found)))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
 
 
-def _summary_row(machine: str, checks: list[FileCheck], *, n_normal: int, n_abnormal: int,
-                 n_problems: int) -> dict[str, Any]:
-    """One machine's row of the `check_data` table (columns `TABLE_COLUMNS`)."""
+# A machine to scan: the machine, its clips, its clip counts (TABLE_COLUMNS), and the function splitting it
+_Scan = tuple[Machine, list[Path], dict[str, int], Callable[..., Any]]
+
+
+def _mimii_machines(root: str | os.PathLike, *, snr: float) -> Iterator[_Scan]:
+    for machine in find_machines(root, snr=snr):
+        normal, abnormal = all_clips(machine)
+        yield machine, normal + abnormal, {"normal": len(normal), "abnormal": len(abnormal)}, split_machine
+
+
+def _dcase_machines(root: str | os.PathLike, layout: str) -> Iterator[_Scan]:
+    """Each DCASE machine's clips as `split_dcase_machine` reads them, listed once for the whole root."""
+    machines = find_dcase_machines(root, layout)
+    clips: dict[str, list[DcaseClip]] = {}
+    for clip in list_dcase_clips(root, layout):
+        clips.setdefault(clip.machine_name, []).append(clip)
+    for machine in machines:
+        mine = clips[machine.name]
+        counts = {"normal": sum(c.label == NORMAL for c in mine), "abnormal": sum(c.label == ANOMALY for c in mine)}
+        if layout == "dcase2021":
+            train = [c for c in mine if c.split == "train" and c.label == NORMAL]
+            counts.update(train_source=sum(c.domain == "source" for c in train),
+                          train_target=sum(c.domain == "target" for c in train))
+        yield machine, [c.path for c in mine], counts, split_dcase_machine
+
+
+def _machine_problems(machine: Machine, checks: list[FileCheck], split: Callable[..., Any], *,
+                      feature: dict[str, int] | None) -> list[dict[str, str]]:
+    """One machine's problem rows: its bad (or, with `feature`, too short) files, then its split if the good
+    files cannot be split."""
+    bad = {c.path: c.problem for c in checks if c.problem}
+    if feature is not None:
+        short = too_short([c for c in checks if not c.problem], **feature)
+        bad.update({path: problem for path, (_, problem) in short.items()})
+    problems = [{"machine": machine.name, "path": path, "problem": why} for path, why in bad.items()]
+    try:
+        split(machine, exclude=list(bad))
+    except DataError as exc:
+        problems.append({"machine": machine.name, "path": str(machine.path), "problem": str(exc)})
+    return problems
+
+
+def _summary_row(machine: str, checks: list[FileCheck], counts: dict[str, int], *, n_problems: int) -> dict[str, Any]:
+    """One machine's row of the `check_data` table (columns `TABLE_COLUMNS`; a count not in `counts` is "-")."""
     seconds = [c.seconds for c in checks if c.seconds is not None]
     return {
-        "machine": machine, "normal": n_normal, "abnormal": n_abnormal,
+        "machine": machine, "normal": counts["normal"], "abnormal": counts["abnormal"],
         "min_s": min(seconds, default=float("nan")), "max_s": max(seconds, default=float("nan")),
         "rates": _values(c.samplerate for c in checks), "channels": _values(c.channels for c in checks),
         "problems": n_problems,
+        "train_source": counts.get("train_source", "-"), "train_target": counts.get("train_target", "-"),
     }
 
 
