@@ -298,6 +298,7 @@ _Scan = tuple[Machine, list[Path], dict[str, int], Callable[..., Any]]
 
 
 def _mimii_machines(root: str | os.PathLike, *, snr: float) -> Iterator[_Scan]:
+    """Each MIMII machine at `snr` with its normal and abnormal clips (`common.data.all_clips`)."""
     for machine in find_machines(root, snr=snr):
         normal, abnormal = all_clips(machine)
         yield machine, normal + abnormal, {"normal": len(normal), "abnormal": len(abnormal)}, split_machine
