@@ -40,6 +40,16 @@ class Split:
     eval_files: tuple[Path, ...]
     eval_labels: np.ndarray  # int [shape=(len(eval_files),)], normal = 0, anomaly = 1
 
+    @property
+    def eval_domains(self) -> tuple[str | None, ...]:
+        """Each evaluation clip's domain ("source" / "target"); None where the data has no domains (MIMII)."""
+        return (None,) * len(self.eval_files)
+
+    @property
+    def budget_pool(self) -> tuple[Path, ...]:
+        """The clips a budget of N clips draws from: the whole training pool (a DCASE split: its target domain)."""
+        return self.train
+
 
 def find_machines(
     root: str | Path,
@@ -98,8 +108,7 @@ def _refuse_dcase(root: Path) -> None:
     if layout != "mimii":
         raise DataError(
             f"{root} holds a DCASE Task 2 data set ({layout} layout), not the MIMII layout read here: the v1-v4 "
-            f"grid runs on DCASE 2020 roots with data.layout auto or dcase2020 (2021-2025 roots not yet); "
-            f"`check-data` and `demo` read MIMII roots only"
+            f"grid reads it with data.layout auto or {layout}; the demo makes its own data"
         )
 
 
@@ -209,6 +218,16 @@ def split_machine(
         raise DataError(f"split method={method!r} must be 'mimii' or 'random'")
     labels = np.concatenate([np.zeros(n_eval, dtype=int), np.ones(n_eval, dtype=int)])
     return Split(machine, tuple(train), tuple(eval_normal + abnormal), labels)
+
+
+def budget_clips(split: Split, budget: int | str, *, seed: int) -> tuple[Path, ...]:
+    """A cell's training clips: ``"all"`` = the whole training pool, N = `budget_subset` of the budget pool.
+
+    On MIMII and DCASE 2020 both are the training pool. On DCASE 2021-2025 N clips come from the target
+    domain's few training clips (the new condition), while ``"all"`` is the challenge's training set of the
+    section (source and target), as its baselines train, so an ``"all"`` row compares with published tables.
+    """
+    return budget_subset(split.train if budget == "all" else split.budget_pool, budget, seed=seed)
 
 
 def budget_subset(train: Sequence[Path], budget: int | str, *, seed: int) -> tuple[Path, ...]:

@@ -65,6 +65,11 @@ class Machines:
         self._checked: dict[Machine, CheckedMachine] = {}
         self._data: dict[Machine, MachineData] = {}
 
+    @cached_property
+    def layout(self) -> str:
+        """The data layout of ``data.root`` (`data_layout`)."""
+        return data_layout(self.cfg)
+
     def checked(self, machine: Machine) -> CheckedMachine:
         if machine not in self._checked:
             self._checked[machine] = check_machine(self.cfg, machine, progress=self.progress)
@@ -108,13 +113,7 @@ def select_machines(cfg: Config) -> list[Machine]:
 
 def data_layout(cfg: Config) -> str:
     """The layout the grid reads ``data.root`` in: ``data.layout``, or when ``auto`` the one found there
-    (MIMII unless the root is clearly a DCASE Task 2 set, so that a MIMII root reads as it always has).
-
-    Raises
-    ------
-    ConfigError
-        A DCASE 2021-2025 root: the grid does not run on its source/target domains yet.
-    """
+    (MIMII unless the root is clearly a DCASE Task 2 set, so that a MIMII root reads as it always has)."""
     layout = cfg.data.layout
     if layout == "auto":
         from .dcase_layout import detect_layout
@@ -123,11 +122,6 @@ def data_layout(cfg: Config) -> str:
             layout = detect_layout(cfg.data.root)
         except DataError:
             layout = "mimii"  # `find_machines` says what it expected to find
-    if layout == "dcase2021":
-        raise ConfigError(
-            f"{cfg.source}: data.root {cfg.data.root} is a DCASE 2021-2025 Task 2 set (data.layout: dcase2021); the "
-            "grid runs on MIMII and DCASE 2020 roots only for now (its source/target domains are not wired yet)"
-        )
     return layout
 
 

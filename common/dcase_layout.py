@@ -121,12 +121,30 @@ class DcaseSplit(Split):
     def target_train(self) -> tuple[Path, ...]:
         return tuple(c.path for c in self.train_clips if c.domain == "target")
 
+    @property
+    def budget_pool(self) -> tuple[Path, ...]:
+        """A budget of N clips draws from the target domain's training clips (2021-2025); 2020: all of them."""
+        return self.target_train if any(self.train_domains) else self.train
+
 
 def check_layout(layout: str) -> str:
     """`layout` if it is one of `LAYOUTS` ('mimii', 'dcase2020', 'dcase2021'); DataError otherwise."""
     if layout not in LAYOUTS:
         raise DataError(f"layout={layout!r} must be one of {list(LAYOUTS)} (dcase2021 reads 2021-2025)")
     return layout
+
+
+def official_year(machine: Machine, layout: str) -> int | None:
+    """The DCASE year whose official score formula fits `machine`'s data (`common.official_scores.FORMULAS`).
+
+    None on MIMII; 2020; 2021 when the type keeps its test clips in ``source_test/`` / ``target_test/``;
+    otherwise 2022, whose formula 2023-2025 share (they differ in data, not in the score).
+    """
+    if check_layout(layout) == "mimii":
+        return None
+    if layout == "dcase2020":
+        return 2020
+    return 2021 if any((machine.path / f).is_dir() for f in ("source_test", "target_test")) else 2022
 
 
 def layout_of_id(machine_id: str) -> str:

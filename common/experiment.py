@@ -37,7 +37,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .config import Config, save_config
-from .data import Machine, budget_subset
+from .data import Machine, budget_clips
+from .dcase_layout import official_year
 from .dataset import CheckedMachine, Machines, n_channels, select_machines, write_skipped
 from .errors import ConfigError
 from .executor import executor, task_name
@@ -49,7 +50,8 @@ from .methods import METHODS
 from .metrics import auc_pauc, decision_metrics
 from .model import Sidecar, copy_model, kind_of, save_model, with_weights
 from .pretrain import load_pretrained, pretrained_sidecar, source_key
-from .results import SCORE_COLUMNS, write_results, write_summary
+from .official_scores import FORMULA_NAMES, section_score
+from .results import OFFICIAL_COLUMNS, SCORE_COLUMNS, write_results, write_summary
 from .runs import (Cell, ModelOut, Plan, TextOut, cell_hash, no_source_sets, plan, reusable, row_sidecar, run_hash,
                    set_aside, target_identity, threshold_fields, warn_kept)
 from .sources import SourceSet, source_sets
@@ -141,7 +143,7 @@ def run_cell(cfg: Config, cell: Cell) -> CellResult:
     method, md = METHODS[cell.method], ctx.machines[cell.target]
     eval_x, eval_offsets = ctx.eval_vectors(md)
     data = CellData(cfg, cell, md, ctx.trainer, eval_x, eval_offsets,
-                    budget_subset(md.split.train, cell.budget, seed=cell.seed),
+                    budget_clips(md.split, cell.budget, seed=cell.seed),
                     pretrained=None if cell.source is None else ctx.pretrained(cell.source, method.pretrains),
                     machines=ctx.machines, memo=ctx.memo)
     adapted = method.adapt(data)
@@ -153,6 +155,7 @@ def run_cell(cfg: Config, cell: Cell) -> CellResult:
             ctx.scores[shared_key] = scores
     pretrained_key = None if cell.source is None else ctx.pretrained_key(cell.source, method.pretrains)
     row = _row(cfg, cell, md, adapted, scores, ctx.target_key(cell.target), pretrained_key)
+    row.update(_official(md, scores, official_year(md.machine, ctx.machines.layout)))
     return CellResult(cell, row, _score_table(row, md, scores), _row_model(cfg, data, adapted, row),
                       adapted.shared)
 
@@ -177,7 +180,19 @@ def _score_table(row: dict[str, Any], md, scores) -> pd.DataFrame:
         "version": row["version"], "target_type": row["target_type"], "target_id": row["target_id"],
         "source": row["source"], "method": row["method"], "budget": row["budget"], "seed": row["seed"],
         "path": [str(f) for f in md.split.eval_files], "label": md.split.eval_labels,
-        "score": np.asarray(scores, dtype=float)}, columns=SCORE_COLUMNS)
+        "score": np.asarray(scores, dtype=float), "domain": [d or "" for d in md.split.eval_domains]},
+        columns=SCORE_COLUMNS)
+
+
+def _official(md, scores, year: int | None) -> dict[str, Any]:
+    """The row's `OFFICIAL_COLUMNS`: its DCASE formula, the section's official score and per-domain terms."""
+    fields: dict[str, Any] = {c: float("nan") for c in OFFICIAL_COLUMNS}  # blank cells, as pandas reads them
+    if year is None:
+        return fields
+    terms, score = section_score(md.split.eval_labels, scores, md.split.eval_domains, year=year,
+                                 name=md.machine.name)
+    return fields | {k: v for k, v in terms.items() if k in fields} | {
+        "official_formula": FORMULA_NAMES[year], "official_score": score}
 
 
 def _row_model(cfg: Config, data: CellData, adapted: Adapted, row: dict[str, Any]) -> ModelOut | None:
@@ -195,13 +210,14 @@ def _row_model(cfg: Config, data: CellData, adapted: Adapted, row: dict[str, Any
 
 
 def _check_budgets(cfg: Config, checked: dict[Machine, CheckedMachine]) -> None:
-    """Refuse a budget larger than a target's training pool before any row is computed."""
+    """Refuse a budget larger than a target's budget pool (`Split.budget_pool`) before any row is computed."""
     for machine, c in checked.items():
-        pool = len(c.split.train)
+        pool = len(c.split.budget_pool)
+        what = "training clips" if c.split.budget_pool == c.split.train else "target-domain training clips"
         for budget in cfg.experiment.budgets:
             if budget != "all" and budget > pool:
                 raise ConfigError(
-                    f"{cfg.source}: 'experiment.budgets' has {budget}, more than the {pool} training clips of "
+                    f"{cfg.source}: 'experiment.budgets' has {budget}, more than the {pool} {what} of "
                     f"{machine.name} under {cfg.data.root}: use a budget of at most {pool} or 'all'"
                 )
 

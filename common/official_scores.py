@@ -127,6 +127,35 @@ def formula_for(year: int) -> Formula:
     return FORMULAS[year]
 
 
+# The name of each formula as results.csv gives it: 2023-2025 score as 2022 does (one section per type aside).
+FORMULA_NAMES: dict[int, str] = {2020: "2020", 2021: "2021", 2022: "2022-2025"}
+
+
+def formula_year(name: str) -> int:
+    """The year of a formula name of `FORMULA_NAMES` ("2022-2025" -> 2022); `MetricError` for another name."""
+    years = {v: k for k, v in FORMULA_NAMES.items()}
+    if str(name) not in years:
+        raise MetricError(f"official formula {name!r} is not one of {list(years)}")
+    return years[str(name)]
+
+
+def section_score(labels, scores, domains, *, year: int, name: str = "") -> tuple[dict[str, float], float]:
+    """Each term of `year`'s formula over one section's (or 2020 ID's) clips, and that section's score.
+
+    The score is the year's mean of the section's terms. Every section has as many terms, so the year's
+    mean of several sections' scores equals its mean over all their terms, as the official score takes it.
+    `domains` ("source" / "target" per clip) is ignored in 2020; `name` names the section in errors.
+    """
+    formula = formula_for(year)
+    clips = pd.DataFrame({"machine_type": name, "section": "", "label": np.asarray(labels),
+                          "score": np.asarray(scores, dtype=float)})
+    if formula.domains:
+        clips["domain"] = list(domains)
+    terms = score_terms(clips, year=year)
+    values = {term: float(v) for term, v in zip(terms["term"], terms["value"])}
+    return values, official_mean(list(values.values()), mean=formula.mean)
+
+
 def official_scores(clips: pd.DataFrame, *, year: int) -> OfficialScores:
     """The official score of DCASE Task 2 `year` and all its terms, from one table of clip scores.
 

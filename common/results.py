@@ -22,7 +22,13 @@ from .config import METHOD_NAMES, load_config
 from .errors import DataError
 from .io import atomic_write_text
 from .layout import transfer_yaml, versions_in
+from .official_scores import formula_for, formula_year, official_mean
 
+# DCASE roots only (blank on MIMII): the official formula the row is scored by (`common.official_scores`:
+# "2020", "2021", "2022-2025"), the section's official score (the year's mean of its terms) and the per-domain
+# terms of that formula: own-domain AUC and pAUC in 2021, a domain's normals + every anomaly (AUC) in 2022-2025.
+# The section terms (2020 AUC, pAUC; 2022-2025 pAUC) are the auc / pauc columns at eval.max_fpr 0.1.
+OFFICIAL_COLUMNS = ["official_formula", "official_score", "auc_source", "auc_target", "pauc_source", "pauc_target"]
 RESULT_COLUMNS = [
     "version", "target_type", "target_id", "source", "method", "budget", "seed",
     "auc", "pauc", "n_train_clips", "n_eval_clips", "train_seconds", "config_hash",
@@ -30,18 +36,23 @@ RESULT_COLUMNS = [
     # Decision threshold fitted on the model's own training normal clips (eval.threshold), and the
     # precision / recall / F1 of "score > threshold" on the evaluation split (anomalous = positive).
     "threshold", "precision", "recall", "f1",
+    *OFFICIAL_COLUMNS,
 ]
-SCORE_COLUMNS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "path", "label", "score"]
+# "domain" of each clip: "source" / "target" on DCASE 2021-2025 roots, blank elsewhere.
+SCORE_COLUMNS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "path", "label", "score",
+                 "domain"]
 SUMMARY_COLUMNS = [
     "version", "method", "budget", "n_targets", "n_runs", "auc_mean", "pauc_mean",
     "auc_minus_scratch", "pauc_minus_scratch",
+    "official_formula", "official_score",  # the DCASE year's mean over every row's terms (blank on MIMII)
 ]
 KEY = ["target_type", "target_id", "source", "method", "budget", "seed"]
 METHOD_ORDER = {name: i for i, name in enumerate(METHOD_NAMES)}  # scratch, zero_shot, transfer, transfer_frozen
 # Text columns read as text whatever they hold (a budget "8", an ID "00"); the numbers are coerced on read.
 _DTYPES = {"version": str, "budget": str, "source": str, "target_id": str, "target_type": str, "method": str,
-           "config_hash": str, "path": str}
-_NUMERIC = ["seed", "auc", "pauc", "n_train_clips", "n_eval_clips", "train_seconds", "label", "score"]
+           "config_hash": str, "path": str, "domain": str, "official_formula": str}
+_NUMERIC = ["seed", "auc", "pauc", "n_train_clips", "n_eval_clips", "train_seconds", "label", "score",
+            *OFFICIAL_COLUMNS[1:]]
 # The columns the report needs of each file (older files without the later columns still read).
 RESULT_NEEDS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "auc", "pauc",
                 "n_train_clips"]
@@ -198,10 +209,26 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             "auc_mean": g["auc"].mean(), "pauc_mean": g["pauc"].mean(),
             "auc_minus_scratch": float(np.nanmean(g["auc"].values - base["auc"].values)),
             "pauc_minus_scratch": float(np.nanmean(g["pauc"].values - base["pauc"].values)),
+            **official_of_rows(g),
         })
     summary = pd.DataFrame(out, columns=SUMMARY_COLUMNS)
     order = summary.assign(_m=summary["method"].map(METHOD_ORDER), _b=summary["budget"].map(budget_key))
     return summary.loc[order.sort_values(["version", "_b", "_m"]).index].reset_index(drop=True)
+
+
+def official_of_rows(rows: pd.DataFrame) -> dict[str, Any]:
+    """``official_formula`` and ``official_score`` of a group of rows: the formula's mean (harmonic from 2021) of
+    their section scores, i.e. over every term of every target, source and seed; blank for MIMII rows."""
+    if "official_formula" not in rows.columns:
+        return {"official_formula": "", "official_score": float("nan")}
+    names = sorted({str(v) for v in rows["official_formula"] if isinstance(v, str) and v})
+    scores = pd.to_numeric(rows["official_score"], errors="coerce")
+    if not names or scores.isna().any():
+        return {"official_formula": "", "official_score": float("nan")}
+    if len(names) > 1:
+        raise DataError(f"rows scored by several DCASE formulas {names} cannot be averaged into one official score")
+    formula = formula_for(formula_year(names[0]))
+    return {"official_formula": names[0], "official_score": official_mean(scores, mean=formula.mean)}
 
 
 def write_summary(out: Path, results: pd.DataFrame) -> pd.DataFrame:

@@ -183,6 +183,8 @@ def no_source_sets(cfg: Config, machines: list[Machine]) -> DataError:
     return DataError(
         f"version {cfg.experiment.version} has no source sets among the machines {[m.name for m in machines]} "
         f"under {cfg.data.root}: v1/v3/v4 need other machine types, v2 other IDs of the same type"
+        + (" (a DCASE 2023-2025 set has one section per machine type, so v2 has none there)"
+           if cfg.experiment.version == "v2" and machines and all(m.id.startswith("section_") for m in machines) else "")
     )
 
 

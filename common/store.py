@@ -47,9 +47,14 @@ def _canonical(payload: Mapping[str, Any]) -> str:
 
 
 def _clip_columns(scores: pd.DataFrame) -> dict[str, list]:
-    """The per-clip columns of a row's score table; the others repeat the row's key and are rebuilt from it."""
-    return {"path": [str(p) for p in scores["path"]], "label": [int(v) for v in scores["label"]],
-            "score": [float(v) for v in scores["score"]]}
+    """The per-clip columns of a row's score table; the others repeat the row's key and are rebuilt from it.
+
+    ``domain`` is kept only where a clip has one (DCASE 2021-2025), so a MIMII row's entry is as before.
+    """
+    clips = {"path": [str(p) for p in scores["path"]], "label": [int(v) for v in scores["label"]],
+             "score": [float(v) for v in scores["score"]]}
+    domains = [d if isinstance(d, str) else "" for d in scores.get("domain", ())]
+    return clips | ({"domain": domains} if any(domains) else {})
 
 
 class ResultStore:
@@ -101,6 +106,7 @@ class ResultStore:
         if not ok:
             warnings.warn(f"result store entry {path} is damaged: {why}; its row is recomputed", stacklevel=2)
             return None
+        clips = {"domain": [""] * len(clips["score"])} | clips
         table = pd.DataFrame({**{k: row[k] for k in SCORE_COLUMNS if k in row}, **clips}, columns=SCORE_COLUMNS)
         return row, table
 

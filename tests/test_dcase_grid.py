@@ -52,13 +52,82 @@ def test_pretrain_and_transfer_run_on_a_dcase_2020_root(dcase2020_root, tmp_path
     assert rows.auc.between(0, 1).all()
 
 
-def test_a_dcase_2021_root_is_refused_with_its_layout_named(tmp_path):
-    """2021-2025 roots (source/target domains) are read by dcase_layout but not run by the grid yet."""
-    from common.dataset import select_machines
+@pytest.fixture(scope="module")
+def dcase2023_root(tmp_path_factory):
+    """Synthetic DCASE 2023 layout: fan and valve, one section each, 6 source + 3 target training clips of 1 s,
+    2 test clips per domain and label."""
     from common.synth.dcase import generate_dcase_dataset
 
-    root = tmp_path / "d23"
-    generate_dcase_dataset(root, year=2023, types=("fan",), n_source=3, n_target=1, n_test=2, seconds=0.5,
+    root = tmp_path_factory.mktemp("dcase2023")
+    generate_dcase_dataset(root, year=2023, types=("fan", "valve"), n_source=6, n_target=3, n_test=2, seconds=1.0,
                            progress=False)
-    with pytest.raises(ConfigError, match=r"DCASE 2021-2025 Task 2 set \(data.layout: dcase2021\)"):
-        select_machines(make_config(tmp_path / "c", root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def dcase2023_run(dcase2023_root, tmp_path_factory):
+    """v1 pretrain + transfer on the 2023 root (budgets 2 and all): the result folder."""
+    folder = tmp_path_factory.mktemp("v1_2023")
+    cfg = write_config(folder, dcase2023_root, experiment={"methods": ["scratch", "zero_shot", "transfer"]})
+    for command in ("pretrain", "transfer"):
+        code, text = run_main([command, str(cfg)])
+        assert code == 0, text[-3000:]
+    return folder / "results"
+
+
+def test_budgets_of_a_2023_root_draw_from_the_target_domain(dcase2023_run):
+    """N clips come from the section's target-domain training clips; 'all' is the whole given training set."""
+    import json
+
+    rows = pd.read_csv(dcase2023_run / "results.csv", dtype={"budget": str})
+    assert set(rows.target_type + "/" + rows.target_id) == {"fan/section_00", "valve/section_00"}
+    trained = rows[rows.method != "zero_shot"]
+    assert set(trained.loc[trained.budget == "2", "n_train_clips"]) == {2}
+    assert set(trained.loc[trained.budget == "all", "n_train_clips"]) == {9}
+    assert set(rows.n_eval_clips) == {8}
+    sidecars = list((dcase2023_run / "models").rglob("*_budget-2_seed-0.json"))
+    clips = {c for f in sidecars if json.loads(f.read_text()).get("budget") == "2"
+             for c in json.loads(f.read_text())["train_clips"]}
+    assert clips and all("_target_train_" in c for c in clips)
+
+
+def test_official_scores_of_a_2023_run_are_the_evaluators(dcase2023_run):
+    """Each row's official score is the 2022-2025 formula over its clips (scores.csv carries each clip's domain),
+    and the summary's is the harmonic mean over every row's terms."""
+    from common.official_scores import official_mean, official_scores
+
+    rows = pd.read_csv(dcase2023_run / "results.csv", dtype={"budget": str, "official_formula": str})
+    scores = pd.read_csv(dcase2023_run / "scores.csv", dtype={"budget": str})
+    assert set(rows.official_formula) == {"2022-2025"}
+    assert sorted(scores.domain.unique()) == ["source", "target"]
+    for _, row in rows.iterrows():
+        clips = scores[(scores.target_type == row.target_type) & (scores.method == row.method)
+                       & (scores.budget == row.budget) & (scores.source == row.source)]
+        table = clips.rename(columns={"target_type": "machine_type", "target_id": "section"})
+        expected = official_scores(table, year=2023)
+        assert row.official_score == pytest.approx(expected.official, rel=1e-12)
+        assert [row.auc_source, row.auc_target] == pytest.approx(expected.per_section[["auc_source", "auc_target"]]
+                                                                 .iloc[0].tolist(), rel=1e-12)
+        assert pd.isna(row.pauc_source)
+    summary = pd.read_csv(dcase2023_run / "summary.csv", dtype={"budget": str, "official_formula": str})
+    scratch_all = summary[(summary.method == "scratch") & (summary.budget == "all")].iloc[0]
+    picked = rows[(rows.method == "scratch") & (rows.budget == "all")]
+    terms = picked[["auc_source", "auc_target", "pauc"]].to_numpy().ravel()
+    assert scratch_all.official_formula == "2022-2025"
+    assert scratch_all.official_score == pytest.approx(official_mean(terms, mean="harmonic"), abs=1e-4)
+
+
+def test_a_budget_over_the_target_domain_clips_is_refused(dcase2023_root, tmp_path):
+    """A budget of 4 clips where each section has 3 target-domain training clips: a ConfigError naming them."""
+    cfg = write_config(tmp_path, dcase2023_root, experiment={"budgets": [4], "methods": ["scratch"]})
+    code, text = run_main(["transfer", str(cfg)])
+    assert code != 0 and "3 target-domain training clips of fan/section_00" in text, text[-2000:]
+
+
+def test_v2_on_a_first_shot_root_says_why_it_has_no_source_set(dcase2023_root, tmp_path):
+    """2023-2025 sets have one section per type: v2 (other IDs of the same type) has nothing to pretrain on."""
+    from common.errors import DataError
+    from common.experiment import transfer
+
+    with pytest.raises(DataError, match="one section per machine type, so v2 has none"):
+        transfer(make_config(tmp_path, dcase2023_root, "v2"), progress=False)

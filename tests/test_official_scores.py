@@ -9,6 +9,7 @@ the area is 0.1 * a and 0.5 * (1 + (0.1 a - 0.1**2 / 2) / (0.1 - 0.1**2 / 2)) = 
 So a = 1 gives 1, a = 1/2 gives 14/19 and a = 0 gives 9/19.
 """
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -202,3 +203,26 @@ def test_bad_input_names_what_is_missing(year, spec, edit, match):
     clips = clip_table(spec)
     with pytest.raises(MetricError, match=match):
         official_scores(edit(clips) if edit else clips, year=year)
+
+
+@pytest.mark.parametrize("year", [2020, 2021, 2022])
+def test_section_scores_average_to_the_official_score_over_all_terms(year, rng):
+    """A row's `section_score` is its terms' mean; the summary's mean of rows equals the year's mean of all terms."""
+    from common.official_scores import FORMULA_NAMES, section_score
+    from common.results import official_of_rows
+
+    sections = []
+    for i in range(3):
+        n = 40
+        labels, domains = np.repeat([0, 1], n // 2), np.tile(["source", "target"], n // 2)
+        sections.append((labels, rng.normal(size=n) + labels * (0.3 + 0.3 * i), domains))
+    scored = [section_score(*s, year=year, name=f"fan/section_0{i}") for i, s in enumerate(sections)]
+    clips = pd.concat([pd.DataFrame({"machine_type": "fan", "section": f"0{i}", "label": labels, "score": scores,
+                                     "domain": domains}) for i, (labels, scores, domains) in enumerate(sections)])
+    expected = official_scores(clips.drop(columns="domain") if year == 2020 else clips, year=year)
+    assert [terms for terms, _ in scored] == [row.drop(["machine_type", "section"]).to_dict()
+                                              for _, row in expected.per_section.iterrows()]
+    rows = pd.DataFrame({"official_formula": FORMULA_NAMES[year], "official_score": [s for _, s in scored]})
+    assert official_of_rows(rows) == {"official_formula": FORMULA_NAMES[year],
+                                      "official_score": pytest.approx(expected.official, rel=1e-12)}
+    assert np.isnan(official_of_rows(rows.assign(official_formula=""))["official_score"])

@@ -39,7 +39,7 @@ def one_run(rng, version, machine, source, method, budget, seed):
     clips = pd.DataFrame({"version": version, "target_type": machine[0], "target_id": machine[1], "source": source,
                           "method": method, "budget": budget, "seed": seed,
                           "path": [f"/data/{machine[0]}/{machine[1]}/{k:08d}.wav" for k in range(20)],
-                          "label": y, "score": s})
+                          "label": y, "score": s, "domain": ""})
     return row, clips
 
 

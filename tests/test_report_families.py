@@ -216,7 +216,7 @@ def scores_table(results: pd.DataFrame, rng) -> pd.DataFrame:
     for run in results.itertuples(index=False):
         frames.append(pd.DataFrame({**{c: getattr(run, c) for c in SCORE_COLUMNS[:7]},
                                     "path": [f"{k}.wav" for k in range(20)], "label": y,
-                                    "score": rng.normal(size=20) + 6 * (run.auc - 0.5) * y}))
+                                    "score": rng.normal(size=20) + 6 * (run.auc - 0.5) * y, "domain": ""}))
     return pd.concat(frames, ignore_index=True)[SCORE_COLUMNS]
 
 
