@@ -19,6 +19,7 @@ Science path
     `scorer`       a saved model's clip scores by the scorer its sidecar records (reconstruction, knn, Gaussian)
     `metrics`      AUC, pAUC and precision / recall / F1 at a threshold
     `official_scores`  the official DCASE Task 2 score of each year (2020-2025) from clip scores, one formula table
+    `published`    published DCASE Task 2 official scores (dev and eval sets), each with its source
     `threshold`    a model's decision threshold, fitted on its own training normal clips
 
 Data

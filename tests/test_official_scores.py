@@ -226,3 +226,17 @@ def test_section_scores_average_to_the_official_score_over_all_terms(year, rng):
     assert official_of_rows(rows) == {"official_formula": FORMULA_NAMES[year],
                                       "official_score": pytest.approx(expected.official, rel=1e-12)}
     assert np.isnan(official_of_rows(rows.assign(official_formula=""))["official_score"])
+
+
+def test_published_scores_are_listed_per_formula_with_their_source():
+    """Each formula's published numbers: 2022-2025 covers four years; the 2023 dev baseline is the evaluator's total."""
+    from common.published import published_for
+
+    first_shot = published_for("2022-2025")
+    assert sorted(set(first_shot.year)) == [2022, 2023, 2024, 2025]
+    baseline = first_shot[(first_shot.year == 2023) & (first_shot.split == "dev")
+                          & first_shot.system.str.startswith("challenge baseline")]
+    assert baseline.official_score.tolist() == [round(100 * PUBLISHED[2023][1]["official"], 2)]
+    assert set(published_for("2020").year) == {2020} and published_for("2021").source.str.len().min() > 0
+    with pytest.raises(MetricError, match="official formula '2019'"):
+        published_for("2019")
