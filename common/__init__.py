@@ -55,6 +55,7 @@ Results and use
     `results`      the results schema: columns, dtypes, sort order; writing and reading the CSVs
     `stats`        statistics of the comparison, numbers only
     `report`       the cross-version report in words, tables and figures
+    `report_official` the report's DCASE official-score tables beside the published ones
     `plots`        figures (each function returns a matplotlib Figure)
     `deploy`       score new recordings with a saved model; export a model with its card
     `notebooks`    write the nine notebooks from `notebook_templates/`; run one headless

@@ -8,6 +8,8 @@ Each version's results are read from the ``output.result_dir`` of its transfer Y
 - ``comparison.csv``: each method against scratch per version and budget (`stats.compare`);
 - ``by_source.csv``: the same per source set, for versions with several sources per target;
 - ``inverted.csv`` / ``chance.csv``: runs with an inverted score and methods at chance everywhere;
+- ``official.csv`` (DCASE roots only): the year's official score per version, method and budget, in percent,
+  beside the published scores of the same formula in report.md (`report_official`);
 - PNG figures (`plots`) and ``report.md``, which embeds them with one sentence per method family
   (`family_sentence`) and one per method and version (`version_sentence`);
 
@@ -29,6 +31,8 @@ from . import plots
 from .config import BASELINE, FAMILY_CONTROL, METHOD_FAMILY
 from .errors import DataError
 from .io import atomic_write, atomic_write_text
+from .report_official import (PUBLISHED_SENTENCE, formula_sentence, official_table, published_shown, shown_table,
+                              v2_note)
 from .results import budget_key, collect, result_dirs, version_key
 from .stats import (ALL_BUDGET, auc_intervals, by_source, compare, flag_chance, flag_inverted, method_table,
                     methods_in, multi_source_methods, roc_target)
@@ -416,6 +420,21 @@ def _sources_section(sources: pd.DataFrame, images: dict[str, str]) -> list[str]
             *heatmaps]
 
 
+def _official_section(results: pd.DataFrame, official: pd.DataFrame) -> list[str]:
+    """The DCASE official scores (`official.csv`) and, per formula, the published scores of the same formula."""
+    if official.empty:
+        return []
+    lines = ["## DCASE official scores (`official.csv`)", ""]
+    formulas = list(dict.fromkeys(official["official_formula"]))
+    for formula in formulas:
+        rows = official[official["official_formula"] == formula]
+        note = v2_note(results, formula)
+        lines += [*([f"### Formula {formula}", ""] if len(formulas) > 1 else []), formula_sentence(formula), "",
+                  markdown_table(shown_table(rows)), *([note, ""] if note else []),
+                  PUBLISHED_SENTENCE, "", markdown_table(published_shown(formula))]
+    return lines
+
+
 def _notes(*, n_boot: int, level: float, seed: int) -> list[str]:
     """The "How the numbers are computed" section."""
     pct = f"{level:.0%}".replace("%", " %")
@@ -451,6 +470,7 @@ def _markdown(results: pd.DataFrame, tables: dict[str, pd.DataFrame], flags: lis
         *_methods_section(tables["methods.csv"], pct),
         *_verdicts_section(tables["comparison.csv"], versions),
         *_sources_section(tables["by_source.csv"], images),
+        *_official_section(results, tables.get("official.csv", pd.DataFrame())),
         "## Per machine", "",
     ]
     md += [line for name, caption in images.items() if "_machine_bars_" in name for line in _image(name, caption)]
@@ -498,6 +518,9 @@ def write_report(repo: str | Path, *, out: str | Path | None = None, version_plo
     tables = {"methods.csv": method_table(results, n_boot=n_boot, level=level, seed=seed),
               "comparison.csv": compare(results, n_boot=n_boot, level=level, seed=seed),
               "by_source.csv": by_source(results, n_boot=n_boot, level=level, seed=seed)}
+    official = official_table(results)
+    if not official.empty:  # a DCASE root: the year's official scores (none on MIMII)
+        tables["official.csv"] = official
     if scores.empty:
         flags = ["No `scores.csv` was found, so inverted scores and chance-level methods could not be checked.", ""]
     else:
