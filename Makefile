@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo demo-dcase test bench venv clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m common demo
+
+# The same on a synthetic DCASE 2023 Task 2 development set, with its official scores (demo_dcase2023/).
+demo-dcase: $(STAMP)
+	$(PY) -m common demo --dcase 2023
 
 test: $(STAMP)
 	$(PY) -m pytest -q

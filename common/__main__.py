@@ -159,7 +159,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(REPO, root=Path(args.root) if args.root else None)
+    return run_demo(REPO, root=Path(args.root) if args.root else None, dcase=args.dcase)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -344,7 +344,11 @@ def _other_commands(sub) -> None:
     p.set_defaults(func=cmd_notebooks)
 
     p = sub.add_parser("demo", help="synthetic data -> v1-v4 experiments -> summary, with small demo sizes")
-    p.add_argument("--root", default=None, help="data root (default: Sample_data, generated if empty)")
+    p.add_argument("--root", default=None, help="data root (default: Sample_data, or Sample_data_dcaseYEAR with "
+                   "--dcase; generated if empty)")
+    p.add_argument("--dcase", type=int, default=None, choices=range(2020, 2026), metavar="YEAR",
+                   help="run on a synthetic DCASE Task 2 development set of YEAR's layout (2020-2025) instead, in "
+                   "the workspace demo_dcaseYEAR/, with the official scores of that year")
     p.set_defaults(func=cmd_demo)
 
 

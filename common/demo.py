@@ -1,4 +1,9 @@
-"""The end-to-end demo: a small synthetic MIMII set, then v1-v4 pretrain + transfer, then one summary."""
+"""The end-to-end demo: a small synthetic MIMII set, then v1-v4 pretrain + transfer, then one summary.
+
+``demo --dcase YEAR`` does the same on a synthetic DCASE Task 2 development set of that year's layout, in a
+workspace of its own (``demo_dcaseYEAR/``: the Version YAMLs copied, their models, results and report), so its
+results never mix with the MIMII demo's; the summary adds the year's official score and the published numbers.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +33,34 @@ DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
+# The DCASE demo's data: four types, one section (the first-shot form of 2023-2025; 2021/2022 keep it too),
+# 10 target-domain clips as in the real sets, fewer source and test clips.
+DCASE_DEMO_DATA = {"sections": (0,), "n_source": 100, "n_target": 10, "n_test": 12, "seconds": 10.0, "seed": 0}
+DCASE_DEMO_BUDGETS = [2, 5, 10, "all"]  # 2021-2025: N of the 10 target-domain clips; "all": the 110 clips given
+
+
+def _layout_at(root: Path) -> str | None:
+    """The data layout found under `root` (None: missing, empty or nothing recognised)."""
+    from .dcase_layout import detect_layout
+
+    try:
+        return detect_layout(root) if root.is_dir() else None
+    except DataError:
+        return None
+
+
 def ensure_data(root: Path, *, snr: float = -6, progress: bool = True) -> bool:
-    """Generate the demo's synthetic set under `root` unless machines exist there; True if generated."""
+    """Generate the demo's synthetic set under `root` unless machines exist there; True if generated.
+
+    Raises
+    ------
+    DataError
+        `root` holds a DCASE Task 2 set: the MIMII demo does not write beside it (``demo --dcase YEAR`` reads it).
+    """
+    layout = _layout_at(root)
+    if layout not in (None, "mimii"):
+        raise DataError(f"{root} holds a DCASE Task 2 data set ({layout} layout): the demo writes a MIMII set and "
+                        f"does not write beside it; run `python -m common demo --dcase YEAR --root {root}`")
     try:
         find_machines(root, snr=snr)
         return False
@@ -40,7 +71,25 @@ def ensure_data(root: Path, *, snr: float = -6, progress: bool = True) -> bool:
         return True
 
 
-def run_versions(repo: Path, *, versions=("v1", "v2", "v3", "v4"), overrides=None, progress: bool = True) -> pd.DataFrame:
+def ensure_dcase_data(root: Path, year: int, *, progress: bool = True) -> bool:
+    """Generate the DCASE demo's synthetic set of `year` under `root` unless one of that layout is there."""
+    layout, want = _layout_at(root), "dcase2020" if year == 2020 else "dcase2021"
+    if layout == want:
+        return False
+    if layout is not None:
+        raise DataError(f"{root} holds a {layout} data set, not the {want} layout of the DCASE {year} demo: "
+                        "give another --root")
+    from .synth.dcase import generate_dcase_dataset
+
+    data = dict(DCASE_DEMO_DATA, sections=(0, 1) if year == 2020 else (0,), n_target=None if year == 2020 else 10)
+    generate_dcase_dataset(root, year=year, jobs=2, progress=progress, **data)
+    return True
+
+
+VERSIONS = ("v1", "v2", "v3", "v4")
+
+
+def run_versions(repo: Path, *, versions=VERSIONS, overrides=None, progress: bool = True) -> pd.DataFrame:
     """Pretrain and transfer each version with its own YAMLs (plus `overrides`); return all summaries."""
     # Every config first: a fit.backend in them must be set before Keras is imported.
     configs = [(load_config(pretrain_yaml(repo, v), overrides=overrides),
@@ -56,23 +105,89 @@ def run_versions(repo: Path, *, versions=("v1", "v2", "v3", "v4"), overrides=Non
     return pd.concat(summaries, ignore_index=True)
 
 
-def run_demo(repo: Path, *, root: Path | None = None) -> int:
-    """`python -m common demo`: data (generated if missing) -> v1-v4 -> printed summary table."""
+def run_demo(repo: Path, *, root: Path | None = None, dcase: int | None = None) -> int:
+    """`python -m common demo`: data (generated if missing) -> v1-v4 -> printed summary table and report.
+
+    With `dcase` (a DCASE Task 2 year) the data is a synthetic development set of that year's layout under
+    ``Sample_data_dcaseYEAR`` and everything else goes to the workspace `dcase_workspace`.
+    """
     start = time.perf_counter()
-    root = (root or repo / "Sample_data").resolve()
-    overrides = {**DEMO_OVERRIDES, "data": {"root": str(root)}}
-    if ensure_data(root):
-        print(f"generated a synthetic MIMII-layout data set under {root}")
-    summary = run_versions(repo, overrides=overrides)
-    with pd.option_context("display.width", 120, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
-        print("\nMean over targets (AUC / pAUC on each target's evaluation split; minus_scratch is paired):")
-        print(summary.to_string(index=False))
+    if dcase is None:
+        root, work, versions = (root or repo / "Sample_data").resolve(), repo, VERSIONS
+        if ensure_data(root):
+            print(f"generated a synthetic MIMII-layout data set under {root}")
+        overrides = {**DEMO_OVERRIDES, "data": {"root": str(root)}}
+        summary = run_versions(work, versions=versions, overrides=overrides)
+    else:
+        root, work = (root or repo / f"Sample_data_dcase{dcase}").resolve(), dcase_workspace(repo, dcase)
+        if ensure_dcase_data(root, dcase):
+            print(f"generated a synthetic DCASE {dcase} development set under {root}")
+        versions = _dcase_versions(root)
+        overrides = {**DEMO_OVERRIDES, "data": {"root": str(root)},
+                     "experiment": {**DEMO_OVERRIDES["experiment"], "budgets": DCASE_DEMO_BUDGETS}}
+        summary = pd.concat([run_versions(work, versions=group, overrides=o)
+                             for group, o in _by_methods(versions, overrides, one_section="v2" not in versions)],
+                            ignore_index=True)
+    _print_summary(summary)
     from .report import write_report
     from .results import result_dirs
 
-    report = write_report(repo)
+    report = write_report(work)
     folders = ", ".join(str(d.relative_to(repo)) if d.is_relative_to(repo) else str(d)
-                        for d in result_dirs(repo).values())
+                        for d in result_dirs(work).values())
     print(f"\nresults in {folders}; statistics and plots in {report}")
     print(f"finished in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def dcase_workspace(repo: Path, year: int) -> Path:
+    """``repo/demo_dcaseYEAR``: the repository's Version YAMLs copied (rewritten on every run), so that the DCASE
+    demo's models, results, caches and report stay in it and never mix with the MIMII demo's."""
+    from .io import atomic_write_text
+
+    work = repo / f"demo_dcase{year}"
+    for version in VERSIONS:
+        for yaml in (pretrain_yaml(repo, version), transfer_yaml(repo, version)):
+            atomic_write_text(work / yaml.relative_to(repo), yaml.read_text())
+    return work
+
+
+def _dcase_versions(root: Path) -> tuple[str, ...]:
+    """v1-v4, without v2 where each machine type has one section (2023-2025: v2 has no source set)."""
+    from .dcase_layout import find_dcase_machines
+
+    machines = find_dcase_machines(root)
+    if len({m.id for m in machines}) == 1:
+        print("v2 (the other sections of the same type) is left out: each machine type of this set has one "
+              "section, as in the first-shot years 2023-2025, so v2 has no source set")
+        return tuple(v for v in VERSIONS if v != "v2")
+    return VERSIONS
+
+
+def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any], *,
+                one_section: bool) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """(versions, overrides) to run: with one section per type, v1's source set (one other type) is one machine,
+    too few classes for the machine-ID classifier, so v1 runs without the embedding family's pretrained methods."""
+    if not one_section or "v1" not in versions:
+        return [(versions, overrides)]
+    methods = [m for m in overrides["experiment"]["methods"] if m not in ("embed_zero_shot", "embed_knn")]
+    print("v1 runs without embed_zero_shot / embed_knn: its source set is one machine (one section of one other "
+          "type), and the machine-ID classifier needs at least two")
+    v1 = {**overrides, "experiment": {**overrides["experiment"], "methods": methods}}
+    return [(("v1",), v1), (tuple(v for v in versions if v != "v1"), overrides)]
+
+
+def _print_summary(summary: pd.DataFrame) -> None:
+    """The demo's summary table; on DCASE data also its official scores and the published numbers they compare with."""
+    from .published import published_for
+
+    formulas = sorted({f for f in summary.get("official_formula", ()) if isinstance(f, str) and f})
+    columns = [c for c in summary.columns if formulas or c not in ("official_formula", "official_score")]
+    with pd.option_context("display.width", 140, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+        print("\nMean over targets (AUC / pAUC on each target's evaluation split; minus_scratch is paired):")
+        print(summary[columns].to_string(index=False))
+        for formula in formulas:
+            print(f"\nofficial_score: the DCASE {formula} formula over every target (0-1). Published official "
+                  "scores (percent; dev sets compare with a run on the same set, eval sets show the year's "
+                  "difficulty):")
+            print(published_for(formula).to_string(index=False))

@@ -33,3 +33,46 @@ def test_demo_settings_are_valid_config_and_data_is_not_regenerated(tiny_root):
             cfg = load_config(REPO / f"Version{v[1:]}" / name, overrides=DEMO_OVERRIDES)
             assert cfg.fit.epochs == DEMO_OVERRIDES["fit"]["epochs"]
     assert ensure_data(tiny_root, progress=False) is False  # machines exist: nothing is written
+
+
+def test_the_mimii_demo_does_not_write_beside_a_dcase_set(tmp_path):
+    """A DCASE root given to the MIMII demo is refused, naming its layout and the demo that reads it; nothing written."""
+    import pytest
+
+    from common.errors import DataError
+    from common.synth.dcase import generate_dcase_dataset
+
+    root = tmp_path / "d23"
+    generate_dcase_dataset(root, year=2023, types=("fan",), n_source=2, n_target=1, n_test=1, seconds=0.5,
+                           progress=False)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    with pytest.raises(DataError, match=r"dcase2021 layout.*demo --dcase YEAR"):
+        ensure_data(root, progress=False)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+def test_the_dcase_demo_runs_in_its_own_workspace_without_v2_on_a_first_shot_set(tmp_path, capsys):
+    """The workspace holds copies of the Version YAMLs (its results stay apart); a one-section set drops v2."""
+    from common.demo import _dcase_versions, dcase_workspace, ensure_dcase_data
+    from common.synth.dcase import generate_dcase_dataset
+
+    for v in ("1", "2", "3", "4"):
+        shutil.copytree(REPO / f"Version{v}", tmp_path / f"Version{v}",
+                        ignore=shutil.ignore_patterns("model_*", "result_*", "*.ipynb"))
+    work = dcase_workspace(tmp_path, 2023)
+    assert work == tmp_path / "demo_dcase2023"
+    assert (work / "Version3" / "transfer_pretrain_v3.yaml").read_text() == \
+        (tmp_path / "Version3" / "transfer_pretrain_v3.yaml").read_text()
+    cfg = load_config(work / "Version1" / "transfer_pretrain_v1.yaml")
+    assert cfg.output.result_dir == work / "Version1" / "result_transfer_pretrain_v1"
+    root = tmp_path / "d23"
+    generate_dcase_dataset(root, year=2023, types=("fan", "valve"), n_source=2, n_target=1, n_test=1,
+                           seconds=0.5, progress=False)
+    assert ensure_dcase_data(root, 2023, progress=False) is False  # a set of that layout is there: kept
+    assert _dcase_versions(root) == ("v1", "v3", "v4") and "one section" in capsys.readouterr().out
+    import pytest
+
+    from common.errors import DataError
+
+    with pytest.raises(DataError, match="not the dcase2020 layout of the DCASE 2020 demo"):
+        ensure_dcase_data(root, 2020, progress=False)
