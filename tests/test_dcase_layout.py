@@ -235,3 +235,21 @@ def test_the_grid_names_a_dcase_root_it_cannot_read_yet(tmp_path, year, layout):
     (tmp_path / "fan").rename(tmp_path / "elsewhere")
     with pytest.raises(DataError, match="no (machines|data layout)"):
         find_machines(tmp_path / "elsewhere" / "train")
+
+
+def test_official_year_follows_the_folders(tmp_path):
+    """The formula a machine is scored by: none on MIMII, 2020 for IDs, 2021 with source_test/ or target_test/,
+    otherwise the 2022-2025 formula (2022)."""
+    from common.data import Machine
+    from common.dcase_layout import official_year
+
+    folder = tmp_path / "fan"
+    (folder / "train").mkdir(parents=True)
+    machine = Machine("fan", "section_00", folder)
+    assert official_year(Machine("fan", "id_00", tmp_path), "mimii") is None
+    assert official_year(Machine("ToyCar", "id_01", folder), "dcase2020") == 2020
+    assert official_year(machine, "dcase2021") == 2022
+    (folder / "target_test").mkdir()
+    assert official_year(machine, "dcase2021") == 2021
+    with pytest.raises(DataError, match="layout='dcase2019'"):
+        official_year(machine, "dcase2019")
