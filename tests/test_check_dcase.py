@@ -18,16 +18,9 @@ N_SOURCE, N_TARGET, N_TEST = 4, 2, 2  # per machine; N_TEST per domain and label
 
 
 def _dcase_root(root: Path, year: int) -> Path:
-    """fan and valve, one machine each, in `year`'s layout; a 2021 root gets 2021's own test folders and names."""
+    """fan and valve, one machine each, in `year`'s layout (2021's test clips in ``source_test/``, ``target_test/``)."""
     generate_dcase_dataset(root, year=year, types=("fan", "valve"), n_source=N_SOURCE,
                            n_target=None if year == 2020 else N_TARGET, n_test=N_TEST, seconds=1.0, progress=False)
-    if year == 2021:  # test/section_00_source_test_normal_0000_spd_100.wav -> source_test/section_00_source_test_normal_0000.wav
-        for clip in sorted(root.glob("*/test/*.wav")):
-            domain = clip.name.split("_")[2]
-            (clip.parent.parent / f"{domain}_test").mkdir(exist_ok=True)
-            clip.rename(clip.parent.parent / f"{domain}_test" / re.sub(r"_(\d{4})_.*", r"_\1.wav", clip.name))
-        for folder in root.glob("*/test"):
-            folder.rmdir()
     return root
 
 

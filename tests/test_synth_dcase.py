@@ -1,5 +1,6 @@
-"""The synthetic generator in the DCASE Task 2 layouts: exact names and counts per year, attribute CSVs, WAV format,
-determinism, the target domain's speed shift, refusing to overwrite, and argument errors."""
+"""The synthetic generator in the DCASE Task 2 layouts: exact folders, names and counts per year (2021's own
+``source_test/`` and ``target_test/``), attribute CSVs, WAV format, determinism, the target domain's speed shift,
+refusing to overwrite or to mix sets, argument errors, and the layout reader on what it writes."""
 
 import csv
 from pathlib import Path
@@ -11,7 +12,7 @@ from scipy.signal import butter, sosfiltfilt, welch
 
 from common.errors import DataError
 from common.synth import FAN_PARAMS, PUMP_PARAMS, SLIDER_PARAMS, VALVE_PARAMS, generate_dcase_dataset
-from common.synth.dcase import at_speed, clip_name
+from common.synth.dcase import at_speed, clip_folder, clip_name
 
 SR = 16000
 TINY = dict(types=("pump",), sections=(0,), n_source=2, n_target=1, n_test=1, seconds=0.1, seed=1, progress=False)
@@ -28,6 +29,14 @@ def set2020(tmp_path_factory) -> tuple[Path, list[Path]]:
     root = tmp_path_factory.mktemp("dcase2020")
     return root, generate_dcase_dataset(root, year=2020, types=("fan", "valve"), sections=(0, 2), n_source=3,
                                         n_test=2, seconds=2.0, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def set2021(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """DCASE 2021 layout: the arguments of `set2022` (fan, sections 00 and 01, 3 + 2 training, 1 test clip each)."""
+    root = tmp_path_factory.mktemp("dcase2021")
+    return root, generate_dcase_dataset(root, year=2021, types=("fan",), sections=(0, 1), n_source=3, n_target=2,
+                                        n_test=1, seconds=2.0, seed=0, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +66,22 @@ def test_2020_layout_names_ids_and_counts(set2020):
     assert len(files) == 2 * 2 * (3 + 2 + 2)
 
 
-@pytest.mark.parametrize("year", [2021, 2022, 2023, 2024, 2025])
-def test_2021_to_2025_layout_names_and_counts(year, tmp_path):
+def test_2021_layout_test_clips_by_domain_without_attributes_and_no_csv(tmp_path):
+    assert generate_dcase_dataset(tmp_path, year=2021, **TINY) == [tmp_path / "pump"]
+    assert set(_files(tmp_path)) == {  # as the real 2021 development set: no attribute CSV, no test/ folder
+        "pump/train/section_00_source_train_normal_0000_spd_100.wav",
+        "pump/train/section_00_source_train_normal_0001_spd_100.wav",
+        "pump/train/section_00_target_train_normal_0000_spd_125.wav",
+        "pump/source_test/section_00_source_test_normal_0000.wav",
+        "pump/source_test/section_00_source_test_anomaly_0000.wav",
+        "pump/target_test/section_00_target_test_normal_0000.wav",
+        "pump/target_test/section_00_target_test_anomaly_0000.wav",
+    }
+    assert sorted(p.name for p in (tmp_path / "pump").iterdir()) == ["source_test", "target_test", "train"]
+
+
+@pytest.mark.parametrize("year", [2022, 2023, 2024, 2025])
+def test_2022_to_2025_layout_names_and_counts(year, tmp_path):
     assert generate_dcase_dataset(tmp_path, year=year, **TINY) == [tmp_path / "pump"]
     assert set(_files(tmp_path)) == {
         "pump/attributes_00.csv",
@@ -94,6 +117,20 @@ def test_clip_name_known_values():
         "section_00_target_test_anomaly_0003_spd_125.wav"
     assert clip_name(2021, unit=2, domain="source", split="train", label="normal", index=989) == \
         "section_02_source_train_normal_0989_spd_100.wav"
+    assert clip_name(2021, unit=1, domain="target", split="test", label="abnormal", index=7) == \
+        "section_01_target_test_anomaly_0007.wav"
+    assert clip_name(2022, unit=1, domain="target", split="test", label="abnormal", index=7) == \
+        "section_01_target_test_anomaly_0007_spd_125.wav"
+
+
+@pytest.mark.parametrize("year, domain, split, folder", [
+    (2020, "source", "train", "train"), (2020, "source", "test", "test"),
+    (2021, "target", "train", "train"), (2021, "source", "test", "source_test"),
+    (2021, "target", "test", "target_test"),
+    (2022, "target", "test", "test"), (2025, "source", "test", "test"),
+])
+def test_clip_folder_known_values(year, domain, split, folder):
+    assert clip_folder(year, domain=domain, split=split) == folder
 
 
 # --- attribute files and WAV format ---------------------------------------------------------------
@@ -114,8 +151,8 @@ def test_attribute_csvs_list_every_clip_of_their_section_with_its_attributes(set
             assert row["file_name"].endswith(f"_{row['d1p']}_{row['d1v']}.wav")  # the name carries the same
 
 
-def test_wavs_are_16_khz_16_bit_mono(set2020, set2022):
-    for root, _ in (set2020, set2022):
+def test_wavs_are_16_khz_16_bit_mono(set2020, set2021, set2022):
+    for root, _ in (set2020, set2021, set2022):
         wavs = list(root.rglob("*.wav"))
         assert wavs
         for path in wavs:
@@ -159,6 +196,21 @@ def test_a_2020_clip_is_the_source_domain_clip_of_the_later_layout(tmp_path):
     for a, b in pairs:
         assert (old / a).read_bytes() == (new / b).read_bytes(), (a, b)
     assert (old / pairs[0][0]).read_bytes() != (old / "train/normal_id_02_00000000.wav").read_bytes()
+
+
+def test_a_2021_clip_is_the_2022_clip_under_its_own_folder_and_name(set2021, set2022):
+    """Same seed and arguments: every 2021 clip has the bytes of the 2022 clip of the same unit, domain, split,
+    label and index; only 2022 adds the attribute CSVs."""
+    old, new = _files(set2021[0]), _files(set2022[0])
+    renamed = {}
+    for path, data in new.items():
+        if path.endswith(".csv"):
+            continue
+        machine_type, folder, name = path.split("/")
+        if folder == "test":  # fan/test/section_00_source_test_normal_0000_spd_100.wav -> source_test/..._0000.wav
+            folder, name = f"{name.split('_')[2]}_test", name.rsplit("_", 2)[0] + ".wav"
+        renamed[f"{machine_type}/{folder}/{name}"] = data
+    assert len(old) == 2 * (3 + 2 + 4) and old == renamed
 
 
 # --- the domain shift -----------------------------------------------------------------------------
@@ -236,6 +288,32 @@ def test_rewriting_the_same_set_needs_overwrite_and_mixing_sets_is_refused(tmp_p
     assert _files(tmp_path) == before
 
 
+def test_2021_test_folders_are_checked_like_the_others(tmp_path):
+    generate_dcase_dataset(tmp_path, year=2021, **TINY)
+    before = _files(tmp_path)
+    with pytest.raises(DataError, match="already holds 7 of the clips"):
+        generate_dcase_dataset(tmp_path, year=2021, **TINY)
+    generate_dcase_dataset(tmp_path, year=2021, overwrite=True, **TINY)
+    assert _files(tmp_path) == before
+    for folder in ("source_test", "target_test"):
+        foreign = tmp_path / "pump" / folder / f"section_00_{folder[:6]}_test_normal_0001.wav"
+        foreign.write_bytes(before[f"pump/{folder}/section_00_{folder[:6]}_test_normal_0000.wav"])
+        with pytest.raises(DataError, match=rf"{folder} already holds 1 clip\(s\) this run would not rewrite"):
+            generate_dcase_dataset(tmp_path, year=2021, overwrite=True, **TINY)
+        foreign.unlink()
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("first, second, folder, clips", [(2021, 2022, "source_test", 2), (2022, 2021, "test", 4)])
+def test_a_2021_set_and_a_2022_set_are_not_mixed_in_one_root(first, second, folder, clips, tmp_path):
+    """Their training clips share names; their test clips would be read twice, from test/ and source_test/."""
+    generate_dcase_dataset(tmp_path, year=first, **TINY)
+    before = _files(tmp_path)
+    with pytest.raises(DataError, match=rf"pump/{folder} already holds {clips} clip\(s\) this run would not rewrite"):
+        generate_dcase_dataset(tmp_path, year=second, overwrite=True, **TINY)
+    assert _files(tmp_path) == before
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [
@@ -304,3 +382,24 @@ def test_the_layout_reader_finds_the_machines_splits_domains_and_attributes(set2
     assert sorted(zip(split.eval_domains, split.eval_labels)) == [("source", 0), ("source", 1), ("target", 0),
                                                                   ("target", 1)]
     assert {c.attributes for c in split.train_clips} == {(("spd", "100"),), (("spd", "125"),)}
+
+
+def test_the_layout_reader_reads_2021_test_clips_from_their_domain_folders(set2021, set2022):
+    from common.dcase_layout import detect_layout, find_dcase_machines, official_year, split_dcase_machine
+
+    root, _ = set2021
+    assert detect_layout(root) == "dcase2021"
+    machines = find_dcase_machines(root)
+    assert [(m.type, m.id) for m in machines] == [("fan", "section_00"), ("fan", "section_01")]
+    for machine in machines:
+        assert official_year(machine, "dcase2021") == 2021
+        split = split_dcase_machine(machine)
+        assert (len(split.source_train), len(split.target_train)) == (3, 2)
+        assert {c.attribute_text for c in split.train_clips} == {"spd_100", "spd_125"}
+        assert sorted(zip(split.eval_domains, split.eval_labels)) == [("source", 0), ("source", 1), ("target", 0),
+                                                                      ("target", 1)]
+        for clip in split.eval_clips:
+            assert clip.path.parent == root / "fan" / f"{clip.domain}_test", clip.path
+            assert clip.path.name.startswith(f"{machine.id}_{clip.domain}_test_")
+            assert (clip.attribute_text, clip.attributes) == ("", ())
+    assert [official_year(m, "dcase2021") for m in find_dcase_machines(set2022[0])] == [2022, 2022]

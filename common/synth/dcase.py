@@ -1,22 +1,25 @@
-"""The synthetic machines in the DCASE Task 2 layouts (2020, and one scheme for 2021-2025), with a target domain.
+"""The synthetic machines in the DCASE Task 2 layouts (2020, 2021, 2022-2025), with a target domain.
 
 The layouts, as the official baselines describe the development sets (``y-kawagu/dcase2020_task2_baseline``
-README; ``nttcslab/dcase2023_task2_baseline_ae`` README.md and README_legacy.md, "Directory structure of
-downloaded dataset")::
+README; ``y-kawagu/dcase2021_task2_baseline_ae`` README; ``nttcslab/dcase2023_task2_baseline_ae`` README.md and
+README_legacy.md, "Directory structure of downloaded dataset")::
 
     2020       ROOT/fan/train/normal_id_00_00000000.wav
                ROOT/fan/test/{normal,anomaly}_id_00_00000000.wav
-    2021-2025  ROOT/fan/train/section_00_{source,target}_train_normal_0000_spd_100.wav
+    2021       ROOT/fan/train/section_00_{source,target}_train_normal_0000_spd_100.wav
+               ROOT/fan/source_test/section_00_source_test_{normal,anomaly}_0000.wav
+               ROOT/fan/target_test/section_00_target_test_{normal,anomaly}_0000.wav
+    2022-2025  ROOT/fan/train/section_00_{source,target}_train_normal_0000_spd_100.wav
                ROOT/fan/test/section_00_{source,target}_test_{normal,anomaly}_0000_spd_100.wav
                ROOT/fan/attributes_00.csv      file_name,d1p,d1v   e.g. fan/train/section_00_..._spd_100.wav,spd,100
 
-Every year from 2021 gets the 2022+ names: attributes at the end of every name, and one attribute CSV per
-section listing each clip of the section (train and test) as ``<type>/<split>/<name>`` with its attribute
-name (``d1p``) and value (``d1v``): the columns and path form of the real files (read as such by
-``soundata/soundata`` ``soundata/datasets/dcase23_task2.py``). What the writer does not reproduce of the real
-2021 set, and a reader must accept: its test names carry no attributes, its test clips also come split into
-``source_test/`` and ``target_test/``, and it has no attribute CSV. From 2023 ("first-shot") a machine type has
-a single section, section 00, so those years refuse other sections.
+2021 is written as its development set has it: attributes in training names only (real ones read
+``..._0000_strength_1_ambient``), test clips split by domain into ``source_test/`` and ``target_test/``, no
+attribute CSV; `common.dcase_layout.official_year` tells it from 2022+ by those folders. From 2022 every name
+ends in its attributes, and one attribute CSV per section lists each clip of the section (train and test) as
+``<type>/<split>/<name>`` with its attribute name (``d1p``) and value (``d1v``): the columns and path form of the
+real files (read as such by ``soundata/soundata`` ``soundata/datasets/dcase23_task2.py``). From 2023
+("first-shot") a machine type has a single section, section 00, so those years refuse other sections.
 
 Units. A type's four parameter rows (`params`, in `MACHINE_IDS` order) are its four units. Unit k is
 ``MACHINE_IDS[k]`` in 2020 (id_00, id_02, id_04, id_06: MIMII's IDs, which DCASE 2020 kept for fan, pump, slider
@@ -33,7 +36,8 @@ background and SNR are drawn as `dataset` draws them; only the speed differs. Ho
 in every clip) but not in log-mel statistics.
 
 Each clip is seeded from ``(seed, type, unit, domain, split, label, index)`` alone: a 2020 clip is the
-source-domain clip of the same unit, split, label and index of a 2021+ set with the same seed.
+source-domain clip of the same unit, split, label and index of a 2021+ set with the same seed, and a 2021 clip
+is the 2022+ clip of the same unit, domain, split, label and index (only its folder and name differ).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from ..dcase_layout import SPLIT_FOLDERS
 from ..errors import DataError
 from ..io import atomic_write, atomic_write_text
 from ..layout import LABELS, MACHINE_IDS, MACHINE_TYPES, check_snr
@@ -61,6 +66,7 @@ from .machines import _MODELS
 SR = 16000  # every DCASE Task 2 set is 16 kHz
 YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025)
 DOMAINS_FROM = 2021  # from here on: sections, source and target domains, attributes
+NAMED_TEST_FROM = 2022  # from here on: test clips in test/ named with attributes, attribute CSVs (2021: neither)
 FIRST_SHOT_YEAR = 2023  # from here on: one section (00) per machine type
 ATTRIBUTE = "spd"  # d1p of every clip: the unit's speed in percent of nominal
 SPEED_PERCENT: dict[str, int] = {"source": 100, "target": 125}
@@ -97,12 +103,22 @@ def clip_name(year: int, *, unit: int, domain: str, split: str, label: str, inde
     """The file name DCASE `year` gives a clip, e.g. ``section_00_target_test_anomaly_0003_spd_125.wav``.
 
     `label` is one of `LABELS` (``abnormal`` is written ``anomaly``); 2020 names have no section, domain or
-    split (the folder says the split) and only ``domain="source"`` exists then.
+    split (the folder says the split) and only ``domain="source"`` exists then; 2021 test names end at the
+    number (``section_00_target_test_anomaly_0003.wav``).
     """
     if year < DOMAINS_FROM:
         return f"{FILE_LABEL[label]}_{MACHINE_IDS[unit]}_{index:0{_INDEX_DIGITS[2020]}d}.wav"
-    return (f"section_{unit:02d}_{domain}_{split}_{FILE_LABEL[label]}_{index:04d}"
-            f"_{ATTRIBUTE}_{SPEED_PERCENT[domain]}.wav")
+    stem = f"section_{unit:02d}_{domain}_{split}_{FILE_LABEL[label]}_{index:04d}"
+    if split == "test" and year < NAMED_TEST_FROM:
+        return f"{stem}.wav"
+    return f"{stem}_{ATTRIBUTE}_{SPEED_PERCENT[domain]}.wav"
+
+
+def clip_folder(year: int, *, domain: str, split: str) -> str:
+    """The split folder of a clip in DCASE `year`: ``train``, ``test``, or 2021's ``source_test`` / ``target_test``."""
+    if split == "test" and DOMAINS_FROM <= year < NAMED_TEST_FROM:
+        return f"{domain}_test"
+    return split
 
 
 def at_speed(machine_type: str, params: P, percent: float) -> P:
@@ -223,19 +239,24 @@ def _request(
 
 
 def _plan(req: _Request) -> dict[tuple[str, int], list[_DcaseClip]]:
-    """Every clip, grouped by machine (type, unit); refuses split folders holding WAVs this run would not write."""
+    """Every clip, grouped by machine (type, unit); refuses split folders holding WAVs this run would not write.
+
+    Every split folder a DCASE year has is checked, also those `req.year` leaves empty: a 2021 set beside a
+    2022+ one (``source_test/`` beside ``test/``) would be read as one set with each test clip twice.
+    """
     machines: dict[tuple[str, int], list[_DcaseClip]] = {}
     for machine_type in req.types:
         for unit in req.sections:
             machines[(machine_type, unit)] = [
-                _DcaseClip(req.root / machine_type / split / clip_name(req.year, unit=unit, domain=domain,
-                                                                      split=split, label=label, index=i),
+                _DcaseClip(req.root / machine_type / clip_folder(req.year, domain=domain, split=split)
+                           / clip_name(req.year, unit=unit, domain=domain, split=split, label=label, index=i),
                            machine_type, unit, domain, split, label, i, req.seed, req.seconds, req.channels, req.snr)
                 for (domain, split, label), count in req.counts.items() for i in range(count)
             ]
         clips = [c for (t, _), group in machines.items() if t == machine_type for c in group]
-        for split in ("train", "test"):
-            _check_no_strays(req.root / machine_type / split, {c.path.name for c in clips if c.split == split})
+        for folder in SPLIT_FOLDERS:
+            names = {c.path.name for c in clips if c.path.parent.name == folder}
+            _check_no_strays(req.root / machine_type / folder, names)
     return machines
 
 
@@ -251,7 +272,9 @@ def generate_dcase_dataset(
     root : path
         Data root; created if missing.
     year : int in `YEARS`
-        2020: ``<type>/{train,test}/`` with IDs; 2021-2025: sections, source and target domains, attribute CSVs.
+        2020: ``<type>/{train,test}/`` with IDs; 2021: sections, source and target domains, attributes in
+        training names, ``<type>/{train,source_test,target_test}/``; 2022-2025: attributes in every name,
+        ``<type>/{train,test}/`` and attribute CSVs.
     types : iterable of str
         Subset of `MACHINE_TYPES`.
     sections : iterable of int in 0-3
@@ -270,14 +293,15 @@ def generate_dcase_dataset(
     Returns
     -------
     types : list of pathlib.Path
-        The type folders written, e.g. ``root/fan`` (each holds ``train/``, ``test/``, and from 2021 the
-        ``attributes_XX.csv`` of its sections).
+        The type folders written, e.g. ``root/fan`` (each holds ``train/`` and ``test/``, in 2021 ``train/``,
+        ``source_test/`` and ``target_test/``; from 2022 also the ``attributes_XX.csv`` of its sections).
 
     Raises
     ------
     DataError
-        An argument is out of range (the message names it); a ``train/`` or ``test/`` folder holds WAVs this
-        run would not write; or (without `overwrite`) a clip or attribute file exists. Nothing is written then.
+        An argument is out of range (the message names it); a split folder (``train/``, ``test/``,
+        ``source_test/``, ``target_test/``) holds WAVs this run would not write; or (without `overwrite`) a clip
+        or attribute file exists. Nothing is written then.
     ProjectError
         A worker process died (``jobs > 1``).
     """
@@ -285,7 +309,7 @@ def generate_dcase_dataset(
                    n_test=n_test, seconds=seconds, channels=channels, seed=seed, snr=snr, jobs=jobs)
     machines = _plan(req)
     todo = [clip for group in machines.values() for clip in group]
-    tables = {} if req.year < DOMAINS_FROM else {
+    tables = {} if req.year < NAMED_TEST_FROM else {
         req.root / machine_type / f"attributes_{unit:02d}.csv": _attributes_csv(group, root=req.root)
         for (machine_type, unit), group in machines.items()
     }
