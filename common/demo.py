@@ -126,7 +126,7 @@ def run_demo(repo: Path, *, root: Path | None = None, dcase: int | None = None) 
         overrides = {**DEMO_OVERRIDES, "data": {"root": str(root)},
                      "experiment": {**DEMO_OVERRIDES["experiment"], "budgets": DCASE_DEMO_BUDGETS}}
         summary = pd.concat([run_versions(work, versions=group, overrides=o)
-                             for group, o in _by_methods(versions, overrides, one_section="v2" not in versions)],
+                             for group, o in _by_methods(versions, overrides, root)],
                             ignore_index=True)
     _print_summary(summary)
     from .report import write_report
@@ -164,28 +164,35 @@ def _dcase_versions(root: Path) -> tuple[str, ...]:
     return VERSIONS
 
 
-def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any], *,
-                one_section: bool) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """(versions, overrides) to run: with one section per type, v1's source set (one other type) is one machine,
-    too few classes for the machine-ID classifier, so v1 runs without the embedding family's pretrained methods."""
-    if not one_section or "v1" not in versions:
+def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any],
+                root: Path) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """(versions, overrides) to run: a version with a one-machine source set (e.g. v1 where each type has one
+    section) has too few classes for the machine-ID classifier, so it runs without the classifier methods."""
+    from .dcase_layout import find_dcase_machines
+    from .sources import source_sets
+
+    machines = find_dcase_machines(root)
+    small = tuple(v for v in versions if any(len(s.machines) < 2 for t in machines for s in source_sets(v, t, machines)))
+    if not small:
         return [(versions, overrides)]
     methods = [m for m in overrides["experiment"]["methods"] if m not in ("embed_zero_shot", "embed_knn")]
-    print("v1 runs without embed_zero_shot / embed_knn: its source set is one machine (one section of one other "
-          "type), and the machine-ID classifier needs at least two")
-    v1 = {**overrides, "experiment": {**overrides["experiment"], "methods": methods}}
-    return [(("v1",), v1), (tuple(v for v in versions if v != "v1"), overrides)]
+    print(f"{', '.join(small)} run without embed_zero_shot / embed_knn: a source set of one machine is too few "
+          "classes for the machine-ID classifier")
+    fewer = {**overrides, "experiment": {**overrides["experiment"], "methods": methods}}
+    return [(small, fewer)] + ([(rest, overrides)] if (rest := tuple(v for v in versions if v not in small)) else [])
 
 
 def _print_summary(summary: pd.DataFrame) -> None:
     """The demo's summary table; on DCASE data also its official scores and the published numbers they compare with."""
     from .published import published_for
+    from .results import version_key
 
     formulas = sorted({f for f in summary.get("official_formula", ()) if isinstance(f, str) and f})
     columns = [c for c in summary.columns if formulas or c not in ("official_formula", "official_score")]
     with pd.option_context("display.width", 140, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print("\nMean over targets (AUC / pAUC on each target's evaluation split; minus_scratch is paired):")
-        print(summary[columns].to_string(index=False))
+        print(summary[columns].sort_values("version", key=lambda v: v.map(version_key), kind="stable")
+              .to_string(index=False))
         for formula in formulas:
             print(f"\nofficial_score: the DCASE {formula} formula over every target (0-1). Published official "
                   "scores (percent; dev sets compare with a run on the same set, eval sets show the year's "

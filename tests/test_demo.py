@@ -53,7 +53,7 @@ def test_the_mimii_demo_does_not_write_beside_a_dcase_set(tmp_path):
 
 def test_the_dcase_demo_runs_in_its_own_workspace_without_v2_on_a_first_shot_set(tmp_path, capsys):
     """The workspace holds copies of the Version YAMLs (its results stay apart); a one-section set drops v2."""
-    from common.demo import _dcase_versions, dcase_workspace, ensure_dcase_data
+    from common.demo import _by_methods, _dcase_versions, dcase_workspace, ensure_dcase_data
     from common.synth.dcase import generate_dcase_dataset
 
     for v in ("1", "2", "3", "4"):
@@ -66,10 +66,13 @@ def test_the_dcase_demo_runs_in_its_own_workspace_without_v2_on_a_first_shot_set
     cfg = load_config(work / "Version1" / "transfer_pretrain_v1.yaml")
     assert cfg.output.result_dir == work / "Version1" / "result_transfer_pretrain_v1"
     root = tmp_path / "d23"
-    generate_dcase_dataset(root, year=2023, types=("fan", "valve"), n_source=2, n_target=1, n_test=1,
+    generate_dcase_dataset(root, year=2023, types=("fan", "pump", "valve"), n_source=2, n_target=1, n_test=1,
                            seconds=0.5, progress=False)
     assert ensure_dcase_data(root, 2023, progress=False) is False  # a set of that layout is there: kept
     assert _dcase_versions(root) == ("v1", "v3", "v4") and "one section" in capsys.readouterr().out
+    groups = _by_methods(("v1", "v3", "v4"), DEMO_OVERRIDES, root)  # v1's source sets: one machine each
+    assert [versions for versions, _ in groups] == [("v1",), ("v3", "v4")]
+    assert "embed_knn" not in groups[0][1]["experiment"]["methods"] and groups[1][1] == DEMO_OVERRIDES
     import pytest
 
     from common.errors import DataError
