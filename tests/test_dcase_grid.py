@@ -131,3 +131,30 @@ def test_v2_on_a_first_shot_root_says_why_it_has_no_source_set(dcase2023_root, t
 
     with pytest.raises(DataError, match="one section per machine type, so v2 has none"):
         transfer(make_config(tmp_path, dcase2023_root, "v2"), progress=False)
+
+
+def test_a_2021_root_is_scored_by_the_2021_formula(tmp_path):
+    """Test clips in source_test/ and target_test/: each row's official score is the harmonic mean of its own-domain
+    AUC and pAUC of both domains, as the 2021 evaluator computes it from the clips in scores.csv."""
+    from common.official_scores import official_scores
+    from common.synth.dcase import generate_dcase_dataset
+
+    root = tmp_path / "d21"
+    generate_dcase_dataset(root, year=2021, types=("fan", "valve"), n_source=6, n_target=3, n_test=3, seconds=1.0,
+                           progress=False)
+    cfg = write_config(tmp_path / "v1", root, experiment={"methods": ["scratch", "lw_scratch"]})
+    code, text = run_main(["transfer", str(cfg)])
+    assert code == 0, text[-3000:]
+    rows = pd.read_csv(tmp_path / "v1" / "results" / "results.csv", dtype={"budget": str, "official_formula": str})
+    scores = pd.read_csv(tmp_path / "v1" / "results" / "scores.csv", dtype={"budget": str})
+    assert set(rows.official_formula) == {"2021"} and len(rows) == 8
+    assert set(scores.path.map(lambda p: p.split("/")[-2])) == {"source_test", "target_test"}
+    for _, row in rows.iterrows():
+        clips = scores[(scores.target_type == row.target_type) & (scores.method == row.method)
+                       & (scores.budget == row.budget)]
+        expected = official_scores(clips.rename(columns={"target_type": "machine_type", "target_id": "section"}),
+                                   year=2021)
+        terms = expected.per_section.iloc[0]
+        assert row.official_score == pytest.approx(expected.official, rel=1e-12)
+        assert row[["auc_source", "auc_target", "pauc_source", "pauc_target"]].tolist() == pytest.approx(
+            terms[["auc_source", "auc_target", "pauc_source", "pauc_target"]].tolist(), rel=1e-12)
