@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .official_scores import formula_for, formula_year
+from .official_scores import FORMULA_NAMES, formula_for, formula_year
 from .published import published_for
 from .results import METHOD_ORDER, budget_key, official_of_rows, version_key
 
@@ -20,7 +20,7 @@ from .results import METHOD_ORDER, budget_key, official_of_rows, version_key
 # same version and budget, in percentage points.
 OFFICIAL_TABLE_COLUMNS = ["version", "method", "budget", "official_formula", "official_score_pct", "auc_source_pct",
                           "auc_target_pct", "official_minus_scratch_pct", "n_targets", "n_runs"]
-FIRST_SHOT = "2022-2025"  # the formula of the first-shot years 2023-2025 (one section per machine type)
+FIRST_SHOT = FORMULA_NAMES[2022]  # "2022-2025", the formula of the first-shot years 2023-2025 (one section per machine type)
 _TERM_WORDS = {"auc": "AUC", "pauc": "pAUC"}
 PUBLISHED_SENTENCE = ("Published official scores of the same formula (`common.published`), in percent: "
                       "development-set (dev) numbers compare with a run on the same development set; "

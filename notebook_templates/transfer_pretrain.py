@@ -45,7 +45,8 @@ print(f"{len(results)} runs -> {cfg.output.result_dir / 'results.csv'}")
 # ## Results
 #
 # Mean AUC and pAUC over targets per method and budget; `*_minus_scratch` pairs each run with scratch on
-# the same target, budget and seed.
+# the same target, budget and seed. On a DCASE Task 2 root `official_score` is the challenge's official score
+# of the year's formula over every target (blank on MIMII); compare it with the published numbers in README.md.
 
 # %%
 from common.results import summarize
