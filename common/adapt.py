@@ -58,17 +58,17 @@ class CellData:
             self._train = self.md.vectors(self.train_files)
         return self._train
 
-    def source_clips(self, source: SourceSet) -> list[tuple[Machine, np.ndarray, np.ndarray]]:
-        """(machine, vectors, offsets) of ``statistics.source_clips`` training clips of each source machine."""
+    def source_files(self, source: SourceSet) -> list[tuple[Machine, tuple[Path, ...]]]:
+        """(machine, files) of ``statistics.source_clips`` seeded training clips of each source machine."""
         n, seed = self.cfg.statistics.source_clips, self.cfg.experiment.pretrain_seed
-        key = ("source_clips", source.label, n, seed)
+        return [(m, budget_subset(train, min(n, len(train)), seed=seed))
+                for m in source.machines for train in (self.machines.checked(m).split.train,)]
+
+    def source_clips(self, source: SourceSet) -> list[tuple[Machine, np.ndarray, np.ndarray]]:
+        """(machine, vectors, offsets) of the `source_files` clips of each source machine."""
+        key = ("source_clips", source.label, self.cfg.statistics.source_clips, self.cfg.experiment.pretrain_seed)
         if key not in self.memo:
-            parts = []
-            for m in source.machines:
-                md = self.machines[m]
-                files = budget_subset(md.split.train, min(n, len(md.split.train)), seed=seed)
-                parts.append((m, *md.vectors(files)))
-            self.memo[key] = parts
+            self.memo[key] = [(m, *self.machines[m].vectors(files)) for m, files in self.source_files(source)]
         return self.memo[key]
 
 

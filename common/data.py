@@ -46,6 +46,11 @@ class Split:
         return (None,) * len(self.eval_files)
 
     @property
+    def train_attributes(self) -> tuple[str, ...]:
+        """Each training clip's condition within its machine ("" where the data names none: MIMII, DCASE 2020)."""
+        return ("",) * len(self.train)
+
+    @property
     def budget_pool(self) -> tuple[Path, ...]:
         """The clips a budget of N clips draws from: the whole training pool (a DCASE split: its target domain)."""
         return self.train

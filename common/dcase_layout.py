@@ -122,6 +122,11 @@ class DcaseSplit(Split):
         return tuple(c.path for c in self.train_clips if c.domain == "target")
 
     @property
+    def train_attributes(self) -> tuple[str, ...]:
+        """Each training clip's domain and attribute text, e.g. "source_vel_21" ("" in 2020: none)."""
+        return tuple("_".join(p for p in (c.domain, c.attribute_text) if p) for c in self.train_clips)
+
+    @property
     def budget_pool(self) -> tuple[Path, ...]:
         """A budget of N clips draws from the target domain's training clips (2021-2025); 2020: all of them."""
         return self.target_train if any(self.train_domains) else self.train

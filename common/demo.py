@@ -166,18 +166,22 @@ def _dcase_versions(root: Path) -> tuple[str, ...]:
 
 def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any],
                 root: Path) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """(versions, overrides) to run: a version with a one-machine source set (e.g. v1 where each type has one
-    section) has too few classes for the machine-ID classifier, so it runs without the classifier methods."""
-    from .dcase_layout import find_dcase_machines
+    """(versions, overrides) to run: a version with a source set of one class (one machine whose clips name no
+    domain: DCASE 2020) cannot train the machine-ID classifier, so it runs without the classifier methods."""
+    from .dcase_layout import find_dcase_machines, split_dcase_machine
     from .sources import source_sets
 
+    def one_class(machines) -> bool:
+        return len(machines) < 2 and len(set(split_dcase_machine(machines[0]).train_attributes)) < 2
+
     machines = find_dcase_machines(root)
-    small = tuple(v for v in versions if any(len(s.machines) < 2 for t in machines for s in source_sets(v, t, machines)))
+    small = tuple(v for v in versions
+                  if any(one_class(s.machines) for t in machines for s in source_sets(v, t, machines)))
     if not small:
         return [(versions, overrides)]
     methods = [m for m in overrides["experiment"]["methods"] if m not in ("embed_zero_shot", "embed_knn")]
-    print(f"{', '.join(small)} run without embed_zero_shot / embed_knn: a source set of one machine is too few "
-          "classes for the machine-ID classifier")
+    print(f"{', '.join(small)} run without embed_zero_shot / embed_knn: a source set of one machine without "
+          "domains or attributes is one class, too few for the machine-ID classifier")
     fewer = {**overrides, "experiment": {**overrides["experiment"], "methods": methods}}
     return [(small, fewer)] + ([(rest, overrides)] if (rest := tuple(v for v in versions if v not in small)) else [])
 

@@ -80,16 +80,19 @@ def embed_zero_shot(data: CellData) -> Adapted:
 
 
 def _replay(data: CellData, per_clip: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frame vectors of the source clips with their class (the pretraining's order of source machines)."""
+    """Frame vectors of the source clips with their class (the pretraining's classes, in its order)."""
     from .embedding import sample_inputs
+    from .embedding_pretrain import clip_classes
 
-    arch = data.pretrained.sidecar.architecture
-    classes = {name: i for i, name in enumerate(data.pretrained.sidecar.sources)}
+    sidecar = data.pretrained.sidecar
+    classes = {name: i for i, name in enumerate(sidecar.classes or sidecar.sources)}
     xs, ys = [], []
-    for i, (machine, vectors, offsets) in enumerate(data.source_clips(data.cell.source)):
-        x, _ = sample_inputs(arch, vectors, offsets, per_clip, data.cell.seed + i)
+    parts = zip(data.source_clips(data.cell.source), data.source_files(data.cell.source))
+    for i, ((machine, vectors, offsets), (_, files)) in enumerate(parts):
+        x, clips = sample_inputs(sidecar.architecture, vectors, offsets, per_clip, data.cell.seed + i)
+        labels = [classes[c] for c in clip_classes(data.machines.checked(machine).split, files)]
         xs.append(x)
-        ys.append(np.full(len(x), classes[machine.name]))
+        ys.append(np.asarray(labels, dtype=np.int64)[clips])
     return np.concatenate(xs), np.concatenate(ys)
 
 

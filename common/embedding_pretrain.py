@@ -1,6 +1,8 @@
 """Pretrain the embedding family's model of a source set: a classifier of its machines, with a zero-shot bank.
 
-The classes are the source machines (type/ID), in the source set's order; the training inputs are
+The classes are the source machines (type/ID), in the source set's order; on DCASE 2021-2025 data each machine's
+clips are split further by their domain and attributes (``fan/section_00/source_vel_21``), as the challenge's
+classifier systems train, so even a source set of one machine has classes to tell apart. The training inputs are
 ``embedding.vectors_per_clip`` inputs (frame vectors, or windows of ``embedding.window`` frames) of
 every training clip of each (never an evaluation clip). The saved model's head is a bank of the embeddings of ``statistics.source_clips`` clips per
 source machine, and its threshold comes from those clips' out-of-sample distances: used as is, it
@@ -17,7 +19,7 @@ import pandas as pd
 
 from .clipvectors import out_of_sample_rows
 from .config import Config
-from .data import budget_subset
+from .data import Machine, Split, budget_subset
 from .dataset import Machines, n_channels
 from .embedding import classifier_architecture, embed_clips, sample_inputs, train_classifier
 from .io import atomic_write_text
@@ -34,14 +36,34 @@ def architecture_of(cfg: Config, input_dim: int, n_classes: int) -> dict:
                                    n_mels=cfg.feature.n_mels if e.window else None)
 
 
+def _class_name(machine: Machine, attribute: str) -> str:
+    return f"{machine.name}/{attribute}" if attribute else machine.name
+
+
+def clip_classes(split: Split, files) -> list[str]:
+    """The class of each of `files` (training clips of `split`'s machine): the machine, with its clip's attributes."""
+    attributes = dict(zip(map(str, split.train), split.train_attributes))
+    return [_class_name(split.machine, attributes[str(f)]) for f in files]
+
+
+def class_names(data: Machines, machines) -> list[str]:
+    """The classes of a classifier of `machines`: machine by machine, each one's attribute classes sorted."""
+    names = []
+    for machine in machines:
+        split = data.checked(machine).split
+        names += sorted({_class_name(machine, a) for a in split.train_attributes})
+    return names
+
+
 def training_vectors(cfg: Config, data: Machines, job: PretrainJob, arch) -> tuple[np.ndarray, np.ndarray]:
     """Sampled network inputs of every training clip of each source machine, and each one's class."""
+    index = {name: i for i, name in enumerate(class_names(data, job.source.machines))}
     xs, ys = [], []
-    for label, machine in enumerate(job.source.machines):
+    for i, machine in enumerate(job.source.machines):
         md = data[machine]
-        x, _ = sample_inputs(arch, *md.vectors(md.split.train), cfg.embedding.vectors_per_clip, job.seed + label)
+        x, clips = sample_inputs(arch, *md.vectors(md.split.train), cfg.embedding.vectors_per_clip, job.seed + i)
         xs.append(x)
-        ys.append(np.full(len(x), label))
+        ys.append(np.array([index[c] for c in clip_classes(md.split, md.split.train)], dtype=np.int64)[clips])
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -55,11 +77,18 @@ def source_bank(cfg: Config, data: Machines, job: PretrainJob, arch, weights) ->
     return np.concatenate(banks)
 
 
+def _attribute_classes(data: Machines, job: PretrainJob) -> list[str] | None:
+    """The classes when they are not the source machines (DCASE 2021-2025 attributes); None otherwise."""
+    names = class_names(data, job.source.machines)
+    return None if names == [m.name for m in job.source.machines] else names
+
+
 def _key(cfg: Config, data: Machines, job: PretrainJob) -> str:
     files = [f for m in job.source.machines for f in data.checked(m).split.train]
-    d = cfg.to_dict()
+    d, classes = cfg.to_dict(), _attribute_classes(data, job)
     return key_of({"data": data_identity(cfg, files), "embedding": d["embedding"], "fit": fit_identity(cfg),
-                   "statistics": d["statistics"], "seed": job.seed, "pretraining": job.method})
+                   "statistics": d["statistics"], "seed": job.seed, "pretraining": job.method,
+                   **({"classes": classes} if classes else {})})
 
 
 def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path) -> bool:
@@ -69,7 +98,9 @@ def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path
         return False
     e, start = cfg.embedding, time.perf_counter()
     first = job.source.machines[0]
-    arch = architecture_of(cfg, data[first].features.take([0])[0].shape[1], len(job.source.machines))
+    classes = _attribute_classes(data, job)
+    arch = architecture_of(cfg, data[first].features.take([0])[0].shape[1],
+                           len(classes or job.source.machines))
     x, y = training_vectors(cfg, data, job, arch)
     fit = train_classifier(arch, None, x, y, epochs=e.epochs, batch_size=e.batch_size,
                            learning_rate=e.learning_rate, mixup=e.mixup, seed=job.seed)
@@ -78,7 +109,7 @@ def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path
     train_files = [f for m in job.source.machines for f in data.checked(m).split.train]
     sidecar = Sidecar(
         key=key, version=cfg.experiment.version, source=job.source.label, method="embedding",
-        sources=[m.name for m in job.source.machines], budget="all", n_train_clips=len(train_files),
+        sources=[m.name for m in job.source.machines], classes=classes, budget="all", n_train_clips=len(train_files),
         n_train_vectors=int(len(x)), seed=job.seed, n_channels=n_channels(train_files),
         features=feature_sidecar(cfg), architecture=arch, embedding=cfg.to_dict()["embedding"],
         scorer={"kind": "knn", "input": "embedding", "k": e.k}, final_loss=fit.history["loss"][-1],

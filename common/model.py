@@ -62,6 +62,7 @@ class Sidecar:
     version: str | None = None
     source: str | None = None
     sources: list[str] | None = None
+    classes: list[str] | None = None  # a classifier's classes where they are not its `sources` (DCASE attributes)
     target: str | None = None
     target_type: str | None = None
     target_id: str | None = None

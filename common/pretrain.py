@@ -61,9 +61,13 @@ def pretrainings(cfg: Config) -> list[str]:
     return [p for p in (AUTOENCODER, EMBEDDING) if p in wanted]
 
 
-def check_classes(cfg: Config, jobs: list[PretrainJob]) -> None:
-    """Refuse, before any work, an embedding pretraining of a source set of one machine (a classifier needs two)."""
-    single = sorted({j.source.label for j in jobs if j.method == EMBEDDING and len(j.source.machines) < 2})
+def check_classes(cfg: Config, jobs: list[PretrainJob], data: Machines) -> None:
+    """Refuse, before any training, an embedding pretraining of fewer than two classes: a source set of one
+    machine whose clips name no domain or attributes (`embedding_pretrain.class_names`)."""
+    from .embedding_pretrain import class_names
+
+    single = sorted({j.source.label for j in jobs if j.method == EMBEDDING and len(j.source.machines) < 2
+                     and len(class_names(data, j.source.machines)) < 2})
     if single:
         embed = [m for m in cfg.experiment.methods if m.startswith("embed_")]
         raise DataError(
@@ -98,9 +102,9 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
     if not sets:
         raise no_source_sets(cfg, machines)
     jobs = [PretrainJob(s, p, cfg.experiment.pretrain_seed) for p in pretrainings(cfg) for s in sets]
-    check_classes(cfg, jobs)
+    data = Machines(cfg, progress=progress)
+    check_classes(cfg, jobs, data)
     with folder_lock(cfg.output.model_dir, what=f"pretrain {cfg.source}"):
-        data = Machines(cfg, progress=progress)
         used = sorted({m for job in jobs for m in job.source.machines})
         write_skipped(cfg.output.model_dir, {m: data.checked(m).skipped for m in used})
         _STATE[:] = [(cfg, Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20), data)]
