@@ -72,7 +72,7 @@ class Machines:
 
     def checked(self, machine: Machine) -> CheckedMachine:
         if machine not in self._checked:
-            self._checked[machine] = check_machine(self.cfg, machine, progress=self.progress)
+            self._checked[machine] = check_machine(self.cfg, machine, progress=self.progress, layout=self.layout)
         return self._checked[machine]
 
     def __getitem__(self, machine: Machine) -> MachineData:
@@ -146,8 +146,11 @@ def _split(cfg: Config, machine: Machine, layout: str, bad) -> Split:
     return split_dcase_machine(machine, exclude=bad)
 
 
-def check_machine(cfg: Config, machine: Machine, *, progress: bool = False) -> CheckedMachine:
+def check_machine(cfg: Config, machine: Machine, *, progress: bool = False,
+                  layout: str | None = None) -> CheckedMachine:
     """Check every clip of `machine`, apply ``data.on_bad_file``, and split the good clips.
+
+    `layout` is the root's `data_layout` when the caller has it (found from the root's folders otherwise).
 
     Raises
     ------
@@ -160,7 +163,7 @@ def check_machine(cfg: Config, machine: Machine, *, progress: bool = False) -> C
         Too few good clips remain to split (no abnormal clips, or no training pool).
     """
     d = cfg.data
-    layout = data_layout(cfg)
+    layout = layout or data_layout(cfg)
     clips, ignored = _machine_clips(machine, layout)
     _warn_ignored(machine, ignored)
     checks = scan_files(clips, channel=d.channel, sample_rate=d.sample_rate, jobs=d.jobs,
@@ -275,9 +278,9 @@ def write_skipped(folder, skipped: dict[Machine, dict[str, str]]) -> pd.DataFram
 
 def machines_table(cfg: Config) -> pd.DataFrame:
     """One row per selected machine: clip counts of its training pool and evaluation split, and bad clips skipped."""
-    rows = []
+    rows, layout = [], data_layout(cfg)
     for machine in select_machines(cfg):
-        checked = check_machine(cfg, machine)
+        checked = check_machine(cfg, machine, layout=layout)
         split = checked.split
         n_abnormal = int(split.eval_labels.sum())
         rows.append({"machine": machine.name, "train_normal": len(split.train),
