@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from .config import load_config
-from .data import find_machines
+from .data import Machine, find_machines
 from .errors import DataError
 from .layout import pretrain_yaml, transfer_yaml
 
@@ -122,11 +122,14 @@ def run_demo(repo: Path, *, root: Path | None = None, dcase: int | None = None) 
         root, work = (root or repo / f"Sample_data_dcase{dcase}").resolve(), dcase_workspace(repo, dcase)
         if ensure_dcase_data(root, dcase):
             print(f"generated a synthetic DCASE {dcase} development set under {root}")
-        versions = _dcase_versions(root)
+        from .dcase_layout import find_dcase_machines
+
+        machines = find_dcase_machines(root)
+        versions = _dcase_versions(machines)
         overrides = {**DEMO_OVERRIDES, "data": {"root": str(root)},
                      "experiment": {**DEMO_OVERRIDES["experiment"], "budgets": DCASE_DEMO_BUDGETS}}
         summary = pd.concat([run_versions(work, versions=group, overrides=o)
-                             for group, o in _by_methods(versions, overrides, root)],
+                             for group, o in _by_methods(versions, overrides, machines)],
                             ignore_index=True)
     _print_summary(summary)
     from .report import write_report
@@ -152,11 +155,8 @@ def dcase_workspace(repo: Path, year: int) -> Path:
     return work
 
 
-def _dcase_versions(root: Path) -> tuple[str, ...]:
+def _dcase_versions(machines: list[Machine]) -> tuple[str, ...]:
     """v1-v4, without v2 where each machine type has one section (2023-2025: v2 has no source set)."""
-    from .dcase_layout import find_dcase_machines
-
-    machines = find_dcase_machines(root)
     if len({m.id for m in machines}) == 1:
         print("v2 (the other sections of the same type) is left out: each machine type of this set has one "
               "section, as in the first-shot years 2023-2025, so v2 has no source set")
@@ -165,18 +165,17 @@ def _dcase_versions(root: Path) -> tuple[str, ...]:
 
 
 def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any],
-                root: Path) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """(versions, overrides) to run: a version with a source set of one class (one machine whose clips name no
-    domain: DCASE 2020) cannot train the machine-ID classifier, so it runs without the classifier methods."""
-    from .dcase_layout import find_dcase_machines, split_dcase_machine
+                machines: list[Machine]) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """(versions, overrides) to run: a version with a source set of one class (`embedding_pretrain.class_names`:
+    one machine whose clips name no domain, as in DCASE 2020) cannot train the machine-ID classifier, so it runs
+    without the classifier methods."""
+    from .dcase_layout import split_dcase_machine
+    from .embedding_pretrain import class_names
     from .sources import source_sets
 
-    def one_class(machines) -> bool:
-        return len(machines) < 2 and len(set(split_dcase_machine(machines[0]).train_attributes)) < 2
-
-    machines = find_dcase_machines(root)
-    small = tuple(v for v in versions
-                  if any(one_class(s.machines) for t in machines for s in source_sets(v, t, machines)))
+    splits = {m: split_dcase_machine(m) for m in machines}
+    small = tuple(v for v in versions if any(len(class_names([splits[m] for m in s.machines])) < 2
+                                             for t in machines for s in source_sets(v, t, machines)))
     if not small:
         return [(versions, overrides)]
     methods = [m for m in overrides["experiment"]["methods"] if m not in ("embed_zero_shot", "embed_knn")]

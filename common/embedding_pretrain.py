@@ -46,18 +46,21 @@ def clip_classes(split: Split, files) -> list[str]:
     return [_class_name(split.machine, attributes[str(f)]) for f in files]
 
 
-def class_names(data: Machines, machines) -> list[str]:
-    """The classes of a classifier of `machines`: machine by machine, each one's attribute classes sorted."""
-    names = []
-    for machine in machines:
-        split = data.checked(machine).split
-        names += sorted({_class_name(machine, a) for a in split.train_attributes})
-    return names
+def class_names(splits) -> list[str]:
+    """The classes of a classifier of the machines of `splits` (`Split`s): machine by machine, each one's attribute
+    classes sorted."""
+    return [name for split in splits
+            for name in sorted({_class_name(split.machine, a) for a in split.train_attributes})]
+
+
+def source_classes(data: Machines, machines) -> list[str]:
+    """`class_names` of the checked splits of `machines` (their good training clips)."""
+    return class_names([data.checked(m).split for m in machines])
 
 
 def training_vectors(cfg: Config, data: Machines, job: PretrainJob, arch) -> tuple[np.ndarray, np.ndarray]:
     """Sampled network inputs of every training clip of each source machine, and each one's class."""
-    index = {name: i for i, name in enumerate(class_names(data, job.source.machines))}
+    index = {name: i for i, name in enumerate(source_classes(data, job.source.machines))}
     xs, ys = [], []
     for i, machine in enumerate(job.source.machines):
         md = data[machine]
@@ -79,7 +82,7 @@ def source_bank(cfg: Config, data: Machines, job: PretrainJob, arch, weights) ->
 
 def _attribute_classes(data: Machines, job: PretrainJob) -> list[str] | None:
     """The classes when they are not the source machines (DCASE 2021-2025 attributes); None otherwise."""
-    names = class_names(data, job.source.machines)
+    names = source_classes(data, job.source.machines)
     return None if names == [m.name for m in job.source.machines] else names
 
 

@@ -63,11 +63,11 @@ def pretrainings(cfg: Config) -> list[str]:
 
 def check_classes(cfg: Config, jobs: list[PretrainJob], data: Machines) -> None:
     """Refuse, before any training, an embedding pretraining of fewer than two classes: a source set of one
-    machine whose clips name no domain or attributes (`embedding_pretrain.class_names`)."""
-    from .embedding_pretrain import class_names
+    machine whose clips name no domain or attributes (`embedding_pretrain.source_classes`)."""
+    from .embedding_pretrain import source_classes
 
     single = sorted({j.source.label for j in jobs if j.method == EMBEDDING and len(j.source.machines) < 2
-                     and len(class_names(data, j.source.machines)) < 2})
+                     and len(source_classes(data, j.source.machines)) < 2})
     if single:
         embed = [m for m in cfg.experiment.methods if m.startswith("embed_")]
         raise DataError(

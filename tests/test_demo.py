@@ -53,6 +53,7 @@ def test_the_mimii_demo_does_not_write_beside_a_dcase_set(tmp_path):
 
 def test_the_dcase_demo_runs_in_its_own_workspace_without_v2_on_a_first_shot_set(tmp_path, capsys):
     """The workspace holds copies of the Version YAMLs (its results stay apart); a one-section set drops v2."""
+    from common.dcase_layout import find_dcase_machines
     from common.demo import _by_methods, _dcase_versions, dcase_workspace, ensure_dcase_data
     from common.synth.dcase import generate_dcase_dataset
 
@@ -69,13 +70,13 @@ def test_the_dcase_demo_runs_in_its_own_workspace_without_v2_on_a_first_shot_set
     generate_dcase_dataset(root, year=2023, types=("fan", "pump", "valve"), n_source=2, n_target=1, n_test=1,
                            seconds=0.5, progress=False)
     assert ensure_dcase_data(root, 2023, progress=False) is False  # a set of that layout is there: kept
-    assert _dcase_versions(root) == ("v1", "v3", "v4") and "one section" in capsys.readouterr().out
+    assert _dcase_versions(find_dcase_machines(root)) == ("v1", "v3", "v4") and "one section" in capsys.readouterr().out
     # v1's source sets are one machine each, but its clips' domains make two classes: nothing is left out
-    assert _by_methods(("v1", "v3", "v4"), DEMO_OVERRIDES, root) == [(("v1", "v3", "v4"), DEMO_OVERRIDES)]
+    assert _by_methods(("v1", "v3", "v4"), DEMO_OVERRIDES, find_dcase_machines(root)) == [(("v1", "v3", "v4"), DEMO_OVERRIDES)]
     root2020 = tmp_path / "d20"
     generate_dcase_dataset(root2020, year=2020, types=("fan", "pump"), sections=(0, 1), n_source=2, n_test=1,
                            seconds=0.5, progress=False)
-    groups = _by_methods(("v1", "v2"), DEMO_OVERRIDES, root2020)  # v2: the other ID, one class
+    groups = _by_methods(("v1", "v2"), DEMO_OVERRIDES, find_dcase_machines(root2020))  # v2: the other ID, one class
     assert [versions for versions, _ in groups] == [("v2",), ("v1",)]
     assert "embed_knn" not in groups[0][1]["experiment"]["methods"] and groups[1][1] == DEMO_OVERRIDES
     import pytest
