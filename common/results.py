@@ -46,6 +46,8 @@ SUMMARY_COLUMNS = [
     "auc_minus_scratch", "pauc_minus_scratch",
     "official_formula", "official_score",  # the DCASE year's mean over every row's terms (blank on MIMII)
 ]
+# Columns added after result folders without a store were written; such a folder's files lack them and still import.
+ADDED_COLUMNS = frozenset({"domain", *OFFICIAL_COLUMNS})
 KEY = ["target_type", "target_id", "source", "method", "budget", "seed"]
 METHOD_ORDER = {name: i for i, name in enumerate(METHOD_NAMES)}  # scratch, zero_shot, transfer, transfer_frozen
 # Text columns read as text whatever they hold (a budget "8", an ID "00"); the numbers are coerced on read.

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .io import atomic_write_text
 from .errors import DataError
-from .results import KEY, RESULT_COLUMNS, SCORE_COLUMNS, read_table
+from .results import ADDED_COLUMNS, KEY, RESULT_COLUMNS, SCORE_COLUMNS, read_table
 
 ROWS_DIR = ".rows"  # row files of older versions, imported into the store once
 STORE_DIR = ".store"
@@ -148,6 +148,11 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
         return None
 
 
+def _this_format(table: pd.DataFrame, columns: list[str]) -> bool:
+    """`table` has `columns`, or all of them but the `ADDED_COLUMNS` (a file written before those existed)."""
+    return list(table.columns) in (columns, [c for c in columns if c not in ADDED_COLUMNS])
+
+
 def read_results(out: Path) -> dict[tuple, tuple[dict[str, Any], pd.DataFrame]]:
     """Rows of a result folder written before the store existed, keyed like `KEY`, with their scores.
 
@@ -160,7 +165,8 @@ def read_results(out: Path) -> dict[tuple, tuple[dict[str, Any], pd.DataFrame]]:
     -----
     UserWarning
         results.csv or scores.csv is empty, not a CSV table, or has other columns than
-        `RESULT_COLUMNS` / `SCORE_COLUMNS` (its rows are recomputed); or a row file is unreadable.
+        `RESULT_COLUMNS` / `SCORE_COLUMNS` (with or without the later `ADDED_COLUMNS`; its rows are
+        recomputed); or a row file is unreadable.
     """
     found: dict[tuple, tuple[dict[str, Any], pd.DataFrame]] = {}
     res_path, score_path = out / "results.csv", out / "scores.csv"
@@ -168,7 +174,7 @@ def read_results(out: Path) -> dict[tuple, tuple[dict[str, Any], pd.DataFrame]]:
         results, scores = _read_csv(res_path), _read_csv(score_path)
         if results is None or scores is None:
             pass
-        elif list(results.columns) != RESULT_COLUMNS or list(scores.columns) != SCORE_COLUMNS:
+        elif not (_this_format(results, RESULT_COLUMNS) and _this_format(scores, SCORE_COLUMNS)):
             warnings.warn(
                 f"{res_path} has the columns of another format ({', '.join(map(str, results.columns))}); its "
                 f"{len(results)} row(s) are recomputed. Delete the file to silence this warning.",

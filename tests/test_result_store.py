@@ -179,6 +179,23 @@ def test_result_folder_without_store_is_imported_once(world, tiny_root, tmp_path
     assert files(out) == before
 
 
+def test_result_folder_without_store_from_before_the_dcase_columns_is_imported(world, tiny_root, tmp_path,
+                                                                              count_fits):
+    """results.csv / scores.csv without the columns added for DCASE roots (official scores, domain) import as
+    they are: no row is recomputed, and the rewritten files carry the new columns, blank."""
+    from common.results import ADDED_COLUMNS
+
+    cfg = copy_of(world, tmp_path, tiny_root, legacy=True)
+    out = cfg.output.result_dir
+    for name in ("results.csv", "scores.csv"):
+        table = pd.read_csv(out / name, dtype=str, keep_default_na=False)
+        table.drop(columns=[c for c in table.columns if c in ADDED_COLUMNS]).to_csv(out / name, index=False)
+    transfer(cfg, progress=False)
+    assert not count_fits and len(list((out / ".store").glob("*.json"))) == ROWS
+    results = pd.read_csv(out / "results.csv")
+    assert results["official_score"].isna().all() and len(results) == ROWS
+
+
 @pytest.mark.parametrize("name, content", [("results.csv", b""), ("scores.csv", b""),
                                            ("results.csv", b"\x00\xff\xfe binary \x81\n\x00")])
 def test_empty_or_non_csv_result_file_is_ignored_naming_it(world, tiny_root, tmp_path, name, content):
