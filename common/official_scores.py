@@ -1,27 +1,34 @@
 """The official scores of DCASE Task 2, 2020-2025, from a table of clip scores: one table of formulas, one reader.
 
 A year's score is a mean over *terms*: AUC or pAUC of one machine type's section (or ID) over the clips
-that year's evaluator selects. `FORMULAS` says, per year, which clips each term uses and which mean
-(arithmetic or harmonic) joins them; every year is computed by the same code from that row. Read from
-the official evaluators and baselines:
+that year's evaluator selects. `FORMULAS` says, per year, which clips each term uses, which mean
+(arithmetic or harmonic) joins them and how the total groups them; every year is computed by the same code
+from that row. Read from the official evaluators and baselines:
 
-- 2020: ``y-kawagu/dcase2020_task2_evaluator`` ``evaluator.py`` and ``y-kawagu/dcase2020_task2_baseline``
-  ``01_test.py``: AUC and pAUC per machine ID over all its test clips; per type the "Average" (mean over
-  IDs). The score is their arithmetic mean, as ``TakuyaFujimura/dcase-asd-toolkit``
-  ``asdkit/utils/asdkit_utils/evaluate.py`` takes it (``s_auc``, ``s_pauc``, ``np.mean``). The 2020
-  evaluator prints no single number over all types; `OfficialScores.official` takes the mean over every
-  (type, ID) term, and `OfficialScores.per_type` holds the per-type values the 2020 tables show.
+- 2020: ``y-kawagu/dcase2020_task2_evaluator`` ``evaluator.py`` (and ``y-kawagu/dcase2020_task2_baseline``
+  ``01_test.py``): AUC and pAUC per machine ID over all its test clips, and per type the "Average" (mean over
+  its IDs). The evaluator prints no single number over all types. The published 2020 totals (ASDKit,
+  ``TakuyaFujimura/dcase-asd-toolkit``) are the arithmetic mean of AUC and pAUC per type
+  (``asdkit/utils/asdkit_utils/evaluate.py``: ``s_auc``, ``s_pauc``, ``np.mean`` over the type's IDs), then the
+  mean over types (``asdkit/bin/table.py``: ``table_df.apply(np.mean, axis=1)`` over one column per type);
+  `OfficialScores.official` is that mean of per-type means. It differs from the mean over all (type, ID) terms
+  (`OfficialScores.amean`) when types have different ID counts, as on the 2020 development set (ToyConveyor
+  3 IDs, the other types 4).
 - 2021: ``y-kawagu/dcase2021_task2_evaluator`` ``dcase2021_task2_evaluator.py``: AUC and pAUC per section
-  and domain, each over that domain's own test clips (``source_test`` / ``target_test``); the official
-  score is the harmonic mean over sections of {AUC-s, AUC-t, pAUC-s, pAUC-t} (ASDKit ``evaluate.py``,
-  ``get_official_domain_auc_list("dcase2021")``; the evaluator prints the harmonic means of AUC and of pAUC).
-- 2022: ``Kota-Dohi/dcase2022_task2_baseline_ae`` ``01_test.py``: AUC (source) over the section's source
-  normals and *all* its anomalies (both domains), AUC (target) likewise, pAUC over every clip of the
-  section; official = harmonic mean over sections of {AUC-s, AUC-t, pAUC} (ASDKit ``smix_auc``,
-  ``tmix_auc``, ``mix_pauc``).
-- 2023, 2024, 2025: ``nttcslab/dcase2023_task2_evaluator`` and ``nttcslab/dcase2024_task2_evaluator``
-  (``(y_domain == domain_idx) | (y_true_all != 0)``; ``official_score = hmean(max(all_perf, eps))`` over
-  every type's AUC-s, AUC-t and pAUC); the 2025 evaluator's README prints the same rows. One section per type.
+  and domain, each over that domain's own test clips (``source_test`` / ``target_test``); its ``official score``
+  line is the harmonic mean of every section's and domain's AUC and pAUC (``performance_over_all[:, 0:2]``),
+  as ASDKit's ``get_official_domain_auc_list("dcase2021")`` takes it.
+- 2022: ``Kota-Dohi/dcase2022_evaluator`` ``dcase2022_task2_evaluator.py`` (the official 2022 evaluator,
+  commit 9785ae5): AUC (source) over the section's source normals and *all* its anomalies (both domains,
+  ``(y_domain == domain_idx) | (y_true_all != 0)``), AUC (target) likewise, pAUC over every clip of the
+  section; its ``official score`` is the harmonic mean of every section's {AUC-s, AUC-t, pAUC} (``all_perf``).
+  ASDKit's ``smix_auc``, ``tmix_auc``, ``mix_pauc`` are the same terms.
+- 2023, 2024, 2025: ``nttcslab/dcase2023_task2_evaluator`` and ``nttcslab/dcase2024_task2_evaluator`` (the
+  2022 selections; ``official_score = hmean(max(all_perf, eps))`` over every type's AUC-s, AUC-t and pAUC);
+  the README of ``nttcslab/dcase2025_task2_evaluator`` prints the same rows. One section per type.
+
+From 2021 on every type has as many sections (and so terms), so the harmonic mean over all terms is also
+ASDKit's harmonic mean over per-type scores.
 
 pAUC is scikit-learn's ``roc_auc_score(y_true, y_score, max_fpr=0.1)``, which every evaluator calls: the
 McClish-standardised partial AUC (0.5 = chance), the same as `common.metrics.auc_pauc`, which computes
@@ -60,7 +67,9 @@ class Formula:
 
     ``auc`` and ``pauc`` are one of ``"section"`` (every clip of the section, one term), ``"own"`` (per domain:
     that domain's normals and anomalies) or ``"mixed"`` (per domain: that domain's normals and every anomaly
-    of the section). ``mean`` is ``"arithmetic"`` or ``"harmonic"``.
+    of the section). ``mean`` is ``"arithmetic"`` or ``"harmonic"``. ``total`` is how the year's score joins
+    its terms: ``"terms"`` (one mean over every term, as the evaluators' ``official score`` line) or ``"types"``
+    (the mean over machine types of each type's mean, as the published 2020 totals).
     """
 
     year: int
@@ -70,6 +79,7 @@ class Formula:
     one_section: bool  # the first-shot years: one section per machine type
     unit: str  # what a section is called in messages ("ID" in 2020)
     source: str
+    total: str = "terms"
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -86,14 +96,16 @@ class Formula:
 
 
 _ASDKIT = "TakuyaFujimura/dcase-asd-toolkit asdkit/utils/asdkit_utils/evaluate.py"
-_FIRST_SHOT = "nttcslab/dcase2023_task2_evaluator, nttcslab/dcase2024_task2_evaluator, dcase2025 evaluator README"
+_FIRST_SHOT = ("nttcslab/dcase2023_task2_evaluator, nttcslab/dcase2024_task2_evaluator, "
+               "nttcslab/dcase2025_task2_evaluator README")
 FORMULAS: dict[int, Formula] = {
     2020: Formula(year=2020, auc="section", pauc="section", mean="arithmetic", one_section=False, unit="ID",
-                  source=f"y-kawagu/dcase2020_task2_evaluator evaluator.py; {_ASDKIT}"),
+                  source=f"y-kawagu/dcase2020_task2_evaluator evaluator.py; {_ASDKIT}; "
+                         "TakuyaFujimura/dcase-asd-toolkit asdkit/bin/table.py", total="types"),
     2021: Formula(year=2021, auc="own", pauc="own", mean="harmonic", one_section=False, unit="section",
                   source=f"y-kawagu/dcase2021_task2_evaluator dcase2021_task2_evaluator.py; {_ASDKIT}"),
     2022: Formula(year=2022, auc="mixed", pauc="section", mean="harmonic", one_section=False, unit="section",
-                  source=f"Kota-Dohi/dcase2022_task2_baseline_ae 01_test.py; {_ASDKIT}"),
+                  source=f"Kota-Dohi/dcase2022_evaluator dcase2022_task2_evaluator.py; {_ASDKIT}"),
     **{year: Formula(year=year, auc="mixed", pauc="section", mean="harmonic", one_section=True, unit="section",
                      source=_FIRST_SHOT) for year in (2023, 2024, 2025)},
 }
@@ -108,7 +120,8 @@ class OfficialScores:
     ``machine_type``, one column per term name (its arithmetic mean over the type's sections, as the
     evaluators' per-type rows) and ``official`` (the year's mean over the type's terms). ``by_term``:
     ``term``, ``amean``, ``hmean`` over every type and section (the evaluators' "over all machine types,
-    sections" rows). ``official``: the year's mean over every term; ``amean``: their arithmetic mean.
+    sections" rows). ``official``: the year's total (`official_total`: 2020 the mean over types of each type's
+    mean, 2021-2025 the harmonic mean over every term); ``amean``: the arithmetic mean over every term.
     """
 
     year: int
@@ -142,8 +155,8 @@ def formula_year(name: str) -> int:
 def section_score(labels, scores, domains, *, year: int, name: str = "") -> tuple[dict[str, float], float]:
     """Each term of `year`'s formula over one section's (or 2020 ID's) clips, and that section's score.
 
-    The score is the year's mean of the section's terms. Every section has as many terms, so the year's
-    mean of several sections' scores equals its mean over all their terms, as the official score takes it.
+    The score is the year's mean of the section's terms. Every section has as many terms, so `official_total`
+    of several sections' scores equals the year's total over all their terms (`official_scores`).
     `domains` ("source" / "target" per clip) is ignored in 2020; `name` names the section in errors.
     """
     formula = formula_for(year)
@@ -223,8 +236,38 @@ def summarize_terms(terms: pd.DataFrame, *, year: int) -> OfficialScores:
                           per_section=per_section.reindex(columns=names).reset_index().rename_axis(columns=None),
                           per_type=pd.DataFrame(per_type, columns=["machine_type", *names, "official"]),
                           by_term=pd.DataFrame(by_term, columns=["term", "amean", "hmean"]),
-                          official=official_mean(terms["value"], mean=formula.mean),
+                          official=official_total(terms["value"], machine_types=terms["machine_type"],
+                                                  sections=terms["section"], year=year),
                           amean=float(np.mean(terms["value"].to_numpy(dtype=float))))
+
+
+def official_total(values, *, machine_types, sections, year: int) -> float:
+    """The official score of `year` over terms or section scores, each given with its machine type and section.
+
+    2020 (``Formula.total == "types"``): per section the mean of its values (a section's terms, or a target's
+    rows over sources and seeds), per type the mean of its sections, then the mean over types, as the published
+    2020 totals (ASDKit ``asdkit/bin/table.py``). 2021-2025: the harmonic mean of all values, as the evaluators'
+    ``official score`` line; a section's score is already the harmonic mean of its terms, and every section has
+    as many, so this is the harmonic mean over every term.
+
+    Raises
+    ------
+    MetricError
+        A value is not finite, or the three sequences differ in length.
+    """
+    formula = formula_for(year)
+    values = np.asarray(values, dtype=float)
+    machine_types, sections = list(machine_types), list(sections)
+    if not len(values) == len(machine_types) == len(sections):
+        raise MetricError(f"official_total needs one machine type and section per value; got {len(values)} values, "
+                          f"{len(machine_types)} machine types and {len(sections)} sections")
+    if formula.total == "terms":
+        return official_mean(values, mean=formula.mean)
+    official_mean(values, mean="arithmetic")  # the finiteness check and its message
+    table = pd.DataFrame({"machine_type": machine_types, "section": sections, "value": values})
+    per_section = table.groupby(["machine_type", "section"], sort=True)["value"].mean()
+    per_type = per_section.groupby(level="machine_type").mean()
+    return official_mean(per_type.to_numpy(), mean=formula.mean)
 
 
 def official_mean(values, *, mean: str) -> float:

@@ -13,7 +13,7 @@ import pandas as pd
 from .errors import DataError
 from .official_scores import FORMULA_NAMES, formula_for, formula_year
 from .published import published_for
-from .results import METHOD_ORDER, budget_key, official_of_rows, version_key
+from .results import METHOD_ORDER, budget_key, formula_name, official_of_rows, version_key
 
 # official.csv: scores in percent (100 x the 0-1 value); the per-domain AUCs are means over the targets that
 # have the term (none in 2020); ``official_minus_scratch_pct`` = this row's official score - scratch's at the
@@ -29,11 +29,15 @@ PUBLISHED_SENTENCE = ("Published official scores of the same formula (`common.pu
 
 
 def official_rows(results: pd.DataFrame) -> pd.DataFrame:
-    """The rows of `results` scored by a DCASE formula (none on MIMII roots or in files older than the column)."""
+    """The rows of `results` scored by a DCASE formula, ``official_formula`` as text (`results.formula_name`).
+
+    None on MIMII roots or in files older than the column; a plain ``pd.read_csv`` (2020, 2021 read as numbers)
+    gives the same rows as `common.results`' reader.
+    """
     if "official_formula" not in results.columns:
         return results.iloc[0:0]
-    named = results["official_formula"].map(lambda v: isinstance(v, str) and v != "")
-    return results[named]
+    names = results["official_formula"].map(formula_name)
+    return results.assign(official_formula=names)[names != ""]
 
 
 def _target_mean(rows: pd.DataFrame, column: str) -> float:
@@ -87,10 +91,16 @@ def formula_sentence(formula: str) -> str:
     """What the official score of a row is, in words, for a formula name ("2020", "2021", "2022-2025")."""
     spec = formula_for(formula_year(formula))
     terms = [_TERM_WORDS[metric] + ("" if domain == "all" else f"-{domain}") for metric, domain, _ in spec.terms]
-    return (f"The official score is the DCASE {formula} formula (`common.official_scores`): the {spec.mean} mean "
-            f"of every term ({', '.join(terms)} of each {spec.unit}) over every target, source and seed of the row, "
-            "in percent as the DCASE tables print it; Δ scratch is its plain difference to scratch's official "
-            "score at the same version and budget (percentage points).")
+    if spec.total == "types":
+        how = (f"the {spec.mean} mean over machine types of each type's mean of its terms ({', '.join(terms)} of "
+               f"each {spec.unit}; a target's sources and seeds averaged first), as the published {formula} totals "
+               "average types")
+    else:
+        how = (f"the {spec.mean} mean of every term ({', '.join(terms)} of each {spec.unit}) over every target, "
+               "source and seed of the row")
+    return (f"The official score is the DCASE {formula} formula (`common.official_scores`): {how}, in percent as "
+            "the DCASE tables print it; Δ scratch is its plain difference to scratch's official score at the same "
+            "version and budget (percentage points).")
 
 
 def v2_note(results: pd.DataFrame, formula: str) -> str | None:

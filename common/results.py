@@ -22,7 +22,7 @@ from .config import METHOD_NAMES, load_config
 from .errors import DataError
 from .io import atomic_write_text
 from .layout import transfer_yaml, versions_in
-from .official_scores import formula_for, formula_year, official_mean
+from .official_scores import formula_for, formula_year, official_total
 
 # DCASE roots only (blank on MIMII): the official formula the row is scored by (`common.official_scores`:
 # "2020", "2021", "2022-2025"), the section's official score (the year's mean of its terms) and the per-domain
@@ -218,19 +218,62 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     return summary.loc[order.sort_values(["version", "_b", "_m"]).index].reset_index(drop=True)
 
 
+def formula_name(value: Any) -> str:
+    """A results.csv ``official_formula`` cell as text: ``""`` when blank, else the formula's name ("2020").
+
+    A reader that did not ask for text (a plain ``pd.read_csv``) gets the 2020 and 2021 names as integers, or as
+    floats when MIMII rows leave the column blank; they name the same formulas. Anything else raises.
+
+    Raises
+    ------
+    DataError
+        The cell is neither blank, text nor a whole number (e.g. ``2020.5`` or ``True``).
+    """
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    raise DataError(f"official_formula={value!r} ({type(value).__name__}) is not a formula name such as "
+                    "'2020', '2021' or '2022-2025'; read results.csv with common.results (official_formula as text)")
+
+
 def official_of_rows(rows: pd.DataFrame) -> dict[str, Any]:
-    """``official_formula`` and ``official_score`` of a group of rows: the formula's mean (harmonic from 2021) of
-    their section scores, i.e. over every term of every target, source and seed; blank for MIMII rows."""
+    """``official_formula`` and ``official_score`` of a group of rows; blank for MIMII rows.
+
+    The score is `official_scores.official_total` of the rows' section scores: from 2021 the harmonic mean over
+    every row (i.e. over every term of every target, source and seed); in 2020 per target the mean over its
+    sources and seeds, per machine type the mean over its targets, then the mean over types, as the published
+    2020 totals. Blank (NaN) when a row lacks its section score. ``official_formula`` may be text or, from a
+    plain ``pd.read_csv``, a number (`formula_name`).
+
+    Raises
+    ------
+    DataError
+        The rows were scored by several formulas, a formula cell is not a name (`formula_name`), or 2020 rows
+        lack ``target_type`` / ``target_id``.
+    MetricError
+        A formula name that is no formula (`official_scores.formula_year`).
+    """
     if "official_formula" not in rows.columns:
         return {"official_formula": "", "official_score": float("nan")}
-    names = sorted({str(v) for v in rows["official_formula"] if isinstance(v, str) and v})
+    names = sorted({name for name in map(formula_name, rows["official_formula"]) if name})
     scores = pd.to_numeric(rows["official_score"], errors="coerce")
     if not names or scores.isna().any():
         return {"official_formula": "", "official_score": float("nan")}
     if len(names) > 1:
         raise DataError(f"rows scored by several DCASE formulas {names} cannot be averaged into one official score")
-    formula = formula_for(formula_year(names[0]))
-    return {"official_formula": names[0], "official_score": official_mean(scores, mean=formula.mean)}
+    year = formula_year(names[0])
+    missing = [c for c in ("target_type", "target_id") if c not in rows.columns]
+    if missing and formula_for(year).total == "types":
+        raise DataError(f"the DCASE {names[0]} official score averages per machine type; the rows lack {missing}")
+    machine_types = rows["target_type"] if not missing else [""] * len(rows)
+    sections = rows["target_id"] if not missing else [""] * len(rows)
+    score = official_total(scores, machine_types=machine_types, sections=sections, year=year)
+    return {"official_formula": names[0], "official_score": score}
 
 
 def write_summary(out: Path, results: pd.DataFrame) -> pd.DataFrame:

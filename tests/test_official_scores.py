@@ -1,5 +1,6 @@
 """Official DCASE Task 2 scores: each year's formula against a hand-computed table, the hmean machinery
-against the totals the official evaluators' READMEs publish, and errors that name what is missing.
+against the totals the official evaluators' READMEs publish, the 2020 total as the published one (mean of
+per-type means), results.csv rows read back by a plain ``pd.read_csv``, and errors that name what is missing.
 
 Hand arithmetic used below. AUC = the share of (anomaly, normal) pairs in which the anomaly scores higher.
 pAUC (max_fpr 0.1, McClish-standardised as scikit-learn and every evaluator compute it): with at most 10
@@ -14,8 +15,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from common.errors import MetricError
-from common.official_scores import FORMULAS, TERM_COLUMNS, official_mean, official_scores, summarize_terms
+from common.errors import DataError, MetricError
+from common.official_scores import (FORMULA_NAMES, FORMULAS, TERM_COLUMNS, official_mean, official_scores,
+                                    official_total, summarize_terms)
+from common.results import formula_name, official_of_rows
 
 
 def pauc_hand(a: float) -> float:
@@ -54,7 +57,29 @@ def test_2020_arithmetic_mean_of_auc_and_pauc_per_machine_id():
     assert fan["auc"] == 0.75 and fan["pauc"] == pytest.approx((1 + 9 / 19) / 2)
     assert fan["official"] == pytest.approx((1 + 1 + 0.5 + 9 / 19) / 4)
     assert pump["official"] == pytest.approx((5 / 6 + 14 / 19) / 2)
-    assert result.official == pytest.approx((1 + 1 + 0.5 + 9 / 19 + 5 / 6 + 14 / 19) / 6) == result.amean
+    # the total: mean over the two types (fan has two IDs, pump one), not over the six terms
+    assert result.official == pytest.approx((fan["official"] + pump["official"]) / 2)
+    assert result.amean == pytest.approx((1 + 1 + 0.5 + 9 / 19 + 5 / 6 + 14 / 19) / 6)
+    assert abs(result.official - result.amean) > 0.005
+
+
+def test_2020_total_is_the_mean_of_per_type_means_on_unequal_id_counts():
+    """Issue 26's repro: fan with 4 IDs (anomalies shifted by 2.0), ToyConveyor with 3 (shift 0.2), 20 + 20 clips
+    per ID, seed 0. The published 2020 totals (ASDKit asdkit/bin/table.py) average per type: 0.6722, not the
+    0.7036 of a mean over the seven (type, ID) sections."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for machine_type, n_ids, shift in (("fan", 4, 2.0), ("ToyConveyor", 3, 0.2)):
+        for i in range(n_ids):
+            for label in (0, 1):
+                rows += [{"machine_type": machine_type, "section": f"id_0{i}", "label": label, "score": s}
+                         for s in rng.normal(size=20) + label * shift]
+    result = official_scores(pd.DataFrame(rows), year=2020)
+    assert result.official == pytest.approx(0.6722, abs=5e-5) and result.amean == pytest.approx(0.7036, abs=5e-5)
+    assert result.official == pytest.approx(result.per_type["official"].mean(), rel=1e-12)
+    sections = result.per_section.assign(score=(result.per_section["auc"] + result.per_section["pauc"]) / 2)
+    assert official_total(sections["score"], machine_types=sections["machine_type"], sections=sections["section"],
+                          year=2020) == pytest.approx(result.official, rel=1e-12)
 
 
 def test_2021_hmean_of_own_domain_auc_and_pauc_over_sections_and_domains():
@@ -222,10 +247,56 @@ def test_section_scores_average_to_the_official_score_over_all_terms(year, rng):
     expected = official_scores(clips.drop(columns="domain") if year == 2020 else clips, year=year)
     assert [terms for terms, _ in scored] == [row.drop(["machine_type", "section"]).to_dict()
                                               for _, row in expected.per_section.iterrows()]
-    rows = pd.DataFrame({"official_formula": FORMULA_NAMES[year], "official_score": [s for _, s in scored]})
+    rows = pd.DataFrame({"official_formula": FORMULA_NAMES[year], "official_score": [s for _, s in scored],
+                         "target_type": "fan", "target_id": [f"0{i}" for i in range(3)]})
     assert official_of_rows(rows) == {"official_formula": FORMULA_NAMES[year],
                                       "official_score": pytest.approx(expected.official, rel=1e-12)}
     assert np.isnan(official_of_rows(rows.assign(official_formula=""))["official_score"])
+
+
+def test_2020_rows_average_sources_and_seeds_per_target_then_targets_per_type_then_types():
+    """Section scores of 2020 rows (hand-chosen): fan has two IDs, one of them with two seeds; pump one ID."""
+    rows = pd.DataFrame({"official_formula": "2020", "target_type": ["fan", "fan", "fan", "pump"],
+                         "target_id": ["id_00", "id_00", "id_02", "id_00"], "official_score": [0.5, 0.7, 0.9, 0.4]})
+    # fan: id_00 (0.5 + 0.7) / 2 = 0.6, id_02 0.9 -> 0.75; pump 0.4; total (0.75 + 0.4) / 2 = 0.575
+    assert official_of_rows(rows)["official_score"] == pytest.approx(0.575)
+    with pytest.raises(DataError, match=r"DCASE 2020 official score averages per machine type; .*\['target_id'\]"):
+        official_of_rows(rows.drop(columns="target_id"))
+
+
+@pytest.mark.parametrize("formula, blank_rows", [("2020", False), ("2021", False), ("2020", True),
+                                                 ("2022-2025", False)])
+def test_official_of_rows_reads_a_results_csv_read_by_plain_pandas(formula, blank_rows, tmp_path):
+    """pd.read_csv reads the formula "2020" / "2021" as an integer (a float beside blank MIMII rows): the same
+    official score as the project's reader, which reads the column as text."""
+    rows = pd.DataFrame({"official_formula": formula, "target_type": ["fan", "fan", "pump"],
+                         "target_id": ["00", "01", "00"], "official_score": [0.6, 0.8, 0.5]})
+    if blank_rows:  # a MIMII row with a blank formula and no score is left out, as by the text reader
+        rows = pd.concat([rows, pd.DataFrame({"official_formula": [None], "target_type": ["valve"],
+                                              "target_id": ["00"], "official_score": [np.nan]})])
+    rows.to_csv(tmp_path / "results.csv", index=False)
+    plain = pd.read_csv(tmp_path / "results.csv")
+    as_text = pd.read_csv(tmp_path / "results.csv", dtype={"official_formula": str, "target_id": str})
+    named = lambda t: t[t["official_formula"].map(formula_name) != ""]  # noqa: E731
+    got, expected = official_of_rows(named(plain)), official_of_rows(named(as_text))
+    assert got["official_formula"] == expected["official_formula"] == formula
+    assert got["official_score"] == pytest.approx(expected["official_score"], rel=1e-15)
+    assert not np.isnan(got["official_score"])
+
+
+@pytest.mark.parametrize("value, name", [("2020", "2020"), (" 2021 ", "2021"), (2020, "2020"), (np.int64(2021), "2021"),
+                                         (2020.0, "2020"), (np.nan, ""), (None, ""), ("", "")])
+def test_formula_name_of_a_cell(value, name):
+    assert formula_name(value) == name
+
+
+@pytest.mark.parametrize("value", [2020.5, True])
+def test_a_formula_cell_that_is_no_name_is_refused(value):
+    with pytest.raises(DataError, match=rf"official_formula={value!r} .* is not a formula name"):
+        formula_name(value)
+    with pytest.raises(DataError, match="is not a formula name"):
+        official_of_rows(pd.DataFrame({"official_formula": [value], "official_score": [0.5],
+                                       "target_type": ["fan"], "target_id": ["00"]}))
 
 
 def test_published_scores_are_listed_per_formula_with_their_source():

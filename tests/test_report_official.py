@@ -128,6 +128,24 @@ def test_2020_formula_is_arithmetic_without_domain_terms():
     assert table.loc[("transfer", "all"), "official_score_pct"] == pytest.approx(100 * (0.80 + 0.90) / 2)
     assert table["auc_source_pct"].isna().all() and table["auc_target_pct"].isna().all()
     assert "arithmetic mean" in formula_sentence("2020") and "AUC, pAUC of each ID" in formula_sentence("2020")
+    assert "mean over machine types of each type's mean" in formula_sentence("2020")
+
+
+def test_2020_official_table_averages_per_type_and_reads_a_plain_read_csv(tmp_path):
+    """A second fan ID (score 0.30 below the first) at every row: the fan type's mean moves, pump's weight does not
+    shrink to a third; the same rows read back by a plain pd.read_csv (formula as an integer) give the same table."""
+    rows = pd.DataFrame(rows_of("v1", formula="2020")).assign(auc_source=np.nan, auc_target=np.nan)
+    second = rows[rows["target_type"] == "fan"].assign(target_id="section_01",
+                                                       official_score=lambda t: t["official_score"] - 0.30)
+    rows = pd.concat([rows, second], ignore_index=True)
+    table = official_table(rows).set_index(["method", "budget"])
+    # transfer at all: fan (0.80 + 0.50) / 2 = 0.65, pump 0.90 -> 0.775 (a mean over the three IDs: 0.733)
+    assert table.loc[("transfer", "all"), "official_score_pct"] == pytest.approx(77.5)
+    rows.to_csv(tmp_path / "results.csv", index=False)
+    plain = pd.read_csv(tmp_path / "results.csv")
+    assert plain["official_formula"].dtype.kind == "i"
+    again = official_table(plain.assign(budget=plain["budget"].astype(str)))
+    pd.testing.assert_frame_equal(again, official_table(rows), check_dtype=False)
 
 
 def test_rows_of_several_formulas_in_one_group_and_unknown_formulas_are_refused():
