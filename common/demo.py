@@ -198,6 +198,7 @@ def _print_summary(summary: pd.DataFrame) -> None:
               .to_string(index=False))
         for formula in formulas:
             print(f"\nofficial_score: the DCASE {formula} formula over every target (0-1). Published official "
-                  "scores (percent; dev sets compare with a run on the same set, eval sets show the year's "
-                  "difficulty):")
-            print(published_for(formula).to_string(index=False))
+                  "scores (percent; each row's source in common.published): dev rows were scored on that year's "
+                  "real development set, eval rows on its withheld evaluation set; the synthetic machines here "
+                  "compare with neither:")
+            print(published_for(formula).drop(columns="source").to_string(index=False))

@@ -22,10 +22,17 @@ OFFICIAL_TABLE_COLUMNS = ["version", "method", "budget", "official_formula", "of
                           "auc_target_pct", "official_minus_scratch_pct", "n_targets", "n_runs"]
 FIRST_SHOT = FORMULA_NAMES[2022]  # "2022-2025", the formula of the first-shot years 2023-2025 (one section per machine type)
 _TERM_WORDS = {"auc": "AUC", "pauc": "pAUC"}
-PUBLISHED_SENTENCE = ("Published official scores of the same formula (`common.published`), in percent: "
-                      "development-set (dev) numbers compare with a run on the same development set; "
-                      "evaluation-set (eval) numbers were scored on withheld clips and are a reference for the "
-                      "year's difficulty, not a like-for-like comparison.")
+PUBLISHED_SENTENCE = (
+    "Published official scores of the same formula (`common.published`), in percent, each with its split and "
+    "source. The runs above score a development set's test clips: only a **dev** row of the run's own year was "
+    "scored on the same clips. An **eval** row was scored on that year's evaluation set (withheld clips; in "
+    "2023-2025 other machine types): it shows how hard the year was and is not a like-for-like comparison with "
+    "any run here. Every published system trained on all of the target's training clips (the note says how), so "
+    "a few-clip budget compares with none of them; the classifier rows (one network trained on every machine of "
+    "the year, the target's own clips included; in 2020 its ~1,000) are upper bounds, not transfer results.")
+# What the "beside a dev run" column says of a published row, by split.
+SPLIT_WORDS = {"dev": "same clips only for a run on this year's development set",
+               "eval": "no: evaluation set, other clips"}
 
 
 def official_rows(results: pd.DataFrame) -> pd.DataFrame:
@@ -134,7 +141,11 @@ def shown_table(official: pd.DataFrame) -> pd.DataFrame:
 
 
 def published_shown(formula: str) -> pd.DataFrame:
-    """`published.published_for(formula)` formatted for report.md: year, split, system, score (%), source."""
+    """`published.published_for(formula)` formatted for report.md: every row says its split and whether it is
+    scored on the clips of a development-set run ("beside a dev run"), its training-data note and its source."""
     table = published_for(formula)
-    return table.assign(official_score=[f"{v:.2f}" for v in table["official_score"]]).rename(
-        columns={"official_score": "official score (%)"})
+    return pd.DataFrame({
+        "year": table["year"], "split": table["split"], "beside a dev run": table["split"].map(SPLIT_WORDS),
+        "system": table["system"], "official score (%)": [f"{v:.2f}" for v in table["official_score"]],
+        "note": table["note"], "source": table["source"],
+    })

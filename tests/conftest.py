@@ -183,3 +183,19 @@ def pipeline(tiny_root, tmp_path_factory):
         return runs[key]
 
     return get
+
+
+# The official evaluators' README result blocks and the 2020 baseline README's result table, copied verbatim.
+EVALUATORS = Path(__file__).resolve().parent / "data" / "evaluators"
+
+
+def evaluator_blocks() -> list[tuple[int, str, pd.DataFrame]]:
+    """(year, system, per-type table) of every ``_seed13711_official_score_paper.csv`` block in tests/data/evaluators:
+    the blocks of nttcslab/dcase2023_task2_evaluator README.md @ 3aa8a9f, nttcslab/dcase2024_task2_evaluator
+    README.md @ b5d17f6 and the nttcslab/dcase2025_task2_evaluator README (a stored copy), copied verbatim."""
+    out = []
+    for path in sorted(EVALUATORS.glob("dcase*_seed13711_official_score_paper.csv")):
+        block = pd.read_csv(path)
+        for system, rows in block.groupby("System", sort=True):
+            out.append((int(path.name[5:9]), system, rows.set_index("metric")))
+    return out

@@ -95,7 +95,12 @@ def test_report_md_shows_the_official_scores_beside_the_published_ones(dcase_rep
     transfer = 100 * (hmean2(0.75, 0.85) - hmean2(0.55, 0.65))
     assert f"| v3 | transfer | 2 | 2 | 2 | {100 * hmean2(0.75, 0.85):.2f} | {transfer:+.2f} |" in section
     published = section.split("Published official scores")[1]
-    assert "| 2023 | dev | challenge baseline (autoencoder, MSE) | 59.25 |" in published
+    # an evaluation-set number is labelled eval and says, in its own row, that a dev run is not scored on its clips
+    assert ("| 2023 | eval | no: evaluation set, other clips | challenge baseline (autoencoder, MSE) | 59.25 | "
+            "all target training data") in published
+    assert "| 2023 | dev | same clips only for a run on this year's development set | ASDKit re-run" in published
+    assert "nttcslab/dcase2023_task2_evaluator @ 3aa8a9f" in published
+    assert "**eval**" in published and "not a like-for-like comparison" in published
     assert "| 2020 |" not in published and "| 2021 |" not in published
     assert "v2 has no results here" in section and "one section per machine type" in section
     assert section.index("v2 has no results") < section.index("Published official scores")
@@ -146,6 +151,17 @@ def test_2020_official_table_averages_per_type_and_reads_a_plain_read_csv(tmp_pa
     assert plain["official_formula"].dtype.kind == "i"
     again = official_table(plain.assign(budget=plain["budget"].astype(str)))
     pd.testing.assert_frame_equal(again, official_table(rows), check_dtype=False)
+
+
+def test_a_2020_report_says_the_classifier_rows_are_upper_bounds(tmp_path):
+    """Few-clip 2020 rows beside the ASDKit classifier's 90.57: the row itself says upper bound, all target data."""
+    repo = fake_repo(tmp_path / "d2020", versions=("v1",), formula="2020")
+    text = write_report(repo, version_plots=False, n_boot=100).read_text()
+    published = text.split("## DCASE official scores")[1].split("Published official scores")[1]
+    (line,) = [line for line in published.splitlines() if "| 2020 | dev |" in line and "| 90.57 |" in line]
+    assert "upper bound, not transfer" in line and "~1,000 training clips" in line
+    assert "| 2020 | eval | no: evaluation set, other clips |" in published
+    assert "| 2020 | dev | same clips only for a run on this year's development set | challenge baseline" in published
 
 
 def test_rows_of_several_formulas_in_one_group_and_unknown_formulas_are_refused():
