@@ -90,3 +90,19 @@ def test_published_for_is_sorted_by_year_with_dev_rows_first():
     order = list(zip(table["year"], table["split"]))
     assert order == sorted(order) and isinstance(table["source"].iloc[0], str)
     assert pd.Series([p.year for p in PUBLISHED]).between(2020, 2025).all()
+
+
+def test_the_readme_table_lists_every_published_number_with_its_split():
+    """README's "Which published numbers" table: one row per `PUBLISHED` number, same year, split and score; the
+    classifier rows say upper bound."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("**Which published numbers a result compares with**")[1].split("**A DCASE demo.**")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+            if re.match(r"\| 20\d\d \|", line)]
+    assert sorted((int(y), split, float(score)) for y, split, _, score, _ in rows) == sorted(
+        (p.year, p.split, p.official_score) for p in PUBLISHED)
+    for year, split, system, score, trained_on in rows:
+        assert ("classifier" in system) == trained_on.startswith("**upper bound**"), system
+    assert "never read a dev run against" in section and "upper bounds, not transfer results" in section
