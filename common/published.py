@@ -63,7 +63,8 @@ class Published:
 # (MACHINE_DICT) at ed27d82; the evaluators' per-type columns (see the Source of each row).
 _TYPES_2020 = ("fan", "pump", "slider", "ToyCar", "ToyConveyor", "valve")
 _TYPES_2021 = ("fan", "gearbox", "pump", "slider", "ToyCar", "ToyTrain", "valve")
-_TYPES_2022_DEV = ("bearing", "fan", "gearbox", "slider", "ToyCar", "ToyTrain", "valve")  # 2022 both splits, 2023-25 dev
+# 2022 (both splits) and the 2023-2025 development sets
+_TYPES_2022_DEV = ("bearing", "fan", "gearbox", "slider", "ToyCar", "ToyTrain", "valve")
 _EVAL_TYPES = {
     2023: ("bandsaw", "grinder", "shaker", "ToyDrone", "ToyNscale", "ToyTank", "Vacuum"),
     2024: ("3DPrinter", "AirCompressor", "Scanner", "ToyCircuit", "HoveringDrone", "HairDryer", "ToothBrush",
