@@ -18,6 +18,7 @@ in the temporary folder.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import functools
@@ -39,7 +40,7 @@ from .errors import ConfigError, ProjectError
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                     "TF_NUM_INTEROP_THREADS")
 SLOT_DIR = "mimii-worker-slots"  # under the temporary folder: one lock file per worker slot of this machine
-CONNECT_SECONDS = 30  # how long `cluster` waits for the scheduler and for a first worker
+CONNECT_SECONDS = 30  # how long `cluster` waits for the scheduler (its handshake included) and for a first worker
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,15 @@ def _task(fn: Callable[[Any], Any], item: Any, pins: Pins) -> Any:
 PLUGIN = "mimii-pin-worker"  # the name of the worker plugin a run registers
 
 
+def _driver_reports_task_errors(record: logging.LogRecord) -> bool:
+    """A worker's log filter: drop Dask's "Compute Failed" block (with the task's traceback) for a task's error.
+
+    The driver raises every task's error where it collects the result (`Dask.run`): a `ProjectError`
+    becomes the command's one ``error:`` line, so the worker's copy only repeats it with a traceback.
+    """
+    return not str(record.msg).startswith("Compute Failed")
+
+
 def _plugin(pins: Pins):
     """A Dask worker plugin that pins each worker (`pin_worker`) when it joins, before it receives any task.
 
@@ -174,6 +184,7 @@ def _plugin(pins: Pins):
 
         def setup(self, worker) -> None:
             pin_worker(self.pins)
+            logging.getLogger("distributed.worker").addFilter(_driver_reports_task_errors)
 
     return PinWorker(pins)
 
@@ -289,6 +300,7 @@ def _cluster_client(cfg: Config, pins: Pins):
     from distributed import Client
 
     address = cfg.experiment.address
+    check_scheduler(address, source=cfg.source)
     try:
         client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
@@ -301,6 +313,42 @@ def _cluster_client(cfg: Config, pins: Pins):
             raise ConfigError(f"{cfg.source}: the Dask scheduler at 'experiment.address' {address} has no worker "
                               f"after {CONNECT_SECONDS} s; start some with `dask worker {address} --nthreads 1`") from None
         yield client
+
+
+def check_scheduler(address: str, *, source: object) -> None:
+    """Refuse, within ``CONNECT_SECONDS``, an `address` where no Dask scheduler completes Dask's handshake.
+
+    `distributed.Client` bounds the TCP connect but not the handshake after it: a server of another
+    kind (HTTP) that waits for a request hangs it for ever, and one that sends a banner (SSH) makes
+    it read the banner as a frame length (exbibytes). Probed here first, with the whole handshake bounded.
+
+    Raises
+    ------
+    ConfigError
+        Naming `source` (the YAML), the key and the address.
+    """
+    from distributed.security import Security
+
+    async def handshake() -> None:
+        from distributed.comm import connect
+
+        comm = await asyncio.wait_for(connect(address, timeout=CONNECT_SECONDS,
+                                              **Security().get_connection_args("client")), CONNECT_SECONDS)
+        await comm.close()
+
+    where = f"{source}: 'experiment.address' is {address}, where no Dask scheduler answers"
+    advice = "start one with `dask scheduler` and give the address it prints"
+    try:
+        asyncio.run(handshake())
+    except TimeoutError:  # connected, then no handshake: another kind of server, or a stalled one
+        raise ConfigError(f"{where} within {CONNECT_SECONDS} s (nothing, or a server of another kind, listens "
+                          f"there); {advice}") from None
+    except OSError as exc:
+        raise ConfigError(f"{where} ({exc}); {advice}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a non-Dask peer makes Dask's protocol raise
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise ConfigError(f"{where}: something else does, whose reply is no Dask handshake ({type(exc).__name__}: "
+                          f"{text}); {advice}") from None
 
 
 def task_name(*parts: Any) -> str:
