@@ -15,6 +15,7 @@ other than the expected one and a silent (constant) channel.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import threading
 from dataclasses import dataclass
@@ -105,15 +106,28 @@ def wav_info(path: str | os.PathLike) -> WavInfo:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            # Opening a FIFO blocks until a writer comes (for ever, from a user's point of view).
+            raise AudioError(f"WAV file {path} is not a regular file but a {_file_kind(st.st_mode)}: only "
+                             "files can be read as clips")
         with open(path, "rb") as fh:
-            return _parse_riff(fh, size, path)
+            return _parse_riff(fh, st.st_size, path)
     except FileNotFoundError:
         raise AudioError(f"WAV file {path} does not exist") from None
     except IsADirectoryError:
         raise AudioError(f"WAV file {path} is a directory") from None
     except OSError as exc:
         raise AudioError(f"cannot read WAV file {path}: {exc}") from exc
+
+
+_FILE_KINDS = {stat.S_IFIFO: "FIFO (named pipe)", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+               stat.S_IFBLK: "block device"}
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is neither a regular file nor a folder is, in words."""
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "special file")
 
 
 def _parse_riff(fh, size: int, path: Path) -> WavInfo:

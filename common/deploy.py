@@ -35,7 +35,7 @@ from .io import atomic_write_text
 from .layout import pretrained_model_path, row_model_path, transfer_yaml
 from .model import FEATURE_KEYS, ROW_FIELDS, Sidecar, copy_model, load_head, load_model, read_sidecar
 from .results import read_table, result_dir
-from .scorer import score_clips
+from .scorer import check_scorer, score_clips
 from .threshold import describe_threshold
 
 SCORE_FILE_COLUMNS = ["path", "score", "decision", "error"]
@@ -49,19 +49,23 @@ def find_wavs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given, folders expanded to their clips (`common.data.is_clip`: ``*.wav``, any case; sorted, recursive).
 
     A path that does not exist is kept, so scoring reports it by name instead of dropping it. Files
-    in a folder that look like clips but are not (macOS ``._*`` files) are left out with a warning.
+    in a folder that look like clips but are not (macOS ``._*`` files) are left out with a warning;
+    a FIFO, socket or device named like a clip is kept, so scoring names it as a bad file.
 
     Raises
     ------
     DataError
-        No file at all: every folder given is empty of WAV files, or no path was given.
+        No file at all: every folder given is empty of WAV files, no path was given, or none exists.
     """
     files: list[Path] = []
     left_out: list[Path] = []
     given = [Path(p) for p in paths]
+    missing = [p for p in given if not os.path.lexists(p)]
+    if given and len(missing) == len(given):
+        raise DataError(f"no such file or folder: {', '.join(map(str, missing))}")
     for path in given:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.name.lower().endswith(".wav") and p.is_file())
+            found = sorted(p for p in path.rglob("*") if p.name.lower().endswith(".wav") and _file_or_special(p))
             files += [p for p in found if is_clip(p)]
             left_out += [p for p in found if not is_clip(p)]
         else:
@@ -74,6 +78,11 @@ def find_wavs(paths: Iterable[str | os.PathLike]) -> list[Path]:
         where = ", ".join(map(str, given)) or "(no path given)"
         raise DataError(f"no WAV files to score under {where}")
     return files
+
+
+def _file_or_special(path: Path) -> bool:
+    """A regular file, FIFO, socket or device (not a folder, not a dangling or looping link)."""
+    return path.is_file() or path.is_fifo() or path.is_socket() or path.is_char_device() or path.is_block_device()
 
 
 def model_features(sidecar: Mapping[str, Any], *, path: str | os.PathLike) -> dict[str, Any]:
@@ -98,13 +107,16 @@ def model_features(sidecar: Mapping[str, Any], *, path: str | os.PathLike) -> di
 
 
 def _threshold(sidecar: Mapping[str, Any], threshold: float | None, path: Path) -> float:
+    """The decision threshold: `threshold` when given, else the sidecar's; ModelError naming where it came from."""
+    where = "the threshold given (--threshold)"
     if threshold is None:
         if "threshold" not in sidecar:
             raise ModelError(f"model {path} has no decision threshold in its sidecar (trained before thresholds "
                              "were fitted): retrain it, or give one (--threshold T)")
-        threshold = sidecar["threshold"]
+        threshold, where = sidecar["threshold"], f"sidecar {path.with_suffix('.json')}"
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or not np.isfinite(threshold):
-        raise ModelError(f"threshold={threshold!r} must be a finite number")
+        raise ModelError(f"{where}: threshold={threshold!r} must be a finite number: use the sidecar saved with the "
+                         "model, or give one (--threshold T)")
     return float(threshold)
 
 
@@ -252,6 +264,7 @@ def score_files(
     model_path = Path(model_path)
     model, sidecar = load_model(model_path)
     head = load_head(model_path, sidecar)
+    check_scorer(sidecar.get("scorer"), head, sidecar=str(model_path.with_suffix(".json")))
     features = model_features(sidecar, path=model_path)
     threshold = _threshold(sidecar, threshold, model_path)
     n_channels = _n_channels(sidecar, model_path)

@@ -339,12 +339,14 @@ def load_model(path: str | Path, *, features: Mapping[str, Any] | None = None) -
     if features is not None:
         check_features(sidecar, features, path=path)
     _check_archive(path)
-    if isinstance(sidecar.get("architecture"), Mapping) and kind_of(sidecar["architecture"]) == "classifier":
-        from . import embedding  # noqa: F401  (registers the classifier's layers with Keras before loading)
+    # Registers the classifier's layers with Keras whatever the sidecar says: a sidecar that calls a
+    # classifier an autoencoder is then refused below, naming both files, not by Keras' class lookup.
+    from . import embedding  # noqa: F401
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises several types for a damaged archive
-        raise ModelError(f"cannot load model {path}: {exc}") from exc
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ModelError(f"cannot load model {path}: {first}") from exc
     check_model_fits_sidecar(model, sidecar, path=path)
     return model, sidecar
 

@@ -28,6 +28,9 @@ from .scoring import clip_scores
 
 SCORERS = ("reconstruction", "knn", "gaussian", "residual_gaussian")
 CLIP_INPUTS = ("logmel_stats", "embedding")
+# The head arrays each scorer reads (Gaussians: at least the first one's); reconstruction reads none.
+HEAD_ARRAYS = {"reconstruction": (), "knn": ("bank",), "gaussian": ("mean_0", "precision_0"),
+               "residual_gaussian": ("mean_0", "precision_0")}
 
 
 def kind(spec: Mapping[str, Any] | None) -> str:
@@ -36,6 +39,42 @@ def kind(spec: Mapping[str, Any] | None) -> str:
     if found not in SCORERS:
         raise ModelError(f"unknown scorer kind {found!r} (known: {', '.join(SCORERS)})")
     return found
+
+
+def check_scorer(spec: Any, head: Mapping[str, np.ndarray], *, sidecar: str) -> None:
+    """Refuse a scorer `spec` that is unknown or malformed, or whose `head` lacks the arrays it reads.
+
+    Parameters
+    ----------
+    spec : the sidecar's ``scorer`` (None: reconstruction)
+    head : mapping of str to np.ndarray
+        The model's head arrays (`common.model.load_head`: {} when the sidecar records no ``head_sha256``).
+    sidecar : str
+        The sidecar's path, named in every message.
+
+    Raises
+    ------
+    ModelError
+        Naming `sidecar`, the scorer and what is wrong with it.
+    """
+    if spec is not None and not isinstance(spec, Mapping):
+        raise ModelError(f"sidecar {sidecar}: 'scorer' must be a JSON object such as {{\"kind\": \"knn\"}}, "
+                         f"got {spec!r}")
+    try:
+        found = kind(spec)
+        if found in ("knn", "gaussian") and spec.get("input") not in CLIP_INPUTS:
+            raise ModelError(f"unknown scorer input {spec.get('input')!r} (known: {', '.join(CLIP_INPUTS)})")
+    except ModelError as exc:
+        raise ModelError(f"sidecar {sidecar}: {exc}: use the sidecar saved with the model, or export it again") from None
+    k = (spec or {}).get("k", 1)
+    if found == "knn" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ModelError(f"sidecar {sidecar}: the knn scorer's k={k!r} must be a positive integer")
+    missing = [name for name in HEAD_ARRAYS[found] if name not in head]
+    if missing:
+        why = ("it records no 'head_sha256' (an edited sidecar, or one of another export), so no head is read"
+               if not head else f"the head holds only {sorted(head)}")
+        raise ModelError(f"sidecar {sidecar}: the {found} scorer reads the head arrays {missing} (NAME.head.npz), but "
+                         f"{why}: use the three files NAME.keras, NAME.json and NAME.head.npz saved together")
 
 
 def clip_inputs(spec: Mapping[str, Any], model, arch: Mapping[str, Any], vectors: np.ndarray, offsets: np.ndarray,
