@@ -209,6 +209,8 @@ class Config:
 
 SECTIONS: dict[str, type] = {k: v for k, v in typing.get_type_hints(Config).items() if k != "source"}
 
+MAX_SEED = 2**32 - 1  # keras.utils.set_random_seed refuses larger seeds (mid-run, after rows were computed)
+
 # Range checks, applied once after types: (predicate, what was expected).
 _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "data.channel": (lambda v: v >= 0, "an integer >= 0"),
@@ -254,8 +256,10 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
         lambda v: len(v) > 0 and all(b == "all" or (isinstance(b, int) and b >= 1) for b in v),
         "a non-empty list of positive clip counts and/or 'all'",
     ),
-    "experiment.seeds": (lambda v: len(v) > 0 and min(v) >= 0, "a non-empty list of integers >= 0"),
-    "experiment.pretrain_seed": (lambda v: v >= 0, "an integer >= 0"),
+    "experiment.seeds": (lambda v: len(v) > 0 and min(v) >= 0 and max(v) <= MAX_SEED,
+                         f"a non-empty list of integers >= 0 and <= {MAX_SEED} (2**32 - 1, the largest seed Keras takes)"),
+    "experiment.pretrain_seed": (lambda v: 0 <= v <= MAX_SEED,
+                                 f"an integer >= 0 and <= {MAX_SEED} (2**32 - 1, the largest seed Keras takes)"),
     "experiment.executor": (lambda v: v in EXECUTORS, "one of: " + ", ".join(EXECUTORS)),
     "experiment.workers": (lambda v: v >= 1, "an integer >= 1"),
     "experiment.threads_per_worker": (lambda v: v >= 1, "an integer >= 1"),
@@ -305,6 +309,7 @@ def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None,
         _merge(merged, _plain_mapping(overrides), source="overrides")
     cfg = _build(merged, path)
     _check_folders(cfg)
+    _check_n_mels(cfg)
     _check_executor(cfg)
     _check_finetune_freeze(cfg)
     if not select_backend:
@@ -377,12 +382,22 @@ def _refuse_duplicate_keys(node: yaml.Node, path: Path, prefix: str = "") -> Non
 def _check_folders(cfg: Config) -> None:
     """A folder key whose path (or a parent of it) is an existing file cannot be written: say so now, not mid-run."""
     folders = {"data.root": cfg.data.root, "data.cache_dir": cfg.data.cache_dir,
-               **{f"output.{k}": v for k, v in dataclasses.asdict(cfg.output).items()}}
+               **{f"output.{k}": v for k, v in dataclasses.asdict(cfg.output).items()},
+               "transfer.init_from": Path(cfg.transfer.init_from)}
     for key, folder in folders.items():
         existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
         if existing is not None and not existing.is_dir():
             where = "is a file" if existing == folder else f"is below {existing}, which is a file"
             raise ConfigError(f"{cfg.source}: '{key}' must be a folder, but {folder} {where}")
+
+
+def _check_n_mels(cfg: Config) -> None:
+    """``feature.n_mels`` at most the STFT's frequency bins: more mel bands than bins leave bands empty (all -80 dB)."""
+    f = cfg.feature
+    bins = f.n_fft // 2 + 1
+    if f.n_mels > bins:
+        raise ConfigError(f"{cfg.source}: 'feature.n_mels' must be at most n_fft // 2 + 1 = {bins} (the frequency "
+                          f"bins of feature.n_fft={f.n_fft}), got {f.n_mels}: use fewer mel bands or a larger n_fft")
 
 
 def _check_executor(cfg: Config) -> None:
