@@ -46,14 +46,14 @@ from .io import atomic_write_text
 from .layout import pretrained_model_path, row_model_path
 from .lock import folder_lock
 from .adapt import Adapted, CellData, Pretrained, adapted_scores
-from .methods import METHODS
+from .methods import FREEZE_METHODS, METHODS
 from .metrics import auc_pauc, decision_metrics
-from .model import Sidecar, copy_model, kind_of, save_model, with_weights
-from .pretrain import load_pretrained, pretrained_sidecar, source_key
+from .model import Sidecar, build_model, copy_model, kind_of, save_model, with_weights
+from .pretrain import check_classes, load_pretrained, pretrained_sidecar, source_key
 from .official_scores import FORMULA_NAMES, section_score
 from .results import OFFICIAL_COLUMNS, SCORE_COLUMNS, write_results, write_summary
-from .runs import (Cell, ModelOut, Plan, TextOut, cell_hash, no_source_sets, plan, reusable, row_sidecar, run_hash,
-                   set_aside, target_identity, threshold_fields, warn_kept)
+from .runs import (AUTOENCODER, EMBEDDING, Cell, ModelOut, Plan, PretrainJob, TextOut, cell_hash, no_source_sets, plan,
+                   reusable, row_sidecar, run_hash, set_aside, target_identity, threshold_fields, warn_kept)
 from .sources import SourceSet, source_sets
 from .statistical_methods import STATISTICS
 from .store import ResultStore
@@ -268,14 +268,31 @@ def transfer(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
 
 
 def _plan(cfg: Config, ctx: _Context, targets) -> Plan:
-    """Check everything up front (clips, budgets, pretrained models), then plan every cell."""
+    """Check everything up front (clips, budgets, pretrained models, frozen layers), then plan every cell."""
     checked = {t: ctx.machines.checked(t) for t, _ in targets}
     _check_budgets(cfg, checked)
     methods = {name: m.pretrains for name, m in METHODS.items() if name in cfg.experiment.methods}
+    sets = sorted({s for _, target_sets in targets for s in target_sets}, key=lambda s: s.label)
+    # A classifier of one class is refused as pretrain refuses it (not as "not found: run pretrain").
+    check_classes(cfg, [PretrainJob(s, EMBEDDING, cfg.experiment.pretrain_seed) for s in sets
+                        if EMBEDDING in methods.values()], ctx.machines)
     # Pretrained models are checked only when a listed method starts from one (not for `methods: [scratch]`).
-    keys = {(s.label, pre): ctx.pretrained_key(s, pre)
-            for _, sets in targets for s in sets for pre in set(methods.values()) if pre is not None}
+    keys = {(s.label, pre): ctx.pretrained_key(s, pre) for s in sets for pre in set(methods.values()) if pre is not None}
+    if set(methods) & set(FREEZE_METHODS):
+        for s in sets:
+            _check_freeze(cfg, ctx.sidecar(s, AUTOENCODER), pretrained_model_path(cfg.transfer.init_from, s.label))
     return plan(cfg, targets, {t: ctx.target_key(t) for t, _ in targets}, keys, methods)
+
+
+def _check_freeze(cfg: Config, sidecar: Sidecar, path: Path) -> None:
+    """``transfer.freeze`` names only layers of the pretrained model it fine-tunes: refused before any row."""
+    if not cfg.transfer.freeze or not isinstance(sidecar.architecture, dict):
+        return
+    known = [layer.name for layer in build_model(sidecar.architecture).layers]
+    unknown = [name for name in cfg.transfer.freeze if name not in known]
+    if unknown:
+        raise ConfigError(f"{cfg.source}: 'transfer.freeze' names {unknown}, which the pretrained model {path} "
+                          f"does not have; its layers: {', '.join(known)}")
 
 
 def _transfer(cfg: Config, targets, *, progress: bool) -> pd.DataFrame:

@@ -147,6 +147,8 @@ def transfer_mahalanobis(data: CellData) -> Adapted:
                    sidecar=tuned.sidecar)
 
 
+FREEZE_METHODS = ("transfer", "transfer_mahalanobis")  # the methods that fine-tune with ``transfer.freeze``
+
 _TABLE = {
     "scratch": Method("scratch", None, scratch),
     "zero_shot": Method("zero_shot", AUTOENCODER, zero_shot),
