@@ -226,15 +226,12 @@ def ignored_in_root(root: str | os.PathLike, *, snr: float = -6, layout: str = "
 def resolve_layout(root: str | os.PathLike, layout: str = "auto") -> str:
     """`layout` checked ('mimii', 'dcase2020', 'dcase2021'), or for ``"auto"`` the one `detect_layout` finds.
 
-    A root `detect_layout` rejects (missing, unrecognised, mixed) is read as MIMII, so `common.data.find_machines`
-    names what is wrong with it as it always has.
+    A missing root, or one whose layout is not recognised, is read as MIMII, so `common.data.find_machines`
+    names what is wrong with it as it always has; mixed layouts are `detect_layout`'s DataError.
     """
     if layout != "auto":
         return check_layout(layout)
-    try:
-        return detect_layout(root)
-    except DataError:
-        return "mimii"
+    return detect_layout(root, default="mimii")
 
 
 def check_data(

@@ -106,10 +106,7 @@ def _refuse_dcase(root: Path) -> None:
     """A DataError naming the layout when `root` holds a DCASE Task 2 data set (read elsewhere, or not yet)."""
     from .dcase_layout import detect_layout
 
-    try:
-        layout = detect_layout(root)
-    except DataError:
-        return
+    layout = detect_layout(root, default="mimii")  # mixed layouts: its error, which names each layout's folders
     if layout != "mimii":
         raise DataError(
             f"{root} holds a DCASE Task 2 data set ({layout} layout), not the MIMII layout read here: the v1-v4 "

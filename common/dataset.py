@@ -20,7 +20,7 @@ from .audio import wav_info
 from .check import FileCheck, scan_files, too_short
 from .config import Config
 from .data import Machine, Split, all_clips, find_machines, ignored_files, split_machine
-from .errors import AudioError, ConfigError, DataError
+from .errors import AudioError, ConfigError
 from .cache import ClipFeatures, cached_features
 from .io import atomic_write_text
 from .sources import source_sets
@@ -113,15 +113,13 @@ def select_machines(cfg: Config) -> list[Machine]:
 
 def data_layout(cfg: Config) -> str:
     """The layout the grid reads ``data.root`` in: ``data.layout``, or when ``auto`` the one found there
-    (MIMII unless the root is clearly a DCASE Task 2 set, so that a MIMII root reads as it always has)."""
+    (MIMII unless the root is clearly a DCASE Task 2 set, so that a MIMII root reads as it always has: then
+    `find_machines` says what it expected to find). A root of mixed layouts is `detect_layout`'s DataError."""
     layout = cfg.data.layout
     if layout == "auto":
         from .dcase_layout import detect_layout
 
-        try:
-            layout = detect_layout(cfg.data.root)
-        except DataError:
-            layout = "mimii"  # `find_machines` says what it expected to find
+        layout = detect_layout(cfg.data.root, default="mimii")
     return layout
 
 
@@ -175,7 +173,7 @@ def check_machine(cfg: Config, machine: Machine, *, progress: bool = False,
         first = next(iter(bad.values()))
         more = f" (and {len(bad) - 1} more bad clip(s) of {machine.name})" if len(bad) > 1 else ""
         raise AudioError(
-            f"{first}{more}. List every problem with `python -m common check-data {d.root} --snr {d.snr:g}`; "
+            f"{first}{more}. List every problem with `python -m common check-data {d.root} --config {cfg.source}`; "
             f"fix or remove the file(s), or set data.on_bad_file: skip in {cfg.source} to leave them out"
         )
     if bad:

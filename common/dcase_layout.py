@@ -258,15 +258,25 @@ def _folder_layouts(folder: Path) -> set[str]:
     return {layout for layout in map(_layout_of_name, names) if layout}
 
 
-def detect_layout(root: str | Path) -> str:
+def detect_layout(root: str | Path, *, default: str | None = None) -> str:
     """The layout of data root `root`: 'mimii', 'dcase2020' or 'dcase2021' (2021-2025), from its folders and names.
+
+    Parameters
+    ----------
+    root : str or Path
+    default : str or None
+        Returned, instead of an error, for a missing root or one whose layout is not recognised (a
+        caller that reads such a root as MIMII, whose reader then says what it expected). Mixed
+        layouts are an error whatever `default` is.
 
     Raises
     ------
     DataError
-        Missing root; nothing recognised; or layouts mixed (folders of two layouts, or one type folder with
-        names of both DCASE schemes): the message lists each layout's folders.
+        Layouts mixed (folders of two layouts, or one type folder with names of both DCASE schemes): the
+        message lists each layout's folders. Without `default`: also a missing root, or nothing recognised.
     """
+    if default is not None and not Path(root).is_dir():
+        return default
     root = _check_root(root)
     found: dict[str, list[str]] = {}
     for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -274,6 +284,8 @@ def detect_layout(root: str | Path) -> str:
             found.setdefault(layout, []).append(child.name)
     if len(found) == 1:
         return next(iter(found))
+    if not found and default is not None:
+        return default
     if not found:
         raise DataError(
             f"no data layout recognised under {root}: expected MIMII folders ({root / '-6_dB_fan/fan/id_00/normal'}) "
@@ -381,11 +393,26 @@ def _check_split(machine: Machine, train: list[DcaseClip], test: list[DcaseClip]
     if require_labels and unlabelled:
         raise DataError(
             f"machine {machine.name}: {len(unlabelled)} test clip(s) without a label in the name, e.g. "
-            f"{unlabelled[0]} (an evaluation set whose labels are withheld): pass require_labels=False to score "
-            "them (label -1, no AUC)")
+            f"{unlabelled[0]} (an evaluation set whose labels are withheld): the experiments need a development "
+            "set's labelled test clips; score unlabelled clips with a trained model instead "
+            "(`python -m common score --model MODEL.keras FOLDER`)")
     if require_labels and {c.label for c in test} != {NORMAL, ANOMALY}:
         raise DataError(f"machine {machine.name} has test clips of one class only{why}: "
                         "evaluation needs both normal and anomaly clips")
+    if require_labels and machine.id.startswith("section_"):
+        _check_domains(machine, test, why=why)
+
+
+def _check_domains(machine: Machine, test: list[DcaseClip], *, why: str) -> None:
+    """A 2021-2025 section's test clips hold normal and anomalous clips of each domain (its official score's terms)."""
+    for domain in ("source", "target"):
+        labels = {c.label for c in test if c.domain == domain}
+        if labels != {NORMAL, ANOMALY}:
+            what = "no" if not labels else f"only {'normal' if NORMAL in labels else 'anomalous'}"
+            raise DataError(
+                f"machine {machine.name} has {what} {domain}-domain test clips under {machine.path}{why} (names like "
+                f"{machine.id}_{domain}_test_normal_0000.wav and {machine.id}_{domain}_test_anomaly_0000.wav): its "
+                "AUC and official score need normal and anomalous test clips of both domains")
 
 
 def split_dcase_machine(machine: Machine, *, exclude: Collection[str | Path] = (),
