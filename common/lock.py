@@ -3,6 +3,7 @@
 `folder_lock` takes ``fcntl.flock`` on ``<folder>/.lock`` for the duration of a ``with`` block and
 writes the holder's PID, what it runs and since when into the file. The kernel drops a flock when
 its process dies (even by SIGKILL), so a lock file left by a dead run never blocks the next one.
+A reader that must not see a half-written folder (``report``) takes a shared lock without writing (`no_writer`).
 """
 
 from __future__ import annotations
@@ -91,3 +92,34 @@ def folder_lock(folder: str | os.PathLike, *, what: str, shared: bool = False) -
         yield path
     finally:
         os.close(fd)  # releases the flock
+
+
+@contextlib.contextmanager
+def no_writer(folder: str | os.PathLike, *, what: str) -> Iterator[None]:
+    """Read `folder` in the block only while no run writes it (a shared lock, taken without writing anything).
+
+    For a reader such as ``report``, which may read an archived, read-only folder: the lock file is
+    not created, and a folder without one has no writer.
+
+    Raises
+    ------
+    LockError
+        A run holds the folder (exclusively): naming it, and saying its files are not finished.
+    """
+    path = Path(folder) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = "; ".join(f"process {pid} ({w}) since {since}" for pid, w, since in _holders(path)) or "another process"
+            raise LockError(f"{folder} is being written by {who}: its files are not finished; {what} once it "
+                            "has ended") from None
+        yield
+    finally:
+        os.close(fd)
+

@@ -11,15 +11,16 @@ Each version's results are read from the ``output.result_dir`` of its transfer Y
 - ``official.csv`` (DCASE roots only): the year's official score per version, method and budget, in percent,
   beside the published scores of the same formula in report.md (`report_official`);
 - PNG figures (`plots`) and ``report.md``, which embeds them with one sentence per method family
-  (`family_sentence`) and one per method and version (`version_sentence`);
+  (`family_sentence`) and one per method and version (`version_sentence`).
 
-and each version's own figures into its result folder. Every file is written atomically.
+Every file is written atomically, under the report folder only: the result folders are read, never
+written (they may be read-only archives), and not while a run writes one (`common.lock.no_writer`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-import shutil
 from pathlib import Path
 from typing import Iterable
 
@@ -31,6 +32,7 @@ from . import plots
 from .config import BASELINE, FAMILY_CONTROL, METHOD_FAMILY
 from .errors import DataError
 from .io import atomic_write, atomic_write_text
+from .lock import no_writer
 from .report_official import (PUBLISHED_SENTENCE, formula_sentence, official_table, published_shown, shown_table,
                               v2_note)
 from .results import budget_key, collect, result_dirs, version_key
@@ -44,10 +46,6 @@ DPI = 110
 
 def _save_png(fig: Figure, path: Path) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
-
-
-def _copy(src: Path, dst: Path) -> Path:
-    return atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def _safe(text: str) -> str:
@@ -339,30 +337,30 @@ def _overview(results: pd.DataFrame) -> str:
             f"budgets {', '.join(budgets)} (training clips of the target), seeds {', '.join(map(str, seeds))}.")
 
 
-def _figures(results: pd.DataFrame, scores: pd.DataFrame) -> list[tuple[str, Figure, str | None, str]]:
-    """Every report figure as (file name, figure, version whose result folder gets a copy or None, caption)."""
+def _figures(results: pd.DataFrame, scores: pd.DataFrame) -> list[tuple[str, Figure, str]]:
+    """Every report figure as (file name, figure, caption)."""
     versions = sorted(results["version"].unique(), key=version_key)
     budgets = sorted(results["budget"].unique(), key=budget_key)
-    figures = [("auc_vs_budget.png", plots.auc_vs_budget(results), None,
+    figures = [("auc_vs_budget.png", plots.auc_vs_budget(results),
                 "Mean AUC versus target budget, one line per method, one panel per version")]
     for v, method in multi_source_methods(results):
         control = FAMILY_CONTROL[METHOD_FAMILY[method]]
         if ((results["version"] == v) & (results["method"] == control)).any():
             figures.append((f"{v}_heatmap_{method}_minus_{control}.png",
-                            plots.source_heatmap(results, version=v, method=method), v,
+                            plots.source_heatmap(results, version=v, method=method),
                             f"{v}: {method} minus {control} AUC by source and target type"))
     for v in versions:
         for b in budgets:
             sel = results[(results["version"] == v) & (results["budget"] == b)]
             if (sel["method"] != BASELINE).any():
                 figures.append((f"{v}_machine_bars_{_safe(b)}.png", plots.machine_bars(results, version=v, budget=b),
-                                v, f"{v}: every method per machine, budget {b}"))
+                                f"{v}: every method per machine, budget {b}"))
     if not scores.empty:
         kind, ident, budget = roc_target(results)
         where = (scores["target_type"] == kind) & (scores["target_id"] == ident) & (scores["budget"] == budget)
         if where.any():
             figures.append((f"roc_{_safe(kind)}_{_safe(ident)}_{_safe(budget)}.png",
-                            plots.roc_curves(scores, target_type=kind, target_id=ident, budget=budget), None,
+                            plots.roc_curves(scores, target_type=kind, target_id=ident, budget=budget),
                             f"ROC of {kind}/{ident} at budget {budget}: the machine where a method changes the AUC "
                             "most against scratch (largest |method − scratch|, averaged over versions) at the "
                             "smallest budget; curves averaged over sources and seeds"))
@@ -453,11 +451,11 @@ def _notes(*, n_boot: int, level: float, seed: int) -> list[str]:
 
 
 def _markdown(results: pd.DataFrame, tables: dict[str, pd.DataFrame], flags: list[str],
-              figures: list[tuple[str, Figure, str | None, str]], *, n_boot: int, level: float, seed: int) -> str:
+              figures: list[tuple[str, Figure, str]], *, n_boot: int, level: float, seed: int) -> str:
     """The text of report.md: overview, flags, family sentences, tables, sentences per version, figures, methods."""
     versions = sorted(results["version"].unique(), key=version_key)
     pct = f"{level:.0%}".replace("%", " %")
-    images = {name: caption for name, _, _, caption in figures}
+    images = {name: caption for name, _, caption in figures}
     md = [
         "# Transfer report: does pretraining on other machines help a new one?", "",
         _overview(results) + " Each comparison pairs a method with a baseline on the same target machine, "
@@ -480,7 +478,7 @@ def _markdown(results: pd.DataFrame, tables: dict[str, pd.DataFrame], flags: lis
     return "\n".join(md + _notes(n_boot=n_boot, level=level, seed=seed))
 
 
-def write_report(repo: str | Path, *, out: str | Path | None = None, version_plots: bool = True,
+def write_report(repo: str | Path, *, out: str | Path | None = None,
                  n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> Path:
     """Read every version's results under `repo` and write the comparison report.
 
@@ -491,8 +489,6 @@ def write_report(repo: str | Path, *, out: str | Path | None = None, version_plo
         read from its ``output.result_dir``.
     out : str or Path, optional
         Report folder; default ``repo / "report"``.
-    version_plots : bool
-        Also write each version's figures (heatmap, per-machine bars) into its own result folder.
     n_boot : int > 0
         Bootstrap resamples of every interval over targets.
     level : float in (0, 1)
@@ -509,10 +505,15 @@ def write_report(repo: str | Path, *, out: str | Path | None = None, version_plo
     ------
     DataError
         No version's results exist under `repo`, or a result file lacks a needed column.
+    LockError
+        A run (transfer) is writing a version's result folder: its results are not finished.
     """
     repo = Path(repo)
     out = Path(out) if out is not None else repo / "report"
-    results, scores = collect(repo)
+    with contextlib.ExitStack() as reading:
+        for folder in result_dirs(repo).values():
+            reading.enter_context(no_writer(folder, what="run `python -m common report` again"))
+        results, scores = collect(repo)
     if results.empty:
         raise DataError(f"the results.csv files under {repo.resolve()} have no rows")
     tables = {"methods.csv": method_table(results, n_boot=n_boot, level=level, seed=seed),
@@ -531,10 +532,7 @@ def write_report(repo: str | Path, *, out: str | Path | None = None, version_plo
     for name, table in tables.items():
         atomic_write_text(out / name, table.to_csv(index=False, float_format="%.6g"))
     figures = _figures(results, scores)
-    dirs = result_dirs(repo)
-    for name, fig, version, _ in figures:
+    for name, fig, _ in figures:
         _save_png(fig, out / name)
-        if version_plots and version in dirs:
-            _copy(out / name, dirs[version] / name)
     text = _markdown(results, tables, flags, figures, n_boot=n_boot, level=level, seed=seed)
     return atomic_write_text(out / "report.md", text)

@@ -254,7 +254,7 @@ def write_repo(root: Path, results: pd.DataFrame, scores: pd.DataFrame) -> Path:
 def test_write_report_answers_per_family(tmp_path, rng):
     results = results_table()
     repo = write_repo(tmp_path, results, scores_table(results[results["budget"] == "1"], rng))
-    text = write_report(repo, n_boot=500, version_plots=False).read_text()
+    text = write_report(repo, n_boot=500).read_text()
     out = tmp_path / "report"
     written = pd.read_csv(out / "methods.csv", dtype={"budget": str})
     assert list(written.columns) == METHOD_TABLE_COLUMNS and len(written) == len(LEVEL) * 2 * len(BUDGETS)
@@ -277,7 +277,7 @@ def test_write_report_answers_per_family(tmp_path, rng):
 def test_write_report_with_scratch_only_and_no_budget_all(tmp_path):
     results = results_table(methods=("scratch",), budgets=("1", "2"), versions=("v2",))
     repo = write_repo(tmp_path, results, pd.DataFrame(columns=SCORE_COLUMNS))
-    text = write_report(repo, n_boot=200, version_plots=False).read_text()
+    text = write_report(repo, n_boot=200).read_text()
     assert ("- Autoencoder family: no pretrained method was scored, so nothing is compared with its control "
             "scratch.") in text
     assert "roc_" not in text  # no clip scores: no ROC to draw

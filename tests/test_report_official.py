@@ -59,7 +59,7 @@ def fake_repo(root: Path, versions=("v1", "v3"), formula: str | None = "2022-202
 @pytest.fixture(scope="module")
 def dcase_report(tmp_path_factory):
     repo = fake_repo(tmp_path_factory.mktemp("dcase"))
-    text = write_report(repo, version_plots=False, n_boot=200).read_text()
+    text = write_report(repo, n_boot=200).read_text()
     return repo, text
 
 
@@ -108,7 +108,7 @@ def test_report_md_shows_the_official_scores_beside_the_published_ones(dcase_rep
 
 def test_v2_note_only_when_v2_is_missing_on_a_first_shot_root(tmp_path):
     repo = fake_repo(tmp_path / "with_v2", versions=("v1", "v2"))
-    text = write_report(repo, version_plots=False, n_boot=100).read_text()
+    text = write_report(repo, n_boot=100).read_text()
     assert "## DCASE official scores" in text and "v2 has no results" not in text
     v1 = pd.DataFrame(rows_of("v1"))
     assert v2_note(v1, "2022-2025") is not None
@@ -120,7 +120,7 @@ def test_v2_note_only_when_v2_is_missing_on_a_first_shot_root(tmp_path):
 
 def test_mimii_results_get_no_official_csv_and_no_section(tmp_path):
     repo = fake_repo(tmp_path / "mimii", formula=None)
-    text = write_report(repo, version_plots=False, n_boot=100).read_text()
+    text = write_report(repo, n_boot=100).read_text()
     assert not (repo / "report" / "official.csv").exists()
     assert "official" not in text.lower() and "DCASE" not in text
     older = pd.DataFrame(rows_of("v1", formula=None)).drop(columns=["official_formula", "official_score"])
