@@ -24,6 +24,7 @@ from .dataset import Machines, n_channels
 from .embedding import classifier_architecture, embed_clips, sample_inputs, train_classifier
 from .io import atomic_write_text
 from .knn import cosine_knn
+from .lock import check_still_locked
 from .model import Sidecar, save_model, with_weights
 from .runs import PretrainJob, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
 
@@ -118,6 +119,7 @@ def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path
         scorer={"kind": "knn", "input": "embedding", "k": e.k}, final_loss=fit.history["loss"][-1],
         train_seconds=round(time.perf_counter() - start, 3), train_scores=train_scores.tolist(),
         **threshold_fields(cfg, train_scores))
+    check_still_locked(cfg.output.model_dir, writing=path)  # a worker whose driver was killed writes nothing
     save_model(with_weights(arch, fit.weights), path, sidecar=sidecar, head={"bank": bank.astype(np.float32)})
     atomic_write_text(path.with_suffix(".history.csv"), pd.DataFrame(fit.history).rename_axis("epoch").to_csv())
     return True

@@ -3,6 +3,8 @@
 `folder_lock` takes ``fcntl.flock`` on ``<folder>/.lock`` for the duration of a ``with`` block and
 writes the holder's PID, what it runs and since when into the file. The kernel drops a flock when
 its process dies (even by SIGKILL), so a lock file left by a dead run never blocks the next one.
+A task that writes into a run's folder from another process (a Dask worker) checks first that the
+run still holds it (`check_still_locked`): a worker outliving its killed driver writes nothing.
 A reader that must not see a half-written folder (``report``) takes a shared lock without writing (`no_writer`).
 """
 
@@ -123,3 +125,30 @@ def no_writer(folder: str | os.PathLike, *, what: str) -> Iterator[None]:
     finally:
         os.close(fd)
 
+
+def check_still_locked(folder: str | os.PathLike, *, writing: str | os.PathLike) -> None:
+    """Refuse to write `writing` into `folder` unless a run holds the folder's lock (the run a task belongs to).
+
+    A task on a Dask worker runs on after its driver is killed; the driver's lock is gone with it,
+    so the task's file would land in a folder no run holds. Probed with a shared lock, which any
+    writer's exclusive lock refuses (the driver's own process included: flock locks are per open file).
+
+    Raises
+    ------
+    LockError
+        No process holds the lock of `folder`.
+    """
+    path = Path(folder) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = None
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # held exclusively: the run is alive
+        finally:
+            os.close(fd)
+    raise LockError(f"{folder} is no longer locked by the run this task belongs to (its driver ended?): "
+                    f"{writing} is not written; run the command again to finish")

@@ -28,7 +28,7 @@ from .errors import DataError, ModelError
 from .executor import executor, task_name
 from .io import atomic_write_text
 from .layout import pretrained_model_path
-from .lock import folder_lock
+from .lock import check_still_locked, folder_lock
 from .model import Sidecar, architecture, check_features, load_head, load_model, save_model, write_sidecar
 from .runs import (AUTOENCODER, EMBEDDING, PretrainJob, data_identity, feature_sidecar, fit_identity, key_of,
                    no_source_sets, threshold_fields)
@@ -175,6 +175,7 @@ def _pretrain_one(cfg: Config, trainer: Trainer, data: Machines, job: PretrainJo
         final_loss=fit.history["loss"][-1], train_seconds=round(fit.seconds, 3), streamed=fit.streamed,
         train_scores=train_scores.tolist(), **threshold_fields(cfg, train_scores),
     )
+    check_still_locked(cfg.output.model_dir, writing=path)  # a worker whose driver was killed writes nothing
     save_model(trainer.with_weights(arch, fit.weights), path, sidecar=sidecar)
     atomic_write_text(path.with_suffix(".history.csv"), pd.DataFrame(fit.history).rename_axis("epoch").to_csv())
     return Pretrained(source, path, trained=True)
@@ -209,6 +210,7 @@ def update_threshold(cfg: Config, path: Path, source: SourceSet, data: Machines)
     fields = threshold_fields(cfg, sidecar.train_scores) | {
         "n_channels": n_channels(data.checked(source.machines[0]).split.train)}
     if any(getattr(sidecar, k) != v for k, v in fields.items()):
+        check_still_locked(cfg.output.model_dir, writing=path.with_suffix(".json"))
         write_sidecar(path, sidecar.replace(**fields))
 
 
