@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,7 +12,11 @@ from typing import Any, Callable
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside `path`, then rename it over `path`."""
+    """Call ``write(tmp)`` on a temporary file beside `path`, then rename it over `path`.
+
+    The file gets the mode a plainly created one would (0666 less the umask), not the temporary file's 0600:
+    a result, model or cache shared across users (NFS, a cluster) stays readable as the umask says.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -19,6 +24,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        with contextlib.suppress(PermissionError):  # a file system without modes (vfat) keeps its own
+            os.chmod(tmp_path, 0o666 & ~umask())
         os.replace(tmp_path, path)
     except OSError as exc:
         if exc.errno is not None and exc.filename in (None, str(tmp_path)):
@@ -27,6 +34,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
+
+
+def umask() -> int:
+    """This process's umask, read without changing it (Linux: /proc; elsewhere set and restored at once)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
