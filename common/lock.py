@@ -21,6 +21,7 @@ from typing import Iterator
 from .errors import LockError
 
 LOCK_FILE = ".lock"
+_HELD: set[Path] = set()  # the folders this process holds (`check_still_locked` must not probe its own lock)
 
 
 def _alive(pid: int) -> bool:
@@ -91,7 +92,11 @@ def folder_lock(folder: str | os.PathLike, *, what: str, shared: bool = False) -
         line = f"{os.getpid()}\t{holder}\t{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
         os.lseek(fd, 0, os.SEEK_END)
         os.write(fd, line.encode())
-        yield path
+        _HELD.add(folder.resolve())
+        try:
+            yield path
+        finally:
+            _HELD.discard(folder.resolve())
     finally:
         os.close(fd)  # releases the flock
 
@@ -130,14 +135,17 @@ def check_still_locked(folder: str | os.PathLike, *, writing: str | os.PathLike)
     """Refuse to write `writing` into `folder` unless a run holds the folder's lock (the run a task belongs to).
 
     A task on a Dask worker runs on after its driver is killed; the driver's lock is gone with it,
-    so the task's file would land in a folder no run holds. Probed with a shared lock, which any
-    writer's exclusive lock refuses (the driver's own process included: flock locks are per open file).
+    so the task's file would land in a folder no run holds. Probed with a shared lock, which the
+    writer's exclusive lock refuses; not in the process that holds it (a serial run): where flock is
+    emulated by POSIX locks (NFS), a second descriptor's lock and close would not see, and would drop, its own.
 
     Raises
     ------
     LockError
         No process holds the lock of `folder`.
     """
+    if Path(folder).resolve() in _HELD:
+        return
     path = Path(folder) / LOCK_FILE
     try:
         fd = os.open(path, os.O_RDONLY)
