@@ -156,7 +156,7 @@ def test_2020_official_table_averages_per_type_and_reads_a_plain_read_csv(tmp_pa
 def test_a_2020_report_says_the_classifier_rows_are_upper_bounds(tmp_path):
     """Few-clip 2020 rows beside the ASDKit classifier's 90.57: the row itself says upper bound, all target data."""
     repo = fake_repo(tmp_path / "d2020", versions=("v1",), formula="2020")
-    text = write_report(repo, version_plots=False, n_boot=100).read_text()
+    text = write_report(repo, n_boot=100).read_text()
     published = text.split("## DCASE official scores")[1].split("Published official scores")[1]
     (line,) = [line for line in published.splitlines() if "| 2020 | dev |" in line and "| 90.57 |" in line]
     assert "upper bound, not transfer" in line and "~1,000 training clips" in line
