@@ -5,6 +5,7 @@ Each module has one job; read them in this order (``python -m common --help`` li
 
 Science path
     `audio`        load one channel of a WAV file, fast and safely; validate the samples
+    `feature_params` the log-mel parameters (names, defaults) in one record; the numerics read it, not `config`
     `logmel`       log-mel numerics of one clip and its stacked frame vectors (MIMII baseline parity)
     `features`     many WAV files -> vectors + offsets
     `cache`        those vectors on disk, keyed by every parameter and file, and read back (`VectorSet`)

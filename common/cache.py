@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .config import FeatureConfig
+from .feature_params import FeatureConfig
 from .errors import AudioError, DataError
 from .features import extract, vector_offsets
 from .io import atomic_write, atomic_write_text, digest, file_fingerprint

@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
-from .config import FeatureConfig
+from .feature_params import FeatureConfig
 from .data import Machine, all_clips, find_machines, ignored_files, list_folder_clips, split_machine
 from .dcase_layout import (ANOMALY, NORMAL, SPLIT_FOLDERS, DcaseClip, check_layout, detect_layout, find_dcase_machines,
                            list_dcase_clips, split_dcase_machine)

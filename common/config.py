@@ -22,6 +22,7 @@ import yaml
 
 from .backend import BACKENDS, use_backend
 from .errors import ConfigError
+from .feature_params import FeatureConfig
 from .sources import VERSIONS
 from .threshold import THRESHOLD_METHODS
 
@@ -61,32 +62,6 @@ class DataConfig:
     jobs: int
     on_bad_file: str
     layout: str
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """The log-mel feature parameters: the one list of their names and defaults (the MIMII baseline's).
-
-    `common.logmel` and `common.features` take their keyword defaults from ``FeatureConfig()``,
-    `common.cache` its key's parameter names, model sidecars and `common.deploy` the names they
-    record and compare. ``common/defaults.yaml`` shows the same values to the user; a Version YAML
-    sets them under ``feature:``.
-    """
-
-    n_mels: int = 64
-    frames: int = 5  # consecutive STFT frames stacked into one vector
-    n_fft: int = 1024
-    hop_length: int = 512
-    power: float = 2.0
-
-    def kwargs(self) -> dict[str, Any]:
-        """The parameters as keyword arguments for `common.logmel` and `common.features` functions."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """The parameter names, in their order: ``("n_mels", "frames", "n_fft", "hop_length", "power")``."""
-        return tuple(f.name for f in dataclasses.fields(cls))
 
 
 @dataclass(frozen=True)

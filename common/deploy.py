@@ -27,7 +27,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
-from .config import ZERO_SHOT_METHODS, FeatureConfig
+from .config import ZERO_SHOT_METHODS
+from .feature_params import FeatureConfig
 from .data import is_clip
 from .errors import AudioError, DataError, ModelError
 from .features import extract

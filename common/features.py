@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_info, read_channel, wav_info
-from .config import FeatureConfig
+from .feature_params import FeatureConfig
 from .errors import ConfigError, DataError
 from .logmel import _check_params, _logmel_padded, _n_vectors, _padded, _stack_into, _warn_short, _Workspace, n_frames_of
 

@@ -25,7 +25,7 @@ faithful: its rounding error scales with the whole frame's energy, so bands far 
 drift (2e-4 dB at 75 dB dynamic range, 0.015 dB at 110 dB, 30 dB where a pure tone leaves
 exact zeros).
 
-The keyword defaults are `common.config.FeatureConfig`'s (the baseline's: 64 mels, 5 frames,
+The keyword defaults are `common.feature_params.FeatureConfig`'s (the baseline's: 64 mels, 5 frames,
 n_fft 1024, hop 512, power 2).
 """
 
@@ -42,7 +42,7 @@ import scipy.fft
 import scipy.sparse
 
 from .audio import validate_audio
-from .config import FeatureConfig
+from .feature_params import FeatureConfig
 from .errors import AudioError, ConfigError, DataError
 
 _DEFAULT = FeatureConfig()  # the one source of the keyword defaults below

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .config import FeatureConfig
+from .feature_params import FeatureConfig
 from .errors import ModelError
 from .io import atomic_write, atomic_write_text
 
