@@ -23,6 +23,7 @@ import yaml
 from .backend import BACKENDS, use_backend
 from .errors import ConfigError
 from .feature_params import FeatureConfig
+from .io import atomic_write_text
 from .sources import VERSIONS
 from .threshold import THRESHOLD_METHODS
 
@@ -526,6 +527,4 @@ def _plain(v: Any) -> Any:
 
 def save_config(cfg: Config, path: str | Path) -> Path:
     """Write the resolved config as YAML beside a model or result (a result without it is not one)."""
-    from .io import atomic_write_text
-
     return atomic_write_text(path, cfg.to_yaml())
