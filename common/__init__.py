@@ -25,8 +25,11 @@ Science path
 
 Data
     `layout`       names on disk: MIMII folders, version folders, model and row-model paths
-    `data`         find machines in a data root, list their clips, split train / evaluation
-    `dcase_layout` DCASE Task 2 roots (2020; 2021-2025): detect the layout, parse clip names, machines, the given split
+    `machines`     what every layout shares: a machine, its split, which files are clips
+    `data`         the MIMII layout: find machines in a data root, list their clips, split train / evaluation
+    `dcase_layout` DCASE Task 2 roots (2020; 2021-2025): the years, the clip-name rule (read and write), machines,
+                   the given split
+    `layouts`      every data-set layout in one table (`LAYOUTS`): detect a root's, read its machines, clips, split
     `check`        find bad WAV files before they reach the features (`check-data`)
     `dataset`      a config's machines: their checked splits and cached features
     `synth`        the synthetic MIMII generator: `synth.params` (tables), `synth.dsp` (primitives),

@@ -336,6 +336,8 @@ def _deploy_commands(sub) -> None:
 
 def _other_commands(sub) -> None:
     """report, notebooks and demo."""
+    from .dcase_layout import YEARS  # light: no Keras
+
     p = sub.add_parser("report", help="statistics and plots over every version's results -> report/")
     p.add_argument("--repo", default=str(REPO), help="repository root holding Version1..4 (default: this one)")
     p.set_defaults(func=cmd_report)
@@ -346,7 +348,7 @@ def _other_commands(sub) -> None:
     p = sub.add_parser("demo", help="synthetic data -> v1-v4 experiments -> summary, with small demo sizes")
     p.add_argument("--root", default=None, help="data root (default: Sample_data, or Sample_data_dcaseYEAR with "
                    "--dcase; generated if empty)")
-    p.add_argument("--dcase", type=int, default=None, choices=range(2020, 2026), metavar="YEAR",
+    p.add_argument("--dcase", type=int, default=None, choices=YEARS, metavar="YEAR",
                    help="run on a synthetic DCASE Task 2 development set of YEAR's layout (2020-2025) instead, in "
                    "the workspace demo_dcaseYEAR/, with the official scores of that year")
     p.set_defaults(func=cmd_demo)

@@ -22,18 +22,17 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
 from .feature_params import FeatureConfig
-from .data import Machine, all_clips, find_machines, ignored_files, list_folder_clips, split_machine
-from .dcase_layout import (ANOMALY, NORMAL, SPLIT_FOLDERS, DcaseClip, check_layout, detect_layout, find_dcase_machines,
-                           list_dcase_clips, split_dcase_machine)
+from .data import Machine
 from .errors import AudioError, DataError
 from .io import atomic_write_text, digest, file_fingerprint
+from .layouts import AUTO, LAYOUTS, resolve_layout
 from .logmel import n_frames_of
 
 _DEFAULT = FeatureConfig()  # the feature parameters' defaults (`too_short`)
@@ -210,28 +209,13 @@ def too_short(
     return short
 
 
-def ignored_in_root(root: str | os.PathLike, *, snr: float = -6, layout: str = "auto") -> list[Path]:
+def ignored_in_root(root: str | os.PathLike, *, snr: float = -6, layout: str = AUTO) -> list[Path]:
     """Files under the machines of `root` named like clips but left out by `common.data.is_clip` (e.g. ``._*``).
 
     On a DCASE root: every such file in the split folders of its machine types (also one naming no ID or section,
     which `common.dcase_layout.ignored_dcase_files` would not place); `snr` applies to MIMII roots only.
     """
-    layout = resolve_layout(root, layout)
-    if layout == "mimii":
-        return [p for machine in find_machines(root, snr=snr) for p in ignored_files(machine)]
-    type_folders = sorted({machine.path for machine in find_dcase_machines(root, layout)})
-    return [p for folder in type_folders for split in SPLIT_FOLDERS for p in list_folder_clips(folder / split)[1]]
-
-
-def resolve_layout(root: str | os.PathLike, layout: str = "auto") -> str:
-    """`layout` checked ('mimii', 'dcase2020', 'dcase2021'), or for ``"auto"`` the one `detect_layout` finds.
-
-    A missing root, or one whose layout is not recognised, is read as MIMII, so `common.data.find_machines`
-    names what is wrong with it as it always has; mixed layouts are `detect_layout`'s DataError.
-    """
-    if layout != "auto":
-        return check_layout(layout)
-    return detect_layout(root, default="mimii")
+    return LAYOUTS[resolve_layout(root, layout)].ignored_under(root, snr=snr)
 
 
 def check_data(
@@ -243,7 +227,7 @@ def check_data(
     jobs: int = 2,
     progress: bool = False,
     feature: dict[str, int] | None = None,
-    layout: str = "auto",
+    layout: str = AUTO,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scan every machine under a data root (MIMII or DCASE Task 2): a summary table and one row per problem.
 
@@ -260,7 +244,7 @@ def check_data(
         ``frames``, ``n_fft``, ``hop_length`` of a run (e.g. a config's ``feature``): clips too
         short for them are problems (`too_short`). None skips that check.
     layout : {'auto', 'mimii', 'dcase2020', 'dcase2021'}
-        As `resolve_layout` reads it.
+        As `common.layouts.resolve_layout` reads it.
 
     Returns
     -------
@@ -279,42 +263,14 @@ def check_data(
     DataError
         The root is missing or holds no machine (at `snr` for MIMII); a DCASE clip name fits no pattern.
     """
-    layout = resolve_layout(root, layout)
-    machines = _mimii_machines(root, snr=snr) if layout == "mimii" else _dcase_machines(root, layout)
     rows, problems = [], []
-    for machine, files, counts, split in machines:
+    read = LAYOUTS[resolve_layout(root, layout)]
+    for machine, files, counts in read.inventory(root, snr=snr):
         checks = scan_files(files, channel=channel, sample_rate=sample_rate, jobs=jobs, progress=progress)
-        found = _machine_problems(machine, checks, split, feature=feature)
+        found = _machine_problems(machine, checks, read.split, feature=feature)
         problems += found
         rows.append(_summary_row(machine.name, checks, counts, n_problems=len(found)))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
-
-
-# A machine to scan: the machine, its clips, its clip counts (TABLE_COLUMNS), and the function splitting it
-_Scan = tuple[Machine, list[Path], dict[str, int], Callable[..., Any]]
-
-
-def _mimii_machines(root: str | os.PathLike, *, snr: float) -> Iterator[_Scan]:
-    """Each MIMII machine at `snr` with its normal and abnormal clips (`common.data.all_clips`)."""
-    for machine in find_machines(root, snr=snr):
-        normal, abnormal = all_clips(machine)
-        yield machine, normal + abnormal, {"normal": len(normal), "abnormal": len(abnormal)}, split_machine
-
-
-def _dcase_machines(root: str | os.PathLike, layout: str) -> Iterator[_Scan]:
-    """Each DCASE machine's clips as `split_dcase_machine` reads them, listed once for the whole root."""
-    machines = find_dcase_machines(root, layout)
-    clips: dict[str, list[DcaseClip]] = {}
-    for clip in list_dcase_clips(root, layout):
-        clips.setdefault(clip.machine_name, []).append(clip)
-    for machine in machines:
-        mine = clips[machine.name]
-        counts = {"normal": sum(c.label == NORMAL for c in mine), "abnormal": sum(c.label == ANOMALY for c in mine)}
-        if layout == "dcase2021":
-            train = [c for c in mine if c.split == "train" and c.label == NORMAL]
-            counts.update(train_source=sum(c.domain == "source" for c in train),
-                          train_target=sum(c.domain == "target" for c in train))
-        yield machine, [c.path for c in mine], counts, split_dcase_machine
 
 
 def _machine_problems(machine: Machine, checks: list[FileCheck], split: Callable[..., Any], *,

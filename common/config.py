@@ -24,6 +24,7 @@ from .backend import BACKENDS, use_backend
 from .errors import ConfigError
 from .feature_params import FeatureConfig
 from .io import atomic_write_text
+from .layouts import DATA_LAYOUTS  # data.layout: auto, or a row of `common.layouts.LAYOUTS`
 from .sources import VERSIONS
 from .threshold import THRESHOLD_METHODS
 
@@ -45,8 +46,6 @@ FAMILY_CONTROL = {"autoencoder": "scratch", "statistics": "lw_scratch", "embeddi
 BASELINE = "scratch"  # every report compares each method with it, so every run computes it
 EXECUTORS = ("serial", "local", "cluster")  # where cells and pretraining jobs run (`common.executor`)
 Budget = Union[int, str]
-# data.layout: auto = detected from the root (`common.dcase_layout.detect_layout`); dcase2021 = 2021-2025
-DATA_LAYOUTS = ("auto", "mimii", "dcase2020", "dcase2021")
 
 
 @dataclass(frozen=True)

@@ -6,54 +6,25 @@ Labels: normal = 0, anomaly = 1. Evaluation clips never enter any training or pr
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Iterable, Sequence
+from typing import Collection, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .dcase_layout import dcase_layouts_under
 from .errors import DataError
 from .layout import parse_snr_folder
+from .machines import Machine, Split, is_clip, list_folder_clips, looks_like_clip, one_layout  # noqa: F401
 
 
-
-@dataclass(frozen=True, order=True)
-class Machine:
-    """One machine of the data set: a type and an ID, and the folder holding its clips."""
-
-    type: str
-    id: str
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return f"{self.type}/{self.id}"
-
-
-@dataclass(frozen=True)
-class Split:
-    """A machine's training pool (normal clips only) and its labelled evaluation set."""
-
-    machine: Machine
-    train: tuple[Path, ...]
-    eval_files: tuple[Path, ...]
-    eval_labels: np.ndarray  # int [shape=(len(eval_files),)], normal = 0, anomaly = 1
-
-    @property
-    def eval_domains(self) -> tuple[str | None, ...]:
-        """Each evaluation clip's domain ("source" / "target"); None where the data has no domains (MIMII)."""
-        return (None,) * len(self.eval_files)
-
-    @property
-    def train_attributes(self) -> tuple[str, ...]:
-        """Each training clip's condition within its machine ("" where the data names none: MIMII, DCASE 2020)."""
-        return ("",) * len(self.train)
-
-    @property
-    def budget_pool(self) -> tuple[Path, ...]:
-        """The clips a budget of N clips draws from: the whole training pool (a DCASE split: its target domain)."""
-        return self.train
+def mimii_folders(root: str | Path) -> list[str]:
+    """The folders of `root` in the MIMII layout (``-6_dB_fan`` holding ``fan/``), sorted: how it is detected."""
+    found = []
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        parsed = parse_snr_folder(folder.name)
+        if parsed and (folder / parsed[1]).is_dir():
+            found.append(folder.name)
+    return found
 
 
 def find_machines(
@@ -104,10 +75,11 @@ def find_machines(
 
 def _refuse_dcase(root: Path) -> None:
     """A DataError naming the layout when `root` holds a DCASE Task 2 data set (read elsewhere, or not yet)."""
-    from .dcase_layout import detect_layout
-
-    layout = detect_layout(root, default="mimii")  # mixed layouts: its error, which names each layout's folders
-    if layout != "mimii":
+    found = dcase_layouts_under(root)
+    mimii = {"mimii": names} if (names := mimii_folders(root)) else {}
+    one_layout(root, {**found, **mimii})  # mixed layouts: its error, which names each layout's folders
+    if found:
+        layout = next(iter(found))
         raise DataError(
             f"{root} holds a DCASE Task 2 data set ({layout} layout), not the MIMII layout read here: the v1-v4 "
             f"grid reads it with data.layout auto or {layout}; the demo makes its own data"
@@ -125,35 +97,22 @@ def _keep(machines: list[Machine], attr: str, wanted: Iterable[str] | None, root
     return [m for m in machines if getattr(m, attr) in wanted]
 
 
-def is_clip(path: str | os.PathLike) -> bool:
-    """Whether `path` names a clip: suffix ``.wav`` in any case, and not a hidden file.
-
-    The one rule of every command (experiments, ``check-data``, ``score``): ``00000000.WAV`` is a
-    clip, while ``._00000000.wav`` (a macOS resource fork) and ``.00000000.wav`` are not.
-    """
-    name = Path(path).name
-    return name.lower().endswith(".wav") and not name.startswith(".")
+def mimii_inventory(root: str | Path, *, snr: float = -6) -> Iterator[tuple[Machine, list[Path], dict[str, int]]]:
+    """Each machine at `snr` with its normal and abnormal clips (`all_clips`) and how many of each."""
+    for machine in find_machines(root, snr=snr):
+        normal, abnormal = all_clips(machine)
+        yield machine, normal + abnormal, {"normal": len(normal), "abnormal": len(abnormal)}
 
 
-def looks_like_clip(path: str | os.PathLike) -> bool:
-    """Whether `path` ends in ``.wav`` (any case) but `is_clip` leaves it out (e.g. ``._00000000.wav``)."""
-    return Path(path).name.lower().endswith(".wav") and not is_clip(path)
+def mimii_clips(machine: Machine) -> list[Path]:
+    """Every clip of `machine`: its normal, then its abnormal clips."""
+    normal, abnormal = all_clips(machine)
+    return normal + abnormal
 
 
-def list_folder_clips(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
-    """The clips of one folder (files passing `is_clip`), sorted by name, and the files that look like clips but are not.
-
-    Returns
-    -------
-    clips : list of Path
-    ignored : list of Path
-        Files named ``*.wav`` that `is_clip` leaves out (hidden ones such as ``._*``), to report.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return [], []
-    files = sorted(p for p in folder.iterdir() if p.name.lower().endswith(".wav") and p.is_file())
-    return [p for p in files if is_clip(p)], [p for p in files if not is_clip(p)]
+def ignored_under(root: str | Path, *, snr: float = -6) -> list[Path]:
+    """Files of the machines at `snr` under `root` named like clips that `is_clip` leaves out."""
+    return [p for machine in find_machines(root, snr=snr) for p in ignored_files(machine)]
 
 
 def ignored_files(machine: Machine) -> list[Path]:

@@ -19,10 +19,11 @@ import pandas as pd
 from .audio import wav_info
 from .check import FileCheck, scan_files, too_short
 from .config import Config
-from .data import Machine, Split, all_clips, find_machines, ignored_files, split_machine
+from .data import Machine, Split
 from .errors import AudioError, ConfigError
 from .cache import ClipFeatures, cached_features
 from .io import atomic_write_text
+from .layouts import LAYOUTS, resolve_layout
 from .sources import source_sets
 
 SKIPPED_COLUMNS = ["target_type", "target_id", "path", "problem"]
@@ -103,45 +104,20 @@ def select_machines(cfg: Config) -> list[Machine]:
             f"{cfg.source}: 'data.root' is {d.root}, which is not a folder (or --root, when given). Set data.root "
             f"to a MIMII-layout root, or make one with `python -m common synth --root {d.root}` or `download`"
         )
-    layout = data_layout(cfg)
-    if layout == "mimii":
-        return find_machines(d.root, snr=d.snr, types=d.types, ids=d.ids)
-    from .dcase_layout import find_dcase_machines
-
-    return find_dcase_machines(d.root, layout, types=d.types, sections=d.ids)
+    return LAYOUTS[data_layout(cfg)].machines(d.root, snr=d.snr, types=d.types, ids=d.ids)
 
 
 def data_layout(cfg: Config) -> str:
     """The layout the grid reads ``data.root`` in: ``data.layout``, or when ``auto`` the one found there
     (MIMII unless the root is clearly a DCASE Task 2 set, so that a MIMII root reads as it always has: then
     `find_machines` says what it expected to find). A root of mixed layouts is `detect_layout`'s DataError."""
-    layout = cfg.data.layout
-    if layout == "auto":
-        from .dcase_layout import detect_layout
-
-        layout = detect_layout(cfg.data.root, default="mimii")
-    return layout
-
-
-def _machine_clips(machine: Machine, layout: str) -> tuple[list[Path], list[Path]]:
-    """(every clip of `machine` to check, files left out as not clips) in data layout `layout`."""
-    if layout == "mimii":
-        normal, abnormal = all_clips(machine)
-        return normal + abnormal, ignored_files(machine)
-    from .dcase_layout import ignored_dcase_files, split_dcase_machine
-
-    given = split_dcase_machine(machine)
-    return list(given.train) + list(given.eval_files), ignored_dcase_files(machine)
+    return resolve_layout(cfg.data.root, cfg.data.layout)
 
 
 def _split(cfg: Config, machine: Machine, layout: str, bad) -> Split:
     """The train / evaluation split of the good clips: ``data.split`` on MIMII, the given one on DCASE."""
     d = cfg.data
-    if layout == "mimii":
-        return split_machine(machine, method=d.split, seed=d.split_seed, exclude=bad)
-    from .dcase_layout import split_dcase_machine
-
-    return split_dcase_machine(machine, exclude=bad)
+    return LAYOUTS[layout].split(machine, method=d.split, seed=d.split_seed, exclude=bad)
 
 
 def check_machine(cfg: Config, machine: Machine, *, progress: bool = False,
@@ -162,8 +138,8 @@ def check_machine(cfg: Config, machine: Machine, *, progress: bool = False,
     """
     d = cfg.data
     layout = layout or data_layout(cfg)
-    clips, ignored = _machine_clips(machine, layout)
-    _warn_ignored(machine, ignored)
+    clips = LAYOUTS[layout].clips(machine)
+    _warn_ignored(machine, LAYOUTS[layout].ignored(machine))
     checks = scan_files(clips, channel=d.channel, sample_rate=d.sample_rate, jobs=d.jobs,
                         cache_dir=d.cache_dir, progress=progress)
     _check_config_fits(cfg, machine, checks)

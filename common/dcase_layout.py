@@ -40,17 +40,21 @@ import csv
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Collection, Iterable
+from typing import Collection, Iterable, Iterator
 
 import numpy as np
 
-from .data import Machine, Split, is_clip, list_folder_clips
 from .errors import DataError
-from .layout import parse_snr_folder
+from .machines import Machine, Split, is_clip, list_folder_clips, one_layout
 
-LAYOUTS: tuple[str, ...] = ("mimii", "dcase2020", "dcase2021")
 NORMAL, ANOMALY, UNKNOWN_LABEL = 0, 1, -1
 _LABELS = {"normal": NORMAL, "anomaly": ANOMALY}
+
+# The DCASE Task 2 years, and the years from which each naming rule holds (`layout_of_year`, `clip_name`).
+YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025)
+DOMAINS_FROM = 2021  # from here on: sections, source and target domains, attributes (the dcase2021 scheme)
+NAMED_TEST_FROM = 2022  # from here on: test clips in test/, named with attributes, attribute CSVs (2021: neither)
+FIRST_SHOT_YEAR = 2023  # from here on: one section (00) per machine type
 
 # split folder of a machine-type folder -> (split of its clips, domain they must have; None: any)
 SPLIT_FOLDERS: dict[str, tuple[str, str | None]] = {
@@ -60,22 +64,37 @@ SPLIT_FOLDERS: dict[str, tuple[str, str | None]] = {
     "target_test": ("test", "target"),  # 2021
 }
 
-# file-name patterns (names without ".wav") of each DCASE layout: labelled names first, then evaluation-set names
-_PATTERNS: dict[str, tuple[re.Pattern, ...]] = {
-    "dcase2020": (
-        re.compile(r"(?P<label>normal|anomaly)_(?P<id>id_\d{2})_(?P<index>\d+)"),
-        re.compile(r"(?P<id>id_\d{2})_(?P<index>\d+)"),
-    ),
-    "dcase2021": (
-        re.compile(r"(?P<id>section_\d{2})_(?P<domain>source|target)_(?P<split>train|test)_(?P<label>normal|anomaly)"
-                   r"_(?P<index>\d+)(?:_(?P<attributes>.*))?"),
-        re.compile(r"(?P<id>section_\d{2})_(?P<domain>source|target)_(?P<split>test)_(?P<index>\d+)"),
-        re.compile(r"(?P<id>section_\d{2})_(?:test_)?(?P<index>\d+)"),
-    ),
+
+
+@dataclass(frozen=True)
+class _Scheme:
+    """One DCASE naming scheme: how its clip names are read, and how messages show them."""
+
+    patterns: tuple[re.Pattern, ...]  # names without ".wav": labelled names first, then evaluation-set names
+    id_prefix: str  # a machine ID's first word: "id" (id_01) or "section" (section_00)
+    example: str  # a training clip's name
+    domains: bool  # names say a source or target domain (check-data counts each domain's training clips)
+    shown: dict[str, str]  # split -> the labelled names a development set's split folders hold, as a glob
+
+
+# The one owner of the DCASE clip-name rule: `parse_clip` reads names with it, `clip_name` writes them, and
+# `is_labelled_name` checks a downloaded zip's names with it.
+_SCHEMES: dict[str, _Scheme] = {
+    "dcase2020": _Scheme(
+        (re.compile(r"(?P<label>normal|anomaly)_(?P<id>id_\d{2})_(?P<index>\d+)"),
+         re.compile(r"(?P<id>id_\d{2})_(?P<index>\d+)")),
+        "id", "normal_id_00_00000000.wav",
+        False, {"train": "normal_id_XX_*.wav", "test": "{normal,anomaly}_id_XX_*.wav"}),
+    "dcase2021": _Scheme(
+        (re.compile(r"(?P<id>section_\d{2})_(?P<domain>source|target)_(?P<split>train|test)_(?P<label>normal|anomaly)"
+                    r"_(?P<index>\d+)(?:_(?P<attributes>.*))?"),
+         re.compile(r"(?P<id>section_\d{2})_(?P<domain>source|target)_(?P<split>test)_(?P<index>\d+)"),
+         re.compile(r"(?P<id>section_\d{2})_(?:test_)?(?P<index>\d+)")),
+        "section", "section_00_source_train_normal_0000_<attributes>.wav", True,
+        {"train": "section_XX_{source,target}_train_normal_*.wav",
+         "test": "section_XX_{source,target}_test_{normal,anomaly}_*.wav"}),
 }
-_EXAMPLES = {"dcase2020": "normal_id_00_00000000.wav",
-             "dcase2021": "section_00_source_train_normal_0000_<attributes>.wav"}
-_LAYOUT_OF_ID_PREFIX = {"id": "dcase2020", "section": "dcase2021"}
+_LAYOUT_OF_ID_PREFIX = {scheme.id_prefix: layout for layout, scheme in _SCHEMES.items()}
 
 
 @dataclass(frozen=True)
@@ -132,24 +151,76 @@ class DcaseSplit(Split):
         return self.target_train if any(self.train_domains) else self.train
 
 
-def check_layout(layout: str) -> str:
-    """`layout` if it is one of `LAYOUTS` ('mimii', 'dcase2020', 'dcase2021'); DataError otherwise."""
-    if layout not in LAYOUTS:
-        raise DataError(f"layout={layout!r} must be one of {list(LAYOUTS)} (dcase2021 reads 2021-2025)")
+def check_scheme(layout: str) -> str:
+    """`layout` if it names a DCASE naming scheme ('dcase2020', 'dcase2021'); DataError otherwise."""
+    if layout not in _SCHEMES:
+        raise DataError(f"layout={layout!r} must be one of {list(_SCHEMES)} to read a DCASE root (dcase2021 reads "
+                        "2021-2025); list the machines of a MIMII root with common.data.find_machines")
     return layout
 
 
-def official_year(machine: Machine, layout: str) -> int | None:
-    """The DCASE year whose official score formula fits `machine`'s data (`common.official_scores.FORMULAS`).
+def check_year(year: object) -> int:
+    """`year` as an int if it is one of `YEARS`; DataError otherwise."""
+    if isinstance(year, bool) or not isinstance(year, (int, np.integer)) or int(year) not in YEARS:
+        raise DataError(f"year={year!r} must be one of {YEARS} (the DCASE Task 2 layouts)")
+    return int(year)
 
-    None on MIMII; 2020; 2021 when the type keeps its test clips in ``source_test/`` / ``target_test/``;
-    otherwise 2022, whose formula 2023-2025 share (they differ in data, not in the score).
+
+def layout_of_year(year: int) -> str:
+    """The naming scheme of DCASE `year`: 'dcase2020' for 2020, 'dcase2021' for 2021-2025."""
+    return "dcase2020" if check_year(year) < DOMAINS_FROM else "dcase2021"
+
+
+def index_digits(year: int) -> int:
+    """How many digits a clip number has in the names of DCASE `year`: 8 in 2020, 4 afterwards."""
+    return 8 if check_year(year) < DOMAINS_FROM else 4
+
+
+def test_folders(year: int) -> tuple[str, ...]:
+    """Where the test clips of DCASE `year` lie in a type folder: ``("test",)``, or 2021's two domain folders."""
+    if DOMAINS_FROM <= check_year(year) < NAMED_TEST_FROM:
+        return ("source_test", "target_test")
+    return ("test",)
+
+
+def clip_folder(year: int, *, domain: str, split: str) -> str:
+    """The split folder of a clip in DCASE `year`: ``train``, ``test``, or 2021's ``source_test`` / ``target_test``."""
+    if split == "test" and test_folders(year) != ("test",):
+        return f"{domain}_test"
+    return split
+
+
+def clip_name(year: int, *, machine_id: str, domain: str | None, split: str, label: int, index: int,
+              attributes: str = "") -> str:
+    """The file name DCASE `year` gives a clip, e.g. ``section_00_target_test_anomaly_0003_spd_125.wav``.
+
+    `machine_id` is ``id_01`` (2020) or ``section_00``; `label` is `NORMAL` or `ANOMALY`. 2020 names have no
+    domain or split (the folder says the split) and no attributes; 2021 test names end at the number
+    (``section_00_target_test_anomaly_0003.wav``); `attributes` (e.g. ``"spd_125"``) ends every other name.
+    `parse_clip` reads each name back.
     """
-    if check_layout(layout) == "mimii":
-        return None
-    if layout == "dcase2020":
-        return 2020
-    return 2021 if any((machine.path / f).is_dir() for f in ("source_test", "target_test")) else 2022
+    word = {NORMAL: "normal", ANOMALY: "anomaly"}[label]
+    number = f"{index:0{index_digits(year)}d}"
+    if year < DOMAINS_FROM:
+        return f"{word}_{machine_id}_{number}.wav"
+    stem = f"{machine_id}_{domain}_{split}_{word}_{number}"
+    if not attributes or (split == "test" and year < NAMED_TEST_FROM):
+        return f"{stem}.wav"
+    return f"{stem}_{attributes}.wav"
+
+
+def official_year_2020(machine: Machine) -> int:
+    """The DCASE year whose official score formula fits a 2020-layout machine: 2020."""
+    return 2020
+
+
+def official_year_of_sections(machine: Machine) -> int:
+    """The DCASE year whose official score formula fits a section of the 2021-2025 layout.
+
+    2021 when the type keeps its test clips in ``source_test/`` / ``target_test/``; otherwise 2022, whose
+    formula 2023-2025 share (they differ in data, not in the score).
+    """
+    return 2021 if any((machine.path / f).is_dir() for f in test_folders(2021)) else 2022
 
 
 def layout_of_id(machine_id: str) -> str:
@@ -161,15 +232,30 @@ def layout_of_id(machine_id: str) -> str:
 
 
 def _fields(name: str, layout: str) -> dict[str, str | None] | None:
+    """The fields `layout`'s first fitting pattern reads from clip name `name` (``*.wav``); None if none fits."""
     stem = name[:-4]  # is_clip: the name ends in ".wav" in any case
-    for pattern in _PATTERNS[layout]:
+    for pattern in _SCHEMES[layout].patterns:
         if m := pattern.fullmatch(stem):
             return m.groupdict()
     return None
 
 
 def _layout_of_name(name: str) -> str | None:
-    return next((layout for layout in _PATTERNS if _fields(name, layout) is not None), None)
+    """The DCASE scheme clip name `name` fits, if any."""
+    return next((layout for layout in _SCHEMES if _fields(name, layout) is not None), None)
+
+
+def is_labelled_name(name: str, layout: str, split: str) -> bool:
+    """Whether `name` is a labelled `split` clip's name in `layout` (training clips: normal ones only)."""
+    fields = _fields(name, layout) if name.lower().endswith(".wav") else None
+    if fields is None or fields.get("label") is None or (fields.get("split") or split) != split:
+        return False
+    return split == "test" or fields["label"] == "normal"
+
+
+def shown_names(layout: str, split: str) -> str:
+    """The labelled names a development set's `split` folders hold in `layout`, as a glob for messages."""
+    return _SCHEMES[layout].shown[split]
 
 
 def parse_clip(path: str | Path, layout: str) -> DcaseClip | None:
@@ -188,8 +274,7 @@ def parse_clip(path: str | Path, layout: str) -> DcaseClip | None:
         in ``source_test/``).
     """
     path = Path(path)
-    if layout not in _PATTERNS:
-        raise DataError(f"layout={layout!r} must be one of {list(_PATTERNS)} to parse DCASE clip names")
+    check_scheme(layout)
     if path.parent.name not in SPLIT_FOLDERS:
         raise DataError(f"{path}: not in a split folder of a machine type ({', '.join(SPLIT_FOLDERS)})")
     fields = _fields(path.name, layout)
@@ -249,50 +334,38 @@ def _type_folders(root: Path) -> list[Path]:
                   and any((p / name).is_dir() for name in SPLIT_FOLDERS))
 
 
-def _folder_layouts(folder: Path) -> set[str]:
-    parsed = parse_snr_folder(folder.name)
-    if parsed and (folder / parsed[1]).is_dir():
-        return {"mimii"}
-    names = [p.name for split in SPLIT_FOLDERS if (folder / split).is_dir()
-             for p in (folder / split).iterdir() if is_clip(p)]
-    return {layout for layout in map(_layout_of_name, names) if layout}
+def _folder_names(folder: Path) -> list[str]:
+    """The clip names in the split folders of `folder`."""
+    return [p.name for split in SPLIT_FOLDERS if (folder / split).is_dir()
+            for p in (folder / split).iterdir() if is_clip(p)]
 
 
-def detect_layout(root: str | Path, *, default: str | None = None) -> str:
-    """The layout of data root `root`: 'mimii', 'dcase2020' or 'dcase2021' (2021-2025), from its folders and names.
+def dcase_layouts_under(root: str | Path) -> dict[str, list[str]]:
+    """DCASE layout -> the folders of `root` holding clips named in it, sorted ({} for a MIMII root, or none).
 
-    Parameters
-    ----------
-    root : str or Path
-    default : str or None
-        Returned, instead of an error, for a missing root or one whose layout is not recognised (a
-        caller that reads such a root as MIMII, whose reader then says what it expected). Mixed
-        layouts are an error whatever `default` is.
-
-    Raises
-    ------
-    DataError
-        Layouts mixed (folders of two layouts, or one type folder with names of both DCASE schemes): the
-        message lists each layout's folders. Without `default`: also a missing root, or nothing recognised.
+    A folder whose names fit both schemes is listed under both: `common.machines.one_layout` names such a root.
     """
-    if default is not None and not Path(root).is_dir():
-        return default
-    root = _check_root(root)
     found: dict[str, list[str]] = {}
-    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for layout in sorted(_folder_layouts(child)):
+    for child in sorted(p for p in _check_root(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for layout in sorted({layout for layout in map(_layout_of_name, _folder_names(child)) if layout}):
             found.setdefault(layout, []).append(child.name)
-    if len(found) == 1:
-        return next(iter(found))
-    if not found and default is not None:
-        return default
-    if not found:
-        raise DataError(
-            f"no data layout recognised under {root}: expected MIMII folders ({root / '-6_dB_fan/fan/id_00/normal'}) "
-            f"or DCASE machine-type folders ({root / 'ToyCar/train' / _EXAMPLES['dcase2020']}, "
-            f"{root / 'fan/train' / _EXAMPLES['dcase2021']})")
-    listed = "; ".join(f"{layout}: {', '.join(names)}" for layout, names in sorted(found.items()))
-    raise DataError(f"mixed data layouts under {root} ({listed}): a data root holds one layout")
+    return found
+
+
+def dcase_folders(root: str | Path, layout: str) -> list[str]:
+    """The folders of `root` holding clips named in DCASE `layout`: how the layout is detected."""
+    return dcase_layouts_under(root).get(check_scheme(layout), [])
+
+
+def _detect_scheme(root: Path) -> str:
+    """The one DCASE layout of `root`; DataError when there is none or the root mixes two."""
+    layout = one_layout(root, dcase_layouts_under(root))
+    if layout is None:
+        raise DataError(f"no DCASE Task 2 clips under {root} (a MIMII root? list its machines with "
+                        f"common.data.find_machines): expected DCASE machine-type folders "
+                        f"({root / 'ToyCar/train' / _SCHEMES['dcase2020'].example}, "
+                        f"{root / 'fan/train' / _SCHEMES['dcase2021'].example})")
+    return layout
 
 
 def _type_clips(type_dir: Path, layout: str) -> list[DcaseClip]:
@@ -309,7 +382,7 @@ def _type_clips(type_dir: Path, layout: str) -> list[DcaseClip]:
             clip = parse_clip(path, layout)
             if clip is None:
                 raise DataError(f"file name fits no {layout} pattern: {path} (expected names like "
-                                f"{_EXAMPLES[layout]}; is the data.layout right?)")
+                                f"{_SCHEMES[layout].example}; is the data.layout right?)")
             clips.append(clip)
     table: dict[str, tuple[tuple[str, str], ...]] = {}
     for csv_path in sorted(type_dir.glob("attributes_*.csv")):
@@ -326,7 +399,7 @@ def list_dcase_clips(root: str | Path, layout: str | None = None, *,
     root : path
         Folder of machine-type folders, e.g. ``dev_data/``.
     layout : {'dcase2020', 'dcase2021'}, optional
-        Detected by `detect_layout` when None.
+        Detected from the root's clip names when None.
 
     Raises
     ------
@@ -334,9 +407,7 @@ def list_dcase_clips(root: str | Path, layout: str | None = None, *,
         Root missing, a MIMII layout, a name that fits no pattern, a bad attribute CSV, an asked-for type absent.
     """
     root = _check_root(root)
-    layout = detect_layout(root) if layout is None else check_layout(layout)
-    if layout == "mimii":
-        raise DataError(f"{root} is a MIMII root: list its machines with common.data.find_machines")
+    layout = _detect_scheme(root) if layout is None else check_scheme(layout)
     folders = _keep(_type_folders(root), "name", types, root, "machine type")
     return [clip for folder in folders for clip in _type_clips(folder, layout)]
 
@@ -375,7 +446,7 @@ def find_dcase_machines(root: str | Path, layout: str | None = None, *, types: I
     clips = list_dcase_clips(root, layout, types=types)
     if not clips:
         raise DataError(f"no DCASE clips under {root}: expected files like {root / 'fan/train'}/"
-                        f"{_EXAMPLES[layout or 'dcase2021']}")
+                        f"{_SCHEMES[layout or 'dcase2021'].example}")
     machines = sorted({Machine(c.type, c.id, c.path.parent.parent) for c in clips})
     return _keep(machines, "id", sections, root, "section / ID")
 
@@ -450,3 +521,33 @@ def ignored_dcase_files(machine: Machine) -> list[Path]:
     """Hidden ``*.wav`` files (``._x.wav``) of `machine`'s split folders that name its ID or section: left out."""
     hidden = [p for split in SPLIT_FOLDERS for p in list_folder_clips(machine.path / split)[1]]
     return [p for p in hidden if f"{machine.id}_" in p.name]
+
+
+def dcase_inventory(root: str | Path, layout: str) -> Iterator[tuple[Machine, list[Path], dict[str, int]]]:
+    """Each machine of a DCASE root with its clips as `split_dcase_machine` reads them (listed once for the root)
+    and their counts: normal and anomalous clips, and where names carry domains each domain's training clips."""
+    machines = find_dcase_machines(root, layout)
+    clips: dict[str, list[DcaseClip]] = {}
+    for clip in list_dcase_clips(root, layout):
+        clips.setdefault(clip.machine_name, []).append(clip)
+    for machine in machines:
+        mine = clips[machine.name]
+        counts = {"normal": sum(c.label == NORMAL for c in mine), "abnormal": sum(c.label == ANOMALY for c in mine)}
+        if _SCHEMES[layout].domains:
+            train = [c for c in mine if c.split == "train" and c.label == NORMAL]
+            counts.update(train_source=sum(c.domain == "source" for c in train),
+                          train_target=sum(c.domain == "target" for c in train))
+        yield machine, [c.path for c in mine], counts
+
+
+def dcase_given_clips(machine: Machine) -> list[Path]:
+    """Every clip of `machine` that its given split reads: training clips, then test clips."""
+    given = split_dcase_machine(machine)
+    return list(given.train) + list(given.eval_files)
+
+
+def ignored_under(root: str | Path, layout: str) -> list[Path]:
+    """Hidden ``*.wav`` files in the split folders of every machine type of a DCASE root (also those naming
+    no ID or section, which `ignored_dcase_files` would not place)."""
+    type_folders = sorted({machine.path for machine in find_dcase_machines(root, layout)})
+    return [p for folder in type_folders for split in SPLIT_FOLDERS for p in list_folder_clips(folder / split)[1]]

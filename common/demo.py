@@ -41,7 +41,7 @@ DCASE_DEMO_BUDGETS = [2, 5, 10, "all"]  # 2021-2025: N of the 10 target-domain c
 
 def _layout_at(root: Path) -> str | None:
     """The data layout found under `root` (None: missing, empty or nothing recognised)."""
-    from .dcase_layout import detect_layout
+    from .layouts import detect_layout
 
     try:
         return detect_layout(root) if root.is_dir() else None
@@ -73,11 +73,13 @@ def ensure_data(root: Path, *, snr: float = -6, progress: bool = True) -> bool:
 
 def ensure_dcase_data(root: Path, year: int, *, progress: bool = True) -> bool:
     """Generate the DCASE demo's synthetic set of `year` under `root` unless one of that layout is there."""
-    layout, want = _layout_at(root), "dcase2020" if year == 2020 else "dcase2021"
-    if layout == want:
+    from .dcase_layout import layout_of_year
+
+    found, want = _layout_at(root), layout_of_year(year)
+    if found == want:
         return False
-    if layout is not None:
-        raise DataError(f"{root} holds a {layout} data set, not the {want} layout of the DCASE {year} demo: "
+    if found is not None:
+        raise DataError(f"{root} holds a {found} data set, not the {want} layout of the DCASE {year} demo: "
                         "give another --root")
     from .synth.dcase import generate_dcase_dataset
 

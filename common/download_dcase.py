@@ -21,12 +21,12 @@ machine type whose folder carries that marker for the same record and zip is ski
 from __future__ import annotations
 
 import os
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
+from .dcase_layout import is_labelled_name, layout_of_year, shown_names, test_folders
 from .download import ZENODO_URL, download_zips, extract_zip, is_complete
 from .errors import DownloadError
 
@@ -47,51 +47,46 @@ class DevSet:
         Zip name in the record; ``{type}`` stands for the machine type, e.g. ``"dev_{type}.zip"``.
     types : tuple of str
         The year's machine types, spelt as the zips' folders are.
-    layout : str
-        How clips are named: ``"dcase2020"`` (``normal_id_00_00000000.wav``) or ``"dcase2021"``
-        (2021-2025: ``section_00_source_train_normal_0000_*.wav``), as `common.dcase_layout` calls them.
-    test_folders : tuple of str
-        Where the test clips lie in a type folder: ``("test",)``, or 2021's ``("source_test", "target_test")``.
+    year : int
+        The DCASE year (one of `common.dcase_layout.YEARS`); how its clips are named and where its test clips
+        lie follow from it (`layout`, `test_folders`).
     """
 
     record: int
     archive: str
     types: tuple[str, ...]
-    layout: str
-    test_folders: tuple[str, ...] = ("test",)
+    year: int
+
+    @property
+    def layout(self) -> str:
+        """How clips are named: ``"dcase2020"`` or ``"dcase2021"`` (2021-2025), `common.dcase_layout`'s names."""
+        return layout_of_year(self.year)
+
+    @property
+    def test_folders(self) -> tuple[str, ...]:
+        """Where the test clips lie in a type folder: ``("test",)``, or 2021's ``("source_test", "target_test")``."""
+        return test_folders(self.year)
 
 
 DEV_SETS: dict[int, DevSet] = {
     # https://github.com/y-kawagu/dcase2020_task2_baseline README.md: "Download dev_data_<Machine_Type>.zip from
     # https://zenodo.org/record/3678171"; types from nttcslab/dcase2023_task2_baseline_ae tools/data_download_2020.sh
-    2020: DevSet(3678171, "dev_data_{type}.zip", ("ToyCar", "ToyConveyor", "fan", "pump", "slider", "valve"),
-                 "dcase2020"),
+    2020: DevSet(3678171, "dev_data_{type}.zip", ("ToyCar", "ToyConveyor", "fan", "pump", "slider", "valve"), 2020),
     # https://github.com/y-kawagu/dcase2021_task2_baseline_ae README.md (folders); nttcslab/dcase2023_task2_baseline_ae
     # README_legacy.md and tools/data_download_2021.sh ("https://zenodo.org/record/4562016/files/dev_data_${t}.zip")
     2021: DevSet(4562016, "dev_data_{type}.zip", ("fan", "gearbox", "pump", "slider", "ToyCar", "ToyTrain", "valve"),
-                 "dcase2021", test_folders=("source_test", "target_test")),
+                 2021),
     # https://github.com/Kota-Dohi/dcase2022_task2_baseline_ae README.md (https://zenodo.org/record/6355122). From
     # 2022 on the READMEs write "dev_data_<machine_type>.zip" but the scripts that fetch the zips use dev_<type>.zip:
     # nttcslab/dcase2023_task2_baseline_ae tools/data_download_2022.sh (".../record/6355122/files/dev_${t}.zip")
-    2022: DevSet(6355122, "dev_{type}.zip", _SECTION_TYPES, "dcase2021"),
+    2022: DevSet(6355122, "dev_{type}.zip", _SECTION_TYPES, 2022),
     # nttcslab/dcase2023_task2_baseline_ae README.md: https://zenodo.org/record/7882613 ("Updated on 2023/05/01",
     # fixed attributes; replaces 7690148 and 7690157) and tools/data_download_2023.sh (".../7882613/files/dev_${t}.zip")
-    2023: DevSet(7882613, "dev_{type}.zip", _SECTION_TYPES, "dcase2021"),
+    2023: DevSet(7882613, "dev_{type}.zip", _SECTION_TYPES, 2023),
     # nttcslab/dcase2023_task2_baseline_ae README.md: https://zenodo.org/records/10902294; data_download_2024dev.sh
-    2024: DevSet(10902294, "dev_{type}.zip", _SECTION_TYPES, "dcase2021"),
+    2024: DevSet(10902294, "dev_{type}.zip", _SECTION_TYPES, 2024),
     # nttcslab/dcase2023_task2_baseline_ae README.md: https://zenodo.org/records/15097779; data_download_2025dev.sh
-    2025: DevSet(15097779, "dev_{type}.zip", _SECTION_TYPES, "dcase2021"),
-}
-
-# A zip must hold at least one training and one test clip named as its layout says (file names only: a
-# sanity check of the archive, not the loader's parser): layout -> {"train" | "test": (shown, pattern)}.
-_CLIP_NAMES: dict[str, dict[str, tuple[str, str]]] = {
-    "dcase2020": {"train": ("normal_id_XX_*.wav", r"normal_id_\d+_\d+\.wav"),
-                  "test": ("{normal,anomaly}_id_XX_*.wav", r"(?:normal|anomaly)_id_\d+_\d+\.wav")},
-    "dcase2021": {"train": ("section_XX_{source,target}_train_normal_*.wav",
-                            r"section_\d+_(?:source|target)_train_normal_\d+[^/]*\.wav"),
-                  "test": ("section_XX_{source,target}_test_{normal,anomaly}_*.wav",
-                           r"section_\d+_(?:source|target)_test_(?:normal|anomaly)_\d+[^/]*\.wav")},
+    2025: DevSet(15097779, "dev_{type}.zip", _SECTION_TYPES, 2025),
 }
 
 
@@ -245,10 +240,11 @@ def _plan(files: list[zipfile.ZipInfo], *, zip_path: Path, spec: DevSet, year: i
                             f"(or {stem}/{machine_type}/), found e.g. {odd[:5]} among {len(files)} files")
     members = [(info, PurePosixPath(info.filename[strip:])) for info in files]
     folders = {"train": ("train",), "test": spec.test_folders}
-    missing = [f"{machine_type}/{'|'.join(folders[split])}/{shown}"
-               for split, (shown, pattern) in _CLIP_NAMES[spec.layout].items()
-               if not any(len(rel.parts) == 2 and rel.parts[0] in folders[split] and re.fullmatch(pattern, rel.name)
-                          for _, rel in members)]
+    # at least one labelled training and test clip named as the year's layout says (`common.dcase_layout`)
+    missing = [f"{machine_type}/{'|'.join(folders[split])}/{shown_names(spec.layout, split)}"
+               for split in folders
+               if not any(len(rel.parts) == 2 and rel.parts[0] in folders[split]
+                          and is_labelled_name(rel.name, spec.layout, split) for _, rel in members)]
     if missing:
         raise DownloadError(f"{zip_path} has unexpected contents for the DCASE {year} layout: no "
                             f"{' and no '.join(missing)}; found e.g. {sorted(i.filename for i in files)[:5]} "

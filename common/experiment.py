@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from .config import Config, save_config
 from .data import Machine, budget_clips
-from .dcase_layout import official_year
+from .layouts import official_year
 from .dataset import CheckedMachine, Machines, n_channels, select_machines, write_skipped
 from .errors import ConfigError
 from .executor import executor, task_name

@@ -8,7 +8,6 @@ import pytest
 from common.data import Split
 from common.dcase_layout import (
     UNKNOWN_LABEL,
-    detect_layout,
     find_dcase_machines,
     ignored_dcase_files,
     list_dcase_clips,
@@ -17,6 +16,7 @@ from common.dcase_layout import (
     split_dcase_machine,
 )
 from common.errors import DataError
+from common.layouts import detect_layout
 from conftest import write_wav
 
 
@@ -241,7 +241,7 @@ def test_official_year_follows_the_folders(tmp_path):
     """The formula a machine is scored by: none on MIMII, 2020 for IDs, 2021 with source_test/ or target_test/,
     otherwise the 2022-2025 formula (2022)."""
     from common.data import Machine
-    from common.dcase_layout import official_year
+    from common.layouts import official_year
 
     folder = tmp_path / "fan"
     (folder / "train").mkdir(parents=True)

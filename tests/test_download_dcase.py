@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from common.audio import read_channel
-from common.dcase_layout import detect_layout, find_dcase_machines
+from common.dcase_layout import find_dcase_machines
 from common.download import MARKER
 from common.download_dcase import DEV_SETS, dev_set, dev_types, download_dcase, extract_dcase_zip
 from common.errors import DownloadError
+from common.layouts import detect_layout
 from conftest import run_main, write_wav
 from fake_zenodo import FakeZenodo, make_zip
 

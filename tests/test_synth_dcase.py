@@ -360,7 +360,8 @@ def test_2020_defaults_to_no_target_domain(tmp_path):
 
 
 def test_the_layout_reader_finds_the_machines_splits_domains_and_attributes(set2020, set2022):
-    from common.dcase_layout import detect_layout, find_dcase_machines, split_dcase_machine
+    from common.dcase_layout import find_dcase_machines, split_dcase_machine
+    from common.layouts import detect_layout
 
     root, _ = set2020
     assert detect_layout(root) == "dcase2020"
@@ -382,7 +383,8 @@ def test_the_layout_reader_finds_the_machines_splits_domains_and_attributes(set2
 
 
 def test_the_layout_reader_reads_2021_test_clips_from_their_domain_folders(set2021, set2022):
-    from common.dcase_layout import detect_layout, find_dcase_machines, official_year, split_dcase_machine
+    from common.dcase_layout import find_dcase_machines, split_dcase_machine
+    from common.layouts import detect_layout, official_year
 
     root, _ = set2021
     assert detect_layout(root) == "dcase2021"

@@ -15,7 +15,7 @@ README_legacy.md, "Directory structure of downloaded dataset")::
 
 2021 is written as its development set has it: attributes in training names only (real ones read
 ``..._0000_strength_1_ambient``), test clips split by domain into ``source_test/`` and ``target_test/``, no
-attribute CSV; `common.dcase_layout.official_year` tells it from 2022+ by those folders. From 2022 every name
+attribute CSV; `common.layouts.official_year` tells it from 2022+ by those folders. From 2022 every name
 ends in its attributes, and one attribute CSV per section lists each clip of the section (train and test) as
 ``<type>/<split>/<name>`` with its attribute name (``d1p``) and value (``d1v``): the columns and path form of the
 real files (read as such by ``soundata/soundata`` ``soundata/datasets/dcase23_task2.py``). From 2023
@@ -53,7 +53,9 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from ..dcase_layout import SPLIT_FOLDERS
+from ..dcase_layout import (ANOMALY, DOMAINS_FROM, FIRST_SHOT_YEAR, NAMED_TEST_FROM, NORMAL, SPLIT_FOLDERS, YEARS,
+                            check_year, clip_folder, index_digits)
+from ..dcase_layout import clip_name as dcase_clip_name
 from ..errors import DataError
 from ..io import atomic_write, atomic_write_text
 from ..layout import LABELS, MACHINE_IDS, MACHINE_TYPES, check_snr
@@ -64,10 +66,6 @@ from .dataset import (
 from .machines import _MODELS
 
 SR = 16000  # every DCASE Task 2 set is 16 kHz
-YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025)
-DOMAINS_FROM = 2021  # from here on: sections, source and target domains, attributes
-NAMED_TEST_FROM = 2022  # from here on: test clips in test/ named with attributes, attribute CSVs (2021: neither)
-FIRST_SHOT_YEAR = 2023  # from here on: one section (00) per machine type
 ATTRIBUTE = "spd"  # d1p of every clip: the unit's speed in percent of nominal
 SPEED_PERCENT: dict[str, int] = {"source": 100, "target": 125}
 SPEED_FIELDS: dict[str, dict[str, int]] = {  # type -> {parameter: exponent}: value * (speed / 100) ** exponent
@@ -76,8 +74,7 @@ SPEED_FIELDS: dict[str, dict[str, int]] = {  # type -> {parameter: exponent}: va
     "slider": {"motor_hz": 1, "period_s": -1},  # a faster motor travels the rail in a shorter cycle
     "valve": {"period_s": -1},
 }
-FILE_LABEL: dict[str, str] = {"normal": "normal", "abnormal": "anomaly"}  # DCASE names say "anomaly"
-_INDEX_DIGITS = {2020: 8}  # clip numbers in names: 8 digits in 2020, 4 afterwards
+_FILE_LABEL: dict[str, int] = {"normal": NORMAL, "abnormal": ANOMALY}  # LABELS -> the label a DCASE name says
 _DEFAULT_TARGET = 10  # target-domain training clips per section, as in the 2022-2025 development sets
 P = TypeVar("P")  # a row of a type's parameter table (a frozen dataclass)
 
@@ -100,25 +97,15 @@ class _DcaseClip:
 
 
 def clip_name(year: int, *, unit: int, domain: str, split: str, label: str, index: int) -> str:
-    """The file name DCASE `year` gives a clip, e.g. ``section_00_target_test_anomaly_0003_spd_125.wav``.
+    """The file name DCASE `year` gives a synthetic clip, e.g. ``section_00_target_test_anomaly_0003_spd_125.wav``.
 
-    `label` is one of `LABELS` (``abnormal`` is written ``anomaly``); 2020 names have no section, domain or
-    split (the folder says the split) and only ``domain="source"`` exists then; 2021 test names end at the
-    number (``section_00_target_test_anomaly_0003.wav``).
+    Unit k is ``MACHINE_IDS[k]`` in 2020 and ``section_0k`` afterwards; `label` is one of `LABELS`; the
+    attribute is the domain's speed. The name rule itself is `common.dcase_layout.clip_name` (only
+    ``domain="source"`` exists in 2020; 2021 test names end at the number).
     """
-    if year < DOMAINS_FROM:
-        return f"{FILE_LABEL[label]}_{MACHINE_IDS[unit]}_{index:0{_INDEX_DIGITS[2020]}d}.wav"
-    stem = f"section_{unit:02d}_{domain}_{split}_{FILE_LABEL[label]}_{index:04d}"
-    if split == "test" and year < NAMED_TEST_FROM:
-        return f"{stem}.wav"
-    return f"{stem}_{ATTRIBUTE}_{SPEED_PERCENT[domain]}.wav"
-
-
-def clip_folder(year: int, *, domain: str, split: str) -> str:
-    """The split folder of a clip in DCASE `year`: ``train``, ``test``, or 2021's ``source_test`` / ``target_test``."""
-    if split == "test" and DOMAINS_FROM <= year < NAMED_TEST_FROM:
-        return f"{domain}_test"
-    return split
+    machine_id = MACHINE_IDS[unit] if year < DOMAINS_FROM else f"section_{unit:02d}"
+    return dcase_clip_name(year, machine_id=machine_id, domain=domain, split=split, label=_FILE_LABEL[label],
+                           index=index, attributes=f"{ATTRIBUTE}_{SPEED_PERCENT[domain]}")
 
 
 def at_speed(machine_type: str, params: P, percent: float) -> P:
@@ -175,12 +162,6 @@ class _Request:
     jobs: int
 
 
-def _check_year(year: object) -> int:
-    if isinstance(year, bool) or not isinstance(year, (int, np.integer)) or int(year) not in YEARS:
-        raise DataError(f"year={year!r} must be one of {YEARS} (the DCASE Task 2 layouts)")
-    return int(year)
-
-
 def _check_sections(sections: object, year: int) -> tuple[int, ...]:
     """Distinct unit numbers 0-3, in the order given; only section 0 for the first-shot years."""
     if isinstance(sections, (int, np.integer)) and not isinstance(sections, bool):
@@ -199,7 +180,7 @@ def _check_sections(sections: object, year: int) -> tuple[int, ...]:
 
 def _counts(year: int, n_source: object, n_target: object, n_test: object) -> dict[tuple[str, str, str], int]:
     """Clips per machine for each (domain, split, label) the layout of `year` has."""
-    digits = _INDEX_DIGITS.get(year, 4)  # clips are numbered from 0 in names with this many digits
+    digits = index_digits(year)  # clips are numbered from 0 in names with this many digits
     n_source = _check_int(n_source, "n_source", minimum=1)
     if n_target is None:
         n_target = 0 if year < DOMAINS_FROM else _DEFAULT_TARGET
@@ -223,7 +204,7 @@ def _request(
     n_test: object, seconds: object, channels: object, seed: object, snr: object, jobs: object,
 ) -> _Request:
     """Check `generate_dcase_dataset`'s arguments in the order they are documented (the first bad one is named)."""
-    year = _check_year(year)
+    year = check_year(year)
     types = _check_names(types, "types", MACHINE_TYPES)
     sections = _check_sections(sections, year)
     counts = _counts(year, n_source, n_target, n_test)
