@@ -74,7 +74,7 @@ def find_machines(
 
 
 def _refuse_dcase(root: Path) -> None:
-    """A DataError naming the layout when `root` holds a DCASE Task 2 data set (read elsewhere, or not yet)."""
+    """A DataError naming the layout when `root` holds a DCASE Task 2 data set (`common.dcase_layout` reads it)."""
     found = dcase_layouts_under(root)
     mimii = {"mimii": names} if (names := mimii_folders(root)) else {}
     one_layout(root, {**found, **mimii})  # mixed layouts: its error, which names each layout's folders

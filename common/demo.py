@@ -57,8 +57,11 @@ def ensure_data(root: Path, *, snr: float = -6, progress: bool = True) -> bool:
     DataError
         `root` holds a DCASE Task 2 set: the MIMII demo does not write beside it (``demo --dcase YEAR`` reads it).
     """
-    layout = _layout_at(root)
-    if layout not in (None, "mimii"):
+    from .dcase_layout import dcase_layouts_under
+
+    dcase = dcase_layouts_under(root) if root.is_dir() else {}
+    if dcase:
+        layout = " / ".join(dcase)
         raise DataError(f"{root} holds a DCASE Task 2 data set ({layout} layout): the demo writes a MIMII set and "
                         f"does not write beside it; run `python -m common demo --dcase YEAR --root {root}`")
     try:
