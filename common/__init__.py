@@ -42,10 +42,11 @@ Experiments
     `config`       load and validate a Version YAML into a frozen `Config` (the only YAML reader)
     `backend`      pick the Keras backend before Keras is imported (default: the fastest installed)
     `sources`      the versions v1-v4 in one table: their words and which machines pretrain a target
-    `methods`      the methods a target is scored with, in one table, and the autoencoder family's methods
-    `adapt`        what a method gets for a cell and gives back (`CellData`, `Adapted`), and its clip scores
-    `statistical_methods`  the statistics family: lw_scratch, lw_transfer (Ledoit-Wolf Gaussians)
-    `embedding_methods`    the embedding family: logmel_knn, embed_zero_shot, embed_knn, embed_finetune
+    `method_catalog` every method's facts in one table (family, control, pretraining, config sections, words); no Keras
+    `methods`      the catalogue joined with the methods' functions (`METHODS`), and the autoencoder family's methods
+    `adapt`        what a method gets for a cell and gives back (`CellData`, `Adapted`), its clip scores, shared helpers
+    `statistical_methods`  the statistics family (Ledoit-Wolf Gaussians of log-mel clip statistics)
+    `embedding_methods`    the embedding family (nearest normal clip in log-mel statistics or a classifier's embedding)
     `embedding_pretrain`   pretrain the machine-ID classifier of a source set, with its zero-shot bank
     `runs`         what must run and what a run records: cells, config hashes, sidecars, reuse checks
     `pretrain`     one model per source set (or found up to date)
