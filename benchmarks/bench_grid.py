@@ -72,7 +72,7 @@ IN_RAM, STREAMED = "in RAM", "streamed"
 
 def demo_experiment() -> dict:
     """``experiment`` overrides of the projected grid: the demo's budgets and seeds, its autoencoder methods."""
-    from common.config import METHOD_FAMILY
+    from common.method_catalog import METHOD_FAMILY
     from common.demo import DEMO_OVERRIDES
 
     demo = DEMO_OVERRIDES["experiment"]

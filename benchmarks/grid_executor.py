@@ -70,7 +70,7 @@ def record_tasks(log: FitLog, record: Record, versions):
     import common.experiment as experiment
     import common.pretrain as pretrain
     from common.methods import METHODS
-    from common.runs import MODEL_PRETRAININGS
+    from common.method_catalog import BASELINE, MODEL_PRETRAININGS
 
     job, cell_fn = pretrain.pretrain_job, experiment.run_cell
 
@@ -88,7 +88,7 @@ def record_tasks(log: FitLog, record: Record, versions):
     def timed_cell(cfg, cell):
         v, pre = cfg.experiment.version, METHODS[cell.method].pretrains
         deps = (("pretrain", v, cell.source_label, pre),) if pre in MODEL_PRETRAININGS else ()
-        if cell.method == "scratch" and v != versions[0]:
+        if cell.method == BASELINE and v != versions[0]:
             deps = (("cell", versions[0], cell.key),)  # reads the scratch store the first version fills
         return timed(f"transfer {v}", ("cell", v, cell.key), deps, cell_fn, cfg, cell)
 

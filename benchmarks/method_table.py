@@ -31,7 +31,7 @@ def _copy_versions(work: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from common.config import METHOD_NAMES
+    from common.method_catalog import METHOD_NAMES
     from common.demo import DEMO_OVERRIDES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

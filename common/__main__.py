@@ -310,7 +310,7 @@ def _experiment_commands(sub) -> None:
 
 def _deploy_commands(sub) -> None:
     """score and export: use a trained model on new recordings."""
-    from .config import METHOD_NAMES  # light: no Keras
+    from .method_catalog import METHOD_NAMES  # light: no Keras
     p = sub.add_parser("score", help="score WAV files with a saved model and flag anomalies (exit status 1 when "
                                      "any file could not be scored; the others are scored)")
     p.add_argument("paths", nargs="+", metavar="FILES_OR_FOLDERS", help="WAV files and/or folders (searched for *.wav)")

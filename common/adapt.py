@@ -15,6 +15,7 @@ import numpy as np
 from .config import Config
 from .data import Machine, budget_subset
 from .dataset import MachineData, Machines
+from .method_catalog import MethodInfo
 from .model import Sidecar, kind_of, with_weights
 from .runs import Cell, ModelOut, TextOut
 from .scorer import score_clips
@@ -118,13 +119,18 @@ def adapted_scores(trainer: Trainer, adapted: Adapted, vectors, offsets, *, n_me
 
 @dataclass(frozen=True)
 class Method:
-    """A way to get a target's model: its family, what it pretrains (None: nothing) and how it adapts.
+    """A method's catalogue row (`common.method_catalog`) joined with its function, which adapts it to a cell."""
 
-    ``pretrains`` names the `common.runs.PretrainJob` method it starts from (``autoencoder``,
-    ``embedding``), ``statistics`` for a method that reads the source machines' clips in the cell
-    (no model), or None (the target's clips only).
-    """
-
-    name: str
-    pretrains: str | None
+    info: MethodInfo
     adapt: Callable[[CellData], Adapted]
+
+    @property
+    def name(self) -> str:
+        """The method's name, as ``experiment.methods`` and ``results.csv`` spell it."""
+        return self.info.name
+
+    @property
+    def pretrains(self) -> str | None:
+        """What it starts from: a `common.method_catalog.MODEL_PRETRAININGS` model, ``statistics`` or None."""
+        return self.info.pretrains
+

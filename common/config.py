@@ -25,25 +25,12 @@ from .errors import ConfigError
 from .feature_params import FeatureConfig
 from .io import atomic_write_text
 from .layouts import DATA_LAYOUTS  # data.layout: auto, or a row of `common.layouts.LAYOUTS`
+from .method_catalog import BASELINE, METHOD_NAMES
 from .sources import VERSIONS
 from .threshold import THRESHOLD_METHODS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 BAD_FILE_POLICIES = ("error", "skip")
-# The names of `common.methods.METHODS` in results order (`common.results.METHOD_ORDER`). Kept here, not read
-# from that table, because a config is loaded before Keras is imported (`fit.backend` picks its backend).
-METHOD_NAMES = ("scratch", "zero_shot", "transfer", "transfer_frozen", "transfer_mahalanobis",
-                "lw_scratch", "lw_transfer", "logmel_knn", "embed_zero_shot", "embed_knn", "embed_finetune")
-# Each method's family, and each family's control: the same scoring with no pretraining, which the
-# family's pretrained methods must beat on the same budget, split and seed.
-METHOD_FAMILY = {"scratch": "autoencoder", "zero_shot": "autoencoder", "transfer": "autoencoder",
-                 "transfer_frozen": "autoencoder", "transfer_mahalanobis": "autoencoder",
-                 "lw_scratch": "statistics", "lw_transfer": "statistics",
-                 "logmel_knn": "embedding", "embed_zero_shot": "embedding", "embed_knn": "embedding",
-                 "embed_finetune": "embedding"}
-ZERO_SHOT_METHODS = ("zero_shot", "embed_zero_shot")  # the pretrained model as is: no target clip, no model of their own
-FAMILY_CONTROL = {"autoencoder": "scratch", "statistics": "lw_scratch", "embedding": "logmel_knn"}
-BASELINE = "scratch"  # every report compares each method with it, so every run computes it
 EXECUTORS = ("serial", "local", "cluster")  # where cells and pretraining jobs run (`common.executor`)
 Budget = Union[int, str]
 

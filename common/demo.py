@@ -17,6 +17,7 @@ from .config import load_config
 from .data import Machine, find_machines
 from .errors import DataError
 from .layout import pretrain_yaml, transfer_yaml
+from .method_catalog import EMBEDDING, methods_pretraining
 
 # Small enough for a 2-core machine in about 5 minutes (JAX), large enough for AUCs to mean something.
 DEMO_DATA = {"n_normal": 50, "n_abnormal": 25, "seconds": 10.0, "channels": 8, "seed": 0}
@@ -183,8 +184,9 @@ def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any],
                                              for t in machines for s in source_sets(v, t, machines)))
     if not small:
         return [(versions, overrides)]
-    methods = [m for m in overrides["experiment"]["methods"] if m not in ("embed_zero_shot", "embed_knn")]
-    print(f"{', '.join(small)} run without embed_zero_shot / embed_knn: a source set of one machine without "
+    classifier = methods_pretraining(overrides["experiment"]["methods"], EMBEDDING)
+    methods = [m for m in overrides["experiment"]["methods"] if m not in classifier]
+    print(f"{', '.join(small)} run without {' / '.join(classifier)}: a source set of one machine without "
           "domains or attributes is one class, too few for the machine-ID classifier")
     fewer = {**overrides, "experiment": {**overrides["experiment"], "methods": methods}}
     return [(small, fewer)] + ([(rest, overrides)] if (rest := tuple(v for v in versions if v not in small)) else [])

@@ -27,13 +27,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
-from .config import ZERO_SHOT_METHODS
 from .feature_params import FeatureConfig
 from .data import is_clip
 from .errors import AudioError, DataError, ModelError
 from .features import extract
 from .io import atomic_write_text
 from .layout import pretrained_model_path, row_model_path, transfer_yaml
+from .method_catalog import METHODS_CATALOG, is_zero_shot
 from .model import FEATURE_KEYS, ROW_FIELDS, Sidecar, copy_model, load_head, load_model, read_sidecar
 from .results import read_table, result_dir
 from .scorer import check_scorer, score_clips
@@ -402,7 +402,7 @@ def _row_model(table: Path, facts: Mapping[str, Any], *, target: str, rerun: str
     ModelError
         A scratch or transfer model was saved by another run than the row (its config_hash differs).
     """
-    if facts["method"] in ZERO_SHOT_METHODS:
+    if is_zero_shot(facts["method"]):
         return _zero_shot_sidecar(table.parent, facts, target)
     src = row_model_path(table.parent, facts)
     sidecar = read_sidecar(src)
@@ -451,9 +451,7 @@ def _zero_shot_sidecar(result_dir: Path, facts: Mapping[str, Any], target: str) 
     # The result's fit.backend says how it was trained; a .keras file loads on any backend, so
     # exporting must neither switch Keras (already imported) nor refuse to run on another one.
     cfg = load_config(result_dir / "config.yaml", select_backend=False)
-    from .methods import METHODS
-
-    src = pretrained_model_path(cfg.transfer.init_from, facts["source"], METHODS[facts["method"]].pretrains)
+    src = pretrained_model_path(cfg.transfer.init_from, facts["source"], METHODS_CATALOG[facts["method"]].pretrains)
     method_name, level = cfg.eval.threshold_spec()
     sidecar = Sidecar.read(src).replace(**{k: facts[k] for k in ROW_FIELDS if k not in ("source", "n_train_clips")},
                                         target=target, threshold=facts["threshold"], threshold_method=method_name,
@@ -532,19 +530,8 @@ def _card_rows(model_name: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
     method = s.get("method", "?")
     sources = ", ".join(s.get("sources", [])) or "none (trained on the target only)"
     pre = f"pretrained on {s.get('source')} ({sources})"
-    how = {"transfer": f"{pre}, then fine-tuned on the target's clips",
-           "transfer_frozen": f"{pre}, then its decoder fine-tuned on the target's clips",
-           "transfer_mahalanobis": f"{pre}, fine-tuned on the target's clips, residuals scored by selective "
-                                   "Mahalanobis (source and target Gaussians)",
-           "zero_shot": f"{pre}, used as is (no target clips)",
-           "scratch": "trained from a random init on the target's clips only",
-           "lw_scratch": "Mahalanobis distance of the clip's log-mel statistics from the target clips' Gaussian",
-           "lw_transfer": f"covariance of log-mel statistics from {sources}, mean from the target's clips",
-           "logmel_knn": "cosine distance to the nearest target clip in log-mel statistics",
-           "embed_knn": f"machine-ID classifier {pre}; cosine distance to the nearest target clip embedding",
-           "embed_finetune": f"machine-ID classifier {pre}, the target's clips added as a class; nearest target clip",
-           "embed_zero_shot": f"machine-ID classifier {pre}; distance to the nearest source clip (no target clips)",
-           }.get(method, method)
+    info = METHODS_CATALOG.get(method)
+    how = method if info is None else info.card_words(pre=pre, sources=sources)
     threshold = describe_threshold(s.get("threshold_method", "?"), float(s.get("threshold_level", float("nan"))),
                                    n_clips=s.get("n_threshold_clips"))
     return [
@@ -552,7 +539,7 @@ def _card_rows(model_name: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("target machine", s.get("target", "?")),
         ("method", f"{method}: {how}"),
         ("experiment", f"{s.get('version', '?')}, config_hash `{s.get('config_hash', '?')}`"),
-        ("target budget", "none: no target clips (the pretrained model as is)" if method in ZERO_SHOT_METHODS else
+        ("target budget", "none: no target clips (the pretrained model as is)" if is_zero_shot(method) else
                           f"{s.get('budget', '?')} ({s.get('n_train_clips', 0)} training normal clips), "
                           f"seed {s.get('seed', '?')}"),
         ("AUC / pAUC", f"{s.get('auc', float('nan')):.4f} / {s.get('pauc', float('nan')):.4f} on the target's "

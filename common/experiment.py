@@ -45,6 +45,7 @@ from .executor import executor, task_name
 from .io import atomic_write_text
 from .layout import pretrained_model_path, row_model_path
 from .lock import folder_lock
+from .method_catalog import AUTOENCODER, EMBEDDING, STATISTICS
 from .adapt import Adapted, CellData, Pretrained, adapted_scores
 from .methods import FREEZE_METHODS, METHODS
 from .metrics import auc_pauc, decision_metrics
@@ -52,10 +53,9 @@ from .model import Sidecar, build_model, copy_model, kind_of, save_model, with_w
 from .pretrain import check_classes, load_pretrained, pretrained_sidecar, source_key
 from .official_scores import FORMULA_NAMES, section_score
 from .results import OFFICIAL_COLUMNS, SCORE_COLUMNS, write_results, write_summary
-from .runs import (AUTOENCODER, EMBEDDING, Cell, ModelOut, Plan, PretrainJob, TextOut, cell_hash, no_source_sets, plan,
+from .runs import (Cell, ModelOut, Plan, PretrainJob, TextOut, cell_hash, no_source_sets, plan,
                    reusable, row_sidecar, run_hash, set_aside, target_identity, threshold_fields, warn_kept)
 from .sources import SourceSet, source_sets
-from .statistical_methods import STATISTICS
 from .store import ResultStore
 from .train import Trainer
 

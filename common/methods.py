@@ -1,10 +1,11 @@
-"""The methods a target is scored with, in one table (`METHODS`), and the autoencoder family's methods.
+"""The methods a target is scored with (`METHODS`: the catalogue joined with the functions), and the autoencoder family.
 
-A `common.adapt.Method` says what it pretrains (the `PretrainJob.method` it starts from, or None)
-and how it adapts to the target budget (``adapt``: a `CellData` in, an `Adapted` model out, which
-says how it scores clips). Adding a method is one function and one entry here. The families and
-their controls are named in `common.config` (``METHOD_FAMILY``, ``FAMILY_CONTROL``); the statistics
-family is in `common.statistical_methods`, the embedding family in `common.embedding_methods`.
+A method's facts (family, control, what it pretrains, the config it reads, its words) are its row
+in `common.method_catalog`; its function adapts it to the target budget (a `CellData` in, an
+`Adapted` model out, which says how it scores clips). `METHODS` joins the two by name, here and
+only here. Adding a method is one catalogue row and one function in its family module, listed in
+`FUNCTIONS`: the autoencoder family is below, the statistics family in
+`common.statistical_methods`, the embedding family in `common.embedding_methods`.
 
 - ``scratch``: random init, fitted on the target budget only. Its result is shared by every version
   through ``output.scratch_dir`` (keyed by the exact clips and settings), so it is fitted once.
@@ -21,7 +22,7 @@ family is in `common.statistical_methods`, the embedding family in `common.embed
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,13 +31,14 @@ from .clipvectors import out_of_sample
 from .config import Config
 from .dataset import n_channels
 from .embedding_methods import embed_finetune, embed_knn, embed_zero_shot, logmel_knn
+from .errors import ProjectError
 from .mahalanobis import fit_gaussian, selective, to_arrays
+from .method_catalog import METHODS_CATALOG, MethodInfo
 from .metrics import auc_pauc
 from .model import Sidecar, architecture, encoder_layers
-from .results import METHOD_ORDER
-from .runs import AUTOENCODER, EMBEDDING, ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
+from .runs import ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
 from .scorer import residuals
-from .statistical_methods import STATISTICS, lw_scratch, lw_transfer
+from .statistical_methods import lw_scratch, lw_transfer
 
 
 def _fit_architecture(cfg: Config, input_dim: int) -> dict[str, Any]:
@@ -149,18 +151,26 @@ def transfer_mahalanobis(data: CellData) -> Adapted:
 
 FREEZE_METHODS = ("transfer", "transfer_mahalanobis")  # the methods that fine-tune with ``transfer.freeze``
 
-_TABLE = {
-    "scratch": Method("scratch", None, scratch),
-    "zero_shot": Method("zero_shot", AUTOENCODER, zero_shot),
-    "transfer": Method("transfer", AUTOENCODER, transfer),
-    "transfer_frozen": Method("transfer_frozen", AUTOENCODER, transfer_frozen),
-    "transfer_mahalanobis": Method("transfer_mahalanobis", AUTOENCODER, transfer_mahalanobis),
-    "lw_scratch": Method("lw_scratch", None, lw_scratch),
-    "lw_transfer": Method("lw_transfer", STATISTICS, lw_transfer),
-    "logmel_knn": Method("logmel_knn", None, logmel_knn),
-    "embed_zero_shot": Method("embed_zero_shot", EMBEDDING, embed_zero_shot),
-    "embed_knn": Method("embed_knn", EMBEDDING, embed_knn),
-    "embed_finetune": Method("embed_finetune", EMBEDDING, embed_finetune),
-}
-# In the results' method order (`common.results`), which is also the order cells run in.
-METHODS: dict[str, Method] = {name: _TABLE[name] for name in sorted(_TABLE, key=METHOD_ORDER.__getitem__)}
+# Every method's function, named as its catalogue row (`common.method_catalog.METHODS_CATALOG`).
+FUNCTIONS = (scratch, zero_shot, transfer, transfer_frozen, transfer_mahalanobis, lw_scratch, lw_transfer, logmel_knn,
+             embed_zero_shot, embed_knn, embed_finetune)
+
+
+def join_catalog(catalog: dict[str, MethodInfo], functions: tuple[Callable[[CellData], Adapted], ...]
+                 ) -> dict[str, Method]:
+    """Each catalogue row joined with the function of its name, in catalogue (results) order.
+
+    Raises
+    ------
+    ProjectError
+        A row without a function or a function without a row, naming them.
+    """
+    by_name = {f.__name__: f for f in functions}
+    missing, extra = [n for n in catalog if n not in by_name], [n for n in by_name if n not in catalog]
+    if missing or extra:
+        raise ProjectError(f"method catalogue and functions disagree: rows without a function {missing}, "
+                           f"functions without a row {extra} (common.method_catalog, common.methods.FUNCTIONS)")
+    return {name: Method(info, by_name[name]) for name, info in catalog.items()}
+
+
+METHODS: dict[str, Method] = join_catalog(METHODS_CATALOG, FUNCTIONS)  # results order, also the order cells run in

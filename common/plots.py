@@ -1,6 +1,6 @@
 """Figures of training and results. Each function returns a matplotlib Figure; saving is the caller's line.
 
-Every method of `config.METHOD_NAMES` is drawn the same way in every figure (`method_style`): scratch
+Every method of `method_catalog.METHOD_NAMES` is drawn the same way in every figure (`method_style`): scratch
 black, each family in its own palette (`FAMILY_CMAPS`), its control the darkest shade and dashed.
 """
 
@@ -17,12 +17,11 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from .config import BASELINE, FAMILY_CONTROL, METHOD_FAMILY, METHOD_NAMES
 from .errors import DataError
+from .method_catalog import BASELINE, FAMILIES, FAMILY_CONTROL, METHOD_FAMILY, METHOD_NAMES
 from .results import budget_key, version_key
 from .stats import ALL_BUDGET, TARGET, averaged_roc, methods_in, paired_table, zero_shot_methods
 
-FAMILIES = tuple(dict.fromkeys(METHOD_FAMILY[m] for m in METHOD_NAMES))  # in results order of their methods
 FAMILY_CMAPS = ("Blues", "Greens", "Oranges", "Purples", "Reds", "Greys")  # one per family, by its place
 MARKERS = ("s", "^", "D", "v", "P", "X", "*")
 VERSION_LINESTYLES = ("-", "--", "-.", ":")
@@ -37,7 +36,7 @@ def method_style(method: str) -> dict[str, Any]:
     """Colour, marker and line style of a method, the same in every figure.
 
     Scratch is black; a family's control is the darkest shade of the family's palette, dashed; its
-    pretrained methods take lighter shades and one marker each. A method outside `config.METHOD_FAMILY`
+    pretrained methods take lighter shades and one marker each. A method outside `method_catalog.METHOD_FAMILY`
     (an older run) is gray.
     """
     if method == BASELINE:
@@ -113,7 +112,7 @@ def _legend(fig: Figure, axes: Iterable[Axes]) -> None:
 def source_heatmap(results: pd.DataFrame, *, version: str, method: str, metric: str = "auc") -> Figure:
     """Source x target type map of `method` minus its family control's `metric`, one panel per budget.
 
-    Each cell is the paired difference (`stats.paired_table` against `config.FAMILY_CONTROL`) averaged
+    Each cell is the paired difference (`stats.paired_table` against `method_catalog.FAMILY_CONTROL`) averaged
     over the target type's IDs and seeds (blue: the pretrained method better). Empty cells (a target's
     own type is never its source) are gray.
 

@@ -29,9 +29,10 @@ from .executor import executor, task_name
 from .io import atomic_write_text
 from .layout import pretrained_model_path
 from .lock import check_still_locked, folder_lock
+from .method_catalog import AUTOENCODER, EMBEDDING, METHODS_CATALOG, MODEL_PRETRAININGS, methods_pretraining
 from .model import Sidecar, architecture, check_features, load_head, load_model, save_model, write_sidecar
-from .runs import (AUTOENCODER, EMBEDDING, PretrainJob, data_identity, feature_sidecar, fit_identity, key_of,
-                   no_source_sets, threshold_fields)
+from .runs import (PretrainJob, data_identity, feature_sidecar, fit_identity, key_of, no_source_sets,
+                   threshold_fields)
 from .scoring import clip_scores
 from .sources import SourceSet, all_source_sets
 from .train import Trainer
@@ -55,10 +56,8 @@ def model_path(cfg: Config, source: SourceSet, pretraining: str = AUTOENCODER) -
 
 def pretrainings(cfg: Config) -> list[str]:
     """The pretrainings the methods of ``experiment.methods`` start from, in a fixed order."""
-    from .methods import METHODS
-
-    wanted = {METHODS[m].pretrains for m in cfg.experiment.methods}
-    return [p for p in (AUTOENCODER, EMBEDDING) if p in wanted]
+    wanted = {METHODS_CATALOG[m].pretrains for m in cfg.experiment.methods}
+    return [p for p in MODEL_PRETRAININGS if p in wanted]
 
 
 def check_classes(cfg: Config, jobs: list[PretrainJob], data: Machines) -> None:
@@ -69,7 +68,7 @@ def check_classes(cfg: Config, jobs: list[PretrainJob], data: Machines) -> None:
     single = sorted({j.source.label for j in jobs if j.method == EMBEDDING and len(j.source.machines) < 2
                      and len(source_classes(data, j.source.machines)) < 2})
     if single:
-        embed = [m for m in cfg.experiment.methods if m.startswith("embed_")]
+        embed = methods_pretraining(cfg.experiment.methods, EMBEDDING)
         raise DataError(
             f"{cfg.source}: the source set(s) {single} of {cfg.experiment.version} hold one machine each, but "
             f"{embed} pretrain a classifier of the source machines, which needs at least two: select more "

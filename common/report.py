@@ -29,10 +29,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import plots
-from .config import BASELINE, FAMILY_CONTROL, METHOD_FAMILY
 from .errors import DataError
 from .io import atomic_write, atomic_write_text
 from .lock import no_writer
+from .method_catalog import BASELINE, FAMILY_CONTROL, METHOD_FAMILY
 from .report_official import (PUBLISHED_SENTENCE, formula_sentence, official_table, published_shown, shown_table,
                               v2_note)
 from .results import budget_key, collect, result_dirs, version_key
@@ -195,7 +195,7 @@ def family_sentence(methods: pd.DataFrame, *, family: str, budget: str = SENTENC
     methods : pd.DataFrame [columns=stats.METHOD_TABLE_COLUMNS]
         `stats.method_table` of the results.
     family : str
-        A family of `config.FAMILY_CONTROL`.
+        A family of `method_catalog.FAMILY_CONTROL`.
 
     Returns
     -------

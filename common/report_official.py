@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .method_catalog import BASELINE
 from .official_scores import FORMULA_NAMES, formula_for, formula_year
 from .published import published_for
 from .results import METHOD_ORDER, budget_key, formula_name, official_of_rows, version_key
@@ -86,7 +87,7 @@ def official_table(results: pd.DataFrame) -> pd.DataFrame:
                     "auc_target_pct": 100 * _target_mean(g, "auc_target"),
                     "n_targets": g[["target_type", "target_id"]].drop_duplicates().shape[0], "n_runs": len(g)})
     table = pd.DataFrame(out, columns=OFFICIAL_TABLE_COLUMNS)
-    scratch = table[table["method"] == "scratch"].set_index(["version", "budget"])["official_score_pct"]
+    scratch = table[table["method"] == BASELINE].set_index(["version", "budget"])["official_score_pct"]
     base = scratch.reindex(pd.MultiIndex.from_frame(table[["version", "budget"]])).to_numpy(dtype=float)
     table["official_minus_scratch_pct"] = table["official_score_pct"].to_numpy(dtype=float) - base
     order = table.assign(_v=table["version"].map(version_key), _b=table["budget"].map(budget_key),

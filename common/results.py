@@ -18,10 +18,11 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import METHOD_NAMES, load_config
+from .config import load_config
 from .errors import DataError
 from .io import atomic_write_text
 from .layout import transfer_yaml, versions_in
+from .method_catalog import BASELINE, METHOD_NAMES
 from .official_scores import formula_for, formula_year, official_total
 
 # DCASE roots only (blank on MIMII): the official formula the row is scored by (`common.official_scores`:
@@ -200,7 +201,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 
     Differences pair each run with the scratch run of the same target, budget and seed.
     """
-    scratch = results[results["method"] == "scratch"].set_index(["target_type", "target_id", "budget", "seed"])
+    scratch = results[results["method"] == BASELINE].set_index(["target_type", "target_id", "budget", "seed"])
     out = []
     for (version, method, budget), g in results.groupby(["version", "method", "budget"], sort=False):
         idx = pd.MultiIndex.from_frame(g[["target_type", "target_id", "budget", "seed"]])

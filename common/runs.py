@@ -19,12 +19,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .config import ZERO_SHOT_METHODS, Config
+from .config import Config
 from .data import Machine
 from .errors import DataError, ModelError
 from .cache import feature_key
 from .io import digest
 from .layout import row_model_path
+from .method_catalog import MODEL_PRETRAININGS, is_zero_shot, method_sections
 from .model import ROW_FIELDS, Sidecar, head_path, keras
 from .sources import SourceSet
 from .store import STORE_DIR, ResultStore
@@ -117,20 +118,13 @@ def target_identity(cfg: Config, train: Sequence[Path], eval_files: Sequence[Pat
     return key_of([data_identity(cfg, list(train) + list(eval_files)), sorted(skipped)])
 
 
-# The sections besides the common ones that a method's rows depend on (the autoencoder's own none).
-_METHOD_SECTIONS = {"transfer_mahalanobis": ("statistics",), "lw_scratch": ("statistics",),
-                    "lw_transfer": ("statistics",), "logmel_knn": ("embedding",),
-                    "embed_zero_shot": ("embedding", "statistics"), "embed_knn": ("embedding", "statistics"),
-                    "embed_finetune": ("embedding", "statistics")}
-AUTOENCODER = "autoencoder"  # pretraining: the autoencoder fitted on the source clips (`common.pretrain`)
-EMBEDDING = "embedding"  # pretraining: the machine-ID classifier of the source machines (`common.embedding_pretrain`)
-MODEL_PRETRAININGS = (AUTOENCODER, EMBEDDING)  # the pretrainings that save a model (`PretrainJob.method`)
-
-
 def run_hash(cfg: Config, method: str | None = None) -> str:
-    """Key of the config sections the rows of `method` depend on (less the data keys of `_NOT_HASHED`)."""
+    """Key of the config sections the rows of `method` depend on (less the data keys of `_NOT_HASHED`).
+
+    The common sections, and those the method's catalogue row names (`common.method_catalog`).
+    """
     d = cfg.to_dict() | {"fit": fit_identity(cfg)}
-    sections = ("feature", "model", "fit", "transfer", "eval") + _METHOD_SECTIONS.get(method, ())
+    sections = ("feature", "model", "fit", "transfer", "eval") + method_sections(method)
     return key_of({k: v for k, v in d.items() if k in sections}
                   | {"data": {k: v for k, v in d["data"].items() if k not in _NOT_HASHED}})
 
@@ -233,7 +227,7 @@ def set_aside(out: Path, path: Path, config_hash: str) -> None:
 
 def _has_model(out: Path, row: Mapping[str, Any]) -> bool:
     """Whether the model behind `row` is at `row_model_path`, brought back from the store if another config's is."""
-    if row["method"] in ZERO_SHOT_METHODS:
+    if is_zero_shot(row["method"]):
         return True  # the pretrained model, checked when the run starts
     path = row_model_path(out, row)
     if _model_hash(path) == row["config_hash"]:

@@ -9,8 +9,8 @@ v3 pretrain several source sets per target), paired with the scratch run of the 
 target, budget and seed, and the paired values are then averaged over seeds. The unit of every
 interval, count and test is therefore the *target machine*, never the single run.
 
-Every method of `config.METHOD_NAMES` is compared with scratch (`compare`), and `method_table` also
-pairs each with its family's control (`config.FAMILY_CONTROL`) and with scratch on every target clip.
+Every method of `method_catalog.METHOD_NAMES` is compared with scratch (`compare`), and `method_table` also
+pairs each with its family's control (`method_catalog.FAMILY_CONTROL`) and with scratch on every target clip.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import scipy
 from scipy import stats as sps
 from sklearn.metrics import roc_curve
 
-from .config import BASELINE, FAMILY_CONTROL, METHOD_FAMILY, METHOD_NAMES
 from .errors import DataError, MetricError
+from .method_catalog import BASELINE, FAMILY_CONTROL, METHOD_FAMILY, METHOD_NAMES
 from .metrics import check_scores
 from .results import METHOD_ORDER, budget_key, version_key
 
@@ -50,7 +50,7 @@ RUN_KEY = ["version", "target_type", "target_id", "source", "method", "budget", 
 
 
 def methods_in(methods: Iterable[str]) -> list[str]:
-    """The distinct methods of `methods` in results order (`config.METHOD_NAMES`), unknown ones after, sorted."""
+    """The distinct methods of `methods` in results order (`method_catalog.METHOD_NAMES`), unknown ones after, sorted."""
     present = set(methods)
     return [m for m in METHOD_NAMES if m in present] + sorted(present - set(METHOD_NAMES))
 
@@ -428,7 +428,7 @@ def method_table(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0
         ``auc_mean`` / ``pauc_mean`` are the method's own means over its targets and ``n_train_clips`` its
         own clips (0 for a zero-shot method, whose rows repeat for every budget). Each block of `BLOCKS`
         (``scratch_*``, ``control_*``, ``scratch_all_*``) pairs the method per target as `compare` does
-        with: scratch at the same budget, the family's control (`config.FAMILY_CONTROL`) at the same
+        with: scratch at the same budget, the family's control (`method_catalog.FAMILY_CONTROL`) at the same
         budget, and scratch on every target clip (budget ``"all"``). A block is NaN where its baseline
         was not run, or is the row itself.
     """

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from conftest import make_config, run_main
-from common.config import METHOD_NAMES, ZERO_SHOT_METHODS
+from common.method_catalog import METHOD_NAMES, ZERO_SHOT_METHODS
 
 EMBEDDING = {"hidden": [16], "embedding_dim": 8, "epochs": 2, "vectors_per_clip": 8, "batch_size": 64,
              "finetune_epochs": 1, "finetune_freeze": ["dense_1"], "window": 8, "finetune_replay_per_clip": 4, "finetune_budget_per_clip": 8}

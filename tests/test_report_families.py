@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from common import plots
-from common.config import FAMILY_CONTROL, METHOD_NAMES
+from common.method_catalog import FAMILY_CONTROL, METHOD_NAMES
 from common.report import family_sentence, sentence_budget, write_report
 from common.results import RESULT_COLUMNS, SCORE_COLUMNS
 from common.stats import METHOD_TABLE_COLUMNS, method_table
