@@ -1,7 +1,8 @@
 """What a method gets for one cell (`CellData`) and gives back (`Adapted`), and how its model scores clips.
 
 Shared by the three method families (`common.methods`, `common.statistical_methods`,
-`common.embedding_methods`) and the grid (`common.experiment`).
+`common.embedding_methods`), siblings that import only this module and the numerics, and the grid
+(`common.experiment`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .clipvectors import halves, logmel_stats
 from .config import Config
 from .data import Machine, budget_subset
 from .dataset import MachineData, Machines
@@ -134,3 +136,15 @@ class Method:
         """What it starts from: a `common.method_catalog.MODEL_PRETRAININGS` model, ``statistics`` or None."""
         return self.info.pretrains
 
+
+def identity_architecture(input_dim: int) -> dict:
+    """The architecture of the no-network methods' model: the vectors as they are."""
+    return {"kind": "identity", "input_dim": int(input_dim)}
+
+
+def budget_stats(data: CellData) -> tuple[np.ndarray, np.ndarray | None]:
+    """The budget clips' log-mel statistics, and with a single clip those of its two halves."""
+    vectors, offsets = data.train()
+    n_mels = data.cfg.feature.n_mels
+    rows = logmel_stats(vectors, offsets, n_mels=n_mels)
+    return rows, (logmel_stats(vectors, halves(offsets), n_mels=n_mels) if len(rows) == 1 else None)

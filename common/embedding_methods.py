@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .adapt import Adapted, CellData
+from .adapt import Adapted, CellData, budget_stats, identity_architecture
 from .clipvectors import halves, out_of_sample_rows
 from .knn import cosine_knn
-from .statistical_methods import budget_stats, identity_architecture
 
 
 def knn_scorer(data: CellData, clip_input: str) -> dict[str, Any]:

@@ -15,25 +15,11 @@ import time
 
 import numpy as np
 
-from .adapt import Adapted, CellData
-from .clipvectors import halves, logmel_stats, out_of_sample_rows
+from .adapt import Adapted, CellData, budget_stats, identity_architecture
+from .clipvectors import logmel_stats, out_of_sample_rows
 from .mahalanobis import Gaussian, fit_gaussian, selective, to_arrays
 
-STATISTICS = "statistics"  # what lw_transfer "pretrains": nothing saved, the source clips read in the cell
 SCORER = {"kind": "gaussian", "input": "logmel_stats"}
-
-
-def identity_architecture(input_dim: int) -> dict:
-    """The architecture of the no-network methods' model: the vectors as they are."""
-    return {"kind": "identity", "input_dim": int(input_dim)}
-
-
-def budget_stats(data: CellData) -> tuple[np.ndarray, np.ndarray | None]:
-    """The budget clips' log-mel statistics, and with a single clip those of its two halves."""
-    vectors, offsets = data.train()
-    n_mels = data.cfg.feature.n_mels
-    rows = logmel_stats(vectors, offsets, n_mels=n_mels)
-    return rows, (logmel_stats(vectors, halves(offsets), n_mels=n_mels) if len(rows) == 1 else None)
 
 
 def _adapted(data: CellData, gaussian_of, start: float, **sidecar) -> Adapted:
