@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import make_config, run_main, write_config
-from common.config import METHOD_NAMES, load_config
+from common.config import load_config
+from common.method_catalog import METHOD_NAMES
 from common.errors import ConfigError
 from common.layout import pretrained_model_path, row_model_path
 from common.results import METHOD_ORDER
@@ -117,3 +118,119 @@ def test_all_four_methods_leave_the_default_rows_unchanged_and_report(pipeline, 
     assert code == 0, out
     comparison = pd.read_csv(cfg.source.parent.parent / "report" / "comparison.csv")
     assert list(dict.fromkeys(comparison["method"])) == ["zero_shot", "transfer", "transfer_frozen"]
+
+
+# --- the method catalogue (`common.method_catalog`) and its join with the functions -----------------------
+
+def test_every_catalogue_row_has_a_function_and_every_function_a_row():
+    from common.method_catalog import METHODS_CATALOG
+    from common.methods import FUNCTIONS, METHODS
+
+    assert list(METHODS) == list(METHODS_CATALOG) == [f.__name__ for f in FUNCTIONS]
+    for name, method in METHODS.items():
+        assert method.info is METHODS_CATALOG[name] and method.adapt.__name__ == name == method.name
+        assert method.pretrains == METHODS_CATALOG[name].pretrains
+
+
+def test_a_row_without_a_function_or_a_function_without_a_row_is_refused_naming_it():
+    import dataclasses
+
+    from common.errors import ProjectError
+    from common.method_catalog import METHODS_CATALOG
+    from common.methods import FUNCTIONS, join_catalog
+
+    extra_row = {**METHODS_CATALOG, "lw_knn": dataclasses.replace(METHODS_CATALOG["logmel_knn"], name="lw_knn")}
+    with pytest.raises(ProjectError, match=r"rows without a function \['lw_knn'\], functions without a row \[\]"):
+        join_catalog(extra_row, FUNCTIONS)
+
+    def lw_knn(data):
+        return None
+
+    with pytest.raises(ProjectError, match=r"rows without a function \[\], functions without a row \['lw_knn'\]"):
+        join_catalog(METHODS_CATALOG, (*FUNCTIONS, lw_knn))
+    added = join_catalog(extra_row, (*FUNCTIONS, lw_knn))  # a new method: one row + one function
+    assert list(added)[-1] == "lw_knn" and added["lw_knn"].adapt is lw_knn
+
+
+def test_each_family_has_one_control_that_pretrains_nothing_and_scratch_is_the_baseline():
+    from common.method_catalog import (BASELINE, FAMILIES, FAMILY_CONTROL, METHOD_FAMILY, METHODS_CATALOG,
+                                       MODEL_PRETRAININGS, STATISTICS, ZERO_SHOT_METHODS)
+
+    assert FAMILIES == ("autoencoder", "statistics", "embedding")
+    assert FAMILY_CONTROL == {"autoencoder": "scratch", "statistics": "lw_scratch", "embedding": "logmel_knn"}
+    assert BASELINE == FAMILY_CONTROL[METHOD_FAMILY[BASELINE]] == METHOD_NAMES[0]
+    for name, info in METHODS_CATALOG.items():
+        control = METHODS_CATALOG[info.control]
+        assert control.family == info.family and control.pretrains is None and control.control == info.control
+        assert info.pretrains in (*MODEL_PRETRAININGS, STATISTICS, None)
+        # A zero-shot method is a pretrained model as is; every other method pretraining nothing is its family's control.
+        assert not info.zero_shot or info.pretrains in MODEL_PRETRAININGS
+        assert info.pretrains is not None or name == info.control
+    assert ZERO_SHOT_METHODS == ("zero_shot", "embed_zero_shot")
+
+
+def test_a_methods_config_sections_are_config_sections_and_enter_its_rows_hash(tmp_path, tiny_root):
+    import dataclasses
+
+    from common.config import Config
+    from common.method_catalog import METHODS_CATALOG
+    from common.runs import run_hash
+
+    fields = {f.name for f in dataclasses.fields(Config)}
+    assert all(set(info.sections) <= fields for info in METHODS_CATALOG.values())
+    a = make_config(tmp_path, tiny_root, name="a.yaml", statistics={"source_clips": 3})
+    b = make_config(tmp_path, tiny_root, name="b.yaml", statistics={"source_clips": 4})
+    for name, info in METHODS_CATALOG.items():
+        assert (run_hash(a, name) != run_hash(b, name)) == ("statistics" in info.sections), name
+    assert run_hash(a, "scratch") == run_hash(a, None) == run_hash(a, "an_older_method")
+
+
+@pytest.mark.parametrize("method, words", [
+    ("scratch", "trained from a random init on the target's clips only"),
+    ("transfer", "pretrained on v1_pump (pump/id_00, pump/id_02), then fine-tuned on the target's clips"),
+    ("lw_transfer", "covariance of log-mel statistics from pump/id_00, pump/id_02, mean from the target's clips"),
+    ("embed_zero_shot", "machine-ID classifier pretrained on v1_pump (pump/id_00, pump/id_02); distance to the "
+                        "nearest source clip (no target clips)"),
+    ("an_older_method", "an_older_method"),
+])
+def test_the_model_card_says_how_the_method_made_its_model(method, words):
+    from common.deploy import model_card
+
+    card = model_card("m.keras", {"method": method, "source": "v1_pump", "sources": ["pump/id_00", "pump/id_02"]})
+    assert f"| method | {method}: {words} |" in card
+
+
+def test_every_method_has_card_words_with_its_placeholders_filled():
+    from common.method_catalog import METHODS_CATALOG
+
+    for name, info in METHODS_CATALOG.items():
+        words = info.card_words(pre="PRE", sources="SRC")
+        assert words and "{" not in words and name not in words
+        assert ("PRE" in words or "SRC" in words) == (info.pretrains is not None), name
+
+
+# Strings equal to a method name that are not a method dispatch: a command or config section named like
+# a method ("transfer"), the init_from value refused in config, the demo's method list (config data, as
+# a YAML's), the method `export` picks by default and the methods.csv column prefix ``scratch_``.
+_NOT_DISPATCH = {("__main__.py", "transfer"), ("config.py", "scratch"), ("runs.py", "transfer"),
+                 ("deploy.py", "transfer"), ("demo.py", None), ("report.py", "scratch"), ("stats.py", "scratch")}
+_METHOD_MODULES = ("method_catalog.py", "methods.py", "statistical_methods.py", "embedding_methods.py")
+
+
+def test_no_module_but_the_catalogue_and_the_family_modules_spells_a_method_name():
+    import ast
+    from pathlib import Path
+
+    import common
+    from common.method_catalog import METHODS_CATALOG
+
+    found = []
+    for path in sorted(Path(common.__file__).parent.rglob("*.py")):
+        if path.name in _METHOD_MODULES or (path.name, None) in _NOT_DISPATCH:
+            continue
+        tree = ast.parse(path.read_text())
+        docs = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+        found += [f"{path.name}:{n.lineno} {n.value!r}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Constant) and id(n) not in docs and n.value in METHODS_CATALOG
+                  and (path.name, n.value) not in _NOT_DISPATCH]
+    assert not found, f"method names outside the catalogue and the family modules: {found}"
