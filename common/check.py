@@ -1,9 +1,9 @@
 """Find bad WAV files before they reach the features: per-file checks, a cached scan, and `check-data`.
 
 A file is *bad* when `common.audio.check_wav` rejects it (missing, empty, not RIFF/WAVE, corrupt or
-truncated, no sample frames, another sample rate, the channel out of range, non-finite or silent
-samples) or when it has another channel count than most files of its machine (a mono export among
-8-channel recordings still has channel 0, so only the comparison catches it).
+truncated, no sample frames, another sample rate, the channel out of range, non-finite, overflowing
+(`common.audio.MAX_SAMPLE`) or silent samples) or when it has another channel count than most files of its
+machine (a mono export among 8-channel recordings still has channel 0, so only the comparison catches it).
 
 `scan_files` checks a list of files and, given a cache folder, remembers the answer under a key of
 each file's `common.io.file_fingerprint` (path, size, mtime, inode, ctime), so the samples are read
@@ -38,7 +38,7 @@ from .logmel import n_frames_of
 _DEFAULT = FeatureConfig()  # the feature parameters' defaults (`too_short`)
 
 # Bump when a check is added or changed: cached scans then miss.
-CHECK_VERSION = 1
+CHECK_VERSION = 2  # 2: samples beyond audio.MAX_SAMPLE are bad (issue 27)
 
 # train_source, train_target: normal training clips per domain on DCASE 2021-2025 roots ("-" on others)
 TABLE_COLUMNS = ["machine", "normal", "abnormal", "min_s", "max_s", "rates", "channels", "problems",
