@@ -98,7 +98,8 @@ class _Context:
     def sidecar(self, source: SourceSet, pretraining: str) -> Sidecar:
         key = (source.label, pretraining)
         if key not in self.sidecars:
-            self.sidecars[key] = pretrained_sidecar(Path(self.cfg.transfer.init_from), source, self.cfg, pretraining)
+            self.sidecars[key] = pretrained_sidecar(Path(self.cfg.transfer.init_from), source, self.cfg, pretraining,
+                                                    data=self.machines)
         return self.sidecars[key]
 
     def pretrained_key(self, source: SourceSet, pretraining: str) -> str:

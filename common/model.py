@@ -59,6 +59,8 @@ class Sidecar:
     head_sha256: str | None = None
     # What it learned from and how.
     key: str | None = None
+    data_key: str | None = None  # a pretrained model's training clips (`common.runs.data_identity`), checked by transfer
+    data_root: str | None = None  # the data.root they were under (for messages)
     version: str | None = None
     source: str | None = None
     sources: list[str] | None = None

@@ -112,6 +112,11 @@ def data_identity(cfg: Config, files: Iterable[Path]) -> str:
                        **cfg.feature.kwargs())
 
 
+def data_fields(cfg: Config, train_files: Iterable[Path]) -> dict[str, str]:
+    """The sidecar fields that say which clips a pretrained model learned from (`common.pretrain.check_pretrained`)."""
+    return {"data_key": data_identity(cfg, train_files), "data_root": str(cfg.data.root)}
+
+
 def target_identity(cfg: Config, train: Sequence[Path], eval_files: Sequence[Path], skipped: Iterable[str]) -> str:
     """Key of a target's clips (training pool, evaluation split) and the bad clips left out: part of its rows' hashes."""
     return key_of([data_identity(cfg, list(train) + list(eval_files)), sorted(skipped)])

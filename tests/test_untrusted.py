@@ -16,7 +16,7 @@ from common.errors import AudioError
 from common.experiment import transfer
 from common.layout import row_model_path
 from common.pretrain import pretrain
-from conftest import make_config, run_main
+from conftest import make_config, run_main, write_config
 
 ROW = {"target_type": "fan", "target_id": "id_00", "source": "none", "method": "scratch", "budget": "all", "seed": 0}
 
@@ -108,3 +108,148 @@ def test_features_that_overflow_anyway_are_refused_naming_the_clip(tiny_root, tm
     with pytest.raises(AudioError, match=re.escape(str(clip)) + r" gives non-finite log-mel features \(feature\.power=8"):
         extract([clip], channel=0, sr=16000, jobs=1, progress=False, n_mels=16, frames=2, n_fft=512, hop_length=256,
                 power=8.0)
+
+
+# --------------------------------------------------------------------------------------------
+# F22, B31, B41: transfer starts only from models pretrained on this run's clips, sizes and backend
+
+
+@pytest.fixture
+def pretrained(tiny_root, tmp_path):
+    """fan/id_00 and valve/id_00 (a copy), pretrained for v1 with budget all: (root, its config)."""
+    root = machine_copy(tiny_root, tmp_path / "data")
+    cfg = make_config(tmp_path / "a", root, experiment={"budgets": ["all"]})
+    pretrain(cfg, progress=False)
+    return root, cfg
+
+
+def test_transfer_refuses_models_pretrained_on_another_root_with_the_same_machines(pretrained, tmp_path):
+    """F22: a regenerated root (synth seed 11) with the same machine names used the models of the first, exit 0."""
+    from common.synth import generate_dataset
+    from conftest import TINY_DATA
+
+    root, cfg = pretrained
+    alt = tmp_path / "data_alt"
+    generate_dataset(alt, progress=False, **(TINY_DATA | {"seed": 11, "ids": ("id_00",)}))
+    other = make_config(tmp_path / "b", alt, experiment={"budgets": ["all"]},
+                        transfer={"init_from": str(cfg.output.model_dir)})
+    code, text = run_main(["transfer", str(other.source)])
+    assert code == 2, text
+    assert re.search(r"pretrained model \S+/models/(fan|valve)\.keras was trained on other clips than the source set "
+                     r"(fan|valve) of this run: 5 clips under data\.root " + re.escape(str(root)) + r", while this run's are 5 clips "
+                     r"under data\.root " + re.escape(str(alt)) + r": run `python -m common pretrain`", text), text
+    assert not (tmp_path / "b" / "results" / "results.csv").exists()
+    made = pretrain(make_config(tmp_path / "b", alt, experiment={"budgets": ["all"]},
+                                output={"model_dir": str(cfg.output.model_dir)}), progress=False)
+    assert all(p.trained for p in made)  # pretrain agrees: they were stale
+    assert run_main(["transfer", str(other.source)])[0] == 0
+
+
+def test_transfer_refuses_models_whose_training_clips_changed_in_place(pretrained):
+    """F22 on one root: a source training clip rewritten since pretrain (pretrain would retrain)."""
+    root, cfg = pretrained
+    clip = root / "-6_dB_valve" / "valve" / "id_00" / "normal" / "00000007.wav"
+    data, sr = sf.read(clip, dtype="int16", always_2d=True)
+    sf.write(clip, data[::-1], sr, subtype="PCM_16")
+    with pytest.raises(Exception, match=r"valve\.keras was trained on other clips .* under the same data\.root, whose "
+                                        r"clips changed since"):
+        transfer(cfg, progress=False)
+
+
+def test_an_older_pretrained_model_gets_the_key_of_its_clips_without_retraining(pretrained):
+    """F22: a sidecar saved before the key existed is refused by transfer until pretrain adds it (no retraining)."""
+    _, cfg = pretrained
+    side = cfg.output.model_dir / "fan.json"
+    meta = json.loads(side.read_text())
+    weights = (cfg.output.model_dir / "fan.keras").read_bytes()
+    del meta["data_key"], meta["data_root"]
+    side.write_text(json.dumps(meta))
+    with pytest.raises(Exception, match=r"fan\.keras records no key of its training clips .* again \(it adds the key "
+                                        r"without retraining"):
+        transfer(cfg, progress=False)
+    assert not any(p.trained for p in pretrain(cfg, progress=False))
+    assert (cfg.output.model_dir / "fan.keras").read_bytes() == weights
+    assert json.loads(side.read_text())["data_key"]
+    assert np.isfinite(transfer(cfg, progress=False)["auc"]).all()
+
+
+def test_transfer_refuses_model_sizes_other_than_the_pretrained_models(pretrained, tmp_path):
+    """B31: model.hidden [] in the transfer YAML trained scratch with [] but fine-tuned the pretrained [16]."""
+    root, cfg = pretrained
+    other = make_config(tmp_path / "a", root, name="hidden.yaml", experiment={"budgets": ["all"]},
+                        model={"hidden": []}, output={"result_dir": str(tmp_path / "hidden")})
+    code, text = run_main(["transfer", str(other.source)])
+    assert code == 2, text
+    assert re.escape(str(other.source)) and re.search(
+        re.escape(f"{other.source}: 'model.hidden' is [], but the pretrained model ") + r"\S+\.keras has \[16\]", text)
+    assert not (tmp_path / "hidden" / "results.csv").exists()
+
+
+def test_transfer_refuses_models_pretrained_on_another_backend(pretrained, tmp_path):
+    """B41: fit.backend tensorflow fine-tuned JAX-pretrained models silently (here: TF-pretrained, JAX transfer)."""
+    import subprocess
+    import sys
+
+    import keras
+
+    root, cfg = pretrained
+    tf_yaml = write_config(tmp_path / "tf", root, experiment={"budgets": ["all"]}, fit={"backend": "tensorflow"})
+    done = subprocess.run([sys.executable, "-m", "common", "pretrain", str(tf_yaml)], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parent.parent, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "tf" / "models" / "fan.json").read_text())["backend"] == "tensorflow"
+    running = keras.backend.backend()
+    assert running != "tensorflow"
+    other = make_config(tmp_path / "tf", root, name="here.yaml", experiment={"budgets": ["all"]},
+                        output={"result_dir": str(tmp_path / "mixed")})
+    code, text = run_main(["transfer", str(other.source)])
+    assert code == 2, text
+    assert re.search(re.escape(f"{other.source}: 'fit.backend' runs this transfer on {running}, but the pretrained "
+                               "model ") + r"\S+\.keras was trained on tensorflow", text), text
+
+
+# --------------------------------------------------------------------------------------------
+# H12, H13: the scratch store is checksummed like the result store
+
+
+def scratch_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The scratch rows of a results table, less the wall-clock column, indexed by target."""
+    rows = results[results["method"] == "scratch"].drop(columns="train_seconds")
+    return rows.set_index(["target_type", "target_id", "budget", "seed"]).sort_index()
+
+
+def entries(scratch: Path) -> list[Path]:
+    return sorted(p for p in scratch.glob("*.json") if not p.name.endswith(".model.json"))
+
+
+@pytest.mark.parametrize("damage", ["edited", "truncated", "no_checksum", "other_model"])
+def test_a_damaged_scratch_store_entry_is_recomputed_with_a_warning(pretrained, tmp_path, damage):
+    """H13: an edited entry became the scratch row (AUC 1.0) of every version; H12: a truncated one a traceback."""
+    root, cfg = pretrained
+    first = transfer(cfg, progress=False)
+    entry = entries(cfg.output.scratch_dir)[0]
+    doc = json.loads(entry.read_text())
+    if damage == "edited":
+        doc["scores"] = [0.0] * 3 + [9.0] * (len(doc["scores"]) - 3)
+        doc["auc"] = 1.0
+        entry.write_text(json.dumps(doc))
+    elif damage == "truncated":
+        entry.write_text(entry.read_text()[:50])
+    elif damage == "no_checksum":
+        del doc["sha256"]
+        entry.write_text(json.dumps(doc))
+    else:
+        other = entries(cfg.output.scratch_dir)[1].with_suffix(".model.keras")
+        shutil.copy(other, entry.with_suffix(".model.keras"))
+    again = make_config(tmp_path / "a", root, name="again.yaml", experiment={"budgets": ["all"]},
+                        output={"result_dir": str(tmp_path / "again")})
+    code, text = run_main(["transfer", str(again.source)])
+    assert code == 0, text
+    assert f"scratch store entry {entry} (output.scratch_dir) is damaged" in text and "Traceback" not in text
+    second = pd.read_csv(tmp_path / "again" / "results.csv", dtype={"budget": str})
+    pd.testing.assert_frame_equal(scratch_rows(second).drop(columns="config_hash"),
+                                  scratch_rows(first.astype({"budget": str})).drop(columns="config_hash"),
+                                  check_exact=True, check_dtype=False)
+    assert json.loads(entry.read_text())["sha256"]  # rewritten, intact
+    code, text = run_main(["transfer", str(again.source)])
+    assert code == 0 and "is damaged" not in text
