@@ -156,8 +156,9 @@ def _scan(files: list[str], *, channel: int, sample_rate: int | None, jobs: int,
 
 def _remember(cache: Path, checks: list[FileCheck]) -> None:
     """Store a scan in `cache`; a failure is only a warning (the answer stands, the next run scans again)."""
+    files = [asdict(c) for c in checks]
     try:
-        atomic_write_text(cache, json.dumps({"files": [asdict(c) for c in checks]}))
+        atomic_write_text(cache, json.dumps({"files": files, "sha256": digest(files)}))
     except OSError as exc:
         warnings.warn(f"could not remember the scan in {cache.parent}: {exc.strerror or exc}; "
                       "free space there (data.cache_dir) to silence this warning", stacklevel=3)
@@ -182,10 +183,16 @@ def _cache_path(files: list[str], *, channel: int, sample_rate: int | None, cach
 
 
 def _read_cache(path: Path, files: list[str]) -> list[FileCheck] | None:
+    """A remembered scan of `files`, or None (scan again): missing, damaged, or not matching its sha256."""
     try:
-        entries = json.loads(path.read_text())["files"]
-        checks = [FileCheck(**e) for e in entries]
+        entry = json.loads(path.read_text())
+        checks = [FileCheck(**e) for e in entry["files"]]
+        intact = digest(entry["files"]) == entry["sha256"]
     except (OSError, ValueError, KeyError, TypeError):  # missing or damaged entry: scan again
+        return None
+    if not intact:
+        warnings.warn(f"remembered scan {path} (data.cache_dir) differs from its sha256 (edited or damaged): the "
+                      "clips are checked again", stacklevel=3)
         return None
     return checks if [c.path for c in checks] == files else None
 

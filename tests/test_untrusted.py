@@ -253,3 +253,67 @@ def test_a_damaged_scratch_store_entry_is_recomputed_with_a_warning(pretrained, 
     assert json.loads(entry.read_text())["sha256"]  # rewritten, intact
     code, text = run_main(["transfer", str(again.source)])
     assert code == 0 and "is damaged" not in text
+
+
+# --------------------------------------------------------------------------------------------
+# H14: the feature cache (and the remembered check-data scans) serve only what their checksums match
+
+
+def test_a_feature_cache_entry_changed_in_place_is_extracted_again_with_a_warning(tiny_root, tmp_path):
+    """H14: an entry whose content changed but whose size did not was served (only its shapes were checked)."""
+    from common.cache import cached_features, feature_key
+    from common.features import extract
+
+    clips = sorted((tiny_root / "-6_dB_fan" / "fan" / "id_00" / "normal").glob("*.wav"))[:3]
+    cache = tmp_path / "cache"
+    first = np.array(cached_features(clips, cache_dir=cache, progress=False, jobs=1).vectors)
+    entry = cache / f"{feature_key(clips, channel=0, sr=16000)}.vectors.npy"
+    size = entry.stat().st_size
+    changed = np.load(entry, mmap_mode="r+")
+    changed[:] = 1.0
+    changed.flush()
+    del changed
+    assert entry.stat().st_size == size
+    with pytest.warns(UserWarning, match=re.escape(str(entry.with_name(entry.name.replace(".vectors.npy", ".json"))))
+                      + r" \(data\.cache_dir\) has a vectors\.npy file that differs from its sha256"):
+        served = cached_features(clips, cache_dir=cache, progress=False, jobs=1)
+    np.testing.assert_array_equal(served.vectors, first)
+    np.testing.assert_array_equal(served.vectors, extract(clips, progress=False, jobs=1)[0])
+
+
+def test_a_changed_feature_cache_entry_never_reaches_a_result_row(pretrained, tmp_path):
+    """H14 end to end: the repro's 27 of 108 AUCs moved without a warning."""
+    root, cfg = pretrained
+    first = transfer(cfg, progress=False)
+    for entry in cfg.data.cache_dir.glob("*.vectors.npy"):
+        changed = np.load(entry, mmap_mode="r+")
+        changed[:] = 1.0
+        changed.flush()
+        del changed
+    again = make_config(tmp_path / "a", root, name="again.yaml", experiment={"budgets": ["all"]},
+                        output={"result_dir": str(tmp_path / "again"), "scratch_dir": str(tmp_path / "scratch2")})
+    code, text = run_main(["transfer", str(again.source)])
+    assert code == 0, text
+    assert "differs from its sha256 (changed since it was written)" in text
+    second = pd.read_csv(tmp_path / "again" / "results.csv", dtype={"budget": str})
+    cols = ["target_type", "target_id", "source", "method", "auc", "pauc", "threshold"]
+    pd.testing.assert_frame_equal(second[cols], first.astype({"budget": str})[cols], check_exact=True)
+
+
+def test_an_edited_remembered_scan_is_checked_again(tiny_root, tmp_path):
+    """The check-data scan cache is a cache entry too: a bad clip marked good by hand is found again."""
+    root = machine_copy(tiny_root, tmp_path / "data", types=("fan",))
+    spike = overflowing(root / "-6_dB_fan" / "fan" / "id_00" / "abnormal" / "00000001.wav")
+    cfg = make_config(tmp_path, root, data={"on_bad_file": "skip"})
+    from common.dataset import check_machine
+    from common.data import find_machines
+
+    machine = find_machines(root)[0]
+    with pytest.warns(UserWarning, match="left out 1 bad clip"):
+        assert list(check_machine(cfg, machine).skipped) == [str(spike)]
+    (remembered,) = (cfg.data.cache_dir / "checks").glob("*.json")
+    doc = json.loads(remembered.read_text())
+    doc["files"] = [f | {"problem": None} for f in doc["files"]]
+    remembered.write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match=re.escape(str(remembered)) + r" \(data\.cache_dir\) differs from its sha256"):
+        assert list(check_machine(cfg, machine).skipped) == [str(spike)]
