@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .config import ZERO_SHOT_METHODS, Config
 from .data import Machine
-from .errors import DataError, ModelError
+from .errors import DataError, ModelError, ProjectError
 from .cache import feature_key
 from .io import digest
 from .layout import row_model_path
+from .metrics import auc_pauc, decision_metrics
 from .model import ROW_FIELDS, Sidecar, head_path, keras
 from .sources import SourceSet
 from .store import STORE_DIR, ResultStore
@@ -287,6 +289,43 @@ def reusable(store: ResultStore, hashes: Mapping[tuple, str], out: Path) -> dict
             stacklevel=3,
         )
     return _drop_without_model(done, out)
+
+
+def legacy_row_problem(out: Path, row: Mapping[str, Any], scores: pd.DataFrame, *, max_fpr: float) -> str | None:
+    """Why a row of a result folder without its store cannot be trusted (None: it is verified and may be imported).
+
+    results.csv and scores.csv carry no checksum; what the run itself wrote beside them can vouch for
+    a row: its AUC, pAUC, precision, recall and F1 must be those of its clip scores and labels in
+    scores.csv (at `max_fpr` and the row's threshold), and a row with a model file of its own must
+    match the results row its sidecar records (`common.model.ROW_FIELDS` and the threshold).
+    """
+    try:
+        labels, values = scores["label"].to_numpy(), scores["score"].to_numpy(dtype=float)
+        computed = dict(zip(("auc", "pauc"), auc_pauc(labels, values, max_fpr=max_fpr)))
+        computed |= dict(zip(("precision", "recall", "f1"),
+                             decision_metrics(labels, values, threshold=float(row["threshold"]))))
+    except (ProjectError, ValueError, TypeError, KeyError) as exc:
+        return f"its clip scores cannot be checked ({exc})"
+    if differ := [k for k, v in computed.items() if not _same(row.get(k), v)]:
+        return f"its {', '.join(differ)} differ from those of its clip scores in scores.csv"
+    if row["method"] in ZERO_SHOT_METHODS:
+        return None  # no model of its own: the pretrained model's
+    path = row_model_path(out, row)
+    try:
+        side = Sidecar.read(path).to_dict()
+    except ModelError:
+        return f"its model {path} (or its sidecar) is missing"
+    if "auc" not in side or "config_hash" not in side:
+        return f"the sidecar of its model {path} records no results row"
+    if differ := [k for k in (*ROW_FIELDS, "threshold") if k in side and not _same(side[k], row.get(k))]:
+        return f"its {', '.join(differ)} differ from those the sidecar of its model {path} records"
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, counting two NaNs (blank cells) as equal."""
+    both_nan = isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b)
+    return both_nan or a == b
 
 
 def warn_kept(store: ResultStore, hashes: Mapping[tuple, str], out: Path) -> None:

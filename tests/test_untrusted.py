@@ -21,6 +21,11 @@ from conftest import make_config, run_main, write_config
 ROW = {"target_type": "fan", "target_id": "id_00", "source": "none", "method": "scratch", "budget": "all", "seed": 0}
 
 
+def without_seconds(path: Path) -> str:
+    """A results.csv as text, less the wall-clock column."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False).drop(columns="train_seconds").to_csv(index=False)
+
+
 def machine_copy(tiny_root: Path, root: Path, *, ids=("id_00",), types=("fan", "valve")) -> Path:
     """A writable copy of the chosen machines of the tiny set under `root`."""
     for t in types:
@@ -317,3 +322,47 @@ def test_an_edited_remembered_scan_is_checked_again(tiny_root, tmp_path):
     remembered.write_text(json.dumps(doc))
     with pytest.warns(UserWarning, match=re.escape(str(remembered)) + r" \(data\.cache_dir\) differs from its sha256"):
         assert list(check_machine(cfg, machine).skipped) == [str(spike)]
+
+
+# --------------------------------------------------------------------------------------------
+# H7: a result folder without its store imports only the rows it can verify, and keeps the files as they were
+
+
+@pytest.mark.parametrize("method, column", [("scratch", "auc"), ("zero_shot", "pauc"), ("transfer", "f1")])
+def test_without_its_store_a_hand_edited_row_is_recomputed_and_the_old_files_kept(pretrained, method, column):
+    """H7: with .store/ deleted, the next run re-imported results.csv as trusted, hand edits included."""
+    _, cfg = pretrained
+    transfer(cfg, progress=False)
+    out = cfg.output.result_dir
+    before = without_seconds(out / "results.csv")
+    shutil.rmtree(out / ".store")
+    table = pd.read_csv(out / "results.csv", dtype=str, keep_default_na=False)
+    edited = table.index[table["method"] == method][0]
+    table.loc[edited, column] = "0.9"
+    table.to_csv(out / "results.csv", index=False)
+    edited_text = (out / "results.csv").read_text()
+    code, text = run_main(["transfer", str(cfg.source)])
+    assert code == 0, text
+    assert re.search(rf"{re.escape(str(out))} has no result store .* 1 of its 6 row\(s\) in results\.csv cannot be "
+                     rf"verified \(e\.g\. fan/id_00/\w+/{method}/all/0: its {column} differ", text), text
+    assert without_seconds(out / "results.csv") == before
+    (kept,) = (out / ".store" / "legacy").iterdir()
+    assert (kept / "results.csv").read_text() == edited_text  # nothing the user had is lost
+    assert run_main(["transfer", str(cfg.source)])[0] == 0 and (out / "results.csv").read_text() != edited_text
+
+
+def test_without_its_store_rows_their_model_sidecars_disagree_with_are_not_trusted(pretrained):
+    """H7: a row is imported only when the sidecar of its model, written by the run beside it, vouches for it."""
+    _, cfg = pretrained
+    transfer(cfg, progress=False)
+    out = cfg.output.result_dir
+    before = without_seconds(out / "results.csv")
+    shutil.rmtree(out / ".store")
+    for side in (out / "models").glob("*/*.json"):
+        meta = json.loads(side.read_text())
+        meta["auc"] = 0.25  # a sidecar that disagrees with the row
+        side.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match=r"4 of its 6 row\(s\) in results\.csv cannot be verified .*differ from those "
+                                         r"the sidecar of its model"):
+        transfer(cfg, progress=False)
+    assert without_seconds(out / "results.csv") == before
