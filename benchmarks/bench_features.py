@@ -168,7 +168,8 @@ def checksum_cost(files: list[Path], *, jobs: int, repeat: int = 3) -> dict[str,
     The checksum is what every load of an entry pays (`common.cache._load_entry`); the hit is the
     whole load (manifest, memory maps, checksums), for comparison with extracting the features.
     """
-    from common.cache import cached_features, file_sha256
+    from common.cache import cached_features
+    from common.io import file_sha256
 
     with tempfile.TemporaryDirectory(prefix="bench_cache_") as cache:
         cached_features(files, cache_dir=cache, jobs=jobs, progress=False)

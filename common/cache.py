@@ -12,7 +12,6 @@ chosen rows of several such arrays, for training and scoring, without concatenat
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import mmap
 import os
@@ -27,7 +26,7 @@ import numpy as np
 from .feature_params import FeatureConfig
 from .errors import AudioError, DataError
 from .features import extract, vector_offsets
-from .io import atomic_write, atomic_write_text, digest, file_fingerprint
+from .io import atomic_write, atomic_write_text, digest, file_fingerprint, file_sha256
 
 # Bump when the feature definition or the cache layout changes: old entries then miss.
 FORMAT_VERSION = 1
@@ -275,17 +274,6 @@ def _checksum_problem(paths: dict[str, Path], recorded: Any) -> str | None:
         if not same:
             return f"has a {name} file that differs from its sha256 (changed since it was written)"
     return None
-
-
-def file_sha256(path: Path, *, chunk: int = 8 * 2**20) -> str:
-    """The sha256 of a file's bytes, read a chunk at a time (never the whole file in memory)."""
-    h = hashlib.sha256()
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
 
 
 def _build_entry(

@@ -25,7 +25,7 @@ from .embedding import classifier_architecture, embed_clips, sample_inputs, trai
 from .io import atomic_write_text
 from .knn import cosine_knn
 from .lock import check_still_locked
-from .model import Sidecar, save_model, with_weights, write_sidecar
+from .model import Sidecar, save_model, up_to_date, with_weights, write_sidecar
 from .runs import PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
 
 
@@ -99,8 +99,9 @@ def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path
     """Train and save the classifier of `job` at `path` unless an up-to-date one is there; True when trained."""
     key = _key(cfg, data, job)
     train_files = [f for m in job.source.machines for f in data.checked(m).split.train]
-    if path.is_file() and path.with_suffix(".json").is_file() and (found := Sidecar.read(path)).key == key:
+    if (found := up_to_date(path, key)) is not None:
         if found.data_key is None:  # saved before sidecars recorded it; the key matched, so these are its clips
+            check_still_locked(cfg.output.model_dir, writing=path.with_suffix(".json"))
             write_sidecar(path, found.replace(**data_fields(cfg, train_files)))
         return False
     e, start = cfg.embedding, time.perf_counter()

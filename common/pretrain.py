@@ -29,7 +29,8 @@ from .executor import executor, task_name
 from .io import atomic_write_text
 from .layout import pretrained_model_path
 from .lock import check_still_locked, folder_lock
-from .model import Sidecar, architecture, check_features, load_head, load_model, save_model, write_sidecar
+from .model import (Sidecar, architecture, check_features, load_head, load_model, save_model, up_to_date,
+                    write_sidecar)
 from .runs import (AUTOENCODER, EMBEDDING, PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity,
                    key_of, no_source_sets, threshold_fields)
 from .scoring import clip_scores
@@ -154,7 +155,7 @@ def _pretrain_one(cfg: Config, trainer: Trainer, data: Machines, job: PretrainJo
     train_files = [f for m in source.machines for f in data.checked(m).split.train]
     key = key_of({"data": data_identity(cfg, train_files), "model": cfg.to_dict()["model"],
                   "fit": fit_identity(cfg), "seed": seed})
-    if path.is_file() and path.with_suffix(".json").is_file() and Sidecar.read(path).key == key:
+    if up_to_date(path, key) is not None:
         update_threshold(cfg, path, source, data)
         return Pretrained(source, path, trained=False)
     # Over fit.max_in_memory_mb, streamed from the memory-mapped feature caches (never concatenated).

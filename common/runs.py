@@ -27,7 +27,7 @@ from .cache import feature_key
 from .io import digest
 from .layout import row_model_path
 from .metrics import auc_pauc, decision_metrics
-from .model import ROW_FIELDS, Sidecar, head_path, keras
+from .model import ROW_FIELDS, Sidecar, head_path, keras, model_problem
 from .sources import SourceSet
 from .store import STORE_DIR, ResultStore
 from .threshold import fit_threshold
@@ -243,10 +243,10 @@ def _has_model(out: Path, row: Mapping[str, Any]) -> bool:
     if row["method"] in ZERO_SHOT_METHODS:
         return True  # the pretrained model, checked when the run starts
     path = row_model_path(out, row)
-    if _model_hash(path) == row["config_hash"]:
+    if _model_hash(path) == row["config_hash"] and model_problem(path) is None:
         return True
     kept = _kept_model_path(out, path, row["config_hash"])
-    if _model_hash(kept) != row["config_hash"]:
+    if _model_hash(kept) != row["config_hash"] or model_problem(kept) is not None:
         return False
     set_aside(out, path, row["config_hash"])
     _move_model(kept, path)
@@ -254,13 +254,14 @@ def _has_model(out: Path, row: Mapping[str, Any]) -> bool:
 
 
 def _drop_without_model(done: dict[tuple, tuple], out: Path) -> dict[tuple, tuple]:
-    """The reusable rows less those whose model file is missing (or of another run), with a warning."""
+    """The reusable rows less those whose model file is missing, damaged (`model_problem`) or of another run, with a
+    warning."""
     kept = {k: v for k, v in done.items() if _has_model(out, v[0])}
     if missing := len(done) - len(kept):
         warnings.warn(
             f"{missing} row(s) of {out / 'results.csv'} have no model file of their run under {out / 'models'} "
-            "and are recomputed (deployment needs each row's model). Keep the models folder with the results "
-            "to silence this warning.",
+            "(or a damaged one) and are recomputed (deployment needs each row's model). Keep the models folder with "
+            "the results to silence this warning.",
             stacklevel=4,
         )
     return kept

@@ -366,3 +366,42 @@ def test_without_its_store_rows_their_model_sidecars_disagree_with_are_not_trust
                                          r"the sidecar of its model"):
         transfer(cfg, progress=False)
     assert without_seconds(out / "results.csv") == before
+
+
+# --------------------------------------------------------------------------------------------
+# F21: a damaged model is made again by a rerun (export's advice), never kept
+
+
+@pytest.mark.parametrize("damage", ["garbage", "other_model"])
+def test_a_damaged_row_model_is_recomputed_by_a_rerun(pretrained, damage):
+    """F21: the rerun kept a damaged row model (only a missing one was recomputed); export said 'train it again'."""
+    from common.model import load_model
+
+    _, cfg = pretrained
+    transfer(cfg, progress=False)
+    out = cfg.output.result_dir
+    before = without_seconds(out / "results.csv")
+    model = row_model_path(out, ROW | {"method": "transfer", "source": "valve"})
+    if damage == "garbage":
+        model.write_bytes(b"\0" * model.stat().st_size)
+    else:
+        shutil.copy(row_model_path(out, ROW), model)  # another row's (valid) model under this row's sidecar
+    code, text = run_main(["transfer", str(cfg.source)])
+    assert code == 0, text
+    assert re.search(r"1 row\(s\) of \S+ have no model file of their run under \S+ \(or a damaged one\) and are "
+                     r"recomputed", text), text
+    assert load_model(model)[1]["target"] == "fan/id_00" and without_seconds(out / "results.csv") == before
+    code, text = run_main(["score", "--model", str(model), str(next((cfg.data.root).rglob("*.wav"))), "--no-progress"])
+    assert code == 0, text
+
+
+def test_a_damaged_pretrained_model_is_trained_again(pretrained):
+    """F21 for pretrained models: pretrain kept a damaged model whose key matched, so transfer could never load it."""
+    _, cfg = pretrained
+    model = cfg.output.model_dir / "fan.keras"
+    model.write_bytes(model.read_bytes()[:-100] + b"\0" * 100)
+    with pytest.warns(UserWarning, match=re.escape(str(model)) + r" differs from the sha256 its sidecar records .*: "
+                                         r"it is trained again"):
+        made = pretrain(cfg, progress=False)
+    assert [p.trained for p in made if p.path.name == "fan.keras"] == [True]
+    assert np.isfinite(transfer(cfg, progress=False)["auc"]).all()
