@@ -8,8 +8,9 @@ subtypes (float, 24/32-bit PCM, ...) fall back to `soundfile`. Either way the sa
 ``librosa.load(path, sr=None, mono=False)[channel]`` gives: ``int16 / 32768`` as float32.
 
 Every broken input (missing, empty, not RIFF/WAVE, truncated, no frames, wrong channel or rate,
-non-finite samples, or float samples beyond `MAX_SAMPLE`, whose log-mel overflows) raises `AudioError` naming the file; `check_wav` also rejects a channel count
-other than the expected one and a silent (constant) channel.
+non-finite samples, or float samples beyond `MAX_SAMPLE`, whose log-mel overflows) raises `AudioError`
+naming the file; `check_wav` also rejects a channel count other than the expected one and a silent
+(constant) channel.
 """
 
 from __future__ import annotations
