@@ -283,8 +283,6 @@ def read_channel(
     else:
         _read_soundfile_column(path, info, channel, out)
     validate_audio(out, path)
-    if info.data_offset is None:  # 16-bit PCM lies in [-1, 1) by construction
-        check_sample_range(out, path)
     return out, info.samplerate
 
 
@@ -294,7 +292,8 @@ def check_sample_range(y: np.ndarray, path: str | os.PathLike) -> None:
     Such a clip is finite, so `validate_audio` passes it, but its power spectrum overflows float32:
     its features would be inf and its score NaN, which no threshold can judge.
     """
-    if y.size and max(float(y.max()), -float(y.min())) > MAX_SAMPLE:
+    peak = max(float(y.max()), -float(y.min())) if y.size else 0.0
+    if MAX_SAMPLE < peak < np.inf:  # NaN and inf: `validate_audio` names those
         big = np.abs(y) > MAX_SAMPLE
         raise AudioError(
             f"WAV file {path} has {int(np.count_nonzero(big))} sample(s) of magnitude up to "
@@ -413,6 +412,7 @@ def _read_soundfile_column(path: str | os.PathLike, info: WavInfo, channel: int,
     if data.shape[0] < info.frames:
         raise AudioError(f"WAV file {path} is truncated: {data.shape[0]} of {info.frames} frames decoded")
     out[...] = data[:, channel]
+    check_sample_range(out, path)  # float samples may be anything; 16-bit PCM lies in [-1, 1) by construction
 
 
 def validate_audio(y: np.ndarray, path: str | os.PathLike | None = None) -> None:

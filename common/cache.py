@@ -183,8 +183,9 @@ def cached_features(
     The entry for `feature_key` is ``<key>.vectors.npy``, ``<key>.offsets.npy`` and
     ``<key>.json`` (parameters, files, shapes) in `cache_dir`. Each is written to a temporary file
     and renamed into place, the manifest last, so an entry exists only once complete; an entry
-    whose arrays do not match its manifest (shapes, or the sha256 of each file) is rebuilt. A changed file (see `feature_key`) or
-    parameter gives another key, never stale features. Entries are never deleted here: removing
+    whose arrays do not match its manifest (shapes, or the sha256 of each file) is rebuilt, with a
+    warning when a checksum differs. A changed file (see `feature_key`) or parameter gives another
+    key, never stale features. Entries are never deleted here: removing
     `cache_dir` is always safe.
 
     Parameters

@@ -115,7 +115,8 @@ def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path
     bank = source_bank(cfg, data, job, arch, fit.weights)
     train_scores = out_of_sample_rows(lambda b: b, lambda b, r: cosine_knn(r, b, k=e.k), bank)
     sidecar = Sidecar(
-        key=key, **data_fields(cfg, train_files), version=cfg.experiment.version, source=job.source.label, method="embedding",
+        key=key, **data_fields(cfg, train_files), version=cfg.experiment.version, source=job.source.label,
+        method="embedding",
         sources=[m.name for m in job.source.machines], classes=classes, budget="all", n_train_clips=len(train_files),
         n_train_vectors=int(len(x)), seed=job.seed, n_channels=n_channels(train_files),
         features=feature_sidecar(cfg), architecture=arch, embedding=cfg.to_dict()["embedding"],

@@ -81,7 +81,8 @@ def scratch(data: CellData) -> Adapted:
     entry = {"key": key, "auc": float(auc), "pauc": float(pauc), "scores": [float(v) for v in scores],
              "train_seconds": float(fit.seconds), "train_scores": [float(v) for v in train_scores],
              "weights_sha256": weights_digest(fit.weights)}
-    shared = (ModelOut(model_file, sidecar, arch, fit.weights), TextOut(store, json.dumps(entry | {"sha256": digest(entry)})))
+    shared = (ModelOut(model_file, sidecar, arch, fit.weights),
+              TextOut(store, json.dumps(entry | {"sha256": digest(entry)})))
     return Adapted(arch, fit.weights, train_scores, len(data.train_files), fit.seconds, scores=scores,
                    saved=model_file, shared=shared, sidecar=extra)
 

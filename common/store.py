@@ -114,7 +114,7 @@ class ResultStore:
         return row, table
 
     def open(self, *, verify: Callable[[dict[str, Any], pd.DataFrame], str | None] | None = None) -> None:
-        """Create the store; a folder without one (written before it existed, or whose ``.store/`` is gone) is imported once.
+        """Create the store; a folder without one (older, or its ``.store/`` gone) is imported once.
 
         Its results.csv, scores.csv and ``.rows/`` have no checksum, so a row is imported only when
         `verify` (given the row and its clip scores) finds nothing wrong with it (`common.runs.legacy_row_problem`:
@@ -129,7 +129,8 @@ class ResultStore:
             return
         have = self.names()
         found = read_results(self.out)
-        problems = {key: why for key, (row, table) in found.items() if verify is not None and (why := verify(row, table))}
+        problems = {key: why for key, (row, table) in found.items()
+                    if verify is not None and (why := verify(row, table))}
         if problems:
             kept = self._keep_legacy()
             key, why = next(iter(problems.items()))

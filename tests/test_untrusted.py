@@ -59,16 +59,25 @@ def test_check_data_names_a_clip_with_an_overflowing_sample(tiny_root, tmp_path)
     assert re.search(re.escape(str(spike)) + r" has 1 sample\(s\) of magnitude up to 3e\+38, beyond 2\.15e\+09", text)
 
 
-@pytest.mark.parametrize("method", ["scratch", "logmel_knn"])
-def test_score_refuses_a_clip_with_an_overflowing_sample_naming_it(tiny_root, tmp_path, method):
-    """A15 (autoencoder: was 'nan  normal', exit 0) and A16 (nearest neighbours: was a sklearn traceback)."""
-    root = machine_copy(tiny_root, tmp_path / "data")
-    cfg = make_config(tmp_path, root, experiment={"budgets": ["all"], "methods": ["scratch", "logmel_knn"]})
+@pytest.fixture(scope="module")
+def row_models(tiny_root, tmp_path_factory):
+    """The tiny set pretrained and transferred (v1, budget all) with an autoencoder, a log-mel and an embedding kNN."""
+    folder = tmp_path_factory.mktemp("row_models")
+    methods = ["scratch", "logmel_knn", "embed_knn"]
+    cfg = make_config(folder, tiny_root, experiment={"budgets": ["all"], "methods": methods},
+                      embedding={"hidden": [16], "embedding_dim": 8, "window": 8, "epochs": 2,
+                                 "finetune_freeze": ["dense_1"]})
     pretrain(cfg, progress=False)
     transfer(cfg, progress=False)
-    model = row_model_path(cfg.output.result_dir, ROW | {"method": method})
-    good = tmp_path / "good.wav"
-    shutil.copy(root / "-6_dB_fan" / "fan" / "id_00" / "abnormal" / "00000001.wav", good)
+    return cfg
+
+
+@pytest.mark.parametrize("method, source", [("scratch", "none"), ("logmel_knn", "none"), ("embed_knn", "valve")])
+def test_score_refuses_a_clip_with_an_overflowing_sample_naming_it(row_models, tmp_path, method, source):
+    """A15 (autoencoder: was 'nan  normal', exit 0) and A16 (an embedding kNN: was a sklearn traceback)."""
+    model = row_model_path(row_models.output.result_dir, ROW | {"method": method, "source": source})
+    good = Path(shutil.copy(row_models.data.root / "-6_dB_fan" / "fan" / "id_00" / "abnormal" / "00000001.wav",
+                            tmp_path / "good.wav"))
     spike = overflowing(Path(shutil.copy(good, tmp_path / "spike.wav")))
     code, text = run_main(["score", "--model", str(model), str(spike), str(good), "--no-progress"])
     assert code == 1, text
@@ -90,7 +99,8 @@ def test_transfer_names_an_overflowing_eval_clip_or_skips_it(tiny_root, tmp_path
                        data={"on_bad_file": "skip"}, output={"result_dir": str(tmp_path / "skip")})
     with pytest.warns(UserWarning, match=r"left out 1 bad clip"):
         results = transfer(skip, progress=False)
-    assert np.isfinite(results["auc"]).all() and (results.loc[results["target_type"] == "fan", "n_skipped_clips"] == 1).all()
+    assert np.isfinite(results["auc"]).all()
+    assert (results.loc[results["target_type"] == "fan", "n_skipped_clips"] == 1).all()
     assert pd.read_csv(tmp_path / "skip" / "skipped.csv")["path"].tolist() == [str(spike)]
     scores = pd.read_csv(tmp_path / "skip" / "scores.csv")
     assert str(spike) not in set(scores["path"]) and np.isfinite(scores["score"]).all()
@@ -111,7 +121,8 @@ def test_features_that_overflow_anyway_are_refused_naming_the_clip(tiny_root, tm
 
     clip = overflowing(Path(shutil.copy(tiny_root / "-6_dB_fan" / "fan" / "id_00" / "normal" / "00000000.wav",
                                         tmp_path / "loud.wav")), spike=2e9)
-    with pytest.raises(AudioError, match=re.escape(str(clip)) + r" gives non-finite log-mel features \(feature\.power=8"):
+    with pytest.raises(AudioError, match=re.escape(str(clip))
+                       + r" gives non-finite log-mel features \(feature\.power=8"):
         extract([clip], channel=0, sr=16000, jobs=1, progress=False, n_mels=16, frames=2, n_fft=512, hop_length=256,
                 power=8.0)
 
@@ -142,7 +153,8 @@ def test_transfer_refuses_models_pretrained_on_another_root_with_the_same_machin
     code, text = run_main(["transfer", str(other.source)])
     assert code == 2, text
     assert re.search(r"pretrained model \S+/models/(fan|valve)\.keras was trained on other clips than the source set "
-                     r"(fan|valve) of this run: 5 clips under data\.root " + re.escape(str(root)) + r", while this run's are 5 clips "
+                     r"(fan|valve) of this run: 5 clips under data\.root " + re.escape(str(root))
+                     + r", while this run's are 5 clips "
                      r"under data\.root " + re.escape(str(alt)) + r": run `python -m common pretrain`", text), text
     assert not (tmp_path / "b" / "results" / "results.csv").exists()
     made = pretrain(make_config(tmp_path / "b", alt, experiment={"budgets": ["all"]},
