@@ -87,7 +87,8 @@ def pin_worker(pins: Pins) -> None:
     ------
     ConfigError
         The worker's `common` sources differ from the driver's (another checkout, or edited since the
-        worker started), or Keras already runs on another backend in it: start the workers again.
+        worker started), or Keras already runs on another backend in it: start the workers again. Or
+        its machine has fewer CPUs than the driver's intra-op pool (`_start_pool`).
     """
     if pins.code is not None and pins.code != code_digest():
         raise ConfigError(f"the worker process {os.getpid()} runs other code of the `common` package "
