@@ -162,6 +162,36 @@ def key_cost(files: list[Path], *, repeat: int = 3) -> dict[str, float]:
             "digest_cold_ms": timed(digest, cold=True), "digest_warm_ms": timed(digest, cold=False)}
 
 
+def checksum_cost(files: list[Path], *, jobs: int, repeat: int = 3) -> dict[str, float]:
+    """ms per clip of the feature cache's checksum (sha256 of an entry's arrays), warm and cold, and of a cache hit.
+
+    The checksum is what every load of an entry pays (`common.cache._load_entry`); the hit is the
+    whole load (manifest, memory maps, checksums), for comparison with extracting the features.
+    """
+    from common.cache import cached_features
+    from common.io import file_sha256
+
+    with tempfile.TemporaryDirectory(prefix="bench_cache_") as cache:
+        cached_features(files, cache_dir=cache, jobs=jobs, progress=False)
+        arrays = sorted(Path(cache).glob("*.npy"))
+
+        def timed(fn, *, cold: bool) -> float:
+            best = float("inf")
+            for _ in range(repeat):
+                if cold and not _drop_page_cache(arrays):
+                    return float("nan")
+                start = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - start)
+            return 1000 * best / len(files)
+
+        return {"sum_warm_ms": timed(lambda: [file_sha256(a) for a in arrays], cold=False),
+                "sum_cold_ms": timed(lambda: [file_sha256(a) for a in arrays], cold=True),
+                "hit_warm_ms": timed(lambda: cached_features(files, cache_dir=cache, jobs=jobs, progress=False),
+                                     cold=False),
+                "entry_mb": sum(a.stat().st_size for a in arrays) / 1e6}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, help="folder searched for *.wav (default: generate clips in a temp dir)")
@@ -182,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {len(files)} clips to {tmp} in {time.perf_counter() - start:.1f} s")
         r = run(files, jobs=args.jobs, repeat=args.repeat, channel=args.channel)
         k = key_cost(files, repeat=args.repeat)
+        c = checksum_cost(files, jobs=args.jobs, repeat=args.repeat)
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(
@@ -206,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{k['stat_cold_ms']:.4f} ms with the page cache dropped ({100 * k['stat_warm_ms'] / extract_ms:.2f} % of "
         f"extract); sha256 of the content {k['digest_warm_ms']:.2f} ms warm, {k['digest_cold_ms']:.2f} ms cold "
         f"({100 * k['digest_warm_ms'] / extract_ms:.0f} % / {100 * k['digest_cold_ms'] / extract_ms:.0f} % of extract)"
+    )
+    print(
+        f"cache checksum per clip (sha256 of the entry's arrays, {c['entry_mb']:.1f} MB): {c['sum_warm_ms']:.3f} ms warm, "
+        f"{c['sum_cold_ms']:.3f} ms cold ({100 * c['sum_warm_ms'] / extract_ms:.0f} % / "
+        f"{100 * c['sum_cold_ms'] / extract_ms:.0f} % of extract); a whole cache hit {c['hit_warm_ms']:.3f} ms"
     )
     return 0
 

@@ -8,8 +8,9 @@ subtypes (float, 24/32-bit PCM, ...) fall back to `soundfile`. Either way the sa
 ``librosa.load(path, sr=None, mono=False)[channel]`` gives: ``int16 / 32768`` as float32.
 
 Every broken input (missing, empty, not RIFF/WAVE, truncated, no frames, wrong channel or rate,
-non-finite samples) raises `AudioError` naming the file; `check_wav` also rejects a channel count
-other than the expected one and a silent (constant) channel.
+non-finite samples, or float samples beyond `MAX_SAMPLE`, whose log-mel overflows) raises `AudioError`
+naming the file; `check_wav` also rejects a channel count other than the expected one and a silent
+(constant) channel.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ _SUBTYPES = {
 
 # File signatures: RIFF, and RF64 / BW64 (EBU Tech 3306 / ITU BS.2088), whose sizes over 4 GiB sit in a ds64 chunk.
 _RIFF_IDS = (b"RIFF", b"RF64", b"BW64")
+
+# The largest sample magnitude a clip may have: 2**31, the full scale of 32-bit PCM, above any PCM
+# format's. Float WAVs may exceed 1.0 (some tools write int16 or int32 units), but a sample beyond
+# this is a corrupt value (a flipped exponent bit makes 3e38), and its power spectrum overflows
+# float32: the clip's log-mel would be inf and its score NaN.
+MAX_SAMPLE = 2.0**31
 
 # Bytes of a fmt chunk read at most (16 for PCM, 40 for WAVE_FORMAT_EXTENSIBLE).
 _HEADER_READ = 4096
@@ -253,7 +260,8 @@ def read_channel(
     ------
     AudioError
         Anything `wav_info` rejects; no frames; `channel` out of range; a rate other than
-        `expected_sr`; non-finite samples. The message names `path`.
+        `expected_sr`; non-finite samples or samples beyond `MAX_SAMPLE` (`check_sample_range`). The message
+        names `path`.
 
     Examples
     --------
@@ -276,6 +284,22 @@ def read_channel(
         _read_soundfile_column(path, info, channel, out)
     validate_audio(out, path)
     return out, info.samplerate
+
+
+def check_sample_range(y: np.ndarray, path: str | os.PathLike) -> None:
+    """Raise `AudioError` naming `path` when a sample of `y` is beyond `MAX_SAMPLE` in magnitude.
+
+    Such a clip is finite, so `validate_audio` passes it, but its power spectrum overflows float32:
+    its features would be inf and its score NaN, which no threshold can judge.
+    """
+    peak = max(float(y.max()), -float(y.min())) if y.size else 0.0
+    if MAX_SAMPLE < peak < np.inf:  # NaN and inf: `validate_audio` names those
+        big = np.abs(y) > MAX_SAMPLE
+        raise AudioError(
+            f"WAV file {path} has {int(np.count_nonzero(big))} sample(s) of magnitude up to "
+            f"{float(np.abs(y).max()):.3g}, beyond {MAX_SAMPLE:.3g} (the full scale of 32-bit PCM): a corrupt "
+            "float sample (e.g. a flipped exponent bit); its log-mel features would overflow"
+        )
 
 
 def check_info(
@@ -388,6 +412,7 @@ def _read_soundfile_column(path: str | os.PathLike, info: WavInfo, channel: int,
     if data.shape[0] < info.frames:
         raise AudioError(f"WAV file {path} is truncated: {data.shape[0]} of {info.frames} frames decoded")
     out[...] = data[:, channel]
+    check_sample_range(out, path)  # float samples may be anything; 16-bit PCM lies in [-1, 1) by construction
 
 
 def validate_audio(y: np.ndarray, path: str | os.PathLike | None = None) -> None:

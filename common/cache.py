@@ -3,7 +3,9 @@
 `cached_features` stores what `common.features.extract` returns under `feature_key`, a hash of
 every feature parameter and each file's `common.io.file_fingerprint` (path, size, mtime, inode,
 ctime), so a changed parameter or a rewritten file (even one of the same size and mtime) never
-returns stale features. An entry is loaded memory-mapped (`ClipFeatures`); `VectorSet` reads
+returns stale features. Each entry's manifest records the sha256 of its array files, checked on every
+load: an entry changed in place (even at the same size) is extracted again, with a warning, never
+served. An entry is loaded memory-mapped (`ClipFeatures`); `VectorSet` reads
 chosen rows of several such arrays, for training and scoring, without concatenating them in RAM.
 """
 
@@ -14,6 +16,7 @@ import json
 import mmap
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -23,7 +26,7 @@ import numpy as np
 from .feature_params import FeatureConfig
 from .errors import AudioError, DataError
 from .features import extract, vector_offsets
-from .io import atomic_write, atomic_write_text, digest, file_fingerprint
+from .io import atomic_write, atomic_write_text, digest, file_fingerprint, file_sha256
 
 # Bump when the feature definition or the cache layout changes: old entries then miss.
 FORMAT_VERSION = 1
@@ -180,8 +183,9 @@ def cached_features(
     The entry for `feature_key` is ``<key>.vectors.npy``, ``<key>.offsets.npy`` and
     ``<key>.json`` (parameters, files, shapes) in `cache_dir`. Each is written to a temporary file
     and renamed into place, the manifest last, so an entry exists only once complete; an entry
-    whose arrays do not match its manifest is rebuilt. A changed file (see `feature_key`) or
-    parameter gives another key, never stale features. Entries are never deleted here: removing
+    whose arrays do not match its manifest (shapes, or the sha256 of each file) is rebuilt, with a
+    warning when a checksum differs. A changed file (see `feature_key`) or parameter gives another
+    key, never stale features. Entries are never deleted here: removing
     `cache_dir` is always safe.
 
     Parameters
@@ -225,7 +229,11 @@ def cached_features(
 
 
 def _load_entry(paths: dict[str, Path], *, n_files: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The arrays of a complete, consistent cache entry, or None (a miss)."""
+    """The arrays of a complete, consistent cache entry whose files match their checksums, or None (a miss).
+
+    An entry whose files differ from the sha256 its manifest records (changed in place, even at the
+    same size; or written before entries had checksums) is a miss, with a warning naming it.
+    """
     if not paths["json"].is_file():
         return None
     try:
@@ -235,13 +243,38 @@ def _load_entry(paths: dict[str, Path], *, n_files: int) -> tuple[np.ndarray, np
     except (OSError, ValueError):  # half-deleted or corrupt entry: rebuild it
         return None
     consistent = (
-        list(vectors.shape) == manifest.get("vectors_shape")
+        isinstance(manifest, dict)
+        and list(vectors.shape) == manifest.get("vectors_shape")
         and vectors.dtype == np.float32
         and offsets.shape == (n_files + 1,)
         and offsets.dtype == np.int64
         and int(offsets[-1]) == vectors.shape[0]
     )
-    return (vectors, offsets) if consistent else None
+    if not consistent:
+        return None
+    why = _checksum_problem(paths, manifest.get("sha256"))
+    if why is not None:
+        warnings.warn(f"feature cache entry {paths['json']} (data.cache_dir) {why}: its features are extracted "
+                      "again and the entry rewritten", stacklevel=3)
+        return None
+    return vectors, offsets
+
+
+CHECKSUMMED = ("vectors.npy", "offsets.npy")  # the entry files whose sha256 the manifest records
+
+
+def _checksum_problem(paths: dict[str, Path], recorded: Any) -> str | None:
+    """Why the entry's array files do not match the sha256 of each its manifest records (None: they match)."""
+    if not isinstance(recorded, dict):
+        return "has no checksum (written by an older version)"
+    for name in CHECKSUMMED:
+        try:
+            same = file_sha256(paths[name]) == recorded.get(name)
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror or exc})"
+        if not same:
+            return f"has a {name} file that differs from its sha256 (changed since it was written)"
+    return None
 
 
 def _build_entry(
@@ -282,6 +315,8 @@ def _build_entry(
     try:
         atomic_write(paths["vectors.npy"], write_vectors)
         atomic_write(paths["offsets.npy"], write_offsets)
+        # The checksums of what was written, checked on every load (`_load_entry`).
+        manifest["sha256"] = {name: file_sha256(paths[name]) for name in CHECKSUMMED}
         atomic_write_text(paths["json"], json.dumps(manifest, indent=1))  # last: the entry is complete
     except OSError as exc:
         raise _cache_write_error(exc, paths["json"].parent, need_bytes=4 * shape[0] * shape[1]) from None

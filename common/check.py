@@ -1,9 +1,9 @@
 """Find bad WAV files before they reach the features: per-file checks, a cached scan, and `check-data`.
 
 A file is *bad* when `common.audio.check_wav` rejects it (missing, empty, not RIFF/WAVE, corrupt or
-truncated, no sample frames, another sample rate, the channel out of range, non-finite or silent
-samples) or when it has another channel count than most files of its machine (a mono export among
-8-channel recordings still has channel 0, so only the comparison catches it).
+truncated, no sample frames, another sample rate, the channel out of range, non-finite, overflowing
+(`common.audio.MAX_SAMPLE`) or silent samples) or when it has another channel count than most files of its
+machine (a mono export among 8-channel recordings still has channel 0, so only the comparison catches it).
 
 `scan_files` checks a list of files and, given a cache folder, remembers the answer under a key of
 each file's `common.io.file_fingerprint` (path, size, mtime, inode, ctime), so the samples are read
@@ -38,7 +38,7 @@ from .logmel import n_frames_of
 _DEFAULT = FeatureConfig()  # the feature parameters' defaults (`too_short`)
 
 # Bump when a check is added or changed: cached scans then miss.
-CHECK_VERSION = 1
+CHECK_VERSION = 2  # 2: samples beyond audio.MAX_SAMPLE are bad (issue 27)
 
 # train_source, train_target: normal training clips per domain on DCASE 2021-2025 roots ("-" on others)
 TABLE_COLUMNS = ["machine", "normal", "abnormal", "min_s", "max_s", "rates", "channels", "problems",
@@ -156,8 +156,9 @@ def _scan(files: list[str], *, channel: int, sample_rate: int | None, jobs: int,
 
 def _remember(cache: Path, checks: list[FileCheck]) -> None:
     """Store a scan in `cache`; a failure is only a warning (the answer stands, the next run scans again)."""
+    files = [asdict(c) for c in checks]
     try:
-        atomic_write_text(cache, json.dumps({"files": [asdict(c) for c in checks]}))
+        atomic_write_text(cache, json.dumps({"files": files, "sha256": digest(files)}))
     except OSError as exc:
         warnings.warn(f"could not remember the scan in {cache.parent}: {exc.strerror or exc}; "
                       "free space there (data.cache_dir) to silence this warning", stacklevel=3)
@@ -182,10 +183,16 @@ def _cache_path(files: list[str], *, channel: int, sample_rate: int | None, cach
 
 
 def _read_cache(path: Path, files: list[str]) -> list[FileCheck] | None:
+    """A remembered scan of `files`, or None (scan again): missing, damaged, or not matching its sha256."""
     try:
-        entries = json.loads(path.read_text())["files"]
-        checks = [FileCheck(**e) for e in entries]
+        entry = json.loads(path.read_text())
+        checks = [FileCheck(**e) for e in entry["files"]]
+        intact = digest(entry["files"]) == entry["sha256"]
     except (OSError, ValueError, KeyError, TypeError):  # missing or damaged entry: scan again
+        return None
+    if not intact:
+        warnings.warn(f"remembered scan {path} (data.cache_dir) differs from its sha256 (edited or damaged): the "
+                      "clips are checked again", stacklevel=3)
         return None
     return checks if [c.path for c in checks] == files else None
 

@@ -25,8 +25,8 @@ from .embedding import classifier_architecture, embed_clips, sample_inputs, trai
 from .io import atomic_write_text
 from .knn import cosine_knn
 from .lock import check_still_locked
-from .model import Sidecar, save_model, with_weights
-from .runs import PretrainJob, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
+from .model import Sidecar, save_model, up_to_date, with_weights, write_sidecar
+from .runs import PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
 
 
 def architecture_of(cfg: Config, input_dim: int, n_classes: int) -> dict:
@@ -98,7 +98,11 @@ def _key(cfg: Config, data: Machines, job: PretrainJob) -> str:
 def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path) -> bool:
     """Train and save the classifier of `job` at `path` unless an up-to-date one is there; True when trained."""
     key = _key(cfg, data, job)
-    if path.is_file() and path.with_suffix(".json").is_file() and Sidecar.read(path).key == key:
+    train_files = [f for m in job.source.machines for f in data.checked(m).split.train]
+    if (found := up_to_date(path, key)) is not None:
+        if found.data_key is None:  # saved before sidecars recorded it; the key matched, so these are its clips
+            check_still_locked(cfg.output.model_dir, writing=path.with_suffix(".json"))
+            write_sidecar(path, found.replace(**data_fields(cfg, train_files)))
         return False
     e, start = cfg.embedding, time.perf_counter()
     first = job.source.machines[0]
@@ -110,9 +114,9 @@ def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path
                            learning_rate=e.learning_rate, mixup=e.mixup, seed=job.seed)
     bank = source_bank(cfg, data, job, arch, fit.weights)
     train_scores = out_of_sample_rows(lambda b: b, lambda b, r: cosine_knn(r, b, k=e.k), bank)
-    train_files = [f for m in job.source.machines for f in data.checked(m).split.train]
     sidecar = Sidecar(
-        key=key, version=cfg.experiment.version, source=job.source.label, method="embedding",
+        key=key, **data_fields(cfg, train_files), version=cfg.experiment.version, source=job.source.label,
+        method="embedding",
         sources=[m.name for m in job.source.machines], classes=classes, budget="all", n_train_clips=len(train_files),
         n_train_vectors=int(len(x)), seed=job.seed, n_channels=n_channels(train_files),
         features=feature_sidecar(cfg), architecture=arch, embedding=cfg.to_dict()["embedding"],

@@ -9,11 +9,17 @@ is restarted and the scheduler reruns its tasks; a driver that dies takes its lo
 
 Each worker runs one task at a time, and before Keras is first imported in it (`pin_worker`, run by
 a worker plugin as the worker joins, before it receives a task) it checks that it runs the driver's
-code, takes the driver's Keras backend and pins its compute to ``experiment.threads_per_worker`` threads:
-the thread variables of TensorFlow and BLAS, and the CPU affinity of the process, which is what
-limits JAX (``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` no longer does with jaxlib 0.10:
-measured, docs/performance.md). Workers of one machine take disjoint cores through slot files
-in the temporary folder.
+code, takes the driver's Keras backend and pins its compute to ``experiment.threads_per_worker`` cores:
+the thread variables of BLAS, and the CPU affinity of the process, which is what limits JAX
+(``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` no longer does with jaxlib 0.10: measured,
+docs/performance.md). Workers of one machine take disjoint cores through slot files in the
+temporary folder.
+
+The bits of a result depend on how many threads the backend splits a large product over (XLA's and
+TensorFlow's intra-op pool: a sum in another order). So every worker starts its backend with the
+driver's pool (`compute_threads`: the CPUs the driver may run on), then restricts itself to its
+cores: the pool's threads share those cores, and a task gives the serial run's bits. A worker that
+cannot start that pool (a machine with fewer CPUs) refuses, naming both counts.
 """
 
 from __future__ import annotations
@@ -45,17 +51,28 @@ CONNECT_SECONDS = 30  # how long `cluster` waits for the scheduler (its handshak
 
 @dataclass(frozen=True)
 class Pins:
-    """What every worker process is pinned to: compute threads, the Keras backend (None: Keras' own choice) and
-    the digest of the driver's `common` sources (None: not checked)."""
+    """What every worker process is pinned to: its cores (`threads`), the intra-op pool its backend computes
+    with (`pool`: the driver's; None: not pinned), the Keras backend (None: Keras' own choice) and the digest of
+    the driver's `common` sources (None: not checked)."""
 
     threads: int
     backend: str | None
     code: str | None = None
+    pool: int | None = None
 
     def environ(self) -> dict[str, str]:
-        """The variables that size TensorFlow's and BLAS's thread pools, and the Keras backend."""
+        """The variables that size BLAS's and TensorFlow's thread pools (intra-op: `pool`), and the Keras backend."""
         return {**{k: str(self.threads) for k in THREAD_VARIABLES},
+                **({"TF_NUM_INTRAOP_THREADS": str(self.pool)} if self.pool else {}),
                 **({"KERAS_BACKEND": self.backend} if self.backend else {})}
+
+
+def compute_threads() -> int:
+    """The intra-op pool this process's backend computes with: ``TF_NUM_INTRAOP_THREADS`` when set, else the CPUs
+    it may run on (what XLA and TensorFlow size their pools by when they start)."""
+    if os.environ.get("TF_NUM_INTRAOP_THREADS", "").isdigit():
+        return int(os.environ["TF_NUM_INTRAOP_THREADS"])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 _PINNED: list[Pins] = []  # the pins this process took (a worker's, when it joined the run)
@@ -70,7 +87,8 @@ def pin_worker(pins: Pins) -> None:
     ------
     ConfigError
         The worker's `common` sources differ from the driver's (another checkout, or edited since the
-        worker started), or Keras already runs on another backend in it: start the workers again.
+        worker started), or Keras already runs on another backend in it: start the workers again. Or
+        its machine has fewer CPUs than the driver's intra-op pool (`_start_pool`).
     """
     if pins.code is not None and pins.code != code_digest():
         raise ConfigError(f"the worker process {os.getpid()} runs other code of the `common` package "
@@ -79,11 +97,38 @@ def pin_worker(pins: Pins) -> None:
     if not _PINNED:
         if loaded_backend() is None:
             os.environ.update(pins.environ())
+            if pins.pool is not None:
+                _start_pool(pins.pool)
             _limit_cores(pins.threads)
         _random_per_thread()
         _PINNED.append(pins)
     if pins.backend is not None:
         use_backend(pins.backend, key="fit.backend")
+
+
+def _start_pool(pool: int) -> None:
+    """Start Keras' backend while this process may run on `pool` CPUs, so that its intra-op pool has `pool` threads.
+
+    Raises
+    ------
+    ConfigError
+        This machine has fewer CPUs than `pool` (the driver's): the worker's results would differ.
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < pool:
+        raise ConfigError(f"the worker process {os.getpid()} may run on {len(cpus)} CPU(s), fewer than the {pool} "
+                          "threads the driver computes with: its results would differ from a serial run's in the last "
+                          f"digits. Run the workers on machines with at least {pool} CPUs, or start the driver on "
+                          f"{len(cpus)} (e.g. taskset -c 0-{len(cpus) - 1})")
+    os.sched_setaffinity(0, set(cpus[:pool]))
+    import keras  # noqa: F401 - the backend starts here: XLA sizes its pool by this affinity
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.devices()  # the CPU client, and its pool, start on first use
 
 
 @functools.lru_cache(maxsize=1)
@@ -239,7 +284,7 @@ class Dask:
 def _pins(cfg: Config) -> Pins:
     """The driver's pins: ``threads_per_worker``, the backend Keras runs on here (resolved from ``auto``), its code."""
     backend = loaded_backend() or (None if cfg.fit.backend == "auto" else cfg.fit.backend)
-    return Pins(cfg.experiment.threads_per_worker, backend, code_digest())
+    return Pins(cfg.experiment.threads_per_worker, backend, code_digest(), compute_threads())
 
 
 @contextlib.contextmanager

@@ -53,8 +53,8 @@ from .model import Sidecar, build_model, copy_model, kind_of, save_model, with_w
 from .pretrain import check_classes, load_pretrained, pretrained_sidecar, source_key
 from .official_scores import FORMULA_NAMES, section_score
 from .results import OFFICIAL_COLUMNS, SCORE_COLUMNS, write_results, write_summary
-from .runs import (Cell, ModelOut, Plan, PretrainJob, TextOut, cell_hash, no_source_sets, plan,
-                   reusable, row_sidecar, run_hash, set_aside, target_identity, threshold_fields, warn_kept)
+from .runs import (Cell, ModelOut, Plan, PretrainJob, TextOut, cell_hash, legacy_row_problem, no_source_sets,
+                   plan, reusable, row_sidecar, run_hash, set_aside, target_identity, threshold_fields, warn_kept)
 from .sources import SourceSet, source_sets
 from .store import ResultStore
 from .train import Trainer
@@ -98,7 +98,8 @@ class _Context:
     def sidecar(self, source: SourceSet, pretraining: str) -> Sidecar:
         key = (source.label, pretraining)
         if key not in self.sidecars:
-            self.sidecars[key] = pretrained_sidecar(Path(self.cfg.transfer.init_from), source, self.cfg, pretraining)
+            self.sidecars[key] = pretrained_sidecar(Path(self.cfg.transfer.init_from), source, self.cfg, pretraining,
+                                                    data=self.machines)
         return self.sidecars[key]
 
     def pretrained_key(self, source: SourceSet, pretraining: str) -> str:
@@ -305,7 +306,7 @@ def _transfer(cfg: Config, targets, *, progress: bool) -> pd.DataFrame:
     ctx = _context(cfg, progress=progress, fresh=True)
     the_plan = _plan(cfg, ctx, targets)
     store = ResultStore(out)
-    store.open()
+    store.open(verify=functools.partial(legacy_row_problem, out, max_fpr=cfg.eval.max_fpr))
     done = reusable(store, the_plan.hashes, out)
     save_config(cfg, out / "config.yaml")
     write_skipped(out, {t: ctx.machines.checked(t).skipped for t, _ in targets})

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_info, read_channel, wav_info
 from .feature_params import FeatureConfig
-from .errors import ConfigError, DataError
+from .errors import AudioError, ConfigError, DataError
 from .logmel import _check_params, _logmel_padded, _n_vectors, _padded, _stack_into, _warn_short, _Workspace, n_frames_of
 
 _DEFAULT = FeatureConfig()  # the keyword defaults of `extract`
@@ -105,7 +105,8 @@ def extract(
     Raises
     ------
     AudioError
-        A file is missing, broken, truncated, has another rate, or lacks `channel`.
+        A file is missing, broken, truncated, has another rate, lacks `channel`, or gives non-finite
+        features (`check_finite_logmel`).
     ConfigError
         A parameter is out of range.
     DataError
@@ -196,5 +197,19 @@ def _extract_indices(
                 read_channel(files[i], channel=channel, expected_sr=None, info=infos[i], out=padded[row, pad : pad + n])
             spec = _logmel_padded(padded, ws=ws, **params)
             for row, i in enumerate(group):
+                check_finite_logmel(spec[row], files[i], params)
                 _stack_into(spec[row], frames, out[offsets[i] : offsets[i + 1]])
     return len(idx)
+
+
+def check_finite_logmel(logmel: np.ndarray, path: str, params: dict[str, Any]) -> None:
+    """Raise `AudioError` naming `path` when its log-mel has a non-finite value: such a clip can only score NaN.
+
+    `common.audio.check_sample_range` rejects the samples that overflow at the usual ``feature.power``;
+    this catches the rest (a larger power), so no inf ever reaches the cache or a model.
+    """
+    if not np.isfinite(logmel).all():
+        raise AudioError(
+            f"WAV file {path} gives non-finite log-mel features (feature.power={params['power']:g}, "
+            f"n_fft={params['n_fft']}): its samples overflow the power spectrum; fix or remove the file"
+        )

@@ -89,3 +89,14 @@ def digest(obj: Any, *, length: int | None = None, compact: bool = True, sort_ke
     separators = (",", ":") if compact else None
     text = json.dumps(obj, sort_keys=sort_keys, separators=separators, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def file_sha256(path: str | os.PathLike, *, chunk: int = 8 * 2**20) -> str:
+    """The sha256 of a file's bytes, read a chunk at a time (never the whole file in memory)."""
+    h = hashlib.sha256()
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()

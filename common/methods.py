@@ -21,7 +21,10 @@ only here. Adding a method is one catalogue row and one function in its family m
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -31,11 +34,12 @@ from .clipvectors import out_of_sample
 from .config import Config
 from .dataset import n_channels
 from .embedding_methods import embed_finetune, embed_knn, embed_zero_shot, logmel_knn
-from .errors import ProjectError
+from .errors import ModelError, ProjectError
 from .mahalanobis import fit_gaussian, selective, to_arrays
 from .method_catalog import METHODS_CATALOG, MethodInfo
 from .metrics import auc_pauc
-from .model import Sidecar, architecture, encoder_layers
+from .io import digest
+from .model import Sidecar, architecture, encoder_layers, load_model
 from .runs import ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
 from .scorer import residuals
 from .statistical_methods import lw_scratch, lw_transfer
@@ -47,11 +51,12 @@ def _fit_architecture(cfg: Config, input_dim: int) -> dict[str, Any]:
 
 
 def scratch(data: CellData) -> Adapted:
-    """Random init fitted on the budget; read from the shared scratch store when an entry is there.
+    """Random init fitted on the budget; read from the shared scratch store when an intact entry is there.
 
-    The store holds ``<name>.json`` (eval scores, AUC, the training clips' scores) and the model
-    ``<name>.model.keras`` (+ sidecar); an entry without its model or training scores (an older
-    run's) is computed again.
+    The store holds ``<name>.json`` (eval scores, AUC, the training clips' scores, the sha256 of its
+    model's weights and of the entry itself) and the model ``<name>.model.keras`` (+ sidecar). An entry
+    that is damaged, edited, of an older run (no checksum) or whose model is not the one it names is
+    computed again, with a warning (`scratch_entry`).
     """
     cfg, cell, md, train = data.cfg, data.cell, data.md, data.train()
     arch = _fit_architecture(cfg, train[0].shape[1])
@@ -61,11 +66,10 @@ def scratch(data: CellData) -> Adapted:
     store = cfg.output.scratch_dir / f"{md.machine.type}_{md.machine.id}_{cell.budget}_{cell.seed}_{key}.json"
     model_file = store.with_suffix(".model.keras")
     extra = {"sources": [], "fit": cfg.to_dict()["fit"]}
-    if store.is_file() and model_file.is_file() and model_file.with_suffix(".json").is_file():
-        found = json.loads(store.read_text())
-        if "train_scores" in found:
-            return Adapted(arch, None, found["train_scores"], len(data.train_files), found["train_seconds"],
-                           scores=np.asarray(found["scores"], dtype=float), saved=model_file, sidecar=extra)
+    found = scratch_entry(store, key, n_eval=len(md.split.eval_files), n_train=len(data.train_files))
+    if found is not None:
+        return Adapted(arch, None, found["train_scores"], len(data.train_files), found["train_seconds"],
+                       scores=np.asarray(found["scores"], dtype=float), saved=model_file, sidecar=extra)
     fit = data.trainer.fit(arch, data.trainer.init_weights(arch, seed=cell.seed), train[0], epochs=cfg.fit.epochs,
                            batch_size=cfg.fit.batch_size, learning_rate=cfg.fit.learning_rate,
                            validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle, seed=cell.seed)
@@ -75,11 +79,53 @@ def scratch(data: CellData) -> Adapted:
     sidecar = Sidecar(key=key, target=md.machine.name, method="scratch", budget=str(cell.budget), seed=cell.seed,
                       train_clips=[str(f) for f in data.train_files], n_channels=n_channels(md.split.train),
                       features=feature_sidecar(cfg), architecture=arch, fit=cfg.to_dict()["fit"])
-    entry = {"key": key, "auc": auc, "pauc": pauc, "scores": scores.tolist(), "train_seconds": fit.seconds,
-             "train_scores": train_scores.tolist()}
-    shared = (ModelOut(model_file, sidecar, arch, fit.weights), TextOut(store, json.dumps(entry)))
+    entry = {"key": key, "auc": float(auc), "pauc": float(pauc), "scores": [float(v) for v in scores],
+             "train_seconds": float(fit.seconds), "train_scores": [float(v) for v in train_scores],
+             "weights_sha256": weights_digest(fit.weights)}
+    shared = (ModelOut(model_file, sidecar, arch, fit.weights),
+              TextOut(store, json.dumps(entry | {"sha256": digest(entry)})))
     return Adapted(arch, fit.weights, train_scores, len(data.train_files), fit.seconds, scores=scores,
                    saved=model_file, shared=shared, sidecar=extra)
+
+
+def weights_digest(weights: list[np.ndarray]) -> str:
+    """The sha256 of a model's weights (each array's dtype, shape and bytes, in order)."""
+    h = hashlib.sha256()
+    for w in weights:
+        w = np.ascontiguousarray(w)
+        h.update(f"{w.dtype.str}{w.shape}".encode() + w.tobytes())
+    return h.hexdigest()
+
+
+def scratch_entry(store: Path, key: str, *, n_eval: int, n_train: int) -> dict[str, Any] | None:
+    """The scratch store entry at `store` when it is intact, else None (with a warning when one is there).
+
+    Intact: valid JSON whose sha256 matches, of `key`, with `n_eval` evaluation and `n_train` training
+    scores, and whose model file loads and holds the weights the entry names. Anything else (a
+    truncated or edited file, an older run's entry without checksum, another model) is recomputed
+    and overwritten, never trusted.
+    """
+    model_file = store.with_suffix(".model.keras")
+    if not store.is_file():
+        return None
+    try:
+        entry = json.loads(store.read_text())
+        wanted = entry.pop("sha256", None)
+        if wanted is None:
+            why = "it has no checksum (written by an older version)"
+        elif digest(entry) != wanted:
+            why = "its content does not match its sha256 (edited or damaged)"
+        elif entry["key"] != key or len(entry["scores"]) != n_eval or len(entry["train_scores"]) != n_train:
+            why = "it belongs to another key or other clips"
+        elif weights_digest(load_model(model_file)[0].get_weights()) != entry["weights_sha256"]:
+            why = f"its model {model_file.name} is not the one it was saved with (weights differ)"
+        else:
+            return entry
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ModelError) as exc:
+        why = f"it is unreadable ({exc})"
+    warnings.warn(f"scratch store entry {store} (output.scratch_dir) is damaged: {why}; its scratch row is "
+                  "computed again and the entry rewritten", stacklevel=2)
+    return None
 
 
 def zero_shot(data: CellData) -> Adapted:

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from keras import layers
 
 from .feature_params import FeatureConfig
 from .errors import ModelError
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write, atomic_write_text, file_sha256
 
 # What must match between a model and the features it scores.
 FEATURE_KEYS = (*FeatureConfig.names(), "channel", "sample_rate")
@@ -57,8 +58,11 @@ class Sidecar:
     # How clips are scored (`common.scorer`; None: mean reconstruction error) and its arrays' checksum.
     scorer: dict[str, Any] | None = None
     head_sha256: str | None = None
+    model_sha256: str | None = None  # of the .keras file, written by `save_model` / `copy_model` (`model_problem`)
     # What it learned from and how.
     key: str | None = None
+    data_key: str | None = None  # a pretrained model's training clips (`common.runs.data_identity`)
+    data_root: str | None = None  # the data.root they were under (for messages)
     version: str | None = None
     source: str | None = None
     sources: list[str] | None = None
@@ -251,6 +255,7 @@ def save_model(model: keras.Model, path: str | Path, *, sidecar: Sidecar | Mappi
     path.with_suffix(".json").unlink(missing_ok=True)
     # Keras insists on the .keras suffix, so the temporary file keeps it.
     atomic_write(path, lambda tmp: _save_keras(model, tmp))
+    meta["model_sha256"] = file_sha256(path)
     if head is not None:
         atomic_write(head_path(path), lambda tmp: tmp.write_bytes(data))
     write_sidecar(path, meta)
@@ -279,6 +284,41 @@ def load_head(path: str | Path, sidecar: Mapping[str, Any]) -> dict[str, np.ndar
     buffer = io.BytesIO(data)
     with np.load(buffer, allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
+
+
+def model_problem(path: str | Path) -> str | None:
+    """Why the saved model at `path` is not intact (None: it is), without loading it.
+
+    Its ``.keras`` file (and head, if any) must match the sha256 its sidecar records; a sidecar
+    older than ``model_sha256`` is checked by the CRC of every member of the archive instead. A
+    model that is not intact is never reused: the run that made it makes it again.
+    """
+    path = Path(path).with_suffix(".keras")
+    try:
+        meta = read_sidecar(path)
+        if meta.get("model_sha256") is not None:
+            if file_sha256(path) != meta["model_sha256"]:
+                return f"model file {path} differs from the sha256 its sidecar records (damaged or replaced)"
+        else:
+            with zipfile.ZipFile(path) as archive:
+                if (bad := archive.testzip()) is not None:
+                    return f"model file {path} is damaged (member {bad} fails its CRC)"
+        if meta.get("head_sha256") and file_sha256(head_path(path)) != meta["head_sha256"]:
+            return f"{head_path(path)} differs from the sha256 the sidecar of {path.name} records"
+    except (ModelError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        return f"model file {path} cannot be read: {exc}"
+    return None
+
+
+def up_to_date(path: str | Path, key: str) -> Sidecar | None:
+    """The sidecar of the model at `path` when it is of `key` and intact, else None (train it; warns when damaged)."""
+    path = Path(path).with_suffix(".keras")
+    if not (path.is_file() and path.with_suffix(".json").is_file()) or (sidecar := Sidecar.read(path)).key != key:
+        return None
+    if (problem := model_problem(path)) is not None:
+        warnings.warn(f"{problem}: it is trained again", stacklevel=2)
+        return None
+    return sidecar
 
 
 def _save_keras(model: keras.Model, tmp: Path) -> None:
@@ -402,9 +442,11 @@ def copy_model(src: str | Path, dst: str | Path, *, sidecar: Sidecar | Mapping[s
     """Copy a saved model to `dst` (``.keras``) with `sidecar` (default: the source's), atomically as `save_model`."""
     src, dst = Path(src).with_suffix(".keras"), Path(dst).with_suffix(".keras")
     meta = read_sidecar(src)  # also: ModelError when the source or its sidecar is missing
-    meta = meta if sidecar is None else sidecar
+    meta = dict(meta if sidecar is None else sidecar.to_dict() if isinstance(sidecar, Sidecar) else sidecar)
     dst.with_suffix(".json").unlink(missing_ok=True)  # as in save_model: never a new model with an old sidecar
-    atomic_write(dst, lambda tmp: tmp.write_bytes(src.read_bytes()))
+    data = src.read_bytes()
+    atomic_write(dst, lambda tmp: tmp.write_bytes(data))
+    meta["model_sha256"] = hashlib.sha256(data).hexdigest()
     if head_path(src).is_file():
         atomic_write(head_path(dst), lambda tmp: tmp.write_bytes(head_path(src).read_bytes()))
     write_sidecar(dst, meta)

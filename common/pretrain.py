@@ -24,14 +24,15 @@ from tqdm.auto import tqdm
 from .cache import VectorSet
 from .config import Config, save_config
 from .dataset import Machines, MachineData, n_channels, select_machines, write_skipped
-from .errors import DataError, ModelError
+from .errors import ConfigError, DataError, ModelError
 from .executor import executor, task_name
 from .io import atomic_write_text
 from .layout import pretrained_model_path
 from .lock import check_still_locked, folder_lock
 from .method_catalog import AUTOENCODER, EMBEDDING, METHODS_CATALOG, MODEL_PRETRAININGS, methods_pretraining
-from .model import Sidecar, architecture, check_features, load_head, load_model, save_model, write_sidecar
-from .runs import (PretrainJob, data_identity, feature_sidecar, fit_identity, key_of, no_source_sets,
+from .model import (Sidecar, architecture, check_features, load_head, load_model, save_model, up_to_date,
+                    write_sidecar)
+from .runs import (PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, no_source_sets,
                    threshold_fields)
 from .scoring import clip_scores
 from .sources import SourceSet, all_source_sets
@@ -153,7 +154,7 @@ def _pretrain_one(cfg: Config, trainer: Trainer, data: Machines, job: PretrainJo
     train_files = [f for m in source.machines for f in data.checked(m).split.train]
     key = key_of({"data": data_identity(cfg, train_files), "model": cfg.to_dict()["model"],
                   "fit": fit_identity(cfg), "seed": seed})
-    if path.is_file() and path.with_suffix(".json").is_file() and Sidecar.read(path).key == key:
+    if up_to_date(path, key) is not None:
         update_threshold(cfg, path, source, data)
         return Pretrained(source, path, trained=False)
     # Over fit.max_in_memory_mb, streamed from the memory-mapped feature caches (never concatenated).
@@ -166,7 +167,7 @@ def _pretrain_one(cfg: Config, trainer: Trainer, data: Machines, job: PretrainJo
     train_scores = train_clip_scores(trainer.with_weights(arch, fit.weights), [data[m] for m in source.machines])
     skipped = sorted(p for m in source.machines for p in data.checked(m).skipped)
     sidecar = Sidecar(
-        key=key, version=cfg.experiment.version, source=source.label,
+        key=key, **data_fields(cfg, train_files), version=cfg.experiment.version, source=source.label,
         sources=[m.name for m in source.machines], budget="all",
         n_train_clips=len(train_files), n_train_vectors=int(len(x)), seed=seed,
         n_skipped_clips=len(skipped), skipped_clips=skipped, n_channels=n_channels(train_files),
@@ -199,28 +200,36 @@ def train_clip_scores(model, machines: list[MachineData]) -> np.ndarray:
 def update_threshold(cfg: Config, path: Path, source: SourceSet, data: Machines) -> None:
     """Give an up-to-date pretrained model the threshold the config asks for, without retraining it.
 
-    Models saved before thresholds (or channel counts) existed get the scores of their training
-    clips (and their clips' channel count) first.
+    Models saved before thresholds (or channel counts, or the key of their training clips) existed get
+    the scores of their training clips (and their clips' channel count and key) first: the model's key
+    matched, so these are its clips.
     """
     sidecar = Sidecar.read(path)
     if sidecar.train_scores is None:
         model, _ = load_model(path, features=feature_sidecar(cfg))
         sidecar = sidecar.replace(train_scores=train_clip_scores(model, [data[m] for m in source.machines]).tolist())
+    train_files = [f for m in source.machines for f in data.checked(m).split.train]
     fields = threshold_fields(cfg, sidecar.train_scores) | {
-        "n_channels": n_channels(data.checked(source.machines[0]).split.train)}
+        "n_channels": n_channels(data.checked(source.machines[0]).split.train)} | data_fields(cfg, train_files)
     if any(getattr(sidecar, k) != v for k, v in fields.items()):
         check_still_locked(cfg.output.model_dir, writing=path.with_suffix(".json"))
         write_sidecar(path, sidecar.replace(**fields))
 
 
-def pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config, pretraining: str = AUTOENCODER) -> Sidecar:
+def pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config, pretraining: str = AUTOENCODER, *,
+                       data: Machines | None = None) -> Sidecar:
     """The sidecar of the model pretrained on `source`, checked against the config's features and machines.
+
+    With `data` (the run's checked machines), also against the source set's exact training clips,
+    the config's model sizes and the Keras backend (`check_pretrained`).
 
     Raises
     ------
     ModelError
         The model is missing, was trained on other features or other machines than `source`, or
-        has no scores of its training clips to fit a threshold on.
+        has no scores of its training clips to fit a threshold on; or (with `data`) on other clips.
+    ConfigError
+        (with `data`) ``model.*`` or ``fit.backend`` differ from the pretrained model's.
     """
     path = pretrained_model_path(model_dir, source.label, pretraining)
     if not path.is_file():
@@ -243,7 +252,63 @@ def pretrained_sidecar(model_dir: Path, source: SourceSet, cfg: Config, pretrain
             f"`python -m common pretrain` with the make_pretrain YAML of {cfg.experiment.version} again (it adds "
             "them without retraining)"
         )
+    if data is not None:
+        check_pretrained(sidecar, path, cfg, source, pretraining, data=data)
     return sidecar
+
+
+def check_pretrained(sidecar: Sidecar, path: Path, cfg: Config, source: SourceSet, pretraining: str, *,
+                     data: Machines) -> None:
+    """Refuse a pretrained model that is not what this transfer run would pretrain on `source`.
+
+    Its training clips must be the source set's clips of this run (``pretrain`` would otherwise call
+    it stale and retrain it; a transfer must not fine-tune it as if it were current); an autoencoder's
+    sizes must be ``model.*`` (scratch trains those); and it must have been trained on the Keras
+    backend this run fine-tunes on (a backend change retrains rather than mixes).
+
+    Raises
+    ------
+    ModelError
+        Its sidecar records no key of its training clips, or another one than the source set's.
+    ConfigError
+        ``model.hidden`` / ``bottleneck`` / ``batch_norm`` or ``fit.backend`` differ from the model's.
+    """
+    rerun = f"run `python -m common pretrain` with the make_pretrain YAML of {cfg.experiment.version}"
+    if sidecar.data_key is None:
+        raise ModelError(
+            f"pretrained model {path} records no key of its training clips (it was saved by an older version), so "
+            f"this run cannot tell whether it learned from the clips of {source.label} under {cfg.data.root}: "
+            f"{rerun} again (it adds the key without retraining when the clips are unchanged)")
+    train_files = [f for m in source.machines for f in data.checked(m).split.train]
+    if sidecar.data_key != data_identity(cfg, train_files):
+        where = ("the same data.root, whose clips changed since (regenerated, replaced or edited files)"
+                 if sidecar.data_root == str(cfg.data.root) else f"data.root {sidecar.data_root}")
+        raise ModelError(
+            f"pretrained model {path} was trained on other clips than the source set {source.label} of this run: "
+            f"{sidecar.n_train_clips} clips under {where}, while this run's are {len(train_files)} clips under "
+            f"data.root {cfg.data.root}: {rerun} and this data (it retrains the model on these clips), or set "
+            "transfer.init_from to models pretrained on them")
+    _check_same_settings(sidecar, path, cfg, pretraining)
+
+
+def _check_same_settings(sidecar: Sidecar, path: Path, cfg: Config, pretraining: str) -> None:
+    """Refuse ``model.*`` sizes or a ``fit.backend`` other than the pretrained model's (a run would mix them)."""
+    arch = sidecar.architecture or {}
+    if pretraining == AUTOENCODER:
+        wanted = {"hidden": list(cfg.model.hidden), "bottleneck": cfg.model.bottleneck,
+                  "batch_norm": cfg.model.batch_norm}
+        for name, value in wanted.items():
+            if name in arch and arch[name] != value:
+                raise ConfigError(
+                    f"{cfg.source}: 'model.{name}' is {value}, but the pretrained model {path} has {arch[name]}: "
+                    f"scratch would train {value} while zero_shot and transfer use {arch[name]}. Set model.{name}: "
+                    f"{arch[name]} as its pretrain YAML has it, or pretrain with {value} into another model_dir")
+    running = fit_identity(cfg)["backend"]
+    if sidecar.backend is not None and sidecar.backend != running:
+        raise ConfigError(
+            f"{cfg.source}: 'fit.backend' runs this transfer on {running}, but the pretrained model {path} was "
+            f"trained on {sidecar.backend}: its rows would mix the two backends. Set fit.backend: {sidecar.backend}, "
+            f"or pretrain with fit.backend: {running} into another model_dir")
 
 
 def load_pretrained(model_dir: Path, source: SourceSet, cfg: Config,

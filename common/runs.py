@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .config import Config
 from .data import Machine
-from .errors import DataError, ModelError
+from .errors import DataError, ModelError, ProjectError
 from .cache import feature_key
 from .io import digest
 from .layout import row_model_path
 from .method_catalog import MODEL_PRETRAININGS, is_zero_shot, method_sections
-from .model import ROW_FIELDS, Sidecar, head_path, keras
+from .metrics import auc_pauc, decision_metrics
+from .model import ROW_FIELDS, Sidecar, head_path, keras, model_problem
 from .sources import SourceSet
 from .store import STORE_DIR, ResultStore
 from .threshold import fit_threshold
@@ -111,6 +113,11 @@ def data_identity(cfg: Config, files: Iterable[Path]) -> str:
     """Key of the exact clips (path, size, mtime) and feature parameters a result is computed from."""
     return feature_key(sorted(str(f) for f in files), channel=cfg.data.channel, sr=cfg.data.sample_rate,
                        **cfg.feature.kwargs())
+
+
+def data_fields(cfg: Config, train_files: Iterable[Path]) -> dict[str, str]:
+    """The sidecar fields that say which clips a pretrained model learned from (`common.pretrain.check_pretrained`)."""
+    return {"data_key": data_identity(cfg, train_files), "data_root": str(cfg.data.root)}
 
 
 def target_identity(cfg: Config, train: Sequence[Path], eval_files: Sequence[Path], skipped: Iterable[str]) -> str:
@@ -230,10 +237,10 @@ def _has_model(out: Path, row: Mapping[str, Any]) -> bool:
     if is_zero_shot(row["method"]):
         return True  # the pretrained model, checked when the run starts
     path = row_model_path(out, row)
-    if _model_hash(path) == row["config_hash"]:
+    if _model_hash(path) == row["config_hash"] and model_problem(path) is None:
         return True
     kept = _kept_model_path(out, path, row["config_hash"])
-    if _model_hash(kept) != row["config_hash"]:
+    if _model_hash(kept) != row["config_hash"] or model_problem(kept) is not None:
         return False
     set_aside(out, path, row["config_hash"])
     _move_model(kept, path)
@@ -241,13 +248,14 @@ def _has_model(out: Path, row: Mapping[str, Any]) -> bool:
 
 
 def _drop_without_model(done: dict[tuple, tuple], out: Path) -> dict[tuple, tuple]:
-    """The reusable rows less those whose model file is missing (or of another run), with a warning."""
+    """The reusable rows less those whose model file is missing, damaged (`model_problem`) or of another run, with a
+    warning."""
     kept = {k: v for k, v in done.items() if _has_model(out, v[0])}
     if missing := len(done) - len(kept):
         warnings.warn(
             f"{missing} row(s) of {out / 'results.csv'} have no model file of their run under {out / 'models'} "
-            "and are recomputed (deployment needs each row's model). Keep the models folder with the results "
-            "to silence this warning.",
+            "(or a damaged one) and are recomputed (deployment needs each row's model). Keep the models folder with "
+            "the results to silence this warning.",
             stacklevel=4,
         )
     return kept
@@ -276,6 +284,43 @@ def reusable(store: ResultStore, hashes: Mapping[tuple, str], out: Path) -> dict
             stacklevel=3,
         )
     return _drop_without_model(done, out)
+
+
+def legacy_row_problem(out: Path, row: Mapping[str, Any], scores: pd.DataFrame, *, max_fpr: float) -> str | None:
+    """Why a row of a result folder without its store cannot be trusted (None: it is verified and may be imported).
+
+    results.csv and scores.csv carry no checksum; what the run itself wrote beside them can vouch for
+    a row: its AUC, pAUC, precision, recall and F1 must be those of its clip scores and labels in
+    scores.csv (at `max_fpr` and the row's threshold), and a row with a model file of its own must
+    match the results row its sidecar records (`common.model.ROW_FIELDS` and the threshold).
+    """
+    try:
+        labels, values = scores["label"].to_numpy(), scores["score"].to_numpy(dtype=float)
+        computed = dict(zip(("auc", "pauc"), auc_pauc(labels, values, max_fpr=max_fpr)))
+        computed |= dict(zip(("precision", "recall", "f1"),
+                             decision_metrics(labels, values, threshold=float(row["threshold"]))))
+    except (ProjectError, ValueError, TypeError, KeyError) as exc:
+        return f"its clip scores cannot be checked ({exc})"
+    if differ := [k for k, v in computed.items() if not _same(row.get(k), v)]:
+        return f"its {', '.join(differ)} differ from those of its clip scores in scores.csv"
+    if is_zero_shot(row["method"]):
+        return None  # no model of its own: the pretrained model's
+    path = row_model_path(out, row)
+    try:
+        side = Sidecar.read(path).to_dict()
+    except ModelError:
+        return f"its model {path} (or its sidecar) is missing"
+    if "auc" not in side or "config_hash" not in side:
+        return f"the sidecar of its model {path} records no results row"
+    if differ := [k for k in (*ROW_FIELDS, "threshold") if k in side and not _same(side[k], row.get(k))]:
+        return f"its {', '.join(differ)} differ from those the sidecar of its model {path} records"
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, counting two NaNs (blank cells) as equal."""
+    both_nan = isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b)
+    return both_nan or a == b
 
 
 def warn_kept(store: ResultStore, hashes: Mapping[tuple, str], out: Path) -> None:

@@ -4,7 +4,9 @@ One JSON file per row and config hash, holding the row, the clip scores behind i
 both, written to a temporary file and renamed the moment the row is done. Nothing is ever removed
 from the store: a narrower rerun or a changed config leaves the other rows there. results.csv and
 scores.csv (`common.results`) only *show* the rows of the current config; they are rebuilt from the
-store on every run and never read back as a cache (a hand-edited value is not carried forward).
+store on every run and never read back as a cache (a hand-edited value is not carried forward). A
+folder without a store (an older version's, or one whose ``.store/`` was deleted) is imported once,
+each row only when it can be verified (`ResultStore.open`); the files as they were are kept.
 The store holds one file per row, so a run reads only the rows it plans and lists the folder to
 count the others: measured on 10,000 rows of 200 clips each (2 CPU cores), a row is written in
 1.3 ms and read and checked in 0.6 ms, and listing all 10,000 takes 7 ms (158 MB on disk, about
@@ -16,14 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write_text
+from .io import atomic_write, atomic_write_text
 from .errors import DataError
 from .results import ADDED_COLUMNS, KEY, RESULT_COLUMNS, SCORE_COLUMNS, read_table
 
@@ -110,23 +113,51 @@ class ResultStore:
         table = pd.DataFrame({**{k: row[k] for k in SCORE_COLUMNS if k in row}, **clips}, columns=SCORE_COLUMNS)
         return row, table
 
-    def open(self) -> None:
-        """Create the store; a folder written before it existed (results.csv, .rows/) is imported once.
+    def open(self, *, verify: Callable[[dict[str, Any], pd.DataFrame], str | None] | None = None) -> None:
+        """Create the store; a folder without one (older, or its ``.store/`` gone) is imported once.
 
-        Every legacy row with complete scores is imported, whatever its config hash, so none is
-        lost; like any stored row it is reused only where its hash matches the plan. That trusts
-        the old results.csv this one time (it has no checksum); from then on results.csv is only
-        written, never read, and the legacy ``.rows/`` folder is removed once imported.
+        Its results.csv, scores.csv and ``.rows/`` have no checksum, so a row is imported only when
+        `verify` (given the row and its clip scores) finds nothing wrong with it (`common.runs.legacy_row_problem`:
+        its metrics match its clip scores and its model's sidecar). The others are left out, so the
+        rows a config plans are recomputed, never trusted; before anything is rewritten, the files as
+        they were are kept in ``.store/legacy/<time>/`` with a warning, so no finished result is lost.
+        An imported row, whatever its config hash, is reused like any stored row only where its hash
+        matches the plan. From then on results.csv is only written, never read.
         """
         marker = self.folder / "FORMAT"
         if marker.is_file():
             return
         have = self.names()
-        for key, (row, table) in read_results(self.out).items():
-            if self.path(key, row["config_hash"]).name not in have:
+        found = read_results(self.out)
+        problems = {key: why for key, (row, table) in found.items()
+                    if verify is not None and (why := verify(row, table))}
+        if problems:
+            kept = self._keep_legacy()
+            key, why = next(iter(problems.items()))
+            warnings.warn(
+                f"{self.out} has no result store ({self.folder}: deleted, or the folder was copied without its "
+                f"dot-folders), and {len(problems)} of its {len(found)} row(s) in results.csv cannot be verified "
+                f"(e.g. {'/'.join(map(str, key))}: {why}): they are not trusted; the rows this config plans are "
+                f"recomputed. results.csv and scores.csv as they were are kept in {kept}.",
+                stacklevel=2,
+            )
+        for key, (row, table) in found.items():
+            if key not in problems and self.path(key, row["config_hash"]).name not in have:
                 self.save(row, table)
         atomic_write_text(marker, self.FORMAT)
         _remove_legacy_rows(self.out)
+
+    def _keep_legacy(self) -> Path:
+        """Copy results.csv, scores.csv and the legacy ``.rows/`` files into a new ``.store/legacy/<time>/``."""
+        folder = self.folder / "legacy" / time.strftime("%Y%m%dT%H%M%S")
+        sources = [self.out / "results.csv", self.out / "scores.csv"]
+        sources += sorted((self.out / ROWS_DIR).glob("*.json")) if (self.out / ROWS_DIR).is_dir() else []
+        for src in sources:
+            if src.is_file():
+                dst = folder / (f"{ROWS_DIR}/{src.name}" if src.parent.name == ROWS_DIR else src.name)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(dst, lambda tmp, src=src: tmp.write_bytes(src.read_bytes()))
+        return folder
 
 
 def _remove_legacy_rows(out: Path) -> None:

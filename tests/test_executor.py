@@ -81,8 +81,8 @@ def test_local_workers_give_the_serial_files(serial, tiny_root, tmp_path, monkey
     @contextlib.contextmanager
     def watched(*args, **kwargs):
         with start(*args, **kwargs) as ex:
-            seen["pins"] = ex.client.run(lambda: (sorted(os.sched_getaffinity(0)), os.environ["TF_NUM_INTRAOP_THREADS"],
-                                                  os.environ["KERAS_BACKEND"]))
+            seen["pins"] = ex.client.run(lambda: (sorted(os.sched_getaffinity(0)), os.environ["OMP_NUM_THREADS"],
+                                                  os.environ["KERAS_BACKEND"], os.environ["TF_NUM_INTRAOP_THREADS"]))
             yield ex
 
     monkeypatch.setattr(experiment, "executor", watched)
@@ -90,9 +90,11 @@ def test_local_workers_give_the_serial_files(serial, tiny_root, tmp_path, monkey
     assert_same_files(serial, cfg.output.result_dir)
     assert len(list((cfg.output.result_dir / ".store").glob("*.json"))) == CELLS
     pins = list(seen["pins"].values())  # each worker on a core of its own, one thread, the driver's backend
-    assert len(pins) == 2 and all(threads == "1" and backend == loaded_backend() for _, threads, backend in pins)
+    assert len(pins) == 2 and all(threads == "1" and backend == loaded_backend() for _, threads, backend, _ in pins)
+    # ... and the driver's intra-op pool, whose size decides the bits (issue 27, C12)
+    assert all(pool == str(len(os.sched_getaffinity(0))) for *_, pool in pins)
     if len(os.sched_getaffinity(0)) >= 2:
-        assert all(len(cores) == 1 for cores, _, _ in pins) and pins[0][0] != pins[1][0]
+        assert all(len(cores) == 1 for cores, *_ in pins) and pins[0][0] != pins[1][0]
 
 
 def test_a_killed_worker_is_replaced_and_its_cell_rerun(serial, dask_cluster, tiny_root, tmp_path, monkeypatch):

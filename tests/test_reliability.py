@@ -19,7 +19,7 @@ import soundfile as sf
 
 from common.check import check_data, scan_files
 from common.data import find_machines
-from common.errors import AudioError, ConfigError
+from common.errors import AudioError, ConfigError, ModelError
 from common.dataset import load_machine
 from common.experiment import transfer
 from common.pretrain import pretrain
@@ -213,11 +213,19 @@ def test_skip_end_to_end_lists_counts_and_keeps_other_rows(small_world):
     assert (cfg.output.result_dir / "results.csv").read_text() == before
 
     skip = config(tmp / "v", root, tmp / "cache", name="skip.yaml", data={"on_bad_file": "skip"})
+    # The fan model learned from a clip that is bad now: transfer refuses it until pretrain, which calls it
+    # stale, trains it again on the good clips (issue 27, F22); the valve model stays.
+    with pytest.warns(UserWarning, match=r"left out 3 bad clip"), \
+            pytest.raises(ModelError, match=r"fan\.keras was trained on other clips than the source set fan"):
+        transfer(skip, progress=False)
+    with pytest.warns(UserWarning, match=r"left out 3 bad clip"):
+        assert {p.path.stem: p.trained for p in pretrain(skip, progress=False)} == {"fan": True, "valve": False}
     with pytest.warns(UserWarning) as caught:
         results = transfer(skip, progress=False)
     messages = [str(w.message) for w in caught]
     assert any("left out 3 bad clip(s) of fan/id_00" in m for m in messages)
-    assert any(re.match(r"6 row\(s\) of .*results\.csv were computed with another config", m) for m in messages)
+    # fan's 6 rows (its clips) and valve's 4 zero_shot and transfer rows (their source model) are recomputed
+    assert any(re.match(r"10 row\(s\) of .*results\.csv were computed with another config", m) for m in messages)
 
     out = skip.output.result_dir
     skipped = pd.read_csv(out / "skipped.csv")
@@ -229,11 +237,12 @@ def test_skip_end_to_end_lists_counts_and_keeps_other_rows(small_world):
     assert (fan["n_eval_clips"] == 4).all() and len(results) == 12
     scores = pd.read_csv(out / "scores.csv")
     assert not set(map(str, bad)) & set(scores["path"])
-    # The valve rows were reused as they were (train_seconds included), not recomputed.
+    # The valve scratch row was reused as it was (train_seconds included), not recomputed.
     old = pd.read_csv(io.StringIO(before), dtype={"budget": str})
-    pd.testing.assert_frame_equal(valve.reset_index(drop=True),
-                                  old[old.target_type == "valve"].reset_index(drop=True).assign(n_skipped_clips=0),
-                                  check_exact=True, check_dtype=False)
+    scratch = (valve.method == "scratch").to_numpy()
+    pd.testing.assert_frame_equal(valve[scratch].reset_index(drop=True),
+                                  old[(old.target_type == "valve") & (old.method == "scratch")].reset_index(drop=True)
+                                  .assign(n_skipped_clips=0), check_exact=True, check_dtype=False)
 
 
 # --------------------------------------------------------------------------------------------
