@@ -127,7 +127,7 @@ def _load(args: argparse.Namespace):
 
     overrides = {"data": {"root": str(Path(args.root).resolve())}} if getattr(args, "root", None) else None
     cfg = load_config(args.config, overrides=overrides)
-    args.writes_to = {"features": cfg.data.cache_dir, "pretrain": cfg.output.model_dir,
+    args.writes_to = {"features": cfg.data.cache_dir, "advise": cfg.data.cache_dir, "pretrain": cfg.output.model_dir,
                       "transfer": cfg.output.result_dir}.get(args.command)
     if not cfg.data.root.is_dir():
         given = f"--root {args.root}" if getattr(args, "root", None) else f"data.root={cfg.data.root} in {cfg.source}"
@@ -223,11 +223,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_advise(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .data import is_clip
+    from .errors import DataError
+
+    clips = Path(args.clips)
+    if not clips.is_dir():
+        raise DataError(f"NEW_CLIPS {clips} is not a folder (give the folder of the new machine's normal clips)")
+    paths = sorted(p for p in clips.rglob("*") if p.name.lower().endswith(".wav") and p.is_file() and is_clip(p))
+    if not paths:
+        raise DataError(f"NEW_CLIPS {clips} holds no WAV clips")
+    cfg = _load(args)  # first: fit.backend must be set before Keras is imported
+    from .advise import advice_lines, advise, best_method
+
+    advice = advise(paths, cfg, k=args.k)
+    methods_csv = Path(args.report) / "methods.csv"
+    for line in advice_lines(advice, best_method(methods_csv, advice.n_clips), methods_csv=methods_csv):
+        print(line)
+    for problem in advice.bad.values():
+        print(f"left out: {problem}", file=sys.stderr)
+    return 1 if advice.bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m common`` parser: one sub-command per job, grouped as the README lists them."""
     parser = argparse.ArgumentParser(prog="python -m common", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_data_commands, _check_data_command, _experiment_commands, _deploy_commands, _other_commands):
+    for add in (_data_commands, _check_data_command, _experiment_commands, _advise_command, _deploy_commands,
+                _other_commands):
         add(sub)
     return parser
 
@@ -308,6 +332,20 @@ def _experiment_commands(sub) -> None:
         p.set_defaults(func=func)
 
 
+def _advise_command(sub) -> None:
+    """advise: which known machines should a new one learn from."""
+    p = sub.add_parser("advise", help="rank the known machines as pretraining sources for a folder of a new "
+                       "machine's normal clips; recommend a source set and the report's best method")
+    p.add_argument("clips", metavar="NEW_CLIPS", help="folder of the new machine's normal WAV clips (searched recursively)")
+    p.add_argument("--root", required=True, help="data root of the known machines")
+    p.add_argument("--config", default=str(REPO / "Version5" / "transfer_pretrain_v5.yaml"),
+                   help="Version YAML giving the features and experiment.sources_k (default: Version5's transfer YAML)")
+    p.add_argument("--k", type=int, default=None, help="size of the recommended source set (default: experiment.sources_k)")
+    p.add_argument("--report", default=str(REPO / "report"), help="report folder whose methods.csv names the best "
+                   "method (default: report/)")
+    p.set_defaults(func=cmd_advise)
+
+
 def _deploy_commands(sub) -> None:
     """score and export: use a trained model on new recordings."""
     from .method_catalog import METHOD_NAMES  # light: no Keras
@@ -342,7 +380,7 @@ def _other_commands(sub) -> None:
     p.add_argument("--repo", default=str(REPO), help="repository root holding Version1..4 (default: this one)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("notebooks", help="regenerate the nine notebooks (without outputs) from their template")
+    p = sub.add_parser("notebooks", help="regenerate the eleven notebooks (without outputs) from their template")
     p.set_defaults(func=cmd_notebooks)
 
     p = sub.add_parser("demo", help="synthetic data -> v1-v4 experiments -> summary, with small demo sizes")
@@ -363,6 +401,7 @@ _KEPT: dict[str, tuple[str, Callable[[argparse.Namespace], object]]] = {
     "pretrain": ("finished models are saved in {}", lambda a: getattr(a, "writes_to", None)),
     "transfer": ("finished rows are saved in {}", lambda a: getattr(a, "writes_to", None)),
     "report": ("files written so far are in {}", lambda a: Path(a.repo) / "report"),
+    "advise": ("extracted features of the known machines are cached in {}", lambda a: getattr(a, "writes_to", None)),
     "notebooks": ("notebooks written so far are in {}", lambda a: REPO),
     "demo": ("finished clips, models and rows are saved under {}", lambda a: a.root or REPO),
 }

@@ -31,6 +31,8 @@ from .threshold import THRESHOLD_METHODS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 BAD_FILE_POLICIES = ("error", "skip")
+SELECTIONS = ("similarity", "random")  # v5: how the k source machines are chosen (`common.selection`)
+SIMILARITIES = ("nearest", "profile")  # v5: the distance of `common.selection.DISTANCES` (kept here: no numpy import)
 EXECUTORS = ("serial", "local", "cluster")  # where cells and pretraining jobs run (`common.executor`)
 Budget = Union[int, str]
 
@@ -114,6 +116,9 @@ class ExperimentConfig:
     seeds: tuple[int, ...]
     pretrain_seed: int
     methods: tuple[str, ...]
+    sources_k: int
+    selection: str
+    similarity: str
     executor: str
     workers: int
     threads_per_worker: int
@@ -222,6 +227,9 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
                          f"a non-empty list of integers >= 0 and <= {MAX_SEED} (2**32 - 1, the largest seed Keras takes)"),
     "experiment.pretrain_seed": (lambda v: 0 <= v <= MAX_SEED,
                                  f"an integer >= 0 and <= {MAX_SEED} (2**32 - 1, the largest seed Keras takes)"),
+    "experiment.sources_k": (lambda v: v >= 1, "an integer >= 1"),
+    "experiment.selection": (lambda v: v in SELECTIONS, "one of: " + ", ".join(SELECTIONS)),
+    "experiment.similarity": (lambda v: v in SIMILARITIES, "one of: " + ", ".join(SIMILARITIES)),
     "experiment.executor": (lambda v: v in EXECUTORS, "one of: " + ", ".join(EXECUTORS)),
     "experiment.workers": (lambda v: v >= 1, "an integer >= 1"),
     "experiment.threads_per_worker": (lambda v: v >= 1, "an integer >= 1"),

@@ -24,7 +24,6 @@ from .errors import AudioError, ConfigError
 from .cache import ClipFeatures, cached_features
 from .io import atomic_write_text
 from .layouts import LAYOUTS, resolve_layout
-from .sources import source_sets
 
 SKIPPED_COLUMNS = ["target_type", "target_id", "path", "problem"]
 
@@ -264,8 +263,11 @@ def machines_table(cfg: Config) -> pd.DataFrame:
 
 
 def sources_table(cfg: Config) -> pd.DataFrame:
-    """One row per target machine: the source sets that pretrain its models in the config's version."""
+    """One row per target machine and source set that pretrains its models (v5: each set its budget draws choose)."""
+    from .selection import distinct_sets, draws
+
     machines = select_machines(cfg)
+    found = draws(cfg, Machines(cfg, progress=False), machines, machines)
     rows = [{"target": t.name, "source": s.label, "source_machines": ", ".join(m.name for m in s.machines)}
-            for t in machines for s in source_sets(cfg.experiment.version, t, machines)]
+            for t in found for s in distinct_sets(found, t)]
     return pd.DataFrame(rows, columns=["target", "source", "source_machines"])

@@ -1,4 +1,7 @@
-"""The end-to-end demo: a small synthetic MIMII set, then v1-v4 pretrain + transfer, then one summary.
+"""The end-to-end demo: a small synthetic MIMII set, then v1-v5 pretrain + transfer, then one summary.
+
+v5 (sources chosen per target) runs a second time with its k sources drawn at random, the baseline of the
+report's hindsight comparison (`common.hindsight`).
 
 ``demo --dcase YEAR`` does the same on a synthetic DCASE Task 2 development set of that year's layout, in a
 workspace of its own (``demo_dcaseYEAR/``: the Version YAMLs copied, their models, results and report), so its
@@ -92,7 +95,28 @@ def ensure_dcase_data(root: Path, year: int, *, progress: bool = True) -> bool:
     return True
 
 
-VERSIONS = ("v1", "v2", "v3", "v4")
+VERSIONS = ("v1", "v2", "v3", "v4")  # the DCASE demo's; the MIMII demo adds v5 (sources chosen per target)
+MIMII_VERSIONS = VERSIONS + ("v5",)
+
+
+def run_random_baseline(repo: Path, *, overrides: dict[str, Any], progress: bool = True) -> pd.DataFrame:
+    """v5 with ``experiment.selection: random`` into the ``_random`` folders beside v5's: the report's baseline.
+
+    Returns its results (not part of the printed summary: the report sets it beside v5 per target).
+    """
+    from .layout import random_dir
+
+    cfgs = [load_config(y, overrides=overrides) for y in (pretrain_yaml(repo, 5), transfer_yaml(repo, 5))]
+    random = {**overrides, "experiment": {**overrides.get("experiment", {}), "selection": "random"},
+              "output": {"model_dir": str(random_dir(cfgs[0].output.model_dir)),
+                         "result_dir": str(random_dir(cfgs[1].output.result_dir))},
+              "transfer": {**overrides.get("transfer", {}), "init_from": str(random_dir(cfgs[0].output.model_dir))}}
+    make_cfg, transfer_cfg = (load_config(y, overrides=random) for y in (pretrain_yaml(repo, 5), transfer_yaml(repo, 5)))
+    from .experiment import transfer
+    from .pretrain import pretrain
+
+    pretrain(make_cfg, progress=progress)
+    return transfer(transfer_cfg, progress=progress)
 
 
 def run_versions(repo: Path, *, versions=VERSIONS, overrides=None, progress: bool = True) -> pd.DataFrame:
@@ -119,11 +143,12 @@ def run_demo(repo: Path, *, root: Path | None = None, dcase: int | None = None) 
     """
     start = time.perf_counter()
     if dcase is None:
-        root, work, versions = (root or repo / "Sample_data").resolve(), repo, VERSIONS
+        root, work, versions = (root or repo / "Sample_data").resolve(), repo, MIMII_VERSIONS
         if ensure_data(root):
             print(f"generated a synthetic MIMII-layout data set under {root}")
         overrides = {**DEMO_OVERRIDES, "data": {"root": str(root)}}
         summary = run_versions(work, versions=versions, overrides=overrides)
+        run_random_baseline(work, overrides=overrides)
     else:
         root, work = (root or repo / f"Sample_data_dcase{dcase}").resolve(), dcase_workspace(repo, dcase)
         if ensure_dcase_data(root, dcase):

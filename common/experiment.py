@@ -55,7 +55,8 @@ from .official_scores import FORMULA_NAMES, section_score
 from .results import OFFICIAL_COLUMNS, SCORE_COLUMNS, write_results, write_summary
 from .runs import (Cell, ModelOut, Plan, PretrainJob, TextOut, cell_hash, legacy_row_problem, no_source_sets,
                    plan, reusable, row_sidecar, run_hash, set_aside, target_identity, threshold_fields, warn_kept)
-from .sources import SourceSet, source_sets
+from .selection import distinct_sets, draws
+from .sources import VERSIONS, SourceSet, source_sets
 from .store import ResultStore
 from .train import Trainer
 
@@ -272,6 +273,10 @@ def _plan(cfg: Config, ctx: _Context, targets) -> Plan:
     """Check everything up front (clips, budgets, pretrained models, frozen layers), then plan every cell."""
     checked = {t: ctx.machines.checked(t) for t, _ in targets}
     _check_budgets(cfg, checked)
+    found = draws(cfg, ctx.machines, [t for t, _ in targets], select_machines(cfg))
+    per_draw = VERSIONS[cfg.experiment.version].per_draw  # v5: the sets depend on each budget draw
+    if per_draw:
+        targets = [(t, distinct_sets(found, t)) for t, _ in targets]
     methods = {name: m.pretrains for name, m in METHODS.items() if name in cfg.experiment.methods}
     sets = sorted({s for _, target_sets in targets for s in target_sets}, key=lambda s: s.label)
     # A classifier of one class is refused as pretrain refuses it (not as "not found: run pretrain").
@@ -282,7 +287,8 @@ def _plan(cfg: Config, ctx: _Context, targets) -> Plan:
     if set(methods) & set(FREEZE_METHODS):
         for s in sets:
             _check_freeze(cfg, ctx.sidecar(s, AUTOENCODER), pretrained_model_path(cfg.transfer.init_from, s.label))
-    return plan(cfg, targets, {t: ctx.target_key(t) for t, _ in targets}, keys, methods)
+    return plan(cfg, targets, {t: ctx.target_key(t) for t, _ in targets}, keys, methods,
+                found if per_draw else None)
 
 
 def _check_freeze(cfg: Config, sidecar: Sidecar, path: Path) -> None:

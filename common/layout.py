@@ -90,6 +90,15 @@ def row_model_path(out: str | os.PathLike, row: Mapping[str, Any]) -> Path:
     return Path(out) / "models" / f"{row['target_type']}_{row['target_id']}" / name
 
 
+def random_dir(folder: str | os.PathLike) -> Path:
+    """``<folder>_random``: the model or result folder of v5 run with ``experiment.selection: random``, beside v5's.
+
+    The report's hindsight comparison (`common.hindsight`) reads v5's random baseline there.
+    """
+    folder = Path(folder)
+    return folder.with_name(f"{folder.name}_random")
+
+
 # --------------------------------------------------------------------------------------------
 # Version folders: ``<repo>/VersionN/`` holds the two YAMLs of version vN and their notebooks.
 # Where a version's models and results go is not named here: it is each YAML's ``output`` section

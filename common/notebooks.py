@@ -1,8 +1,8 @@
-"""Write the nine notebooks from their percent-script templates, and run a notebook headless (nbclient).
+"""Write the eleven notebooks from their percent-script templates, and run a notebook headless (nbclient).
 
 The cells' code lives in ``notebook_templates/*.py`` at the repository root: jupytext percent scripts
 (``# %%`` cells), real Python that an editor and a linter read. The Version notebooks differ only in
-their version, so one template serves four: ``$version``, ``$n``, ``$short`` and ``$text`` are filled
+their version, so one template serves five: ``$version``, ``$n``, ``$short`` and ``$text`` are filled
 from `common.sources.VERSIONS`. ``python -m common notebooks`` rewrites the ``.ipynb`` files; a test
 checks the committed ones are current.
 """

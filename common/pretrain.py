@@ -35,6 +35,7 @@ from .model import (Sidecar, architecture, check_features, load_head, load_model
 from .runs import (PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, no_source_sets,
                    threshold_fields)
 from .scoring import clip_scores
+from .selection import distinct_sets, draws
 from .sources import SourceSet, all_source_sets
 from .train import Trainer
 
@@ -98,11 +99,11 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[Pretrained]:
         Another run holds ``output.model_dir``.
     """
     machines = select_machines(cfg)
-    sets = all_source_sets(cfg.experiment.version, machines)
-    if not sets:
+    if not all_source_sets(cfg.experiment.version, machines):
         raise no_source_sets(cfg, machines)
-    jobs = [PretrainJob(s, p, cfg.experiment.pretrain_seed) for p in pretrainings(cfg) for s in sets]
     data = Machines(cfg, progress=progress)
+    sets = distinct_sets(draws(cfg, data, machines, machines))  # v5: every set its budget draws choose
+    jobs = [PretrainJob(s, p, cfg.experiment.pretrain_seed) for p in pretrainings(cfg) for s in sets]
     check_classes(cfg, jobs, data)
     with folder_lock(cfg.output.model_dir, what=f"pretrain {cfg.source}"):
         used = sorted({m for job in jobs for m in job.source.machines})

@@ -154,13 +154,15 @@ def threshold_fields(cfg: Config, train_scores) -> dict[str, Any]:
 
 
 def plan(cfg: Config, targets: Sequence[tuple[Machine, list[SourceSet]]], target_keys: Mapping[Machine, str],
-         pretrained_keys: Mapping[tuple[str, str], str | None], methods: Mapping[str, str | None]) -> Plan:
+         pretrained_keys: Mapping[tuple[str, str], str | None], methods: Mapping[str, str | None],
+         draws: Mapping[Machine, Mapping[tuple, list[SourceSet]]] | None = None) -> Plan:
     """Every cell the config asks for, in run order, with its config hash; before any work.
 
     `methods` maps each method name (in table order) to what it pretrains (None: nothing);
     `pretrained_keys` maps (source label, pretraining) to the key of what it starts from. Per
     target, budget and seed, the methods without pretraining run first (source ``none``), then
-    for each source set those that start from it.
+    for each source set those that start from it. `draws` (v5, `common.selection.draws`) gives a
+    target's sets per (budget, seed) where they depend on the budget draw; else every draw has `sets`.
     """
     cells, hashes = [], {}
     plain = [m for m, pre in methods.items() if pre is None]
@@ -170,7 +172,8 @@ def plan(cfg: Config, targets: Sequence[tuple[Machine, list[SourceSet]]], target
         for budget in cfg.experiment.budgets:
             for seed in cfg.experiment.seeds:
                 unit = [Cell(target, None, m, budget, seed) for m in plain]
-                unit += [Cell(target, s, m, budget, seed) for s in sets for m, pre in methods.items() if pre]
+                chosen = sets if draws is None else draws[target][(budget, seed)]
+                unit += [Cell(target, s, m, budget, seed) for s in chosen for m, pre in methods.items() if pre]
                 for cell in unit:
                     key = pretrained_keys.get((cell.source_label, methods[cell.method]))
                     hashes[cell.key] = cell_hash(run_hash(cfg, cell.method), target_keys[target], key,

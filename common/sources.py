@@ -4,8 +4,10 @@ in a few words and in a paragraph, and which machines pretrain which target.
 - v1: each *other machine type* alone (all its IDs);
 - v2: the *other IDs of the target's type*;
 - v3: each pair of *two other types*;
-- v4: *all other types* together.
-A target's own type never appears in v1/v3/v4 sources, and its own ID never in v2.
+- v4: *all other types* together;
+- v5: the `experiment.sources_k` *machines most similar* to the target's budget clips, chosen per target, budget
+  and seed (`common.selection`); its table entry gives the candidates (every other machine).
+A target's own type never appears in v1/v3/v4 sources, its own ID never in v2, the target itself never in v5.
 `common.config` accepts exactly these versions; `common.notebooks` titles and introduces each
 version's notebooks with their words.
 """
@@ -49,6 +51,12 @@ def _type_combinations(size: int | None) -> Callable[[Machine, Sequence[Machine]
     return sources
 
 
+def _all_others(target: Machine, machines: Sequence[Machine]) -> list[SourceSet]:
+    """v5's candidates: every other machine, as one set (`common.selection` picks the k it pretrains on)."""
+    others = tuple(m for m in sorted(machines) if m != target)
+    return [SourceSet("candidates", others)] if others else []
+
+
 def _other_ids(target: Machine, machines: Sequence[Machine]) -> list[SourceSet]:
     same = [m for m in _by_type(machines).get(target.type, ()) if m.id != target.id]
     if not same:
@@ -63,6 +71,7 @@ class Version:
     short: str  # e.g. "one other machine type": notebook titles ("pretrain on ...", "transfer from ...")
     text: str  # the Markdown paragraph that opens the version's notebooks
     sources: Callable[[Machine, Sequence[Machine]], list[SourceSet]]  # (target, machines) -> source sets
+    per_draw: bool = False  # True: `sources` gives the candidates; `common.selection` picks per budget and seed
 
 
 VERSIONS: dict[str, Version] = {
@@ -88,6 +97,13 @@ VERSIONS: dict[str, Version] = {
         "For every target machine, one model is pretrained on **all three other machine types together** "
         "(12 machines on full MIMII): a fan target gets pump+slider+valve.",
         _type_combinations(None)),
+    "v5": Version(
+        "the machines most similar to the target",
+        "For every target machine, budget and seed, every other machine is ranked as a source by how close "
+        "its training clips' log-mel statistics are to those of the target's **budget clips** (never its "
+        "evaluation clips), and a model is pretrained on the **`experiment.sources_k` most similar machines**: "
+        "the source set is chosen from data, not by rule, one pretrained model per distinct chosen set.",
+        _all_others, per_draw=True),
 }
 
 
@@ -99,7 +115,7 @@ def source_sets(version: str, target: Machine, machines: Sequence[Machine]) -> l
 
 
 def all_source_sets(version: str, machines: Sequence[Machine]) -> list[SourceSet]:
-    """Every distinct source set of `version` over all targets (one pretrained model each)."""
+    """Every distinct source set of `version` over all targets (one pretrained model each; v5: its candidates)."""
     seen: dict[str, SourceSet] = {}
     for target in machines:
         for s in source_sets(version, target, machines):

@@ -89,7 +89,7 @@ def test_save_config_round_trips(tmp_path):
         ("eval:\n  false_alarm_rate: 1\n", r"'eval\.false_alarm_rate' must be a number in \[0, 1\)"),
         ("eval:\n  false_alarm_rate: -0.1\n", r"'eval\.false_alarm_rate'"),
         ("eval:\n  treshold: gamma\n", r"unknown config key 'eval\.treshold'.*did you mean 'threshold'"),
-        ("experiment:\n  version: v5\n", r"'experiment\.version' must be one of: v1, v2, v3, v4"),
+        ("experiment:\n  version: v6\n", r"'experiment\.version' must be one of: v1, v2, v3, v4, v5"),
         ("experiment:\n  budgets: [few]\n", r"'experiment\.budgets\[0\]' must be a positive integer or 'all'"),
         ("experiment:\n  budgets: [0, all]\n", r"'experiment\.budgets'"),
         ("experiment:\n  budgets: []\n", r"'experiment\.budgets'"),

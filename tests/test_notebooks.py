@@ -1,4 +1,4 @@
-"""The nine notebooks: committed clean and current, and each runs top to bottom headless on tiny data."""
+"""The eleven notebooks: committed clean and current, and each runs top to bottom headless on tiny data."""
 
 import ast
 import json
@@ -57,7 +57,7 @@ def repo_copy(tmp_path_factory):
     copy = tmp / "repo"
     ignore = shutil.ignore_patterns("__pycache__", "model_pretrain_*", "result_transfer_*")
     shutil.copytree(REPO / "common", copy / "common", ignore=ignore)
-    for n in range(1, 5):
+    for n in range(1, 6):
         shutil.copytree(REPO / f"Version{n}", copy / f"Version{n}", ignore=ignore)
     for name in ("install_library.ipynb", "requirements.txt", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, copy / name)
@@ -77,7 +77,7 @@ def outputs_text(nb) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.parametrize("version", ["v1", "v2", "v3", "v4"])
+@pytest.mark.parametrize("version", ["v1", "v2", "v3", "v4", "v5"])
 def test_version_notebooks_run_headless(repo_copy, version):
     copy, overrides = repo_copy
     folder = copy / f"Version{version[1:]}"
