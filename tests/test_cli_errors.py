@@ -282,6 +282,21 @@ def _demo_root_is_file(w: World, tmp: Path) -> tuple[list[str], str]:
     return ["demo", "--root", str(tmp / "file")], str(tmp / "file")
 
 
+def _advise_clips_not_a_folder(w: World, tmp: Path) -> tuple[list[str], str]:
+    return ["advise", str(tmp / "nothing"), "--root", str(w.root)], str(tmp / "nothing")
+
+
+def _advise_one_bad_clip(w: World, tmp: Path) -> tuple[list[str], str]:
+    folder = tmp / "new_machine"
+    folder.mkdir()
+    for clip in sorted((w.root / "-6_dB_fan" / "fan" / "id_00" / "normal").glob("*.wav"))[-2:]:
+        shutil.copy(clip, folder / clip.name)
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00")
+    cfg = write_cfg(tmp, w.root, w.cache, w.models, experiment={"version": "v5", "sources_k": 2})
+    return ["advise", str(folder), "--root", str(w.root), "--config", str(cfg), "--report", str(tmp)], \
+        str(folder / "broken.wav")
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -354,6 +369,8 @@ CASES = [
     Case("notebooks_unknown_option", "notebooks", lambda w, t: (["notebooks", "--bogus"], "--bogus"), CANNOT_RUN,
          r"unrecognized arguments"),
     Case("demo_root_is_a_file", "demo", _demo_root_is_file, CANNOT_RUN, r"is a file, not a folder"),
+    Case("advise_clips_not_a_folder", "advise", _advise_clips_not_a_folder, CANNOT_RUN, r"NEW_CLIPS .* is not a folder"),
+    Case("advise_one_bad_clip", "advise", _advise_one_bad_clip, SOME_BAD, r"recommended source set"),
 ]
 
 
