@@ -41,7 +41,8 @@ Data
 Experiments
     `config`       load and validate a Version YAML into a frozen `Config` (the only YAML reader)
     `backend`      pick the Keras backend before Keras is imported (default: the fastest installed)
-    `sources`      the versions v1-v4 in one table: their words and which machines pretrain a target
+    `sources`      the versions v1-v5 in one table: their words and which machines pretrain a target
+    `selection`    v5: the other machines ranked by log-mel similarity to a target's budget clips, the top k chosen
     `method_catalog` every method's facts in one table (family, control, pretraining, config sections, words); no Keras
     `methods`      the catalogue joined with the methods' functions (`METHODS`), and the autoencoder family's methods
     `adapt`        what a method gets for a cell and gives back (`CellData`, `Adapted`), its clip scores, shared helpers
@@ -61,8 +62,10 @@ Results and use
     `stats`        statistics of the comparison, numbers only
     `report`       the cross-version report in words, tables and figures
     `report_official` the report's DCASE official-score tables beside the published ones
+    `hindsight`    v5 per target against the best and worst fixed version and k random sources
     `plots`        figures (each function returns a matplotlib Figure)
     `deploy`       score new recordings with a saved model; export a model with its card
+    `advise`       rank the known machines as sources for a new machine's clips; the report's best method
     `notebooks`    write the nine notebooks from `notebook_templates/`; run one headless
     `demo`         synthetic data -> v1-v4 -> summary, at demo sizes
     `environment`  what the running kernel has (package versions, backend, accelerators)
