@@ -167,6 +167,7 @@ def run_demo(repo: Path, *, root: Path | None = None, dcase: int | None = None) 
     from .results import result_dirs
 
     report = write_report(work)
+    _print_hindsight(report.parent / "hindsight_summary.csv")
     folders = ", ".join(str(d.relative_to(repo)) if d.is_relative_to(repo) else str(d)
                         for d in result_dirs(work).values())
     print(f"\nresults in {folders}; statistics and plots in {report}")
@@ -234,3 +235,15 @@ def _print_summary(summary: pd.DataFrame) -> None:
                   "real development set, eval rows on its withheld evaluation set; the synthetic machines here "
                   "compare with neither:")
             print(published_for(formula).drop(columns="source").to_string(index=False))
+
+
+def _print_hindsight(path: Path) -> None:
+    """v5 against the best / worst fixed version per target and k random sources (means over targets), if run."""
+    if not path.is_file():
+        return
+    table = pd.read_csv(path, dtype={"budget": str})
+    columns = ["method", "budget", "v5_auc", "best_fixed_auc", "worst_fixed_auc", "random_auc", "regret_mean",
+               "v5_minus_random_mean"]
+    print("\nVersion5 in hindsight (mean AUC over targets; regret = best fixed version for the target - v5):")
+    with pd.option_context("display.width", 140, "display.float_format", "{:.3f}".format):
+        print(table[columns].to_string(index=False))
