@@ -261,13 +261,3 @@ def machines_table(cfg: Config) -> pd.DataFrame:
                      "skipped": len(checked.skipped), "folder": str(machine.path)})
     return pd.DataFrame(rows)
 
-
-def sources_table(cfg: Config) -> pd.DataFrame:
-    """One row per target machine and source set that pretrains its models (v5: each set its budget draws choose)."""
-    from .selection import distinct_sets, draws
-
-    machines = select_machines(cfg)
-    found = draws(cfg, Machines(cfg, progress=False), machines, machines)
-    rows = [{"target": t.name, "source": s.label, "source_machines": ", ".join(m.name for m in s.machines)}
-            for t in found for s in distinct_sets(found, t)]
-    return pd.DataFrame(rows, columns=["target", "source", "source_machines"])

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .clipvectors import logmel_stats
 from .config import Budget, Config
 from .data import Machine, budget_clips
-from .dataset import Machines, MachineData
+from .dataset import Machines, MachineData, select_machines
 from .errors import ConfigError, DataError
 from .sources import VERSIONS, SourceSet, source_sets
 
@@ -154,3 +155,12 @@ def distinct_sets(found: Draws, target: Machine | None = None) -> list[SourceSet
     """The distinct source sets of all draws (of one `target`), in label order: one pretrained model each."""
     seen = {s.label: s for t, per in found.items() if target in (None, t) for sets in per.values() for s in sets}
     return [seen[k] for k in sorted(seen)]
+
+
+def sources_table(cfg: Config) -> pd.DataFrame:
+    """One row per target machine and source set that pretrains its models (v5: each set its budget draws choose)."""
+    machines = select_machines(cfg)
+    found = draws(cfg, Machines(cfg, progress=False), machines, machines)
+    rows = [{"target": t.name, "source": s.label, "source_machines": ", ".join(m.name for m in s.machines)}
+            for t in found for s in distinct_sets(found, t)]
+    return pd.DataFrame(rows, columns=["target", "source", "source_machines"])

@@ -28,7 +28,8 @@ print(cfg.to_yaml())
 # normal clips form the evaluation set; the other normal clips are the training pool.
 
 # %%
-from common.dataset import machines_table, sources_table
+from common.dataset import machines_table
+from common.selection import sources_table
 
 machines_table(cfg)
 
