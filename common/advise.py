@@ -17,9 +17,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .audio import check_wav
 from .config import Config
 from .dataset import Machines, select_machines
 from .errors import AudioError, DataError
+from .features import extract
 from .results import budget_key
 from .clipvectors import logmel_stats
 from .selection import Ranked, Selector, rank_sources, set_of
@@ -38,9 +40,6 @@ class Advice:
 
 def clip_vectors(paths: Sequence[Path], cfg: Config) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
     """Vectors and offsets of the good clips (the experiments' features), and each bad clip's problem."""
-    from .audio import check_wav
-    from .features import extract
-
     parts, bad = [], {}
     for path in paths:
         try:

@@ -30,12 +30,15 @@ from matplotlib.figure import Figure
 
 from . import plots
 from .errors import DataError
+from .hindsight import SELECTED, hindsight_summary, hindsight_table
 from .io import atomic_write, atomic_write_text
+from .layout import random_dir
 from .lock import no_writer
 from .method_catalog import BASELINE, FAMILY_CONTROL, METHOD_FAMILY
 from .report_official import (PUBLISHED_SENTENCE, formula_sentence, official_table, published_shown, shown_table,
                               v2_note)
-from .results import budget_key, collect, result_dirs, version_key
+from .results import (RESULT_NEEDS, _read_numeric, budget_key, collect, result_dir, result_dirs,
+                      version_key)
 from .stats import (ALL_BUDGET, auc_intervals, by_source, compare, flag_chance, flag_inverted, method_table,
                     methods_in, multi_source_methods, roc_target)
 
@@ -454,10 +457,6 @@ def _hindsight_section(summary: pd.DataFrame) -> list[str]:
 
 def hindsight_tables(repo: Path, results: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """``hindsight.csv`` and ``hindsight_summary.csv`` where v5 and a fixed version have results (else none)."""
-    from .hindsight import SELECTED, hindsight_summary, hindsight_table
-    from .layout import random_dir
-    from .results import RESULT_NEEDS, _read_numeric, result_dir
-
     if SELECTED not in set(results["version"]):
         return {}
     random_csv = random_dir(result_dir(repo, SELECTED)) / "results.csv"
