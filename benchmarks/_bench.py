@@ -75,7 +75,7 @@ def use_backend(name: str) -> str:
     from common.backend import use_backend as select
 
     select(name, key="--backend")
-    from common.model import keras
+    import keras
 
     return keras.backend.backend()
 

@@ -40,7 +40,9 @@ def child(args: argparse.Namespace) -> int:
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: int(args.cpus)]))
     from bench_training import make_vectors
 
-    from common.model import architecture, keras
+    import keras
+
+    from common.autoencoder import architecture
     from common.train import Trainer, validation_rows
 
     arch = architecture(args.dim, hidden=(64, 64), bottleneck=8, batch_norm=False)

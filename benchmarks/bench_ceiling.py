@@ -44,7 +44,7 @@ def matmul_gflops(matmul: Callable, a, b, *, n: int, repeat: int) -> float:
 
 def measure(sizes=SIZES, *, repeat: int = 3, seed: int = 0) -> dict:
     """GFLOP/s of numpy's and the Keras backend's matmul per size, and the best of all (the ceiling)."""
-    from common.model import keras
+    import keras
 
     rng = np.random.default_rng(seed)
     rates: dict[str, dict[int, float]] = {"numpy": {}, f"keras.ops ({keras.backend.backend()})": {}}
@@ -60,8 +60,8 @@ def measure(sizes=SIZES, *, repeat: int = 3, seed: int = 0) -> dict:
 
 
 def n_weights(input_dim: int = 320, *, hidden=(64, 64), bottleneck: int = 8, batch_norm: bool = False) -> int:
-    """Parameters of the real Keras autoencoder of this architecture (`common.model.build_autoencoder`)."""
-    from common.model import build_autoencoder
+    """Parameters of the real Keras autoencoder of this architecture (`common.autoencoder.build_autoencoder`)."""
+    from common.autoencoder import build_autoencoder
 
     return int(build_autoencoder(input_dim, hidden=tuple(hidden), bottleneck=bottleneck,
                                  batch_norm=batch_norm).count_params())
@@ -91,7 +91,7 @@ def step_rate(*, batch_size: int = 512, steps: int = 16, calls: int = 40) -> flo
     the device, called over and over: no data read, gathered or copied. What no fit of this model and batch
     size can beat on this backend; None off JAX."""
     from common import compiled_fit
-    from common.model import keras
+    import keras
     from common.train import Trainer
 
     if keras.backend.backend() != "jax":

@@ -266,7 +266,7 @@ def measure_rates(cfg, *, vectors: int, epochs: int, repeat: int) -> dict[str, t
     """(best seconds, samples) of a large fit in RAM and streamed, with `cfg`'s architecture and fit settings."""
     from bench_training import make_vectors, write_parts
 
-    from common.model import architecture
+    from common.autoencoder import architecture
     from common.train import Trainer, validation_rows
 
     arch = architecture(cfg.feature.n_mels * cfg.feature.frames, hidden=cfg.model.hidden,

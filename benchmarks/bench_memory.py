@@ -67,7 +67,8 @@ def concat_pretrain(cfg) -> dict:
     """The reference v4 pretrain: every source set concatenated in RAM and trained as one array."""
     import numpy as np
 
-    from common.model import architecture, save_model
+    from common.autoencoder import architecture
+    from common.model import save_model
     from common.dataset import load_machine, select_machines
     from common.scoring import clip_scores
     from common.sources import all_source_sets
@@ -113,7 +114,7 @@ def child(mode: str, root: Path, work: Path, epochs: int) -> int:
     """One measured stage in this process; prints a JSON line with its peaks."""
     import numpy as np
 
-    from common.model import architecture
+    from common.autoencoder import architecture
     from common.train import Trainer
 
     cfg = v4_config(root, work, epochs=epochs, stream=mode == "stream")

@@ -80,7 +80,10 @@ def write_parts(x: np.ndarray, folder: Path, n_parts: int) -> VectorSet:
 
 def plain_fit(arch: dict, x: np.ndarray, *, seed: int, **kw) -> dict:
     """A fresh model built, compiled and fitted with ``model.fit``, as a user would write it; its history."""
-    from common.model import build_autoencoder, keras, set_seed
+    import keras
+
+    from common.autoencoder import build_autoencoder
+    from common.train import set_seed
 
     set_seed(seed)
     model = build_autoencoder(arch["input_dim"], hidden=arch["hidden"], bottleneck=arch["bottleneck"],
@@ -129,7 +132,7 @@ def variants(arch: dict, x: np.ndarray, vset: VectorSet, small: np.ndarray, reus
 
 def run(args: argparse.Namespace) -> dict:
     """Every variant `--repeat` times, interleaved; best seconds, samples/s and final loss of each."""
-    from common.model import architecture
+    from common.autoencoder import architecture
     from common.train import Trainer, validation_rows
 
     arch = architecture(args.dim, hidden=(64, 64), bottleneck=8, batch_norm=args.batch_norm)
@@ -168,7 +171,7 @@ def fixed_cost(args: argparse.Namespace, *, clips=FIXED_CLIPS, epochs: int = FIX
     Each size is fitted twice from the same initial weights; the first fit of a size traces its new
     last-batch shapes, the second is the warm timing the line goes through.
     """
-    from common.model import architecture
+    from common.autoencoder import architecture
     from common.train import Trainer, validation_rows
 
     arch = architecture(args.dim, hidden=(64, 64), bottleneck=8, batch_norm=args.batch_norm)

@@ -203,7 +203,7 @@ _AE_CACHE: dict[str, float] = {}
 def ae_scratch_auc(m: MachineClips) -> float:
     """The AE of defaults.yaml (64-64-8, 50 epochs, batch 512, lr 1e-3, val 0.1) on the whole pool, seed 0."""
     if m.name not in _AE_CACHE:
-        from common.model import architecture
+        from common.autoencoder import architecture
         from common.scoring import clip_scores
         from common.train import Trainer
 

@@ -228,7 +228,7 @@ def warm_features(root: Path, cache: Path, version: str) -> float:
 
 
 def report(args, versions, serial: dict, local: dict, same: bool, rows, record: Record, full: dict) -> None:
-    from common.model import keras
+    import keras
 
     print(machine_line())
     print(f"grid {','.join(versions)} at scale {args.scale:g}, fit.epochs {args.epochs}, transfer.epochs "

@@ -35,13 +35,13 @@ from _bench import load_line, machine_line
 import numpy as np
 
 from common.audio import read_channel
+from common.autoencoder import architecture
 from common.cache import cached_features
 from common.data import find_machines, split_machine
 from common.demo import DEMO_DATA, DEMO_OVERRIDES
 from common.errors import DataError
 from common.layout import MACHINE_IDS, MACHINE_TYPES
 from common.metrics import auc_pauc
-from common.model import architecture
 from common.scoring import clip_scores
 from common.synth import generate_dataset
 from common.train import Trainer

@@ -9,8 +9,11 @@ Science path
     `logmel`       log-mel numerics of one clip and its stacked frame vectors (MIMII baseline parity)
     `features`     many WAV files -> vectors + offsets
     `cache`        those vectors on disk, keyed by every parameter and file, and read back (`VectorSet`)
-    `model`        build / save / load the dense autoencoder, and its typed sidecar (`Sidecar`)
-    `train`        fit a model from random or given weights
+    `autoencoder`  build the dense autoencoder (and the identity model of the methods without a network)
+    `model_kinds`  the kinds of model in one table (`MODEL_KINDS`): build, describe, load, hold weights
+    `model`        save / load a model of any kind, and its typed sidecar (`Sidecar`)
+    `train`        fit a model from random or given weights; `set_seed`
+    `batches`      a `VectorSet`'s training batches, reshuffled per epoch from a seed
     `compiled_fit` the JAX fast path of `train`: many steps per compiled call, one program per shape
     `embedding`    the machine-ID classifier (angular-margin head), its inputs and clip embeddings
     `scoring`      a clip's score: the mean reconstruction error over its vectors

@@ -18,7 +18,8 @@ from .config import Config
 from .data import Machine, budget_subset
 from .dataset import MachineData, Machines
 from .method_catalog import MethodInfo
-from .model import Sidecar, kind_of, with_weights
+from .model import Sidecar
+from .model_kinds import holding
 from .runs import Cell, ModelOut, TextOut
 from .scorer import score_clips
 from .scoring import clip_scores
@@ -113,8 +114,7 @@ def adapted_scores(trainer: Trainer, adapted: Adapted, vectors, offsets, *, n_me
     """The clip scores of an adapted model, by its scorer (reconstruction error when it has none)."""
     if adapted.scorer is None:
         return reconstruction_scores(trainer, adapted.architecture, adapted.weights, vectors, offsets)
-    model = (trainer.with_weights(adapted.architecture, adapted.weights)
-             if kind_of(adapted.architecture) == "autoencoder" else with_weights(adapted.architecture, adapted.weights))
+    model = holding(adapted.architecture, adapted.weights, trainer=trainer)
     return score_clips(model, adapted.architecture, adapted.scorer, adapted.head or {}, vectors, offsets,
                        n_mels=n_mels)
 

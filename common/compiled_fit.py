@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+import keras
 import numpy as np
 
+from .batches import VectorBatches
 from .cache import VectorSet
-from .model import keras
 
 CHUNK_STEPS = 16  # training steps per compiled call
 
@@ -129,8 +130,6 @@ def fit(programs: Programs, x: np.ndarray | VectorSet, *, epochs: int, n_train: 
     model's variables hold the trained weights afterwards.
     """
     import jax
-
-    from .train import VectorBatches
 
     model, batch_size = programs.model, programs.batch_size
     if isinstance(x, VectorSet):

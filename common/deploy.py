@@ -35,6 +35,7 @@ from .io import atomic_write_text
 from .layout import pretrained_model_path, row_model_path, transfer_yaml
 from .method_catalog import METHODS_CATALOG, is_zero_shot
 from .model import FEATURE_KEYS, ROW_FIELDS, Sidecar, copy_model, load_head, load_model, read_sidecar
+from .model_kinds import describe
 from .results import read_table, result_dir
 from .scorer import check_scorer, score_clips
 from .threshold import describe_threshold
@@ -511,18 +512,6 @@ def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "",
     return "\n".join(lines)
 
 
-def _architecture_words(arch: Mapping[str, Any]) -> str:
-    """The model card's line on the network, by its kind (`common.model.kind_of`)."""
-    kind = arch.get("kind", "autoencoder")
-    if kind == "identity":
-        return f"no network: the log-mel vectors (input {arch.get('input_dim')}) as they are"
-    if kind == "classifier":
-        return (f"machine-ID classifier, input {arch.get('input_dim')}, hidden {arch.get('hidden')}, embedding "
-                f"{arch.get('embedding_dim')}, {arch.get('n_classes')} classes, {arch.get('head')} head")
-    return (f"dense autoencoder, input {arch.get('input_dim')}, hidden {arch.get('hidden')}, "
-            f"bottleneck {arch.get('bottleneck')}, batch_norm {arch.get('batch_norm')}")
-
-
 def _card_rows(model_name: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The (name, text) rows of the model card's table, from the sidecar `s`."""
     f = s.get("features", {})
@@ -553,5 +542,5 @@ def _card_rows(model_name: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("features", f"channel {f.get('channel')}, {f.get('sample_rate')} Hz, n_mels {f.get('n_mels')}, frames "
                      f"{f.get('frames')}, n_fft {f.get('n_fft')}, hop_length {f.get('hop_length')}, "
                      f"power {f.get('power')}"),
-        ("architecture", _architecture_words(arch)),
+        ("architecture", describe(arch)),
     ]

@@ -23,8 +23,7 @@ import numpy as np
 from keras import layers
 
 from .errors import DataError, ModelError
-from .model import set_seed
-from .train import freeze_layers, steps_per_execution
+from .train import freeze_layers, set_seed, steps_per_execution
 
 HEADS = ("adacos", "arcface")
 _PACKAGE = "mimii_embedding"

@@ -25,7 +25,8 @@ from .embedding import classifier_architecture, embed_clips, sample_inputs, trai
 from .io import atomic_write_text
 from .knn import cosine_knn
 from .lock import check_still_locked
-from .model import Sidecar, save_model, up_to_date, with_weights, write_sidecar
+from .model import Sidecar, save_model, up_to_date, write_sidecar
+from .model_kinds import with_weights
 from .runs import PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
 
 

@@ -49,7 +49,8 @@ from .method_catalog import AUTOENCODER, EMBEDDING, STATISTICS
 from .adapt import Adapted, CellData, Pretrained, adapted_scores
 from .methods import FREEZE_METHODS, METHODS
 from .metrics import auc_pauc, decision_metrics
-from .model import Sidecar, build_model, copy_model, kind_of, save_model, with_weights
+from .model import Sidecar, copy_model, save_model
+from .model_kinds import build_model, holding
 from .pretrain import check_classes, load_pretrained, pretrained_sidecar, source_key
 from .official_scores import FORMULA_NAMES, section_score
 from .results import OFFICIAL_COLUMNS, SCORE_COLUMNS, write_results, write_summary
@@ -358,9 +359,7 @@ def _save(ctx: _Context, store: ResultStore, result: CellResult) -> None:
         if item.copy_from is not None:
             copy_model(item.copy_from, item.path, sidecar=item.sidecar)
             continue
-        arch = item.architecture
-        model = (ctx.trainer.with_weights(arch, item.weights) if kind_of(arch) == "autoencoder"
-                 else with_weights(arch, item.weights))
+        model = holding(item.architecture, item.weights, trainer=ctx.trainer)
         save_model(model, item.path, sidecar=item.sidecar, head=item.head)
     store.save(result.row, result.scores)
 

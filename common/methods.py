@@ -30,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .adapt import Adapted, CellData, Method, reconstruction_scores
+from .autoencoder import architecture, encoder_layers
 from .clipvectors import out_of_sample
 from .config import Config
 from .dataset import n_channels
@@ -39,7 +40,7 @@ from .mahalanobis import fit_gaussian, selective, to_arrays
 from .method_catalog import METHODS_CATALOG, MethodInfo
 from .metrics import auc_pauc
 from .io import digest
-from .model import Sidecar, architecture, encoder_layers, load_model
+from .model import Sidecar, load_model
 from .runs import ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
 from .scorer import residuals
 from .statistical_methods import lw_scratch, lw_transfer

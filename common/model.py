@@ -1,9 +1,7 @@
-"""Build, save and load the project's models (backend-neutral Keras 3) with their sidecars.
+"""Save and load the project's models (backend-neutral Keras 3) with their sidecars.
 
-Models by ``architecture["kind"]``: the dense autoencoder of the MIMII baseline (``autoencoder``,
-the default of sidecars without a kind), the machine-ID classifier of the embedding family
-(``classifier``, `common.embedding`) and ``identity`` (the log-mel vectors as they are, for the
-methods without a network). A saved model is ``NAME.keras`` and ``NAME.json``, the sidecar
+The kinds of model (autoencoder, classifier, identity) are in `common.model_kinds`. A saved model is
+``NAME.keras`` and ``NAME.json``, the sidecar
 (`Sidecar`, written by `write_sidecar` and read by `read_sidecar` only) recording the feature
 parameters, sources, budget, seed, scorer and threshold it was trained with, so it is never paired
 with other features; a model whose scorer holds arrays (a nearest-neighbour bank, Gaussians) has a
@@ -26,11 +24,11 @@ from typing import Any, Mapping, Sequence
 
 import keras
 import numpy as np
-from keras import layers
 
 from .feature_params import FeatureConfig
 from .errors import ModelError
 from .io import atomic_write, atomic_write_text, file_sha256
+from .model_kinds import MODEL_KINDS, build_model, custom_objects, kind_of
 
 # What must match between a model and the features it scores.
 FEATURE_KEYS = (*FeatureConfig.names(), "channel", "sample_rate")
@@ -131,98 +129,6 @@ def write_sidecar(path: str | Path, sidecar: Sidecar | Mapping[str, Any]) -> Pat
     """Write the sidecar of the model at `path` (``NAME.json``) atomically, as sorted, indented JSON."""
     meta = sidecar.to_dict() if isinstance(sidecar, Sidecar) else dict(sidecar)
     return atomic_write_text(Path(path).with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
-
-
-def build_autoencoder(
-    input_dim: int,
-    *,
-    hidden: Sequence[int] = (64, 64),
-    bottleneck: int = 8,
-    batch_norm: bool = False,
-) -> keras.Model:
-    """The MIMII baseline autoencoder: Dense-ReLU encoder, bottleneck, mirrored decoder, linear output.
-
-    Parameters
-    ----------
-    input_dim : int > 0
-        ``n_mels * frames``.
-    hidden : sequence of int > 0
-        Encoder layer sizes; the decoder uses them in reverse.
-    bottleneck : int > 0
-    batch_norm : bool
-        Insert BatchNormalization before each ReLU (the DCASE 2020 variant).
-
-    Layers are named ``enc_1 .. enc_k``, ``bottleneck``, ``dec_1 .. dec_k``, ``output`` so a
-    transfer config can freeze them by name.
-    """
-    if input_dim < 1:
-        raise ModelError(f"input_dim={input_dim} must be a positive integer")
-    names = [f"enc_{i + 1}" for i in range(len(hidden))] + ["bottleneck"]
-    names += [f"dec_{i + 1}" for i in range(len(hidden))]
-    sizes = list(hidden) + [bottleneck] + list(reversed(hidden))
-    inputs = keras.Input(shape=(input_dim,), name="logmel_frames")
-    x = inputs
-    for name, size in zip(names, sizes):
-        if batch_norm:
-            x = layers.Dense(size, name=name)(x)
-            x = layers.BatchNormalization(name=f"{name}_bn")(x)
-            x = layers.Activation("relu", name=f"{name}_relu")(x)
-        else:
-            x = layers.Dense(size, activation="relu", name=name)(x)
-    outputs = layers.Dense(input_dim, name="output")(x)
-    return keras.Model(inputs, outputs, name="autoencoder")
-
-
-def encoder_layers(arch: Mapping[str, Any]) -> tuple[str, ...]:
-    """The encoder's layer names of the model of `arch`: ``enc_1 .. enc_k`` and ``bottleneck``."""
-    return tuple(f"enc_{i + 1}" for i in range(len(arch["hidden"]))) + ("bottleneck",)
-
-
-def build_identity(input_dim: int) -> keras.Model:
-    """The model of the methods without a network: the log-mel vectors as they are (no weights)."""
-    inputs = keras.Input(shape=(int(input_dim),), name="logmel_frames")
-    return keras.Model(inputs, layers.Identity(name="frames")(inputs), name="identity")
-
-
-def kind_of(arch: Mapping[str, Any]) -> str:
-    """The kind of model `arch` describes: ``autoencoder`` (also sidecars without a kind), ``classifier``, ``identity``."""
-    return str(arch.get("kind", "autoencoder"))
-
-
-def build_model(arch: Mapping[str, Any]) -> keras.Model:
-    """The model of any sidecar architecture (see the module docstring for the kinds)."""
-    kind, sizes = kind_of(arch), {k: v for k, v in arch.items() if k != "kind"}
-    if kind == "autoencoder":
-        return build_autoencoder(**sizes)
-    if kind == "identity":
-        return build_identity(sizes["input_dim"])
-    if kind == "classifier":
-        from .embedding import build_classifier
-
-        return build_classifier(arch)
-    raise ModelError(f"unknown model kind {kind!r} (known: autoencoder, classifier, identity)")
-
-
-def with_weights(arch: Mapping[str, Any], weights: list[np.ndarray] | None) -> keras.Model:
-    """A new model of `arch` holding `weights` (None: its initial ones)."""
-    model = build_model(arch)
-    if weights is not None:
-        try:
-            model.set_weights(weights)
-        except ValueError as exc:
-            raise ModelError(f"weights do not fit the {kind_of(arch)} architecture {dict(arch)}: {exc}") from None
-    return model
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and the Keras backend: the same config and seed give the same model."""
-    keras.utils.set_random_seed(int(seed))
-
-
-def architecture(input_dim: int, *, hidden: Sequence[int], bottleneck: int, batch_norm: bool) -> dict[str, Any]:
-    """The sizes that rebuild a model, as stored in its sidecar and read back by transfer."""
-    return {"input_dim": int(input_dim), "hidden": [int(h) for h in hidden],
-            "bottleneck": int(bottleneck), "batch_norm": bool(batch_norm)}
 
 
 def head_path(path: str | Path) -> Path:
@@ -379,11 +285,10 @@ def load_model(path: str | Path, *, features: Mapping[str, Any] | None = None) -
     if features is not None:
         check_features(sidecar, features, path=path)
     _check_archive(path)
-    # Registers the classifier's layers with Keras whatever the sidecar says: a sidecar that calls a
-    # classifier an autoencoder is then refused below, naming both files, not by Keras' class lookup.
-    from . import embedding  # noqa: F401
+    # Every kind's classes whatever the sidecar says: a sidecar that calls a classifier an
+    # autoencoder is then refused below, naming both files, not by Keras' class lookup.
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(path, custom_objects=custom_objects(), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises several types for a damaged archive
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise ModelError(f"cannot load model {path}: {first}") from exc
@@ -416,9 +321,8 @@ def check_model_fits_sidecar(model: keras.Model, sidecar: Mapping[str, Any], *, 
     """
     side = Path(path).with_suffix(".json")
     arch = sidecar.get("architecture")
-    # A classifier on windows takes window statistics; the frame vectors it is built for are its input_dim.
-    input_dim = int(arch["input_dim"]) if isinstance(arch, Mapping) and kind_of(arch) == "classifier" \
-        else int(model.input_shape[-1])
+    kind = MODEL_KINDS.get(kind_of(arch)) if isinstance(arch, Mapping) else None  # unknown: refused below
+    input_dim = kind.vector_dim(model, arch) if kind is not None else int(model.input_shape[-1])
     feats = sidecar.get("features", {})
     if isinstance(feats.get("n_mels"), int) and isinstance(feats.get("frames"), int):
         wanted = feats["n_mels"] * feats["frames"]

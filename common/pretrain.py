@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .autoencoder import architecture
 from .cache import VectorSet
 from .config import Config, save_config
 from .dataset import Machines, MachineData, n_channels, select_machines, write_skipped
@@ -30,8 +31,7 @@ from .io import atomic_write_text
 from .layout import pretrained_model_path
 from .lock import check_still_locked, folder_lock
 from .method_catalog import AUTOENCODER, EMBEDDING, METHODS_CATALOG, MODEL_PRETRAININGS, methods_pretraining
-from .model import (Sidecar, architecture, check_features, load_head, load_model, save_model, up_to_date,
-                    write_sidecar)
+from .model import Sidecar, check_features, load_head, load_model, save_model, up_to_date, write_sidecar
 from .runs import (PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, no_source_sets,
                    threshold_fields)
 from .scoring import clip_scores

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -28,7 +29,7 @@ from .io import digest
 from .layout import row_model_path
 from .method_catalog import MODEL_PRETRAININGS, is_zero_shot, method_sections
 from .metrics import auc_pauc, decision_metrics
-from .model import ROW_FIELDS, Sidecar, head_path, keras, model_problem
+from .model import ROW_FIELDS, Sidecar, head_path, model_problem
 from .sources import SourceSet
 from .store import STORE_DIR, ResultStore
 from .threshold import fit_threshold

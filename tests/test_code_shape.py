@@ -59,3 +59,39 @@ def test_importing_the_package_changes_no_environment_variable():
                          cwd=PACKAGE.parent, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [], "importing common set environment variables"
+
+
+# The model layer imports each other only at module level (no cycle hidden in a function), and Keras directly.
+MODEL_LAYER = {"autoencoder", "batches", "compiled_fit", "embedding", "model", "model_kinds", "train"}
+
+
+def _common_imports(node: ast.AST) -> list[str]:
+    """The `common` modules an import node names (relative ``from .x import`` or ``from common.x import``)."""
+    if isinstance(node, ast.ImportFrom):
+        if node.level == 1 and node.module:
+            return [node.module.split(".")[0]]
+        if node.level == 1:
+            return [alias.name for alias in node.names]
+        if node.module and node.module.startswith("common."):
+            return [node.module.split(".")[1]]
+    return []
+
+
+def test_the_model_layer_has_no_function_local_import_of_itself():
+    local = []
+    for name in sorted(MODEL_LAYER):
+        path = PACKAGE / f"{name}.py"
+        for func in ast.walk(ast.parse(path.read_text())):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                local += [f"{name}.py:{n.lineno} imports {m}" for n in ast.walk(func)
+                          for m in _common_imports(n) if m in MODEL_LAYER]
+    assert not local, "function-local imports inside the model layer (an import cycle in hiding):\n" + "\n".join(local)
+
+
+def test_no_module_imports_keras_through_another_module():
+    through = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if _common_imports(node) and any(alias.name == "keras" for alias in node.names):
+                through.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not through, "import keras directly, not through a common module: " + ", ".join(through)

@@ -7,8 +7,9 @@ import pytest
 
 from common import compiled_fit
 from common.cache import VectorSet
-from common.model import keras
 from common.train import Trainer
+
+import keras  # after common: the package picks the Keras backend before Keras is imported
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="the compiled loop runs on JAX only")
 

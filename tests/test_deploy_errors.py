@@ -17,7 +17,8 @@ from common.deploy import export_model, score_files
 from common.errors import ModelError
 from common.experiment import transfer
 from common.layout import row_model_path
-from common.model import architecture, build_autoencoder, load_model, read_sidecar, save_model
+from common.autoencoder import architecture, build_autoencoder
+from common.model import load_model, read_sidecar, save_model
 from conftest import make_config, run_main
 
 REPO = Path(__file__).resolve().parent.parent

@@ -212,7 +212,8 @@ def _features(run) -> dict:
 def _bank_model(run, path: Path, kind: str) -> Path:
     """A row model as logmel_knn (``knn``) or lw_scratch (``gaussian``) saves it: identity network, head arrays."""
     from common.mahalanobis import fit_gaussian, to_arrays
-    from common.model import save_model, with_weights
+    from common.model import save_model
+    from common.model_kinds import with_weights
     from common.adapt import identity_architecture
 
     features, rng = _features(run), np.random.default_rng(440)

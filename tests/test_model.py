@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from common.autoencoder import architecture, build_autoencoder
 from common.errors import ModelError
-from common.model import architecture, build_autoencoder, load_model, read_sidecar, save_model
+from common.model import load_model, read_sidecar, save_model
 from common.scoring import clip_scores, reconstruction_errors
 from common.train import Trainer
 

@@ -12,8 +12,11 @@ import pytest
 
 from common.cache import VectorSet, cached_features, clip_rows
 from common.errors import DataError
-from common.model import architecture, keras
-from common.train import Trainer, VectorBatches, validation_rows
+from common.autoencoder import architecture
+from common.batches import VectorBatches
+from common.train import Trainer, validation_rows
+
+import keras  # after common: the package picks the Keras backend before Keras is imported
 
 REPO = Path(__file__).resolve().parent.parent
 ARCH = architecture(16, hidden=(12, 10), bottleneck=4, batch_norm=False)
@@ -169,8 +172,6 @@ def test_streaming_fit_reads_few_pages_of_the_files(tmp_path):
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 def test_model_tests_pass_on_another_backend(backend):
     """tests/test_model.py and this file's streaming tests, in a subprocess with KERAS_BACKEND set."""
-    from common.model import keras
-
     if backend == keras.backend.backend():
         pytest.skip(f"{backend} runs this process's tests already")
     if importlib.util.find_spec(backend) is None:
@@ -223,7 +224,7 @@ def test_tensorflow_start_up_lines_stay_out_of_a_jax_process_and_tensorflow_comp
     if importlib.util.find_spec("jax") is None or importlib.util.find_spec("tensorflow") is None:
         pytest.skip("needs jax and tensorflow")
     code = ("import os, common\n"
-            "from common.model import build_autoencoder\n"
+            "from common.autoencoder import build_autoencoder\n"
             f"build_autoencoder(8, hidden=[4], bottleneck=2, batch_norm=False).save(r'{tmp_path / 'm.keras'}')\n"
             "import sys; print(os.environ['KERAS_BACKEND'], os.environ.get('TF_ENABLE_ONEDNN_OPTS'), 'tensorflow' in sys.modules)")
     base = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_ENABLE_ONEDNN_OPTS")}

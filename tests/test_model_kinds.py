@@ -1,0 +1,57 @@
+"""The model-kinds table: every kind builds, is described, scores vectors of its input_dim and loads back."""
+
+import numpy as np
+import pytest
+
+from common.autoencoder import architecture
+from common.embedding import classifier_architecture
+from common.errors import ModelError
+from common.model import load_model, save_model
+from common.model_kinds import MODEL_KINDS, build_model, describe, holding, kind_of, with_weights
+from common.train import Trainer
+
+ARCHS = {
+    "autoencoder": architecture(12, hidden=[6], bottleneck=3, batch_norm=False),
+    "classifier": classifier_architecture(12, 3, hidden=[6], embedding_dim=4, head="adacos", scale=None, margin=0.0,
+                                          window=4, n_mels=4),
+    "identity": {"kind": "identity", "input_dim": 12},
+}
+
+
+def test_every_kind_has_an_example_here():
+    assert set(ARCHS) == set(MODEL_KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHS))
+def test_each_kind_builds_describes_and_takes_vectors_of_its_input_dim(kind):
+    arch = ARCHS[kind]
+    model = build_model(arch)
+    assert kind_of(arch) == kind
+    assert f"input {arch['input_dim']}" in describe(arch)
+    assert MODEL_KINDS[kind].vector_dim(model, arch) == 12  # the classifier's input is 2 * n_mels = 8
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHS))
+def test_each_kind_saves_and_loads_with_its_sidecar(tmp_path, kind):
+    arch = ARCHS[kind]
+    weights = build_model(arch).get_weights()
+    path = save_model(with_weights(arch, weights), tmp_path / kind, sidecar={"architecture": arch})
+    model, sidecar = load_model(path)
+    assert sidecar["architecture"] == arch
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+
+
+def test_a_sidecar_without_a_kind_is_an_autoencoder_and_an_unknown_kind_is_refused():
+    arch = {k: v for k, v in ARCHS["autoencoder"].items() if k != "kind"}
+    assert kind_of(arch) == "autoencoder" and build_model(arch).name == "autoencoder"
+    with pytest.raises(ModelError, match="unknown model kind 'transformer'.*autoencoder, classifier, identity"):
+        build_model({"kind": "transformer", "input_dim": 12})
+
+
+def test_only_the_autoencoder_is_held_by_the_trainer():
+    trainer = Trainer()
+    arch = ARCHS["autoencoder"]
+    weights = trainer.init_weights(arch, seed=0)
+    assert holding(arch, weights, trainer=trainer) is trainer.model(arch)
+    assert holding(ARCHS["identity"], [], trainer=trainer).name == "identity"
+    assert len(trainer._models) == 1  # the identity model was built on its own
