@@ -181,7 +181,7 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from .deploy import ERROR, check_output_file, score_files
     from .io import atomic_write_text
-    from .model import read_sidecar
+    from .model import Sidecar
 
     if args.csv:
         check_output_file(args.csv, option="--csv")  # before scoring: never score for minutes, then fail to write
@@ -192,7 +192,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         table = score_files(args.model, args.paths, threshold=args.threshold, progress=not args.no_progress)
     for w in caught:  # e.g. files left out of a folder: one line, not a source location
         print(f"warning: {w.message}", file=sys.stderr)
-    threshold = args.threshold if args.threshold is not None else read_sidecar(args.model)["threshold"]
+    threshold = args.threshold if args.threshold is not None else Sidecar.read(args.model).threshold
     for row in table.itertuples():
         print(f"{row.path}  error: {row.error}" if row.decision == ERROR else f"{row.path}  {row.score:.6g}  {row.decision}")
     scored = table[table["decision"] != ERROR]

@@ -34,9 +34,9 @@ from .features import extract
 from .io import atomic_write_text
 from .layout import pretrained_model_path, row_model_path, transfer_yaml
 from .method_catalog import METHODS_CATALOG, is_zero_shot
-from .model import FEATURE_KEYS, ROW_FIELDS, Sidecar, copy_model, load_head, load_model, read_sidecar
+from .model import FEATURE_KEYS, Sidecar, copy_model, load_head, load_model
 from .model_kinds import describe
-from .results import read_table, result_dir
+from .results import ROW_FIELDS, read_table, result_dir
 from .scorer import check_scorer, score_clips
 from .threshold import describe_threshold
 
@@ -45,6 +45,7 @@ DECISIONS = {False: "normal", True: "anomalous"}
 
 ERROR = "error"  # the decision of a file that could not be scored
 _PARAMS = FeatureConfig.names()
+NAN = float("nan")  # a number the sidecar does not record, as the card prints it
 
 
 def find_wavs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -87,7 +88,7 @@ def _file_or_special(path: Path) -> bool:
     return path.is_file() or path.is_fifo() or path.is_socket() or path.is_char_device() or path.is_block_device()
 
 
-def model_features(sidecar: Mapping[str, Any], *, path: str | os.PathLike) -> dict[str, Any]:
+def model_features(sidecar: Sidecar, *, path: str | os.PathLike) -> dict[str, Any]:
     """The feature parameters a model was trained on (channel, sample_rate, n_mels, ...), from its sidecar.
 
     Raises
@@ -95,7 +96,7 @@ def model_features(sidecar: Mapping[str, Any], *, path: str | os.PathLike) -> di
     ModelError
         The sidecar lacks one of `common.model.FEATURE_KEYS`.
     """
-    features = sidecar.get("features", {})
+    features = sidecar.features or {}
     missing = [k for k in FEATURE_KEYS if k not in features]
     if missing:
         raise ModelError(f"sidecar of model {path} lacks the feature parameters {missing}: cannot score with it")
@@ -108,14 +109,14 @@ def model_features(sidecar: Mapping[str, Any], *, path: str | os.PathLike) -> di
     return {k: features[k] for k in FEATURE_KEYS}
 
 
-def _threshold(sidecar: Mapping[str, Any], threshold: float | None, path: Path) -> float:
+def _threshold(sidecar: Sidecar, threshold: float | None, path: Path) -> float:
     """The decision threshold: `threshold` when given, else the sidecar's; ModelError naming where it came from."""
     where = "the threshold given (--threshold)"
     if threshold is None:
-        if "threshold" not in sidecar:
+        if sidecar.threshold is None:
             raise ModelError(f"model {path} has no decision threshold in its sidecar (trained before thresholds "
                              "were fitted): retrain it, or give one (--threshold T)")
-        threshold, where = sidecar["threshold"], f"sidecar {path.with_suffix('.json')}"
+        threshold, where = sidecar.threshold, f"sidecar {path.with_suffix('.json')}"
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or not np.isfinite(threshold):
         raise ModelError(f"{where}: threshold={threshold!r} must be a finite number: use the sidecar saved with the "
                          "model, or give one (--threshold T)")
@@ -131,9 +132,9 @@ def _vectors(path: Path, features: Mapping[str, Any], info: WavInfo) -> np.ndarr
     return vectors
 
 
-def _n_channels(sidecar: Mapping[str, Any], path: Path) -> int | None:
+def _n_channels(sidecar: Sidecar, path: Path) -> int | None:
     """The channel count of the model's training recordings (sidecar ``n_channels``), None for older models."""
-    n = sidecar.get("n_channels")
+    n = sidecar.n_channels
     if n is None:
         return None
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -161,9 +162,10 @@ _MISMATCH_TEXT = {
 }
 
 
-def _model_cannot_be_used(model_path: Path, sidecar: Mapping[str, Any], key: str, has: Iterable[str]) -> ModelError:
+def _model_cannot_be_used(model_path: Path, sidecar: Sidecar, key: str, has: Iterable[str]) -> ModelError:
     """Every file failed the same model-side check: the model does not fit these recordings at all."""
-    want = sidecar["features"][key] if key in sidecar.get("features", {}) else sidecar.get(key)
+    features = sidecar.features or {}
+    want = features[key] if key in features else getattr(sidecar, key)
     found = ", ".join(sorted(set(has)))
     return ModelError(f"model {model_path} cannot be used on these recordings: its sidecar "
                       f"{model_path.with_suffix('.json')} says {key}={want!r}, but every file given has {found}; "
@@ -187,7 +189,7 @@ def _minority_channels(infos: Mapping[Path, WavInfo]) -> dict[Path, str]:
 
 
 def _check_files(files: list[Path], features: Mapping[str, Any], n_channels: int | None, model_path: Path,
-                 sidecar: Mapping[str, Any]) -> tuple[dict[Path, WavInfo], dict[Path, str]]:
+                 sidecar: Sidecar) -> tuple[dict[Path, WavInfo], dict[Path, str]]:
     """Headers of the files that fit the model, and an error message for each one that does not.
 
     Raises
@@ -264,9 +266,9 @@ def score_files(
     >>> score_files("fan_id_00.keras", ["new_recordings/"])["decision"].value_counts()  # doctest: +SKIP
     """
     model_path = Path(model_path)
-    model, sidecar = load_model(model_path)
-    head = load_head(model_path, sidecar)
-    check_scorer(sidecar.get("scorer"), head, sidecar=str(model_path.with_suffix(".json")))
+    model, meta = load_model(model_path)
+    head, sidecar = load_head(model_path, meta), Sidecar.from_dict(meta)
+    check_scorer(sidecar.scorer, head, sidecar=str(model_path.with_suffix(".json")))
     features = model_features(sidecar, path=model_path)
     threshold = _threshold(sidecar, threshold, model_path)
     n_channels = _n_channels(sidecar, model_path)
@@ -295,7 +297,7 @@ def _read_vectors(files: list[Path], features: Mapping[str, Any], infos: Mapping
     return vectors
 
 
-def _clip_scores(model, sidecar: Mapping[str, Any], head: Mapping[str, np.ndarray], files: list[Path],
+def _clip_scores(model, sidecar: Sidecar, head: Mapping[str, np.ndarray], files: list[Path],
                  vectors: Mapping[Path, np.ndarray]) -> dict[Path, float]:
     """One score per file that has vectors, in one batched pass, by the model's scorer (`common.scorer`)."""
     good = [p for p in files if p in vectors]
@@ -303,8 +305,8 @@ def _clip_scores(model, sidecar: Mapping[str, Any], head: Mapping[str, np.ndarra
         return {}
     offsets = np.zeros(len(good) + 1, dtype=np.int64)
     np.cumsum([len(vectors[p]) for p in good], out=offsets[1:])
-    scores = score_clips(model, sidecar.get("architecture") or {}, sidecar.get("scorer"), head,
-                         np.concatenate([vectors[p] for p in good]), offsets, n_mels=sidecar["features"]["n_mels"])
+    scores = score_clips(model, sidecar.architecture or {}, sidecar.scorer, head,
+                         np.concatenate([vectors[p] for p in good]), offsets, n_mels=sidecar.features["n_mels"])
     return dict(zip(good, scores))
 
 
@@ -395,7 +397,7 @@ def export_model(
     return dst
 
 
-def _row_model(table: Path, facts: Mapping[str, Any], *, target: str, rerun: str) -> tuple[Path, dict[str, Any]]:
+def _row_model(table: Path, facts: Mapping[str, Any], *, target: str, rerun: str) -> tuple[Path, Sidecar]:
     """The model file of the results.csv row `facts` in `table`, and the sidecar to ship with it.
 
     Raises
@@ -406,8 +408,8 @@ def _row_model(table: Path, facts: Mapping[str, Any], *, target: str, rerun: str
     if is_zero_shot(facts["method"]):
         return _zero_shot_sidecar(table.parent, facts, target)
     src = row_model_path(table.parent, facts)
-    sidecar = read_sidecar(src)
-    if sidecar.get("config_hash") != facts["config_hash"]:
+    sidecar = Sidecar.read(src)
+    if sidecar.config_hash != facts["config_hash"]:
         raise ModelError(f"model {src} was saved by another run than the row of {table} it should belong to; "
                          f"rerun `{rerun}`")
     return src, sidecar
@@ -442,7 +444,7 @@ def _check_out_folder(out: Path) -> Path:
     return out
 
 
-def _zero_shot_sidecar(result_dir: Path, facts: Mapping[str, Any], target: str) -> tuple[Path, dict[str, Any]]:
+def _zero_shot_sidecar(result_dir: Path, facts: Mapping[str, Any], target: str) -> tuple[Path, Sidecar]:
     """The pretrained model a zero_shot row used, and its sidecar given the row's facts and threshold.
 
     The pretrained sidecar is copied whole (features, ``n_channels``, sources, architecture).
@@ -457,7 +459,7 @@ def _zero_shot_sidecar(result_dir: Path, facts: Mapping[str, Any], target: str) 
     sidecar = Sidecar.read(src).replace(**{k: facts[k] for k in ROW_FIELDS if k not in ("source", "n_train_clips")},
                                         target=target, threshold=facts["threshold"], threshold_method=method_name,
                                         threshold_level=level, pretrained=str(src))
-    return src, sidecar.to_dict()
+    return src, sidecar
 
 
 def _selection_bias(n_rows: int) -> str:
@@ -485,18 +487,18 @@ def _chance_warnings(results: pd.DataFrame, facts: Mapping[str, Any], *, target:
             f"{int((mine['method'] == best).sum())} row(s)): export it with --method {best}"]
 
 
-def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "",
+def model_card(model_name: str, sidecar: Sidecar | Mapping[str, Any], *, chosen: str = "",
                notes: Iterable[str] = ()) -> str:
     """A short Markdown model card: what the model is for, how good it was, its threshold and features.
 
     `chosen` says how the model was picked among the experiment's (a row of the card when given);
     `notes` are warnings (e.g. an AUC at or below chance), put first so nobody deploys past them.
     """
-    s = sidecar
-    f = s.get("features", {})
+    s = sidecar if isinstance(sidecar, Sidecar) else Sidecar.from_dict(sidecar)
+    f = s.features or {}
     rows = _card_rows(model_name, s) + ([("chosen as", chosen)] if chosen else [])
     warned = [f"> **Warning:** {note}" for note in notes]
-    lines = [f"# Anomaly detector for {s.get('target', '?')}", "", *[w for note in warned for w in (note, "")],
+    lines = [f"# Anomaly detector for {_or(s.target, '?')}", "", *[w for note in warned for w in (note, "")],
              "Dense autoencoder on log-mel features (MIMII / DCASE 2020 baseline). A clip's score is its mean "
              "reconstruction error; a clip scoring above the decision threshold is flagged anomalous.", "",
              "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "",
@@ -504,7 +506,7 @@ def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "",
              f"python -m common score --model {model_name} RECORDINGS_OR_FOLDERS... [--threshold T] [--csv scores.csv]",
              "```", "",
              f"Recordings must be WAV files at {f.get('sample_rate')} Hz"
-             + (f" with {s['n_channels']} channels" if "n_channels" in s else "")
+             + (f" with {s.n_channels} channels" if s.n_channels is not None else "")
              + f", scored on channel {f.get('channel')} (0-based); "
              "the feature parameters come from the sidecar, so keep it beside the model. A file of another rate, "
              "a corrupt, truncated, silent or too short one is reported by its path and not scored; the others "
@@ -512,32 +514,37 @@ def model_card(model_name: str, sidecar: Mapping[str, Any], *, chosen: str = "",
     return "\n".join(lines)
 
 
-def _card_rows(model_name: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _or(value: Any, default: Any) -> Any:
+    """`value`, or `default` where the sidecar does not record it (None)."""
+    return default if value is None else value
+
+
+def _card_rows(model_name: str, s: Sidecar) -> list[tuple[str, str]]:
     """The (name, text) rows of the model card's table, from the sidecar `s`."""
-    f = s.get("features", {})
-    arch = s.get("architecture", {})
-    method = s.get("method", "?")
-    sources = ", ".join(s.get("sources", [])) or "none (trained on the target only)"
-    pre = f"pretrained on {s.get('source')} ({sources})"
+    f = s.features or {}
+    arch = s.architecture or {}
+    method = _or(s.method, "?")
+    sources = ", ".join(s.sources or []) or "none (trained on the target only)"
+    pre = f"pretrained on {s.source} ({sources})"
     info = METHODS_CATALOG.get(method)
     how = method if info is None else info.card_words(pre=pre, sources=sources)
-    threshold = describe_threshold(s.get("threshold_method", "?"), float(s.get("threshold_level", float("nan"))),
-                                   n_clips=s.get("n_threshold_clips"))
+    threshold = describe_threshold(_or(s.threshold_method, "?"), float(_or(s.threshold_level, float("nan"))),
+                                   n_clips=s.n_threshold_clips)
     return [
         ("model file", f"`{model_name}` (+ `{Path(model_name).with_suffix('.json').name}` sidecar)"),
-        ("target machine", s.get("target", "?")),
+        ("target machine", _or(s.target, "?")),
         ("method", f"{method}: {how}"),
-        ("experiment", f"{s.get('version', '?')}, config_hash `{s.get('config_hash', '?')}`"),
+        ("experiment", f"{_or(s.version, '?')}, config_hash `{_or(s.config_hash, '?')}`"),
         ("target budget", "none: no target clips (the pretrained model as is)" if is_zero_shot(method) else
-                          f"{s.get('budget', '?')} ({s.get('n_train_clips', 0)} training normal clips), "
-                          f"seed {s.get('seed', '?')}"),
-        ("AUC / pAUC", f"{s.get('auc', float('nan')):.4f} / {s.get('pauc', float('nan')):.4f} on the target's "
-                       f"{s.get('n_eval_clips', '?')} evaluation clips"),
-        ("decision threshold", f"{s.get('threshold', float('nan')):.6g}: {threshold}"),
-        ("at that threshold", f"precision {s.get('precision', float('nan')):.3f}, recall "
-                              f"{s.get('recall', float('nan')):.3f}, F1 {s.get('f1', float('nan')):.3f} "
+                          f"{_or(s.budget, '?')} ({_or(s.n_train_clips, 0)} training normal clips), "
+                          f"seed {_or(s.seed, '?')}"),
+        ("AUC / pAUC", f"{_or(s.auc, NAN):.4f} / {_or(s.pauc, NAN):.4f} on the target's "
+                       f"{_or(s.n_eval_clips, '?')} evaluation clips"),
+        ("decision threshold", f"{_or(s.threshold, NAN):.6g}: {threshold}"),
+        ("at that threshold", f"precision {_or(s.precision, NAN):.3f}, recall "
+                              f"{_or(s.recall, NAN):.3f}, F1 {_or(s.f1, NAN):.3f} "
                               "on the evaluation split"),
-        ("recordings", f"{s['n_channels']} channel(s) per WAV file, as the training recordings" if "n_channels" in s
+        ("recordings", f"{s.n_channels} channel(s) per WAV file, as the training recordings" if s.n_channels is not None
                        else "channel count not recorded (a model saved before it was)"),
         ("features", f"channel {f.get('channel')}, {f.get('sample_rate')} Hz, n_mels {f.get('n_mels')}, frames "
                      f"{f.get('frames')}, n_fft {f.get('n_fft')}, hop_length {f.get('hop_length')}, "

@@ -26,6 +26,7 @@ transfer model of every row is saved beside the results (`common.layout.row_mode
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ from .model import Sidecar, copy_model, save_model
 from .model_kinds import build_model, holding
 from .pretrain import check_classes, load_pretrained, pretrained_sidecar, source_key
 from .official_scores import FORMULA_NAMES, section_score
-from .results import OFFICIAL_COLUMNS, SCORE_COLUMNS, write_results, write_summary
+from .results import OFFICIAL_COLUMNS, RUN_COLUMNS, SCORE_COLUMNS, ResultRow, write_results, write_summary
 from .runs import (Cell, ModelOut, Plan, PretrainJob, TextOut, cell_hash, legacy_row_problem, no_source_sets,
                    plan, reusable, row_sidecar, run_hash, set_aside, target_identity, threshold_fields, warn_kept)
 from .selection import distinct_sets, draws
@@ -157,34 +158,32 @@ def run_cell(cfg: Config, cell: Cell) -> CellResult:
         if shared_key is not None:  # the same model in other cells (zero_shot: every budget and seed)
             ctx.scores[shared_key] = scores
     pretrained_key = None if cell.source is None else ctx.pretrained_key(cell.source, method.pretrains)
-    row = _row(cfg, cell, md, adapted, scores, ctx.target_key(cell.target), pretrained_key)
-    row.update(_official(md, scores, official_year(md.machine, ctx.machines.layout)))
-    return CellResult(cell, row, _score_table(row, md, scores), _row_model(cfg, data, adapted, row),
+    row = dataclasses.replace(_row(cfg, cell, md, adapted, scores, ctx.target_key(cell.target), pretrained_key),
+                              **_official(md, scores, official_year(md.machine, ctx.machines.layout)))
+    facts = row.to_dict()
+    return CellResult(cell, facts, _score_table(row, md, scores), _row_model(cfg, data, adapted, facts),
                       adapted.shared)
 
 
-def _row(cfg: Config, cell: Cell, md, adapted: Adapted, scores, target_key: str, pretrained_key) -> dict[str, Any]:
+def _row(cfg: Config, cell: Cell, md, adapted: Adapted, scores, target_key: str, pretrained_key) -> ResultRow:
     """The results.csv row of a finished cell: its AUCs and its decision metrics at its model's threshold."""
     auc, pauc = auc_pauc(md.split.eval_labels, scores, max_fpr=cfg.eval.max_fpr, name=md.machine.name)
     threshold = threshold_fields(cfg, adapted.train_scores)["threshold"]
     precision, recall, f1 = decision_metrics(md.split.eval_labels, scores, threshold=threshold, name=md.machine.name)
     config_hash = cell_hash(run_hash(cfg, cell.method), target_key, pretrained_key, pretrained=cell.source is not None)
-    return {"version": cfg.experiment.version, "target_type": md.machine.type, "target_id": md.machine.id,
-            "source": cell.source_label, "method": cell.method, "budget": str(cell.budget), "seed": cell.seed,
-            "auc": auc, "pauc": pauc, "n_train_clips": adapted.n_train_clips,
-            "n_eval_clips": len(md.split.eval_files), "train_seconds": round(float(adapted.seconds), 3),
-            "config_hash": config_hash, "n_skipped_clips": len(md.skipped),
-            "threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
+    return ResultRow(version=cfg.experiment.version, target_type=md.machine.type, target_id=md.machine.id,
+                     source=cell.source_label, method=cell.method, budget=str(cell.budget), seed=cell.seed,
+                     auc=auc, pauc=pauc, n_train_clips=adapted.n_train_clips,
+                     n_eval_clips=len(md.split.eval_files), train_seconds=round(float(adapted.seconds), 3),
+                     config_hash=config_hash, n_skipped_clips=len(md.skipped),
+                     threshold=float(threshold), precision=precision, recall=recall, f1=f1)
 
 
-def _score_table(row: dict[str, Any], md, scores) -> pd.DataFrame:
-    """The scores.csv rows behind `row`: every evaluation clip's path, label and score."""
-    return pd.DataFrame({
-        "version": row["version"], "target_type": row["target_type"], "target_id": row["target_id"],
-        "source": row["source"], "method": row["method"], "budget": row["budget"], "seed": row["seed"],
-        "path": [str(f) for f in md.split.eval_files], "label": md.split.eval_labels,
-        "score": np.asarray(scores, dtype=float), "domain": [d or "" for d in md.split.eval_domains]},
-        columns=SCORE_COLUMNS)
+def _score_table(row: ResultRow, md, scores) -> pd.DataFrame:
+    """The scores.csv rows behind `row`: its run's columns, then every evaluation clip's path, label and score."""
+    clips = {"path": [str(f) for f in md.split.eval_files], "label": md.split.eval_labels,
+             "score": np.asarray(scores, dtype=float), "domain": [d or "" for d in md.split.eval_domains]}
+    return pd.DataFrame({**{k: getattr(row, k) for k in RUN_COLUMNS}, **clips}, columns=SCORE_COLUMNS)
 
 
 def _official(md, scores, year: int | None) -> dict[str, Any]:

@@ -32,10 +32,6 @@ from .model_kinds import MODEL_KINDS, build_model, custom_objects, kind_of
 
 # What must match between a model and the features it scores.
 FEATURE_KEYS = (*FeatureConfig.names(), "channel", "sample_rate")
-# The results.csv fields a row model's sidecar copies from its row (an exported zero_shot model: all but
-# source and n_train_clips, which its pretrained sidecar has).
-ROW_FIELDS = ("version", "target_type", "target_id", "method", "source", "budget", "seed", "n_train_clips", "auc",
-              "pauc", "precision", "recall", "f1", "n_eval_clips", "config_hash")
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ column, bit for bit on CPU.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,37 +27,88 @@ from .layout import transfer_yaml, versions_in
 from .method_catalog import BASELINE, METHOD_NAMES
 from .official_scores import formula_for, formula_year, official_total
 
-# DCASE roots only (blank on MIMII): the official formula the row is scored by (`common.official_scores`:
-# "2020", "2021", "2022-2025"), the section's official score (the year's mean of its terms) and the per-domain
-# terms of that formula: own-domain AUC and pAUC in 2021, a domain's normals + every anomaly (AUC) in 2022-2025.
-# The section terms (2020 AUC, pAUC; 2022-2025 pAUC) are the auc / pauc columns at eval.max_fpr 0.1.
-OFFICIAL_COLUMNS = ["official_formula", "official_score", "auc_source", "auc_target", "pauc_source", "pauc_target"]
-RESULT_COLUMNS = [
-    "version", "target_type", "target_id", "source", "method", "budget", "seed",
-    "auc", "pauc", "n_train_clips", "n_eval_clips", "train_seconds", "config_hash",
-    "n_skipped_clips",  # bad clips of the target left out under data.on_bad_file: skip
+TEXT, NUMBER = "text", "number"  # how a column is read back (`read_table`, `_read_numeric`)
+NAN = float("nan")  # a blank cell, as pandas reads it
+
+
+def _column(dtype: str, *, default: Any = dataclasses.MISSING, sidecar: bool = False, official: bool = False) -> Any:
+    """A `ResultRow` field: its dtype on read; whether a row model's sidecar copies it; whether it is an official one."""
+    return dataclasses.field(default=default, metadata={"dtype": dtype, "sidecar": sidecar, "official": official})
+
+
+@dataclass(frozen=True)
+class RunColumns:
+    """Which run a row is: the columns results.csv and scores.csv both begin with, in file order."""
+
+    version: str = _column(TEXT, sidecar=True)
+    target_type: str = _column(TEXT, sidecar=True)
+    target_id: str = _column(TEXT, sidecar=True)
+    source: str = _column(TEXT, sidecar=True)
+    method: str = _column(TEXT, sidecar=True)
+    budget: str = _column(TEXT, sidecar=True)
+    seed: int = _column(NUMBER, sidecar=True)
+
+
+@dataclass(frozen=True)
+class ResultRow(RunColumns):
+    """One results.csv row: its fields are the file's columns, in order, with their dtypes (one definition).
+
+    A misspelt column is a TypeError naming it (`dataclasses.replace` too), never a silent blank column.
+    """
+
+    auc: float = _column(NUMBER, sidecar=True)
+    pauc: float = _column(NUMBER, sidecar=True)
+    n_train_clips: int = _column(NUMBER, sidecar=True)
+    n_eval_clips: int = _column(NUMBER, sidecar=True)
+    train_seconds: float = _column(NUMBER)
+    config_hash: str = _column(TEXT, sidecar=True)
+    n_skipped_clips: int = _column(NUMBER)  # bad clips of the target left out under data.on_bad_file: skip
     # Decision threshold fitted on the model's own training normal clips (eval.threshold), and the
     # precision / recall / F1 of "score > threshold" on the evaluation split (anomalous = positive).
-    "threshold", "precision", "recall", "f1",
-    *OFFICIAL_COLUMNS,
-]
-# "domain" of each clip: "source" / "target" on DCASE 2021-2025 roots, blank elsewhere.
-SCORE_COLUMNS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "path", "label", "score",
-                 "domain"]
+    threshold: float = _column(NUMBER)
+    precision: float = _column(NUMBER, sidecar=True)
+    recall: float = _column(NUMBER, sidecar=True)
+    f1: float = _column(NUMBER, sidecar=True)
+    # DCASE roots only (blank, NaN, on MIMII): the official formula the row is scored by (`common.official_scores`:
+    # "2020", "2021", "2022-2025"), the section's official score (the year's mean of its terms) and the per-domain
+    # terms of that formula: own-domain AUC and pAUC in 2021, a domain's normals + every anomaly (AUC) in 2022-2025.
+    # The section terms (2020 AUC, pAUC; 2022-2025 pAUC) are the auc / pauc columns at eval.max_fpr 0.1.
+    official_formula: str | float = _column(TEXT, default=NAN, official=True)
+    official_score: float = _column(NUMBER, default=NAN, official=True)
+    auc_source: float = _column(NUMBER, default=NAN, official=True)
+    auc_target: float = _column(NUMBER, default=NAN, official=True)
+    pauc_source: float = _column(NUMBER, default=NAN, official=True)
+    pauc_target: float = _column(NUMBER, default=NAN, official=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as results.csv's columns, in order (values as given, not copied)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+# The columns of each clip's row of scores.csv after its run's; "domain": "source" / "target" on DCASE
+# 2021-2025 roots, blank elsewhere.
+CLIP_COLUMNS = {"path": TEXT, "label": NUMBER, "score": NUMBER, "domain": TEXT}
+RUN_COLUMNS = [f.name for f in dataclasses.fields(RunColumns)]
+RESULT_COLUMNS = [f.name for f in dataclasses.fields(ResultRow)]
+OFFICIAL_COLUMNS = [f.name for f in dataclasses.fields(ResultRow) if f.metadata["official"]]
+SCORE_COLUMNS = [*RUN_COLUMNS, *CLIP_COLUMNS]
+# The results.csv fields a row model's sidecar copies from its row (an exported zero_shot model: all but
+# source and n_train_clips, which its pretrained sidecar has).
+ROW_FIELDS = tuple(f.name for f in dataclasses.fields(ResultRow) if f.metadata["sidecar"])
 SUMMARY_COLUMNS = [
     "version", "method", "budget", "n_targets", "n_runs", "auc_mean", "pauc_mean",
     "auc_minus_scratch", "pauc_minus_scratch",
     "official_formula", "official_score",  # the DCASE year's mean over every row's terms (blank on MIMII)
 ]
+_RESULT_SET = frozenset(RESULT_COLUMNS)
 # Columns added after result folders without a store were written; such a folder's files lack them and still import.
 ADDED_COLUMNS = frozenset({"domain", *OFFICIAL_COLUMNS})
-KEY = ["target_type", "target_id", "source", "method", "budget", "seed"]
+KEY = [c for c in RUN_COLUMNS if c != "version"]  # a row within its version
 METHOD_ORDER = {name: i for i, name in enumerate(METHOD_NAMES)}  # scratch, zero_shot, transfer, transfer_frozen
+_DTYPES_OF = {f.name: f.metadata["dtype"] for f in dataclasses.fields(ResultRow)} | CLIP_COLUMNS
 # Text columns read as text whatever they hold (a budget "8", an ID "00"); the numbers are coerced on read.
-_DTYPES = {"version": str, "budget": str, "source": str, "target_id": str, "target_type": str, "method": str,
-           "config_hash": str, "path": str, "domain": str, "official_formula": str}
-_NUMERIC = ["seed", "auc", "pauc", "n_train_clips", "n_eval_clips", "train_seconds", "label", "score",
-            *OFFICIAL_COLUMNS[1:]]
+_DTYPES = {name: str for name, dtype in _DTYPES_OF.items() if dtype == TEXT}
+_NUMERIC = [name for name, dtype in _DTYPES_OF.items() if dtype == NUMBER]
 # The columns the report needs of each file (older files without the later columns still read).
 RESULT_NEEDS = ["version", "target_type", "target_id", "source", "method", "budget", "seed", "auc", "pauc",
                 "n_train_clips"]
@@ -81,14 +134,32 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     return df.loc[order.sort_values(["target_type", "target_id", "_b", "seed", "source", "_m"], kind="stable").index]
 
 
+def check_row(row: Mapping[str, Any]) -> None:
+    """Refuse a result row with a column results.csv does not have (a misspelt key would be dropped silently).
+
+    Raises
+    ------
+    DataError
+        Naming the unknown column(s) and the row's run.
+    """
+    unknown = [k for k in row if k not in _RESULT_SET]
+    if unknown:
+        run = ", ".join(f"{k}={row[k]!r}" for k in RUN_COLUMNS if k in row)
+        raise DataError(f"result row ({run}) has unknown column(s) {unknown}; results.csv has {RESULT_COLUMNS}")
+
+
 def write_results(out: Path, rows: Sequence[dict[str, Any]], scores: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Write results.csv and scores.csv (atomically, in a fixed row order); return the results.
 
     ``scores[i]`` holds the clip scores behind ``rows[i]``. scores.csv is written first, then
     results.csv. Both only show rows: every row is in the `ResultStore` before it is written here.
+    A row may lack the later `ADDED_COLUMNS` (blank); a column that is not a `ResultRow` field is a
+    DataError (`check_row`).
     """
     if len(rows) != len(scores):
         raise ValueError(f"{len(rows)} result rows but {len(scores)} score tables: each row needs its scores")
+    for row in rows:
+        check_row(row)
     results = pd.DataFrame(list(rows), columns=RESULT_COLUMNS)
     results = _sorted(results.drop_duplicates(subset=KEY, keep="last"))
     order = list(results.index)

@@ -29,7 +29,8 @@ from .io import digest
 from .layout import row_model_path
 from .method_catalog import MODEL_PRETRAININGS, is_zero_shot, method_sections
 from .metrics import auc_pauc, decision_metrics
-from .model import ROW_FIELDS, Sidecar, head_path, model_problem
+from .model import Sidecar, head_path, model_problem
+from .results import ROW_FIELDS
 from .sources import SourceSet
 from .store import STORE_DIR, ResultStore
 from .threshold import fit_threshold
@@ -296,7 +297,7 @@ def legacy_row_problem(out: Path, row: Mapping[str, Any], scores: pd.DataFrame, 
     results.csv and scores.csv carry no checksum; what the run itself wrote beside them can vouch for
     a row: its AUC, pAUC, precision, recall and F1 must be those of its clip scores and labels in
     scores.csv (at `max_fpr` and the row's threshold), and a row with a model file of its own must
-    match the results row its sidecar records (`common.model.ROW_FIELDS` and the threshold).
+    match the results row its sidecar records (`common.results.ROW_FIELDS` and the threshold).
     """
     try:
         labels, values = scores["label"].to_numpy(), scores["score"].to_numpy(dtype=float)
