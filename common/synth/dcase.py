@@ -45,9 +45,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, TypeVar
+from typing import Iterable
 
 import numpy as np
 import soundfile as sf
@@ -61,7 +61,8 @@ from .dataset import (
     _check_int, _check_names, _check_no_strays, _check_not_written, _check_positive, _ClipJob, _n_samples, _rendered,
     _stable_code, _write_all, mix_clip,
 )
-from .machines import _MODELS
+from .machines import _MODELS, at_speed
+from .params import SPEED_FIELDS
 
 SR = 16000  # every DCASE Task 2 set is 16 kHz
 YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025)
@@ -70,16 +71,9 @@ NAMED_TEST_FROM = 2022  # from here on: test clips in test/ named with attribute
 FIRST_SHOT_YEAR = 2023  # from here on: one section (00) per machine type
 ATTRIBUTE = "spd"  # d1p of every clip: the unit's speed in percent of nominal
 SPEED_PERCENT: dict[str, int] = {"source": 100, "target": 125}
-SPEED_FIELDS: dict[str, dict[str, int]] = {  # type -> {parameter: exponent}: value * (speed / 100) ** exponent
-    "fan": {"rot_hz": 1},
-    "pump": {"rot_hz": 1},
-    "slider": {"motor_hz": 1, "period_s": -1},  # a faster motor travels the rail in a shorter cycle
-    "valve": {"period_s": -1},
-}
 FILE_LABEL: dict[str, str] = {"normal": "normal", "abnormal": "anomaly"}  # DCASE names say "anomaly"
 _INDEX_DIGITS = {2020: 8}  # clip numbers in names: 8 digits in 2020, 4 afterwards
 _DEFAULT_TARGET = 10  # target-domain training clips per section, as in the 2022-2025 development sets
-P = TypeVar("P")  # a row of a type's parameter table (a frozen dataclass)
 
 
 @dataclass(frozen=True)
@@ -119,13 +113,6 @@ def clip_folder(year: int, *, domain: str, split: str) -> str:
     if split == "test" and DOMAINS_FROM <= year < NAMED_TEST_FROM:
         return f"{domain}_test"
     return split
-
-
-def at_speed(machine_type: str, params: P, percent: float) -> P:
-    """A unit's parameters (a row of its type's table) run at `percent` of its nominal speed (`SPEED_FIELDS`)."""
-    factor = percent / 100.0
-    return replace(params, **{name: getattr(params, name) * factor**exponent
-                              for name, exponent in SPEED_FIELDS[machine_type].items()})
 
 
 def _render(clip: _DcaseClip) -> np.ndarray:
