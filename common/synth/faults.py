@@ -160,7 +160,8 @@ class FaultFamily:
 
 
 FAMILIES: dict[str, FaultFamily] = {
-    "additive": FaultFamily(None, False, additive, "faults add energy (imbalance, bearing impacts, leaks, squeal, ...)"),
+    "additive": FaultFamily(None, False, additive,
+                            "faults add energy (imbalance, bearing impacts, leaks, squeal, ...)"),
     "slow_drive": FaultFamily(("slow_drive",), True, slow_drive, "the drive runs 4-12 % slow (tones and cycles move)"),
     "panel_band": FaultFamily(("panel_band",), True, panel_band, "energy moves into a loosened panel's band"),
     "loose_knock": FaultFamily(("loose_knock",), True, loose_knock,
