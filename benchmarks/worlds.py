@@ -20,7 +20,8 @@ It prints, from those rows:
 2. each pretrained method's paired difference to its family's control (`config.FAMILY_CONTROL`) at 4 clips,
    per world and version, with a 95 % bootstrap interval over targets (`common.stats.paired_table`,
    `common.stats.bootstrap_ci`);
-3. the claims (`CLAIMS`): which hold in every world and which depend on the world.
+3. the same at 4 clips against the AE trained from scratch on *all* clips (the report's second comparison);
+4. the claims (`claims`): which hold in every world, which in none, which depend on the world.
 
 Sized for about 20 minutes on 2 shared cores with the defaults (4 worlds x v2 + v4). Run it niced.
 """
@@ -47,6 +48,7 @@ BUDGETS = [1, 4, "all"]
 DEFAULT_WORLDS = ("default", "slow_drive", "panel_band", "loose_knock")
 SHOWN_BUDGETS = ("4", "all")
 COMPARED_BUDGET = "4"
+ALL = "all"
 N_BOOT = 2000
 # Half the YAMLs' 64: the Gaussians of lw_* and transfer_mahalanobis (one per leave-one-out fold) cost the cube of
 # the feature size, and were two thirds of the run at 64 (a v4 cell group: 70 of 124 s in transfer_mahalanobis).
@@ -113,16 +115,18 @@ def auc_table(results: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(index=methods_in(table.index), columns=pd.MultiIndex.from_tuples(columns))
 
 
-def control_deltas(results: pd.DataFrame, *, budget: str = COMPARED_BUDGET) -> pd.DataFrame:
-    """Each pretrained method minus its family's control at `budget`, per world and version: mean, 95 % CI."""
+def control_deltas(results: pd.DataFrame, *, budget: str = COMPARED_BUDGET, scratch_all: bool = False) -> pd.DataFrame:
+    """Each pretrained method minus its family's control at `budget` (`scratch_all`: minus the AE trained from scratch
+    on all clips, as the report's second comparison), per world and version: mean and 95 % bootstrap CI."""
     from common.config import FAMILY_CONTROL, METHOD_FAMILY
     from common.stats import PRETRAINED, bootstrap_ci, paired_table
 
     rows = []
     for world, in_world in results.groupby("world", sort=False):
         for method in [m for m in PRETRAINED if m in set(in_world["method"])]:
-            control = FAMILY_CONTROL[METHOD_FAMILY[method]]
-            pairs = paired_table(in_world, method=method, baseline=control)
+            control = "scratch" if scratch_all else FAMILY_CONTROL[METHOD_FAMILY[method]]
+            pairs = paired_table(in_world, method=method, baseline=control,
+                                 baseline_budget=ALL if scratch_all else None)
             for version, g in pairs[pairs["budget"].astype(str) == budget].groupby("version", sort=False):
                 low, high = bootstrap_ci(g["delta_auc"], n_boot=N_BOOT)
                 rows.append({"world": world, "version": version, "method": method, "control": control,
@@ -136,7 +140,7 @@ def _beats(deltas: pd.DataFrame, method: str) -> Callable[[str], bool]:
                               and (d["ci_low"] > 0).all())
 
 
-def _best_of_family(deltas: pd.DataFrame, family: str) -> Callable[[str], bool]:
+def _family_best(deltas: pd.DataFrame, family: str) -> Callable[[str], bool]:
     """Per world: the family's best pretrained method at 4 clips beats its control in every version."""
     from common.config import METHOD_FAMILY
 
@@ -155,13 +159,16 @@ def _ranks_first(results: pd.DataFrame, method: str, budget: str) -> Callable[[s
     return holds
 
 
-def claims(results: pd.DataFrame, deltas: pd.DataFrame) -> list[tuple[str, Callable[[str], bool]]]:
+def claims(results: pd.DataFrame, deltas: pd.DataFrame,
+           scratch_all: pd.DataFrame) -> list[tuple[str, Callable[[str], bool]]]:
     """The conclusions the report draws on the default world, each as a test of one world's rows."""
     from common.config import FAMILY_CONTROL
     from common.stats import PRETRAINED
 
     out = [(f"best pretrained {family} method beats {control} at 4 clips (every version)",
-            _best_of_family(deltas, family)) for family, control in FAMILY_CONTROL.items()]
+            _family_best(deltas, family)) for family, control in FAMILY_CONTROL.items()]
+    out += [(f"best pretrained {family} method at 4 clips beats the AE scratch on all clips (every version)",
+             _family_best(scratch_all, family)) for family in FAMILY_CONTROL]
     out += [(f"{m} beats its control at 4 clips (every version)", _beats(deltas, m))
             for m in PRETRAINED if m in set(deltas.get("method", []))]
     out += [("lw_transfer has the best mean AUC at 4 clips", _ranks_first(results, "lw_transfer", "4")),
@@ -169,22 +176,29 @@ def claims(results: pd.DataFrame, deltas: pd.DataFrame) -> list[tuple[str, Calla
     return out
 
 
+def delta_cells(deltas: pd.DataFrame, worlds: list[str]) -> str:
+    """A method/version x world table of "difference [95 % CI]" cells."""
+    cells = deltas.assign(cell=[f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi
+                                in zip(deltas["delta"], deltas["ci_low"], deltas["ci_high"])])
+    return cells.pivot_table(index=["method", "version"], columns="world", values="cell", aggfunc="first") \
+        .reindex(columns=worlds).to_string()
+
+
 def print_report(results: pd.DataFrame) -> None:
-    """The three tables: AUC per method and world, differences to controls, claims in every world."""
+    """The tables: AUC per method and world, differences to the controls and to scratch on all clips, the claims."""
     worlds = list(dict.fromkeys(results["world"]))
+    deltas, scratch_all = control_deltas(results), control_deltas(results, scratch_all=True)
     with pd.option_context("display.width", 250, "display.max_rows", 500, "display.max_columns", 50,
                            "display.float_format", "{:.3f}".format):
         print("\n-- mean AUC (targets, seeds, versions) per method; columns: world @ budget")
         print(auc_table(results).to_string())
-        deltas = control_deltas(results)
-        print(f"\n-- pretrained method minus its family's control at {COMPARED_BUDGET} clips "
-              "(paired per target, 95 % bootstrap CI)")
-        cells = deltas.assign(cell=[f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi
-                                    in zip(deltas["delta"], deltas["ci_low"], deltas["ci_high"])])
-        print(cells.pivot_table(index=["method", "version"], columns="world", values="cell", aggfunc="first")
-              .reindex(columns=worlds).to_string())
+    print(f"\n-- pretrained method minus its family's control at {COMPARED_BUDGET} clips "
+          "(paired per target, 95 % bootstrap CI)")
+    print(delta_cells(deltas, worlds))
+    print(f"\n-- pretrained method at {COMPARED_BUDGET} clips minus the AE trained from scratch on all clips")
+    print(delta_cells(scratch_all, worlds))
     print("\n-- claims: per world (+ holds, - does not)")
-    for text, holds in claims(results, deltas):
+    for text, holds in claims(results, deltas, scratch_all):
         marks = [holds(w) for w in worlds]
         verdict = "HOLDS IN EVERY WORLD" if all(marks) else "never" if not any(marks) else "depends on the world"
         print(f"{'  '.join('+' if m else '-' for m in marks)}  {verdict:<22} {text}")
