@@ -37,7 +37,9 @@ Data
     `dataset`      a config's machines: their checked splits and cached features
     `synth`        the synthetic MIMII generator: `synth.params` (tables), `synth.dsp` (primitives),
                    `synth.machines` (the four types + background), `synth.dataset` (clips, data sets),
-                   `synth.dcase` (the same machines in the DCASE Task 2 layouts, with a target domain)
+                   `synth.dcase` (the same machines in the DCASE Task 2 layouts, with a target domain),
+                   `synth.faults` (fault families: additive, and energy-neutral ones), `synth.worlds`
+                   (worlds: a fault family, ID differences and background per row; `synth --world`)
     `download`     the real MIMII data set from Zenodo, resumable and verified
     `download_dcase` the DCASE Task 2 development sets (2020-2025) from Zenodo, the same way, in their layouts
 

@@ -20,7 +20,11 @@ def _csv_list(text: str) -> tuple[str, ...]:
 def cmd_synth(args: argparse.Namespace) -> int:
     from .layout import MACHINE_IDS, MACHINE_TYPES
     from .synth import generate_dataset
+    from .synth.worlds import world_lines
 
+    if args.list_worlds:
+        print("\n".join(world_lines()))
+        return 0
     written = generate_dataset(
         args.root,
         snr=args.snr,
@@ -33,8 +37,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         ids=args.ids or MACHINE_IDS,
         jobs=args.jobs,
         overwrite=args.overwrite,
+        world=args.world,
     )
-    print(f"wrote {len(written)} machines x ({args.normal} normal + {args.abnormal} abnormal) clips under {args.root}")
+    print(f"wrote {len(written)} machines x ({args.normal} normal + {args.abnormal} abnormal) clips of world "
+          f"{args.world} under {args.root}")
     return 0
 
 
@@ -271,6 +277,9 @@ def _data_commands(sub) -> None:
     p.add_argument("--jobs", type=int, default=2, help="parallel workers")
     p.add_argument("--overwrite", action="store_true",
                    help="replace clips of the same names already under ROOT (default: refuse)")
+    p.add_argument("--world", default="default",
+                   help="how machines fail, what tells IDs apart, the background (default: default; see --list-worlds)")
+    p.add_argument("--list-worlds", action="store_true", help="list the worlds, one per line, and exit")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("download", help="download, verify (MD5) and extract the real MIMII zips from Zenodo")

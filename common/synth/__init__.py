@@ -33,9 +33,18 @@ common to all channels, partly independent) is scaled per channel so that
 Each clip is seeded from ``(seed, type, id, label, index)`` alone, so clips do not depend on the order
 they are made in nor on `jobs`, and the same clip at another SNR differs only in the background level.
 
+Worlds (issue 28). All of the above is the *default* world, where every fault adds energy. Other worlds
+(`worlds.WORLDS`, ``python -m common synth --world NAME``, ``--list-worlds``) change how machines fail
+(`faults.FAMILIES`: a slipping drive, a loosened panel, a rattling guard, a worn bearing; each holds the
+clip at its healthy machine's RMS), what tells IDs apart (every parameter, or one resonance in or away
+from the fault band) and the background (stationary or changing). The default world's clips are exactly
+those of the generator before worlds existed; a world with today's IDs and background has the same normal
+clips as the default world, so two such worlds differ only in their faults.
+
 The package, one job per module: `params` (the numbers: per-ID tables, fault recipes, the hall),
 `dsp` (signal primitives and the microphone array), `machines` (the four types and the background
-as sound), `dataset` (one clip's job, `machine_clip`, `mix_clip`, `generate_dataset`).
+as sound), `faults` (the fault families of the worlds), `worlds` (the table of worlds: faults, IDs,
+background), `dataset` (one clip's job, `machine_clip`, `mix_clip`, `generate_dataset`).
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from __future__ import annotations
 from ..layout import MACHINE_IDS, MACHINE_TYPES
 from .dataset import generate_dataset, machine_clip, mix_clip
 from .dcase import generate_dcase_dataset
+from .worlds import DEFAULT_WORLD, WORLDS, world_lines
 from .params import (
     FACTORY_ROOM, FAN_FAULTS, FAN_PARAMS, PUMP_FAULTS, PUMP_PARAMS, SLIDER_FAULTS, SLIDER_PARAMS, VALVE_FAULTS,
     VALVE_PARAMS, FanParams, PumpParams, SliderParams, ValveParams,
@@ -68,4 +78,7 @@ __all__ = [
     "mix_clip",
     "generate_dataset",
     "generate_dcase_dataset",
+    "DEFAULT_WORLD",
+    "WORLDS",
+    "world_lines",
 ]

@@ -26,7 +26,9 @@ from ..errors import DataError, ProjectError
 from ..io import atomic_write
 from ..layout import LABELS, MACHINE_IDS, MACHINE_TYPES, check_snr, snr_folder
 from .dsp import _array_response, _jitter_db, _power, _steer
+from .faults import FAMILIES, FaultClip
 from .machines import _MODELS, _background
+from .worlds import BACKGROUNDS, DEFAULT_WORLD, WORLDS, World, check_world, id_params, id_source
 
 MIN_SR = 16000  # the sources reach ~7 kHz; lower rates would alias them
 FULL_SCALE = 32768.0  # float 1.0 == int16 full scale, as soundfile reads PCM_16 back
@@ -47,6 +49,7 @@ class _ClipJob:
     sr: int
     channels: int
     snr: float
+    world: str = DEFAULT_WORLD  # a row of worlds.WORLDS
 
 
 def _components(job: _ClipJob) -> tuple[np.ndarray, np.ndarray]:
@@ -65,29 +68,59 @@ def _rendered(job: _ClipJob, params: object, clip_rng: np.random.Generator) -> t
     grow quieter, relative to the machine, when the machine fails. Scaling it to the faulty machine's own
     power (as before) made an abnormal clip sound more like background, so a model of other machines scored
     it as more normal. `dcase` calls this with speed-shifted parameters and its own clip seed.
+    `job.world` picks the faults, ID differences and background (`worlds.WORLDS`).
     """
     n = _n_samples(job.seconds, job.sr)
-    model = _MODELS[job.machine_type]
+    world = WORLDS[job.world]
     # Separate streams: the background of a clip is the same whatever the machine draws.
     machine_rng, background_rng = clip_rng.spawn(2)
-
-    knobs = dict(model.healthy)
-    if job.label == "abnormal":
-        fault, severity = _fault_of(job, params.faults, params.severity)
-        for knob, (lo, hi) in model.faults[fault].items():
-            knobs[knob] = lo + severity * (hi - lo)
-    healthy_rng = copy.deepcopy(machine_rng)
-    mono = model.source(params, machine_rng, n, job.sr, knobs)
-    level = params.level * _jitter_db(machine_rng, std_db=0.7)
+    # Two more, which only worlds that need them draw from: the default world's clips stay as they were.
+    fault_rng, scene_rng = clip_rng.spawn(2)
+    params = id_params(world, job.machine_type, job.machine_id, params)
+    mono, healthy_mono, level = _machine_mono(job, world, params, machine_rng, fault_rng, n)
     response = _array_response(job.channels, job.sr, params.azimuth_deg)
     machine = _steer(mono * level, *response)
-    healthy = machine if job.label == "normal" else _steer(
-        model.source(params, healthy_rng, n, job.sr, dict(model.healthy)) * level, *response)
+    healthy = machine if job.label == "normal" else _steer(healthy_mono * level, *response)
 
     background = _background(background_rng, n, job.sr, job.channels)
+    background = BACKGROUNDS[world.background](background, scene_rng, job.sr)
     gain = np.sqrt(_power(healthy) / _power(background) / 10.0 ** (job.snr / 10.0))
     background *= gain.astype(np.float32)[:, None]
     return machine, background
+
+
+def _machine_mono(
+    job: _ClipJob, world: World, params: object, machine_rng: np.random.Generator, fault_rng: np.random.Generator,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The clip's mono machine sound, its healthy twin (the same draws without the fault) and its level.
+
+    An energy-neutral family's faulty sound is scaled to its twin's RMS: the fault changes how the machine
+    sounds, never how loud it is.
+    """
+    model = _MODELS[job.machine_type]
+    source = id_source(world, job.machine_type, job.machine_id)
+    family = FAMILIES[world.family]
+    healthy_rng = copy.deepcopy(machine_rng)
+    if job.label == "normal":
+        mono = source(params, machine_rng, n, job.sr, dict(model.healthy))
+    else:
+        fault, severity = _fault_of(job, family.faults or params.faults, params.severity)
+        mono = family.render(FaultClip(
+            job.machine_type, params, source, model.healthy, model.faults, machine_rng, fault_rng, n, job.sr, fault,
+            severity, world.fault_band_hz, MACHINE_IDS.index(job.machine_id)))
+    level = params.level * _jitter_db(machine_rng, std_db=0.7)
+    if job.label == "normal":
+        return mono, mono, level
+    healthy = source(params, healthy_rng, n, job.sr, dict(model.healthy))
+    if family.neutral:
+        mono = mono * math.sqrt(_mean_square(healthy) / (_mean_square(mono) or 1.0))
+    return mono, healthy, level
+
+
+def _mean_square(x: np.ndarray) -> float:
+    """Mean power of a mono signal."""
+    return float(np.dot(x, x)) / x.size
 
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
@@ -145,7 +178,7 @@ def _n_samples(seconds: float, sr: int) -> int:
 
 def _clip_job(
     machine_type: object, machine_id: object, *, label: object, index: object, seed: object, seconds: object,
-    sr: object, channels: object, snr: object,
+    sr: object, channels: object, snr: object, world: object = DEFAULT_WORLD,
 ) -> _ClipJob:
     """`machine_clip`'s arguments, checked in the order they are documented, as a job that writes nothing."""
     _check_machine(machine_type, machine_id)
@@ -157,13 +190,14 @@ def _clip_job(
     sr = _check_int(sr, "sr", minimum=MIN_SR)
     channels = _check_int(channels, "channels", minimum=1)
     snr = check_snr(snr)
+    world = check_world(world)
     _n_samples(seconds, sr)
-    return _ClipJob(None, machine_type, machine_id, label, index, seed, seconds, sr, channels, snr)
+    return _ClipJob(None, machine_type, machine_id, label, index, seed, seconds, sr, channels, snr, world)
 
 
 def machine_clip(
     machine_type: str, machine_id: str, *, label: str, index: int, seed: int = 0, seconds: float = 10.0,
-    sr: int = 16000, channels: int = 8, snr: float = -6.0,
+    sr: int = 16000, channels: int = 8, snr: float = -6.0, world: str = DEFAULT_WORLD,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The machine and background signals of one clip, before mixing.
 
@@ -187,6 +221,9 @@ def machine_clip(
         Machine-to-background power ratio in dB of the healthy machine, exact on every channel of a
         normal clip; an abnormal clip keeps the background of its machine when healthy, so its fault
         raises its ratio (by up to ~3 dB).
+    world : str
+        A row of `worlds.WORLDS` (``synth --list-worlds``): how machines fail, what tells IDs apart, the
+        background. The default world is the generator as it always was.
 
     Returns
     -------
@@ -208,7 +245,7 @@ def machine_clip(
     (8, 16000)
     """
     job = _clip_job(machine_type, machine_id, label=label, index=index, seed=seed, seconds=seconds, sr=sr,
-                    channels=channels, snr=snr)
+                    channels=channels, snr=snr, world=world)
     machine, background = _components(job)
     return machine.astype(np.float64), background.astype(np.float64)
 
@@ -323,11 +360,12 @@ class _Request:
     ids: tuple[str, ...]
     sr: int
     jobs: int
+    world: str
 
 
 def _request(
     root: object, *, snr: object, n_normal: object, n_abnormal: object, seconds: object, channels: object,
-    seed: object, types: object, ids: object, sr: object, jobs: object,
+    seed: object, types: object, ids: object, sr: object, jobs: object, world: object,
 ) -> _Request:
     """Check `generate_dataset`'s arguments in the order they are documented (the first bad one is named)."""
     snr = check_snr(snr)
@@ -340,10 +378,11 @@ def _request(
     ids = _check_names(ids, "ids", MACHINE_IDS)
     sr = _check_int(sr, "sr", minimum=MIN_SR)
     jobs = _check_int(jobs, "jobs", minimum=1)
+    world = check_world(world)
     _n_samples(seconds, sr)
     if not isinstance(root, (str, os.PathLike)):
         raise DataError(f"root={root!r} must be a path")
-    return _Request(Path(root), snr, counts, seconds, channels, seed, types, ids, sr, jobs)
+    return _Request(Path(root), snr, counts, seconds, channels, seed, types, ids, sr, jobs, world)
 
 
 def _plan(req: _Request) -> tuple[list[Path], list[_ClipJob]]:
@@ -358,7 +397,7 @@ def _plan(req: _Request) -> tuple[list[Path], list[_ClipJob]]:
                 _check_no_strays(folder / label, set(names))
                 todo += [
                     _ClipJob(folder / label / name, machine_type, machine_id, label, i, req.seed, req.seconds,
-                             req.sr, req.channels, req.snr)
+                             req.sr, req.channels, req.snr, req.world)
                     for i, name in enumerate(names)
                 ]
             machines.append(folder)
@@ -399,7 +438,7 @@ def _write_all(
 def generate_dataset(
     root: str | os.PathLike, *, snr: float = -6, n_normal: int = 100, n_abnormal: int = 30, seconds: float = 10.0,
     channels: int = 8, seed: int = 0, types: Iterable[str] = MACHINE_TYPES, ids: Iterable[str] = MACHINE_IDS,
-    sr: int = 16000, jobs: int = 1, progress: bool = True, overwrite: bool = False,
+    sr: int = 16000, jobs: int = 1, progress: bool = True, overwrite: bool = False, world: str = DEFAULT_WORLD,
 ) -> list[Path]:
     """Write a synthetic data set in the MIMII layout: ``root/{snr}_dB_{type}/{type}/{id}/{label}/NNNNNNNN.wav``.
 
@@ -411,8 +450,8 @@ def generate_dataset(
         Machine-to-background ratio in dB (MIMII: -6, 0, 6).
     n_normal, n_abnormal : int >= 1, int >= 0
         Clips per machine, each numbered from 0.
-    seconds, channels, seed, sr
-        As in `machine_clip`; different seeds give different clips.
+    seconds, channels, seed, sr, world
+        As in `machine_clip`; different seeds give different clips, `world` a row of `worlds.WORLDS`.
     types, ids : iterables of str
         Subsets of `MACHINE_TYPES` and `MACHINE_IDS`.
     jobs : int >= 1
@@ -445,7 +484,7 @@ def generate_dataset(
     PosixPath('Sample_data/-6_dB_fan/fan/id_00')
     """
     req = _request(root, snr=snr, n_normal=n_normal, n_abnormal=n_abnormal, seconds=seconds, channels=channels,
-                   seed=seed, types=types, ids=ids, sr=sr, jobs=jobs)
+                   seed=seed, types=types, ids=ids, sr=sr, jobs=jobs, world=world)
     machines, todo = _plan(req)
     if not overwrite:
         _check_not_written(req.root, [job.path for job in todo])

@@ -45,9 +45,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, TypeVar
+from typing import Iterable
 
 import numpy as np
 import soundfile as sf
@@ -63,20 +63,14 @@ from .dataset import (
     _check_int, _check_names, _check_no_strays, _check_not_written, _check_positive, _ClipJob, _n_samples, _rendered,
     _stable_code, _write_all, mix_clip,
 )
-from .machines import _MODELS
+from .machines import _MODELS, at_speed
+from .params import SPEED_FIELDS
 
 SR = 16000  # every DCASE Task 2 set is 16 kHz
 ATTRIBUTE = "spd"  # d1p of every clip: the unit's speed in percent of nominal
 SPEED_PERCENT: dict[str, int] = {"source": 100, "target": 125}
-SPEED_FIELDS: dict[str, dict[str, int]] = {  # type -> {parameter: exponent}: value * (speed / 100) ** exponent
-    "fan": {"rot_hz": 1},
-    "pump": {"rot_hz": 1},
-    "slider": {"motor_hz": 1, "period_s": -1},  # a faster motor travels the rail in a shorter cycle
-    "valve": {"period_s": -1},
-}
 _FILE_LABEL: dict[str, int] = {"normal": NORMAL, "abnormal": ANOMALY}  # LABELS -> the label a DCASE name says
 _DEFAULT_TARGET = 10  # target-domain training clips per section, as in the 2022-2025 development sets
-P = TypeVar("P")  # a row of a type's parameter table (a frozen dataclass)
 
 
 @dataclass(frozen=True)
@@ -106,13 +100,6 @@ def clip_name(year: int, *, unit: int, domain: str, split: str, label: str, inde
     machine_id = MACHINE_IDS[unit] if year < DOMAINS_FROM else f"section_{unit:02d}"
     return dcase_clip_name(year, machine_id=machine_id, domain=domain, split=split, label=_FILE_LABEL[label],
                            index=index, attributes=f"{ATTRIBUTE}_{SPEED_PERCENT[domain]}")
-
-
-def at_speed(machine_type: str, params: P, percent: float) -> P:
-    """A unit's parameters (a row of its type's table) run at `percent` of its nominal speed (`SPEED_FIELDS`)."""
-    factor = percent / 100.0
-    return replace(params, **{name: getattr(params, name) * factor**exponent
-                              for name, exponent in SPEED_FIELDS[machine_type].items()})
 
 
 def _render(clip: _DcaseClip) -> np.ndarray:

@@ -13,8 +13,8 @@ band of its own, not at the click resonance, where it filled the gaps between cl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping, TypeVar
 
 import numpy as np
 from scipy.ndimage import uniform_filter1d
@@ -25,8 +25,8 @@ from .dsp import (
 )
 from .params import (
     _FAN_HEALTHY, _OFF, _PUMP_HEALTHY, _SLIDER_HEALTHY, _VALVE_HEALTHY, FACTORY_ROOM, FAN_FAULTS, FAN_PARAMS,
-    MAINS_HZ, PUMP_FAULTS, PUMP_PARAMS, SLIDER_FAULTS, SLIDER_PARAMS, VALVE_FAULTS, VALVE_PARAMS, FanParams,
-    PumpParams, SliderParams, ValveParams,
+    MAINS_HZ, PUMP_FAULTS, PUMP_PARAMS, SLIDER_FAULTS, SLIDER_PARAMS, SPEED_FIELDS, VALVE_FAULTS, VALVE_PARAMS,
+    FanParams, PumpParams, SliderParams, ValveParams,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -268,3 +268,13 @@ _MODELS: dict[str, _TypeModel] = {
     "valve": _TypeModel(VALVE_PARAMS, _VALVE_HEALTHY, VALVE_FAULTS, _valve_source),
 }
 
+
+
+P = TypeVar("P")  # a row of a type's parameter table (a frozen dataclass)
+
+
+def at_speed(machine_type: str, params: P, percent: float) -> P:
+    """A unit's parameters (a row of its type's table) run at `percent` of its nominal speed (`SPEED_FIELDS`)."""
+    factor = percent / 100.0
+    return replace(params, **{name: getattr(params, name) * factor**exponent
+                              for name, exponent in SPEED_FIELDS[machine_type].items()})

@@ -269,5 +269,14 @@ VALVE_FAULTS: dict[str, dict[str, tuple[float, float]]] = {
     "contamination": {"bounce": (0.1, 0.7), "shift": (-0.02, -0.1), "jitter_ms": (2.0, 15.0)},
 }
 
+# type -> {parameter: exponent}: the parameters that move with the machine's speed, as
+# value * (speed / 100) ** exponent (`machines.at_speed`): the DCASE target domain, the slow_drive fault.
+SPEED_FIELDS: dict[str, dict[str, int]] = {
+    "fan": {"rot_hz": 1},
+    "pump": {"rot_hz": 1},
+    "slider": {"motor_hz": 1, "period_s": -1},  # a faster motor travels the rail in a shorter cycle
+    "valve": {"period_s": -1},
+}
+
 FACTORY_ROOM: tuple[Resonance, ...] = ((250.0, 1.5, 0.8), (800.0, 2.0, 0.5), (2500.0, 1.5, 0.3))
 """Resonances of the factory hall, shared by every clip (each clip moves them by a few percent)."""
