@@ -23,7 +23,8 @@ It prints, from those rows:
 3. the same at 4 clips against the AE trained from scratch on *all* clips (the report's second comparison);
 4. the claims (`claims`): which hold in every world, which in none, which depend on the world.
 
-Sized for about 20 minutes on 2 shared cores with the defaults (4 worlds x v2 + v4). Run it niced.
+With the defaults (4 worlds x v2 + v4): 47 CPU-minutes, roughly 25-30 minutes on an idle 2-core machine; 90 minutes
+at load 4-14 from other work (docs/worlds.md has the run and its tables). Run it niced.
 """
 
 from __future__ import annotations
