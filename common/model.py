@@ -283,8 +283,9 @@ def load_model(path: str | Path, *, features: Mapping[str, Any] | None = None) -
     _check_archive(path)
     # Every kind's classes whatever the sidecar says: a sidecar that calls a classifier an
     # autoencoder is then refused below, naming both files, not by Keras' class lookup.
+    classes = custom_objects()
     try:
-        model = keras.saving.load_model(path, custom_objects=custom_objects(), compile=False, safe_mode=True)
+        model = keras.saving.load_model(path, custom_objects=classes, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises several types for a damaged archive
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise ModelError(f"cannot load model {path}: {first}") from exc
