@@ -122,25 +122,18 @@ def banner_server(banner: bytes = b"SSH-2.0-OpenSSH_9.6\r\n") -> Iterator[str]:
         listener.close()
 
 
-def test_b19_cluster_address_of_an_http_server_fails_in_time_naming_it(shared, tmp_path, monkeypatch):
+@pytest.mark.parametrize("server, says", [("http", "within 2 s"), ("banner", "no Dask handshake")])
+def test_b19_b20_a_cluster_address_that_is_no_dask_scheduler_fails_in_time_naming_it(server, says, shared, tmp_path,
+                                                                                     monkeypatch):
+    """B19: an HTTP server there hung the run; B20: a banner service gave a 2.82 EiB allocation traceback."""
     monkeypatch.setattr(common.executor, "CONNECT_SECONDS", 2)
-    with http_server() as address:
+    with {"http": http_server, "banner": banner_server}[server]() as address:
         cfg = transfer_yaml(tmp_path, shared, experiment={"executor": "cluster", "address": address})
         with deadline(60):
             code, text = run_main(["transfer", str(cfg)])
     assert code == CANNOT_RUN, text[-3000:]
-    one_error_line(text, str(cfg), "'experiment.address'", address, "within 2 s")
+    one_error_line(text, str(cfg), "'experiment.address'", address, says)
     assert not (tmp_path / "results" / "results.csv").exists()
-
-
-def test_b20_cluster_address_of_a_banner_service_is_one_error_line(shared, tmp_path, monkeypatch):
-    monkeypatch.setattr(common.executor, "CONNECT_SECONDS", 2)
-    with banner_server() as address:
-        cfg = transfer_yaml(tmp_path, shared, experiment={"executor": "cluster", "address": address})
-        with deadline(60):
-            code, text = run_main(["transfer", str(cfg)])
-    assert code == CANNOT_RUN, text[-3000:]
-    one_error_line(text, str(cfg), "'experiment.address'", address, "no Dask handshake")
 
 
 def test_b30_a_task_error_under_executor_local_prints_no_worker_traceback(tiny_root, tmp_path, capfd):
