@@ -22,8 +22,8 @@ Every other number (AUC, pAUC, precision, recall, F1, the official scores, clip 
 *order* of a row's scores and on which clips lie above its threshold, which a CPU cannot move unless two scores
 of a normal and an abnormal clip (or a score and the threshold) lie within twice the tolerance of each other.
 Those columns are compared exactly (1e-12, the round trip of their CSV text) except in such `fragile` rows of the
-pin (14 of 304), where the run's AUC and pAUC must instead equal those of its own clip scores, which are pinned
-within the tolerance. No CPU-dependent number is compared at a precision the measurement does not support.
+pin (14 of 304), where the run's AUC and pAUC (precision, recall, F1) must instead equal those of its own clip
+scores (and threshold), which are pinned within the tolerance. No CPU-dependent number is compared at a precision the measurement does not support.
 Regenerate only on purpose: ``python tests/test_pinned_results.py``.
 """
 
@@ -157,17 +157,24 @@ def without_fragile(table: pd.DataFrame, keys: dict[str, pd.Index]) -> pd.DataFr
     return table
 
 
-def assert_consistent(results: pd.DataFrame, scores: pd.DataFrame, keys: pd.Index) -> None:
-    """The fragile rows' AUC and pAUC are those of the run's own clip scores (so only the scores' tolerance applies)."""
+def assert_consistent(results: pd.DataFrame, scores: pd.DataFrame, keys: dict[str, pd.Index]) -> None:
+    """The fragile rows' AUC and pAUC (precision, recall, F1) are those of the run's own clip scores (and threshold),
+    so only the tolerance of scores and thresholds applies to them."""
     from sklearn.metrics import roc_auc_score
 
+    from common.metrics import decision_metrics
+
     grouped = scores.assign(score=scores["score"].astype(float), label=scores["label"].astype(int)).groupby(KEY)
-    for key in keys:
-        row = results.set_index(KEY).loc[key]
-        clips = grouped.get_group(key)
+    rows = results.set_index(KEY)
+    for key in keys["order"]:
+        row, clips = rows.loc[key], grouped.get_group(key)
         assert float(row["auc"]) == pytest.approx(roc_auc_score(clips["label"], clips["score"]), abs=1e-12), key
         assert float(row["pauc"]) == pytest.approx(
             roc_auc_score(clips["label"], clips["score"], max_fpr=0.1), abs=1e-12), key
+    for key in keys["threshold"]:
+        row, clips = rows.loc[key], grouped.get_group(key)
+        want = decision_metrics(clips["label"], clips["score"], threshold=float(row["threshold"]))
+        assert [float(row[c]) for c in THRESHOLD_COLUMNS] == pytest.approx(want, abs=1e-12), key
 
 
 def read_pinned(name: str) -> pd.DataFrame:
@@ -195,7 +202,7 @@ def test_small_grid_equals_the_pinned_results(tiny_root, tmp_path):
     results, scores = run_grid(tiny_root, tmp_path)
     found = pin_differences(results, scores)
     assert not found, "\n".join(found)
-    assert_consistent(results, scores, fragile(read_pinned("results.csv"), read_pinned("scores.csv"))["order"])
+    assert_consistent(results, scores, fragile(read_pinned("results.csv"), read_pinned("scores.csv")))
 
 
 def test_the_pin_has_room_for_cpu_rounding():
