@@ -136,6 +136,19 @@ def _content_digest(files: list[Path]) -> str:
     return h.hexdigest()
 
 
+def _best_ms_per_clip(fn, *, n_clips: int, repeat: int, drop: list[Path] | None) -> float:
+    """Best of `repeat` calls of `fn` in ms per clip; `drop`: files whose pages leave the page cache before each
+    call (a cold read), NaN where the kernel cannot be asked."""
+    best = float("inf")
+    for _ in range(repeat):
+        if drop is not None and not _drop_page_cache(drop):
+            return float("nan")
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best / n_clips
+
+
 def key_cost(files: list[Path], *, repeat: int = 3) -> dict[str, float]:
     """ms per clip of the feature-cache key (stat fingerprint) and of a content digest, cold and warm.
 
@@ -143,14 +156,7 @@ def key_cost(files: list[Path], *, repeat: int = 3) -> dict[str, float]:
     data set just copied in or not read since boot; NaN where the kernel cannot be asked.
     """
     def timed(fn, *, cold: bool) -> float:
-        best = float("inf")
-        for _ in range(repeat):
-            if cold and not _drop_page_cache(files):
-                return float("nan")
-            start = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - start)
-        return 1000 * best / len(files)
+        return _best_ms_per_clip(fn, n_clips=len(files), repeat=repeat, drop=files if cold else None)
 
     def stat_key():
         return feature_key(files, channel=0, sr=16000)
@@ -176,14 +182,7 @@ def checksum_cost(files: list[Path], *, jobs: int, repeat: int = 3) -> dict[str,
         arrays = sorted(Path(cache).glob("*.npy"))
 
         def timed(fn, *, cold: bool) -> float:
-            best = float("inf")
-            for _ in range(repeat):
-                if cold and not _drop_page_cache(arrays):
-                    return float("nan")
-                start = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - start)
-            return 1000 * best / len(files)
+            return _best_ms_per_clip(fn, n_clips=len(files), repeat=repeat, drop=arrays if cold else None)
 
         return {"sum_warm_ms": timed(lambda: [file_sha256(a) for a in arrays], cold=False),
                 "sum_cold_ms": timed(lambda: [file_sha256(a) for a in arrays], cold=True),
