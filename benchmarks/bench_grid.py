@@ -132,7 +132,7 @@ class FitLog:
     def __enter__(self) -> FitLog:
         import common.experiment as experiment
         import common.pretrain as pretrain
-        from common.cache import VectorSet
+        from common.vectorset import VectorSet
         from common.train import Trainer, validation_rows
 
         def init_weights(original):

@@ -45,7 +45,7 @@ from bench_ceiling import ceiling_gflops, ceiling_line, ceiling_samples, n_weigh
 
 import numpy as np
 
-from common.cache import VectorSet
+from common.vectorset import VectorSet
 
 TARGET_RATIO = 1.0
 LOSS_TOLERANCE = 0.05  # final losses within 5 % count as equal (the shuffles differ)

@@ -69,7 +69,7 @@ def record_tasks(log: FitLog, record: Record, versions):
     """Time every `pretrain_job` and `run_cell` of this process in the block as a `Task` (its fits tagged with it)."""
     import common.experiment as experiment
     import common.pretrain as pretrain
-    from common.methods import METHODS
+    from common.method_registry import METHODS
     from common.method_catalog import BASELINE, MODEL_PRETRAININGS
 
     job, cell_fn = pretrain.pretrain_job, experiment.run_cell

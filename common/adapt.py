@@ -9,21 +9,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+import keras
 import numpy as np
 
+from .cache import feature_key
 from .clipvectors import halves, logmel_stats
 from .config import Config
 from .data import Machine, budget_subset
 from .dataset import MachineData, Machines
+from .io import digest
 from .method_catalog import MethodInfo
 from .model import Sidecar
 from .model_kinds import holding
-from .runs import Cell, ModelOut, TextOut
 from .scorer import score_clips
 from .scoring import clip_scores
 from .sources import SourceSet
+from .threshold import fit_threshold
 from .train import Trainer
 
 
@@ -148,3 +151,88 @@ def budget_stats(data: CellData) -> tuple[np.ndarray, np.ndarray | None]:
     n_mels = data.cfg.feature.n_mels
     rows = logmel_stats(vectors, offsets, n_mels=n_mels)
     return rows, (logmel_stats(vectors, halves(offsets), n_mels=n_mels) if len(rows) == 1 else None)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One row of the grid: a method scored on a target at a budget and seed (source None: no pretraining)."""
+
+    target: Machine
+    source: SourceSet | None
+    method: str
+    budget: int | str
+    seed: int
+
+    @property
+    def source_label(self) -> str:
+        return "none" if self.source is None else self.source.label
+
+    @property
+    def key(self) -> tuple:
+        """The cell's key in results.csv and the store, ordered like `common.results.KEY`."""
+        return (self.target.type, self.target.id, self.source_label, self.method, str(self.budget), self.seed)
+
+
+@dataclass(frozen=True)
+class PretrainJob:
+    """One pretrained model: a source set, the pretraining that makes it and its seed."""
+
+    source: SourceSet
+    method: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class ModelOut:
+    """A model a cell asks the driver to write at `path`: from `weights` (of `architecture`) or a copy of `copy_from`.
+
+    `head` holds its scorer's arrays (`common.model.save_model`), if any.
+    """
+
+    path: Path
+    sidecar: Sidecar
+    architecture: dict[str, Any] | None = None
+    weights: list[np.ndarray] | None = None
+    copy_from: Path | None = None
+    head: dict[str, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class TextOut:
+    """A text file a cell asks the driver to write (atomically)."""
+
+    path: Path
+    text: str
+
+
+def key_of(obj: Any) -> str:
+    """The 16-digit key of `obj` that config hashes and scratch store names use."""
+    return digest(obj, length=16, compact=False)
+
+
+def fit_identity(cfg: Config) -> dict[str, Any]:
+    """The fit settings with the backend Keras actually runs on (``auto`` resolved): part of every key."""
+    return cfg.to_dict()["fit"] | {"backend": keras.backend.backend()}
+
+
+def data_identity(cfg: Config, files: Iterable[Path]) -> str:
+    """Key of the exact clips (path, size, mtime) and feature parameters a result is computed from."""
+    return feature_key(sorted(str(f) for f in files), channel=cfg.data.channel, sr=cfg.data.sample_rate,
+                       **cfg.feature.kwargs())
+
+
+def data_fields(cfg: Config, train_files: Iterable[Path]) -> dict[str, str]:
+    """The sidecar fields that say which clips a pretrained model learned from (`common.pretrain.check_pretrained`)."""
+    return {"data_key": data_identity(cfg, train_files), "data_root": str(cfg.data.root)}
+
+
+def feature_sidecar(cfg: Config) -> dict[str, Any]:
+    """The feature parameters a model records in its sidecar (`common.model.FEATURE_KEYS`)."""
+    return {**cfg.feature.kwargs(), "channel": cfg.data.channel, "sample_rate": cfg.data.sample_rate}
+
+
+def threshold_fields(cfg: Config, train_scores) -> dict[str, Any]:
+    """The decision threshold of a model from its training clips' scores, as stored in sidecars."""
+    method, level = cfg.eval.threshold_spec()
+    return {"threshold": fit_threshold(train_scores, method=method, level=level), "threshold_method": method,
+            "threshold_level": level, "n_threshold_clips": len(train_scores)}

@@ -1,4 +1,4 @@
-"""Batches of a `common.cache.VectorSet` for Keras, reshuffled every epoch from a seed (no global random state).
+"""Batches of a `common.vectorset.VectorSet` for Keras, reshuffled every epoch from a seed (no global random state).
 
 Used by `common.train` (Keras' ``fit`` over a streamed set) and `common.compiled_fit` (the same order on JAX).
 """
@@ -10,7 +10,7 @@ import math
 import keras
 import numpy as np
 
-from .cache import VectorSet
+from .vectorset import VectorSet
 from .errors import ModelError
 
 

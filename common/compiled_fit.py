@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from .batches import VectorBatches
-from .cache import VectorSet
+from .vectorset import VectorSet
 
 CHUNK_STEPS = 16  # training steps per compiled call
 

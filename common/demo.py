@@ -202,7 +202,7 @@ def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any],
     one machine whose clips name no domain, as in DCASE 2020) cannot train the machine-ID classifier, so it runs
     without the classifier methods."""
     from .dcase_layout import split_dcase_machine
-    from .embedding_pretrain import class_names
+    from .machines import class_names
     from .sources import source_sets
 
     splits = {m: split_dcase_machine(m) for m in machines}

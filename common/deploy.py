@@ -27,6 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import WavInfo, check_wav, wav_info
+from .config import load_config
 from .feature_params import FeatureConfig
 from .data import is_clip
 from .errors import AudioError, DataError, ModelError
@@ -449,7 +450,6 @@ def _zero_shot_sidecar(result_dir: Path, facts: Mapping[str, Any], target: str) 
 
     The pretrained sidecar is copied whole (features, ``n_channels``, sources, architecture).
     """
-    from .config import load_config
 
     # The result's fit.backend says how it was trained; a .keras file loads on any backend, so
     # exporting must neither switch Keras (already imported) nor refuse to run on another one.

@@ -24,7 +24,9 @@ import numpy as np
 
 from .adapt import Adapted, CellData, budget_stats, identity_architecture
 from .clipvectors import halves, out_of_sample_rows
+from .embedding import embed_clips, sample_inputs, train_classifier, with_new_class
 from .knn import cosine_knn
+from .machines import clip_classes
 
 
 def knn_scorer(data: CellData, clip_input: str) -> dict[str, Any]:
@@ -50,8 +52,6 @@ def logmel_knn(data: CellData) -> Adapted:
 
 
 def _embedded_budget(arch, weights, data: CellData) -> tuple[np.ndarray, np.ndarray | None]:
-    from .embedding import embed_clips
-
     vectors, offsets = data.train()
     rows = embed_clips(arch, weights, vectors, offsets)
     return rows, (embed_clips(arch, weights, vectors, halves(offsets)) if len(rows) == 1 else None)
@@ -80,8 +80,6 @@ def embed_zero_shot(data: CellData) -> Adapted:
 
 def _replay(data: CellData, per_clip: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame vectors of the source clips with their class (the pretraining's classes, in its order)."""
-    from .embedding import sample_inputs
-    from .embedding_pretrain import clip_classes
 
     sidecar = data.pretrained.sidecar
     classes = {name: i for i, name in enumerate(sidecar.classes or sidecar.sources)}
@@ -97,7 +95,6 @@ def _replay(data: CellData, per_clip: int) -> tuple[np.ndarray, np.ndarray]:
 
 def embed_finetune(data: CellData) -> Adapted:
     """The budget as one more class of the pretrained classifier, a few epochs, then the nearest budget clip."""
-    from .embedding import sample_inputs, train_classifier, with_new_class
 
     cfg, start = data.cfg.embedding, time.perf_counter()
     arch, weights = data.pretrained.sidecar.architecture, data.pretrained.weights
@@ -114,3 +111,6 @@ def embed_finetune(data: CellData) -> Adapted:
     rows, half_rows = _embedded_budget(arch, fit.weights, data)
     return _bank_adapted(data, arch, fit.weights, rows, half_rows, "embedding", start, **_pretrained_facts(data),
                          embedding=data.cfg.to_dict()["embedding"])
+
+
+FUNCTIONS = (logmel_knn, embed_zero_shot, embed_knn, embed_finetune)  # this family's methods

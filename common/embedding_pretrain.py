@@ -19,7 +19,8 @@ import pandas as pd
 
 from .clipvectors import out_of_sample_rows
 from .config import Config
-from .data import Machine, Split, budget_subset
+from .data import budget_subset
+from .machines import class_names, clip_classes
 from .dataset import Machines, n_channels
 from .embedding import classifier_architecture, embed_clips, sample_inputs, train_classifier
 from .io import atomic_write_text
@@ -27,7 +28,7 @@ from .knn import cosine_knn
 from .lock import check_still_locked
 from .model import Sidecar, save_model, up_to_date, write_sidecar
 from .model_kinds import with_weights
-from .runs import PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
+from .adapt import PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
 
 
 def architecture_of(cfg: Config, input_dim: int, n_classes: int) -> dict:
@@ -36,23 +37,6 @@ def architecture_of(cfg: Config, input_dim: int, n_classes: int) -> dict:
     return classifier_architecture(input_dim, n_classes, hidden=e.hidden, embedding_dim=e.embedding_dim, head=e.head,
                                    scale=e.scale or None, margin=e.margin, window=e.window,
                                    n_mels=cfg.feature.n_mels if e.window else None)
-
-
-def _class_name(machine: Machine, attribute: str) -> str:
-    return f"{machine.name}/{attribute}" if attribute else machine.name
-
-
-def clip_classes(split: Split, files) -> list[str]:
-    """The class of each of `files` (training clips of `split`'s machine): the machine, with its clip's attributes."""
-    attributes = dict(zip(map(str, split.train), split.train_attributes))
-    return [_class_name(split.machine, attributes[str(f)]) for f in files]
-
-
-def class_names(splits) -> list[str]:
-    """The classes of a classifier of the machines of `splits` (`Split`s): machine by machine, each one's attribute
-    classes sorted."""
-    return [name for split in splits
-            for name in sorted({_class_name(split.machine, a) for a in split.train_attributes})]
 
 
 def source_classes(data: Machines, machines) -> list[str]:

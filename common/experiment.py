@@ -1,7 +1,7 @@
 """Run the transfer grid of one version: plan its cells, skip the finished ones, run the rest, store what comes back.
 
 For each target machine, budget and seed, every method of ``experiment.methods`` (out of
-`common.methods.METHODS`: scratch, zero_shot, transfer, transfer_frozen) is scored on the target's
+`common.method_registry.METHODS`: scratch, zero_shot, transfer, transfer_frozen) is scored on the target's
 evaluation split. `run_cell` computes one cell from
 its arguments only (it reads features from the cache and the pretrained model it needs) and writes
 nothing; `transfer` plans the cells (`common.runs.plan`), reuses the rows of the result folder's
@@ -48,15 +48,16 @@ from .layout import pretrained_model_path, row_model_path
 from .lock import folder_lock
 from .method_catalog import AUTOENCODER, EMBEDDING, STATISTICS
 from .adapt import Adapted, CellData, Pretrained, adapted_scores
-from .methods import FREEZE_METHODS, METHODS
+from .methods import FREEZE_METHODS
+from .method_registry import METHODS
 from .metrics import auc_pauc, decision_metrics
 from .model import Sidecar, copy_model, save_model
 from .model_kinds import build_model, holding
 from .pretrain import check_classes, load_pretrained, pretrained_sidecar, source_key
 from .official_scores import FORMULA_NAMES, section_score
 from .results import OFFICIAL_COLUMNS, RUN_COLUMNS, SCORE_COLUMNS, ResultRow, write_results, write_summary
-from .runs import (Cell, ModelOut, Plan, PretrainJob, TextOut, cell_hash, legacy_row_problem, no_source_sets,
-                   plan, reusable, row_sidecar, run_hash, set_aside, target_identity, threshold_fields, warn_kept)
+from .runs import Plan, cell_hash, legacy_row_problem, no_source_sets, plan, reusable, row_sidecar, run_hash, set_aside, target_identity, warn_kept
+from .adapt import Cell, ModelOut, PretrainJob, TextOut, threshold_fields
 from .selection import distinct_sets, draws
 from .sources import VERSIONS, SourceSet, source_sets
 from .store import ResultStore

@@ -90,3 +90,20 @@ def one_layout(root: str | os.PathLike, found: dict[str, list[str]]) -> str | No
         listed = "; ".join(f"{layout}: {', '.join(names)}" for layout, names in sorted(found.items()))
         raise DataError(f"mixed data layouts under {root} ({listed}): a data root holds one layout")
     return next(iter(found), None)
+
+
+def _class_name(machine: Machine, attribute: str) -> str:
+    return f"{machine.name}/{attribute}" if attribute else machine.name
+
+
+def clip_classes(split: Split, files) -> list[str]:
+    """The class of each of `files` (training clips of `split`'s machine): the machine, with its clip's attributes."""
+    attributes = dict(zip(map(str, split.train), split.train_attributes))
+    return [_class_name(split.machine, attributes[str(f)]) for f in files]
+
+
+def class_names(splits) -> list[str]:
+    """The classes of a classifier of the machines of `splits` (`Split`s): machine by machine, each one's attribute
+    classes sorted."""
+    return [name for split in splits
+            for name in sorted({_class_name(split.machine, a) for a in split.train_attributes})]

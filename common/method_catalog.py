@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # What a method starts from (`MethodInfo.pretrains`): a model pretrained on the source set
-# (`common.runs.PretrainJob.method`), or the source machines' clips read in the cell (no model saved).
+# (`common.adapt.PretrainJob.method`), or the source machines' clips read in the cell (no model saved).
 AUTOENCODER = "autoencoder"  # the autoencoder fitted on the source clips (`common.pretrain`)
 EMBEDDING = "embedding"  # the machine-ID classifier of the source machines (`common.embedding_pretrain`)
 STATISTICS = "statistics"  # nothing saved: the source clips' log-mel statistics, read in the cell

@@ -1,11 +1,8 @@
-"""The methods a target is scored with (`METHODS`: the catalogue joined with the functions), and the autoencoder family.
+"""The autoencoder family: a dense autoencoder fitted from scratch, used pretrained as is, or fine-tuned.
 
 A method's facts (family, control, what it pretrains, the config it reads, its words) are its row
-in `common.method_catalog`; its function adapts it to the target budget (a `CellData` in, an
-`Adapted` model out, which says how it scores clips). `METHODS` joins the two by name, here and
-only here. Adding a method is one catalogue row and one function in its family module, listed in
-`FUNCTIONS`: the autoencoder family is below, the statistics family in
-`common.statistical_methods`, the embedding family in `common.embedding_methods`.
+in `common.method_catalog`; its function here adapts it to the target budget (a `CellData` in, an
+`Adapted` model out, which says how it scores clips); `common.method_registry` joins the two.
 
 - ``scratch``: random init, fitted on the target budget only. Its result is shared by every version
   through ``output.scratch_dir`` (keyed by the exact clips and settings), so it is fitted once.
@@ -25,25 +22,22 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from .adapt import Adapted, CellData, Method, reconstruction_scores
+from .adapt import Adapted, CellData, reconstruction_scores
 from .autoencoder import architecture, encoder_layers
 from .clipvectors import out_of_sample
 from .config import Config
 from .dataset import n_channels
-from .embedding_methods import embed_finetune, embed_knn, embed_zero_shot, logmel_knn
-from .errors import ModelError, ProjectError
+from .errors import ModelError
 from .mahalanobis import fit_gaussian, selective, to_arrays
-from .method_catalog import METHODS_CATALOG, MethodInfo
 from .metrics import auc_pauc
 from .io import digest
 from .model import Sidecar, load_model
-from .runs import ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
+from .adapt import ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
 from .scorer import residuals
-from .statistical_methods import lw_scratch, lw_transfer
 
 
 def _fit_architecture(cfg: Config, input_dim: int) -> dict[str, Any]:
@@ -198,26 +192,5 @@ def transfer_mahalanobis(data: CellData) -> Adapted:
 
 FREEZE_METHODS = ("transfer", "transfer_mahalanobis")  # the methods that fine-tune with ``transfer.freeze``
 
-# Every method's function, named as its catalogue row (`common.method_catalog.METHODS_CATALOG`).
-FUNCTIONS = (scratch, zero_shot, transfer, transfer_frozen, transfer_mahalanobis, lw_scratch, lw_transfer, logmel_knn,
-             embed_zero_shot, embed_knn, embed_finetune)
 
-
-def join_catalog(catalog: dict[str, MethodInfo], functions: tuple[Callable[[CellData], Adapted], ...]
-                 ) -> dict[str, Method]:
-    """Each catalogue row joined with the function of its name, in catalogue (results) order.
-
-    Raises
-    ------
-    ProjectError
-        A row without a function or a function without a row, naming them.
-    """
-    by_name = {f.__name__: f for f in functions}
-    missing, extra = [n for n in catalog if n not in by_name], [n for n in by_name if n not in catalog]
-    if missing or extra:
-        raise ProjectError(f"method catalogue and functions disagree: rows without a function {missing}, "
-                           f"functions without a row {extra} (common.method_catalog, common.methods.FUNCTIONS)")
-    return {name: Method(info, by_name[name]) for name, info in catalog.items()}
-
-
-METHODS: dict[str, Method] = join_catalog(METHODS_CATALOG, FUNCTIONS)  # results order, also the order cells run in
+FUNCTIONS = (scratch, zero_shot, transfer, transfer_frozen, transfer_mahalanobis)  # this family's methods

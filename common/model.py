@@ -55,7 +55,7 @@ class Sidecar:
     model_sha256: str | None = None  # of the .keras file, written by `save_model` / `copy_model` (`model_problem`)
     # What it learned from and how.
     key: str | None = None
-    data_key: str | None = None  # a pretrained model's training clips (`common.runs.data_identity`)
+    data_key: str | None = None  # a pretrained model's training clips (`common.adapt.data_identity`)
     data_root: str | None = None  # the data.root they were under (for messages)
     version: str | None = None
     source: str | None = None

@@ -22,9 +22,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .autoencoder import architecture
-from .cache import VectorSet
+from .vectorset import VectorSet
 from .config import Config, save_config
 from .dataset import Machines, MachineData, n_channels, select_machines, write_skipped
+from .embedding_pretrain import pretrain_embedding, source_classes
 from .errors import ConfigError, DataError, ModelError
 from .executor import executor, task_name
 from .io import atomic_write_text
@@ -32,8 +33,8 @@ from .layout import pretrained_model_path
 from .lock import check_still_locked, folder_lock
 from .method_catalog import AUTOENCODER, EMBEDDING, METHODS_CATALOG, MODEL_PRETRAININGS, methods_pretraining
 from .model import Sidecar, check_features, load_head, load_model, save_model, up_to_date, write_sidecar
-from .runs import (PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, no_source_sets,
-                   threshold_fields)
+from .runs import no_source_sets
+from .adapt import PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
 from .scoring import clip_scores
 from .selection import distinct_sets, draws
 from .sources import SourceSet, all_source_sets
@@ -65,7 +66,6 @@ def pretrainings(cfg: Config) -> list[str]:
 def check_classes(cfg: Config, jobs: list[PretrainJob], data: Machines) -> None:
     """Refuse, before any training, an embedding pretraining of fewer than two classes: a source set of one
     machine whose clips name no domain or attributes (`embedding_pretrain.source_classes`)."""
-    from .embedding_pretrain import source_classes
 
     single = sorted({j.source.label for j in jobs if j.method == EMBEDDING and len(j.source.machines) < 2
                      and len(source_classes(data, j.source.machines)) < 2})
@@ -146,7 +146,6 @@ def _job_name(job: PretrainJob) -> str:
 def _pretrain_one(cfg: Config, trainer: Trainer, data: Machines, job: PretrainJob) -> Pretrained:
     """Train the model of `job` and save it with its sidecar, unless an up-to-date one is on disk."""
     if job.method == EMBEDDING:
-        from .embedding_pretrain import pretrain_embedding
 
         path = model_path(cfg, job.source, EMBEDDING)
         return Pretrained(job.source, path, pretrain_embedding(cfg, data, job, path))

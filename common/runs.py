@@ -17,15 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import keras
 import numpy as np
 import pandas as pd
 
+from .adapt import Cell, PretrainJob, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
 from .config import Config
 from .data import Machine
 from .errors import DataError, ModelError, ProjectError
-from .cache import feature_key
-from .io import digest
 from .layout import row_model_path
 from .method_catalog import MODEL_PRETRAININGS, is_zero_shot, method_sections
 from .metrics import auc_pauc, decision_metrics
@@ -33,40 +31,10 @@ from .model import Sidecar, head_path, model_problem
 from .results import ROW_FIELDS
 from .sources import SourceSet
 from .store import STORE_DIR, ResultStore
-from .threshold import fit_threshold
 
 # Keys of the data section that change where or how fast work runs, not its results. The effect of
 # data.on_bad_file (which clips are left out) is in each row's hash through the clips themselves.
 _NOT_HASHED = ("jobs", "cache_dir", "on_bad_file", "layout")  # layout: the target's data key names its files
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One row of the grid: a method scored on a target at a budget and seed (source None: no pretraining)."""
-
-    target: Machine
-    source: SourceSet | None
-    method: str
-    budget: int | str
-    seed: int
-
-    @property
-    def source_label(self) -> str:
-        return "none" if self.source is None else self.source.label
-
-    @property
-    def key(self) -> tuple:
-        """The cell's key in results.csv and the store, ordered like `common.results.KEY`."""
-        return (self.target.type, self.target.id, self.source_label, self.method, str(self.budget), self.seed)
-
-
-@dataclass(frozen=True)
-class PretrainJob:
-    """One pretrained model: a source set, the pretraining that makes it and its seed."""
-
-    source: SourceSet
-    method: str
-    seed: int
 
 
 @dataclass(frozen=True)
@@ -76,50 +44,6 @@ class Plan:
     cells: tuple[Cell, ...]
     hashes: dict[tuple, str]
     pretrain: tuple[PretrainJob, ...]
-
-
-@dataclass(frozen=True)
-class ModelOut:
-    """A model a cell asks the driver to write at `path`: from `weights` (of `architecture`) or a copy of `copy_from`.
-
-    `head` holds its scorer's arrays (`common.model.save_model`), if any.
-    """
-
-    path: Path
-    sidecar: Sidecar
-    architecture: dict[str, Any] | None = None
-    weights: list[np.ndarray] | None = None
-    copy_from: Path | None = None
-    head: dict[str, np.ndarray] | None = None
-
-
-@dataclass(frozen=True)
-class TextOut:
-    """A text file a cell asks the driver to write (atomically)."""
-
-    path: Path
-    text: str
-
-
-def key_of(obj: Any) -> str:
-    """The 16-digit key of `obj` that config hashes and scratch store names use."""
-    return digest(obj, length=16, compact=False)
-
-
-def fit_identity(cfg: Config) -> dict[str, Any]:
-    """The fit settings with the backend Keras actually runs on (``auto`` resolved): part of every key."""
-    return cfg.to_dict()["fit"] | {"backend": keras.backend.backend()}
-
-
-def data_identity(cfg: Config, files: Iterable[Path]) -> str:
-    """Key of the exact clips (path, size, mtime) and feature parameters a result is computed from."""
-    return feature_key(sorted(str(f) for f in files), channel=cfg.data.channel, sr=cfg.data.sample_rate,
-                       **cfg.feature.kwargs())
-
-
-def data_fields(cfg: Config, train_files: Iterable[Path]) -> dict[str, str]:
-    """The sidecar fields that say which clips a pretrained model learned from (`common.pretrain.check_pretrained`)."""
-    return {"data_key": data_identity(cfg, train_files), "data_root": str(cfg.data.root)}
 
 
 def target_identity(cfg: Config, train: Sequence[Path], eval_files: Sequence[Path], skipped: Iterable[str]) -> str:
@@ -141,18 +65,6 @@ def run_hash(cfg: Config, method: str | None = None) -> str:
 def cell_hash(cfg_hash: str, target_key: str, pretrained_key: str | None, *, pretrained: bool) -> str:
     """The config hash of a cell's row: the config, the target's data and (if it starts from one) the pretrained model."""
     return key_of([cfg_hash, target_key, pretrained_key]) if pretrained else key_of([cfg_hash, target_key])
-
-
-def feature_sidecar(cfg: Config) -> dict[str, Any]:
-    """The feature parameters a model records in its sidecar (`common.model.FEATURE_KEYS`)."""
-    return {**cfg.feature.kwargs(), "channel": cfg.data.channel, "sample_rate": cfg.data.sample_rate}
-
-
-def threshold_fields(cfg: Config, train_scores) -> dict[str, Any]:
-    """The decision threshold of a model from its training clips' scores, as stored in sidecars."""
-    method, level = cfg.eval.threshold_spec()
-    return {"threshold": fit_threshold(train_scores, method=method, level=level), "threshold_method": method,
-            "threshold_level": level, "n_threshold_clips": len(train_scores)}
 
 
 def plan(cfg: Config, targets: Sequence[tuple[Machine, list[SourceSet]]], target_keys: Mapping[Machine, str],

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .clipvectors import check_offsets, logmel_stats
+from .embedding import embed_clips
 from .errors import ModelError
 from .knn import cosine_knn
 from .mahalanobis import from_arrays, selective
@@ -84,7 +85,6 @@ def clip_inputs(spec: Mapping[str, Any], model, arch: Mapping[str, Any], vectors
     if source == "logmel_stats":
         return logmel_stats(vectors, offsets, n_mels=n_mels)
     if source == "embedding":
-        from .embedding import embed_clips
 
         return embed_clips(arch, model.get_weights(), vectors, offsets)
     raise ModelError(f"unknown scorer input {source!r} (known: {', '.join(CLIP_INPUTS)})")

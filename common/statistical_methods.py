@@ -54,3 +54,6 @@ def lw_transfer(data: CellData) -> Adapted:
     precision = source_covariance(data).precision
     return _adapted(data, lambda rows: Gaussian(rows.mean(axis=0), precision), start,
                     sources=[m.name for m in data.cell.source.machines])
+
+
+FUNCTIONS = (lw_scratch, lw_transfer)  # this family's methods

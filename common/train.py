@@ -6,7 +6,7 @@ new weights and a fresh optimizer state into it for every fit. On JAX (the defau
 itself runs in `common.compiled_fit` (many steps per compiled call, no recompiling for a new data
 size); on TensorFlow and PyTorch, and for batch-norm models, through Keras' ``model.fit``.
 
-Training data is either one array in memory or a `common.cache.VectorSet`: rows of several
+Training data is either one array in memory or a `common.vectorset.VectorSet`: rows of several
 (memory-mapped) feature arrays. A set larger than the trainer's ``in_memory_bytes`` is read one
 batch at a time, so that a pretraining set of many machines is never concatenated in RAM; a
 smaller one is read whole and trained in RAM, which is faster (see docs/performance.md).
@@ -25,7 +25,7 @@ import numpy as np
 from . import compiled_fit
 from .autoencoder import build_autoencoder
 from .batches import VectorBatches
-from .cache import VectorSet
+from .vectorset import VectorSet
 from .errors import ModelError
 
 IN_MEMORY_BYTES = 512 * 2**20  # default of fit.max_in_memory_mb: larger VectorSets are streamed

@@ -148,7 +148,7 @@ def pipeline(tiny_root, tmp_path_factory):
 
     ``ids=None``: every machine of `tiny_root` (4 targets); ``ids=("id_00",)``: fan/id_00 and valve/id_00.
     """
-    from common.cache import VectorSet
+    from common.vectorset import VectorSet
     from common.experiment import transfer
     from common.pretrain import pretrain
     from common.train import Trainer

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from common import compiled_fit
-from common.cache import VectorSet
+from common.vectorset import VectorSet
 from common.train import Trainer
 
 import keras  # after common: the package picks the Keras backend before Keras is imported

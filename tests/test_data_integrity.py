@@ -46,7 +46,7 @@ def _replace_keeping_size_and_mtime(path: Path, source: Path) -> None:
 
 
 def test_clip_replaced_with_same_size_and_mtime_gives_new_features_and_identity(one_machine, tiny_root, tmp_path):
-    from common.runs import data_identity as _data_identity
+    from common.adapt import data_identity as _data_identity
 
     clips = sorted((one_machine / MACHINE / "normal").glob("*.wav"))[:4]
     cfg = make_config(tmp_path / "v", one_machine, data={"cache_dir": str(tmp_path / "cache")})

@@ -146,7 +146,7 @@ def test_run_cell_gives_a_stored_row_again_and_writes_nothing(v1_run):
     from common.dataset import select_machines
     from common.experiment import run_cell
     from common.results import KEY
-    from common.runs import Cell
+    from common.adapt import Cell
     from common.sources import source_sets
 
     cfg, results = v1_run.cfg, v1_run.results
@@ -173,7 +173,7 @@ def test_run_cell_gives_a_stored_row_again_and_writes_nothing(v1_run):
 def test_plan_runs_the_method_table_in_order(v1_run):
     """Per target, budget and seed: scratch once (no source), then zero_shot and transfer per source set."""
     from common.dataset import select_machines
-    from common.methods import METHODS
+    from common.method_registry import METHODS
     from common.results import METHOD_ORDER
     from common.runs import plan
     from common.sources import source_sets

@@ -149,7 +149,7 @@ def test_b30_a_task_error_under_executor_local_prints_no_worker_traceback(tiny_r
 def test_c11_a_worker_task_writes_no_model_into_a_folder_no_run_holds(tiny_root, tmp_path):
     from common.pretrain import pretrain_job
     from common.method_catalog import AUTOENCODER
-    from common.runs import PretrainJob
+    from common.adapt import PretrainJob
     from common.sources import all_source_sets
     from common.dataset import select_machines
 

@@ -33,7 +33,7 @@ def test_bad_methods_are_refused_naming_the_key_and_the_yaml(tmp_path, tiny_root
 
 
 def test_default_methods_are_the_three_of_before_and_every_name_is_in_the_table(tmp_path, tiny_root):
-    from common.methods import METHODS
+    from common.method_registry import METHODS
 
     assert make_config(tmp_path, tiny_root).experiment.methods == ("scratch", "zero_shot", "transfer")
     assert tuple(METHODS) == METHOD_NAMES == tuple(sorted(METHOD_ORDER, key=METHOD_ORDER.get))
@@ -124,7 +124,7 @@ def test_all_four_methods_leave_the_default_rows_unchanged_and_report(pipeline, 
 
 def test_every_catalogue_row_has_a_function_and_every_function_a_row():
     from common.method_catalog import METHODS_CATALOG
-    from common.methods import FUNCTIONS, METHODS
+    from common.method_registry import FUNCTIONS, METHODS
 
     assert list(METHODS) == list(METHODS_CATALOG) == [f.__name__ for f in FUNCTIONS]
     for name, method in METHODS.items():
@@ -137,7 +137,7 @@ def test_a_row_without_a_function_or_a_function_without_a_row_is_refused_naming_
 
     from common.errors import ProjectError
     from common.method_catalog import METHODS_CATALOG
-    from common.methods import FUNCTIONS, join_catalog
+    from common.method_registry import FUNCTIONS, join_catalog
 
     extra_row = {**METHODS_CATALOG, "lw_knn": dataclasses.replace(METHODS_CATALOG["logmel_knn"], name="lw_knn")}
     with pytest.raises(ProjectError, match=r"rows without a function \['lw_knn'\], functions without a row \[\]"):

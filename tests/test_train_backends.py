@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.cache import VectorSet, cached_features, clip_rows
+from common.cache import cached_features
+from common.vectorset import VectorSet, clip_rows
 from common.errors import DataError
 from common.autoencoder import architecture
 from common.batches import VectorBatches
