@@ -113,7 +113,7 @@ def scaled_counts(scale: float) -> tuple[int, int]:
 def make_dataset(root: Path, scale: float, *, seconds: float = 10.0, channels: int = 8, jobs: int = 2,
                  seed: int = 0) -> float:
     """Write the 16-machine synthetic set at `scale` under `root`; returns the seconds it took."""
-    from common.synth import generate_dataset
+    from common.data.synth import generate_dataset
 
     n_normal, n_abnormal = scaled_counts(scale)
     start = time.perf_counter()

@@ -6,7 +6,7 @@ Usage::
 
 Keras picks its backend once, at import, from KERAS_BACKEND, so every backend runs in a fresh
 subprocess of this script (``--child``): it fits the default autoencoder (no batch norm) with
-`common.train.Trainer` on the same vectors as `bench_training.py`, once to compile and trace,
+`common.models.train.Trainer` on the same vectors as `bench_training.py`, once to compile and trace,
 then `--repeat` times; the best fit counts (samples/s = training vectors x epochs / seconds).
 A backend whose package is missing is reported as "not installed". ``--cpus 1`` pins the child
 to one CPU, so the rows for ``all`` and ``1`` show what the second core gives. The device column
@@ -42,8 +42,8 @@ def child(args: argparse.Namespace) -> int:
 
     import keras
 
-    from common.autoencoder import architecture
-    from common.train import Trainer, validation_rows
+    from common.models.autoencoder import architecture
+    from common.models.train import Trainer, validation_rows
 
     arch = architecture(args.dim, hidden=(64, 64), bottleneck=8, batch_norm=False)
     kw = dict(epochs=args.epochs, batch_size=int(args.batch_size), learning_rate=1e-3, validation_split=0.1, seed=0)

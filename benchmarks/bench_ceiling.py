@@ -60,8 +60,8 @@ def measure(sizes=SIZES, *, repeat: int = 3, seed: int = 0) -> dict:
 
 
 def n_weights(input_dim: int = 320, *, hidden=(64, 64), bottleneck: int = 8, batch_norm: bool = False) -> int:
-    """Parameters of the real Keras autoencoder of this architecture (`common.autoencoder.build_autoencoder`)."""
-    from common.autoencoder import build_autoencoder
+    """Parameters of the real Keras autoencoder of this architecture (`common.models.autoencoder.build_autoencoder`)."""
+    from common.models.autoencoder import build_autoencoder
 
     return int(build_autoencoder(input_dim, hidden=tuple(hidden), bottleneck=bottleneck,
                                  batch_norm=batch_norm).count_params())
@@ -87,12 +87,12 @@ def ceiling_gflops(given: float | None) -> tuple[float, bool]:
 
 
 def step_rate(*, batch_size: int = 512, steps: int = 16, calls: int = 40) -> float | None:
-    """Samples/s of the compiled training step alone (`common.compiled_fit`, JAX only) on a chunk already on
+    """Samples/s of the compiled training step alone (`common.models.compiled_fit`, JAX only) on a chunk already on
     the device, called over and over: no data read, gathered or copied. What no fit of this model and batch
     size can beat on this backend; None off JAX."""
-    from common import compiled_fit
+    from common.models import compiled_fit
     import keras
-    from common.train import Trainer
+    from common.models.train import Trainer
 
     if keras.backend.backend() != "jax":
         return None

@@ -1,11 +1,11 @@
-"""Benchmark: MIMII baseline feature pipeline (librosa) vs `common.features.extract` on the same clips.
+"""Benchmark: MIMII baseline feature pipeline (librosa) vs `common.features.extract.extract` on the same clips.
 
 Usage::
 
     python benchmarks/bench_features.py [--root DIR] [--n-clips 200] [--jobs 2] [--repeat 3]
 
 Without ``--root`` it writes MIMII-like clips (10 s, 8 channels, 16 kHz, 16-bit PCM) into a
-temporary folder with `common.synth` (random noise if that module is missing) and deletes them
+temporary folder with `common.data.synth` (random noise if that module is missing) and deletes them
 afterwards. The page cache and librosa are warmed first; each pipeline then runs `--repeat`
 times over all clips and the best run counts (this machine is shared, so the slower runs
 measure the neighbours). The reference is timed with BLAS as configured and, when threadpoolctl
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cache import feature_key
-from common.features import extract
-from common.logmel import reference_logmel_frames
+from common.features.cache import feature_key
+from common.features.extract import extract
+from common.features.logmel import reference_logmel_frames
 
 TARGET_RATIO = 5.0
 
@@ -36,7 +36,7 @@ TARGET_RATIO = 5.0
 def make_clips(root: Path, n_clips: int, *, seed: int = 0) -> list[Path]:
     """Write `n_clips` MIMII-like 10 s, 8-channel, 16 kHz PCM_16 clips under `root`."""
     try:
-        from common.synth import generate_dataset
+        from common.data.synth import generate_dataset
     except ImportError:
         generate_dataset = None
     if generate_dataset is not None:
@@ -171,10 +171,10 @@ def key_cost(files: list[Path], *, repeat: int = 3) -> dict[str, float]:
 def checksum_cost(files: list[Path], *, jobs: int, repeat: int = 3) -> dict[str, float]:
     """ms per clip of the feature cache's checksum (sha256 of an entry's arrays), warm and cold, and of a cache hit.
 
-    The checksum is what every load of an entry pays (`common.cache._load_entry`); the hit is the
+    The checksum is what every load of an entry pays (`common.features.cache._load_entry`); the hit is the
     whole load (manifest, memory maps, checksums), for comparison with extracting the features.
     """
-    from common.cache import cached_features
+    from common.features.cache import cached_features
     from common.io import file_sha256
 
     with tempfile.TemporaryDirectory(prefix="bench_cache_") as cache:

@@ -15,9 +15,9 @@ YAMLs' other settings, and fewer epochs. Stages, each timed on its own:
 - ``synth``: writing the synthetic clips (real data is downloaded instead; not in the total);
 - ``check``: reading and checking every clip (`check_machine`);
 - ``features``: extracting and caching the log-mel features of every clip;
-- ``pretrain vN``: `common.pretrain.pretrain`, split into its fits, its models (initial weights
+- ``pretrain vN``: `common.experiment.pretrain.pretrain`, split into its fits, its models (initial weights
   and saving) and the rest (scoring the training clips, thresholds, histories);
-- ``transfer vN``: `common.experiment.transfer`, split into its scratch fits (run once, by the
+- ``transfer vN``: `common.experiment.grid.run_grid`, split into its scratch fits (run once, by the
   first version; later ones reuse them), its transfer (fine-tuning) fits, its models and the rest
   (zero-shot and all scoring, thresholds, results).
 
@@ -72,7 +72,7 @@ IN_RAM, STREAMED = "in RAM", "streamed"
 
 def demo_experiment() -> dict:
     """``experiment`` overrides of the projected grid: the demo's budgets and seeds, its autoencoder methods."""
-    from common.method_catalog import METHOD_FAMILY
+    from common.methods.catalog import METHOD_FAMILY
     from common.demo import DEMO_OVERRIDES
 
     demo = DEMO_OVERRIDES["experiment"]
@@ -130,10 +130,10 @@ class FitLog:
         return timed
 
     def __enter__(self) -> FitLog:
-        import common.experiment as experiment
-        import common.pretrain as pretrain
-        from common.vectorset import VectorSet
-        from common.train import Trainer, validation_rows
+        import common.experiment.grid as experiment
+        import common.experiment.pretrain as pretrain
+        from common.features.vectorset import VectorSet
+        from common.models.train import Trainer, validation_rows
 
         def init_weights(original):
             def wrapped(trainer, arch, *, seed):
@@ -236,9 +236,9 @@ def timed_stage(stages: list, log: FitLog, name: str, call, kinds) -> None:
 def run(root: Path, work: Path, *, versions, epochs: int, transfer_epochs: int) -> tuple[list, object, FitLog]:
     """Time every stage; returns ([(stage, seconds, (fit stage, kind), "models" or None)], own config, fit log)."""
     from common.config import load_config
-    from common.dataset import check_machine, load_machine, select_machines
-    from common.experiment import transfer
-    from common.pretrain import pretrain
+    from common.data.dataset import check_machine, load_machine, select_machines
+    from common.experiment.grid import run_grid
+    from common.experiment.pretrain import pretrain
 
     overrides, own = grid_configs(work, root, versions, epochs=epochs, transfer_epochs=transfer_epochs)
     stages: list = []
@@ -257,7 +257,7 @@ def run(root: Path, work: Path, *, versions, epochs: int, transfer_epochs: int) 
             make = load_config(folder / f"make_pretrain_{v}.yaml", overrides=overrides)
             timed_stage(stages, log, f"pretrain {v}", lambda: pretrain(make, progress=False), [("scratch", "fits")])
             tune = load_config(folder / f"transfer_pretrain_{v}.yaml", overrides=overrides)
-            timed_stage(stages, log, f"transfer {v}", lambda: transfer(tune, progress=False),
+            timed_stage(stages, log, f"transfer {v}", lambda: run_grid(tune, progress=False),
                         [("scratch", "scratch fits"), ("transfer", "transfer fits")])
     return stages, own, log
 
@@ -266,8 +266,8 @@ def measure_rates(cfg, *, vectors: int, epochs: int, repeat: int) -> dict[str, t
     """(best seconds, samples) of a large fit in RAM and streamed, with `cfg`'s architecture and fit settings."""
     from bench_training import make_vectors, write_parts
 
-    from common.autoencoder import architecture
-    from common.train import Trainer, validation_rows
+    from common.models.autoencoder import architecture
+    from common.models.train import Trainer, validation_rows
 
     arch = architecture(cfg.feature.n_mels * cfg.feature.frames, hidden=cfg.model.hidden,
                         bottleneck=cfg.model.bottleneck, batch_norm=cfg.model.batch_norm)

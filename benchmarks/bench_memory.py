@@ -17,7 +17,7 @@ another, each measuring its own peak:
 - ``features``: check every clip and extract + cache its log-mel features (`load_machine`);
 - ``concat``: the reference: the same pretrain with the vectors of each source set concatenated
   in RAM (``np.concatenate``) and trained as one array, as the MIMII baseline does;
-- ``stream``: `common.experiment.pretrain` as wired: a `VectorSet` over the memory-mapped cache
+- ``stream``: `common.experiment.grid.pretrain` as wired: a `VectorSet` over the memory-mapped cache
   (`Trainer.fit` reads one batch at a time), training clips scored a few at a time.
 
 Each reports ``ru_maxrss`` (the kernel's high-water mark of the resident set, which also counts
@@ -67,12 +67,12 @@ def concat_pretrain(cfg) -> dict:
     """The reference v4 pretrain: every source set concatenated in RAM and trained as one array."""
     import numpy as np
 
-    from common.autoencoder import architecture
-    from common.model import save_model
-    from common.dataset import load_machine, select_machines
-    from common.scoring import clip_scores
-    from common.sources import all_source_sets
-    from common.train import Trainer
+    from common.models.autoencoder import architecture
+    from common.models.saved import save_model
+    from common.data.dataset import load_machine, select_machines
+    from common.scoring.reconstruction import clip_scores
+    from common.data.versions import all_source_sets
+    from common.models.train import Trainer
 
     machines = select_machines(cfg)
     data = {}
@@ -102,9 +102,9 @@ def concat_pretrain(cfg) -> dict:
 
 
 def stream_pretrain(cfg) -> dict:
-    """`common.experiment.pretrain` as it is wired (streaming); returns the largest source set's size."""
-    from common.pretrain import pretrain
-    from common.model import read_sidecar
+    """`common.experiment.grid.pretrain` as it is wired (streaming); returns the largest source set's size."""
+    from common.experiment.pretrain import pretrain
+    from common.models.saved import read_sidecar
 
     made = pretrain(cfg, progress=False)
     return {"largest_set_vectors": max(int(read_sidecar(p.path)["n_train_vectors"]) for p in made)}
@@ -114,8 +114,8 @@ def child(mode: str, root: Path, work: Path, epochs: int) -> int:
     """One measured stage in this process; prints a JSON line with its peaks."""
     import numpy as np
 
-    from common.autoencoder import architecture
-    from common.train import Trainer
+    from common.models.autoencoder import architecture
+    from common.models.train import Trainer
 
     cfg = v4_config(root, work, epochs=epochs, stream=mode == "stream")
     with MemorySampler() as sampler:
@@ -128,7 +128,7 @@ def child(mode: str, root: Path, work: Path, epochs: int) -> int:
             x = np.zeros((1024, 320), dtype=np.float32)
             trainer.fit(arch, trainer.init_weights(arch, seed=0), x, epochs=1, batch_size=512, learning_rate=1e-3)
         elif mode == "features":
-            from common.dataset import load_machine, select_machines
+            from common.data.dataset import load_machine, select_machines
 
             for m in select_machines(cfg):
                 load_machine(cfg, m, progress=False)

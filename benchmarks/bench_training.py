@@ -1,4 +1,4 @@
-"""Benchmark: our training loop (`common.train.Trainer`) vs a plain Keras ``model.fit`` on the same arrays.
+"""Benchmark: our training loop (`common.models.train.Trainer`) vs a plain Keras ``model.fit`` on the same arrays.
 
 Usage::
 
@@ -45,7 +45,7 @@ from bench_ceiling import ceiling_gflops, ceiling_line, ceiling_samples, n_weigh
 
 import numpy as np
 
-from common.vectorset import VectorSet
+from common.features.vectorset import VectorSet
 
 TARGET_RATIO = 1.0
 LOSS_TOLERANCE = 0.05  # final losses within 5 % count as equal (the shuffles differ)
@@ -82,8 +82,8 @@ def plain_fit(arch: dict, x: np.ndarray, *, seed: int, **kw) -> dict:
     """A fresh model built, compiled and fitted with ``model.fit``, as a user would write it; its history."""
     import keras
 
-    from common.autoencoder import build_autoencoder
-    from common.train import set_seed
+    from common.models.autoencoder import build_autoencoder
+    from common.models.train import set_seed
 
     set_seed(seed)
     model = build_autoencoder(arch["input_dim"], hidden=arch["hidden"], bottleneck=arch["bottleneck"],
@@ -104,7 +104,7 @@ def timed(fn) -> tuple[float, object]:
 def variants(arch: dict, x: np.ndarray, vset: VectorSet, small: np.ndarray, reused, args: argparse.Namespace,
              kw: dict) -> dict:
     """The timed variants by name, each a call returning its history (or the small fits' histories)."""
-    from common.train import Trainer
+    from common.models.train import Trainer
 
     small_kw = {**kw, "epochs": args.small_epochs}
 
@@ -132,8 +132,8 @@ def variants(arch: dict, x: np.ndarray, vset: VectorSet, small: np.ndarray, reus
 
 def run(args: argparse.Namespace) -> dict:
     """Every variant `--repeat` times, interleaved; best seconds, samples/s and final loss of each."""
-    from common.autoencoder import architecture
-    from common.train import Trainer, validation_rows
+    from common.models.autoencoder import architecture
+    from common.models.train import Trainer, validation_rows
 
     arch = architecture(args.dim, hidden=(64, 64), bottleneck=8, batch_norm=args.batch_norm)
     kw = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, validation_split=0.1)
@@ -171,8 +171,8 @@ def fixed_cost(args: argparse.Namespace, *, clips=FIXED_CLIPS, epochs: int = FIX
     Each size is fitted twice from the same initial weights; the first fit of a size traces its new
     last-batch shapes, the second is the warm timing the line goes through.
     """
-    from common.autoencoder import architecture
-    from common.train import Trainer, validation_rows
+    from common.models.autoencoder import architecture
+    from common.models.train import Trainer, validation_rows
 
     arch = architecture(args.dim, hidden=(64, 64), bottleneck=8, batch_norm=args.batch_norm)
     kw = dict(epochs=epochs, batch_size=args.batch_size, learning_rate=5e-4, validation_split=0.1, seed=0)
@@ -194,7 +194,7 @@ def fixed_cost(args: argparse.Namespace, *, clips=FIXED_CLIPS, epochs: int = FIX
 
 def side_costs(trainer, arch: dict, weights: list, *, repeat: int = 5) -> dict:
     """Best seconds of drawing initial weights (every scratch fit) and of saving a model with its sidecar."""
-    from common.model import save_model
+    from common.models.saved import save_model
 
     init = min(timed(lambda: trainer.init_weights(arch, seed=1))[0] for _ in range(repeat))
     sidecar = {"method": "scratch", "budget": "all", "seed": 0, "train_scores": [0.0] * 100, "threshold": 1.0}

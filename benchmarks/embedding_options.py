@@ -7,7 +7,7 @@ Usage::
 
 The data set is generated once into `--data` (60 normal + 20 abnormal 10-s clips per machine, all 16
 machines, one channel) and reused: the generator may change under the repository meanwhile. Split: the
-first 20 normal + 20 abnormal clips of each machine are evaluated (`common.data.split_machine`), the
+first 20 normal + 20 abnormal clips of each machine are evaluated (`common.data.mimii.split_machine`), the
 other 40 normal clips are its pool. For each target machine (one per type by default) and source set:
 
 - ``v2``: the other IDs of the target's type (3 classes); ``v4``: all other types (12 classes);
@@ -15,8 +15,8 @@ other 40 normal clips are its pool. For each target machine (one per type by def
 
 it prints the mean AUC over targets and budget seeds of:
 
-- ``control``: nearest neighbour (k=1, cosine) on `common.clipvectors.logmel_stats` of 4 budget clips
-  (`common.data.budget_subset`), no pretraining; ``control_all``: the same with the whole pool;
+- ``control``: nearest neighbour (k=1, cosine) on `common.features.clipvectors.logmel_stats` of 4 budget clips
+  (`common.data.mimii.budget_subset`), no pretraining; ``control_all``: the same with the whole pool;
 - ``ae_scratch``: the dense AE (defaults.yaml sizes and fit) trained on the whole pool, mean reconstruction error;
 - per option (a classifier of the source machines, pretrained once per source set with pretrain seed 0):
   ``knn4`` (nearest of the 4 budget clips' embeddings), ``knn_all`` (the whole pool), ``knn4_windows``
@@ -27,7 +27,7 @@ it prints the mean AUC over targets and budget seeds of:
   ``ft_center`` (1 - cosine to the new class center), for each fine-tune setting in FINETUNES.
 
 Options: ``vector_*`` embed each 5-frame vector with a dense network; ``window*`` embed the log-mel mean
-and std over a window of frames (`common.embedding.clip_inputs`); the rest of each name says the head,
+and std over a window of frames (`common.models.classifier.clip_inputs`); the rest of each name says the head,
 mixup, epochs and what else differs from BASE (the recommended settings). The default run (8 targets,
 3 budget seeds, the DEFAULT_OPTIONS, two fine-tune settings) takes about 9 minutes on 2 shared cores;
 ``--options all --finetunes all`` measures every option.
@@ -49,11 +49,11 @@ from _bench import load_line, machine_line
 
 import numpy as np
 
-from common import embedding as E
-from common.clipvectors import logmel_stats
-from common.cache import cached_features
-from common.data import budget_subset, find_machines, split_machine
-from common.metrics import auc_pauc
+from common.models import classifier as E
+from common.features.clipvectors import logmel_stats
+from common.features.cache import cached_features
+from common.data.mimii import budget_subset, find_machines, split_machine
+from common.scoring.metrics import auc_pauc
 
 N_MELS = 64
 BUDGET = 4
@@ -121,7 +121,7 @@ class MachineClips:
 def load_data(root: Path, cache: Path) -> dict[str, MachineClips]:
     """Generate the set into `root` if it is missing, then each machine's split and cached features."""
     if not root.exists():
-        from common.synth import generate_dataset
+        from common.data.synth import generate_dataset
 
         generate_dataset(root, n_normal=60, n_abnormal=20, channels=1, seed=0, jobs=1, progress=False)
     out = {}
@@ -203,9 +203,9 @@ _AE_CACHE: dict[str, float] = {}
 def ae_scratch_auc(m: MachineClips) -> float:
     """The AE of defaults.yaml (64-64-8, 50 epochs, batch 512, lr 1e-3, val 0.1) on the whole pool, seed 0."""
     if m.name not in _AE_CACHE:
-        from common.autoencoder import architecture
-        from common.scoring import clip_scores
-        from common.train import Trainer
+        from common.models.autoencoder import architecture
+        from common.scoring.reconstruction import clip_scores
+        from common.models.train import Trainer
 
         arch = architecture(320, hidden=(64, 64), bottleneck=8, batch_norm=False)
         trainer = Trainer()
@@ -222,7 +222,7 @@ def architecture(opt: dict, n_classes: int) -> dict:
 
 
 def labelled_inputs(arch: dict, clips: list[tuple[np.ndarray, np.ndarray]], per_clip: int, seed: int):
-    """`common.embedding.sample_inputs` of each (vectors, offsets) in `clips`, labelled by position."""
+    """`common.models.classifier.sample_inputs` of each (vectors, offsets) in `clips`, labelled by position."""
     xs, ys = [], []
     for label, (vectors, offsets) in enumerate(clips):
         x, _ = E.sample_inputs(arch, vectors, offsets, per_clip, seed + label)

@@ -67,10 +67,10 @@ class Record:
 @contextlib.contextmanager
 def record_tasks(log: FitLog, record: Record, versions):
     """Time every `pretrain_job` and `run_cell` of this process in the block as a `Task` (its fits tagged with it)."""
-    import common.experiment as experiment
-    import common.pretrain as pretrain
-    from common.method_registry import METHODS
-    from common.method_catalog import BASELINE, MODEL_PRETRAININGS
+    import common.experiment.grid as experiment
+    import common.experiment.pretrain as pretrain
+    from common.methods.registry import METHODS
+    from common.methods.catalog import BASELINE, MODEL_PRETRAININGS
 
     job, cell_fn = pretrain.pretrain_job, experiment.run_cell
 
@@ -103,8 +103,8 @@ def run_grid(root: Path, work: Path, cache: Path, *, versions, executor: str, wo
              epochs: int, transfer_epochs: int, record: Record | None = None) -> dict[str, float]:
     """Pretrain and transfer every version in `work` on `executor`; the wall seconds of each command."""
     from common.config import load_config
-    from common.experiment import transfer
-    from common.pretrain import pretrain
+    from common.experiment.grid import run_grid
+    from common.experiment.pretrain import pretrain
 
     copy_versions(work, versions)
     overrides = {"data": {"root": str(root), "cache_dir": str(cache)}, "fit": {"epochs": epochs},
@@ -204,20 +204,20 @@ def data_root(args, tmp: Path) -> Path:
 def startup_seconds(yaml: Path, root: Path, workers: int) -> float:
     """Wall seconds of a local executor that only imports the project (with Keras) in each worker, start to stop."""
     from common.config import load_config
-    from common.executor import executor
+    from common.experiment.executor import executor
 
     cfg = load_config(yaml, overrides={"data": {"root": str(root)}, "experiment": {"executor": "local",
                                                                                    "workers": workers}})
     start = time.perf_counter()
     with executor(cfg) as ex:
-        list(ex.run(functools.partial(exec, "import common.experiment"), [{} for _ in range(workers)]))
+        list(ex.run(functools.partial(exec, "import common.experiment.grid"), [{} for _ in range(workers)]))
     return time.perf_counter() - start
 
 
 def warm_features(root: Path, cache: Path, version: str) -> float:
     """Check every machine and cache its features once (the seconds it took)."""
     from common.config import load_config
-    from common.dataset import load_machine, select_machines
+    from common.data.dataset import load_machine, select_machines
 
     start = time.perf_counter()
     cfg = load_config(Path(__file__).resolve().parent.parent / f"Version{version[1:]}" / f"make_pretrain_{version}.yaml",

@@ -31,7 +31,7 @@ def _copy_versions(work: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from common.method_catalog import METHOD_NAMES
+    from common.methods.catalog import METHOD_NAMES
     from common.demo import DEMO_OVERRIDES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = args.work or args.root.parent / "method_table"
     if not any(args.root.glob("-*_dB_*")):
-        from common.synth import generate_dataset
+        from common.data.synth import generate_dataset
 
         start = time.perf_counter()
         generate_dataset(args.root, snr=-6, n_normal=args.normal, n_abnormal=args.abnormal, seconds=10.0,
@@ -59,19 +59,19 @@ def main(argv: list[str] | None = None) -> int:
                  "output": {"scratch_dir": str(work / ".cache" / "scratch")},
                  "experiment": {"budgets": budgets, "seeds": args.seeds, "methods": args.methods}}
     from common.config import load_config
-    from common.layout import pretrain_yaml, transfer_yaml
+    from common.data.names import pretrain_yaml, transfer_yaml
 
     configs = [(v, load_config(pretrain_yaml(work, v), overrides=overrides),
                 load_config(transfer_yaml(work, v), overrides=overrides)) for v in args.versions]
-    from common.experiment import transfer
-    from common.pretrain import pretrain
-    from common.report import write_report
+    from common.experiment.grid import run_grid
+    from common.experiment.pretrain import pretrain
+    from common.report.writer import write_report
 
     for version, make_cfg, transfer_cfg in configs:
         start = time.perf_counter()
         pretrain(make_cfg, progress=False)
         middle = time.perf_counter()
-        transfer(transfer_cfg, progress=False)
+        run_grid(transfer_cfg, progress=False)
         print(f"{version}: pretrain {middle - start:.0f} s, transfer {time.perf_counter() - middle:.0f} s")
     report = write_report(work)
     _print_table(report.parent / "methods.csv", [str(b) for b in args.budgets])

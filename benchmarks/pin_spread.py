@@ -66,7 +66,7 @@ RUN_ONE = """
 import sys, tempfile
 from pathlib import Path
 from conftest import TINY_DATA
-from common.synth import generate_dataset
+from common.data.synth import generate_dataset
 from test_pinned_results import run_grid
 out = Path(sys.argv[1])
 with tempfile.TemporaryDirectory() as tmp:

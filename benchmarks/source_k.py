@@ -17,7 +17,7 @@ import pandas as pd
 
 from common.config import load_config
 from common.demo import DEMO_OVERRIDES
-from common.layout import pretrain_yaml, transfer_yaml
+from common.data.names import pretrain_yaml, transfer_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ["scratch", "transfer", "lw_scratch", "lw_transfer"]
@@ -32,11 +32,11 @@ def run_k(k: int, work: Path) -> pd.DataFrame:
                             "scratch_dir": str(work / "scratch")},
                  "transfer": {**DEMO_OVERRIDES["transfer"], "init_from": str(out / "models")}}
     make, cfg = (load_config(y(REPO, 5), overrides=overrides) for y in (pretrain_yaml, transfer_yaml))
-    from common.experiment import transfer
-    from common.pretrain import pretrain
+    from common.experiment.grid import run_grid
+    from common.experiment.pretrain import pretrain
 
     pretrain(make, progress=False)
-    return transfer(cfg, progress=False).assign(k=k)
+    return run_grid(cfg, progress=False).assign(k=k)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Does a log-mel distance predict which source set transfers best? (the measurement behind v5's similarity)
 
 Reads the demo's v1-v4 results (run `make demo` first). Per target there are 8 source sets (v1: 3 single types,
-v2: the other IDs, v3: 3 pairs, v4: all other types). For every distance of `common.selection.DISTANCES`, each set
+v2: the other IDs, v3: 3 pairs, v4: all other types). For every distance of `common.data.selection.DISTANCES`, each set
 is scored by its distance between the target's budget clips (the cell's draw) and the pooled training clips of
 the set's machines; the Spearman correlation between -distance and the set's AUC is taken per target, then
 averaged over targets, per method and budget. Higher is better; 0 = the distance says nothing.
@@ -19,12 +19,12 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from common.config import load_config
-from common.data import budget_clips
-from common.dataset import Machines, select_machines
+from common.data.mimii import budget_clips
+from common.data.dataset import Machines, select_machines
 from common.demo import DEMO_OVERRIDES
-from common.layout import transfer_yaml
+from common.data.names import transfer_yaml
 from common.results import collect
-from common.selection import DISTANCES, clip_stats
+from common.data.selection import DISTANCES, clip_stats
 
 METHODS = ("transfer", "lw_transfer", "embed_knn")
 
@@ -41,7 +41,7 @@ def set_stats(selector_cache: dict, data: Machines, machines, n_mels: int) -> np
 
 def measure(repo: Path) -> pd.DataFrame:
     """Mean over targets of Spearman(-distance, AUC) across each target's v1-v4 source sets, per distance."""
-    from common.sources import source_sets
+    from common.data.versions import source_sets
 
     results, _ = collect(repo)
     results = results[results["version"].isin(["v1", "v2", "v3", "v4"]) & results["method"].isin(METHODS)]

@@ -5,12 +5,12 @@ Usage::
     python benchmarks/synth_difficulty.py [--root DIR] [--n-normal 50] [--n-abnormal 25] [--channels 8]
                                           [--jobs 2] [--epochs 10] [--seeds 0 1] [--types fan valve] [--ids id_00]
 
-Writes a synthetic set with `common.synth.generate_dataset` (into a temporary folder, or `--root`,
+Writes a synthetic set with `common.data.synth.generate_dataset` (into a temporary folder, or `--root`,
 where an existing set of the same sizes is reused: delete it after changing the generator), splits
-every machine as the experiments do (`common.data.split_machine`, MIMII split), and for each machine
-fits the dense AE from random weights on its whole training pool with `common.train.Trainer` (the
-demo's fit settings unless overridden), scores the evaluation clips with `common.scoring.clip_scores`
-and prints AUC / pAUC (`common.metrics.auc_pauc`, averaged over the training seeds) with a 95 %
+every machine as the experiments do (`common.data.mimii.split_machine`, MIMII split), and for each machine
+fits the dense AE from random weights on its whole training pool with `common.models.train.Trainer` (the
+demo's fit settings unless overridden), scores the evaluation clips with `common.scoring.reconstruction.clip_scores`
+and prints AUC / pAUC (`common.scoring.metrics.auc_pauc`, averaged over the training seeds) with a 95 %
 bootstrap interval over the evaluation clips (of the seed-averaged scores), then the per-type means.
 The sizes default to the demo's (`common.demo.DEMO_DATA`). MIMII at -6 dB (Purohit et al., 2019, AE
 baseline) for comparison: fan ~.68, pump ~.67, slider ~.73, valve ~.56.
@@ -34,17 +34,17 @@ from _bench import load_line, machine_line
 
 import numpy as np
 
-from common.audio import read_channel
-from common.autoencoder import architecture
-from common.cache import cached_features
-from common.data import find_machines, split_machine
+from common.features.audio import read_channel
+from common.models.autoencoder import architecture
+from common.features.cache import cached_features
+from common.data.mimii import find_machines, split_machine
 from common.demo import DEMO_DATA, DEMO_OVERRIDES
 from common.errors import DataError
-from common.layout import MACHINE_IDS, MACHINE_TYPES
-from common.metrics import auc_pauc
-from common.scoring import clip_scores
-from common.synth import generate_dataset
-from common.train import Trainer
+from common.data.names import MACHINE_IDS, MACHINE_TYPES
+from common.scoring.metrics import auc_pauc
+from common.scoring.reconstruction import clip_scores
+from common.data.synth import generate_dataset
+from common.models.train import Trainer
 
 N_MELS, FRAMES = 64, 5
 MIMII_MINUS_6_DB = {"fan": 0.68, "pump": 0.67, "slider": 0.73, "valve": 0.56}

@@ -5,7 +5,7 @@ Usage::
     python benchmarks/worlds.py [--work /tmp/worlds] [--worlds default,slow_drive,panel_band,loose_knock]
         [--versions v2 v4] [--seeds 0 1] [--normal 24] [--abnormal 8] [--seconds 4]
 
-For each world (`common.synth.worlds.WORLDS`) it writes a 16-machine set under ``<work>/<world>/data`` unless
+For each world (`common.data.synth.worlds.WORLDS`) it writes a 16-machine set under ``<work>/<world>/data`` unless
 one is there (``--normal`` + ``--abnormal`` clips of ``--seconds`` s per machine, one channel, seed 0), copies
 the Version YAMLs into ``<work>/<world>/`` so nothing of the repository's own runs is touched, and runs
 pretrain + transfer of each version with every method of `common.config.METHOD_NAMES` at budgets 1, 4 and
@@ -18,8 +18,8 @@ It prints, from those rows:
 
 1. a method x world table of mean AUC (over targets, seeds and versions) at 4 clips and at all clips;
 2. each pretrained method's paired difference to its family's control (`config.FAMILY_CONTROL`) at 4 clips,
-   per world and version, with a 95 % bootstrap interval over targets (`common.stats.paired_table`,
-   `common.stats.bootstrap_ci`);
+   per world and version, with a 95 % bootstrap interval over targets (`common.report.stats.paired_table`,
+   `common.report.stats.bootstrap_ci`);
 3. the same at 4 clips against the AE trained from scratch on *all* clips (the report's second comparison);
 4. the claims (`claims`): which hold in every world, which in none, which depend on the world.
 
@@ -58,7 +58,7 @@ N_MELS = 32
 
 def make_data(root: Path, world: str, args: argparse.Namespace) -> float:
     """Write the world's 16-machine set under `root` unless machines are there; the seconds it took."""
-    from common.synth import generate_dataset
+    from common.data.synth import generate_dataset
 
     if any(root.glob("-*_dB_*")):
         return 0.0
@@ -80,7 +80,7 @@ def run_world(world: str, args: argparse.Namespace) -> pd.DataFrame:
     """Data, then pretrain + transfer of every version in the world's own folder; its result rows."""
     from common.config import METHOD_NAMES, load_config
     from common.demo import DEMO_OVERRIDES
-    from common.layout import pretrain_yaml, transfer_yaml
+    from common.data.names import pretrain_yaml, transfer_yaml
 
     work = args.work / world
     print(f"== {world}: data {make_data(work / 'data', world, args):.0f} s", flush=True)
@@ -91,15 +91,15 @@ def run_world(world: str, args: argparse.Namespace) -> pd.DataFrame:
                  "experiment": {"budgets": BUDGETS, "seeds": args.seeds, "methods": list(METHOD_NAMES)}}
     configs = [(v, load_config(pretrain_yaml(work, v), overrides=overrides),
                 load_config(transfer_yaml(work, v), overrides=overrides)) for v in args.versions]
-    from common.experiment import transfer
-    from common.pretrain import pretrain
+    from common.experiment.grid import run_grid
+    from common.experiment.pretrain import pretrain
 
     rows = []
     for version, make_cfg, transfer_cfg in configs:
         start = time.perf_counter()
         pretrain(make_cfg, progress=False)
         middle = time.perf_counter()
-        rows.append(transfer(transfer_cfg, progress=False))
+        rows.append(run_grid(transfer_cfg, progress=False))
         print(f"   {version}: pretrain {middle - start:.0f} s, transfer {time.perf_counter() - middle:.0f} s, "
               f"load {load_line()}", flush=True)
     return pd.concat(rows, ignore_index=True).assign(world=world)
@@ -107,7 +107,7 @@ def run_world(world: str, args: argparse.Namespace) -> pd.DataFrame:
 
 def auc_table(results: pd.DataFrame) -> pd.DataFrame:
     """Mean AUC per method (rows) and world @ budget (columns): over targets, seeds, sources and versions."""
-    from common.stats import methods_in
+    from common.report.stats import methods_in
 
     shown = results[results["budget"].astype(str).isin(SHOWN_BUDGETS)]
     table = shown.groupby(["method", "world", "budget"])["auc"].mean().unstack(["world", "budget"])
@@ -120,7 +120,7 @@ def control_deltas(results: pd.DataFrame, *, budget: str = COMPARED_BUDGET, scra
     """Each pretrained method minus its family's control at `budget` (`scratch_all`: minus the AE trained from scratch
     on all clips, as the report's second comparison), per world and version: mean and 95 % bootstrap CI."""
     from common.config import FAMILY_CONTROL, METHOD_FAMILY
-    from common.stats import PRETRAINED, bootstrap_ci, paired_table
+    from common.report.stats import PRETRAINED, bootstrap_ci, paired_table
 
     rows = []
     for world, in_world in results.groupby("world", sort=False):
@@ -164,7 +164,7 @@ def claims(results: pd.DataFrame, deltas: pd.DataFrame,
            scratch_all: pd.DataFrame) -> list[tuple[str, Callable[[str], bool]]]:
     """The conclusions the report draws on the default world, each as a test of one world's rows."""
     from common.config import FAMILY_CONTROL
-    from common.stats import PRETRAINED
+    from common.report.stats import PRETRAINED
 
     out = [(f"best pretrained {family} method beats {control} at 4 clips (every version)",
             _family_best(deltas, family)) for family, control in FAMILY_CONTROL.items()]
@@ -207,7 +207,7 @@ def print_report(results: pd.DataFrame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from common.synth import WORLDS
+    from common.data.synth import WORLDS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=Path("/tmp/worlds"))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .errors import ConfigError, ProjectError
+from common.errors import ConfigError, ProjectError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,9 +18,9 @@ def _csv_list(text: str) -> tuple[str, ...]:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .layout import MACHINE_IDS, MACHINE_TYPES
-    from .synth import generate_dataset
-    from .synth.worlds import world_lines
+    from common.data.names import MACHINE_IDS, MACHINE_TYPES
+    from common.data.synth import generate_dataset
+    from common.data.synth.worlds import world_lines
 
     if args.list_worlds:
         print("\n".join(world_lines()))
@@ -45,8 +45,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .download import download_mimii
-    from .layout import MACHINE_TYPES
+    from common.data.download_mimii import download_mimii
+    from common.data.names import MACHINE_TYPES
 
     folders = download_mimii(
         args.root,
@@ -63,7 +63,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_download_dcase(args: argparse.Namespace) -> int:
-    from .download_dcase import download_dcase
+    from common.data.download_dcase import download_dcase
 
     args.root = args.root or f"dcase{args.year}t2_dev"
     for folder in download_dcase(args.root, year=args.year, types=args.types, record_id=args.record,
@@ -73,7 +73,7 @@ def cmd_download_dcase(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from .dataset import load_machine, select_machines
+    from common.data.dataset import load_machine, select_machines
 
     cfg = _load(args)
     print(f"{'machine':<16}{'train':>7}{'eval':>6}{'vectors':>10}{'dim':>6}")
@@ -87,7 +87,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
-    from .check import check_data, ignored_in_root
+    from common.data.check import check_data, ignored_in_root
 
     settings = _check_data_settings(args)
     table, problems = check_data(args.root, jobs=args.jobs, progress=not args.no_progress, **settings)
@@ -109,7 +109,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 def _check_data_settings(args: argparse.Namespace) -> dict:
     """snr, channel, sample_rate and feature parameters: a flag, else the --config YAML, else the defaults."""
-    from .config import FeatureConfig, load_config
+    from common.config import FeatureConfig, load_config
 
     cfg = load_config(args.config) if args.config else None
     d, f = (cfg.data, cfg.feature) if cfg else (None, None)
@@ -129,7 +129,7 @@ def _check_data_settings(args: argparse.Namespace) -> dict:
 
 def _load(args: argparse.Namespace):
     """Load the command's config; a data root that does not exist is named with the key and YAML (or --root)."""
-    from .config import load_config
+    from common.config import load_config
 
     overrides = {"data": {"root": str(Path(args.root).resolve())}} if getattr(args, "root", None) else None
     cfg = load_config(args.config, overrides=overrides)
@@ -144,7 +144,7 @@ def _load(args: argparse.Namespace):
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     cfg = _load(args)  # first: fit.backend must be set before Keras is imported
-    from .pretrain import pretrain
+    from common.experiment.pretrain import pretrain
 
     for p in pretrain(cfg):
         print(f"{'trained ' if p.trained else 'up to date'}  {p.path}")
@@ -153,23 +153,23 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     cfg = _load(args)  # first: fit.backend must be set before Keras is imported
-    from .experiment import transfer
-    from .results import summarize
+    from common.experiment.grid import run_grid
+    from common.results import summarize
 
-    results = transfer(cfg)
+    results = run_grid(cfg)
     print(summarize(results).to_string(index=False, float_format="{:.3f}".format))
     print(f"results in {cfg.output.result_dir}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from common.demo import run_demo
 
     return run_demo(REPO, root=Path(args.root) if args.root else None, dcase=args.dcase)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from common.report.writer import write_report
 
     path = write_report(Path(args.repo).resolve())
     print(f"wrote {path}")
@@ -177,7 +177,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_notebooks(args: argparse.Namespace) -> int:
-    from .notebooks import write_notebooks
+    from common.notebooks import write_notebooks
 
     for path in write_notebooks(REPO):
         print(f"wrote {path.relative_to(REPO)}")
@@ -185,9 +185,9 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .deploy import ERROR, check_output_file, score_files
-    from .io import atomic_write_text
-    from .model import Sidecar
+    from common.deploy import ERROR, check_output_file, score_files
+    from common.io import atomic_write_text
+    from common.models.saved import Sidecar
 
     if args.csv:
         check_output_file(args.csv, option="--csv")  # before scoring: never score for minutes, then fail to write
@@ -217,7 +217,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import warnings
 
-    from .deploy import export_model
+    from common.deploy import export_model
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -230,9 +230,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .data import is_clip
-    from .errors import DataError
+    from common.config import load_config
+    from common.data.mimii import is_clip
+    from common.errors import DataError
 
     clips = Path(args.clips)
     if not clips.is_dir():
@@ -241,7 +241,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
     if not paths:
         raise DataError(f"NEW_CLIPS {clips} holds no WAV clips")
     cfg = _load(args)  # first: fit.backend must be set before Keras is imported
-    from .advise import advice_lines, advise, best_method
+    from common.experiment.advise import advice_lines, advise, best_method
 
     advice = advise(paths, cfg, k=args.k)
     methods_csv = Path(args.report) / "methods.csv"
@@ -357,7 +357,7 @@ def _advise_command(sub) -> None:
 
 def _deploy_commands(sub) -> None:
     """score and export: use a trained model on new recordings."""
-    from .method_catalog import METHOD_NAMES  # light: no Keras
+    from common.methods.catalog import METHOD_NAMES  # light: no Keras
     p = sub.add_parser("score", help="score WAV files with a saved model and flag anomalies (exit status 1 when "
                                      "any file could not be scored; the others are scored)")
     p.add_argument("paths", nargs="+", metavar="FILES_OR_FOLDERS", help="WAV files and/or folders (searched for *.wav)")
@@ -383,7 +383,7 @@ def _deploy_commands(sub) -> None:
 
 def _other_commands(sub) -> None:
     """report, notebooks and demo."""
-    from .dcase_layout import YEARS  # light: no Keras
+    from common.data.dcase import YEARS  # light: no Keras
 
     p = sub.add_parser("report", help="statistics and plots over every version's results -> report/")
     p.add_argument("--repo", default=str(REPO), help="repository root holding Version1..4 (default: this one)")

@@ -13,7 +13,7 @@ import importlib.util
 import os
 import sys
 
-from .errors import ConfigError
+from common.errors import ConfigError
 
 BACKENDS = ("auto", "tensorflow", "jax", "torch")
 FASTEST_FIRST = ("jax", "tensorflow", "torch")  # measured order on CPU (benchmarks/bench_backends.py)

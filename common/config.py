@@ -20,20 +20,20 @@ from typing import Any, Mapping, Union
 
 import yaml
 
-from .backend import BACKENDS, use_backend
-from .errors import ConfigError
-from .feature_params import FeatureConfig
-from .io import atomic_write_text
-from .layouts import DATA_LAYOUTS  # data.layout: auto, or a row of `common.layouts.LAYOUTS`
-from .method_catalog import BASELINE, METHOD_NAMES
-from .sources import VERSIONS
-from .threshold import THRESHOLD_METHODS
+from common.backend import BACKENDS, use_backend
+from common.errors import ConfigError
+from common.features.params import FeatureConfig
+from common.io import atomic_write_text
+from common.data.layouts import DATA_LAYOUTS  # data.layout: auto, or a row of `common.data.layouts.LAYOUTS`
+from common.methods.catalog import BASELINE, METHOD_NAMES
+from common.data.versions import VERSIONS
+from common.scoring.threshold import THRESHOLD_METHODS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 BAD_FILE_POLICIES = ("error", "skip")
-SELECTIONS = ("similarity", "random")  # v5: how the k source machines are chosen (`common.selection`)
-SIMILARITIES = ("nearest", "profile")  # v5: the distance of `common.selection.DISTANCES` (kept here: no numpy import)
-EXECUTORS = ("serial", "local", "cluster")  # where cells and pretraining jobs run (`common.executor`)
+SELECTIONS = ("similarity", "random")  # v5: how the k source machines are chosen (`common.data.selection`)
+SIMILARITIES = ("nearest", "profile")  # v5: the distance of `common.data.selection.DISTANCES` (kept here: no numpy import)
+EXECUTORS = ("serial", "local", "cluster")  # where cells and pretraining jobs run (`common.experiment.executor`)
 Budget = Union[int, str]
 
 
@@ -81,7 +81,7 @@ class TransferConfig:
 
 @dataclass(frozen=True)
 class EmbeddingConfig:
-    """The machine-ID classifier of the embedding family (`common.embedding`) and its nearest-neighbour scoring."""
+    """The machine-ID classifier of the embedding family (`common.models.classifier`) and its nearest-neighbour scoring."""
 
     hidden: tuple[int, ...]
     embedding_dim: int
@@ -133,7 +133,7 @@ class EvalConfig:
     false_alarm_rate: float
 
     def threshold_spec(self) -> tuple[str, float]:
-        """``(method, level)`` for `common.threshold.fit_threshold`: the level that `threshold` uses."""
+        """``(method, level)`` for `common.scoring.threshold.fit_threshold`: the level that `threshold` uses."""
         if self.threshold == "false_alarm":
             return self.threshold, self.false_alarm_rate
         return self.threshold, self.threshold_quantile
@@ -432,11 +432,11 @@ def _build(merged: dict[str, Any], path: Path) -> Config:
             if isinstance(value, Path):
                 value = (path.parent / value).resolve()
             elif key == "transfer.init_from":
-                if value == "scratch":
+                if value == BASELINE:
                     raise ConfigError(
-                        f"{path}: 'transfer.init_from' must be the folder of pretrained models, got 'scratch': "
-                        "scratch rows (random init, trained on the target budget only) are always computed "
-                        "beside zero_shot and transfer"
+                        f"{path}: 'transfer.init_from' must be the folder of pretrained models, got {BASELINE!r}: "
+                        f"{BASELINE} rows (random init, trained on the target budget only) are always computed "
+                        "beside the pretrained methods"
                     )
                 value = str((path.parent / value).resolve())
             check = _CHECKS.get(key)

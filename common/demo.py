@@ -1,7 +1,7 @@
 """The end-to-end demo: a small synthetic MIMII set, then v1-v5 pretrain + transfer, then one summary.
 
 v5 (sources chosen per target) runs a second time with its k sources drawn at random, the baseline of the
-report's hindsight comparison (`common.hindsight`).
+report's hindsight comparison (`common.report.hindsight`).
 
 ``demo --dcase YEAR`` does the same on a synthetic DCASE Task 2 development set of that year's layout, in a
 workspace of its own (``demo_dcaseYEAR/``: the Version YAMLs copied, their models, results and report), so its
@@ -16,11 +16,11 @@ from typing import Any
 
 import pandas as pd
 
-from .config import load_config
-from .data import Machine, find_machines
-from .errors import DataError
-from .layout import pretrain_yaml, transfer_yaml
-from .method_catalog import EMBEDDING, methods_pretraining
+from common.config import load_config
+from common.data.mimii import Machine, find_machines
+from common.errors import DataError
+from common.data.names import pretrain_yaml, transfer_yaml
+from common.methods.catalog import DEMO_METHODS, EMBEDDING, methods_pretraining
 
 # Small enough for a 2-core machine in about 5 minutes (JAX), large enough for AUCs to mean something.
 DEMO_DATA = {"n_normal": 50, "n_abnormal": 25, "seconds": 10.0, "channels": 8, "seed": 0}
@@ -28,12 +28,11 @@ DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
     # No validation pass: at these sizes Keras' per-epoch evaluation costs more than the training.
     "fit": {"epochs": 10, "batch_size": 256, "validation_split": 0.0},
     "transfer": {"epochs": 5},
-    # The AE family's main methods and every method that trains nothing per cell (statistics, nearest
-    # neighbour): the three families at the demo's time. Budgets down to one clip for the budget curve.
+    # The catalogue's demo methods (`MethodInfo.in_demo`): every family at the demo's time. Budgets down to one
+    # clip for the budget curve.
     # One seed: the cells are 16 targets x 4 budgets x (3 + 5 per source set) per version.
     "experiment": {"budgets": [1, 2, 4, "all"], "seeds": [0],
-                   "methods": ["scratch", "zero_shot", "transfer", "lw_scratch", "lw_transfer", "logmel_knn",
-                               "embed_zero_shot", "embed_knn"]},
+                   "methods": list(DEMO_METHODS)},
 }
 
 
@@ -45,7 +44,7 @@ DCASE_DEMO_BUDGETS = [2, 5, 10, "all"]  # 2021-2025: N of the 10 target-domain c
 
 def _layout_at(root: Path) -> str | None:
     """The data layout found under `root` (None: missing, empty or nothing recognised)."""
-    from .layouts import detect_layout
+    from common.data.layouts import detect_layout
 
     try:
         return detect_layout(root) if root.is_dir() else None
@@ -61,7 +60,7 @@ def ensure_data(root: Path, *, snr: float = -6, progress: bool = True) -> bool:
     DataError
         `root` holds a DCASE Task 2 set: the MIMII demo does not write beside it (``demo --dcase YEAR`` reads it).
     """
-    from .dcase_layout import dcase_layouts_under
+    from common.data.dcase import dcase_layouts_under
 
     dcase = dcase_layouts_under(root) if root.is_dir() else {}
     if dcase:
@@ -72,7 +71,7 @@ def ensure_data(root: Path, *, snr: float = -6, progress: bool = True) -> bool:
         find_machines(root, snr=snr)
         return False
     except DataError:
-        from .synth import generate_dataset
+        from common.data.synth import generate_dataset
 
         generate_dataset(root, snr=snr, jobs=2, progress=progress, **DEMO_DATA)
         return True
@@ -80,7 +79,7 @@ def ensure_data(root: Path, *, snr: float = -6, progress: bool = True) -> bool:
 
 def ensure_dcase_data(root: Path, year: int, *, progress: bool = True) -> bool:
     """Generate the DCASE demo's synthetic set of `year` under `root` unless one of that layout is there."""
-    from .dcase_layout import layout_of_year
+    from common.data.dcase import layout_of_year
 
     found, want = _layout_at(root), layout_of_year(year)
     if found == want:
@@ -88,7 +87,7 @@ def ensure_dcase_data(root: Path, year: int, *, progress: bool = True) -> bool:
     if found is not None:
         raise DataError(f"{root} holds a {found} data set, not the {want} layout of the DCASE {year} demo: "
                         "give another --root")
-    from .synth.dcase import generate_dcase_dataset
+    from common.data.synth.dcase import generate_dcase_dataset
 
     data = dict(DCASE_DEMO_DATA, sections=(0, 1) if year == 2020 else (0,), n_target=None if year == 2020 else 10)
     generate_dcase_dataset(root, year=year, jobs=2, progress=progress, **data)
@@ -104,7 +103,7 @@ def run_random_baseline(repo: Path, *, overrides: dict[str, Any], progress: bool
 
     Returns its results (not part of the printed summary: the report sets it beside v5 per target).
     """
-    from .layout import random_dir
+    from common.data.names import random_dir
 
     cfgs = [load_config(y, overrides=overrides) for y in (pretrain_yaml(repo, 5), transfer_yaml(repo, 5))]
     random = {**overrides, "experiment": {**overrides.get("experiment", {}), "selection": "random"},
@@ -112,11 +111,11 @@ def run_random_baseline(repo: Path, *, overrides: dict[str, Any], progress: bool
                          "result_dir": str(random_dir(cfgs[1].output.result_dir))},
               "transfer": {**overrides.get("transfer", {}), "init_from": str(random_dir(cfgs[0].output.model_dir))}}
     make_cfg, transfer_cfg = (load_config(y, overrides=random) for y in (pretrain_yaml(repo, 5), transfer_yaml(repo, 5)))
-    from .experiment import transfer
-    from .pretrain import pretrain
+    from common.experiment.grid import run_grid
+    from common.experiment.pretrain import pretrain
 
     pretrain(make_cfg, progress=progress)
-    return transfer(transfer_cfg, progress=progress)
+    return run_grid(transfer_cfg, progress=progress)
 
 
 def run_versions(repo: Path, *, versions=VERSIONS, overrides=None, progress: bool = True) -> pd.DataFrame:
@@ -124,14 +123,14 @@ def run_versions(repo: Path, *, versions=VERSIONS, overrides=None, progress: boo
     # Every config first: a fit.backend in them must be set before Keras is imported.
     configs = [(load_config(pretrain_yaml(repo, v), overrides=overrides),
                 load_config(transfer_yaml(repo, v), overrides=overrides)) for v in versions]
-    from .experiment import transfer
-    from .pretrain import pretrain
-    from .results import summarize
+    from common.experiment.grid import run_grid
+    from common.experiment.pretrain import pretrain
+    from common.results import summarize
 
     summaries = []
     for make_cfg, transfer_cfg in configs:
         pretrain(make_cfg, progress=progress)
-        summaries.append(summarize(transfer(transfer_cfg, progress=progress)))
+        summaries.append(summarize(run_grid(transfer_cfg, progress=progress)))
     return pd.concat(summaries, ignore_index=True)
 
 
@@ -153,7 +152,7 @@ def run_demo(repo: Path, *, root: Path | None = None, dcase: int | None = None) 
         root, work = (root or repo / f"Sample_data_dcase{dcase}").resolve(), dcase_workspace(repo, dcase)
         if ensure_dcase_data(root, dcase):
             print(f"generated a synthetic DCASE {dcase} development set under {root}")
-        from .dcase_layout import find_dcase_machines
+        from common.data.dcase import find_dcase_machines
 
         machines = find_dcase_machines(root)
         versions = _dcase_versions(machines)
@@ -163,8 +162,8 @@ def run_demo(repo: Path, *, root: Path | None = None, dcase: int | None = None) 
                              for group, o in _by_methods(versions, overrides, machines)],
                             ignore_index=True)
     _print_summary(summary)
-    from .report import write_report
-    from .results import result_dirs
+    from common.report.writer import write_report
+    from common.results import result_dirs
 
     report = write_report(work)
     _print_hindsight(report.parent / "hindsight_summary.csv")
@@ -178,7 +177,7 @@ def run_demo(repo: Path, *, root: Path | None = None, dcase: int | None = None) 
 def dcase_workspace(repo: Path, year: int) -> Path:
     """``repo/demo_dcaseYEAR``: the repository's Version YAMLs copied (rewritten on every run), so that the DCASE
     demo's models, results, caches and report stay in it and never mix with the MIMII demo's."""
-    from .io import atomic_write_text
+    from common.io import atomic_write_text
 
     work = repo / f"demo_dcase{year}"
     for version in VERSIONS:
@@ -201,9 +200,9 @@ def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any],
     """(versions, overrides) to run: a version with a source set of one class (`embedding_pretrain.class_names`:
     one machine whose clips name no domain, as in DCASE 2020) cannot train the machine-ID classifier, so it runs
     without the classifier methods."""
-    from .dcase_layout import split_dcase_machine
-    from .machines import class_names
-    from .sources import source_sets
+    from common.data.dcase import split_dcase_machine
+    from common.data.machines import class_names
+    from common.data.versions import source_sets
 
     splits = {m: split_dcase_machine(m) for m in machines}
     small = tuple(v for v in versions if any(len(class_names([splits[m] for m in s.machines])) < 2
@@ -220,8 +219,8 @@ def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any],
 
 def _print_summary(summary: pd.DataFrame) -> None:
     """The demo's summary table; on DCASE data also its official scores and the published numbers they compare with."""
-    from .published import published_for
-    from .results import version_key
+    from common.report.published import published_for
+    from common.results import version_key
 
     formulas = sorted({f for f in summary.get("official_formula", ()) if isinstance(f, str) and f})
     columns = [c for c in summary.columns if formulas or c not in ("official_formula", "official_score")]
@@ -231,7 +230,7 @@ def _print_summary(summary: pd.DataFrame) -> None:
               .to_string(index=False))
         for formula in formulas:
             print(f"\nofficial_score: the DCASE {formula} formula over every target (0-1). Published official "
-                  "scores (percent; each row's source in common.published): dev rows were scored on that year's "
+                  "scores (percent; each row's source in common.report.published): dev rows were scored on that year's "
                   "real development set, eval rows on its withheld evaluation set; the synthetic machines here "
                   "compare with neither:")
             print(published_for(formula).drop(columns="source").to_string(index=False))

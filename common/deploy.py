@@ -2,9 +2,9 @@
 
 `score_files` reads everything about the features from the model's sidecar (channel, sample rate,
 log-mel parameters; never from a YAML) and extracts them with the experiments' own code
-(`common.audio.check_wav`, `common.features.extract`), so a clip scores exactly as it did in the
+(`common.features.audio.check_wav`, `common.features.extract.extract`), so a clip scores exactly as it did in the
 experiment. A clip is flagged anomalous when its score is above the model's decision threshold
-(fitted on its own training normal clips, `common.threshold`) or the one given. A bad file (wrong
+(fitted on its own training normal clips, `common.scoring.threshold`) or the one given. A bad file (wrong
 rate, corrupt, truncated, silent, too short) gets an error naming its path and no score; the
 other files are still scored.
 
@@ -26,20 +26,20 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .audio import WavInfo, check_wav, wav_info
-from .config import load_config
-from .feature_params import FeatureConfig
-from .data import is_clip
-from .errors import AudioError, DataError, ModelError
-from .features import extract
-from .io import atomic_write_text
-from .layout import pretrained_model_path, row_model_path, transfer_yaml
-from .method_catalog import METHODS_CATALOG, is_zero_shot
-from .model import FEATURE_KEYS, Sidecar, copy_model, load_head, load_model
-from .model_kinds import describe
-from .results import ROW_FIELDS, read_table, result_dir
-from .scorer import check_scorer, score_clips
-from .threshold import describe_threshold
+from common.features.audio import WavInfo, check_wav, wav_info
+from common.config import load_config
+from common.features.params import FeatureConfig
+from common.data.mimii import is_clip
+from common.errors import AudioError, DataError, ModelError
+from common.features.extract import extract
+from common.io import atomic_write_text
+from common.data.names import pretrained_model_path, row_model_path, transfer_yaml
+from common.methods.catalog import METHODS_CATALOG, is_zero_shot
+from common.models.saved import FEATURE_KEYS, Sidecar, copy_model, load_head, load_model
+from common.models.kinds import describe
+from common.results import ROW_FIELDS, read_table, result_dir
+from common.scoring.scorer import check_scorer, score_clips
+from common.scoring.threshold import describe_threshold
 
 SCORE_FILE_COLUMNS = ["path", "score", "decision", "error"]
 DECISIONS = {False: "normal", True: "anomalous"}
@@ -50,7 +50,7 @@ NAN = float("nan")  # a number the sidecar does not record, as the card prints i
 
 
 def find_wavs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, folders expanded to their clips (`common.data.is_clip`: ``*.wav``, any case; sorted, recursive).
+    """Files as given, folders expanded to their clips (`common.data.mimii.is_clip`: ``*.wav``, any case; sorted, recursive).
 
     A path that does not exist is kept, so scoring reports it by name instead of dropping it. Files
     in a folder that look like clips but are not (macOS ``._*`` files) are left out with a warning;
@@ -95,7 +95,7 @@ def model_features(sidecar: Sidecar, *, path: str | os.PathLike) -> dict[str, An
     Raises
     ------
     ModelError
-        The sidecar lacks one of `common.model.FEATURE_KEYS`.
+        The sidecar lacks one of `common.models.saved.FEATURE_KEYS`.
     """
     features = sidecar.features or {}
     missing = [k for k in FEATURE_KEYS if k not in features]
@@ -300,7 +300,7 @@ def _read_vectors(files: list[Path], features: Mapping[str, Any], infos: Mapping
 
 def _clip_scores(model, sidecar: Sidecar, head: Mapping[str, np.ndarray], files: list[Path],
                  vectors: Mapping[Path, np.ndarray]) -> dict[Path, float]:
-    """One score per file that has vectors, in one batched pass, by the model's scorer (`common.scorer`)."""
+    """One score per file that has vectors, in one batched pass, by the model's scorer (`common.scoring.scorer`)."""
     good = [p for p in files if p in vectors]
     if not good:
         return {}
@@ -360,7 +360,7 @@ def export_model(
     The row is the first of `candidate_rows` in the ``results.csv`` of the version's result folder,
     the ``output.result_dir`` of ``repo/VersionN/transfer_pretrain_vN.yaml`` (`common.results.result_dir`;
     default: the transfer model with the highest AUC). A scratch or transfer model is the one saved
-    with the row (`common.layout.row_model_path`); a zero_shot model is the pretrained model, given
+    with the row (`common.data.names.row_model_path`); a zero_shot model is the pretrained model, given
     the row's threshold.
 
     Returns

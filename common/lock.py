@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .errors import LockError
+from common.errors import LockError
 
 LOCK_FILE = ".lock"
 _HELD: set[Path] = set()  # the folders this process holds (`check_still_locked` must not probe its own lock)

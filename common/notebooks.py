@@ -3,7 +3,7 @@
 The cells' code lives in ``notebook_templates/*.py`` at the repository root: jupytext percent scripts
 (``# %%`` cells), real Python that an editor and a linter read. The Version notebooks differ only in
 their version, so one template serves five: ``$version``, ``$n``, ``$short`` and ``$text`` are filled
-from `common.sources.VERSIONS`. ``python -m common notebooks`` rewrites the ``.ipynb`` files; a test
+from `common.data.versions.VERSIONS`. ``python -m common notebooks`` rewrites the ``.ipynb`` files; a test
 checks the committed ones are current.
 """
 
@@ -17,8 +17,8 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from .errors import ProjectError
-from .sources import VERSIONS
+from common.errors import ProjectError
+from common.data.versions import VERSIONS
 
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 TEMPLATES = Path(__file__).resolve().parent.parent / "notebook_templates"

@@ -2,7 +2,7 @@
 and the one place they are written and read back (by the report, export and the result store).
 
 results.csv and scores.csv only *show* the rows of the current config; every finished row is kept
-in the result folder's store (`common.store.ResultStore`), from which they are rebuilt on every run.
+in the result folder's store (`common.experiment.store.ResultStore`), from which they are rebuilt on every run.
 
 All files are written atomically, rows in a fixed order, so a resumed run writes the same files.
 Every column is a pure function of the config, the seed and the data except ``train_seconds``
@@ -20,12 +20,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import load_config
-from .errors import DataError
-from .io import atomic_write_text
-from .layout import transfer_yaml, versions_in
-from .method_catalog import BASELINE, METHOD_NAMES
-from .official_scores import formula_for, formula_year, official_total
+from common.config import load_config
+from common.errors import DataError
+from common.io import atomic_write_text
+from common.data.names import transfer_yaml, versions_in
+from common.methods.catalog import BASELINE, METHOD_NAMES
+from common.scoring.official import formula_for, formula_year, official_total
 
 TEXT, NUMBER = "text", "number"  # how a column is read back (`read_table`, `_read_numeric`)
 NAN = float("nan")  # a blank cell, as pandas reads it
@@ -69,7 +69,7 @@ class ResultRow(RunColumns):
     precision: float = _column(NUMBER, sidecar=True)
     recall: float = _column(NUMBER, sidecar=True)
     f1: float = _column(NUMBER, sidecar=True)
-    # DCASE roots only (blank, NaN, on MIMII): the official formula the row is scored by (`common.official_scores`:
+    # DCASE roots only (blank, NaN, on MIMII): the official formula the row is scored by (`common.scoring.official`:
     # "2020", "2021", "2022-2025"), the section's official score (the year's mean of its terms) and the per-domain
     # terms of that formula: own-domain AUC and pAUC in 2021, a domain's normals + every anomaly (AUC) in 2022-2025.
     # The section terms (2020 AUC, pAUC; 2022-2025 pAUC) are the auc / pauc columns at eval.max_fpr 0.1.

@@ -28,8 +28,8 @@ print(cfg.to_yaml())
 # normal clips form the evaluation set; the other normal clips are the training pool.
 
 # %%
-from common.dataset import machines_table
-from common.selection import sources_table
+from common.data.dataset import machines_table
+from common.data.selection import sources_table
 
 machines_table(cfg)
 
@@ -49,13 +49,13 @@ sources
 # Features are extracted once and cached; each model trains on the training pools of its sources.
 
 # %%
-from common.pretrain import pretrain
+from common.experiment.pretrain import pretrain
 
 made = pretrain(cfg)
 for p in made:
     print("trained   " if p.trained else "up to date", p.path.name)
 
 # %%
-from common.plots import loss_curves, read_histories
+from common.report.plots import loss_curves, read_histories
 
 loss_curves(read_histories(cfg.output.model_dir))

@@ -25,7 +25,7 @@ print(cfg.to_yaml())
 # ## Data
 
 # %%
-from common.dataset import machines_table
+from common.data.dataset import machines_table
 
 machines_table(cfg)
 
@@ -36,9 +36,9 @@ machines_table(cfg)
 # reused, so an interrupted run resumes.
 
 # %%
-from common.experiment import transfer
+from common.experiment.grid import run_grid
 
-results = transfer(cfg)
+results = run_grid(cfg)
 print(f"{len(results)} runs -> {cfg.output.result_dir / 'results.csv'}")
 
 # %% [markdown]
@@ -59,7 +59,7 @@ from common.results import per_target
 per_target(results)
 
 # %%
-from common.plots import auc_by_target
+from common.report.plots import auc_by_target
 
 auc_by_target(results, budget=str(cfg.experiment.budgets[-1]))
 
@@ -77,7 +77,7 @@ from pathlib import Path
 
 from IPython.display import Markdown
 
-from common.report import write_report
+from common.report.writer import write_report
 
 repo = Path.cwd().parent  # the repository root: this notebook's folder is one of its Version folders
 report = write_report(repo, out=repo / "report")

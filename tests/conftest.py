@@ -17,7 +17,7 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     """Two types x two IDs, 8 normal + 3 abnormal clips of 2 s, 2 channels each (read-only for tests)."""
-    from common.synth import generate_dataset
+    from common.data.synth import generate_dataset
 
     root = tmp_path_factory.mktemp("tiny") / "Sample_data"
     generate_dataset(root, progress=False, **TINY_DATA)
@@ -148,10 +148,10 @@ def pipeline(tiny_root, tmp_path_factory):
 
     ``ids=None``: every machine of `tiny_root` (4 targets); ``ids=("id_00",)``: fan/id_00 and valve/id_00.
     """
-    from common.vectorset import VectorSet
-    from common.experiment import transfer
-    from common.pretrain import pretrain
-    from common.train import Trainer
+    from common.features.vectorset import VectorSet
+    from common.experiment.grid import run_grid
+    from common.experiment.pretrain import pretrain
+    from common.models.train import Trainer
 
     base = tmp_path_factory.mktemp("pipeline")
     runs: dict[tuple, Run] = {}
@@ -176,7 +176,7 @@ def pipeline(tiny_root, tmp_path_factory):
             Trainer.fit = recording_fit
             try:
                 made = pretrain(make, progress=False)
-                results = transfer(cfg, progress=False)
+                results = run_grid(cfg, progress=False)
             finally:
                 Trainer.fit = original
             runs[key] = Run(repo, cfg, made, results, fitted, kinds)

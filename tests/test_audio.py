@@ -1,4 +1,4 @@
-"""common.audio: reading one channel of real WAV files, and every way a file can be broken."""
+"""common.features.audio: reading one channel of real WAV files, and every way a file can be broken."""
 
 import re
 import struct
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from common.audio import WavInfo, check_not_silent, check_wav, read_channel, validate_audio, wav_info
+from common.features.audio import WavInfo, check_not_silent, check_wav, read_channel, validate_audio, wav_info
 from common.errors import AudioError
 from conftest import write_wav
 

@@ -1,6 +1,6 @@
 """check-data on DCASE Task 2 development roots (issue 18): 2020, 2021 and 2023 layouts, bad clips, hidden files.
 
-Real synthetic roots (`common.synth.generate_dcase_dataset`, 1 s clips) scanned by `common.check.check_data` and
+Real synthetic roots (`common.data.synth.generate_dcase_dataset`, 1 s clips) scanned by `common.data.check.check_data` and
 by ``python -m common check-data`` in-process (`conftest.run_main`).
 """
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from common.check import TABLE_COLUMNS, check_data, ignored_in_root, resolve_layout
+from common.data.check import TABLE_COLUMNS, check_data, ignored_in_root, resolve_layout
 from common.errors import DataError
-from common.synth import generate_dcase_dataset
+from common.data.synth import generate_dcase_dataset
 from conftest import run_main
 
 N_SOURCE, N_TARGET, N_TEST = 4, 2, 2  # per machine; N_TEST per domain and label

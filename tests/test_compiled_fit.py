@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common import compiled_fit
-from common.vectorset import VectorSet
-from common.train import Trainer
+from common.models import compiled_fit
+from common.features.vectorset import VectorSet
+from common.models.train import Trainer
 
 import keras  # after common: the package picks the Keras backend before Keras is imported
 

@@ -46,10 +46,10 @@ def test_feature_names_and_defaults_have_one_owner(tmp_path):
     """FeatureConfig lists the feature parameters; the sidecar keys, the cache and the numerics follow it."""
     import inspect
 
-    from common.cache import feature_key
-    from common.features import extract
-    from common.logmel import logmel_frames
-    from common.model import FEATURE_KEYS
+    from common.features.cache import feature_key
+    from common.features.extract import extract
+    from common.features.logmel import logmel_frames
+    from common.models.saved import FEATURE_KEYS
 
     names = FeatureConfig.names()
     assert names == ("n_mels", "frames", "n_fft", "hop_length", "power")

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from common.data import budget_subset, find_machines, list_clips, split_machine
+from common.data.mimii import budget_subset, find_machines, list_clips, split_machine
 from common.errors import DataError
 
 

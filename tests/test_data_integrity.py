@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from common.cache import cached_features, feature_key
+from common.features.cache import cached_features, feature_key
 from common.config import load_config
-from common.data import find_machines
+from common.data.mimii import find_machines
 from common.errors import DataError
-from common.features import extract
-from common.synth import generate_dataset
+from common.features.extract import extract
+from common.data.synth import generate_dataset
 from conftest import make_config, run_main, write_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ def _replace_keeping_size_and_mtime(path: Path, source: Path) -> None:
 
 
 def test_clip_replaced_with_same_size_and_mtime_gives_new_features_and_identity(one_machine, tiny_root, tmp_path):
-    from common.adapt import data_identity as _data_identity
+    from common.methods.base import data_identity as _data_identity
 
     clips = sorted((one_machine / MACHINE / "normal").glob("*.wav"))[:4]
     cfg = make_config(tmp_path / "v", one_machine, data={"cache_dir": str(tmp_path / "cache")})
@@ -65,7 +65,7 @@ def test_clip_replaced_with_same_size_and_mtime_gives_new_features_and_identity(
 
 
 def test_check_cache_sees_a_clip_replaced_with_same_size_and_mtime(one_machine, tmp_path):
-    from common.check import scan_files
+    from common.data.check import scan_files
 
     files = sorted((one_machine / MACHINE).glob("*/*.wav"))
     cache = tmp_path / "cache"
@@ -100,7 +100,7 @@ def test_upper_case_clips_count_and_resource_forks_are_reported_by_check_data(on
 
 
 def test_experiments_use_upper_case_clips_and_warn_about_resource_forks(one_machine, tmp_path):
-    from common.dataset import check_machine
+    from common.data.dataset import check_machine
 
     upper, mixed, fork = _rename_clips(one_machine)
     cfg = make_config(tmp_path / "v", one_machine, data={"cache_dir": str(tmp_path / "cache")})
@@ -109,7 +109,7 @@ def test_experiments_use_upper_case_clips_and_warn_about_resource_forks(one_mach
     used = set(checked.split.train + checked.split.eval_files)
     assert upper in used and mixed in used and fork not in used and len(used) == 11
 
-    from common.data import is_clip  # the one rule, also used by `score`
+    from common.data.mimii import is_clip  # the one rule, also used by `score`
 
     assert is_clip(upper) and is_clip(mixed) and not is_clip(fork) and not is_clip(Path(".hidden.wav"))
 
@@ -186,7 +186,7 @@ def test_channel_or_rate_no_clip_has_is_a_config_error(one_machine, tmp_path, da
 
 def test_missing_data_root_names_the_yaml_and_key(tmp_path):
     from common.errors import ConfigError
-    from common.dataset import select_machines
+    from common.data.dataset import select_machines
 
     cfg = write_config(tmp_path / "v", tmp_path / "nowhere", data={"cache_dir": str(tmp_path / "cache")})
     code, text = run_main(["features", str(cfg)])
@@ -201,7 +201,7 @@ def test_missing_data_root_names_the_yaml_and_key(tmp_path):
 
 @pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
 def test_rf64_clip_reads_like_the_wav(tmp_path, rng, subtype):
-    from common.audio import check_wav, read_channel, wav_info
+    from common.features.audio import check_wav, read_channel, wav_info
 
     samples = np.clip(0.1 * rng.standard_normal((4000, 3)), -1, 0.99)
     wav, rf64 = tmp_path / "clip.wav", tmp_path / "clip_rf64.wav"

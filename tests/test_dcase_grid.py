@@ -12,7 +12,7 @@ from conftest import make_config, run_main, write_config
 @pytest.fixture(scope="module")
 def dcase2020_root(tmp_path_factory):
     """Synthetic DCASE 2020 layout: fan and valve, IDs id_00 and id_02, 6 training and 3 + 3 test clips of 1 s."""
-    from common.synth.dcase import generate_dcase_dataset
+    from common.data.synth.dcase import generate_dcase_dataset
 
     root = tmp_path_factory.mktemp("dcase2020")
     generate_dcase_dataset(root, year=2020, types=("fan", "valve"), sections=(0, 1), n_source=6, n_test=3,
@@ -22,7 +22,7 @@ def dcase2020_root(tmp_path_factory):
 
 def test_machines_and_split_are_the_dcase_ones(dcase2020_root, tmp_path):
     """auto reads the root as DCASE 2020: type + ID machines, the given train/test folders as the split."""
-    from common.dataset import check_machine, data_layout, select_machines
+    from common.data.dataset import check_machine, data_layout, select_machines
 
     cfg = make_config(tmp_path, dcase2020_root)
     assert data_layout(cfg) == "dcase2020"
@@ -56,7 +56,7 @@ def test_pretrain_and_transfer_run_on_a_dcase_2020_root(dcase2020_root, tmp_path
 def dcase2023_root(tmp_path_factory):
     """Synthetic DCASE 2023 layout: fan and valve, one section each, 6 source + 3 target training clips of 1 s,
     2 test clips per domain and label."""
-    from common.synth.dcase import generate_dcase_dataset
+    from common.data.synth.dcase import generate_dcase_dataset
 
     root = tmp_path_factory.mktemp("dcase2023")
     generate_dcase_dataset(root, year=2023, types=("fan", "valve"), n_source=6, n_target=3, n_test=2, seconds=1.0,
@@ -97,7 +97,7 @@ def test_budgets_of_a_2023_root_draw_from_the_target_domain(dcase2023_run):
 def test_official_scores_of_a_2023_run_are_the_evaluators(dcase2023_run):
     """Each row's official score is the 2022-2025 formula over its clips (scores.csv carries each clip's domain),
     and the summary's is the harmonic mean over every row's terms."""
-    from common.official_scores import official_mean, official_scores
+    from common.scoring.official import official_mean, official_scores
 
     rows = pd.read_csv(dcase2023_run / "results.csv", dtype={"budget": str, "official_formula": str})
     scores = pd.read_csv(dcase2023_run / "scores.csv", dtype={"budget": str})
@@ -130,17 +130,17 @@ def test_a_budget_over_the_target_domain_clips_is_refused(dcase2023_root, tmp_pa
 def test_v2_on_a_first_shot_root_says_why_it_has_no_source_set(dcase2023_root, tmp_path):
     """2023-2025 sets have one section per type: v2 (other IDs of the same type) has nothing to pretrain on."""
     from common.errors import DataError
-    from common.experiment import transfer
+    from common.experiment.grid import run_grid
 
     with pytest.raises(DataError, match="one section per machine type, so v2 has none"):
-        transfer(make_config(tmp_path, dcase2023_root, "v2"), progress=False)
+        run_grid(make_config(tmp_path, dcase2023_root, "v2"), progress=False)
 
 
 def test_a_2021_root_is_scored_by_the_2021_formula(tmp_path):
     """Test clips in source_test/ and target_test/: each row's official score is the harmonic mean of its own-domain
     AUC and pAUC of both domains, as the 2021 evaluator computes it from the clips in scores.csv."""
-    from common.official_scores import official_scores
-    from common.synth.dcase import generate_dcase_dataset
+    from common.scoring.official import official_scores
+    from common.data.synth.dcase import generate_dcase_dataset
 
     root = tmp_path / "d21"
     generate_dcase_dataset(root, year=2021, types=("fan", "valve"), n_source=6, n_target=3, n_test=3, seconds=1.0,

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.data import Split
-from common.dcase_layout import (
+from common.data.mimii import Split
+from common.data.dcase import (
     UNKNOWN_LABEL,
     find_dcase_machines,
     ignored_dcase_files,
@@ -16,7 +16,7 @@ from common.dcase_layout import (
     split_dcase_machine,
 )
 from common.errors import DataError
-from common.layouts import detect_layout
+from common.data.layouts import detect_layout
 from conftest import write_wav
 
 
@@ -225,8 +225,8 @@ def test_attribute_csv_errors_name_file_and_line(tmp_path):
 @pytest.mark.parametrize("year, layout", [(2020, "dcase2020"), (2023, "dcase2021")])
 def test_the_grid_names_a_dcase_root_it_cannot_read_yet(tmp_path, year, layout):
     """A DCASE root given as a MIMII data root: the error names the folder and the layout, not 'no machines'."""
-    from common.data import find_machines
-    from common.synth.dcase import generate_dcase_dataset
+    from common.data.mimii import find_machines
+    from common.data.synth.dcase import generate_dcase_dataset
 
     generate_dcase_dataset(tmp_path, year=year, types=("fan",), n_source=2, n_target=0 if year == 2020 else 1,
                            n_test=2, seconds=0.5, progress=False)
@@ -240,8 +240,8 @@ def test_the_grid_names_a_dcase_root_it_cannot_read_yet(tmp_path, year, layout):
 def test_official_year_follows_the_folders(tmp_path):
     """The formula a machine is scored by: none on MIMII, 2020 for IDs, 2021 with source_test/ or target_test/,
     otherwise the 2022-2025 formula (2022)."""
-    from common.data import Machine
-    from common.layouts import official_year
+    from common.data.mimii import Machine
+    from common.data.layouts import official_year
 
     folder = tmp_path / "fan"
     (folder / "train").mkdir(parents=True)

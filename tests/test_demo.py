@@ -40,7 +40,7 @@ def test_the_mimii_demo_does_not_write_beside_a_dcase_set(tmp_path):
     import pytest
 
     from common.errors import DataError
-    from common.synth.dcase import generate_dcase_dataset
+    from common.data.synth.dcase import generate_dcase_dataset
 
     root = tmp_path / "d23"
     generate_dcase_dataset(root, year=2023, types=("fan",), n_source=2, n_target=1, n_test=1, seconds=0.5,
@@ -53,9 +53,9 @@ def test_the_mimii_demo_does_not_write_beside_a_dcase_set(tmp_path):
 
 def test_the_dcase_demo_runs_in_its_own_workspace_without_v2_on_a_first_shot_set(tmp_path, capsys):
     """The workspace holds copies of the Version YAMLs (its results stay apart); a one-section set drops v2."""
-    from common.dcase_layout import find_dcase_machines
+    from common.data.dcase import find_dcase_machines
     from common.demo import _by_methods, _dcase_versions, dcase_workspace, ensure_dcase_data
-    from common.synth.dcase import generate_dcase_dataset
+    from common.data.synth.dcase import generate_dcase_dataset
 
     for v in ("1", "2", "3", "4"):
         shutil.copytree(REPO / f"Version{v}", tmp_path / f"Version{v}",

@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from common.data import find_machines
+from common.data.mimii import find_machines
 from common.deploy import SCORE_FILE_COLUMNS, export_model, score_files
 from common.errors import DataError, ModelError
-from common.experiment import transfer
-from common.layout import row_model_path
-from common.metrics import decision_metrics
-from common.model import read_sidecar
-from common.dataset import check_machine
-from common.pretrain import pretrain
-from common.threshold import fit_threshold
+from common.experiment.grid import run_grid
+from common.data.names import row_model_path
+from common.scoring.metrics import decision_metrics
+from common.models.saved import read_sidecar
+from common.data.dataset import check_machine
+from common.experiment.pretrain import pretrain
+from common.scoring.threshold import fit_threshold
 from conftest import make_config, run_main
 
 ROW = {"target_type": "fan", "target_id": "id_00", "source": "valve", "method": "transfer", "budget": "all", "seed": 0}
@@ -267,7 +267,7 @@ def test_row_without_its_model_is_recomputed_on_resume(run, tmp_path):
     row_model_path(out, ROW).unlink()
     again_cfg = config_on(run, tmp_path, output={"result_dir": str(out)})
     with pytest.warns(UserWarning, match=r"1 row\(s\) of .* have no model file"):
-        again = transfer(again_cfg, progress=False)
+        again = run_grid(again_cfg, progress=False)
     assert row_model_path(out, ROW).is_file()
     cols = [c for c in results.columns if c != "train_seconds"]
     pd.testing.assert_frame_equal(again[cols], results[cols], check_exact=True)
@@ -283,7 +283,7 @@ def test_old_pretrained_model_gets_its_threshold_without_retraining(run, tmp_pat
     side_path.write_text(json.dumps(side))
     stale = config_on(run, tmp_path, output={"result_dir": str(tmp_path / "r")}, transfer={"init_from": str(models)})
     with pytest.raises(ModelError, match=r"valve\.keras has no scores of its training clips.*common pretrain"):
-        transfer(stale, progress=False)
+        run_grid(stale, progress=False)
     made = pretrain(config_on(run, tmp_path, output={"model_dir": str(models)}, eval={"threshold": "gamma"}),
                     progress=False)
     assert not any(p.trained for p in made)

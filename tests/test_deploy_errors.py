@@ -15,10 +15,10 @@ import soundfile as sf
 
 from common.deploy import export_model, score_files
 from common.errors import ModelError
-from common.experiment import transfer
-from common.layout import row_model_path
-from common.autoencoder import architecture, build_autoencoder
-from common.model import load_model, read_sidecar, save_model
+from common.experiment.grid import run_grid
+from common.data.names import row_model_path
+from common.models.autoencoder import architecture, build_autoencoder
+from common.models.saved import load_model, read_sidecar, save_model
 from conftest import make_config, run_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,7 +177,7 @@ def run(pipeline, tmp_path_factory):
     cfg = make_config(folder, shared.cfg.data.root, name="transfer_pretrain_v1.yaml",
                       data={"ids": ["id_00"], "cache_dir": str(shared.cache)},
                       output={"model_dir": str(shared.models), "result_dir": "results", "scratch_dir": "scratch"})
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     return repo, cfg
 
 
@@ -258,7 +258,7 @@ def test_transfer_names_the_pretrained_file_whose_architecture_differs_from_its_
                         output={"scratch_dir": str(cfg.output.scratch_dir), "result_dir": str(tmp_path / "r")},
                         transfer={"init_from": str(models)})
     with pytest.raises(ModelError, match=f"model {models / 'valve.keras'} does not have the architecture"):
-        transfer(stale, progress=False)
+        run_grid(stale, progress=False)
 
 
 def test_export_zero_shot_of_a_tensorflow_result_runs_on_the_default_backend(repo, tmp_path):

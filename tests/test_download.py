@@ -1,4 +1,4 @@
-"""`common.download` against `fake_zenodo.FakeZenodo`, a local Zenodo records API (no internet)."""
+"""`common.data.download_mimii` against `fake_zenodo.FakeZenodo`, a local Zenodo records API (no internet)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from common.data import find_machines
-from common.download import MARKER, download_mimii, extract_machine_zip, fetch_record, verify_md5
+from common.data.mimii import find_machines
+from common.data.download_mimii import MARKER, download_mimii, extract_machine_zip, fetch_record, verify_md5
 from common.errors import DownloadError
 from fake_zenodo import FakeZenodo, make_zip
 
@@ -27,7 +27,7 @@ Clips = namedtuple("Clips", "root zip_bytes prefixed_zip_bytes")
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Clips:
     """Synthetic fan/id_00 clips, zipped as MIMII does (entries ``fan/...``) and with a ``-6_dB_fan/`` prefix."""
-    from common.synth import generate_dataset
+    from common.data.synth import generate_dataset
 
     root = tmp_path_factory.mktemp("source")
     generate_dataset(root, n_normal=3, n_abnormal=1, seconds=0.5, channels=2, types=("fan",), ids=("id_00",),
@@ -225,7 +225,7 @@ def test_cli_download(server, clips, tmp_path, capsys):
 
 
 def test_check_data_accepts_the_result(server, clips, tmp_path):
-    from common.check import check_data
+    from common.data.check import check_data
 
     server.add(RECORD, KEY, clips.zip_bytes)
     _download(server, tmp_path)

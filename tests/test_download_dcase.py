@@ -1,4 +1,4 @@
-"""`common.download_dcase` against `fake_zenodo.FakeZenodo`, a local Zenodo records API (no internet)."""
+"""`common.data.download_dcase` against `fake_zenodo.FakeZenodo`, a local Zenodo records API (no internet)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.audio import read_channel
-from common.dcase_layout import find_dcase_machines
-from common.download import MARKER
-from common.download_dcase import DEV_SETS, dev_set, dev_types, download_dcase, extract_dcase_zip
+from common.features.audio import read_channel
+from common.data.dcase import find_dcase_machines
+from common.data.download_mimii import MARKER
+from common.data.download_dcase import DEV_SETS, dev_set, dev_types, download_dcase, extract_dcase_zip
 from common.errors import DownloadError
-from common.layouts import detect_layout
+from common.data.layouts import detect_layout
 from conftest import run_main, write_wav
 from fake_zenodo import FakeZenodo, make_zip
 

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from common import embedding as E
-from common.cache import cached_features
+from common.models import classifier as E
+from common.features.cache import cached_features
 from common.errors import DataError, ModelError
 
 # Three class centers in 2-d at 0, 90 and 180 degrees (any length: the head normalises them).
@@ -158,7 +158,7 @@ def test_sample_vectors_draws_within_each_clip():
 
 
 def test_logmel_clip_stats_of_real_cached_clips(tiny_root, tmp_path):
-    from common.clipvectors import logmel_stats
+    from common.features.clipvectors import logmel_stats
     from common.errors import MetricError
 
     files = sorted((tiny_root / "-6_dB_fan" / "fan" / "id_00" / "normal").glob("*.wav"))[:3]

@@ -20,16 +20,16 @@ import pandas as pd
 import psutil
 import pytest
 
-import common.experiment as experiment
+import common.experiment.grid as experiment
 from common.backend import loaded_backend
 from common.config import load_config
-from common.dataset import select_machines
+from common.data.dataset import select_machines
 from common.errors import ConfigError
-from common.executor import Dask, Pins, executor
-from common.experiment import transfer
-from common.pretrain import pretrain
+from common.experiment.executor import Dask, Pins, executor
+from common.experiment.grid import run_grid
+from common.experiment.pretrain import pretrain
 from common.results import RESULT_COLUMNS
-from common.sources import source_sets
+from common.data.versions import source_sets
 from conftest import make_config, write_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ def test_local_workers_give_the_serial_files(serial, tiny_root, tmp_path, monkey
             yield ex
 
     monkeypatch.setattr(experiment, "executor", watched)
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     assert_same_files(serial, cfg.output.result_dir)
     assert len(list((cfg.output.result_dir / ".store").glob("*.json"))) == CELLS
     pins = list(seen["pins"].values())  # each worker on a core of its own, one thread, the driver's backend
@@ -116,7 +116,7 @@ def test_a_killed_worker_is_replaced_and_its_cell_rerun(serial, dask_cluster, ti
             killed.append(pid)
 
     monkeypatch.setattr(experiment, "_save", save_then_kill)
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     assert killed and len(saves) == len(set(saves)) == CELLS  # every cell stored once
     assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
     with Client(address, set_as_default=False) as client:  # the nanny started a new worker in its place
@@ -127,7 +127,7 @@ def test_a_killed_worker_is_replaced_and_its_cell_rerun(serial, dask_cluster, ti
 
 
 def test_pretraining_jobs_on_workers_save_the_serial_models(serial, dask_cluster, tiny_root, tmp_path):
-    from common.model import Sidecar, load_model
+    from common.models.saved import Sidecar, load_model
 
     cfg = make_config(tmp_path, tiny_root, data={"ids": ["id_00"], "cache_dir": str(serial.cache)},
                       experiment={"budgets": ["all"], "seeds": [0], "executor": "cluster",
@@ -176,7 +176,7 @@ def test_a_killed_driver_takes_its_workers_and_resumes(serial, dask_cluster, tin
     # The same YAML resumes on the module's Dask cluster: only the cells the store lacks run.
     again = load_config(path, overrides={"experiment": {"executor": "cluster",
                                                         "address": dask_cluster.scheduler_address}})
-    transfer(again, progress=False)
+    run_grid(again, progress=False)
     assert len(saves) == CELLS - stored
     assert_same_files(serial, out)
 
@@ -202,7 +202,7 @@ def test_a_cell_does_not_depend_on_the_cells_before_it_in_its_process(serial, ti
 
 PINNED = """
 import json, os, random, sys, threading
-from common.executor import Pins, pin_worker
+from common.experiment.executor import Pins, pin_worker
 pin_worker(Pins(1, None))
 random.seed(7)
 first = random.random()
@@ -246,12 +246,12 @@ def test_bad_executor_settings_name_the_key_and_file(tiny_root, tmp_path, key, v
 
 
 def test_a_cluster_address_where_no_scheduler_answers_is_a_config_error(tiny_root, tmp_path, monkeypatch):
-    import common.executor
+    import common.experiment.executor
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setattr(common.executor, "CONNECT_SECONDS", 1)
+    monkeypatch.setattr(common.experiment.executor, "CONNECT_SECONDS", 1)
     cfg = make_config(tmp_path, tiny_root, experiment={"executor": "cluster", "address": f"tcp://127.0.0.1:{port}"})
     with pytest.raises(ConfigError, match=rf"'experiment.address' is tcp://127.0.0.1:{port}, where no Dask "
                                           r"scheduler answers .*start one with `dask scheduler`"):

@@ -9,10 +9,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from common.config import load_config
-from common.data import find_machines, split_machine
+from common.data.mimii import find_machines, split_machine
 from common.errors import DataError, ModelError
-from common.experiment import transfer
-from common.pretrain import pretrain
+from common.experiment.grid import run_grid
+from common.experiment.pretrain import pretrain
 from common.results import RESULT_COLUMNS
 from conftest import make_config
 
@@ -62,7 +62,7 @@ def test_auc_and_pauc_recompute_from_the_score_file(v1_run):
 
 def test_no_evaluation_clip_ever_reaches_training(v1_run, tiny_root):
     cfg, seen = v1_run.cfg, v1_run.fitted
-    from common.dataset import load_machine
+    from common.data.dataset import load_machine
 
     eval_rows = set()
     for machine in find_machines(tiny_root):
@@ -82,11 +82,11 @@ def test_same_seed_same_results_and_resume(v1_run, tiny_root, tmp_path):
     shutil.copytree(cfg.output.scratch_dir, tmp_path / "s1")
     resume = shared_models(v1_run, tmp_path, tiny_root, output={"scratch_dir": str(tmp_path / "s1"),
                                                                  "result_dir": str(tmp_path / "r1")})
-    again = transfer(resume, progress=False)  # everything reused from results.csv
+    again = run_grid(resume, progress=False)  # everything reused from results.csv
     pd.testing.assert_frame_equal(again, results)
     fresh = shared_models(v1_run, tmp_path, tiny_root, output={"scratch_dir": str(tmp_path / "s2"),
                                                                 "result_dir": str(tmp_path / "r2")})
-    recomputed = transfer(fresh, progress=False)
+    recomputed = run_grid(fresh, progress=False)
     # Bit for bit in every column but the wall-clock train_seconds.
     cols = [c for c in RESULT_COLUMNS if c != "train_seconds"]
     pd.testing.assert_frame_equal(recomputed[cols], results[cols], check_exact=True)
@@ -102,13 +102,13 @@ def test_pretrained_model_is_not_retrained_when_up_to_date(v1_run):
 def test_model_trained_on_other_features_is_refused(v1_run, tiny_root, tmp_path):
     other = shared_models(v1_run, tmp_path, tiny_root, feature={"n_mels": 24})
     with pytest.raises(ModelError, match=r"trained on other features \(n_mels: model 16 vs requested 24\)"):
-        transfer(other, progress=False)
+        run_grid(other, progress=False)
 
 
 def test_missing_pretrained_model_says_what_to_run(tiny_root, tmp_path):
     cfg = make_config(tmp_path, tiny_root, "v2", name="transfer.yaml")
     with pytest.raises(ModelError, match=r"not found: run `python -m common pretrain`"):
-        transfer(cfg, progress=False)
+        run_grid(cfg, progress=False)
 
 
 def test_v2_sources_hold_out_the_target_id(v1_run, tiny_root, tmp_path):
@@ -143,11 +143,11 @@ def test_pretrain_streams_sets_over_the_memory_limit(v1_run, tiny_root, tmp_path
 
 def test_run_cell_gives_a_stored_row_again_and_writes_nothing(v1_run):
     """A cell is a function of (config, cell): it returns its row, scores and model, and writes no file."""
-    from common.dataset import select_machines
-    from common.experiment import run_cell
+    from common.data.dataset import select_machines
+    from common.experiment.grid import run_cell
     from common.results import KEY
-    from common.adapt import Cell
-    from common.sources import source_sets
+    from common.methods.base import Cell
+    from common.data.versions import source_sets
 
     cfg, results = v1_run.cfg, v1_run.results
     tmp = v1_run.repo.parent  # every shared run and the feature cache
@@ -172,11 +172,11 @@ def test_run_cell_gives_a_stored_row_again_and_writes_nothing(v1_run):
 
 def test_plan_runs_the_method_table_in_order(v1_run):
     """Per target, budget and seed: scratch once (no source), then zero_shot and transfer per source set."""
-    from common.dataset import select_machines
-    from common.method_registry import METHODS
+    from common.data.dataset import select_machines
+    from common.methods.registry import METHODS
     from common.results import METHOD_ORDER
-    from common.runs import plan
-    from common.sources import source_sets
+    from common.experiment.plan import plan
+    from common.data.versions import source_sets
 
     cfg, results = v1_run.cfg, v1_run.results
     assert list(METHODS) == list(METHOD_ORDER)

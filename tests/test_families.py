@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from conftest import make_config, run_main
-from common.method_catalog import METHOD_NAMES, ZERO_SHOT_METHODS
+from common.methods.catalog import METHOD_NAMES, ZERO_SHOT_METHODS
 
 EMBEDDING = {"hidden": [16], "embedding_dim": 8, "epochs": 2, "vectors_per_clip": 8, "batch_size": 64,
              "finetune_epochs": 1, "finetune_freeze": ["dense_1"], "window": 8, "finetune_replay_per_clip": 4, "finetune_budget_per_clip": 8}
@@ -24,7 +24,7 @@ FEATURE = {"frames": 3}  # vectors of 3 x 16 values, windows of 2 x 16: the clas
 
 
 def test_nearest_neighbour_score_is_the_cosine_distance_to_the_closest_bank_clip():
-    from common.knn import cosine_knn
+    from common.scoring.knn import cosine_knn
 
     bank = np.array([[1.0, 0.0], [0.0, 2.0]])
     queries = np.array([[3.0, 0.0], [1.0, 1.0], [-1.0, 0.0]])
@@ -35,7 +35,7 @@ def test_nearest_neighbour_score_is_the_cosine_distance_to_the_closest_bank_clip
 
 
 def test_mahalanobis_distance_and_selective_minimum_on_a_hand_made_gaussian():
-    from common.mahalanobis import Gaussian, fit_gaussian, mahalanobis, selective
+    from common.scoring.mahalanobis import Gaussian, fit_gaussian, mahalanobis, selective
 
     g = Gaussian(np.array([1.0, 0.0]), np.diag([1 / 4, 1.0]))  # std 2 along x, 1 along y
     assert mahalanobis(g, np.array([[3.0, 0.0], [1.0, 3.0]])) == pytest.approx([1.0, 3.0])
@@ -52,7 +52,7 @@ def test_mahalanobis_distance_and_selective_minimum_on_a_hand_made_gaussian():
 
 
 def test_logmel_statistics_are_mean_and_std_over_each_clips_first_frames():
-    from common.clipvectors import logmel_stats
+    from common.features.clipvectors import logmel_stats
 
     vectors = np.array([[1.0, 10.0, 99.0], [3.0, 10.0, 99.0], [5.0, 0.0, 99.0]])  # n_mels 2, frame-major
     got = logmel_stats(vectors, np.array([0, 2, 3]), n_mels=2)
@@ -60,8 +60,8 @@ def test_logmel_statistics_are_mean_and_std_over_each_clips_first_frames():
 
 
 def test_training_clip_scores_never_come_from_a_model_holding_the_clip():
-    from common.clipvectors import out_of_sample_rows
-    from common.knn import cosine_knn
+    from common.features.clipvectors import out_of_sample_rows
+    from common.scoring.knn import cosine_knn
 
     rows = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]])
     got = out_of_sample_rows(lambda b: b, lambda b, r: cosine_knn(r, b), rows)
@@ -76,14 +76,14 @@ def test_training_clip_scores_never_come_from_a_model_holding_the_clip():
 
 
 def _run(folder, root):
-    from common.experiment import transfer
-    from common.pretrain import pretrain
+    from common.experiment.grid import run_grid
+    from common.experiment.pretrain import pretrain
 
     cfg = make_config(folder / "Version1", root, name="transfer_pretrain_v1.yaml", embedding=EMBEDDING, feature=FEATURE,
                       statistics={"source_clips": 3},
                       experiment={"methods": list(METHOD_NAMES), "budgets": [1, 2, "all"], "seeds": [0]})
     pretrain(cfg, progress=False)
-    return cfg, transfer(cfg, progress=False)
+    return cfg, run_grid(cfg, progress=False)
 
 
 def _change_evaluation_clips(root, machine_dir, n_abnormal):
@@ -120,8 +120,8 @@ def test_every_method_scores_every_budget_and_zero_shot_uses_no_target_clip(fami
 
 
 def test_no_evaluation_clip_enters_any_classifier_bank_or_covariance(families):
-    from common.layout import pretrained_model_path, row_model_path
-    from common.model import Sidecar, head_path, load_head, load_model
+    from common.data.names import pretrained_model_path, row_model_path
+    from common.models.saved import Sidecar, head_path, load_head, load_model
 
     (cfg_a, res_a), (cfg_b, res_b), changed = families
     # The target's evaluation scores moved (its clips changed) ...
@@ -154,7 +154,7 @@ def test_no_evaluation_clip_enters_any_classifier_bank_or_covariance(families):
 
 
 def test_every_methods_model_scores_new_files_as_the_run_did(families, tmp_path):
-    from common.layout import row_model_path
+    from common.data.names import row_model_path
 
     (cfg, results), _, _ = families
     scores = pd.read_csv(cfg.output.result_dir / "scores.csv")
@@ -208,7 +208,7 @@ def test_a_fresh_process_scores_with_a_saved_classifier(families, tmp_path):
     import sys
     from pathlib import Path
 
-    from common.layout import row_model_path
+    from common.data.names import row_model_path
 
     (cfg, results), _, _ = families
     row = results[(results["method"] == "embed_knn") & (results["budget"] == "1")].iloc[0]

@@ -1,4 +1,4 @@
-"""common.logmel, common.features, common.cache: parity with the MIMII baseline pipeline, frame stacking,
+"""common.features.logmel, common.features.extract, common.features.cache: parity with the MIMII baseline pipeline, frame stacking,
 extraction, and the cache."""
 
 import json
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from common import cache as feature_cache
-from common.cache import ClipFeatures, cached_features, feature_key
+from common.features import cache as feature_cache
+from common.features.cache import ClipFeatures, cached_features, feature_key
 from common.errors import AudioError, ConfigError, DataError
-from common.features import extract
-from common.logmel import logmel, logmel_frames, reference_logmel_frames, stack_frames
+from common.features.extract import extract
+from common.features.logmel import logmel, logmel_frames, reference_logmel_frames, stack_frames
 from conftest import write_wav
 
 # Max |ours - reference| in dB. Both transform in float64; what differs is float32 rounding in

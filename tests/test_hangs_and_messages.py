@@ -27,11 +27,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import common.executor
+import common.experiment.executor
 from common.config import load_config
 from common.errors import ConfigError, LockError
-from common.executor import executor
-from common.synth import generate_dcase_dataset
+from common.experiment.executor import executor
+from common.data.synth import generate_dcase_dataset
 from conftest import make_config, run_main, write_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,7 +126,7 @@ def banner_server(banner: bytes = b"SSH-2.0-OpenSSH_9.6\r\n") -> Iterator[str]:
 def test_b19_b20_a_cluster_address_that_is_no_dask_scheduler_fails_in_time_naming_it(server, says, shared, tmp_path,
                                                                                      monkeypatch):
     """B19: an HTTP server there hung the run; B20: a banner service gave a 2.82 EiB allocation traceback."""
-    monkeypatch.setattr(common.executor, "CONNECT_SECONDS", 2)
+    monkeypatch.setattr(common.experiment.executor, "CONNECT_SECONDS", 2)
     with {"http": http_server, "banner": banner_server}[server]() as address:
         cfg = transfer_yaml(tmp_path, shared, experiment={"executor": "cluster", "address": address})
         with deadline(60):
@@ -147,11 +147,11 @@ def test_b30_a_task_error_under_executor_local_prints_no_worker_traceback(tiny_r
 
 
 def test_c11_a_worker_task_writes_no_model_into_a_folder_no_run_holds(tiny_root, tmp_path):
-    from common.pretrain import pretrain_job
-    from common.method_catalog import AUTOENCODER
-    from common.adapt import PretrainJob
-    from common.sources import all_source_sets
-    from common.dataset import select_machines
+    from common.experiment.pretrain import pretrain_job
+    from common.methods.catalog import AUTOENCODER
+    from common.methods.base import PretrainJob
+    from common.data.versions import all_source_sets
+    from common.data.dataset import select_machines
 
     # What is left of a killed driver: its jobs on a worker, and a model folder whose lock nobody holds.
     cfg = make_config(tmp_path, tiny_root, experiment={"executor": "local", "workers": 1})
@@ -204,10 +204,10 @@ def _features(run) -> dict:
 
 def _bank_model(run, path: Path, kind: str) -> Path:
     """A row model as logmel_knn (``knn``) or lw_scratch (``gaussian``) saves it: identity network, head arrays."""
-    from common.mahalanobis import fit_gaussian, to_arrays
-    from common.model import save_model
-    from common.model_kinds import with_weights
-    from common.adapt import identity_architecture
+    from common.scoring.mahalanobis import fit_gaussian, to_arrays
+    from common.models.saved import save_model
+    from common.models.kinds import with_weights
+    from common.methods.base import identity_architecture
 
     features, rng = _features(run), np.random.default_rng(440)
     arch = identity_architecture(features["n_mels"] * features["frames"])
@@ -251,8 +251,8 @@ def test_f9_f11_a_bad_sidecar_value_names_the_sidecar(shared, tmp_path, edit, na
 
 
 def test_f10_a_classifier_sidecar_calling_it_an_autoencoder_is_one_line(shared, tmp_path):
-    from common.embedding import build_classifier, classifier_architecture
-    from common.model import save_model
+    from common.models.classifier import build_classifier, classifier_architecture
+    from common.models.saved import save_model
 
     features = _features(shared)
     dim = features["n_mels"] * features["frames"]
@@ -413,7 +413,7 @@ def _listing(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_d4_report_refuses_a_result_folder_a_transfer_is_writing(tmp_path, rng):
-    from common.report import write_report
+    from common.report.writer import write_report
     from test_report import fake_repo
 
     repo = fake_repo(tmp_path / "repo", rng)
@@ -431,7 +431,7 @@ def test_d4_report_refuses_a_result_folder_a_transfer_is_writing(tmp_path, rng):
 
 
 def test_e5_report_writes_its_figures_under_report_never_into_result_folders(tmp_path, rng):
-    from common.report import write_report
+    from common.report.writer import write_report
     from test_report import fake_repo
 
     repo = fake_repo(tmp_path / "repo", rng)

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from common.hindsight import HINDSIGHT_COLUMNS, hindsight_summary, hindsight_table
+from common.report.hindsight import HINDSIGHT_COLUMNS, hindsight_summary, hindsight_table
 
 # target -> version -> {source: auc}: v1's mean is over its two sources; v5 chose one set
 AUCS = {

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import make_config, run_main, write_config
 from common.config import load_config
-from common.method_catalog import METHOD_NAMES
+from common.methods.catalog import METHOD_NAMES
 from common.errors import ConfigError
-from common.layout import pretrained_model_path, row_model_path
+from common.data.names import pretrained_model_path, row_model_path
 from common.results import METHOD_ORDER
 
 FROZEN = ("scratch", "transfer_frozen")
@@ -33,7 +33,7 @@ def test_bad_methods_are_refused_naming_the_key_and_the_yaml(tmp_path, tiny_root
 
 
 def test_default_methods_are_the_three_of_before_and_every_name_is_in_the_table(tmp_path, tiny_root):
-    from common.method_registry import METHODS
+    from common.methods.registry import METHODS
 
     assert make_config(tmp_path, tiny_root).experiment.methods == ("scratch", "zero_shot", "transfer")
     assert tuple(METHODS) == METHOD_NAMES == tuple(sorted(METHOD_ORDER, key=METHOD_ORDER.get))
@@ -41,7 +41,7 @@ def test_default_methods_are_the_three_of_before_and_every_name_is_in_the_table(
 
 def _run(pipeline, tmp_path, methods):
     """A transfer run of `methods` beside the shared pipeline: its models, cache and (a copy of) its scratch store."""
-    from common.experiment import transfer
+    from common.experiment.grid import run_grid
 
     run = pipeline()
     shutil.copytree(run.scratch, tmp_path / "scratch")
@@ -51,7 +51,7 @@ def _run(pipeline, tmp_path, methods):
                       output={"scratch_dir": str(tmp_path / "scratch"),
                               "result_dir": str(repo / "Version1" / "results")},
                       experiment={"methods": list(methods)})
-    return run, cfg, transfer(cfg, progress=False)
+    return run, cfg, run_grid(cfg, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def _weights(model) -> dict[str, list[np.ndarray]]:
 
 
 def test_transfer_frozen_keeps_the_pretrained_encoder_and_fine_tunes_the_decoder(frozen):
-    from common.model import load_model
+    from common.models.saved import load_model
 
     run, cfg, results = frozen
     row = results[results["method"] == "transfer_frozen"].iloc[0].to_dict()
@@ -120,11 +120,11 @@ def test_all_four_methods_leave_the_default_rows_unchanged_and_report(pipeline, 
     assert list(dict.fromkeys(comparison["method"])) == ["zero_shot", "transfer", "transfer_frozen"]
 
 
-# --- the method catalogue (`common.method_catalog`) and its join with the functions -----------------------
+# --- the method catalogue (`common.methods.catalog`) and its join with the functions -----------------------
 
 def test_every_catalogue_row_has_a_function_and_every_function_a_row():
-    from common.method_catalog import METHODS_CATALOG
-    from common.method_registry import FUNCTIONS, METHODS
+    from common.methods.catalog import METHODS_CATALOG
+    from common.methods.registry import FUNCTIONS, METHODS
 
     assert list(METHODS) == list(METHODS_CATALOG) == [f.__name__ for f in FUNCTIONS]
     for name, method in METHODS.items():
@@ -136,8 +136,8 @@ def test_a_row_without_a_function_or_a_function_without_a_row_is_refused_naming_
     import dataclasses
 
     from common.errors import ProjectError
-    from common.method_catalog import METHODS_CATALOG
-    from common.method_registry import FUNCTIONS, join_catalog
+    from common.methods.catalog import METHODS_CATALOG
+    from common.methods.registry import FUNCTIONS, join_catalog
 
     extra_row = {**METHODS_CATALOG, "lw_knn": dataclasses.replace(METHODS_CATALOG["logmel_knn"], name="lw_knn")}
     with pytest.raises(ProjectError, match=r"rows without a function \['lw_knn'\], functions without a row \[\]"):
@@ -153,7 +153,7 @@ def test_a_row_without_a_function_or_a_function_without_a_row_is_refused_naming_
 
 
 def test_each_family_has_one_control_that_pretrains_nothing_and_scratch_is_the_baseline():
-    from common.method_catalog import (BASELINE, FAMILIES, FAMILY_CONTROL, METHOD_FAMILY, METHODS_CATALOG,
+    from common.methods.catalog import (BASELINE, FAMILIES, FAMILY_CONTROL, METHOD_FAMILY, METHODS_CATALOG,
                                        MODEL_PRETRAININGS, STATISTICS, ZERO_SHOT_METHODS)
 
     assert FAMILIES == ("autoencoder", "statistics", "embedding")
@@ -173,8 +173,8 @@ def test_a_methods_config_sections_are_config_sections_and_enter_its_rows_hash(t
     import dataclasses
 
     from common.config import Config
-    from common.method_catalog import METHODS_CATALOG
-    from common.runs import run_hash
+    from common.methods.catalog import METHODS_CATALOG
+    from common.experiment.plan import run_hash
 
     fields = {f.name for f in dataclasses.fields(Config)}
     assert all(set(info.sections) <= fields for info in METHODS_CATALOG.values())
@@ -201,7 +201,7 @@ def test_the_model_card_says_how_the_method_made_its_model(method, words):
 
 
 def test_every_method_has_card_words_with_its_placeholders_filled():
-    from common.method_catalog import METHODS_CATALOG
+    from common.methods.catalog import METHODS_CATALOG
 
     for name, info in METHODS_CATALOG.items():
         words = info.card_words(pre="PRE", sources="SRC")
@@ -212,9 +212,10 @@ def test_every_method_has_card_words_with_its_placeholders_filled():
 # Strings equal to a method name that are not a method dispatch: a command or config section named like
 # a method ("transfer"), the init_from value refused in config, the demo's method list (config data, as
 # a YAML's), the method `export` picks by default and the methods.csv column prefix ``scratch_``.
-_NOT_DISPATCH = {("__main__.py", "transfer"), ("config.py", "scratch"), ("runs.py", "transfer"),
-                 ("deploy.py", "transfer"), ("demo.py", None), ("report.py", "scratch"), ("stats.py", "scratch")}
-_METHOD_MODULES = ("method_catalog.py", "methods.py", "statistical_methods.py", "embedding_methods.py")
+_NOT_DISPATCH = {("__main__.py", "transfer"), ("experiment/plan.py", "transfer"), ("deploy.py", "transfer"),
+                 ("demo.py", "transfer"),  # the YAML section
+                 ("report/writer.py", "scratch"), ("report/stats.py", "scratch")}
+_METHOD_MODULES = ("methods/catalog.py", "methods/autoencoder.py", "methods/statistics.py", "methods/embedding.py")
 
 
 def test_no_module_but_the_catalogue_and_the_family_modules_spells_a_method_name():
@@ -222,15 +223,17 @@ def test_no_module_but_the_catalogue_and_the_family_modules_spells_a_method_name
     from pathlib import Path
 
     import common
-    from common.method_catalog import METHODS_CATALOG
+    from common.methods.catalog import METHODS_CATALOG
 
     found = []
-    for path in sorted(Path(common.__file__).parent.rglob("*.py")):
-        if path.name in _METHOD_MODULES or (path.name, None) in _NOT_DISPATCH:
+    package = Path(common.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package).as_posix()
+        if name in _METHOD_MODULES:
             continue
         tree = ast.parse(path.read_text())
         docs = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
-        found += [f"{path.name}:{n.lineno} {n.value!r}" for n in ast.walk(tree)
+        found += [f"{name}:{n.lineno} {n.value!r}" for n in ast.walk(tree)
                   if isinstance(n, ast.Constant) and id(n) not in docs and n.value in METHODS_CATALOG
-                  and (path.name, n.value) not in _NOT_DISPATCH]
+                  and (name, n.value) not in _NOT_DISPATCH]
     assert not found, f"method names outside the catalogue and the family modules: {found}"

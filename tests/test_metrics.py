@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from common.errors import MetricError
-from common.metrics import auc_pauc
+from common.scoring.metrics import auc_pauc
 
 
 def test_perfect_and_inverted_scores():

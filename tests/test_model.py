@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from common.autoencoder import architecture, build_autoencoder
+from common.models.autoencoder import architecture, build_autoencoder
 from common.errors import ModelError
-from common.model import load_model, read_sidecar, save_model
-from common.scoring import clip_scores, reconstruction_errors
-from common.train import Trainer
+from common.models.saved import load_model, read_sidecar, save_model
+from common.scoring.reconstruction import clip_scores, reconstruction_errors
+from common.models.train import Trainer
 
 FEATURES = {"n_mels": 8, "frames": 2, "n_fft": 256, "hop_length": 128, "power": 2.0, "channel": 0, "sample_rate": 16000}
 ARCH = architecture(16, hidden=(12, 10), bottleneck=4, batch_norm=False)
@@ -98,7 +98,7 @@ def test_save_load_round_trip_and_feature_check(tmp_path, x):
 
 
 def test_sidecar_round_trip_keeps_unknown_keys_and_writes_only_recorded_fields(tmp_path):
-    from common.model import Sidecar, write_sidecar
+    from common.models.saved import Sidecar, write_sidecar
 
     meta = {"features": FEATURES, "n_channels": 8, "threshold": 0.25, "method": "transfer", "from_the_future": [1]}
     side = Sidecar.from_dict(meta)

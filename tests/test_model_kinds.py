@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from common.autoencoder import architecture
-from common.embedding import classifier_architecture
+from common.models.autoencoder import architecture
+from common.models.classifier import classifier_architecture
 from common.errors import ModelError
-from common.model import load_model, save_model
-from common.model_kinds import MODEL_KINDS, build_model, describe, holding, kind_of, with_weights
-from common.train import Trainer
+from common.models.saved import load_model, save_model
+from common.models.kinds import MODEL_KINDS, build_model, describe, holding, kind_of, with_weights
+from common.models.train import Trainer
 
 ARCHS = {
     "autoencoder": architecture(12, hidden=[6], bottleneck=3, batch_norm=False),

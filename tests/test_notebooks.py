@@ -51,7 +51,7 @@ def test_no_sys_path_lines_in_notebooks_or_benchmarks():
 @pytest.fixture(scope="module")
 def repo_copy(tmp_path_factory):
     """A temporary copy of the repository (code, YAML, notebooks) and a tiny 3-type data set."""
-    from common.synth import generate_dataset
+    from common.data.synth import generate_dataset
 
     tmp = tmp_path_factory.mktemp("nb")
     copy = tmp / "repo"

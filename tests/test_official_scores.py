@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from common.errors import DataError, MetricError
-from common.official_scores import (FORMULA_NAMES, FORMULAS, TERM_COLUMNS, official_mean, official_scores,
+from common.scoring.official import (FORMULA_NAMES, FORMULAS, TERM_COLUMNS, official_mean, official_scores,
                                     official_total, summarize_terms)
 from common.results import formula_name, official_of_rows
 from conftest import EVALUATORS, evaluator_blocks
@@ -158,9 +158,9 @@ def test_totals_equal_the_published_totals_of_the_baselines(year, system, block)
 
 def test_the_2020_baseline_readme_gives_its_per_type_averages_and_the_published_dev_total():
     """y-kawagu/dcase2020_task2_baseline README.md @ ebfcc2a, result.csv (tests/data/evaluators): the per-ID AUC and
-    pAUC give each type's printed "Average" (6 decimals), and the total (mean over types) is common.published's
+    pAUC give each type's printed "Average" (6 decimals), and the total (mean over types) is common.report.published's
     2020 dev baseline, 66.66; a mean over the 23 IDs would differ from it by 3e-6, under the rounding."""
-    from common.published import PUBLISHED
+    from common.report.published import PUBLISHED
 
     table = pd.read_csv(EVALUATORS / "dcase2020_baseline_readme_result.csv", dtype={"id": str})
     per_id, average = table[table["id"] != "Average"], table[table["id"] == "Average"].set_index("machine_type")
@@ -231,7 +231,7 @@ def test_bad_input_names_what_is_missing(year, spec, edit, match):
 @pytest.mark.parametrize("year", [2020, 2021, 2022])
 def test_section_scores_average_to_the_official_score_over_all_terms(year, rng):
     """A row's `section_score` is its terms' mean; the summary's mean of rows equals the year's mean of all terms."""
-    from common.official_scores import section_score
+    from common.scoring.official import section_score
 
     sections = []
     for i in range(3):
@@ -298,7 +298,7 @@ def test_a_formula_cell_that_is_no_name_is_refused(value):
 
 def test_published_scores_are_listed_per_formula_with_their_source():
     """Each formula's published numbers: 2022-2025 covers four years; the evaluators' MSE baselines are eval rows."""
-    from common.published import published_for
+    from common.report.published import published_for
 
     first_shot = published_for("2022-2025")
     assert sorted(set(first_shot.year)) == [2022, 2023, 2024, 2025]

@@ -162,7 +162,7 @@ def assert_consistent(results: pd.DataFrame, scores: pd.DataFrame, keys: dict[st
     so only the tolerance of scores and thresholds applies to them."""
     from sklearn.metrics import roc_auc_score
 
-    from common.metrics import decision_metrics
+    from common.scoring.metrics import decision_metrics
 
     grouped = scores.assign(score=scores["score"].astype(float), label=scores["label"].astype(int)).groupby(KEY)
     rows = results.set_index(KEY)
@@ -259,7 +259,7 @@ if __name__ == "__main__":  # regenerate the pin (on purpose only), with the tes
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from conftest import TINY_DATA  # noqa: E402
-    from common.synth import generate_dataset  # noqa: E402
+    from common.data.synth import generate_dataset  # noqa: E402
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "Sample_data"

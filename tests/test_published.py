@@ -1,4 +1,4 @@
-"""The published-numbers table (`common.published`): every row carries year, split, system, value and a source
+"""The published-numbers table (`common.report.published`): every row carries year, split, system, value and a source
 (repository + commit, file and row); each row's split agrees with the machine types its source lists; the
 evaluator rows are the totals of the README blocks in tests/data/evaluators; the report says the split of every
 published row it shows and that the classifier rows are upper bounds."""
@@ -8,9 +8,9 @@ import re
 import pandas as pd
 import pytest
 
-from common.download_dcase import DEV_SETS
-from common.official_scores import FORMULA_NAMES
-from common.published import PUBLISHED, SPLITS, published_for
+from common.data.download_dcase import DEV_SETS
+from common.scoring.official import FORMULA_NAMES
+from common.report.published import PUBLISHED, SPLITS, published_for
 from conftest import EVALUATORS, evaluator_blocks
 
 ROWS = {f"{p.year}-{p.split}-{p.system[:40]}": p for p in PUBLISHED}
@@ -73,7 +73,7 @@ def test_classifier_rows_say_they_are_upper_bounds_with_all_target_data():
 
 @pytest.mark.parametrize("formula", sorted(FORMULA_NAMES.values()))
 def test_the_report_table_says_each_rows_split_and_note(formula):
-    from common.report_official import PUBLISHED_SENTENCE, SPLIT_WORDS, published_shown
+    from common.report.official import PUBLISHED_SENTENCE, SPLIT_WORDS, published_shown
 
     shown, table = published_shown(formula), published_for(formula)
     assert len(shown) == len(table) and list(shown["split"]) == list(table["split"])

@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from common.check import check_data, scan_files
-from common.data import find_machines
+from common.data.check import check_data, scan_files
+from common.data.mimii import find_machines
 from common.errors import AudioError, ConfigError, ModelError
-from common.dataset import load_machine
-from common.experiment import transfer
-from common.pretrain import pretrain
+from common.data.dataset import load_machine
+from common.experiment.grid import run_grid
+from common.experiment.pretrain import pretrain
 from common.results import RESULT_COLUMNS
-from common.train import Trainer
+from common.models.train import Trainer
 from conftest import make_config, run_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -189,7 +189,7 @@ def test_check_data_lists_every_problem_and_exits_1(one_machine):
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory):
     """fan/id_00 + valve/id_00 of 1 s clips, pretrained and transferred once with no bad files."""
-    from common.synth import generate_dataset
+    from common.data.synth import generate_dataset
 
     tmp = tmp_path_factory.mktemp("skip")
     root = tmp / "data"
@@ -197,7 +197,7 @@ def small_world(tmp_path_factory):
                      types=("fan", "valve"), ids=("id_00",), progress=False)
     cfg = config(tmp / "v", root, tmp / "cache")
     pretrain(cfg, progress=False)
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     return tmp, root, cfg
 
 
@@ -209,7 +209,7 @@ def test_skip_end_to_end_lists_counts_and_keeps_other_rows(small_world):
 
     # on_bad_file: error stops before any work, naming the first bad clip; nothing is lost.
     with pytest.raises(AudioError, match=re.escape(str(bad[1])) + r" is silent.*and 2 more bad clip"):
-        transfer(cfg, progress=False)
+        run_grid(cfg, progress=False)
     assert (cfg.output.result_dir / "results.csv").read_text() == before
 
     skip = config(tmp / "v", root, tmp / "cache", name="skip.yaml", data={"on_bad_file": "skip"})
@@ -217,11 +217,11 @@ def test_skip_end_to_end_lists_counts_and_keeps_other_rows(small_world):
     # stale, trains it again on the good clips (issue 27, F22); the valve model stays.
     with pytest.warns(UserWarning, match=r"left out 3 bad clip"), \
             pytest.raises(ModelError, match=r"fan\.keras was trained on other clips than the source set fan"):
-        transfer(skip, progress=False)
+        run_grid(skip, progress=False)
     with pytest.warns(UserWarning, match=r"left out 3 bad clip"):
         assert {p.path.stem: p.trained for p in pretrain(skip, progress=False)} == {"fan": True, "valve": False}
     with pytest.warns(UserWarning) as caught:
-        results = transfer(skip, progress=False)
+        results = run_grid(skip, progress=False)
     messages = [str(w.message) for w in caught]
     assert any("left out 3 bad clip(s) of fan/id_00" in m for m in messages)
     # fan's 6 rows (its clips) and valve's 4 zero_shot and transfer rows (their source model) are recomputed
@@ -261,7 +261,7 @@ def clean_run(pipeline, tiny_root, tmp_path_factory):
     shutil.copytree(shared.scratch, tmp / "clean" / "scratch")
     cfg = config(tmp / "clean", tiny_root, shared.cache, output={"model_dir": str(shared.models)},
                  experiment=ONE_BUDGET)
-    results = transfer(cfg, progress=False)
+    results = run_grid(cfg, progress=False)
     return tmp, shared.models, cfg, results
 
 
@@ -311,7 +311,7 @@ def test_changed_config_recomputes_stale_rows_and_says_so(tiny_root, clean_run, 
     changed = config(tmp_path, tiny_root, clean.data.cache_dir, output={"model_dir": str(models)}, experiment=ONE_BUDGET,
                      transfer={"epochs": 2})
     with pytest.warns(UserWarning, match=rf"{len(results)} row\(s\) of .*results\.csv were computed with another config"):
-        new = transfer(changed, progress=False)
+        new = run_grid(changed, progress=False)
     assert len(new) == len(results) and not set(new["config_hash"]) & set(results["config_hash"])
     assert new["config_hash"].nunique() == results["config_hash"].nunique()
     scores = [pd.read_csv(d / "scores.csv") for d in (clean.output.result_dir, changed.output.result_dir)]
@@ -327,7 +327,7 @@ def test_a_narrower_rerun_keeps_every_row_in_the_store(tiny_root, clean_run, tmp
     shutil.copytree(clean.output.result_dir, out)
     wide = config(tmp_path, tiny_root, clean.data.cache_dir, name="wide.yaml", output={"model_dir": str(models)},
                   experiment={"budgets": [2, "all"], "seeds": [0]})
-    transfer(wide, progress=False)  # adds the 12 rows of budget 2
+    run_grid(wide, progress=False)  # adds the 12 rows of budget 2
     wide_csv = {n: (out / n).read_text() for n in ("results.csv", "scores.csv")}
     fits = []
     original = Trainer.fit
@@ -336,12 +336,12 @@ def test_a_narrower_rerun_keeps_every_row_in_the_store(tiny_root, clean_run, tmp
     narrow = config(tmp_path, tiny_root, clean.data.cache_dir, output={"model_dir": str(models)}, experiment=ONE_BUDGET)
     with pytest.warns(UserWarning, match=rf"12 other row\(s\) .* are kept in {re.escape(str(out / '.store'))}; "
                                          rf".*results\.csv shows the {len(results)} row\(s\) of this config"):
-        again = transfer(narrow, progress=False)
+        again = run_grid(narrow, progress=False)
     pd.testing.assert_frame_equal(again, results, check_exact=True)  # every row reused as it was
     assert set(pd.read_csv(out / "scores.csv", dtype={"budget": str})["budget"]) == {"all"}
     assert len(list((out / ".store").glob("*.json"))) == 2 * len(results)
     # The wide config again: nothing is recomputed, and its files come back byte for byte.
-    transfer(wide, progress=False)
+    run_grid(wide, progress=False)
     assert not fits and {n: (out / n).read_text() for n in wide_csv} == wide_csv
 
 

@@ -10,11 +10,11 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 
-from common import plots
+from common.report import plots
 from common.errors import DataError
-from common.report import verdict, version_sentence, write_report
+from common.report.writer import verdict, version_sentence, write_report
 from common.results import RESULT_COLUMNS, SCORE_COLUMNS, collect
-from common.stats import COMPARE_COLUMNS, compare
+from common.report.stats import COMPARE_COLUMNS, compare
 
 MACHINES = [("fan", "id_00"), ("fan", "id_02"), ("pump", "id_00"), ("pump", "id_02"), ("valve", "id_00")]
 BUDGETS = {"4": 4, "all": 20}

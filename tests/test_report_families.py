@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from common import plots
-from common.method_catalog import FAMILY_CONTROL, METHOD_NAMES
-from common.report import family_sentence, sentence_budget, write_report
+from common.report import plots
+from common.methods.catalog import FAMILY_CONTROL, METHOD_NAMES
+from common.report.writer import family_sentence, sentence_budget, write_report
 from common.results import RESULT_COLUMNS, SCORE_COLUMNS
-from common.stats import METHOD_TABLE_COLUMNS, method_table
+from common.report.stats import METHOD_TABLE_COLUMNS, method_table
 
 TARGETS = [("fan", "id_00"), ("pump", "id_00"), ("valve", "id_00")]
 BUDGETS = {"1": 1, "2": 2, "4": 4, "all": 20}  # label -> target training clips

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from common.errors import DataError, MetricError
-from common.report import write_report
-from common.report_official import OFFICIAL_TABLE_COLUMNS, formula_sentence, official_table, v2_note
+from common.report.writer import write_report
+from common.report.official import OFFICIAL_TABLE_COLUMNS, formula_sentence, official_table, v2_note
 from common.results import RESULT_COLUMNS
 
 TARGETS = [("fan", "section_00"), ("pump", "section_00")]

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 from common.errors import ConfigError, ModelError
-from common.experiment import transfer
-from common.layout import row_model_path
-from common.train import Trainer
+from common.experiment.grid import run_grid
+from common.data.names import row_model_path
+from common.models.train import Trainer
 from conftest import make_config, run_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,10 +104,10 @@ def test_changed_config_keeps_the_old_rows_beside_the_new(world, tiny_root, tmp_
     changed = store_config(tmp_path, world, name="changed.yaml", transfer={"epochs": 2})
     with pytest.warns(UserWarning, match=rf"{ROWS} row\(s\) of .* were computed with another config .* the old "
                                          rf"rows stay in {re.escape(str(out / '.store'))}"):
-        transfer(changed, progress=False)
+        run_grid(changed, progress=False)
     assert len(count_fits) == 2 and len(list((out / ".store").glob("*.json"))) == 2 * ROWS
     count_fits.clear()
-    transfer(cfg, progress=False)  # the first config again: its rows were kept, nothing is recomputed
+    run_grid(cfg, progress=False)  # the first config again: its rows were kept, nothing is recomputed
     assert not count_fits and files(out) == before
     # Each row's model is its own again (the other config's models wait in the store).
     for row in pd.read_csv(out / "results.csv", dtype={"budget": str}).to_dict("records"):
@@ -128,7 +128,7 @@ def test_hand_edited_results_csv_is_rebuilt_from_the_store(world, tiny_root, tmp
     table = pd.read_csv(out / "results.csv", dtype=str, keep_default_na=False)
     table.loc[0, "f1"] = "0.33333"
     table.to_csv(out / "results.csv", index=False)
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     assert files(out) == before and not count_fits
 
 
@@ -148,7 +148,7 @@ def test_damaged_store_entry_is_recomputed_naming_it(world, tiny_root, tmp_path,
     else:
         entry.write_bytes(b"")
     with pytest.warns(UserWarning, match=rf"result store entry {re.escape(str(entry))} is damaged") as caught:
-        again = transfer(cfg, progress=False)
+        again = run_grid(cfg, progress=False)
     assert not [w for w in caught if "another config" in str(w.message)]  # damaged, not stale
     assert len(count_fits) == 1  # that row alone is recomputed
     results = world.results
@@ -156,7 +156,7 @@ def test_damaged_store_entry_is_recomputed_naming_it(world, tiny_root, tmp_path,
     pd.testing.assert_frame_equal(again[cols], results[cols], check_exact=True)
     # Stored again, intact: the same AUC as before the damage (the recomputed row differs in train_seconds only).
     assert json.loads(entry.read_text())["row"]["auc"] == json.loads(original)["row"]["auc"]
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     assert len(count_fits) == 1
 
 
@@ -168,14 +168,14 @@ def test_result_folder_without_store_is_imported_once(world, tiny_root, tmp_path
     cfg = copy_of(world, tmp_path, tiny_root, legacy=True)
     out = cfg.output.result_dir
     before = files(out)
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     assert not count_fits and files(out) == before
     assert len(list((out / ".store").glob("*.json"))) == ROWS
     # Imported once: from now on a hand edit of results.csv is not trusted.
     table = pd.read_csv(out / "results.csv", dtype=str, keep_default_na=False)
     table.loc[0, "auc"] = "0.5"
     table.to_csv(out / "results.csv", index=False)
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     assert files(out) == before
 
 
@@ -190,7 +190,7 @@ def test_result_folder_without_store_from_before_the_dcase_columns_is_imported(w
     for name in ("results.csv", "scores.csv"):
         table = pd.read_csv(out / name, dtype=str, keep_default_na=False)
         table.drop(columns=[c for c in table.columns if c in ADDED_COLUMNS]).to_csv(out / name, index=False)
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     assert not count_fits and len(list((out / ".store").glob("*.json"))) == ROWS
     results = pd.read_csv(out / "results.csv")
     assert results["official_score"].isna().all() and len(results) == ROWS
@@ -203,7 +203,7 @@ def test_empty_or_non_csv_result_file_is_ignored_naming_it(world, tiny_root, tmp
     bad = cfg.output.result_dir / name
     bad.write_bytes(content)
     with pytest.warns(UserWarning, match=rf"{re.escape(str(bad))} is empty or not a CSV table"):
-        again = transfer(cfg, progress=False)
+        again = run_grid(cfg, progress=False)
     results = world.results
     cols = [c for c in results.columns if c != "train_seconds"]
     pd.testing.assert_frame_equal(again[cols], results[cols], check_exact=True)
@@ -219,7 +219,7 @@ def test_pretrained_model_of_other_machines_is_refused_up_front(world, tiny_root
     models = re.escape(str(world.models))
     with pytest.raises(ModelError, match=rf"{models}/(fan|valve)\.keras was trained on the machines "
                                          r"\['(fan|valve)/id_00'\].*\['(fan|valve)/id_00', '(fan|valve)/id_02'\]"):
-        transfer(cfg, progress=False)
+        run_grid(cfg, progress=False)
     assert not (cfg.output.result_dir / "results.csv").exists()
     assert not (cfg.output.result_dir / ".store").exists()
 
@@ -228,7 +228,7 @@ def test_budget_larger_than_the_pool_is_a_config_error_up_front(world, tiny_root
     cfg = store_config(tmp_path, world, experiment={"budgets": [2, 50]})
     with pytest.raises(ConfigError, match=re.escape(str(cfg.source)) + r": 'experiment\.budgets' has 50, more "
                                           r"than the 5 training clips of fan/id_00"):
-        transfer(cfg, progress=False)
+        run_grid(cfg, progress=False)
     assert not count_fits and not (cfg.output.result_dir / ".store").exists()
 
 
@@ -301,9 +301,9 @@ def test_a_transfer_on_a_held_result_folder_exits_2(world, tiny_root, tmp_path):
         code, err = run_main(["transfer", str(cfg.source)])
         assert code == 2 and f"{out} is in use by process {proc.pid} (holder" in err, err
         with pytest.raises(LockError, match=rf"in use by process {proc.pid}"):
-            transfer(cfg, progress=False)
+            run_grid(cfg, progress=False)
     finally:
         proc.kill()
         proc.wait()
     assert files(out) == before
-    transfer(cfg, progress=False)  # the holder is gone: the folder is free
+    run_grid(cfg, progress=False)  # the holder is gone: the folder is free

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from common.dataset import Machines, select_machines
+from common.data.dataset import Machines, select_machines
 from common.errors import ConfigError
-from common.selection import Selector, distinct_sets, draws
+from common.data.selection import Selector, distinct_sets, draws
 from conftest import make_config, run_main, write_wav
 
 TARGET, TWIN = "fan/id_00", "slider/id_00"
@@ -106,8 +106,8 @@ def test_changing_the_evaluation_clips_changes_no_choice(twin_root, tmp_path):
 
 
 def test_v5_pretrains_each_distinct_chosen_set_and_runs_every_family(twin_root, tmp_path):
-    from common.experiment import transfer
-    from common.pretrain import pretrain
+    from common.experiment.grid import run_grid
+    from common.experiment.pretrain import pretrain
 
     methods = ["scratch", "transfer", "lw_scratch", "lw_transfer", "logmel_knn", "embed_knn"]
     exp = {"budgets": [2, "all"], "seeds": [0], "sources_k": 2, "methods": methods}
@@ -117,7 +117,7 @@ def test_v5_pretrains_each_distinct_chosen_set_and_runs_every_family(twin_root, 
     sets = distinct_sets(draws(make, Machines(make, progress=False), machines, machines))
     assert sorted({p.source.label for p in made}) == [s.label for s in sets]
     assert len(made) == 2 * len(sets)  # one autoencoder and one classifier per distinct set
-    results = transfer(_config(tmp_path, twin_root, name="t.yaml", **exp), progress=False)
+    results = run_grid(_config(tmp_path, twin_root, name="t.yaml", **exp), progress=False)
     assert set(results["version"]) == {"v5"} and set(results["method"]) == set(methods)
     fan = results[(results.target_type == "fan") & (results.target_id == "id_00") & (results.method == "transfer")]
     assert all("slider_id_00" in s.split("+") for s in fan["source"])
@@ -126,7 +126,7 @@ def test_v5_pretrains_each_distinct_chosen_set_and_runs_every_family(twin_root, 
 
 def test_sources_k_larger_than_the_candidates_is_refused_naming_the_key(tiny_root, tmp_path):
     cfg = make_config(tmp_path, tiny_root, "v5", experiment={"version": "v5", "sources_k": 9})
-    from common.pretrain import pretrain
+    from common.experiment.pretrain import pretrain
 
     with pytest.raises(ConfigError, match="experiment.sources_k"):
         pretrain(cfg, progress=False)
@@ -169,7 +169,7 @@ def test_advise_ranks_the_twins_first_and_says_no_report_exists(twin_root, new_c
 
 
 def test_advise_names_the_reports_best_method_at_the_nearest_budget(twin_root, new_clips, tmp_path):
-    from common.stats import method_table
+    from common.report.stats import method_table
 
     rows = []
     for method, shift in (("scratch", 0.0), ("lw_transfer", 0.2)):

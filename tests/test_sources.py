@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from common.data import Machine
+from common.data.mimii import Machine
 from common.errors import ConfigError
-from common.sources import VERSIONS, all_source_sets, source_sets
+from common.data.versions import VERSIONS, all_source_sets, source_sets
 
 TYPES = ("fan", "pump", "slider", "valve")
 IDS = ("id_00", "id_02", "id_04", "id_06")

@@ -7,7 +7,7 @@ from scipy import stats as sps
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from common.errors import MetricError
-from common.stats import (COMPARE_COLUMNS, auc_interval, auc_intervals, averaged_roc, bootstrap_ci, by_source,
+from common.report.stats import (COMPARE_COLUMNS, auc_interval, auc_intervals, averaged_roc, bootstrap_ci, by_source,
                           compare, flag_chance, flag_inverted, paired_table, paired_wilcoxon, roc_target)
 
 MACHINES = [("fan", "id_00"), ("fan", "id_02"), ("pump", "id_00"), ("pump", "id_02"), ("valve", "id_00")]

@@ -10,10 +10,10 @@ import soundfile as sf
 from scipy.signal import welch
 
 from common.errors import DataError, ProjectError
-from common.layout import snr_folder
-from common.synth import MACHINE_IDS, MACHINE_TYPES, generate_dataset, machine_clip, mix_clip
-from common.synth import dataset as synth_dataset
-from common.synth.machines import _MODELS
+from common.data.names import snr_folder
+from common.data.synth import MACHINE_IDS, MACHINE_TYPES, generate_dataset, machine_clip, mix_clip
+from common.data.synth import dataset as synth_dataset
+from common.data.synth.machines import _MODELS
 
 SR = 16000
 SMALL = dict(

@@ -11,8 +11,8 @@ import soundfile as sf
 from scipy.signal import butter, sosfiltfilt, welch
 
 from common.errors import DataError
-from common.synth import FAN_PARAMS, PUMP_PARAMS, SLIDER_PARAMS, VALVE_PARAMS, generate_dcase_dataset
-from common.synth.dcase import at_speed, clip_folder, clip_name
+from common.data.synth import FAN_PARAMS, PUMP_PARAMS, SLIDER_PARAMS, VALVE_PARAMS, generate_dcase_dataset
+from common.data.synth.dcase import at_speed, clip_folder, clip_name
 
 SR = 16000
 TINY = dict(types=("pump",), sections=(0,), n_source=2, n_target=1, n_test=1, seconds=0.1, seed=1, progress=False)
@@ -360,8 +360,8 @@ def test_2020_defaults_to_no_target_domain(tmp_path):
 
 
 def test_the_layout_reader_finds_the_machines_splits_domains_and_attributes(set2020, set2022):
-    from common.dcase_layout import find_dcase_machines, split_dcase_machine
-    from common.layouts import detect_layout
+    from common.data.dcase import find_dcase_machines, split_dcase_machine
+    from common.data.layouts import detect_layout
 
     root, _ = set2020
     assert detect_layout(root) == "dcase2020"
@@ -383,8 +383,8 @@ def test_the_layout_reader_finds_the_machines_splits_domains_and_attributes(set2
 
 
 def test_the_layout_reader_reads_2021_test_clips_from_their_domain_folders(set2021, set2022):
-    from common.dcase_layout import find_dcase_machines, split_dcase_machine
-    from common.layouts import detect_layout, official_year
+    from common.data.dcase import find_dcase_machines, split_dcase_machine
+    from common.data.layouts import detect_layout, official_year
 
     root, _ = set2021
     assert detect_layout(root) == "dcase2021"

@@ -5,10 +5,10 @@ the whole severity range of its machine."""
 import numpy as np
 import pytest
 
-from common.logmel import logmel
-from common.synth import MACHINE_IDS, MACHINE_TYPES, machine_clip
-from common.synth import dataset as synth_dataset
-from common.synth.machines import _MODELS, _background
+from common.features.logmel import logmel
+from common.data.synth import MACHINE_IDS, MACHINE_TYPES, machine_clip
+from common.data.synth import dataset as synth_dataset
+from common.data.synth.machines import _MODELS, _background
 
 SR = 16000
 N = 3 * SR

@@ -5,8 +5,8 @@ import pytest
 import scipy.stats
 
 from common.errors import MetricError
-from common.metrics import decision_metrics
-from common.threshold import THRESHOLD_METHODS, describe_threshold, fit_threshold
+from common.scoring.metrics import decision_metrics
+from common.scoring.threshold import THRESHOLD_METHODS, describe_threshold, fit_threshold
 
 
 def test_percentile_known_values():

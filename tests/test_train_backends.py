@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.cache import cached_features
-from common.vectorset import VectorSet, clip_rows
+from common.features.cache import cached_features
+from common.features.vectorset import VectorSet, clip_rows
 from common.errors import DataError
-from common.autoencoder import architecture
-from common.batches import VectorBatches
-from common.train import Trainer, validation_rows
+from common.models.autoencoder import architecture
+from common.models.batches import VectorBatches
+from common.models.train import Trainer, validation_rows
 
 import keras  # after common: the package picks the Keras backend before Keras is imported
 
@@ -208,7 +208,7 @@ def test_yaml_backend_picks_the_backend_of_a_fresh_command(tiny_root, tmp_path):
 def test_package_versions_import_no_backend_and_the_feature_modules_no_keras():
     """Listing versions reads package metadata (TensorFlow, JAX, torch stay unloaded); features need no Keras."""
     code = ("import json, sys\n"
-            "import common.cache, common.check, common.features, common.logmel\n"
+            "import common.features.cache, common.data.check, common.features.extract, common.features.logmel\n"
             "from common.environment import package_versions\n"
             "versions = package_versions()\n"
             "print(json.dumps([versions['numpy'], sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') "
@@ -225,7 +225,7 @@ def test_tensorflow_start_up_lines_stay_out_of_a_jax_process_and_tensorflow_comp
     if importlib.util.find_spec("jax") is None or importlib.util.find_spec("tensorflow") is None:
         pytest.skip("needs jax and tensorflow")
     code = ("import os, common\n"
-            "from common.autoencoder import build_autoencoder\n"
+            "from common.models.autoencoder import build_autoencoder\n"
             f"build_autoencoder(8, hidden=[4], bottleneck=2, batch_norm=False).save(r'{tmp_path / 'm.keras'}')\n"
             "import sys; print(os.environ['KERAS_BACKEND'], os.environ.get('TF_ENABLE_ONEDNN_OPTS'), 'tensorflow' in sys.modules)")
     base = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_ENABLE_ONEDNN_OPTS")}

@@ -14,9 +14,9 @@ import pytest
 import soundfile as sf
 
 from common.errors import AudioError
-from common.experiment import transfer
-from common.layout import row_model_path
-from common.pretrain import pretrain
+from common.experiment.grid import run_grid
+from common.data.names import row_model_path
+from common.experiment.pretrain import pretrain
 from conftest import make_config, run_main, write_config
 
 ROW = {"target_type": "fan", "target_id": "id_00", "source": "none", "method": "scratch", "budget": "all", "seed": 0}
@@ -68,7 +68,7 @@ def row_models(tiny_root, tmp_path_factory):
                       embedding={"hidden": [16], "embedding_dim": 8, "window": 8, "epochs": 2,
                                  "finetune_freeze": ["dense_1"]})
     pretrain(cfg, progress=False)
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     return cfg
 
 
@@ -94,11 +94,11 @@ def test_transfer_names_an_overflowing_eval_clip_or_skips_it(tiny_root, tmp_path
     pretrain(make_config(tmp_path / "err", root, experiment={"budgets": ["all"]}, data={"on_bad_file": "skip"}),
              progress=False)
     with pytest.raises(AudioError, match=re.escape(str(spike)) + r" has 1 sample\(s\) of magnitude"):
-        transfer(cfg, progress=False)
+        run_grid(cfg, progress=False)
     skip = make_config(tmp_path / "err", root, name="skip.yaml", experiment={"budgets": ["all"]},
                        data={"on_bad_file": "skip"}, output={"result_dir": str(tmp_path / "skip")})
     with pytest.warns(UserWarning, match=r"left out 1 bad clip"):
-        results = transfer(skip, progress=False)
+        results = run_grid(skip, progress=False)
     assert np.isfinite(results["auc"]).all()
     assert (results.loc[results["target_type"] == "fan", "n_skipped_clips"] == 1).all()
     assert pd.read_csv(tmp_path / "skip" / "skipped.csv")["path"].tolist() == [str(spike)]
@@ -117,7 +117,7 @@ def test_pretrain_names_a_training_clip_scaled_beyond_any_full_scale(tiny_root, 
 
 def test_features_that_overflow_anyway_are_refused_naming_the_clip(tiny_root, tmp_path):
     """The extraction's own check: samples within range whose log-mel still overflows (a large feature.power)."""
-    from common.features import extract
+    from common.features.extract import extract
 
     clip = overflowing(Path(shutil.copy(tiny_root / "-6_dB_fan" / "fan" / "id_00" / "normal" / "00000000.wav",
                                         tmp_path / "loud.wav")), spike=2e9)
@@ -142,7 +142,7 @@ def pretrained(tiny_root, tmp_path):
 
 def test_transfer_refuses_models_pretrained_on_another_root_with_the_same_machines(pretrained, tmp_path):
     """F22: a regenerated root (synth seed 11) with the same machine names used the models of the first, exit 0."""
-    from common.synth import generate_dataset
+    from common.data.synth import generate_dataset
     from conftest import TINY_DATA
 
     root, cfg = pretrained
@@ -171,7 +171,7 @@ def test_transfer_refuses_models_whose_training_clips_changed_in_place(pretraine
     sf.write(clip, data[::-1], sr, subtype="PCM_16")
     with pytest.raises(Exception, match=r"valve\.keras was trained on other clips .* under the same data\.root, whose "
                                         r"clips changed since"):
-        transfer(cfg, progress=False)
+        run_grid(cfg, progress=False)
 
 
 def test_an_older_pretrained_model_gets_the_key_of_its_clips_without_retraining(pretrained):
@@ -184,11 +184,11 @@ def test_an_older_pretrained_model_gets_the_key_of_its_clips_without_retraining(
     side.write_text(json.dumps(meta))
     with pytest.raises(Exception, match=r"fan\.keras records no key of its training clips .* again \(it adds the key "
                                         r"without retraining"):
-        transfer(cfg, progress=False)
+        run_grid(cfg, progress=False)
     assert not any(p.trained for p in pretrain(cfg, progress=False))
     assert (cfg.output.model_dir / "fan.keras").read_bytes() == weights
     assert json.loads(side.read_text())["data_key"]
-    assert np.isfinite(transfer(cfg, progress=False)["auc"]).all()
+    assert np.isfinite(run_grid(cfg, progress=False)["auc"]).all()
 
 
 def test_transfer_refuses_model_sizes_other_than_the_pretrained_models(pretrained, tmp_path):
@@ -244,7 +244,7 @@ def entries(scratch: Path) -> list[Path]:
 def test_a_damaged_scratch_store_entry_is_recomputed_with_a_warning(pretrained, tmp_path, damage):
     """H13: an edited entry became the scratch row (AUC 1.0) of every version; H12: a truncated one a traceback."""
     root, cfg = pretrained
-    first = transfer(cfg, progress=False)
+    first = run_grid(cfg, progress=False)
     entry = entries(cfg.output.scratch_dir)[0]
     doc = json.loads(entry.read_text())
     if damage == "edited":
@@ -279,8 +279,8 @@ def test_a_damaged_scratch_store_entry_is_recomputed_with_a_warning(pretrained, 
 
 def test_a_feature_cache_entry_changed_in_place_is_extracted_again_with_a_warning(tiny_root, tmp_path):
     """H14: an entry whose content changed but whose size did not was served (only its shapes were checked)."""
-    from common.cache import cached_features, feature_key
-    from common.features import extract
+    from common.features.cache import cached_features, feature_key
+    from common.features.extract import extract
 
     clips = sorted((tiny_root / "-6_dB_fan" / "fan" / "id_00" / "normal").glob("*.wav"))[:3]
     cache = tmp_path / "cache"
@@ -302,7 +302,7 @@ def test_a_feature_cache_entry_changed_in_place_is_extracted_again_with_a_warnin
 def test_a_changed_feature_cache_entry_never_reaches_a_result_row(pretrained, tmp_path):
     """H14 end to end: the repro's 27 of 108 AUCs moved without a warning."""
     root, cfg = pretrained
-    first = transfer(cfg, progress=False)
+    first = run_grid(cfg, progress=False)
     for entry in cfg.data.cache_dir.glob("*.vectors.npy"):
         changed = np.load(entry, mmap_mode="r+")
         changed[:] = 1.0
@@ -323,8 +323,8 @@ def test_an_edited_remembered_scan_is_checked_again(tiny_root, tmp_path):
     root = machine_copy(tiny_root, tmp_path / "data", types=("fan",))
     spike = overflowing(root / "-6_dB_fan" / "fan" / "id_00" / "abnormal" / "00000001.wav")
     cfg = make_config(tmp_path, root, data={"on_bad_file": "skip"})
-    from common.dataset import check_machine
-    from common.data import find_machines
+    from common.data.dataset import check_machine
+    from common.data.mimii import find_machines
 
     machine = find_machines(root)[0]
     with pytest.warns(UserWarning, match="left out 1 bad clip"):
@@ -345,7 +345,7 @@ def test_an_edited_remembered_scan_is_checked_again(tiny_root, tmp_path):
 def test_without_its_store_a_hand_edited_row_is_recomputed_and_the_old_files_kept(pretrained, method, column):
     """H7: with .store/ deleted, the next run re-imported results.csv as trusted, hand edits included."""
     _, cfg = pretrained
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     out = cfg.output.result_dir
     before = without_seconds(out / "results.csv")
     shutil.rmtree(out / ".store")
@@ -367,7 +367,7 @@ def test_without_its_store_a_hand_edited_row_is_recomputed_and_the_old_files_kep
 def test_without_its_store_rows_their_model_sidecars_disagree_with_are_not_trusted(pretrained):
     """H7: a row is imported only when the sidecar of its model, written by the run beside it, vouches for it."""
     _, cfg = pretrained
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     out = cfg.output.result_dir
     before = without_seconds(out / "results.csv")
     shutil.rmtree(out / ".store")
@@ -377,7 +377,7 @@ def test_without_its_store_rows_their_model_sidecars_disagree_with_are_not_trust
         side.write_text(json.dumps(meta))
     with pytest.warns(UserWarning, match=r"4 of its 6 row\(s\) in results\.csv cannot be verified .*differ from those "
                                          r"the sidecar of its model"):
-        transfer(cfg, progress=False)
+        run_grid(cfg, progress=False)
     assert without_seconds(out / "results.csv") == before
 
 
@@ -388,10 +388,10 @@ def test_without_its_store_rows_their_model_sidecars_disagree_with_are_not_trust
 @pytest.mark.parametrize("damage", ["garbage", "other_model"])
 def test_a_damaged_row_model_is_recomputed_by_a_rerun(pretrained, damage):
     """F21: the rerun kept a damaged row model (only a missing one was recomputed); export said 'train it again'."""
-    from common.model import load_model
+    from common.models.saved import load_model
 
     _, cfg = pretrained
-    transfer(cfg, progress=False)
+    run_grid(cfg, progress=False)
     out = cfg.output.result_dir
     before = without_seconds(out / "results.csv")
     model = row_model_path(out, ROW | {"method": "transfer", "source": "valve"})
@@ -417,7 +417,7 @@ def test_a_damaged_pretrained_model_is_trained_again(pretrained):
                                          r"it is trained again"):
         made = pretrain(cfg, progress=False)
     assert [p.trained for p in made if p.path.name == "fan.keras"] == [True]
-    assert np.isfinite(transfer(cfg, progress=False)["auc"]).all()
+    assert np.isfinite(run_grid(cfg, progress=False)["auc"]).all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,14 +431,14 @@ BASELINE_SIZES = {"feature": {"n_mels": 64, "frames": 5, "n_fft": 1024, "hop_len
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: serial and one-core workers share a pool size")
 def test_one_core_local_workers_give_the_serial_models_and_rows_bit_for_bit(tiny_root, tmp_path):
     """C12: local (2 workers x 1 thread) differed from serial at 1e-8..1e-5 on 2 cores (XLA's pool size)."""
-    from common.model import load_model
+    from common.models.saved import load_model
 
     def run(name: str, **experiment) -> tuple[str, list]:
         sizes = BASELINE_SIZES | {"transfer": {"epochs": 2, "init_from": str(tmp_path / "serial" / "models")}}
         cfg = make_config(tmp_path / name, tiny_root, **sizes, data={"cache_dir": str(tmp_path / "cache")},
                           experiment={"budgets": ["all"], "seeds": [0], **experiment})
         made = pretrain(cfg, progress=False)
-        transfer(cfg, progress=False)
+        run_grid(cfg, progress=False)
         weights = [w for p in made for w in load_model(p.path)[0].get_weights()]
         return without_seconds(cfg.output.result_dir / "results.csv"), weights
 

@@ -14,10 +14,10 @@ from scipy.ndimage import median_filter, uniform_filter1d
 from scipy.signal import butter, find_peaks, sosfiltfilt
 from sklearn.metrics import roc_auc_score
 
-from common.layout import MACHINE_IDS, MACHINE_TYPES
-from common.synth import WORLDS, generate_dataset, machine_clip, world_lines
-from common.synth.faults import FAMILIES, PULSE_HZ
-from common.synth.worlds import FAULT_BAND_HZ
+from common.data.names import MACHINE_IDS, MACHINE_TYPES
+from common.data.synth import WORLDS, generate_dataset, machine_clip, world_lines
+from common.data.synth.faults import FAMILIES, PULSE_HZ
+from common.data.synth.worlds import FAULT_BAND_HZ
 from conftest import run_main
 
 SR = 16000
@@ -110,7 +110,7 @@ def _feature(feature: Callable[[np.ndarray], float]) -> Callable:
 
 def _mel_excess(train: list, clips: list) -> np.ndarray:
     """Additive faults: the largest rise of any mel band's mean level over the normal clips', in their std."""
-    from common.logmel import logmel
+    from common.features.logmel import logmel
 
     means = lambda xs: np.array([logmel(x.astype(np.float32), sr=SR).mean(axis=1) for x in xs])  # noqa: E731
     ref = means(train)

@@ -1,0 +1,13 @@
+"""Clip -> vectors: WAV reading, log-mel frames, stacked vectors, the on-disk cache and clip statistics.
+
+    `params`       FeatureConfig: the log-mel parameters (names, defaults, ranges) in one record
+    `audio`        load one channel of a WAV file, fast and safely; validate the samples
+    `logmel`       log-mel numerics of one clip and its stacked frame vectors (MIMII baseline parity)
+    `extract`      many WAV files -> vectors + offsets
+    `cache`        those vectors on disk, keyed by every parameter and file, checked on every load
+    `vectorset`    rows of several (memory-mapped) arrays, read a batch at a time
+    `clipvectors`  per-clip statistics and the out-of-sample helpers the training-free methods share
+
+Owns its parameters (`params.FeatureConfig`). May import the kernel only (`errors`, `io`); never `config`,
+`data`, `models`, `scoring`, `methods`, `experiment` or `report`.
+"""

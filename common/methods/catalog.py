@@ -1,0 +1,114 @@
+"""Every method's facts, in one table (`METHODS_CATALOG`), with no Keras: what config, planner, deploy and report read.
+
+A method is one `MethodInfo` row here and one function in its family module (`common.methods.autoencoder`,
+`statistics`, `embedding`); `common.methods.registry` joins the two, and a test checks neither has a name the
+other lacks. The rows are in results order: the order of ``results.csv``, of the cells of a run and of every
+table and figure.
+
+Each family has a control: its method without pretraining, the same scoring on the target's clips
+only, which the family's pretrained methods must beat on the same budget, split and seed. Scratch,
+the autoencoder family's control, is also the baseline every report compares each method with.
+
+Adding a method on existing inputs: one row here, one function in its family module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# What a method starts from (`MethodInfo.pretrains`): a model pretrained on the source set
+# (`common.methods.base.PretrainJob.method`), or the source machines' clips read in the cell (no model saved).
+AUTOENCODER = "autoencoder"  # the autoencoder fitted on the source clips (`common.experiment.pretrain`)
+EMBEDDING = "embedding"  # the machine-ID classifier of the source machines (`common.experiment.pretrain_classifier`)
+STATISTICS = "statistics"  # nothing saved: the source clips' log-mel statistics, read in the cell
+MODEL_PRETRAININGS = (AUTOENCODER, EMBEDDING)  # the pretrainings that save a model, in the order they run
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """One method's facts: its family and control, what it starts from, the config it reads and its words.
+
+    ``pretrains``: one of `MODEL_PRETRAININGS`, `STATISTICS` or None (the target's clips only).
+    ``zero_shot``: the pretrained model as is (no target clip, no model file of its own).
+    ``sections``: the config sections, besides the common ones, its rows depend on (part of their hash).
+    ``card``: the model card's words on how the model was made; ``{pre}`` is replaced by "pretrained on
+    <source set> (<machines>)" and ``{sources}`` by the source machines.
+    ``in_demo``: ``make demo`` scores it (the demo leaves out variants that cost a fit per cell and add no new
+    comparison at its size).
+    """
+
+    name: str
+    family: str
+    control: str
+    pretrains: str | None
+    zero_shot: bool
+    sections: tuple[str, ...]
+    card: str
+    in_demo: bool = True
+
+    def card_words(self, *, pre: str, sources: str) -> str:
+        """The model card's line on how this method's model was made."""
+        return self.card.format(pre=pre, sources=sources)
+
+
+def _family(family: str, control: str, *rows: tuple) -> list[MethodInfo]:
+    """The rows of one family: (name, pretrains, zero_shot, sections, card[, in_demo]) each, the control among them."""
+    return [MethodInfo(row[0], family, control, *row[1:]) for row in rows]
+
+
+_ROWS = [
+    *_family(
+        "autoencoder", "scratch",
+        ("scratch", None, False, (), "trained from a random init on the target's clips only"),
+        ("zero_shot", AUTOENCODER, True, (), "{pre}, used as is (no target clips)"),
+        ("transfer", AUTOENCODER, False, (), "{pre}, then fine-tuned on the target's clips"),
+        ("transfer_frozen", AUTOENCODER, False, (), "{pre}, then its decoder fine-tuned on the target's clips", False),
+        ("transfer_mahalanobis", AUTOENCODER, False, ("statistics",),
+         "{pre}, fine-tuned on the target's clips, residuals scored by selective Mahalanobis (source and target "
+         "Gaussians)", False),
+    ),
+    *_family(
+        "statistics", "lw_scratch",
+        ("lw_scratch", None, False, ("statistics",),
+         "Mahalanobis distance of the clip's log-mel statistics from the target clips' Gaussian"),
+        ("lw_transfer", STATISTICS, False, ("statistics",),
+         "covariance of log-mel statistics from {sources}, mean from the target's clips"),
+    ),
+    *_family(
+        "embedding", "logmel_knn",
+        ("logmel_knn", None, False, ("embedding",), "cosine distance to the nearest target clip in log-mel statistics"),
+        ("embed_zero_shot", EMBEDDING, True, ("embedding", "statistics"),
+         "machine-ID classifier {pre}; distance to the nearest source clip (no target clips)"),
+        ("embed_knn", EMBEDDING, False, ("embedding", "statistics"),
+         "machine-ID classifier {pre}; cosine distance to the nearest target clip embedding"),
+        ("embed_finetune", EMBEDDING, False, ("embedding", "statistics"),
+         "machine-ID classifier {pre}, the target's clips added as a class; nearest target clip", False),
+    ),
+]
+METHODS_CATALOG: dict[str, MethodInfo] = {row.name: row for row in _ROWS}  # in results order
+
+# Views of the catalogue, for readers that want one fact of every method.
+METHOD_NAMES = tuple(METHODS_CATALOG)  # results order (`common.results.METHOD_ORDER`)
+METHOD_FAMILY = {name: m.family for name, m in METHODS_CATALOG.items()}
+FAMILY_CONTROL = {m.family: m.control for m in METHODS_CATALOG.values()}  # families in results order
+FAMILIES = tuple(FAMILY_CONTROL)
+BASELINE = "scratch"  # every report compares each method with it, so every run computes it
+ZERO_SHOT_METHODS = tuple(name for name, m in METHODS_CATALOG.items() if m.zero_shot)
+DEMO_METHODS = tuple(name for name, m in METHODS_CATALOG.items() if m.in_demo)  # what ``make demo`` scores
+
+
+def is_zero_shot(method: str) -> bool:
+    """Whether `method` uses the pretrained model as is (False for a name not in the catalogue)."""
+    info = METHODS_CATALOG.get(method)
+    return info is not None and info.zero_shot
+
+
+def method_sections(method: str | None) -> tuple[str, ...]:
+    """The config sections besides the common ones that rows of `method` depend on (none for an unknown name)."""
+    info = METHODS_CATALOG.get(method) if method is not None else None
+    return () if info is None else info.sections
+
+
+def methods_pretraining(methods, pretraining: str) -> list[str]:
+    """The names among `methods` that start from `pretraining`, in the order given."""
+    return [m for m in methods if m in METHODS_CATALOG and METHODS_CATALOG[m].pretrains == pretraining]

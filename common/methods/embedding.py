@@ -1,0 +1,116 @@
+"""The embedding family: clips as vectors, a target clip scored by its cosine distance to the nearest normal clip.
+
+- ``logmel_knn`` (the control, no pretraining): clip vectors are the log-mel statistics (mean and
+  std over frames); the bank is the budget's clips.
+- ``embed_knn``: clip vectors are embeddings of the machine-ID classifier pretrained on the source
+  machines (`common.models.classifier`, frozen); the bank is the budget's clips.
+- ``embed_zero_shot``: no target clip. The pretrained model as is: its bank is its source machines'
+  clips, so a target clip scores by how far it is from every normal sound the model has heard, and
+  its threshold is the source clips' own (out-of-sample) distances.
+- ``embed_finetune``: the budget joins the classifier as one more class (its centre the budget's
+  mean embedding), a few epochs on that class and replayed source clips with the lower layers fixed
+  (``embedding.finetune_*``), then ``embed_knn``'s scoring. Measured: it ties ``embed_knn`` at best.
+
+Every bank clip's own score (for the threshold) is its distance to the *other* bank clips
+(`common.features.clipvectors.out_of_sample_rows`); a single clip: between its two halves.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from common.methods.base import Adapted, CellData, budget_stats, identity_architecture
+from common.features.clipvectors import halves, out_of_sample_rows
+from common.models.classifier import embed_clips, sample_inputs, train_classifier, with_new_class
+from common.scoring.knn import cosine_knn
+from common.data.machines import clip_classes
+
+
+def knn_scorer(data: CellData, clip_input: str) -> dict[str, Any]:
+    """The scorer of a nearest-neighbour model on `clip_input` clip vectors (``embedding.k`` neighbours)."""
+    return {"kind": "knn", "input": clip_input, "k": data.cfg.embedding.k}
+
+
+def _bank_adapted(data: CellData, arch, weights, rows, half_rows, clip_input: str, start: float,
+                  **sidecar) -> Adapted:
+    k = data.cfg.embedding.k
+    train_scores = out_of_sample_rows(lambda bank: bank, lambda bank, r: cosine_knn(r, bank, k=k), rows, half_rows)
+    return Adapted(arch, weights, train_scores, len(data.train_files), time.perf_counter() - start,
+                   scorer=knn_scorer(data, clip_input), head={"bank": np.asarray(rows, dtype=np.float32)},
+                   sidecar=sidecar)
+
+
+def logmel_knn(data: CellData) -> Adapted:
+    """Nearest budget clip in log-mel statistics: no network, no source data."""
+    start = time.perf_counter()
+    rows, half_rows = budget_stats(data)
+    return _bank_adapted(data, identity_architecture(data.train()[0].shape[1]), [], rows, half_rows,
+                         "logmel_stats", start, sources=[])
+
+
+def _embedded_budget(arch, weights, data: CellData) -> tuple[np.ndarray, np.ndarray | None]:
+    vectors, offsets = data.train()
+    rows = embed_clips(arch, weights, vectors, offsets)
+    return rows, (embed_clips(arch, weights, vectors, halves(offsets)) if len(rows) == 1 else None)
+
+
+def _pretrained_facts(data: CellData) -> dict[str, Any]:
+    pre = data.pretrained
+    return {"sources": pre.sidecar.sources, "pretrained": str(pre.path), "pretrained_key": pre.sidecar.key}
+
+
+def embed_knn(data: CellData) -> Adapted:
+    """Nearest budget clip in the frozen pretrained embedding."""
+    start = time.perf_counter()
+    arch, weights = data.pretrained.sidecar.architecture, data.pretrained.weights
+    rows, half_rows = _embedded_budget(arch, weights, data)
+    return _bank_adapted(data, arch, weights, rows, half_rows, "embedding", start, **_pretrained_facts(data))
+
+
+def embed_zero_shot(data: CellData) -> Adapted:
+    """The pretrained model as is: nearest source clip, its threshold from the source clips (no target clip)."""
+    pre = data.pretrained
+    return Adapted(pre.sidecar.architecture, pre.weights, pre.sidecar.train_scores, 0, 0.0,
+                   scores_key=("pretrained", str(pre.path)), own_model=False, scorer=pre.sidecar.scorer,
+                   head=pre.head)
+
+
+def _replay(data: CellData, per_clip: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame vectors of the source clips with their class (the pretraining's classes, in its order)."""
+
+    sidecar = data.pretrained.sidecar
+    classes = {name: i for i, name in enumerate(sidecar.classes or sidecar.sources)}
+    xs, ys = [], []
+    parts = zip(data.source_clips(data.cell.source), data.source_files(data.cell.source))
+    for i, ((machine, vectors, offsets), (_, files)) in enumerate(parts):
+        x, clips = sample_inputs(sidecar.architecture, vectors, offsets, per_clip, data.cell.seed + i)
+        labels = [classes[c] for c in clip_classes(data.machines.checked(machine).split, files)]
+        xs.append(x)
+        ys.append(np.asarray(labels, dtype=np.int64)[clips])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def embed_finetune(data: CellData) -> Adapted:
+    """The budget as one more class of the pretrained classifier, a few epochs, then the nearest budget clip."""
+
+    cfg, start = data.cfg.embedding, time.perf_counter()
+    arch, weights = data.pretrained.sidecar.architecture, data.pretrained.weights
+    before, _ = _embedded_budget(arch, weights, data)
+    centre = before.mean(axis=0)
+    arch, weights = with_new_class(arch, weights, centre / (np.linalg.norm(centre) or 1.0))
+    x_src, y_src = _replay(data, cfg.finetune_replay_per_clip)
+    x_tgt, _ = sample_inputs(arch, *data.train(), cfg.finetune_budget_per_clip, data.cell.seed)
+    x = np.concatenate([x_src, x_tgt])
+    y = np.concatenate([y_src, np.full(len(x_tgt), arch["n_classes"] - 1)])
+    fit = train_classifier(arch, weights, x, y, epochs=cfg.finetune_epochs, batch_size=cfg.batch_size,
+                           learning_rate=cfg.finetune_learning_rate, mixup=cfg.mixup, seed=data.cell.seed,
+                           freeze=cfg.finetune_freeze)
+    rows, half_rows = _embedded_budget(arch, fit.weights, data)
+    return _bank_adapted(data, arch, fit.weights, rows, half_rows, "embedding", start, **_pretrained_facts(data),
+                         embedding=data.cfg.to_dict()["embedding"])
+
+
+FUNCTIONS = (logmel_knn, embed_zero_shot, embed_knn, embed_finetune)  # this family's methods

@@ -1,0 +1,13 @@
+"""Networks and their files: the model-kinds table, the autoencoder, the machine classifier, training, save/load.
+
+    `kinds`        MODEL_KINDS: each kind's build, description and load hooks
+    `autoencoder`  the dense autoencoder and the identity model of the methods without a network
+    `classifier`   the machine-ID classifier (AdaCos/ArcFace head) and its inference-only embedder
+    `saved`        Sidecar, save/load/copy of a model file, its head arrays
+    `train`        the Trainer: compiled training of one architecture, seeded (`set_seed`)
+    `batches`      a VectorSet's training batches, reshuffled per epoch from a seed
+    `compiled_fit` the JAX training loop (one compiled program per architecture)
+
+`kinds.MODEL_KINDS` is the one table of model kinds (build, describe, load hooks); every module imports `keras`
+itself. May import the kernel and `features`; never `config`, `data`, `methods`, `experiment` or `report`.
+"""

@@ -1,0 +1,166 @@
+"""Fit an autoencoder on JAX with many training steps per compiled call and one program per shape.
+
+Keras' JAX ``fit`` dispatches one jitted step per batch from Python; at batch 512 that dispatch and the
+batch copy cost about as much as the step itself on 2 cores, and every new size of an epoch's last
+batch compiles a new program (~0.4 s). Here `CHUNK_STEPS` steps run in one ``jax.lax.scan`` (the few
+left over one by one), the training rows stay on the device and each call gathers its batches by index, an epoch's last
+partial batch is padded and masked, so a fit compiles nothing once its model, batch size and (rounded)
+data size have been seen. The updates are Keras' own: the model's stateless call, the mean squared
+error over the real rows of each batch, the compiled Adam (`optimizer.stateless_apply`), and the
+batch order of Keras' ``fit`` (a NumPy permutation per epoch after `set_seed`) for data in RAM or of
+`VectorBatches` for a streamed `VectorSet`. Weights agree with Keras' ``fit`` to float32 round-off
+(tests/test_compiled_fit.py); docs/performance.md (section 7) has the speed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from common.models.batches import VectorBatches
+from common.features.vectorset import VectorSet
+
+CHUNK_STEPS = 16  # training steps per compiled call
+
+
+def supported(model: keras.Model) -> bool:
+    """True on the JAX backend for models without batch norm (padding rows would enter its batch statistics)."""
+    return keras.backend.backend() == "jax" and not any(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+
+
+def padded_rows(n: int) -> int:
+    """`n` rounded up to at most 8 sizes per power of two: device copies of that many rows share one program."""
+    step = 2 ** max(0, n.bit_length() - 3)
+    return max(step, -(-n // step) * step)
+
+
+class Programs:
+    """The compiled training and evaluation calls of one compiled Keras model and batch size."""
+
+    def __init__(self, model: keras.Model, batch_size: int) -> None:
+        import jax
+        from keras import ops
+
+        self.model, self.batch_size = model, int(batch_size)
+
+        def batch_loss(trainable, non_trainable, x, mask, training):
+            y, non_trainable = model.stateless_call(trainable, non_trainable, x, training=training)
+            rows = ops.mean(ops.square(y - x), axis=-1) * mask
+            return ops.sum(rows) / ops.maximum(ops.sum(mask), 1.0), (non_trainable, ops.sum(rows))
+
+        grad = jax.value_and_grad(batch_loss, has_aux=True)
+
+        def step(state, batch):
+            x, mask = batch
+            trainable, non_trainable, optimizer = state
+            (_, (non_trainable, total)), grads = grad(trainable, non_trainable, x, mask, True)
+            trainable, optimizer = model.optimizer.stateless_apply(optimizer, grads, trainable)
+            return (trainable, non_trainable, optimizer), total
+
+        def evaluate(state, batch):
+            x, mask = batch
+            _, (_, total) = batch_loss(state[0], state[1], x, mask, False)
+            return state, total
+
+        def gathered(body):
+            return lambda state, rows, idx, mask: jax.lax.scan(body, state, (rows[idx], mask))
+
+        self.train_rows = jax.jit(gathered(step), donate_argnums=0)
+        self.train_batches = jax.jit(lambda state, xs, mask: jax.lax.scan(step, state, (xs, mask)), donate_argnums=0)
+        self.evaluate_rows = jax.jit(gathered(evaluate))
+        self.evaluate_batches = jax.jit(lambda state, xs, mask: jax.lax.scan(evaluate, state, (xs, mask)))
+
+
+def _batches(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`order` cut into batches, the last one padded: index and mask arrays [shape=(n_batches, batch_size)]."""
+    n_batches = max(1, math.ceil(len(order) / batch_size))
+    idx = np.zeros(n_batches * batch_size, dtype=np.int32)
+    mask = np.zeros(n_batches * batch_size, dtype=np.float32)
+    idx[: len(order)], mask[: len(order)] = order, 1.0
+    return idx.reshape(n_batches, batch_size), mask.reshape(n_batches, batch_size)
+
+
+def _calls(n_steps: int) -> list[tuple[int, int]]:
+    """(first, count) of each compiled call over `n_steps` steps: CHUNK_STEPS at a time, the rest one by one.
+
+    Two call sizes, so two programs per data size (each compiles in a few tenths of a second, more than
+    the few single steps cost), and no call runs a step that would have to be skipped.
+    """
+    full = n_steps - n_steps % CHUNK_STEPS
+    return [(first, CHUNK_STEPS) for first in range(0, full, CHUNK_STEPS)] + [(first, 1) for first in range(full, n_steps)]
+
+
+def _run(call: Callable, state, source, idx: np.ndarray, mask: np.ndarray) -> tuple[Any, list]:
+    """Run `call` over the batches `idx` of `source` (device rows, or a VectorSet read one call at a time)."""
+    totals = []
+    for first, count in _calls(len(idx)):
+        i, m = idx[first:first + count], mask[first:first + count]
+        if isinstance(source, VectorSet):
+            real = int(m.sum())
+            xs = source.batch(i.reshape(-1)[:real])  # read while the previous call computes
+            if real < i.size:  # the epoch's last batch: pad it (its mask is 0 there)
+                xs = np.concatenate([xs, np.zeros((i.size - real, source.dim), dtype=xs.dtype)])
+            if totals:  # at most one chunk waits on the device: without this, JAX's asynchronous calls
+                totals[-1].block_until_ready()  # would queue every chunk of the epoch in memory
+            state, total = call(state, xs.reshape(*i.shape, -1), m)
+        else:
+            state, total = call(state, source, i, m)
+        totals.append(total)
+    return state, totals
+
+
+def _mean(totals: list, n: int) -> float:
+    import jax
+
+    return float(sum(np.sum(t) for t in jax.device_get(totals))) / n
+
+
+FLAT_ROWS = 2**22  # a fit without validation of at most this many rows x epochs runs as one stream of steps
+
+
+def fit(programs: Programs, x: np.ndarray | VectorSet, *, epochs: int, n_train: int, shuffle: bool,
+        seed: int) -> dict[str, list[float]]:
+    """Train ``programs.model`` on rows ``[:n_train]`` of `x` (the rest validates); Keras-style history.
+
+    The caller has set the seed (`set_seed`), the learning rate and a zeroed optimizer state; the
+    model's variables hold the trained weights afterwards.
+    """
+    import jax
+
+    model, batch_size = programs.model, programs.batch_size
+    if isinstance(x, VectorSet):
+        source, train, evaluate = x, programs.train_batches, programs.evaluate_batches
+        batches = VectorBatches(x, np.arange(n_train), batch_size=batch_size, shuffle=shuffle, seed=seed)
+        orders = (batches.order(epoch) for epoch in range(epochs))
+    else:
+        rows = np.zeros((padded_rows(len(x)), x.shape[1]), dtype=np.float32)
+        rows[: len(x)] = x
+        source, train, evaluate = jax.device_put(rows), programs.train_rows, programs.evaluate_rows
+        del rows  # the device holds its own copy
+        orders = (np.random.permutation(n_train) if shuffle else np.arange(n_train) for _ in range(epochs))
+    state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
+             [v.value for v in model.optimizer.variables])
+    state = jax.tree_util.tree_map(lambda a: jax.numpy.array(a, copy=True), state)
+    history: dict[str, list[float]] = {"loss": []}
+    if n_train == len(x) and n_train * epochs <= FLAT_ROWS:
+        plans = [_batches(order, batch_size) for order in orders]
+        state, totals = _run(train, state, source, np.concatenate([p[0] for p in plans]),
+                             np.concatenate([p[1] for p in plans]))
+        steps = np.concatenate(jax.device_get(totals)).reshape(epochs, -1)
+        history["loss"] = [float(total) / n_train for total in steps.sum(axis=1)]
+    else:
+        for order in orders:
+            state, totals = _run(train, state, source, *_batches(order, batch_size))
+            history["loss"].append(_mean(totals, n_train))
+            if n_train < len(x):
+                _, totals = _run(evaluate, state, source, *_batches(np.arange(n_train, len(x)), batch_size))
+                history.setdefault("val_loss", []).append(_mean(totals, len(x) - n_train))
+    for variables, values in zip((model.trainable_variables, model.non_trainable_variables,
+                                  model.optimizer.variables), state):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+    return history

@@ -1,0 +1,70 @@
+"""Mahalanobis scoring: a Gaussian of normal sound (mean, shrinkage covariance) and a clip's distance from it.
+
+Two uses (`common.methods.autoencoder`, `common.methods.statistics`): the DCASE 2023+ baseline's *selective*
+Mahalanobis on an autoencoder's residuals (one Gaussian from the source clips, one from the target's,
+the smaller distance counts) and statistical transfer without a network (covariance from the source
+machines, mean from the target's few clips). The covariance is Ledoit-Wolf shrunk (scikit-learn),
+so a few clips in many dimensions still give an invertible one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.covariance import LedoitWolf
+
+from common.errors import MetricError
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """The mean and precision (inverse covariance) of normal sound in some feature space."""
+
+    mean: np.ndarray
+    precision: np.ndarray
+
+
+def fit_gaussian(x: np.ndarray, *, mean: np.ndarray | None = None) -> Gaussian:
+    """A Ledoit-Wolf Gaussian of the rows of `x`; `mean` replaces their mean (covariance from `x`, centre elsewhere).
+
+    With a single row the covariance is unknown: the identity is used (Euclidean distance).
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    if len(x) == 0:
+        raise MetricError("cannot fit a Gaussian to no vectors")
+    if not np.all(np.isfinite(x)):
+        raise MetricError("cannot fit a Gaussian to vectors holding NaN or inf")
+    centre = x.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
+    if len(x) < 2:
+        return Gaussian(centre, np.eye(x.shape[1]))
+    cov = LedoitWolf(assume_centered=False).fit(x).covariance_
+    return Gaussian(centre, np.linalg.pinv(cov, hermitian=True))
+
+
+def mahalanobis(g: Gaussian, x: np.ndarray) -> np.ndarray:
+    """The Mahalanobis distance of each row of `x` from `g` [shape=(n_rows,)]."""
+    d = np.atleast_2d(np.asarray(x, dtype=np.float64)) - g.mean
+    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, g.precision, d), 0.0))
+
+
+def selective(gaussians: list[Gaussian], x: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
+    """The smallest distance of each row (or each clip's mean over its rows, given `offsets`) over `gaussians`."""
+    per = []
+    for g in gaussians:
+        d = mahalanobis(g, x)
+        if offsets is not None:
+            d = np.add.reduceat(d, offsets[:-1]) / np.diff(offsets)
+        per.append(d)
+    return np.min(per, axis=0)
+
+
+def to_arrays(gaussians: list[Gaussian]) -> dict[str, np.ndarray]:
+    """The arrays a saved model stores for `gaussians` (`from_arrays` reads them back)."""
+    return {f"{name}_{i}": getattr(g, name) for i, g in enumerate(gaussians) for name in ("mean", "precision")}
+
+
+def from_arrays(arrays) -> list[Gaussian]:
+    """The Gaussians of `to_arrays`."""
+    n = len([k for k in arrays if k.startswith("mean_")])
+    return [Gaussian(np.asarray(arrays[f"mean_{i}"]), np.asarray(arrays[f"precision_{i}"])) for i in range(n)]

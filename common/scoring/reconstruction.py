@@ -1,0 +1,35 @@
+"""Anomaly score of a clip: the mean reconstruction error over its vectors (DCASE 2020 baseline)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from common.errors import MetricError
+
+
+def reconstruction_errors(model, x: np.ndarray, *, batch_size: int = 8192) -> np.ndarray:
+    """Mean squared reconstruction error of each vector [shape=(n_vectors,)], in one batched pass."""
+    y = model.predict(x, batch_size=batch_size, verbose=0)
+    return np.mean(np.square(np.asarray(x, dtype=np.float32) - y), axis=1)
+
+
+def clip_scores(model, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Score every clip in one batched pass over all their vectors.
+
+    Parameters
+    ----------
+    vectors : np.ndarray [shape=(n_vectors, input_dim)]
+        The vectors of all clips, concatenated.
+    offsets : np.ndarray [shape=(n_clips + 1,)]
+        Clip i owns ``vectors[offsets[i]:offsets[i + 1]]``; clips may differ in length.
+
+    Returns
+    -------
+    scores : np.ndarray [shape=(n_clips,)]
+    """
+    offsets = np.asarray(offsets)
+    counts = np.diff(offsets)
+    if offsets[0] != 0 or offsets[-1] != len(vectors) or np.any(counts < 1):
+        raise MetricError(f"offsets must run from 0 to {len(vectors)} with every clip owning >= 1 vector")
+    errors = reconstruction_errors(model, vectors)
+    return np.add.reduceat(errors.astype(np.float64), offsets[:-1]) / counts

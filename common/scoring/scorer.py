@@ -1,0 +1,110 @@
+"""A model's clip scores by the scorer its sidecar records: reconstruction error, nearest neighbour or Mahalanobis.
+
+A scorer (``Sidecar.scorer``) is a small dict; its arrays (bank, Gaussians) are the model's head
+(`common.models.saved.load_head`). Kinds:
+
+- ``reconstruction`` (also a sidecar without a scorer): the mean squared reconstruction error of
+  the clip's vectors under the autoencoder (`common.scoring.reconstruction`).
+- ``knn``: the cosine distance of the clip vector to its ``k`` nearest bank clips (`common.scoring.knn`).
+- ``gaussian``: the Mahalanobis distance of the clip vector to the nearest of the head's Gaussians.
+- ``residual_gaussian``: the autoencoder's residual of each frame vector, its Mahalanobis distance to
+  each Gaussian averaged over the clip, the smallest of them (selective Mahalanobis).
+
+A clip vector (``input``) is ``logmel_stats`` (mean and std over frames, `common.features.clipvectors`) or
+``embedding`` (the classifier's clip embedding, `common.models.classifier`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from common.features.clipvectors import check_offsets, logmel_stats
+from common.models.classifier import embed_clips
+from common.errors import ModelError
+from common.scoring.knn import cosine_knn
+from common.scoring.mahalanobis import from_arrays, selective
+from common.scoring.reconstruction import clip_scores
+
+SCORERS = ("reconstruction", "knn", "gaussian", "residual_gaussian")
+CLIP_INPUTS = ("logmel_stats", "embedding")
+# The head arrays each scorer reads (Gaussians: at least the first one's); reconstruction reads none.
+HEAD_ARRAYS = {"reconstruction": (), "knn": ("bank",), "gaussian": ("mean_0", "precision_0"),
+               "residual_gaussian": ("mean_0", "precision_0")}
+
+
+def kind(spec: Mapping[str, Any] | None) -> str:
+    """The scorer kind of a sidecar's ``scorer`` (None: reconstruction)."""
+    found = "reconstruction" if not spec else str(spec.get("kind"))
+    if found not in SCORERS:
+        raise ModelError(f"unknown scorer kind {found!r} (known: {', '.join(SCORERS)})")
+    return found
+
+
+def check_scorer(spec: Any, head: Mapping[str, np.ndarray], *, sidecar: str) -> None:
+    """Refuse a scorer `spec` that is unknown or malformed, or whose `head` lacks the arrays it reads.
+
+    Parameters
+    ----------
+    spec : the sidecar's ``scorer`` (None: reconstruction)
+    head : mapping of str to np.ndarray
+        The model's head arrays (`common.models.saved.load_head`: {} when the sidecar records no ``head_sha256``).
+    sidecar : str
+        The sidecar's path, named in every message.
+
+    Raises
+    ------
+    ModelError
+        Naming `sidecar`, the scorer and what is wrong with it.
+    """
+    if spec is not None and not isinstance(spec, Mapping):
+        raise ModelError(f"sidecar {sidecar}: 'scorer' must be a JSON object such as {{\"kind\": \"knn\"}}, "
+                         f"got {spec!r}")
+    try:
+        found = kind(spec)
+        if found in ("knn", "gaussian") and spec.get("input") not in CLIP_INPUTS:
+            raise ModelError(f"unknown scorer input {spec.get('input')!r} (known: {', '.join(CLIP_INPUTS)})")
+    except ModelError as exc:
+        raise ModelError(f"sidecar {sidecar}: {exc}: use the sidecar saved with the model, or export it again") from None
+    k = (spec or {}).get("k", 1)
+    if found == "knn" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ModelError(f"sidecar {sidecar}: the knn scorer's k={k!r} must be a positive integer")
+    missing = [name for name in HEAD_ARRAYS[found] if name not in head]
+    if missing:
+        why = ("it records no 'head_sha256' (an edited sidecar, or one of another export), so no head is read"
+               if not head else f"the head holds only {sorted(head)}")
+        raise ModelError(f"sidecar {sidecar}: the {found} scorer reads the head arrays {missing} (NAME.head.npz), but "
+                         f"{why}: use the three files NAME.keras, NAME.json and NAME.head.npz saved together")
+
+
+def clip_inputs(spec: Mapping[str, Any], model, arch: Mapping[str, Any], vectors: np.ndarray, offsets: np.ndarray,
+                *, n_mels: int) -> np.ndarray:
+    """One vector per clip as the scorer `spec` takes them [shape=(n_clips, dim)]."""
+    source = spec.get("input")
+    if source == "logmel_stats":
+        return logmel_stats(vectors, offsets, n_mels=n_mels)
+    if source == "embedding":
+
+        return embed_clips(arch, model.get_weights(), vectors, offsets)
+    raise ModelError(f"unknown scorer input {source!r} (known: {', '.join(CLIP_INPUTS)})")
+
+
+def residuals(model, vectors: np.ndarray, *, batch_size: int = 8192) -> np.ndarray:
+    """The autoencoder's residual ``x - model(x)`` of every vector."""
+    return np.asarray(vectors, dtype=np.float32) - model.predict(vectors, batch_size=batch_size, verbose=0)
+
+
+def score_clips(model, arch: Mapping[str, Any], spec: Mapping[str, Any] | None, head: Mapping[str, np.ndarray],
+                vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int) -> np.ndarray:
+    """The score of every clip under a model, its scorer `spec` and `head` arrays [shape=(n_clips,)]."""
+    found = kind(spec)
+    if found == "reconstruction":
+        return clip_scores(model, vectors, offsets)
+    offsets = check_offsets(vectors, offsets)
+    if found == "residual_gaussian":
+        return selective(from_arrays(head), residuals(model, vectors), offsets)
+    clips = clip_inputs(spec, model, arch, vectors, offsets, n_mels=n_mels)
+    if found == "knn":
+        return cosine_knn(clips, head["bank"], k=int(spec.get("k", 1)))
+    return selective(from_arrays(head), clips)
