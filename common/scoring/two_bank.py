@@ -147,13 +147,15 @@ def fit_bank(bank: np.ndarray, *, k: int = 1, metric: str = "cosine", normalise:
         raise MetricError(f"{name} has 1 row: normalise={normalise!r} needs at least 2 rows "
                           "(their leave-one-out distances); use normalise='none'")
     own = self_distances(rows, k=k_ref if normalise == "local" else k, metric=metric)
-    if (normalise == "local" and np.any(own <= 0)) or (normalise == "mean" and not own.mean() > 0):
+    # identical rows are ~1e-16 apart in floating point, not 0: compare with the rows' own scale
+    tiny = 1e-10 * (1.0 if metric == "cosine" else max(1.0, float(np.abs(rows).max())))
+    if (normalise == "local" and np.any(own <= tiny)) or (normalise == "mean" and not own.mean() > tiny):
         raise MetricError(f"{name} has duplicate rows (self-distance 0): normalise={normalise!r} divides by it")
     if normalise == "local":
         return BankFit(rows, k, metric, normalise, 0.0, own)
     if normalise == "mean":
         return BankFit(rows, k, metric, normalise, 0.0, float(own.mean()))
-    if not own.std() > 1e-12 * max(own.mean(), 1e-300):
+    if not own.std() > 1e-9 * max(float(own.mean()), tiny):
         raise MetricError(f"{name}: normalise='zscore' needs self-distances that vary; its {len(rows)} rows' "
                           "are all equal (2 rows always are): use normalise='mean' or enlarge it with smote_bank")
     return BankFit(rows, k, metric, normalise, float(own.mean()), float(own.std()))
