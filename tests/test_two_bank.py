@@ -1,4 +1,4 @@
-"""Two-bank kNN scores and SMOTE banks (issue 30): the rules, the bank-only normalisation, errors, a domain-shift toy."""
+"""Two-bank kNN scores and SMOTE banks (issue 30): the rules, bank-only normalisation, errors, a domain-shift toy."""
 
 import importlib
 import importlib.util
