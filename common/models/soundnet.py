@@ -53,7 +53,7 @@ CONV_LAYERS = (
 HEAD_LAYERS = (("conv8", 1000, 8, 2, 0, None), ("conv8_2", 401, 8, 2, 0, None))
 HEAD_NAMES = tuple(spec[0] for spec in HEAD_LAYERS)
 LAYER_NAMES = tuple(spec[0] for spec in CONV_LAYERS) + HEAD_NAMES
-DEFAULT_LAYER = "conv5"  # provisional; chosen by measurement in benchmarks/bench_soundnet.py
+DEFAULT_LAYER = "conv5"  # mean-pooled: the best pretrained layer on average (benchmarks/bench_soundnet.py)
 POOLS = ("mean", "max", "std")
 
 
