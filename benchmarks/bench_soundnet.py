@@ -44,7 +44,7 @@ def ensure_data(args: argparse.Namespace) -> None:
     if args.root.is_dir():
         print(f"data: {args.root} (already there; --world/--normal/--abnormal not applied)")
         return
-    from common.synth import generate_dataset
+    from common.data.synth import generate_dataset
 
     start = time.perf_counter()
     generate_dataset(args.root, n_normal=args.normal, n_abnormal=args.abnormal, channels=1, types=TYPES,
@@ -92,8 +92,8 @@ def report_sizes() -> None:
 
 def machine_clips(args: argparse.Namespace) -> list[tuple]:
     """Each machine's split and its clips' samples (channel 0), training pool first, then evaluation."""
-    from common.audio import read_channel
-    from common.data import find_machines, split_machine
+    from common.features.audio import read_channel
+    from common.data.mimii import find_machines, split_machine
 
     out = []
     for machine in find_machines(args.root, ids=(args.id,)):
@@ -120,9 +120,9 @@ def pooled(vectors: np.ndarray, pooling: str) -> np.ndarray:
 
 def aucs(split, vectors: np.ndarray, budget_seeds: list[int]) -> dict[str, float]:
     """AUC of cosine 1-NN scores against 4 training clips (mean over seeds) and against all of them."""
-    from common.data import budget_subset
-    from common.knn import cosine_knn
-    from common.metrics import auc_pauc
+    from common.data.mimii import budget_subset
+    from common.scoring.knn import cosine_knn
+    from common.scoring.metrics import auc_pauc
 
     n_train = len(split.train)
     train, evals = vectors[:n_train], vectors[n_train:]
@@ -134,7 +134,7 @@ def aucs(split, vectors: np.ndarray, budget_seeds: list[int]) -> dict[str, float
 
 def logmel_reference(waveforms: list) -> np.ndarray:
     """The log-mel mean + std clip vector (64 mel bands, the project's default log-mel), for comparison."""
-    from common.logmel import logmel
+    from common.features.logmel import logmel
 
     return np.stack([np.concatenate([m.mean(axis=1), m.std(axis=1)]) for m in (logmel(y, sr=16000)
                                                                                for y in waveforms)])

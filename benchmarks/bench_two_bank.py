@@ -25,9 +25,6 @@ bootstrap interval over targets. About 80 s on 2 shared cores with the data to w
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
-import sys
 import time
 from pathlib import Path
 
@@ -35,31 +32,19 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from common.clipvectors import logmel_stats
-from common.data import budget_subset, find_machines, split_machine
+from common.data.mimii import budget_subset, find_machines, split_machine
+from common.data.synth import generate_dataset
 from common.errors import MetricError
-from common.feature_params import FeatureConfig
-from common.features import extract
-from common.stats import bootstrap_ci
-from common.synth import generate_dataset
+from common.features.clipvectors import logmel_stats
+from common.features.extract import extract
+from common.features.params import FeatureConfig
+from common.report.stats import bootstrap_ci
+from common.scoring import two_bank
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGETS = (1, 4, "all")
 NORMALISATIONS = ("none", "mean", "zscore", "local")
 PAIRS = (("2b-none", "target"), ("2b-none+S", "2b-none"), ("2b-zscore+S", "2b-none"))  # (method, baseline)
-
-
-def two_bank_module():
-    """`common.scoring.two_bank`; by path while common/scoring/ has no __init__.py (`common.scoring` is scoring.py)."""
-    try:
-        return importlib.import_module("common.scoring.two_bank")
-    except ModuleNotFoundError:
-        spec = importlib.util.spec_from_file_location("common.scoring.two_bank",
-                                                      REPO / "common" / "scoring" / "two_bank.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
 
 
 def clip_rows(root: Path) -> dict:
@@ -139,7 +124,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=1, help="kNN neighbours of a scored clip (ASDKit)")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
-    tb, tables, start = two_bank_module(), [], time.perf_counter()
+    tb, tables, start = two_bank, [], time.perf_counter()
     for world in args.worlds.split(","):
         root = args.work / world
         if not root.is_dir():

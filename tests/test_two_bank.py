@@ -1,10 +1,5 @@
 """Two-bank kNN scores and SMOTE banks (issue 30): the rules, bank-only normalisation, errors, a domain-shift toy."""
 
-import importlib
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.metrics import pairwise_distances, roc_auc_score
@@ -13,21 +8,7 @@ from sklearn.neighbors import NearestNeighbors
 from common.errors import MetricError
 
 
-def _two_bank():
-    try:
-        return importlib.import_module("common.scoring.two_bank")
-    except ModuleNotFoundError:
-        # Until common/scoring/ has its __init__.py, `common.scoring` is scoring.py: load the file by path,
-        # under its own name, so its relative imports resolve as they will in the package.
-        path = Path(__file__).resolve().parents[1] / "common" / "scoring" / "two_bank.py"
-        spec = importlib.util.spec_from_file_location("common.scoring.two_bank", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
-
-tb = _two_bank()
+from common.scoring import two_bank as tb
 
 
 def plain_knn(queries, bank, *, k=1, metric="cosine"):
@@ -190,10 +171,10 @@ def test_two_banks_beat_the_target_alone_under_domain_shift_with_two_clips(rng):
 
 
 def test_on_clips_of_the_generator_target_only_equals_the_repositorys_knn(tiny_root):
-    from common.clipvectors import logmel_stats
-    from common.data import find_machines, split_machine
-    from common.features import extract
-    from common.knn import cosine_knn
+    from common.features.clipvectors import logmel_stats
+    from common.data.mimii import find_machines, split_machine
+    from common.features.extract import extract
+    from common.scoring.knn import cosine_knn
 
     sizes = {"n_mels": 16, "frames": 2, "n_fft": 512, "hop_length": 256}
     machines = find_machines(tiny_root, types=["fan"])

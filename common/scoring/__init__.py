@@ -2,6 +2,7 @@
 
     `reconstruction` an autoencoder's clip scores (mean reconstruction error per clip)
     `knn`          cosine nearest-neighbour distances
+    `two_bank`     the few-clip kNN of the field: min over a source and a target bank, SMOTE-enlarged banks
     `mahalanobis`  Gaussians and (selective) Mahalanobis distances
     `scorer`       a saved model's scorer record -> clip scores (every kind of head)
     `threshold`    the decision threshold from training scores

@@ -52,7 +52,7 @@ import numpy as np
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 
-from ..errors import MetricError
+from common.errors import MetricError
 
 METRICS = ("cosine", "euclidean")
 NORMALISATIONS = {
