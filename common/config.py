@@ -28,6 +28,7 @@ from common.data.layouts import DATA_LAYOUTS  # data.layout: auto, or a row of `
 from common.methods.catalog import BASELINE, METHOD_NAMES
 from common.data.versions import VERSIONS
 from common.scoring.threshold import THRESHOLD_METHODS
+from common.scoring.two_bank import BANKS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 BAD_FILE_POLICIES = ("error", "skip")
@@ -100,6 +101,8 @@ class EmbeddingConfig:
     finetune_freeze: tuple[str, ...]
     finetune_replay_per_clip: int
     finetune_budget_per_clip: int
+    bank: str
+    smote: float
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,8 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "embedding.finetune_learning_rate": (lambda v: v > 0, "a number > 0"),
     "embedding.finetune_replay_per_clip": (lambda v: v >= 1, "an integer >= 1"),
     "embedding.finetune_budget_per_clip": (lambda v: v >= 1, "an integer >= 1"),
+    "embedding.bank": (lambda v: v in BANKS, "one of: " + ", ".join(BANKS)),
+    "embedding.smote": (lambda v: 0 <= v <= 10, "a number in [0, 10] (0 = off)"),
     "statistics.source_clips": (lambda v: v >= 1, "an integer >= 1"),
     "experiment.version": (lambda v: v in VERSIONS, "one of: " + ", ".join(VERSIONS)),
     "experiment.budgets": (

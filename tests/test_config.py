@@ -181,6 +181,8 @@ def test_backend_cannot_change_once_keras_runs(tmp_path):
         ("eval:\n  max_fpr: .nan\n", r"'eval\.max_fpr' must be a finite number"),
         ("transfer:\n  init_from: scratch\n",
          r"'transfer\.init_from' must be the folder of pretrained models, got 'scratch': scratch rows .* always"),
+        ("embedding:\n  bank: both\n", r"'embedding\.bank' must be one of: two_bank, target"),
+        ("embedding:\n  smote: -0.2\n", r"'embedding\.smote' must be a number in \[0, 10\]"),
         ("fit:\n  epochs: 3\n  epochs: 4\n", r"line 3: duplicate key 'fit\.epochs' \(first set on line 2\)"),
         ("fit:\n  epochs: 3\nfit:\n  batch_size: 8\n", r"line 3: duplicate key 'fit' \(first set on line 1\)"),
     ],

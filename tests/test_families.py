@@ -144,8 +144,10 @@ def test_no_evaluation_clip_enters_any_classifier_bank_or_covariance(families):
         assert head_a.keys() == head_b.keys()
         for k in head_a:
             np.testing.assert_array_equal(head_a[k], head_b[k])
-        if a["method"] in ("logmel_knn", "embed_knn", "embed_finetune"):
+        if a["method"] in ("logmel_knn", "logmel_two_bank", "embed_knn", "embed_finetune"):
             assert len(head_a["bank"]) == a["n_train_clips"]
+        if a["method"] in ("logmel_two_bank", "embed_knn", "embed_finetune"):  # embedding.bank: two_bank, the default
+            assert len(head_a["source_bank"]) == 3 * len(side_a.sources)  # source_clips of each source machine
     for label in ("fan", "valve"):
         pre = pretrained_model_path(cfg_a.output.model_dir, label, "embedding")
         bank = np.asarray(load_head(pre, Sidecar.read(pre).to_dict())["bank"])

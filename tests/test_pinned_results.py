@@ -45,7 +45,9 @@ SIZES = {
     "model": {"hidden": [16], "bottleneck": 4},
     "fit": {"epochs": 2, "batch_size": 64},
     "transfer": {"epochs": 1},
-    "embedding": {"hidden": [16], "embedding_dim": 8, "window": 8, "epochs": 3, "finetune_freeze": ["dense_1"]},
+    # bank "target": the rows pinned before two-bank scoring (issue 30), which that option must keep reproducing
+    "embedding": {"hidden": [16], "embedding_dim": 8, "window": 8, "epochs": 3, "finetune_freeze": ["dense_1"],
+                  "bank": "target"},
     "statistics": {"source_clips": 3},
     "experiment": {"budgets": [2, "all"], "seeds": [0, 1], "methods": ["scratch", "zero_shot", "transfer",
                    "transfer_frozen", "transfer_mahalanobis", "lw_scratch", "lw_transfer", "logmel_knn",

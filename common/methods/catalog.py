@@ -77,6 +77,8 @@ _ROWS = [
     *_family(
         "embedding", "logmel_knn",
         ("logmel_knn", None, False, ("embedding",), "cosine distance to the nearest target clip in log-mel statistics"),
+        ("logmel_two_bank", STATISTICS, False, ("embedding", "statistics"),
+         "cosine distance in log-mel statistics to the nearest of the target's clips and clips of {sources}"),
         ("embed_zero_shot", EMBEDDING, True, ("embedding", "statistics"),
          "machine-ID classifier {pre}; distance to the nearest source clip (no target clips)"),
         ("embed_knn", EMBEDDING, False, ("embedding", "statistics"),

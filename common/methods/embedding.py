@@ -2,6 +2,9 @@
 
 - ``logmel_knn`` (the control, no pretraining): clip vectors are the log-mel statistics (mean and
   std over frames); the bank is the budget's clips.
+- ``logmel_two_bank``: the same vectors, scored against two banks: the budget's clips and
+  ``statistics.source_clips`` clips of each source machine; a clip's score is the smaller distance. Nothing is
+  trained: the source machines help only by saying what else normal sound looks like (`common.scoring.two_bank`).
 - ``embed_knn``: clip vectors are embeddings of the machine-ID classifier pretrained on the source
   machines (`common.models.classifier`, frozen); the bank is the budget's clips.
 - ``embed_zero_shot``: no target clip. The pretrained model as is: its bank is its source machines'
@@ -11,8 +14,12 @@
   mean embedding), a few epochs on that class and replayed source clips with the lower layers fixed
   (``embedding.finetune_*``), then ``embed_knn``'s scoring. Measured: it ties ``embed_knn`` at best.
 
-Every bank clip's own score (for the threshold) is its distance to the *other* bank clips
-(`common.features.clipvectors.out_of_sample_rows`); a single clip: between its two halves.
+``embed_knn`` and ``embed_finetune`` score against the same two banks by default (``embedding.bank: two_bank``,
+the DCASE 2023-2024 top systems' backend; ``target`` gives the budget's bank alone), their source bank the source
+clips in the pretrained (or fine-tuned) embedding; ``embedding.smote`` enlarges the target bank by SMOTE.
+
+Every bank clip's own score (for the threshold) is its distance to the *other* budget clips and to the source
+bank (`common.features.clipvectors.out_of_sample_rows`); a single clip: between its two halves.
 """
 
 from __future__ import annotations
@@ -23,10 +30,11 @@ from typing import Any
 import numpy as np
 
 from common.methods.base import Adapted, CellData, budget_stats, identity_architecture
-from common.features.clipvectors import halves, out_of_sample_rows
+from common.features.clipvectors import halves, logmel_stats, out_of_sample_rows
 from common.models.classifier import embed_clips, sample_inputs, train_classifier, with_new_class
-from common.scoring.knn import cosine_knn
 from common.data.machines import clip_classes
+from common.scoring.scorer import knn_scores
+from common.scoring.two_bank import smote_bank
 
 
 def knn_scorer(data: CellData, clip_input: str) -> dict[str, Any]:
@@ -34,13 +42,28 @@ def knn_scorer(data: CellData, clip_input: str) -> dict[str, Any]:
     return {"kind": "knn", "input": clip_input, "k": data.cfg.embedding.k}
 
 
+def _head(data: CellData, rows: np.ndarray, source: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The kNN head: the budget's bank (SMOTE-enlarged when ``embedding.smote`` asks) and the source bank, if any."""
+    bank = np.asarray(rows, dtype=np.float32)
+    if source is None:
+        return {"bank": bank}
+    n_total = max(len(bank), round(data.cfg.embedding.smote * len(source)))
+    if n_total > len(bank):
+        bank = smote_bank(bank, n_total, k=2, seed=data.cell.seed).astype(np.float32)
+    return {"bank": bank, "source_bank": np.asarray(source, dtype=np.float32)}
+
+
 def _bank_adapted(data: CellData, arch, weights, rows, half_rows, clip_input: str, start: float,
-                  **sidecar) -> Adapted:
+                  source: np.ndarray | None = None, **sidecar) -> Adapted:
     k = data.cfg.embedding.k
-    train_scores = out_of_sample_rows(lambda bank: bank, lambda bank, r: cosine_knn(r, bank, k=k), rows, half_rows)
+    fit = (lambda bank: {"bank": bank}) if source is None else (lambda bank: _head(data, bank, source))
+    train_scores = out_of_sample_rows(fit, lambda head, r: knn_scores(r, head, k=k), rows, half_rows)
     return Adapted(arch, weights, train_scores, len(data.train_files), time.perf_counter() - start,
-                   scorer=knn_scorer(data, clip_input), head={"bank": np.asarray(rows, dtype=np.float32)},
-                   sidecar=sidecar)
+                   scorer=knn_scorer(data, clip_input), head=_head(data, rows, source), sidecar=sidecar)
+
+
+def _two_banks(data: CellData) -> bool:
+    return data.cfg.embedding.bank == "two_bank"
 
 
 def logmel_knn(data: CellData) -> Adapted:
@@ -49,6 +72,15 @@ def logmel_knn(data: CellData) -> Adapted:
     rows, half_rows = budget_stats(data)
     return _bank_adapted(data, identity_architecture(data.train()[0].shape[1]), [], rows, half_rows,
                          "logmel_stats", start, sources=[])
+
+
+def logmel_two_bank(data: CellData) -> Adapted:
+    """Nearest clip in log-mel statistics among the budget's clips and the source machines' clips (the smaller)."""
+    start, n_mels = time.perf_counter(), data.cfg.feature.n_mels
+    rows, half_rows = budget_stats(data)
+    source = np.concatenate([logmel_stats(v, o, n_mels=n_mels) for _, v, o in data.source_clips(data.cell.source)])
+    return _bank_adapted(data, identity_architecture(data.train()[0].shape[1]), [], rows, half_rows,
+                         "logmel_stats", start, source=source, sources=[m.name for m in data.cell.source.machines])
 
 
 def _embedded_budget(arch, weights, data: CellData) -> tuple[np.ndarray, np.ndarray | None]:
@@ -67,7 +99,9 @@ def embed_knn(data: CellData) -> Adapted:
     start = time.perf_counter()
     arch, weights = data.pretrained.sidecar.architecture, data.pretrained.weights
     rows, half_rows = _embedded_budget(arch, weights, data)
-    return _bank_adapted(data, arch, weights, rows, half_rows, "embedding", start, **_pretrained_facts(data))
+    source = data.pretrained.head["bank"] if _two_banks(data) else None
+    return _bank_adapted(data, arch, weights, rows, half_rows, "embedding", start, source=source,
+                         **_pretrained_facts(data))
 
 
 def embed_zero_shot(data: CellData) -> Adapted:
@@ -109,8 +143,10 @@ def embed_finetune(data: CellData) -> Adapted:
                            learning_rate=cfg.finetune_learning_rate, mixup=cfg.mixup, seed=data.cell.seed,
                            freeze=cfg.finetune_freeze)
     rows, half_rows = _embedded_budget(arch, fit.weights, data)
-    return _bank_adapted(data, arch, fit.weights, rows, half_rows, "embedding", start, **_pretrained_facts(data),
-                         embedding=data.cfg.to_dict()["embedding"])
+    source = (np.concatenate([embed_clips(arch, fit.weights, v, o) for _, v, o in data.source_clips(data.cell.source)])
+              if _two_banks(data) else None)
+    return _bank_adapted(data, arch, fit.weights, rows, half_rows, "embedding", start, source=source,
+                         **_pretrained_facts(data), embedding=data.cfg.to_dict()["embedding"])
 
 
-FUNCTIONS = (logmel_knn, embed_zero_shot, embed_knn, embed_finetune)  # this family's methods
+FUNCTIONS = (logmel_knn, logmel_two_bank, embed_zero_shot, embed_knn, embed_finetune)  # this family's methods

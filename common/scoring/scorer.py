@@ -5,7 +5,8 @@ A scorer (``Sidecar.scorer``) is a small dict; its arrays (bank, Gaussians) are 
 
 - ``reconstruction`` (also a sidecar without a scorer): the mean squared reconstruction error of
   the clip's vectors under the autoencoder (`common.scoring.reconstruction`).
-- ``knn``: the cosine distance of the clip vector to its ``k`` nearest bank clips (`common.scoring.knn`).
+- ``knn``: the cosine distance of the clip vector to its ``k`` nearest bank clips (`common.scoring.knn`); with a
+  ``source_bank`` in the head, the smaller of that and its distance to the source clips (`common.scoring.two_bank`).
 - ``gaussian``: the Mahalanobis distance of the clip vector to the nearest of the head's Gaussians.
 - ``residual_gaussian``: the autoencoder's residual of each frame vector, its Mahalanobis distance to
   each Gaussian averaged over the clip, the smallest of them (selective Mahalanobis).
@@ -26,6 +27,7 @@ from common.errors import ModelError
 from common.scoring.knn import cosine_knn
 from common.scoring.mahalanobis import from_arrays, selective
 from common.scoring.reconstruction import clip_scores
+from common.scoring.two_bank import two_bank_scores
 
 SCORERS = ("reconstruction", "knn", "gaussian", "residual_gaussian")
 CLIP_INPUTS = ("logmel_stats", "embedding")
@@ -85,9 +87,15 @@ def clip_inputs(spec: Mapping[str, Any], model, arch: Mapping[str, Any], vectors
     if source == "logmel_stats":
         return logmel_stats(vectors, offsets, n_mels=n_mels)
     if source == "embedding":
-
         return embed_clips(arch, model.get_weights(), vectors, offsets)
     raise ModelError(f"unknown scorer input {source!r} (known: {', '.join(CLIP_INPUTS)})")
+
+
+def knn_scores(clips: np.ndarray, head: Mapping[str, np.ndarray], *, k: int) -> np.ndarray:
+    """The knn scorer's clip scores: distance to the ``bank``, or the smaller of it and the ``source_bank`` distance."""
+    if "source_bank" in head:
+        return two_bank_scores(clips, head["source_bank"], head["bank"], k=k)
+    return cosine_knn(clips, head["bank"], k=k)
 
 
 def residuals(model, vectors: np.ndarray, *, batch_size: int = 8192) -> np.ndarray:
@@ -106,5 +114,5 @@ def score_clips(model, arch: Mapping[str, Any], spec: Mapping[str, Any] | None, 
         return selective(from_arrays(head), residuals(model, vectors), offsets)
     clips = clip_inputs(spec, model, arch, vectors, offsets, n_mels=n_mels)
     if found == "knn":
-        return cosine_knn(clips, head["bank"], k=int(spec.get("k", 1)))
+        return knn_scores(clips, head, k=int(spec.get("k", 1)))
     return selective(from_arrays(head), clips)

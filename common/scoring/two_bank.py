@@ -54,6 +54,8 @@ from sklearn.neighbors import NearestNeighbors
 
 from common.errors import MetricError
 
+BANKS = ("two_bank", "target")  # the values of ``embedding.bank``: both banks (the field's) or the target's alone
+
 METRICS = ("cosine", "euclidean")
 NORMALISATIONS = {
     "none": "the raw kNN distance (ASDKit Knn, FKIE 2023)",
