@@ -10,6 +10,6 @@
 
 `catalog.METHODS_CATALOG` holds every method's facts (Keras-free); a family module (`autoencoder`,
 `statistics`, `embedding`, `general_sound`) holds its functions and lists them in its ``FUNCTIONS``;
-`registry.METHODS` joins the two; `base` is what a cell gives a method and what a method gives back. May import the kernel, `config`,
-`data`, `features`, `models` and `scoring`; never `experiment` or `report`.
+`registry.METHODS` joins the two; `base` is what a cell gives a method and what a method gives back. May import
+the kernel, `config`, `data`, `features`, `models` and `scoring`; never `experiment` or `report`.
 """

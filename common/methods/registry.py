@@ -1,7 +1,8 @@
 """Every method: its catalogue row (`common.methods.catalog`) joined with its function (a family module), here only.
 
 The families are siblings: `common.methods.autoencoder` (autoencoder), `common.methods.statistics`,
-`common.methods.embedding`, `common.methods.general_sound`; each function takes a `CellData` and returns an `Adapted` model.
+`common.methods.embedding`, `common.methods.general_sound`; each function takes a `CellData` and returns an
+`Adapted` model.
 """
 
 from __future__ import annotations
