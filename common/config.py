@@ -35,6 +35,9 @@ BAD_FILE_POLICIES = ("error", "skip")
 SELECTIONS = ("similarity", "random")  # v5: how the k source machines are chosen (`common.data.selection`)
 SIMILARITIES = ("nearest", "profile")  # v5: the distance of `common.data.selection.DISTANCES` (kept here: no numpy import)
 EXECUTORS = ("serial", "local", "cluster")  # where cells and pretraining jobs run (`common.experiment.executor`)
+# general_sound: SoundNet's layers and poolings, as `common.models.soundnet` names them (kept here: no Keras import).
+SOUNDNET_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "conv8", "conv8_2")
+SOUNDNET_POOLS = ("mean", "max", "std")
 Budget = Union[int, str]
 
 
@@ -113,6 +116,16 @@ class StatisticsConfig:
 
 
 @dataclass(frozen=True)
+class GeneralSoundConfig:
+    """The general-sound family (`common.methods.general_sound`): SoundNet clip embeddings, nearest-neighbour scores."""
+
+    layer: str
+    pooling: str
+    k: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     version: str
     budgets: tuple[Budget, ...]
@@ -158,6 +171,7 @@ class Config:
     transfer: TransferConfig
     embedding: EmbeddingConfig
     statistics: StatisticsConfig
+    general_sound: GeneralSoundConfig
     experiment: ExperimentConfig
     eval: EvalConfig
     output: OutputConfig
@@ -223,6 +237,11 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "embedding.bank": (lambda v: v in BANKS, "one of: " + ", ".join(BANKS)),
     "embedding.smote": (lambda v: 0 <= v <= 10, "a number in [0, 10] (0 = off)"),
     "statistics.source_clips": (lambda v: v >= 1, "an integer >= 1"),
+    "general_sound.layer": (lambda v: v in SOUNDNET_LAYERS, "one of: " + ", ".join(SOUNDNET_LAYERS)),
+    "general_sound.pooling": (lambda v: v in SOUNDNET_POOLS, "one of: " + ", ".join(SOUNDNET_POOLS)),
+    "general_sound.k": (lambda v: v >= 1, "an integer >= 1"),
+    "general_sound.seed": (lambda v: 0 <= v <= MAX_SEED - len(SOUNDNET_LAYERS),
+                           f"an integer >= 0 and <= {MAX_SEED - len(SOUNDNET_LAYERS)} (layer i is seeded seed + i)"),
     "experiment.version": (lambda v: v in VERSIONS, "one of: " + ", ".join(VERSIONS)),
     "experiment.budgets": (
         lambda v: len(v) > 0 and all(b == "all" or (isinstance(b, int) and b >= 1) for b in v),

@@ -36,7 +36,7 @@ from common.io import atomic_write_text
 from common.data.names import pretrained_model_path, row_model_path, transfer_yaml
 from common.methods.catalog import METHODS_CATALOG, is_zero_shot
 from common.models.saved import FEATURE_KEYS, Sidecar, copy_model, load_head, load_model
-from common.models.kinds import describe
+from common.models.kinds import describe, model_kind
 from common.results import ROW_FIELDS, read_table, result_dir
 from common.scoring.scorer import check_scorer, score_clips
 from common.scoring.threshold import describe_threshold
@@ -124,10 +124,17 @@ def _threshold(sidecar: Sidecar, threshold: float | None, path: Path) -> float:
     return float(threshold)
 
 
-def _vectors(path: Path, features: Mapping[str, Any], info: WavInfo) -> np.ndarray:
-    """The clip's feature vectors, by the experiments' code path; AudioError / DataError naming `path`."""
+def _vectors(path: Path, features: Mapping[str, Any], info: WavInfo, arch: Mapping[str, Any]) -> np.ndarray:
+    """The clip's vectors, by the experiments' code path; AudioError / DataError naming `path`.
+
+    Log-mel frame vectors, or what the model's kind makes of the WAV itself (`common.models.kinds`: SoundNet's
+    clip vector).
+    """
     channel, sr = features["channel"], features["sample_rate"]
     check_wav(path, channel=channel, expected_sr=sr, info=info)  # header, rate, channel, finite and not silent
+    clip_vectors = model_kind(arch).clip_vectors
+    if clip_vectors is not None:
+        return clip_vectors(path, arch, channel=channel, sr=sr)
     vectors, _ = extract([path], channel=channel, sr=sr, jobs=1, progress=False,
                          **{k: features[k] for k in _PARAMS})
     return vectors
@@ -275,7 +282,7 @@ def score_files(
     n_channels = _n_channels(sidecar, model_path)
     files = find_wavs(paths)
     infos, errors = _check_files(files, features, n_channels, model_path, sidecar)
-    vectors = _read_vectors([p for p in files if p in infos], features, infos, errors, progress=progress)
+    vectors = _read_vectors(files, features, infos, errors, progress=progress, arch=sidecar.architecture or {})
     scores = _clip_scores(model, sidecar, head, files, vectors)
     return pd.DataFrame({
         "path": [str(p) for p in files],
@@ -286,12 +293,13 @@ def score_files(
 
 
 def _read_vectors(files: list[Path], features: Mapping[str, Any], infos: Mapping[Path, WavInfo],
-                  errors: dict[Path, str], *, progress: bool) -> dict[Path, np.ndarray]:
-    """Each file's feature vectors; a file that fails gets its message (naming it) in `errors` instead."""
+                  errors: dict[Path, str], *, progress: bool, arch: Mapping[str, Any]) -> dict[Path, np.ndarray]:
+    """The vectors of each file that passed its header checks (`infos`) for the model of `arch`; a file that fails
+    gets its message (naming it) in `errors` instead."""
     vectors = {}
-    for path in tqdm(files, desc="score", unit="clip", disable=not progress):
+    for path in tqdm([p for p in files if p in infos], desc="score", unit="clip", disable=not progress):
         try:
-            vectors[path] = _vectors(path, features, infos[path])
+            vectors[path] = _vectors(path, features, infos[path], arch)
         except (AudioError, DataError) as exc:
             message = str(exc)
             errors[path] = message if str(path) in message else f"{path}: {message}"

@@ -1,4 +1,5 @@
-"""The statistics and embedding families and selective Mahalanobis, on hand-made examples and tiny real data.
+"""The statistics, embedding and general-sound families and selective Mahalanobis, on hand-made examples and tiny
+real data.
 
 One module run (v1 on the tiny set, every method, budgets 1, 2 and all) is compared with a second
 run on a copy of the data whose target evaluation clips were changed: every model, bank, Gaussian
@@ -144,7 +145,8 @@ def test_no_evaluation_clip_enters_any_classifier_bank_or_covariance(families):
         assert head_a.keys() == head_b.keys()
         for k in head_a:
             np.testing.assert_array_equal(head_a[k], head_b[k])
-        if a["method"] in ("logmel_knn", "logmel_two_bank", "embed_knn", "embed_finetune"):
+        if a["method"] in ("logmel_knn", "logmel_two_bank", "embed_knn", "embed_finetune", "sound_random_knn",
+                           "sound_knn"):
             assert len(head_a["bank"]) == a["n_train_clips"]
         if a["method"] in ("logmel_two_bank", "embed_knn", "embed_finetune"):  # embedding.bank: two_bank, the default
             assert len(head_a["source_bank"]) == 3 * len(side_a.sources)  # source_clips of each source machine
@@ -160,7 +162,8 @@ def test_every_methods_model_scores_new_files_as_the_run_did(families, tmp_path)
 
     (cfg, results), _, _ = families
     scores = pd.read_csv(cfg.output.result_dir / "scores.csv")
-    for method in ("transfer_mahalanobis", "lw_scratch", "lw_transfer", "logmel_knn", "embed_knn", "embed_finetune"):
+    for method in ("transfer_mahalanobis", "lw_scratch", "lw_transfer", "logmel_knn", "embed_knn", "embed_finetune",
+                   "sound_random_knn", "sound_knn"):
         row = results[(results["method"] == method) & (results["budget"] == "2")].iloc[0]
         mine = scores[(scores[["target_type", "target_id", "source", "method", "budget"]].astype(str)
                        == [row["target_type"], row["target_id"], row["source"], method, "2"]).all(axis=1)]

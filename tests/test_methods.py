@@ -153,16 +153,17 @@ def test_a_row_without_a_function_or_a_function_without_a_row_is_refused_naming_
 
 
 def test_each_family_has_one_control_that_pretrains_nothing_and_scratch_is_the_baseline():
-    from common.methods.catalog import (BASELINE, FAMILIES, FAMILY_CONTROL, METHOD_FAMILY, METHODS_CATALOG,
+    from common.methods.catalog import (BASELINE, FAMILIES, FAMILY_CONTROL, GENERAL, METHOD_FAMILY, METHODS_CATALOG,
                                        MODEL_PRETRAININGS, STATISTICS, ZERO_SHOT_METHODS)
 
-    assert FAMILIES == ("autoencoder", "statistics", "embedding")
-    assert FAMILY_CONTROL == {"autoencoder": "scratch", "statistics": "lw_scratch", "embedding": "logmel_knn"}
+    assert FAMILIES == ("autoencoder", "statistics", "embedding", "general_sound")
+    assert FAMILY_CONTROL == {"autoencoder": "scratch", "statistics": "lw_scratch", "embedding": "logmel_knn",
+                              "general_sound": "sound_random_knn"}
     assert BASELINE == FAMILY_CONTROL[METHOD_FAMILY[BASELINE]] == METHOD_NAMES[0]
     for name, info in METHODS_CATALOG.items():
         control = METHODS_CATALOG[info.control]
         assert control.family == info.family and control.pretrains is None and control.control == info.control
-        assert info.pretrains in (*MODEL_PRETRAININGS, STATISTICS, None)
+        assert info.pretrains in (*MODEL_PRETRAININGS, STATISTICS, GENERAL, None)
         # A zero-shot method is a pretrained model as is; every other method pretraining nothing is its family's control.
         assert not info.zero_shot or info.pretrains in MODEL_PRETRAININGS
         assert info.pretrains is not None or name == info.control
@@ -201,12 +202,13 @@ def test_the_model_card_says_how_the_method_made_its_model(method, words):
 
 
 def test_every_method_has_card_words_with_its_placeholders_filled():
-    from common.methods.catalog import METHODS_CATALOG
+    from common.methods.catalog import METHODS_CATALOG, NO_SOURCE
 
     for name, info in METHODS_CATALOG.items():
         words = info.card_words(pre="PRE", sources="SRC")
         assert words and "{" not in words and name not in words
-        assert ("PRE" in words or "SRC" in words) == (info.pretrains is not None), name
+        # A method with a source set names it; one without (general sound's weights come from a package) cannot.
+        assert ("PRE" in words or "SRC" in words) == (info.pretrains not in NO_SOURCE), name
 
 
 # Strings equal to a method name that are not a method dispatch: a command or config section named like

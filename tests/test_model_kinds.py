@@ -15,6 +15,9 @@ ARCHS = {
     "classifier": classifier_architecture(12, 3, hidden=[6], embedding_dim=4, head="adacos", scale=None, margin=0.0,
                                           window=4, n_mels=4),
     "identity": {"kind": "identity", "input_dim": 12},
+    # The saved model is the identity on SoundNet's clip vectors; the network is rebuilt from the architecture.
+    "soundnet": {"kind": "soundnet", "input_dim": 12, "layer": "conv5", "pooling": "mean", "weights": "random",
+                 "seed": 0},
 }
 
 

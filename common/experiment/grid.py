@@ -46,17 +46,18 @@ from common.experiment.executor import executor, task_name
 from common.io import atomic_write_text
 from common.data.names import pretrained_model_path, row_model_path
 from common.lock import folder_lock
-from common.methods.catalog import AUTOENCODER, EMBEDDING, STATISTICS
+from common.methods.catalog import AUTOENCODER, EMBEDDING, GENERAL, NO_SOURCE, STATISTICS
 from common.methods.base import Adapted, CellData, Pretrained, adapted_scores
 from common.methods.autoencoder import FREEZE_METHODS
 from common.methods.registry import METHODS
 from common.scoring.metrics import auc_pauc, decision_metrics
 from common.models.saved import Sidecar, copy_model, save_model
 from common.models.kinds import build_model, holding
+from common.models.soundnet import weights_sha256
 from common.experiment.pretrain import check_classes, load_pretrained, pretrained_sidecar, source_key
 from common.scoring.official import FORMULA_NAMES, section_score
 from common.results import OFFICIAL_COLUMNS, RUN_COLUMNS, SCORE_COLUMNS, ResultRow, write_results, write_summary
-from common.experiment.plan import Plan, cell_hash, legacy_row_problem, no_source_sets, plan, reusable, row_sidecar, run_hash, set_aside, target_identity, warn_kept
+from common.experiment.plan import Plan, legacy_row_problem, no_source_sets, plan, reusable, row_hash, row_sidecar, set_aside, target_identity, warn_kept
 from common.methods.base import Cell, ModelOut, PretrainJob, TextOut, threshold_fields
 from common.data.selection import distinct_sets, draws
 from common.data.versions import VERSIONS, SourceSet, source_sets
@@ -106,14 +107,17 @@ class _Context:
                                                     data=self.machines)
         return self.sidecars[key]
 
-    def pretrained_key(self, source: SourceSet, pretraining: str) -> str:
-        """The key of what a method starts from: a pretrained model's, or the source clips' (statistics)."""
+    def pretrained_key(self, source: SourceSet | None, pretraining: str) -> str:
+        """The key of what a method starts from: a pretrained model's, the source clips' (statistics), or the
+        package weights' (general sound: no source set)."""
+        if pretraining == GENERAL:
+            return weights_sha256()
         if pretraining == STATISTICS:
             return source_key(self.cfg, self.machines, source)
         return self.sidecar(source, pretraining).key
 
     def pretrained(self, source: SourceSet, pretraining: str | None) -> Pretrained | None:
-        if pretraining is None or pretraining == STATISTICS:
+        if pretraining in NO_SOURCE or pretraining == STATISTICS:
             return None
         model_dir, key = Path(self.cfg.transfer.init_from), (source.label, pretraining)
         if key not in self.loaded:
@@ -158,7 +162,7 @@ def run_cell(cfg: Config, cell: Cell) -> CellResult:
         scores = adapted_scores(ctx.trainer, adapted, eval_x, eval_offsets, n_mels=cfg.feature.n_mels)
         if shared_key is not None:  # the same model in other cells (zero_shot: every budget and seed)
             ctx.scores[shared_key] = scores
-    pretrained_key = None if cell.source is None else ctx.pretrained_key(cell.source, method.pretrains)
+    pretrained_key = None if method.pretrains is None else ctx.pretrained_key(cell.source, method.pretrains)
     row = dataclasses.replace(_row(cfg, cell, md, adapted, scores, ctx.target_key(cell.target), pretrained_key),
                               **_official(md, scores, official_year(md.machine, ctx.machines.layout)))
     facts = row.to_dict()
@@ -171,7 +175,7 @@ def _row(cfg: Config, cell: Cell, md, adapted: Adapted, scores, target_key: str,
     auc, pauc = auc_pauc(md.split.eval_labels, scores, max_fpr=cfg.eval.max_fpr, name=md.machine.name)
     threshold = threshold_fields(cfg, adapted.train_scores)["threshold"]
     precision, recall, f1 = decision_metrics(md.split.eval_labels, scores, threshold=threshold, name=md.machine.name)
-    config_hash = cell_hash(run_hash(cfg, cell.method), target_key, pretrained_key, pretrained=cell.source is not None)
+    config_hash = row_hash(cfg, cell, target_key, pretrained_key)
     return ResultRow(version=cfg.experiment.version, target_type=md.machine.type, target_id=md.machine.id,
                      source=cell.source_label, method=cell.method, budget=str(cell.budget), seed=cell.seed,
                      auc=auc, pauc=pauc, n_train_clips=adapted.n_train_clips,
@@ -284,7 +288,10 @@ def _plan(cfg: Config, ctx: _Context, targets) -> Plan:
     check_classes(cfg, [PretrainJob(s, EMBEDDING, cfg.experiment.pretrain_seed) for s in sets
                         if EMBEDDING in methods.values()], ctx.machines)
     # Pretrained models are checked only when a listed method starts from one (not for `methods: [scratch]`).
-    keys = {(s.label, pre): ctx.pretrained_key(s, pre) for s in sets for pre in set(methods.values()) if pre is not None}
+    keys = {(s.label, pre): ctx.pretrained_key(s, pre) for s in sets for pre in set(methods.values())
+            if pre not in NO_SOURCE}
+    if GENERAL in methods.values():  # the package weights, read (and refused when missing) before any work
+        keys[("none", GENERAL)] = ctx.pretrained_key(None, GENERAL)
     if set(methods) & set(FREEZE_METHODS):
         for s in sets:
             _check_freeze(cfg, ctx.sidecar(s, AUTOENCODER), pretrained_model_path(cfg.transfer.init_from, s.label))

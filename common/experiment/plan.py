@@ -25,7 +25,7 @@ from common.config import Config
 from common.data.mimii import Machine
 from common.errors import DataError, ModelError, ProjectError
 from common.data.names import row_model_path
-from common.methods.catalog import MODEL_PRETRAININGS, is_zero_shot, method_sections
+from common.methods.catalog import MODEL_PRETRAININGS, NO_SOURCE, is_zero_shot, method_sections
 from common.scoring.metrics import auc_pauc, decision_metrics
 from common.models.saved import Sidecar, head_path, model_problem
 from common.results import ROW_FIELDS
@@ -67,19 +67,30 @@ def cell_hash(cfg_hash: str, target_key: str, pretrained_key: str | None, *, pre
     return key_of([cfg_hash, target_key, pretrained_key]) if pretrained else key_of([cfg_hash, target_key])
 
 
+def row_hash(cfg: Config, cell: Cell, target_key: str, pretrained_key: str | None) -> str:
+    """The config hash of `cell`'s row: `cell_hash` of its method's sections, its target and what it starts from.
+
+    A cell starts from something when it has a source set, or when its method has weights of its own without one
+    (`common.methods.catalog.GENERAL`: `pretrained_key` is then theirs).
+    """
+    return cell_hash(run_hash(cfg, cell.method), target_key, pretrained_key,
+                     pretrained=cell.source is not None or pretrained_key is not None)
+
+
 def plan(cfg: Config, targets: Sequence[tuple[Machine, list[SourceSet]]], target_keys: Mapping[Machine, str],
          pretrained_keys: Mapping[tuple[str, str], str | None], methods: Mapping[str, str | None],
          draws: Mapping[Machine, Mapping[tuple, list[SourceSet]]] | None = None) -> Plan:
     """Every cell the config asks for, in run order, with its config hash; before any work.
 
     `methods` maps each method name (in table order) to what it pretrains (None: nothing);
-    `pretrained_keys` maps (source label, pretraining) to the key of what it starts from. Per
-    target, budget and seed, the methods without pretraining run first (source ``none``), then
-    for each source set those that start from it. `draws` (v5, `common.data.selection.draws`) gives a
+    `pretrained_keys` maps (source label, pretraining) to the key of what it starts from (``("none",
+    GENERAL)``: the package weights'). Per target, budget and seed, the methods without a source set
+    (`common.methods.catalog.NO_SOURCE`) run first (source ``none``), then for each source set those that
+    start from it. `draws` (v5, `common.data.selection.draws`) gives a
     target's sets per (budget, seed) where they depend on the budget draw; else every draw has `sets`.
     """
     cells, hashes = [], {}
-    plain = [m for m, pre in methods.items() if pre is None]
+    plain = [m for m, pre in methods.items() if pre in NO_SOURCE]
     jobs = {(s.label, pre): PretrainJob(s, pre, cfg.experiment.pretrain_seed)
             for _, sets in targets for s in sets for pre in methods.values() if pre in MODEL_PRETRAININGS}
     for target, sets in targets:
@@ -87,11 +98,11 @@ def plan(cfg: Config, targets: Sequence[tuple[Machine, list[SourceSet]]], target
             for seed in cfg.experiment.seeds:
                 unit = [Cell(target, None, m, budget, seed) for m in plain]
                 chosen = sets if draws is None else draws[target][(budget, seed)]
-                unit += [Cell(target, s, m, budget, seed) for s in chosen for m, pre in methods.items() if pre]
+                unit += [Cell(target, s, m, budget, seed) for s in chosen for m, pre in methods.items()
+                         if pre not in NO_SOURCE]
                 for cell in unit:
                     key = pretrained_keys.get((cell.source_label, methods[cell.method]))
-                    hashes[cell.key] = cell_hash(run_hash(cfg, cell.method), target_keys[target], key,
-                                                 pretrained=cell.source is not None)
+                    hashes[cell.key] = row_hash(cfg, cell, target_keys[target], key)
                 cells += unit
     return Plan(tuple(cells), hashes, tuple(jobs[k] for k in sorted(jobs)))
 

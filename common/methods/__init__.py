@@ -6,9 +6,10 @@
     `autoencoder`  scratch, zero_shot, transfer, transfer_frozen, transfer_mahalanobis
     `statistics`   the Ledoit-Wolf Gaussian family
     `embedding`    the kNN family: log-mel statistics or the classifier's embeddings
+    `general_sound`  sound_random_knn, sound_knn: the kNN family on SoundNet's clip embeddings (general sound)
 
 `catalog.METHODS_CATALOG` holds every method's facts (Keras-free); a family module (`autoencoder`,
-`statistics`, `embedding`) holds its functions and lists them in its ``FUNCTIONS``; `registry.METHODS` joins
-the two; `base` is what a cell gives a method and what a method gives back. May import the kernel, `config`,
-`data`, `features`, `models` and `scoring`; never `experiment` or `report`.
+`statistics`, `embedding`, `general_sound`) holds its functions and lists them in its ``FUNCTIONS``;
+`registry.METHODS` joins the two; `base` is what a cell gives a method and what a method gives back. May import
+the kernel, `config`, `data`, `features`, `models` and `scoring`; never `experiment` or `report`.
 """

@@ -1,7 +1,7 @@
 """What a method gets for one cell (`CellData`) and gives back (`Adapted`), and how its model scores clips.
 
-Shared by the three method families (`common.methods.autoencoder`, `common.methods.statistics`,
-`common.methods.embedding`), siblings that import only this module and the numerics, and the grid
+Shared by the method families (`common.methods.autoencoder`, `common.methods.statistics`,
+`common.methods.embedding`, `common.methods.general_sound`), siblings that import only this module and the numerics, and the grid
 (`common.experiment.grid`).
 """
 
@@ -86,7 +86,7 @@ class Adapted:
     `train_scores` are the scores the decision threshold is fitted on (its own training clips,
     scored out of sample where the model holds them; for a zero-shot method the pretrained
     model's). `scores` are the evaluation clips' scores when the method already has them (a
-    scratch store hit); `scores_key` marks models shared by several cells (the evaluation scores
+    scratch store hit, or clip vectors it makes from the WAV files itself: general sound); `scores_key` marks models shared by several cells (the evaluation scores
     are then computed once per process). `scorer` and `head` say how the model scores a clip
     (`common.scoring.scorer`; None: reconstruction error). `shared` files are written before the row
     model; `saved` is a file holding the model (copied as the row's model); `own_model` False

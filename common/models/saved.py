@@ -321,7 +321,8 @@ def check_model_fits_sidecar(model: keras.Model, sidecar: Mapping[str, Any], *, 
     kind = MODEL_KINDS.get(kind_of(arch)) if isinstance(arch, Mapping) else None  # unknown: refused below
     input_dim = kind.vector_dim(model, arch) if kind is not None else int(model.input_shape[-1])
     feats = sidecar.get("features", {})
-    if isinstance(feats.get("n_mels"), int) and isinstance(feats.get("frames"), int):
+    takes_logmel = kind is None or kind.clip_vectors is None  # a kind that reads the WAV itself takes no log-mel
+    if takes_logmel and isinstance(feats.get("n_mels"), int) and isinstance(feats.get("frames"), int):
         wanted = feats["n_mels"] * feats["frames"]
         if wanted != input_dim:
             raise ModelError(f"model {path} takes vectors of {input_dim} values, but its sidecar {side} names "

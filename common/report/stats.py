@@ -24,7 +24,7 @@ from scipy import stats as sps
 from sklearn.metrics import roc_curve
 
 from common.errors import DataError, MetricError
-from common.methods.catalog import BASELINE, FAMILY_CONTROL, METHOD_FAMILY, METHOD_NAMES
+from common.methods.catalog import BASELINE, FAMILY_CONTROL, METHOD_FAMILY, METHOD_NAMES, SOURCE_FREE_METHODS
 from common.scoring.metrics import check_scores
 from common.results import METHOD_ORDER, budget_key, version_key
 
@@ -349,7 +349,7 @@ def by_source(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0.95
     Parameters and numbers are those of `compare`, computed per source set instead of averaging
     over sources, so a reader sees which source helps. Versions with one source per target (v2, v4)
     are left out: there the source is the target's only one and `compare` already says it all; so
-    are the family controls, which pretrain on nothing.
+    are the methods without a source set (the family controls, sound_knn).
 
     Returns
     -------
@@ -358,7 +358,7 @@ def by_source(results: pd.DataFrame, *, n_boot: int = 10000, level: float = 0.95
     columns = COMPARE_COLUMNS[:2] + ["source"] + COMPARE_COLUMNS[2:]
     keep = results[results["version"].isin(multi_source_versions(results))]
     rows = []
-    for method in (m for m in COMPARED if m in PRETRAINED):
+    for method in (m for m in COMPARED if m in PRETRAINED and m not in SOURCE_FREE_METHODS):
         pairs = paired_table(keep, method=method, by_source=True)
         for (version, source, budget), g in pairs.groupby(["version", "source", "budget"], sort=False):
             rows.append({"version": version, "method": method, "source": source, "budget": budget,

@@ -34,7 +34,7 @@ from common.report.hindsight import SELECTED, hindsight_summary, hindsight_table
 from common.io import atomic_write, atomic_write_text
 from common.data.names import random_dir
 from common.lock import no_writer
-from common.methods.catalog import BASELINE, FAMILY_CONTROL, METHOD_FAMILY
+from common.methods.catalog import BASELINE, FAMILY_CONTROL, METHOD_FAMILY, SOURCE_FREE_METHODS
 from common.report.official import (PUBLISHED_SENTENCE, formula_sentence, official_table, published_shown, shown_table,
                               v2_note)
 from common.results import (RESULT_NEEDS, _read_numeric, budget_key, collect, result_dir, result_dirs,
@@ -207,7 +207,7 @@ def family_sentence(methods: pd.DataFrame, *, family: str, budget: str = SENTENC
         for its no-pretraining control <control> (+0.060 [+0.020, +0.100], p = 0.01) and 0.620 for the
         autoencoder trained from scratch on all target clips (+0.210 [...], p = ...); it beats its control."``
     """
-    control, title = FAMILY_CONTROL[family], f"{family.capitalize()} family"
+    control, title = FAMILY_CONTROL[family], f"{family.replace('_', ' ').capitalize()} family"
     rows = methods[(methods["family"] == family) & (methods["method"] != control)]
     if rows.empty:
         return f"{title}: no pretrained method was scored, so nothing is compared with its control {control}."
@@ -215,7 +215,8 @@ def family_sentence(methods: pd.DataFrame, *, family: str, budget: str = SENTENC
     at = rows[rows["budget"].astype(str) == b]
     best = at.loc[at["auc_mean"].idxmax()] if at["auc_mean"].notna().any() else at.iloc[0]
     clips = "all target clips" if b == ALL_BUDGET else f"{b} target clip{'' if b == '1' else 's'}"
-    who, auc = f"{best['method']} ({best['version']})", f"{best['auc_mean']:.3f} mean AUC"
+    when = "the same in every version" if best["method"] in SOURCE_FREE_METHODS else best["version"]
+    who, auc = f"{best['method']} ({when})", f"{best['auc_mean']:.3f} mean AUC"
     if best["n_train_clips"] == 0:
         lead = (f"{title}: at budget {b}, the best pretrained method is {who}, which uses no target clip (the same "
                 f"result at every budget): {auc}")

@@ -11,8 +11,10 @@ A scorer (``Sidecar.scorer``) is a small dict; its arrays (bank, Gaussians) are 
 - ``residual_gaussian``: the autoencoder's residual of each frame vector, its Mahalanobis distance to
   each Gaussian averaged over the clip, the smallest of them (selective Mahalanobis).
 
-A clip vector (``input``) is ``logmel_stats`` (mean and std over frames, `common.features.clipvectors`) or
-``embedding`` (the classifier's clip embedding, `common.models.classifier`).
+A clip vector (``input``) is ``logmel_stats`` (mean and std over frames, `common.features.clipvectors`),
+``embedding`` (the classifier's clip embedding, `common.models.classifier`) or ``clip_vectors`` (the vectors
+given are already one per clip: a model kind that reads the WAV itself, such as SoundNet's,
+`common.models.kinds`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from common.scoring.reconstruction import clip_scores
 from common.scoring.two_bank import two_bank_scores
 
 SCORERS = ("reconstruction", "knn", "gaussian", "residual_gaussian")
-CLIP_INPUTS = ("logmel_stats", "embedding")
+CLIP_INPUTS = ("logmel_stats", "embedding", "clip_vectors")
 # The head arrays each scorer reads (Gaussians: at least the first one's); reconstruction reads none.
 HEAD_ARRAYS = {"reconstruction": (), "knn": ("bank",), "gaussian": ("mean_0", "precision_0"),
                "residual_gaussian": ("mean_0", "precision_0")}
@@ -88,6 +90,10 @@ def clip_inputs(spec: Mapping[str, Any], model, arch: Mapping[str, Any], vectors
         return logmel_stats(vectors, offsets, n_mels=n_mels)
     if source == "embedding":
         return embed_clips(arch, model.get_weights(), vectors, offsets)
+    if source == "clip_vectors":
+        if np.any(np.diff(offsets) != 1):
+            raise ModelError("the clip_vectors scorer input needs exactly one vector per clip")
+        return np.asarray(vectors, dtype=np.float64)
     raise ModelError(f"unknown scorer input {source!r} (known: {', '.join(CLIP_INPUTS)})")
 
 
