@@ -71,6 +71,7 @@ N_BOOT = 2000
 N_MELS = 32
 SNR = -6
 DATA_SEED = 0
+DATA_SIZE = {"normal": 24, "abnormal": 8, "seconds": 4.0}  # per machine; split 8 + 8 evaluation, a pool of 16
 EVIDENCE = REPO / "common" / "report" / "worlds_evidence.csv"
 EVIDENCE_COLUMNS = ["world", "family", "method", "control", "budget", "method_auc", "control_auc", "delta",
                     "ci_low", "ci_high", "n_targets", "seeds", "versions", "commit", "command"]
@@ -326,9 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worlds", default=",".join(DEFAULT_WORLDS), help=f"comma-separated, of {', '.join(WORLDS)}")
     p.add_argument("--versions", nargs="+", default=["v2", "v4"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--normal", type=int, default=24, help="normal clips per machine (first --abnormal: evaluation)")
-    p.add_argument("--abnormal", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--normal", type=int, default=DATA_SIZE["normal"],
+                   help="normal clips per machine (first --abnormal: evaluation)")
+    p.add_argument("--abnormal", type=int, default=DATA_SIZE["abnormal"])
+    p.add_argument("--seconds", type=float, default=DATA_SIZE["seconds"])
     p.add_argument("--n-mels", type=int, default=N_MELS, help=f"mel bands (default: {N_MELS}; the YAMLs say 64)")
     p.add_argument("--report-only", action="store_true", help="print the tables from <work>/worlds_results.csv")
     p.add_argument("--write-evidence", nargs="?", type=Path, const=EVIDENCE, default=None, metavar="CSV",
