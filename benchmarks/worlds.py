@@ -31,8 +31,8 @@ It prints, from those rows:
 
 BLAS runs on one thread here (`threadpoolctl`): the Ledoit-Wolf Gaussians of lw_* and transfer_mahalanobis are
 160 x 160, and OpenBLAS' two threads on two shared cores made each 10-30x slower (spinning, not computing);
-results are bit-identical. With the defaults (5 worlds x v2 + v4) about 15 CPU-minutes (docs/worlds.md has the
-run and its tables). Run it niced.
+results are bit-identical. With the defaults (5 worlds x v2 + v4): 12.9 CPU-minutes, 13 min 51 s wall at load 2-4
+from other work (docs/worlds.md has the run and its tables). Run it niced.
 """
 
 from __future__ import annotations
