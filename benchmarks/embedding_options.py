@@ -4,6 +4,7 @@ Usage::
 
     KERAS_BACKEND=jax python benchmarks/embedding_options.py [--data /tmp/emb_data] [--cache /tmp/emb_cache]
         [--options dense_adacos,dense_arcface] [--finetune dense_adacos] [--targets fan/id_00,...] [--seeds 0,1]
+        [--worlds default,slow_drive,panel_band,loose_knock,bearing_pulse --sources v2,v4 --targets all]
 
 The data set is generated once into `--data` (60 normal + 20 abnormal 10-s clips per machine, all 16
 machines, one channel) and reused: the generator may change under the repository meanwhile. Split: the
@@ -25,6 +26,11 @@ it prints the mean AUC over targets and budget seeds of:
 - per `--finetune` option: the 4 budget clips join as one more class (centered on their mean embedding),
   a few epochs on them and replayed source vectors, then ``ft_knn`` (nearest budget clip) and
   ``ft_center`` (1 - cosine to the new class center), for each fine-tune setting in FINETUNES.
+
+``--worlds default,slow_drive,...`` runs the same on each world's set of the worlds benchmark
+(`worlds.world_data`: 16 machines, 24 normal + 8 abnormal 4-s clips, cached in ``--data-cache``; evaluation
+8 + 8 clips, a pool of 16), e.g. with ``--targets all --sources v2,v4`` as that benchmark's versions, and ranks
+every row by its mean AUC over the worlds and by its worst world (``--out`` writes the ranking CSV).
 
 Options: ``vector_*`` embed each 5-frame vector with a dense network; ``window*`` embed the log-mel mean
 and std over a window of frames (`common.models.classifier.clip_inputs`); the rest of each name says the head,
@@ -48,6 +54,8 @@ from pathlib import Path
 from _bench import load_line, machine_line
 
 import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from common.models import classifier as E
 from common.features.clipvectors import logmel_stats
@@ -163,6 +171,7 @@ class Table:
 
     aucs: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     costs: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    sources: tuple[str, ...] = SOURCE_SETS  # the source sets measured (columns)
 
     def add(self, row: str, source: str, value: float) -> None:
         self.aucs.setdefault((row, source), []).append(value)
@@ -173,9 +182,9 @@ class Table:
     def print(self) -> None:
         rows = list(dict.fromkeys(r for r, _ in self.aucs))
         cost_names = ["pre_cpu", "pre_wall", "cell", "ft_cell"]
-        print(f"{'option':<40}" + "".join(f"{s:>8}" for s in SOURCE_SETS) + "".join(f"{c:>9}" for c in cost_names))
+        print(f"{'option':<40}" + "".join(f"{s:>8}" for s in self.sources) + "".join(f"{c:>9}" for c in cost_names))
         for row in rows:
-            vals = [np.mean(self.aucs[(row, s)]) if (row, s) in self.aucs else np.nan for s in SOURCE_SETS]
+            vals = [np.mean(self.aucs[(row, s)]) if (row, s) in self.aucs else np.nan for s in self.sources]
             costs = [np.mean(self.costs.get(row.split(" ")[0], {}).get(c, [np.nan])) for c in cost_names]
             print(f"{row:<40}" + "".join(f"{v:>8.3f}" for v in vals) + "".join(f"{c:>9.2f}" for c in costs))
         sys.stdout.flush()
@@ -189,9 +198,9 @@ def run_controls(data: dict[str, MachineClips], targets: list[str], seeds: list[
         pool = logmel_stats(*m.pool, n_mels=N_MELS)
         ev = logmel_stats(*m.eval, n_mels=N_MELS)
         for s in seeds:
-            for src in SOURCE_SETS:  # no source: the same number under every column
+            for src in table.sources:  # no source: the same number under every column
                 table.add("control (logmel stats, 4 clips)", src, auc(m, nn_scores(pool[budget_rows(m, s)], ev)))
-        for src in SOURCE_SETS:
+        for src in table.sources:
             table.add("control_all (logmel stats, all clips)", src, auc(m, nn_scores(pool, ev)))
             if ae:
                 table.add("ae_scratch (all clips)", src, ae_scratch_auc(m))
@@ -248,14 +257,18 @@ def source_bank(arch, weights, data: dict[str, MachineClips], sources: list[str]
 
 
 def run_option(name: str, opt: dict, data, targets, seeds, table: Table, finetune: bool) -> None:
-    """Pretrain per target and source set, then score knn4, knn_all, zero-shot (and fine-tuned variants)."""
+    """Pretrain per source set (once: v4's is every target of a type's), then score knn4, knn_all, zero-shot (and
+    fine-tuned variants) per target."""
+    pretrained = {}
     for t in targets:
         m = data[t]
-        for src in SOURCE_SETS:
+        for src in table.sources:
             sources = source_names(t, data, src)
-            arch, fit, cpu, wall = pretrain(opt, data, sources)
-            table.cost(name, "pre_cpu", cpu)
-            table.cost(name, "pre_wall", wall)
+            if tuple(sources) not in pretrained:
+                pretrained[tuple(sources)] = pretrain(opt, data, sources)
+                table.cost(name, "pre_cpu", pretrained[tuple(sources)][2])
+                table.cost(name, "pre_wall", pretrained[tuple(sources)][3])
+            arch, fit = pretrained[tuple(sources)][:2]
             start = time.perf_counter()
             norm = opt["normalize_vectors"]
             pool = E.embed_clips(arch, fit.weights, *m.pool, normalize_vectors=norm)
@@ -313,36 +326,87 @@ def _take(clips: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> tuple[np.nd
     return np.concatenate(parts), np.concatenate([[0], np.cumsum([len(p) for p in parts])])
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, default=Path("/tmp/emb_data"))
-    p.add_argument("--cache", type=Path, default=Path("/tmp/emb_cache"))
-    p.add_argument("--options", default=",".join(DEFAULT_OPTIONS), help="option names, or 'all'")
-    p.add_argument("--finetune", default="window32_arcface_mixup",
-                   help="options whose fine-tuned variants (FINETUNES) to measure too")
-    p.add_argument("--finetunes", default="ft_all,ft_frozen", help="FINETUNES settings, or 'all'")
-    p.add_argument("--targets", default=",".join(f"{t}/{i}" for t in ("fan", "pump", "slider", "valve")
-                                                   for i in ("id_00", "id_04")))
-    p.add_argument("--seeds", default="0,1,2", help="budget seeds (the 4 target clips)")
-    p.add_argument("--no-ae", action="store_true", help="skip the AE trained from scratch")
-    args = p.parse_args()
-    print(machine_line())
-    print(f"load: {load_line()}")
-    data = load_data(args.data, args.cache)
-    targets, seeds = args.targets.split(","), [int(s) for s in args.seeds.split(",")]
+def run_set(data: dict[str, MachineClips], args: argparse.Namespace, names: list[str]) -> Table:
+    """The controls, then every option in `names`, on one data set; the table printed after each."""
+    targets = list(data) if args.targets == "all" else args.targets.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
     finetune = set(filter(None, args.finetune.split(",")))
-    table = Table()
+    table = Table(sources=tuple(args.sources.split(",")))
     run_controls(data, targets, seeds, table, ae=not args.no_ae)
     table.print()
-    names = list(OPTIONS) if args.options == "all" else list(filter(None, args.options.split(",")))
-    if args.finetunes != "all":
-        for name in set(FINETUNES) - set(args.finetunes.split(",")):
-            del FINETUNES[name]
     for name in names:
         start = time.perf_counter()
         run_option(name, {**BASE, **OPTIONS[name]}, data, targets, seeds, table, finetune=name in finetune)
         print(f"-- {name}: {time.perf_counter() - start:.0f} s, load {load_line()}")
         table.print()
+    return table
+
+
+def world_tables(args: argparse.Namespace, names: list[str]) -> dict[str, Table]:
+    """`run_set` on each world of ``--worlds``, on the worlds benchmark's cached sets (`worlds.world_data`)."""
+    from worlds import DATA_SIZE, world_data
+
+    tables = {}
+    for world in args.worlds.split(","):
+        root = world_data(world, cache=args.data_cache, **DATA_SIZE)
+        print(f"\n== {world}: {root}", flush=True)
+        _AE_CACHE.clear()  # keyed by machine name, which every world shares
+        tables[world] = run_set(load_data(root, args.cache / world), args, names)
+    return tables
+
+
+def rank_over_worlds(tables: dict[str, Table]) -> pd.DataFrame:
+    """Per row of the tables: mean AUC per world (over the source sets), the mean over worlds, the worst world, ranks.
+
+    A row's world value is the mean over targets, budget seeds and then source sets, so v2 and v4 weigh alike.
+    """
+    long = pd.DataFrame([(world, row, source, np.mean(values)) for world, table in tables.items()
+                         for (row, source), values in table.aucs.items()], columns=["world", "row", "source", "auc"])
+    per_world = long.groupby(["row", "world"], sort=False)["auc"].mean().unstack("world")[list(tables)]
+    out = per_world.assign(mean=per_world.mean(axis=1), worst=per_world.min(axis=1),
+                           worst_world=per_world.idxmin(axis=1))
+    out["rank_mean"] = out["mean"].rank(ascending=False, method="min").astype(int)
+    out["rank_worst"] = out["worst"].rank(ascending=False, method="min").astype(int)
+    return out.sort_values("mean", ascending=False)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=Path("/tmp/emb_data"))
+    p.add_argument("--cache", type=Path, default=Path("/tmp/emb_cache"))
+    p.add_argument("--worlds", default="", help="comma-separated worlds: run on the worlds benchmark's sets instead")
+    p.add_argument("--data-cache", type=Path, default=Path("/tmp/worlds_data"), help="with --worlds: their sets")
+    p.add_argument("--out", type=Path, default=None, help="with --worlds: write the ranking CSV here")
+    p.add_argument("--options", default=",".join(DEFAULT_OPTIONS), help="option names, or 'all'")
+    p.add_argument("--finetune", default="window32_arcface_mixup",
+                   help="options whose fine-tuned variants (FINETUNES) to measure too")
+    p.add_argument("--finetunes", default="ft_all,ft_frozen", help="FINETUNES settings, or 'all'")
+    p.add_argument("--targets", default=",".join(f"{t}/{i}" for t in ("fan", "pump", "slider", "valve")
+                                                   for i in ("id_00", "id_04")), help="machines, or 'all'")
+    p.add_argument("--sources", default=",".join(SOURCE_SETS), help=f"source sets, of {', '.join(SOURCE_SETS)}")
+    p.add_argument("--seeds", default="0,1,2", help="budget seeds (the 4 target clips)")
+    p.add_argument("--no-ae", action="store_true", help="skip the AE trained from scratch")
+    args = p.parse_args()
+    print(machine_line())
+    print(f"load: {load_line()}")
+    names = list(OPTIONS) if args.options == "all" else list(filter(None, args.options.split(",")))
+    if args.finetunes != "all":
+        for name in set(FINETUNES) - set(args.finetunes.split(",")):
+            del FINETUNES[name]
+    if not args.worlds:
+        run_set(load_data(args.data, args.cache), args, names)
+        return
+    start, cpu = time.perf_counter(), time.process_time()
+    with threadpool_limits(limits=1, user_api="blas"):
+        ranking = rank_over_worlds(world_tables(args, names))
+    print(f"\n-- mean AUC per world (targets, budget seeds, then {args.sources} averaged); ranked by the mean over "
+          f"worlds and by the worst world; {time.perf_counter() - start:.0f} s wall, "
+          f"{time.process_time() - cpu:.0f} s CPU, load {load_line()}")
+    with pd.option_context("display.width", 250, "display.max_rows", 500, "display.float_format", "{:.3f}".format):
+        print(ranking.to_string())
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        ranking.to_csv(args.out)
 
 
 if __name__ == "__main__":

@@ -2,36 +2,49 @@
 
 Usage::
 
-    python benchmarks/worlds.py [--work /tmp/worlds] [--worlds default,slow_drive,panel_band,loose_knock]
-        [--versions v2 v4] [--seeds 0 1] [--normal 24] [--abnormal 8] [--seconds 4]
+    python benchmarks/worlds.py [--work /tmp/worlds] [--data-cache /tmp/worlds_data]
+        [--worlds default,slow_drive,panel_band,loose_knock,bearing_pulse] [--versions v2 v4] [--seeds 0 1]
+        [--normal 24] [--abnormal 8] [--seconds 4] [--write-evidence [CSV]] [--report-only]
 
-For each world (`common.data.synth.worlds.WORLDS`) it writes a 16-machine set under ``<work>/<world>/data`` unless
-one is there (``--normal`` + ``--abnormal`` clips of ``--seconds`` s per machine, one channel, seed 0), copies
-the Version YAMLs into ``<work>/<world>/`` so nothing of the repository's own runs is touched, and runs
-pretrain + transfer of each version with every method of `common.config.METHOD_NAMES` at budgets 1, 4 and
-all, seeds ``--seeds`` (the demo's training sizes, `common.demo.DEMO_OVERRIDES`, embedding defaults).
-Versions: v2 (the other IDs of the target's type: what a classifier learns about IDs matters) and v4 (every
-other type), the two the issue's independent set was measured on; v1 and v3 (one or two other types) run
-with ``--versions v1 v2 v3 v4``. The results of every world go to ``<work>/worlds_results.csv``.
+For each world (`common.data.synth.worlds.WORLDS`) it takes a 16-machine set from ``--data-cache`` (written there
+once, keyed by world, seed, sizes and the generator's source: `world_data`; ``--normal`` + ``--abnormal`` clips
+of ``--seconds`` s per machine, one channel, seed 0), copies the Version YAMLs into ``<work>/<world>/`` so
+nothing of the repository's own runs is touched, and runs pretrain + transfer of each version with every method
+of `common.methods.catalog.METHOD_NAMES` at budgets 1, 4 and all, seeds ``--seeds`` (the demo's training sizes,
+`common.demo.DEMO_OVERRIDES`, embedding defaults). Versions: v2 (the other IDs of the target's type: what a
+classifier learns about IDs matters) and v4 (every other type), the two the issue's independent set was
+measured on; v1 and v3 (one or two other types) run with ``--versions v1 v2 v3 v4``. The results of every world
+go to ``<work>/worlds_results.csv``, how they were made (commit, command, times, load) to
+``<work>/worlds_run.json``.
 
 It prints, from those rows:
 
 1. a method x world table of mean AUC (over targets, seeds and versions) at 4 clips and at all clips;
-2. each pretrained method's paired difference to its family's control (`config.FAMILY_CONTROL`) at 4 clips,
-   per world and version, with a 95 % bootstrap interval over targets (`common.report.stats.paired_table`,
+2. each pretrained method's paired difference to its family's control (`method_catalog.FAMILY_CONTROL`) at 4
+   clips, per world and version, with a 95 % bootstrap interval over targets (`common.report.stats.paired_table`,
    `common.report.stats.bootstrap_ci`);
 3. the same at 4 clips against the AE trained from scratch on *all* clips (the report's second comparison);
-4. the claims (`claims`): which hold in every world, which in none, which depend on the world.
+4. the claims (`claims`): which hold in every world, which in none, which depend on the world;
+5. the evidence table (`evidence`): per world, pretrained method and budget 4 / all, the method minus its
+   family's control, both versions pooled per target. ``--write-evidence`` writes it to
+   ``common/report/worlds_evidence.csv`` (or the path given), which the report cites (`common/report/worlds.py`).
 
-With the defaults (4 worlds x v2 + v4): 47 CPU-minutes, roughly 25-30 minutes on an idle 2-core machine; 90 minutes
-at load 4-14 from other work (docs/worlds.md has the run and its tables). Run it niced.
+BLAS runs on one thread here (`threadpoolctl`): the Ledoit-Wolf Gaussians of lw_* and transfer_mahalanobis are
+160 x 160, and OpenBLAS' two threads on two shared cores made each 10-30x slower (spinning, not computing);
+results are bit-identical. With the defaults (5 worlds x v2 + v4): 12.9 CPU-minutes, 13 min 51 s wall at load 2-4
+from other work (docs/worlds.md has the run and its tables). Run it niced.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import resource
+import shlex
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,7 +59,9 @@ import pandas as pd  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGETS = [1, 4, "all"]
-DEFAULT_WORLDS = ("default", "slow_drive", "panel_band", "loose_knock")
+# default + the four energy-neutral families; slow_drive and bearing_pulse keep the default IDs and background, so
+# a verdict that flips there flips on the fault physics alone.
+DEFAULT_WORLDS = ("default", "slow_drive", "panel_band", "loose_knock", "bearing_pulse")
 SHOWN_BUDGETS = ("4", "all")
 COMPARED_BUDGET = "4"
 ALL = "all"
@@ -54,18 +69,45 @@ N_BOOT = 2000
 # Half the YAMLs' 64: the Gaussians of lw_* and transfer_mahalanobis (one per leave-one-out fold) cost the cube of
 # the feature size, and were two thirds of the run at 64 (a v4 cell group: 70 of 124 s in transfer_mahalanobis).
 N_MELS = 32
+SNR = -6
+DATA_SEED = 0
+DATA_SIZE = {"normal": 24, "abnormal": 8, "seconds": 4.0}  # per machine; split 8 + 8 evaluation, a pool of 16
+EVIDENCE = REPO / "common" / "report" / "worlds_evidence.csv"
+EVIDENCE_COLUMNS = ["world", "family", "method", "control", "budget", "method_auc", "control_auc", "delta",
+                    "ci_low", "ci_high", "n_targets", "seeds", "versions", "commit", "command"]
 
 
-def make_data(root: Path, world: str, args: argparse.Namespace) -> float:
-    """Write the world's 16-machine set under `root` unless machines are there; the seconds it took."""
+def generator_digest() -> str:
+    """A short sha256 of the generator's source (`common.data.synth`): a cached set is stale once it changes."""
+    import common.data.synth
+
+    h = hashlib.sha256()
+    for path in sorted(Path(common.data.synth.__file__).parent.rglob("*.py")):
+        h.update(path.relative_to(path.parents[1]).as_posix().encode() + path.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def world_data(world: str, *, cache: Path, normal: int, abnormal: int, seconds: float, seed: int = DATA_SEED) -> Path:
+    """The world's 16-machine set (one channel, -6 dB) under `cache`, generated there once; its root.
+
+    The folder's name is its key (world, seed, sizes, generator digest), so the worlds benchmark, its reruns and
+    ``embedding_options.py --worlds`` read the same clips; a set is written beside and renamed into place, so a
+    killed generation leaves no half set behind.
+    """
     from common.data.synth import generate_dataset
 
-    if any(root.glob("-*_dB_*")):
-        return 0.0
-    start = time.perf_counter()
-    generate_dataset(root, snr=-6, n_normal=args.normal, n_abnormal=args.abnormal, seconds=args.seconds,
-                     channels=1, seed=0, jobs=2, progress=False, world=world)
-    return time.perf_counter() - start
+    root = cache / f"{world}_seed{seed}_n{normal}a{abnormal}_{seconds:g}s_1ch_{SNR}dB_gen{generator_digest()}"
+    if root.is_dir():
+        return root
+    partial = root.with_name(f"{root.name}.partial{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    generate_dataset(partial, snr=SNR, n_normal=normal, n_abnormal=abnormal, seconds=seconds, channels=1,
+                     seed=seed, jobs=2, progress=False, world=world)
+    try:
+        partial.rename(root)
+    except OSError:  # another run wrote it meanwhile
+        shutil.rmtree(partial, ignore_errors=True)
+    return root
 
 
 def copy_versions(work: Path) -> None:
@@ -77,15 +119,17 @@ def copy_versions(work: Path) -> None:
 
 
 def run_world(world: str, args: argparse.Namespace) -> pd.DataFrame:
-    """Data, then pretrain + transfer of every version in the world's own folder; its result rows."""
-    from common.config import METHOD_NAMES, load_config
+    """Data (from the cache), then pretrain + transfer of every version in the world's own folder; its result rows."""
+    from common.config import load_config
     from common.demo import DEMO_OVERRIDES
     from common.data.names import pretrain_yaml, transfer_yaml
+    from common.methods.catalog import METHOD_NAMES
 
-    work = args.work / world
-    print(f"== {world}: data {make_data(work / 'data', world, args):.0f} s", flush=True)
+    work, start = args.work / world, time.perf_counter()
+    data = world_data(world, cache=args.data_cache, normal=args.normal, abnormal=args.abnormal, seconds=args.seconds)
+    print(f"== {world}: data {time.perf_counter() - start:.0f} s ({data})", flush=True)
     copy_versions(work)
-    overrides = {**DEMO_OVERRIDES, "data": {"root": str((work / "data").resolve()), "cache_dir": str(work / ".cache")},
+    overrides = {**DEMO_OVERRIDES, "data": {"root": str(data.resolve()), "cache_dir": str(work / ".cache")},
                  "feature": {"n_mels": args.n_mels},
                  "output": {"scratch_dir": str(work / ".cache" / "scratch")},
                  "experiment": {"budgets": BUDGETS, "seeds": args.seeds, "methods": list(METHOD_NAMES)}}
@@ -119,7 +163,7 @@ def auc_table(results: pd.DataFrame) -> pd.DataFrame:
 def control_deltas(results: pd.DataFrame, *, budget: str = COMPARED_BUDGET, scratch_all: bool = False) -> pd.DataFrame:
     """Each pretrained method minus its family's control at `budget` (`scratch_all`: minus the AE trained from scratch
     on all clips, as the report's second comparison), per world and version: mean and 95 % bootstrap CI."""
-    from common.config import FAMILY_CONTROL, METHOD_FAMILY
+    from common.methods.catalog import FAMILY_CONTROL, METHOD_FAMILY
     from common.report.stats import PRETRAINED, bootstrap_ci, paired_table
 
     rows = []
@@ -143,7 +187,7 @@ def _beats(deltas: pd.DataFrame, method: str) -> Callable[[str], bool]:
 
 def _family_best(deltas: pd.DataFrame, family: str) -> Callable[[str], bool]:
     """Per world: the family's best pretrained method at 4 clips beats its control in every version."""
-    from common.config import METHOD_FAMILY
+    from common.methods.catalog import METHOD_FAMILY
 
     def holds(world: str) -> bool:
         d = deltas[(deltas["world"] == world) & (deltas["method"].map(METHOD_FAMILY) == family)]
@@ -163,7 +207,7 @@ def _ranks_first(results: pd.DataFrame, method: str, budget: str) -> Callable[[s
 def claims(results: pd.DataFrame, deltas: pd.DataFrame,
            scratch_all: pd.DataFrame) -> list[tuple[str, Callable[[str], bool]]]:
     """The conclusions the report draws on the default world, each as a test of one world's rows."""
-    from common.config import FAMILY_CONTROL
+    from common.methods.catalog import FAMILY_CONTROL
     from common.report.stats import PRETRAINED
 
     out = [(f"best pretrained {family} method beats {control} at 4 clips (every version)",
@@ -206,31 +250,109 @@ def print_report(results: pd.DataFrame) -> None:
     print(f"(worlds, in order: {', '.join(worlds)})")
 
 
+def evidence(results: pd.DataFrame, *, commit: str = "", command: str = "") -> pd.DataFrame:
+    """Per world, pretrained method and budget 4 / all: the method minus its family's control, versions pooled.
+
+    Each target's difference is averaged over seeds (`common.report.stats.paired_table`), then over versions, so the
+    unit of the 95 % bootstrap interval (`N_BOOT` resamples, seed 0) stays the target machine.
+    """
+    from common.methods.catalog import FAMILY_CONTROL, METHOD_FAMILY
+    from common.report.stats import PRETRAINED, TARGET, bootstrap_ci, paired_table
+
+    rows = []
+    for world, in_world in results.groupby("world", sort=False):
+        seeds = " ".join(str(s) for s in sorted(set(in_world["seed"])))
+        for method in [m for m in PRETRAINED if m in set(in_world["method"])]:
+            family = METHOD_FAMILY[method]
+            control = FAMILY_CONTROL[family]
+            pairs = paired_table(in_world, method=method, baseline=control)
+            for budget in SHOWN_BUDGETS:
+                at = pairs[pairs["budget"].astype(str) == budget]
+                per_target = at.groupby(TARGET)[["auc", "base_auc", "delta_auc"]].mean()
+                low, high = bootstrap_ci(per_target["delta_auc"], n_boot=N_BOOT)
+                rows.append({"world": world, "family": family, "method": method, "control": control,
+                             "budget": budget, "method_auc": per_target["auc"].mean(),
+                             "control_auc": per_target["base_auc"].mean(), "delta": per_target["delta_auc"].mean(),
+                             "ci_low": low, "ci_high": high, "n_targets": len(per_target), "seeds": seeds,
+                             "versions": " ".join(sorted(set(at["version"]))), "commit": commit,
+                             "command": command})
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS).round({c: 4 for c in EVIDENCE_COLUMNS[5:10]})
+
+
+def evidence_cells(table: pd.DataFrame) -> str:
+    """The evidence as a method/budget x world table of "difference [95 % CI]" cells."""
+    cells = table.assign(cell=[f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi
+                               in zip(table["delta"], table["ci_low"], table["ci_high"])])
+    return cells.pivot_table(index=["method", "budget"], columns="world", values="cell", aggfunc="first",
+                             sort=False).reindex(columns=list(dict.fromkeys(table["world"]))).to_string()
+
+
+def git_commit() -> str:
+    """The repository's commit, with ``+changes`` when tracked files under common/ or benchmarks/ differ from it."""
+    def git(*words: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *words], cwd=REPO, capture_output=True, text=True)
+
+    head = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "common", "benchmarks").stdout.strip()
+    return head + ("+changes" if changed else "")
+
+
+def run_all(args: argparse.Namespace, argv: list[str]) -> dict:
+    """Every world with BLAS on one thread; writes the rows and ``worlds_run.json`` (commit, command, times, load)."""
+    from threadpoolctl import threadpool_limits
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    info = {"commit": git_commit(), "command": shlex.join(["python", "benchmarks/worlds.py", *argv]),
+            "machine": machine_line(), "load_start": load_line()}
+    start, cpu = time.perf_counter(), time.process_time()
+    with threadpool_limits(limits=1, user_api="blas"):
+        results = pd.concat([run_world(w, args) for w in args.worlds.split(",")], ignore_index=True)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    info |= {"wall_s": round(time.perf_counter() - start, 1),
+             "cpu_s": round(time.process_time() - cpu + children.ru_utime + children.ru_stime, 1),
+             "load_end": load_line()}
+    results.to_csv(args.work / "worlds_results.csv", index=False)
+    (args.work / "worlds_run.json").write_text(json.dumps(info, indent=1) + "\n")
+    return info
+
+
 def main(argv: list[str] | None = None) -> int:
     from common.data.synth import WORLDS
 
+    argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=Path("/tmp/worlds"))
+    p.add_argument("--data-cache", type=Path, default=Path("/tmp/worlds_data"),
+                   help="generated sets, one folder per world, seed and size (reused by every run)")
     p.add_argument("--worlds", default=",".join(DEFAULT_WORLDS), help=f"comma-separated, of {', '.join(WORLDS)}")
     p.add_argument("--versions", nargs="+", default=["v2", "v4"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--normal", type=int, default=24, help="normal clips per machine (first --abnormal: evaluation)")
-    p.add_argument("--abnormal", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--normal", type=int, default=DATA_SIZE["normal"],
+                   help="normal clips per machine (first --abnormal: evaluation)")
+    p.add_argument("--abnormal", type=int, default=DATA_SIZE["abnormal"])
+    p.add_argument("--seconds", type=float, default=DATA_SIZE["seconds"])
     p.add_argument("--n-mels", type=int, default=N_MELS, help=f"mel bands (default: {N_MELS}; the YAMLs say 64)")
     p.add_argument("--report-only", action="store_true", help="print the tables from <work>/worlds_results.csv")
+    p.add_argument("--write-evidence", nargs="?", type=Path, const=EVIDENCE, default=None, metavar="CSV",
+                   help=f"write the evidence table (default path: {EVIDENCE.relative_to(REPO)})")
     args = p.parse_args(argv)
-    out = args.work / "worlds_results.csv"
     print(machine_line())
     print(f"load: {load_line()}", flush=True)
     start = time.perf_counter()
-    if not args.report_only:
-        args.work.mkdir(parents=True, exist_ok=True)
-        results = pd.concat([run_world(w, args) for w in args.worlds.split(",")], ignore_index=True)
-        results.to_csv(out, index=False)
-    results = pd.read_csv(out, dtype={"budget": str})
+    info = None if args.report_only else run_all(args, argv)
+    if info is None:
+        run_file = args.work / "worlds_run.json"
+        info = json.loads(run_file.read_text()) if run_file.is_file() else {"commit": "", "command": ""}
+    results = pd.read_csv(args.work / "worlds_results.csv", dtype={"budget": str})
     print_report(results)
-    print(f"\n{time.perf_counter() - start:.0f} s in all, load now {load_line()}; rows: {out}")
+    table = evidence(results, commit=info["commit"], command=info["command"])
+    print("\n-- evidence: pretrained method minus its family's control, versions pooled per target [95 % CI]")
+    print(evidence_cells(table))
+    if args.write_evidence is not None:
+        args.write_evidence.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.write_evidence, index=False)
+        print(f"evidence: {args.write_evidence}")
+    print(f"\n{time.perf_counter() - start:.0f} s in all, load now {load_line()}; run: {json.dumps(info)}")
     return 0
 
 

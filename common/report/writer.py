@@ -39,6 +39,7 @@ from common.report.official import (PUBLISHED_SENTENCE, formula_sentence, offici
                               v2_note)
 from common.results import (RESULT_NEEDS, _read_numeric, budget_key, collect, result_dir, result_dirs,
                       version_key)
+from common.report.worlds import read_evidence, run_differences, worlds_section
 from common.report.stats import (ALL_BUDGET, auc_intervals, by_source, compare, flag_chance, flag_inverted, method_table,
                     methods_in, multi_source_methods, roc_target)
 
@@ -496,6 +497,7 @@ def _markdown(results: pd.DataFrame, tables: dict[str, pd.DataFrame], flags: lis
         "A direction is stated only when the interval excludes 0.", "",
         "## Read this first", "", *flags,
         *_families_section(results, tables["methods.csv"]),
+        worlds_section(read_evidence(), run_differences(tables["methods.csv"])),
         *_image("auc_vs_budget.png", images["auc_vs_budget.png"]),
         *_methods_section(tables["methods.csv"], pct),
         *_verdicts_section(tables["comparison.csv"], versions),
