@@ -17,7 +17,9 @@ from conftest import make_config, run_main
 from common.methods.catalog import METHOD_NAMES, ZERO_SHOT_METHODS
 
 EMBEDDING = {"hidden": [16], "embedding_dim": 8, "epochs": 2, "vectors_per_clip": 8, "batch_size": 64,
-             "finetune_epochs": 1, "finetune_freeze": ["dense_1"], "window": 8, "finetune_replay_per_clip": 4, "finetune_budget_per_clip": 8}
+             "finetune_epochs": 1, "finetune_freeze": ["dense_1"], "window": 8, "finetune_replay_per_clip": 4,
+             "finetune_budget_per_clip": 8,
+             "bank": "two_bank"}  # the option, not the default (target): its source banks go through every check here
 FEATURE = {"frames": 3}  # vectors of 3 x 16 values, windows of 2 x 16: the classifier's input differs from the vectors
 
 
@@ -148,7 +150,7 @@ def test_no_evaluation_clip_enters_any_classifier_bank_or_covariance(families):
         if a["method"] in ("logmel_knn", "logmel_two_bank", "embed_knn", "embed_finetune", "sound_random_knn",
                            "sound_knn"):
             assert len(head_a["bank"]) == a["n_train_clips"]
-        if a["method"] in ("logmel_two_bank", "embed_knn", "embed_finetune"):  # embedding.bank: two_bank, the default
+        if a["method"] in ("logmel_two_bank", "embed_knn", "embed_finetune"):  # embedding.bank: two_bank (EMBEDDING)
             assert len(head_a["source_bank"]) == 3 * len(side_a.sources)  # source_clips of each source machine
     for label in ("fan", "valve"):
         pre = pretrained_model_path(cfg_a.output.model_dir, label, "embedding")
@@ -162,8 +164,8 @@ def test_every_methods_model_scores_new_files_as_the_run_did(families, tmp_path)
 
     (cfg, results), _, _ = families
     scores = pd.read_csv(cfg.output.result_dir / "scores.csv")
-    for method in ("transfer_mahalanobis", "lw_scratch", "lw_transfer", "logmel_knn", "embed_knn", "embed_finetune",
-                   "sound_random_knn", "sound_knn"):
+    for method in ("transfer_mahalanobis", "lw_scratch", "lw_transfer", "logmel_knn", "logmel_two_bank", "embed_knn",
+                   "embed_finetune", "sound_random_knn", "sound_knn"):
         row = results[(results["method"] == method) & (results["budget"] == "2")].iloc[0]
         mine = scores[(scores[["target_type", "target_id", "source", "method", "budget"]].astype(str)
                        == [row["target_type"], row["target_id"], row["source"], method, "2"]).all(axis=1)]

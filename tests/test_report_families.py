@@ -265,6 +265,12 @@ def test_write_report_answers_per_family(tmp_path, rng):
     assert "| embed_knn | embedding | v4 | 4 | 4 | 3 | 0.830 | 0.415 | +0.230 [" in text
     assert "| scratch | autoencoder | v2, v4 | 1 | 1 | 3 | 0.550 |" in text  # shared by both versions: one row
     assert "### lw_transfer" in text and "### embed_finetune" in text
+    # The synthetic worlds' evidence, each family's verdict with this run's own difference beside it.
+    worlds = text.split("## Across synthetic worlds")[1].split("\n## ")[0]
+    assert "worlds_evidence.csv" in worlds and "every world" in worlds
+    for family in ("autoencoder", "statistics", "embedding"):
+        assert f"| {family} | 4 clips |" in worlds, family
+    assert "(embed_knn): beats it" in worlds.split("| embedding | 4 clips |")[1].splitlines()[0]  # this run, 4 clips
     pngs = {p.name for p in out.glob("*.png")}
     # ROC: the largest change at budget 1 is embed_zero_shot's on valve (0.17 and 0.12 + 0.01, over versions).
     assert {"auc_vs_budget.png", "v4_heatmap_transfer_minus_scratch.png", "roc_valve_id_00_1.png"} <= pngs

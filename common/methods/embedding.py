@@ -14,9 +14,10 @@
   mean embedding), a few epochs on that class and replayed source clips with the lower layers fixed
   (``embedding.finetune_*``), then ``embed_knn``'s scoring. Measured: it ties ``embed_knn`` at best.
 
-``embed_knn`` and ``embed_finetune`` score against the same two banks by default (``embedding.bank: two_bank``,
-the DCASE 2023-2024 top systems' backend; ``target`` gives the budget's bank alone), their source bank the source
-clips in the pretrained (or fine-tuned) embedding; ``embedding.smote`` enlarges the target bank by SMOTE.
+``embed_knn`` and ``embed_finetune`` score against the same two banks with ``embedding.bank: two_bank`` (the DCASE
+2023-2024 top systems' backend), their source bank the source clips in the pretrained (or fine-tuned) embedding;
+``embedding.smote`` enlarges the target bank by SMOTE. The default, ``target``, is the budget's bank alone: with
+other machines as the source bank, two banks lost by mean and worst synthetic world (docs/worlds.md).
 
 Every bank clip's own score (for the threshold) is its distance to the *other* budget clips and to the source
 bank (`common.features.clipvectors.out_of_sample_rows`); a single clip: between its two halves.
