@@ -24,8 +24,11 @@ demo: $(STAMP)
 demo-dcase: $(STAMP)
 	$(PY) -m common demo --dcase 2023
 
+# Two pytest workers (CI's and this project's machines have 2 cores); TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
