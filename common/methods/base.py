@@ -78,6 +78,14 @@ class CellData:
             self.memo[key] = [(m, *self.machines[m].vectors(files)) for m, files in self.source_files(source)]
         return self.memo[key]
 
+    def source_stats(self, source: SourceSet) -> list[np.ndarray]:
+        """The log-mel statistics (`logmel_stats`) of the `source_clips` clips, one array per source machine."""
+        n_mels = self.cfg.feature.n_mels
+        key = ("source_stats", source.label, self.cfg.statistics.source_clips, self.cfg.experiment.pretrain_seed, n_mels)
+        if key not in self.memo:
+            self.memo[key] = [logmel_stats(v, o, n_mels=n_mels) for _, v, o in self.source_clips(source)]
+        return self.memo[key]
+
 
 @dataclass(frozen=True)
 class Adapted:

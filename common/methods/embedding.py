@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from common.methods.base import Adapted, CellData, budget_stats, identity_architecture
-from common.features.clipvectors import halves, logmel_stats, out_of_sample_rows
+from common.features.clipvectors import halves, out_of_sample_rows
 from common.models.classifier import embed_clips, sample_inputs, train_classifier, with_new_class
 from common.data.machines import clip_classes
 from common.scoring.scorer import knn_scores
@@ -77,9 +77,9 @@ def logmel_knn(data: CellData) -> Adapted:
 
 def logmel_two_bank(data: CellData) -> Adapted:
     """Nearest clip in log-mel statistics among the budget's clips and the source machines' clips (the smaller)."""
-    start, n_mels = time.perf_counter(), data.cfg.feature.n_mels
+    start = time.perf_counter()
     rows, half_rows = budget_stats(data)
-    source = np.concatenate([logmel_stats(v, o, n_mels=n_mels) for _, v, o in data.source_clips(data.cell.source)])
+    source = np.concatenate(data.source_stats(data.cell.source))
     return _bank_adapted(data, identity_architecture(data.train()[0].shape[1]), [], rows, half_rows,
                          "logmel_stats", start, source=source, sources=[m.name for m in data.cell.source.machines])
 

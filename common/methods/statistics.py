@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from common.methods.base import Adapted, CellData, budget_stats, identity_architecture
-from common.features.clipvectors import logmel_stats, out_of_sample_rows
+from common.features.clipvectors import out_of_sample_rows
 from common.scoring.mahalanobis import Gaussian, fit_gaussian, selective, to_arrays
 
 SCORER = {"kind": "gaussian", "input": "logmel_stats"}
@@ -40,10 +40,7 @@ def source_covariance(data: CellData) -> Gaussian:
     source, n_mels = data.cell.source, data.cfg.feature.n_mels
     key = ("source_covariance", source.label, data.cfg.statistics.source_clips, n_mels)
     if key not in data.memo:
-        centred = []
-        for _, vectors, offsets in data.source_clips(source):
-            rows = logmel_stats(vectors, offsets, n_mels=n_mels)
-            centred.append(rows - rows.mean(axis=0))
+        centred = [rows - rows.mean(axis=0) for rows in data.source_stats(source)]
         data.memo[key] = fit_gaussian(np.concatenate(centred), mean=np.zeros(2 * n_mels))
     return data.memo[key]
 
