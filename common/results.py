@@ -104,7 +104,7 @@ _RESULT_SET = frozenset(RESULT_COLUMNS)
 # Columns added after result folders without a store were written; such a folder's files lack them and still import.
 ADDED_COLUMNS = frozenset({"domain", *OFFICIAL_COLUMNS})
 KEY = [c for c in RUN_COLUMNS if c != "version"]  # a row within its version
-METHOD_ORDER = {name: i for i, name in enumerate(METHOD_NAMES)}  # scratch, zero_shot, transfer, transfer_frozen
+METHOD_ORDER = {name: i for i, name in enumerate(METHOD_NAMES)}  # the catalogue's order
 _DTYPES_OF = {f.name: f.metadata["dtype"] for f in dataclasses.fields(ResultRow)} | CLIP_COLUMNS
 # Text columns read as text whatever they hold (a budget "8", an ID "00"); the numbers are coerced on read.
 _DTYPES = {name: str for name, dtype in _DTYPES_OF.items() if dtype == TEXT}

@@ -106,7 +106,7 @@ def random_dir(folder: str | os.PathLike) -> Path:
 
 VERSION_FOLDER = "Version{n}"
 PRETRAIN_STEP = "make_pretrain_v{n}"  # step 1: pretrain one model per source set (.yaml, .ipynb)
-TRANSFER_STEP = "transfer_pretrain_v{n}"  # step 2: scratch / zero_shot / transfer per target (.yaml, .ipynb)
+TRANSFER_STEP = "transfer_pretrain_v{n}"  # step 2: every method per target (.yaml, .ipynb)
 
 
 def version_number(version: int | str) -> str:

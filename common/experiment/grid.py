@@ -1,7 +1,7 @@
 """Run the transfer grid of one version: plan its cells, skip the finished ones, run the rest, store what comes back.
 
 For each target machine, budget and seed, every method of ``experiment.methods`` (out of
-`common.methods.registry.METHODS`: scratch, zero_shot, transfer, transfer_frozen) is scored on the target's
+`common.methods.registry.METHODS`) is scored on the target's
 evaluation split. `run_cell` computes one cell from
 its arguments only (it reads features from the cache and the pretrained model it needs) and writes
 nothing; `transfer` plans the cells (`common.experiment.plan.plan`), reuses the rows of the result folder's
@@ -203,7 +203,7 @@ def _official(md, scores, year: int | None) -> dict[str, Any]:
 
 
 def _row_model(cfg: Config, data: CellData, adapted: Adapted, row: dict[str, Any]) -> ModelOut | None:
-    """The row's own model file (scratch, transfer, transfer_frozen) with its sidecar; None for zero_shot (none)."""
+    """The row's own model file with its sidecar; None for a zero-shot method (its model is the pretrained one)."""
     if not adapted.own_model:
         return None
     scorer = {} if adapted.scorer is None else {"scorer": adapted.scorer}
