@@ -17,18 +17,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.features.clipvectors import out_of_sample_rows
 from common.config import Config
 from common.data.mimii import budget_subset
 from common.data.machines import class_names, clip_classes
 from common.data.dataset import Machines, n_channels
 from common.models.classifier import classifier_architecture, embed_clips, sample_inputs, train_classifier
 from common.io import atomic_write_text
-from common.scoring.knn import cosine_knn
 from common.lock import check_still_locked
 from common.models.saved import Sidecar, save_model, up_to_date, write_sidecar
 from common.models.kinds import with_weights
-from common.methods.base import PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
+from common.methods.base import (PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of,
+                                 knn_train_scores, threshold_fields)
 
 
 def architecture_of(cfg: Config, input_dim: int, n_classes: int) -> dict:
@@ -98,7 +97,7 @@ def pretrain_embedding(cfg: Config, data: Machines, job: PretrainJob, path: Path
     fit = train_classifier(arch, None, x, y, epochs=e.epochs, batch_size=e.batch_size,
                            learning_rate=e.learning_rate, mixup=e.mixup, seed=job.seed)
     bank = source_bank(cfg, data, job, arch, fit.weights)
-    train_scores = out_of_sample_rows(lambda b: b, lambda b, r: cosine_knn(r, b, k=e.k), bank)
+    train_scores = knn_train_scores(bank, None, k=e.k)
     sidecar = Sidecar(
         key=key, **data_fields(cfg, train_files), version=cfg.experiment.version, source=job.source.label,
         method="embedding",

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from common.features.cache import feature_key
-from common.features.clipvectors import halves, logmel_stats
+from common.features.clipvectors import halves, logmel_stats, out_of_sample_rows
 from common.config import Config
 from common.data.mimii import Machine, budget_subset
 from common.data.dataset import MachineData, Machines
@@ -23,7 +23,7 @@ from common.io import digest
 from common.methods.catalog import MethodInfo
 from common.models.saved import Sidecar
 from common.models.kinds import holding
-from common.scoring.scorer import score_clips
+from common.scoring.scorer import knn_scores, score_clips
 from common.scoring.reconstruction import clip_scores
 from common.data.versions import SourceSet
 from common.scoring.threshold import fit_threshold
@@ -151,6 +151,12 @@ class Method:
 def identity_architecture(input_dim: int) -> dict:
     """The architecture of the no-network methods' model: the vectors as they are."""
     return {"kind": "identity", "input_dim": int(input_dim)}
+
+
+def knn_train_scores(rows: np.ndarray, half_rows: np.ndarray | None, *, k: int,
+                     head: Callable[[np.ndarray], dict] = lambda bank: {"bank": bank}) -> np.ndarray:
+    """Each bank clip's kNN score out of sample: against the head `head` makes of the other clips (the knn scorer)."""
+    return out_of_sample_rows(head, lambda fitted, r: knn_scores(r, fitted, k=k), rows, half_rows)
 
 
 def budget_stats(data: CellData) -> tuple[np.ndarray, np.ndarray | None]:

@@ -30,11 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from common.methods.base import Adapted, CellData, budget_stats, identity_architecture
-from common.features.clipvectors import halves, out_of_sample_rows
+from common.methods.base import Adapted, CellData, budget_stats, identity_architecture, knn_train_scores
+from common.features.clipvectors import halves
 from common.models.classifier import embed_clips, sample_inputs, train_classifier, with_new_class
 from common.data.machines import clip_classes
-from common.scoring.scorer import knn_scores
 from common.scoring.two_bank import smote_bank
 
 
@@ -57,8 +56,8 @@ def _head(data: CellData, rows: np.ndarray, source: np.ndarray | None) -> dict[s
 def _bank_adapted(data: CellData, arch, weights, rows, half_rows, clip_input: str, start: float,
                   source: np.ndarray | None = None, **sidecar) -> Adapted:
     k = data.cfg.embedding.k
-    fit = (lambda bank: {"bank": bank}) if source is None else (lambda bank: _head(data, bank, source))
-    train_scores = out_of_sample_rows(fit, lambda head, r: knn_scores(r, head, k=k), rows, half_rows)
+    train_scores = (knn_train_scores(rows, half_rows, k=k) if source is None else
+                    knn_train_scores(rows, half_rows, k=k, head=lambda bank: _head(data, bank, source)))
     return Adapted(arch, weights, train_scores, len(data.train_files), time.perf_counter() - start,
                    scorer=knn_scorer(data, clip_input), head=_head(data, rows, source), sidecar=sidecar)
 

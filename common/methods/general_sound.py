@@ -29,8 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from common.features.clipvectors import out_of_sample_rows
-from common.methods.base import Adapted, CellData, key_of
+from common.methods.base import Adapted, CellData, key_of, knn_train_scores
 from common.models.sound_embeddings import cached_wav_embeddings, soundnet_architecture
 from common.models.soundnet import weights_path
 from common.scoring.knn import cosine_knn
@@ -64,7 +63,7 @@ def _knn(data: CellData, *, random_weights: bool, **sidecar) -> Adapted:
     arch = architecture(data, random_weights=random_weights)
     rows = clip_rows(data, arch, data.train_files)
     half_rows = clip_rows(data, arch, data.train_files, halves=True) if len(rows) == 1 else None
-    train_scores = out_of_sample_rows(lambda bank: bank, lambda bank, r: cosine_knn(r, bank, k=k), rows, half_rows)
+    train_scores = knn_train_scores(rows, half_rows, k=k)
     bank, seconds = np.asarray(rows, dtype=np.float32), time.perf_counter() - start
     scores = cosine_knn(clip_rows(data, arch, data.md.split.eval_files), bank, k=k)
     return Adapted(arch, [], train_scores, len(data.train_files), seconds, scores=scores,
