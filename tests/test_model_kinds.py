@@ -6,7 +6,7 @@ import pytest
 from common.models.autoencoder import architecture
 from common.models.classifier import classifier_architecture
 from common.errors import ModelError
-from common.models.saved import load_model, save_model
+from common.models.saved import load_model, model_problem, save_model, save_weights
 from common.models.kinds import MODEL_KINDS, build_model, describe, holding, kind_of, with_weights
 from common.models.train import Trainer
 
@@ -58,3 +58,24 @@ def test_only_the_autoencoder_is_held_by_the_trainer():
     assert holding(arch, weights, trainer=trainer) is trainer.model(arch)
     assert holding(ARCHS["identity"], [], trainer=trainer).name == "identity"
     assert len(trainer._models) == 1  # the identity model was built on its own
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHS))
+def test_save_weights_builds_a_model_only_for_kinds_with_weights(tmp_path, kind):
+    arch, built = ARCHS[kind], []
+    weights = build_model(arch).get_weights()
+
+    def model():
+        built.append(kind)
+        return with_weights(arch, weights)
+
+    paths = [save_weights(arch, weights, tmp_path / f"row{i}", sidecar={"architecture": arch, "row": i},
+                          head={"bank": np.eye(2)}, model=model) for i in range(2)]
+    assert len(built) == (0 if MODEL_KINDS[kind].weightless else 2)
+    for i, path in enumerate(paths):
+        loaded, sidecar = load_model(path)
+        assert sidecar["row"] == i and model_problem(path) is None
+        assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), weights))
+        x = np.random.default_rng(0).normal(size=(3, MODEL_KINDS[kind].vector_dim(loaded, arch))).astype("float32")
+        if kind in ("identity", "soundnet"):
+            np.testing.assert_array_equal(loaded.predict(x, verbose=0), x)

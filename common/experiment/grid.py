@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,7 @@ from common.methods.base import Adapted, CellData, Pretrained, adapted_scores
 from common.methods.autoencoder import FREEZE_METHODS
 from common.methods.registry import METHODS
 from common.scoring.metrics import auc_pauc, decision_metrics
-from common.models.saved import Sidecar, copy_model, save_model
+from common.models.saved import Sidecar, copy_model, save_weights
 from common.models.kinds import build_model, holding
 from common.models.soundnet import weights_sha256
 from common.experiment.pretrain import check_classes, load_pretrained, pretrained_sidecar, source_key
@@ -63,6 +64,10 @@ from common.data.selection import distinct_sets, draws
 from common.data.versions import VERSIONS, SourceSet, source_sets
 from common.experiment.store import ResultStore
 from common.models.train import Trainer
+
+
+# While a run goes on, results.csv / scores.csv are rewritten at most this often (seconds); the store has every row.
+RESULTS_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -243,7 +248,8 @@ def run_grid(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
     ``scores.csv`` (every evaluation clip's score behind each row), ``summary.csv``, ``skipped.csv``
     (bad clips left out) and the resolved ``config.yaml`` into ``output.result_dir``. Each row goes
     into the folder's store (`common.experiment.store.ResultStore`) the moment it is finished and
-    results.csv / scores.csv are rewritten atomically after each target, so a killed run resumes:
+    results.csv / scores.csv are rewritten atomically after the first target and then at most every
+    `RESULTS_EVERY_S` when a target is done, so a killed run resumes:
     stored rows whose config hash matches are reused, others recomputed (with a warning). Rows of
     other cells or configs stay in the store (a warning says how many).
 
@@ -314,7 +320,8 @@ def _transfer(cfg: Config, targets, *, progress: bool) -> pd.DataFrame:
     """`transfer` with its folders locked: check everything up front, then compute what the store lacks.
 
     The cells run on the executor of ``experiment.executor``; each result is stored here, the
-    moment it arrives, and results.csv is rewritten when the last cell of a target is in.
+    moment it arrives, and results.csv is rewritten when the last cell of a target is in (the first target's
+    at once, then at most every `RESULTS_EVERY_S`: each rewrite writes every clip score again).
     """
     out = cfg.output.result_dir
     ctx = _context(cfg, progress=progress, fresh=True)
@@ -328,6 +335,7 @@ def _transfer(cfg: Config, targets, *, progress: bool) -> pd.DataFrame:
     left = Counter(c.target for c in todo)
     bar = tqdm(total=len(the_plan.cells), initial=len(the_plan.cells) - len(todo),
                desc=f"transfer {cfg.experiment.version}", disable=not progress, unit="run")
+    written = None  # when results.csv was last rewritten
     with executor(cfg, tasks=len(todo)) as ex:
         if ex.remote:
             _load_features(ctx, todo)
@@ -336,8 +344,9 @@ def _transfer(cfg: Config, targets, *, progress: bool) -> pd.DataFrame:
             done[cell.key] = (result.row, result.scores)
             bar.update(1)
             left[cell.target] -= 1
-            if not left[cell.target]:
+            if not left[cell.target] and (written is None or time.monotonic() - written >= RESULTS_EVERY_S):
                 _write(out, done)
+                written = time.monotonic()
     bar.close()
     results = _write(out, done)
     write_summary(out, results)
@@ -366,8 +375,8 @@ def _save(ctx: _Context, store: ResultStore, result: CellResult) -> None:
         if item.copy_from is not None:
             copy_model(item.copy_from, item.path, sidecar=item.sidecar)
             continue
-        model = holding(item.architecture, item.weights, trainer=ctx.trainer)
-        save_model(model, item.path, sidecar=item.sidecar, head=item.head)
+        save_weights(item.architecture, item.weights, item.path, sidecar=item.sidecar, head=item.head,
+                     model=lambda: holding(item.architecture, item.weights, trainer=ctx.trainer))
     store.save(result.row, result.scores)
 
 

@@ -23,7 +23,7 @@ from common.io import digest
 from common.methods.catalog import MethodInfo
 from common.models.saved import Sidecar
 from common.models.kinds import holding
-from common.scoring.scorer import knn_scores, score_clips
+from common.scoring.scorer import knn_scores, needs_network, score_clips
 from common.scoring.reconstruction import clip_scores
 from common.data.versions import SourceSet
 from common.scoring.threshold import fit_threshold
@@ -125,9 +125,9 @@ def adapted_scores(trainer: Trainer, adapted: Adapted, vectors, offsets, *, n_me
     """The clip scores of an adapted model, by its scorer (reconstruction error when it has none)."""
     if adapted.scorer is None:
         return reconstruction_scores(trainer, adapted.architecture, adapted.weights, vectors, offsets)
-    model = holding(adapted.architecture, adapted.weights, trainer=trainer)
+    model = holding(adapted.architecture, adapted.weights, trainer=trainer) if needs_network(adapted.scorer) else None
     return score_clips(model, adapted.architecture, adapted.scorer, adapted.head or {}, vectors, offsets,
-                       n_mels=n_mels)
+                       n_mels=n_mels, weights=adapted.weights)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ class ModelKind:
         `common.models.train.Trainer` compiles this kind: a model holding weights is the trainer's compiled one.
     clip_vectors : callable (path, architecture, *, channel, sr) -> np.ndarray [shape=(1, input_dim)], or None
         How a WAV file becomes what the model scores, where that is not its log-mel frame vectors (None).
+    weightless : bool
+        The saved model holds no weights: every model of one architecture is the same archive.
     """
 
     build: Callable[[Mapping[str, Any]], keras.Model]
@@ -49,6 +51,7 @@ class ModelKind:
     custom_objects: tuple[type, ...] = ()
     trained_by_trainer: bool = False
     clip_vectors: Callable[..., np.ndarray] | None = None
+    weightless: bool = False
 
 
 def _sizes(arch: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,10 +102,10 @@ MODEL_KINDS: dict[str, ModelKind] = {
                             vector_dim=lambda model, arch: int(arch["input_dim"]),
                             custom_objects=(classifier.Standardize, classifier.CosineHead, classifier.MarginLoss)),
     "identity": ModelKind(build=lambda arch: build_identity(arch["input_dim"]), describe=_describe_identity,
-                          vector_dim=_model_input),
+                          vector_dim=_model_input, weightless=True),
     # The saved model is the identity on the clip vectors; the network is rebuilt from the architecture.
     SOUNDNET: ModelKind(build=lambda arch: build_identity(arch["input_dim"]), describe=_describe_soundnet,
-                        vector_dim=_model_input, clip_vectors=_soundnet_clip),
+                        vector_dim=_model_input, clip_vectors=_soundnet_clip, weightless=True),
 }
 DEFAULT_KIND = "autoencoder"  # the kind of a sidecar architecture without one (saved before kinds existed)
 

@@ -11,16 +11,18 @@ third file ``NAME.head.npz``, checked by the sha256 its sidecar records (`load_h
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import os
+import tempfile
 import time
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import keras
 import numpy as np
@@ -144,6 +146,35 @@ def save_model(model: keras.Model, path: str | Path, *, sidecar: Sidecar | Mappi
 
     The sidecar is written last and records the head's sha256, so a head of another save is refused.
     """
+    return _save(lambda tmp: _save_keras(model, tmp), path, sidecar=sidecar, head=head)
+
+
+def save_weights(arch: Mapping[str, Any], weights: list[np.ndarray] | None, path: str | Path, *,
+                 sidecar: Sidecar | Mapping[str, Any], head: Mapping[str, np.ndarray] | None = None,
+                 model: Callable[[], keras.Model]) -> Path:
+    """`save_model` of the model of `arch` holding `weights`; `model()` builds it, except for a weightless kind.
+
+    A weightless kind (identity, soundnet: `common.models.kinds.ModelKind.weightless`) is the same archive for
+    every row of its architecture, so it is built and saved once per process and its bytes written again.
+    """
+    if not MODEL_KINDS[kind_of(arch)].weightless:
+        return save_model(model(), path, sidecar=sidecar, head=head)
+    data = _weightless_archive(json.dumps(dict(arch), sort_keys=True))
+    return _save(lambda tmp: tmp.write_bytes(data), path, sidecar=sidecar, head=head)
+
+
+@functools.lru_cache(maxsize=8)
+def _weightless_archive(arch_json: str) -> bytes:
+    """The ``.keras`` bytes of the weightless model of an architecture (JSON), saved once per process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        _save_keras(build_model(json.loads(arch_json)), path)
+        return path.read_bytes()
+
+
+def _save(write: Callable[[Path], None], path: str | Path, *, sidecar: Sidecar | Mapping[str, Any],
+          head: Mapping[str, np.ndarray] | None) -> Path:
+    """`save_model`'s order of writes, the archive written by `write` (to a temporary path)."""
     path = Path(path).with_suffix(".keras")
     meta = sidecar.to_dict() if isinstance(sidecar, Sidecar) else dict(sidecar)
     if head is not None:
@@ -156,7 +187,7 @@ def save_model(model: keras.Model, path: str | Path, *, sidecar: Sidecar | Mappi
     # (refused, so retrained), never a new model paired with an old sidecar's key.
     path.with_suffix(".json").unlink(missing_ok=True)
     # Keras insists on the .keras suffix, so the temporary file keeps it.
-    atomic_write(path, lambda tmp: _save_keras(model, tmp))
+    atomic_write(path, write)
     meta["model_sha256"] = file_sha256(path)
     if head is not None:
         atomic_write(head_path(path), lambda tmp: tmp.write_bytes(data))

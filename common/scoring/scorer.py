@@ -19,7 +19,7 @@ given are already one per clip: a model kind that reads the WAV itself, such as 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -82,14 +82,19 @@ def check_scorer(spec: Any, head: Mapping[str, np.ndarray], *, sidecar: str) -> 
                          f"{why}: use the three files NAME.keras, NAME.json and NAME.head.npz saved together")
 
 
-def clip_inputs(spec: Mapping[str, Any], model, arch: Mapping[str, Any], vectors: np.ndarray, offsets: np.ndarray,
-                *, n_mels: int) -> np.ndarray:
-    """One vector per clip as the scorer `spec` takes them [shape=(n_clips, dim)]."""
+def needs_network(spec: Mapping[str, Any] | None) -> bool:
+    """Whether the scorer `spec` runs the model on frame vectors (the others read clip vectors, or its weights)."""
+    return kind(spec) in ("reconstruction", "residual_gaussian")
+
+
+def clip_inputs(spec: Mapping[str, Any], weights: Callable[[], list[np.ndarray]], arch: Mapping[str, Any],
+                vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int) -> np.ndarray:
+    """One vector per clip as the scorer `spec` takes them [shape=(n_clips, dim)]; `weights()` gives the model's."""
     source = spec.get("input")
     if source == "logmel_stats":
         return logmel_stats(vectors, offsets, n_mels=n_mels)
     if source == "embedding":
-        return embed_clips(arch, model.get_weights(), vectors, offsets)
+        return embed_clips(arch, weights(), vectors, offsets)
     if source == "clip_vectors":
         if np.any(np.diff(offsets) != 1):
             raise ModelError("the clip_vectors scorer input needs exactly one vector per clip")
@@ -110,15 +115,21 @@ def residuals(model, vectors: np.ndarray, *, batch_size: int = 8192) -> np.ndarr
 
 
 def score_clips(model, arch: Mapping[str, Any], spec: Mapping[str, Any] | None, head: Mapping[str, np.ndarray],
-                vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int) -> np.ndarray:
-    """The score of every clip under a model, its scorer `spec` and `head` arrays [shape=(n_clips,)]."""
+                vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int,
+                weights: list[np.ndarray] | None = None) -> np.ndarray:
+    """The score of every clip under a model, its scorer `spec` and `head` arrays [shape=(n_clips,)].
+
+    `model` is run only where `needs_network(spec)` (None elsewhere is fine); an embedding input reads `weights`
+    (default: the model's), so a caller holding the weights builds no Keras model for it.
+    """
     found = kind(spec)
     if found == "reconstruction":
         return clip_scores(model, vectors, offsets)
     offsets = check_offsets(vectors, offsets)
     if found == "residual_gaussian":
         return selective(from_arrays(head), residuals(model, vectors), offsets)
-    clips = clip_inputs(spec, model, arch, vectors, offsets, n_mels=n_mels)
+    clips = clip_inputs(spec, (lambda: model.get_weights()) if weights is None else (lambda: weights), arch,
+                        vectors, offsets, n_mels=n_mels)
     if found == "knn":
         return knn_scores(clips, head, k=int(spec.get("k", 1)))
     return selective(from_arrays(head), clips)
