@@ -8,6 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# Before any test module: the package sets Keras' backend default (JAX) when it is imported, and Keras reads its
+# backend once, at its own import. A test module that imports keras first (test_embedding) would otherwise put
+# every later test of its process on TensorFlow, and a subset such as `pytest tests/test_embedding.py
+# tests/test_pinned_results.py` then failed the pin.
+import common  # noqa: F401,E402
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from common.errors import MetricError
-from common.scoring.metrics import auc_pauc
+from common.scoring.metrics import auc_pauc, decision_metrics
 
 
 def test_perfect_and_inverted_scores():
@@ -34,3 +34,21 @@ def test_equals_scikit_learn(rng):
 def test_errors(y, s, kw, match):
     with pytest.raises(MetricError, match=match):
         auc_pauc(y, s, **kw)
+
+
+@pytest.mark.parametrize("rounding", [None, 1, 0], ids=["no ties", "some ties", "many ties"])
+def test_auc_pauc_and_decisions_equal_scikit_learn_to_the_last_bit(rounding):
+    """The arithmetic is written out (common.scoring.metrics): every number must be scikit-learn's, bit for bit."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n_normal, n_anomalous = rng.integers(1, 60), rng.integers(1, 40)
+        y = rng.permutation(np.r_[np.zeros(n_normal, int), np.ones(n_anomalous, int)])
+        s = rng.normal(size=len(y)) + y * rng.uniform(-1, 2)
+        s = s if rounding is None else np.round(s, rounding)
+        for max_fpr in (0.1, 0.0137, 0.5, 1.0):
+            want = roc_auc_score(y, s), roc_auc_score(y, s, max_fpr=None if max_fpr == 1 else max_fpr)
+            assert auc_pauc(y, s, max_fpr=max_fpr) == want
+        threshold = float(rng.choice(s)) + rng.choice([0.0, -0.3, 10.0])
+        want = precision_recall_fscore_support(y, (s > threshold).astype(int), average="binary", pos_label=1,
+                                               zero_division=0)[:3]
+        assert decision_metrics(y, s, threshold=threshold) == tuple(float(v) for v in want)

@@ -442,24 +442,40 @@ def sample_vectors(vectors: np.ndarray, offsets: np.ndarray, per_clip: int, seed
 
 
 def _window_stats(frames: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    """Mean and std over `width` frames from each of `starts` [shape=(len(starts), 2 * n_bands)], by cumulative sums."""
-    zero = np.zeros((1, frames.shape[1]))
-    total = np.concatenate([zero, np.cumsum(frames, axis=0)])
-    squares = np.concatenate([zero, np.cumsum(frames**2, axis=0)])
-    mean = (total[starts + width] - total[starts]) / width
-    var = (squares[starts + width] - squares[starts]) / width - mean**2
-    return np.concatenate([mean, np.sqrt(np.maximum(var, 0.0))], axis=1)
+    """Mean and std over `width` frames from each of `starts`, by cumulative sums over time (axis -2).
+
+    `frames` [shape=(..., n_frames, n_bands)] and `starts` [shape=(..., n_starts)] share their leading axes (clips);
+    returns [shape=(..., n_starts, 2 * n_bands)]. A stack of clips gives each clip what it gives alone: a cumulative
+    sum adds in order along its axis.
+    """
+    zero = np.zeros((*frames.shape[:-2], 1, frames.shape[-1]))
+    total = np.concatenate([zero, np.cumsum(frames, axis=-2)], axis=-2)
+    squares = np.concatenate([zero, np.cumsum(frames**2, axis=-2)], axis=-2)
+    at = lambda table, rows: np.take_along_axis(table, rows[..., None], axis=-2)  # noqa: E731
+    mean = (at(total, starts + width) - at(total, starts)) / width
+    var = (at(squares, starts + width) - at(squares, starts)) / width - mean**2
+    return np.concatenate([mean, np.sqrt(np.maximum(var, 0.0))], axis=-1)
 
 
 def _clip_windows(arch: Mapping[str, Any], vectors: np.ndarray, offsets: np.ndarray, starts_of) -> tuple:
-    """Window statistics of each clip at ``starts_of(n_frames, width)`` (width capped at the clip), and their clip."""
-    out, clips = [], []
-    for i, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
-        width = min(int(arch["window"]), int(b - a))
-        starts = starts_of(int(b - a), width)
-        out.append(_window_stats(np.asarray(vectors[a:b, : arch["n_mels"]], dtype=np.float64), starts, width))
-        clips.append(np.full(len(starts), i))
-    return np.concatenate(out).astype(np.float32), np.concatenate(clips)
+    """Window statistics of each clip at ``starts_of(n_frames, width)`` (width capped at the clip), and their clip.
+
+    The starts are drawn clip by clip in order; clips of one length with as many starts are computed as one stack.
+    """
+    lengths = np.diff(offsets)
+    widths = np.minimum(int(arch["window"]), lengths)
+    starts = [np.asarray(starts_of(int(n), int(w))) for n, w in zip(lengths, widths)]
+    out: list[np.ndarray] = [np.empty(0)] * len(starts)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (n, s) in enumerate(zip(lengths, starts)):
+        groups.setdefault((int(n), len(s)), []).append(i)
+    for (n, _), clips in groups.items():
+        frames = np.stack([vectors[offsets[i]:offsets[i] + n, : arch["n_mels"]] for i in clips]).astype(np.float64)
+        stats = _window_stats(frames, np.stack([starts[i] for i in clips]), int(widths[clips[0]]))
+        for i, clip_stats in zip(clips, stats):
+            out[i] = clip_stats
+    return (np.concatenate(out).astype(np.float32),
+            np.concatenate([np.full(len(s), i) for i, s in enumerate(starts)]))
 
 
 def clip_inputs(arch: Mapping[str, Any], vectors: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
