@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from common.models.inference import outputs
 from common.errors import DataError, ModelError
 from common.models.train import freeze_layers, set_seed, steps_per_execution
 
@@ -520,8 +521,7 @@ def embed_vectors(arch: Mapping[str, Any], weights: list[np.ndarray], vectors: n
     """The ``embedding`` layer's output for each network input [shape=(n, embedding_dim), float32]."""
     compiled = _compiled(arch, ())
     _load(compiled.model, weights)
-    return np.asarray(compiled.embedder.predict(np.asarray(vectors, dtype=np.float32), batch_size=batch_size,
-                                                verbose=0), dtype=np.float32)
+    return outputs(compiled.embedder, vectors, batch_size=batch_size)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

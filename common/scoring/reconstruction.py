@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from common.errors import MetricError
+from common.models.inference import outputs
 
 
 def reconstruction_errors(model, x: np.ndarray, *, batch_size: int = 8192) -> np.ndarray:
-    """Mean squared reconstruction error of each vector [shape=(n_vectors,)], in one batched pass."""
-    y = model.predict(x, batch_size=batch_size, verbose=0)
-    return np.mean(np.square(np.asarray(x, dtype=np.float32) - y), axis=1)
+    """Mean squared reconstruction error of each vector [shape=(n_vectors,)], in batches of `batch_size`."""
+    return np.mean(np.square(np.asarray(x, dtype=np.float32) - outputs(model, x, batch_size=batch_size)), axis=1)
 
 
 def clip_scores(model, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:

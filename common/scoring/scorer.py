@@ -28,6 +28,7 @@ from common.models.classifier import embed_clips
 from common.errors import ModelError
 from common.scoring.knn import cosine_knn
 from common.scoring.mahalanobis import from_arrays, selective
+from common.models.inference import outputs
 from common.scoring.reconstruction import clip_scores
 from common.scoring.two_bank import two_bank_scores
 
@@ -111,7 +112,7 @@ def knn_scores(clips: np.ndarray, head: Mapping[str, np.ndarray], *, k: int) -> 
 
 def residuals(model, vectors: np.ndarray, *, batch_size: int = 8192) -> np.ndarray:
     """The autoencoder's residual ``x - model(x)`` of every vector."""
-    return np.asarray(vectors, dtype=np.float32) - model.predict(vectors, batch_size=batch_size, verbose=0)
+    return np.asarray(vectors, dtype=np.float32) - outputs(model, vectors, batch_size=batch_size)
 
 
 def score_clips(model, arch: Mapping[str, Any], spec: Mapping[str, Any] | None, head: Mapping[str, np.ndarray],
