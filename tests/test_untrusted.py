@@ -240,7 +240,7 @@ def entries(scratch: Path) -> list[Path]:
     return sorted(p for p in scratch.glob("*.json") if not p.name.endswith(".model.json"))
 
 
-@pytest.mark.parametrize("damage", ["edited", "truncated", "no_checksum", "other_model"])
+@pytest.mark.parametrize("damage", ["edited", "truncated", "no_checksum", "other_model", "other_model_and_sidecar"])
 def test_a_damaged_scratch_store_entry_is_recomputed_with_a_warning(pretrained, tmp_path, damage):
     """H13: an edited entry became the scratch row (AUC 1.0) of every version; H12: a truncated one a traceback."""
     root, cfg = pretrained
@@ -256,9 +256,11 @@ def test_a_damaged_scratch_store_entry_is_recomputed_with_a_warning(pretrained, 
     elif damage == "no_checksum":
         del doc["sha256"]
         entry.write_text(json.dumps(doc))
-    else:
+    else:  # the model of another entry; with its sidecar, the file matches the sidecar but not this entry's weights
         other = entries(cfg.output.scratch_dir)[1].with_suffix(".model.keras")
         shutil.copy(other, entry.with_suffix(".model.keras"))
+        if damage == "other_model_and_sidecar":
+            shutil.copy(other.with_suffix(".json"), entry.with_suffix(".model.json"))
     again = make_config(tmp_path / "a", root, name="again.yaml", experiment={"budgets": ["all"]},
                         output={"result_dir": str(tmp_path / "again")})
     code, text = run_main(["transfer", str(again.source)])

@@ -11,6 +11,7 @@ and comes back when its config runs again.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -51,10 +52,12 @@ def target_identity(cfg: Config, train: Sequence[Path], eval_files: Sequence[Pat
     return key_of([data_identity(cfg, list(train) + list(eval_files)), sorted(skipped)])
 
 
+@functools.lru_cache(maxsize=256)
 def run_hash(cfg: Config, method: str | None = None) -> str:
     """Key of the config sections the rows of `method` depend on (less the data keys of `_NOT_HASHED`).
 
-    The common sections, and those the method's catalogue row names (`common.methods.catalog`).
+    The common sections, and those the method's catalogue row names (`common.methods.catalog`). Memoised: a
+    Config is frozen, and a run asks for it twice per cell.
     """
     d = cfg.to_dict() | {"fit": fit_identity(cfg)}
     sections = ("feature", "model", "fit", "transfer", "eval") + method_sections(method)

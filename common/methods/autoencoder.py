@@ -35,7 +35,7 @@ from common.errors import ModelError
 from common.scoring.mahalanobis import fit_gaussian, selective, to_arrays
 from common.scoring.metrics import auc_pauc
 from common.io import digest
-from common.models.saved import Sidecar, load_model
+from common.models.saved import Sidecar, load_model, model_problem, read_sidecar
 from common.methods.base import ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
 from common.scoring.scorer import residuals
 
@@ -73,10 +73,11 @@ def scratch(data: CellData) -> Adapted:
     auc, pauc = auc_pauc(md.split.eval_labels, scores, max_fpr=cfg.eval.max_fpr, name=md.machine.name)
     sidecar = Sidecar(key=key, target=md.machine.name, method="scratch", budget=str(cell.budget), seed=cell.seed,
                       train_clips=[str(f) for f in data.train_files], n_channels=n_channels(md.split.train),
-                      features=feature_sidecar(cfg), architecture=arch, fit=cfg.to_dict()["fit"])
+                      features=feature_sidecar(cfg), architecture=arch, fit=cfg.to_dict()["fit"],
+                      extra={"weights_sha256": weights_digest(fit.weights)})
     entry = {"key": key, "auc": float(auc), "pauc": float(pauc), "scores": [float(v) for v in scores],
              "train_seconds": float(fit.seconds), "train_scores": [float(v) for v in train_scores],
-             "weights_sha256": weights_digest(fit.weights)}
+             "weights_sha256": sidecar.extra["weights_sha256"]}
     shared = (ModelOut(model_file, sidecar, arch, fit.weights),
               TextOut(store, json.dumps(entry | {"sha256": digest(entry)})))
     return Adapted(arch, fit.weights, train_scores, len(data.train_files), fit.seconds, scores=scores,
@@ -96,9 +97,10 @@ def scratch_entry(store: Path, key: str, *, n_eval: int, n_train: int) -> dict[s
     """The scratch store entry at `store` when it is intact, else None (with a warning when one is there).
 
     Intact: valid JSON whose sha256 matches, of `key`, with `n_eval` evaluation and `n_train` training
-    scores, and whose model file loads and holds the weights the entry names. Anything else (a
-    truncated or edited file, an older run's entry without checksum, another model) is recomputed
-    and overwritten, never trusted.
+    scores, and whose model holds the weights the entry names: its sidecar records them and the model file is
+    the one that sidecar was saved with (`model_problem`), or, for a sidecar of an older run, the file loads and
+    holds them. Anything else (a truncated or edited file, an older run's entry without checksum, another
+    model) is recomputed and overwritten, never trusted.
     """
     model_file = store.with_suffix(".model.keras")
     if not store.is_file():
@@ -112,7 +114,7 @@ def scratch_entry(store: Path, key: str, *, n_eval: int, n_train: int) -> dict[s
             why = "its content does not match its sha256 (edited or damaged)"
         elif entry["key"] != key or len(entry["scores"]) != n_eval or len(entry["train_scores"]) != n_train:
             why = "it belongs to another key or other clips"
-        elif weights_digest(load_model(model_file)[0].get_weights()) != entry["weights_sha256"]:
+        elif _model_weights_digest(model_file) != entry["weights_sha256"]:
             why = f"its model {model_file.name} is not the one it was saved with (weights differ)"
         else:
             return entry
@@ -121,6 +123,14 @@ def scratch_entry(store: Path, key: str, *, n_eval: int, n_train: int) -> dict[s
     warnings.warn(f"scratch store entry {store} (output.scratch_dir) is damaged: {why}; its scratch row is "
                   "computed again and the entry rewritten", stacklevel=2)
     return None
+
+
+def _model_weights_digest(model_file: Path) -> str | None:
+    """The `weights_digest` of a saved model: as its sidecar records it for an intact file, else of its weights."""
+    recorded = read_sidecar(model_file).get("weights_sha256")
+    if recorded is None:  # a sidecar of an older run: the weights are read from the file
+        return weights_digest(load_model(model_file)[0].get_weights())
+    return recorded if model_problem(model_file) is None else None
 
 
 def zero_shot(data: CellData) -> Adapted:
