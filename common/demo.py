@@ -20,7 +20,7 @@ from common.config import load_config
 from common.data.mimii import Machine, find_machines
 from common.errors import DataError
 from common.data.names import pretrain_yaml, transfer_yaml
-from common.methods.catalog import DEMO_METHODS, EMBEDDING, methods_pretraining
+from common.methods.catalog import CLASSIFIER_PRETRAININGS, DEMO_METHODS, methods_pretraining
 
 # Small enough for a 2-core machine in about 5 minutes (JAX), large enough for AUCs to mean something.
 DEMO_DATA = {"n_normal": 50, "n_abnormal": 25, "seconds": 10.0, "channels": 8, "seed": 0}
@@ -209,8 +209,9 @@ def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any],
                                              for t in machines for s in source_sets(v, t, machines)))
     if not small:
         return [(versions, overrides)]
-    classifier = methods_pretraining(overrides["experiment"]["methods"], EMBEDDING)
-    methods = [m for m in overrides["experiment"]["methods"] if m not in classifier]
+    listed = overrides["experiment"]["methods"]
+    classifier = [m for p in CLASSIFIER_PRETRAININGS for m in methods_pretraining(listed, p)]
+    methods = [m for m in listed if m not in classifier]
     print(f"{', '.join(small)} run without {' / '.join(classifier)}: a source set of one machine without "
           "domains or attributes is one class, too few for the machine-ID classifier")
     fewer = {**overrides, "experiment": {**overrides["experiment"], "methods": methods}}
