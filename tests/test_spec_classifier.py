@@ -124,3 +124,23 @@ def test_a_seeded_fit_tells_two_real_machines_apart_and_saves_and_loads(tiny_roo
     with pytest.raises(ModelError, match="use sample_patches"):
         S.train_spec_classifier(arch, fan[1], np.zeros(len(fan[1]), dtype=np.int64), **kwargs)
     assert keras.saving.get_registered_name(S.SubClusterHead).startswith("mimii_spec_classifier")
+
+
+def test_a_bad_spectrogram_setting_is_a_config_error_naming_the_key(tmp_path, tiny_root):
+    from common.config import load_config
+    from common.errors import ConfigError
+    from conftest import write_config
+
+    path = write_config(tmp_path, tiny_root, spectrogram={"patch_frames": 2})
+    with pytest.raises(ConfigError, match=r"'spectrogram\.patch_frames' must be an integer >= 4"):
+        load_config(path)
+
+
+def test_a_spectrogram_pretraining_of_a_single_source_machine_is_refused_before_any_work(tmp_path, tiny_root):
+    from conftest import run_main, write_config
+
+    path = write_config(tmp_path, tiny_root, "v2", experiment={"version": "v2",
+                                                                 "methods": ["scratch", "spec_two_bank"]})
+    code, out = run_main(["pretrain", str(path)])
+    assert code == 2 and "hold one machine each" in out and "'spec_two_bank'" in out, out
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").glob("*.keras"))
