@@ -46,8 +46,6 @@ KIND = "spec_classifier"  # the model kind (`common.models.kinds.MODEL_KINDS`)
 CLIP_INPUT = "spectrogram_embedding"  # the knn scorer's input that embeds clips with it (`common.scoring.scorer`)
 _PACKAGE = "mimii_spec_classifier"
 _LN10_DB = math.log(10.0) / 10.0  # dB -> natural log of power
-POOL = (2, 2)
-DENSE = 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,13 +228,13 @@ def build_spec_classifier(arch: Mapping[str, Any]) -> keras.Model:
         x = layers.BatchNormalization(name=f"conv_{i + 1}_bn")(x)
         x = layers.Activation("relu", name=f"conv_{i + 1}_relu")(x)
         if pool:
-            x = layers.MaxPooling2D(POOL, padding="same", name=f"pool_{i + 1}")(x)
+            x = layers.MaxPooling2D(2, padding="same", name=f"pool_{i + 1}")(x)
     x = MaxOverTime(name="max_over_time")(x)
-    x = layers.Dense(DENSE * c, activation="relu", name="spec_dense")(layers.Flatten(name="flatten")(x))
+    x = layers.Dense(4 * c, activation="relu", name="spec_dense")(layers.Flatten(name="flatten")(x))
     s = Standardize(name="spectrum_standardize")(PatchSpectrum(name="spectrum")(inputs))
     s = layers.Conv1D(c, 5, padding="same", activation="relu", name="spectrum_conv")(
         layers.Reshape((n_mels, 1), name="spectrum_bands")(s))
-    s = layers.Dense(DENSE * c, activation="relu", name="spectrum_dense")(layers.Flatten(name="spectrum_flatten")(s))
+    s = layers.Dense(4 * c, activation="relu", name="spectrum_dense")(layers.Flatten(name="spectrum_flatten")(s))
     x = layers.Dense(int(arch["embedding_dim"]), name="embedding")(layers.Concatenate(name="branches")([x, s]))
     outputs = SubClusterHead(int(arch["n_classes"]) * int(arch["sub_clusters"]), name="head")(x)
     return keras.Model(inputs, outputs, name="spec_classifier")
