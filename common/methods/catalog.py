@@ -93,6 +93,8 @@ _ROWS = [
          "machine-ID classifier {pre}; cosine distance to the nearest target clip embedding"),
         ("embed_finetune", EMBEDDING, False, ("embedding", "statistics"),
          "machine-ID classifier {pre}, the target's clips added as a class; nearest target clip", False),
+        # Not in the demo: a CNN pretrained per source set (2-8 CPU-s each at the worlds' size, plus about 10 s of
+        # compiling per process and class count) for the demo's dozens of source sets; it does not beat logmel_knn.
         ("spec_two_bank", SPECTROGRAM, False, ("embedding", "spectrogram", "statistics"),
          "spectrogram classifier (log-mel CNN and spectrum branch, sub-cluster AdaCos) {pre}; cosine distance to "
          "the nearest of the target's clips and the source clips in its embedding", False),
