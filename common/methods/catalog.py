@@ -94,7 +94,8 @@ _ROWS = [
         ("embed_finetune", EMBEDDING, False, ("embedding", "statistics"),
          "machine-ID classifier {pre}, the target's clips added as a class; nearest target clip", False),
         # Not in the demo: a CNN pretrained per source set (2-8 CPU-s each at the worlds' size, plus about 10 s of
-        # compiling per process and class count) for the demo's dozens of source sets; it does not beat logmel_knn.
+        # compiling per process and class count) for the demo's dozens of source sets; and it beats logmel_knn in three
+        # of the five worlds only (worlds_evidence.csv).
         ("spec_two_bank", SPECTROGRAM, False, ("embedding", "spectrogram", "statistics"),
          "spectrogram classifier (log-mel CNN and spectrum branch, sub-cluster AdaCos) {pre}; cosine distance to "
          "the nearest of the target's clips and the source clips in its embedding", False),

@@ -31,7 +31,10 @@ Settings (``spectrogram`` in defaults.yaml), chosen by the mean and the worst of
 ``benchmarks/spec_options.py``), never by one world: a logit scale of 16 over AdaCos' fixed one (mean 0.704, worst
 0.574 against 0.666, 0.559), batches of 32 over 128 (more updates at the same cost; 128 lost by 0.04 and 0.08 on the
 two worlds measured), 20 epochs over 40 (0.702, 0.568 at twice the cost) and batches of 16 (0.707 but worst 0.540).
-On those targets logmel_knn had 0.719 and 0.576: it stays ahead by the mean (benchmarks/worlds.py has the full run).
+On those targets logmel_knn had 0.719 and 0.576. Over all 16 targets (``benchmarks/worlds.py --methods
+spec_two_bank``, worlds_evidence.csv) ``spec_two_bank`` has 0.782, 0.593, 0.807, 0.729, 0.596 in default,
+slow_drive, panel_band, loose_knock, bearing_pulse (mean 0.701) against logmel_knn's 0.825, 0.523, 0.851, 0.579,
+0.564 (0.668): ahead where faults change rhythm or speed, behind where they change the spectrum's shape.
 
 Cost, one core (``taskset``, single-threaded XLA, JAX), CPU seconds at the worlds benchmark's size (16 training
 clips of 4 s per machine, 8 patches each, 20 epochs): about 10 s once per process and class count to compile,
