@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/worlds.py [--work /tmp/worlds] [--data-cache /tmp/worlds_data]
         [--worlds default,slow_drive,panel_band,loose_knock,bearing_pulse] [--versions v2 v4] [--seeds 0 1]
-        [--normal 24] [--abnormal 8] [--seconds 4] [--write-evidence [CSV]] [--report-only]
+        [--normal 24] [--abnormal 8] [--seconds 4] [--methods spec_two_bank ...] [--write-evidence [CSV]]
+        [--report-only]
 
 For each world (`common.data.synth.worlds.WORLDS`) it takes a 16-machine set from ``--data-cache`` (written there
 once, keyed by world, seed, sizes and the generator's source: `world_data`; ``--normal`` + ``--abnormal`` clips
@@ -28,6 +29,10 @@ It prints, from those rows:
 5. the evidence table (`evidence`): per world, pretrained method and budget 4 / all, the method minus its
    family's control, both versions pooled per target. ``--write-evidence`` writes it to
    ``common/report/worlds_evidence.csv`` (or the path given), which the report cites (`common/report/worlds.py`).
+
+``--methods`` runs a subset of the catalogue (`run_methods` adds each one's family control and the scratch
+baseline, which every run needs); ``--write-evidence`` then replaces only the rows of the worlds and methods it
+ran and keeps every other row of the file (`merge_evidence`), each with the commit and command that made it.
 
 BLAS runs on one thread here (`threadpoolctl`): the Ledoit-Wolf Gaussians of lw_* and transfer_mahalanobis are
 160 x 160, and OpenBLAS' two threads on two shared cores made each 10-30x slower (spinning, not computing);
@@ -118,12 +123,25 @@ def copy_versions(work: Path) -> None:
             shutil.copy(yaml, work / folder.name / yaml.name)
 
 
+def run_methods(methods: list[str] | None) -> list[str]:
+    """The methods a run scores: `methods` (None: the whole catalogue) with their family controls and the scratch
+    baseline, in catalogue order; SystemExit naming an unknown method."""
+    from common.methods.catalog import BASELINE, METHOD_NAMES, METHODS_CATALOG
+
+    if methods is None:
+        return list(METHOD_NAMES)
+    unknown = [m for m in methods if m not in METHODS_CATALOG]
+    if unknown:
+        raise SystemExit(f"--methods: unknown method(s) {unknown}; the catalogue's: {', '.join(METHOD_NAMES)}")
+    wanted = {BASELINE, *methods, *(METHODS_CATALOG[m].control for m in methods)}
+    return [m for m in METHOD_NAMES if m in wanted]
+
+
 def run_world(world: str, args: argparse.Namespace) -> pd.DataFrame:
     """Data (from the cache), then pretrain + transfer of every version in the world's own folder; its result rows."""
     from common.config import load_config
     from common.demo import DEMO_OVERRIDES
     from common.data.names import pretrain_yaml, transfer_yaml
-    from common.methods.catalog import METHOD_NAMES
 
     work, start = args.work / world, time.perf_counter()
     data = world_data(world, cache=args.data_cache, normal=args.normal, abnormal=args.abnormal, seconds=args.seconds)
@@ -132,7 +150,7 @@ def run_world(world: str, args: argparse.Namespace) -> pd.DataFrame:
     overrides = {**DEMO_OVERRIDES, "data": {"root": str(data.resolve()), "cache_dir": str(work / ".cache")},
                  "feature": {"n_mels": args.n_mels},
                  "output": {"scratch_dir": str(work / ".cache" / "scratch")},
-                 "experiment": {"budgets": BUDGETS, "seeds": args.seeds, "methods": list(METHOD_NAMES)}}
+                 "experiment": {"budgets": BUDGETS, "seeds": args.seeds, "methods": run_methods(args.methods)}}
     configs = [(v, load_config(pretrain_yaml(work, v), overrides=overrides),
                 load_config(transfer_yaml(work, v), overrides=overrides)) for v in args.versions]
     from common.experiment.grid import run_grid
@@ -279,6 +297,33 @@ def evidence(results: pd.DataFrame, *, commit: str = "", command: str = "") -> p
     return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS).round({c: 4 for c in EVIDENCE_COLUMNS[5:10]})
 
 
+def merge_evidence(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """`new` evidence rows in place of `old` rows of the same world and method; every other row of `old` kept.
+
+    Rows are ordered by world (`DEFAULT_WORLDS` first, then as they come), method (catalogue order) and budget.
+    """
+    from common.methods.catalog import METHOD_NAMES
+
+    ran = set(zip(new["world"], new["method"]))
+    kept = old[[(w, m) not in ran for w, m in zip(old["world"], old["method"])]]
+    table = pd.concat([kept, new], ignore_index=True)[EVIDENCE_COLUMNS]
+    worlds = list(dict.fromkeys([*DEFAULT_WORLDS, *table["world"]]))
+    methods = list(dict.fromkeys([*METHOD_NAMES, *table["method"]]))
+    order = [worlds.index(w) * 10**6 + methods.index(m) * 10 + list(SHOWN_BUDGETS).index(str(b))
+             for w, m, b in zip(table["world"], table["method"], table["budget"])]
+    return table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+
+
+def write_evidence(table: pd.DataFrame, path: Path, *, merge: bool) -> pd.DataFrame:
+    """Write the evidence `table` to `path`; with `merge`, into the rows already there (`merge_evidence`)."""
+    if merge and path.is_file():
+        table = merge_evidence(pd.read_csv(path, dtype={"budget": str, "seeds": str, "commit": str, "command": str}),
+                               table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return table
+
+
 def evidence_cells(table: pd.DataFrame) -> str:
     """The evidence as a method/budget x world table of "difference [95 % CI]" cells."""
     cells = table.assign(cell=[f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi
@@ -332,10 +377,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--abnormal", type=int, default=DATA_SIZE["abnormal"])
     p.add_argument("--seconds", type=float, default=DATA_SIZE["seconds"])
     p.add_argument("--n-mels", type=int, default=N_MELS, help=f"mel bands (default: {N_MELS}; the YAMLs say 64)")
+    p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   help="score only these catalogue methods (with their family controls and scratch); "
+                        "--write-evidence then replaces only their rows (default: every method)")
     p.add_argument("--report-only", action="store_true", help="print the tables from <work>/worlds_results.csv")
     p.add_argument("--write-evidence", nargs="?", type=Path, const=EVIDENCE, default=None, metavar="CSV",
                    help=f"write the evidence table (default path: {EVIDENCE.relative_to(REPO)})")
     args = p.parse_args(argv)
+    run_methods(args.methods)  # an unknown name stops here, before any data is touched
     print(machine_line())
     print(f"load: {load_line()}", flush=True)
     start = time.perf_counter()
@@ -349,9 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n-- evidence: pretrained method minus its family's control, versions pooled per target [95 % CI]")
     print(evidence_cells(table))
     if args.write_evidence is not None:
-        args.write_evidence.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.write_evidence, index=False)
-        print(f"evidence: {args.write_evidence}")
+        write_evidence(table, args.write_evidence, merge=args.methods is not None)
+        print(f"evidence: {args.write_evidence}" + (" (merged: the rows of the methods run replaced)"
+                                                    if args.methods is not None else ""))
     print(f"\n{time.perf_counter() - start:.0f} s in all, load now {load_line()}; run: {json.dumps(info)}")
     return 0
 

@@ -109,6 +109,22 @@ class EmbeddingConfig:
 
 
 @dataclass(frozen=True)
+class SpectrogramConfig:
+    """The spectrogram classifier of ``spec_two_bank`` (`common.models.spec_classifier`), pretrained per source set."""
+
+    patch_frames: int
+    channels: int
+    embedding_dim: int
+    sub_clusters: int
+    scale: float
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    mixup: float
+    patches_per_clip: int
+
+
+@dataclass(frozen=True)
 class StatisticsConfig:
     """How much source data a cell reads where a method needs it (covariances, replay, the zero-shot bank)."""
 
@@ -170,6 +186,7 @@ class Config:
     fit: FitConfig
     transfer: TransferConfig
     embedding: EmbeddingConfig
+    spectrogram: SpectrogramConfig
     statistics: StatisticsConfig
     general_sound: GeneralSoundConfig
     experiment: ExperimentConfig
@@ -236,6 +253,16 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "embedding.finetune_budget_per_clip": (lambda v: v >= 1, "an integer >= 1"),
     "embedding.bank": (lambda v: v in BANKS, "one of: " + ", ".join(BANKS)),
     "embedding.smote": (lambda v: 0 <= v <= 10, "a number in [0, 10] (0 = off)"),
+    "spectrogram.patch_frames": (lambda v: v >= 4, "an integer >= 4 (the convolutions halve time twice)"),
+    "spectrogram.channels": (lambda v: v >= 1, "an integer >= 1"),
+    "spectrogram.embedding_dim": (lambda v: v >= 1, "an integer >= 1"),
+    "spectrogram.sub_clusters": (lambda v: v >= 1, "an integer >= 1"),
+    "spectrogram.scale": (lambda v: v >= 0, "a number >= 0 (0 = AdaCos' fixed scale)"),
+    "spectrogram.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "spectrogram.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "spectrogram.learning_rate": (lambda v: v > 0, "a number > 0"),
+    "spectrogram.mixup": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "spectrogram.patches_per_clip": (lambda v: v >= 1, "an integer >= 1"),
     "statistics.source_clips": (lambda v: v >= 1, "an integer >= 1"),
     "general_sound.layer": (lambda v: v in SOUNDNET_LAYERS, "one of: " + ", ".join(SOUNDNET_LAYERS)),
     "general_sound.pooling": (lambda v: v in SOUNDNET_POOLS, "one of: " + ", ".join(SOUNDNET_POOLS)),

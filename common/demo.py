@@ -10,7 +10,9 @@ results never mix with the MIMII demo's; the summary adds the year's official sc
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from common.config import load_config
 from common.data.mimii import Machine, find_machines
 from common.errors import DataError
 from common.data.names import pretrain_yaml, transfer_yaml
-from common.methods.catalog import DEMO_METHODS, EMBEDDING, methods_pretraining
+from common.methods.catalog import CLASSIFIER_PRETRAININGS, DEMO_METHODS, methods_pretraining
 
 # Small enough for a 2-core machine in about 5 minutes (JAX), large enough for AUCs to mean something.
 DEMO_DATA = {"n_normal": 50, "n_abnormal": 25, "seconds": 10.0, "channels": 8, "seed": 0}
@@ -98,6 +100,13 @@ VERSIONS = ("v1", "v2", "v3", "v4")  # the DCASE demo's; the MIMII demo adds v5 
 MIMII_VERSIONS = VERSIONS + ("v5",)
 
 
+RANDOM = "v5_random"  # the job that runs v5's random-sources baseline (`run_random_baseline`)
+# Seconds of each job in `make demo` (a fresh clone of c726499, 2 cores, one process): the longest go first, so
+# that two processes finish together. v1 is the longest because it fits the scratch rows the others reuse.
+JOB_SECONDS = {"v1": 93, "v5": 67, "v3": 57, RANDOM: 45, "v2": 40, "v4": 40}
+DEMO_WORKERS = 2  # processes the MIMII demo runs its versions in (2 cores)
+
+
 def run_random_baseline(repo: Path, *, overrides: dict[str, Any], progress: bool = True) -> pd.DataFrame:
     """v5 with ``experiment.selection: random`` into the ``_random`` folders beside v5's: the report's baseline.
 
@@ -118,20 +127,61 @@ def run_random_baseline(repo: Path, *, overrides: dict[str, Any], progress: bool
     return run_grid(transfer_cfg, progress=progress)
 
 
-def run_versions(repo: Path, *, versions=VERSIONS, overrides=None, progress: bool = True) -> pd.DataFrame:
-    """Pretrain and transfer each version with its own YAMLs (plus `overrides`); return all summaries."""
-    # Every config first: a fit.backend in them must be set before Keras is imported.
-    configs = [(load_config(pretrain_yaml(repo, v), overrides=overrides),
-                load_config(transfer_yaml(repo, v), overrides=overrides)) for v in versions]
+def run_versions(repo: Path, *, versions=VERSIONS, overrides=None, progress: bool = True,
+                 workers: int = 1, random_baseline: bool = False) -> pd.DataFrame:
+    """Pretrain and transfer each version with its own YAMLs (plus `overrides`); return all summaries.
+
+    `random_baseline` also runs v5's random-sources baseline (`run_random_baseline`; not in the summaries).
+    With `workers` > 1 the versions run in that many processes, the longest first (`JOB_SECONDS`), each
+    without progress bars; a line says when each is done. The versions share only the scratch store
+    (``output.scratch_dir``), whose entries are written atomically and checked when read.
+    """
+    # Every config first: a fit.backend in them must be set before Keras is imported (and a bad YAML is
+    # refused before any work).
+    for v in versions:
+        load_config(pretrain_yaml(repo, v), overrides=overrides), load_config(transfer_yaml(repo, v), overrides=overrides)
+    jobs = list(versions) + ([RANDOM] if random_baseline else [])
+    if workers <= 1:
+        done = {job: _run_job(repo, job, overrides, progress) for job in jobs}
+    else:
+        done = _run_jobs(repo, jobs, overrides, workers)
+    return pd.concat([done[v] for v in versions], ignore_index=True)
+
+
+def _run_job(repo: Path, job: str, overrides, progress: bool) -> pd.DataFrame | None:
+    """One version's pretrain and transfer (its summary), or the random baseline (None)."""
     from common.experiment.grid import run_grid
     from common.experiment.pretrain import pretrain
     from common.results import summarize
 
-    summaries = []
-    for make_cfg, transfer_cfg in configs:
-        pretrain(make_cfg, progress=progress)
-        summaries.append(summarize(run_grid(transfer_cfg, progress=progress)))
-    return pd.concat(summaries, ignore_index=True)
+    if job == RANDOM:
+        run_random_baseline(repo, overrides=overrides, progress=progress)
+        return None
+    pretrain(load_config(pretrain_yaml(repo, job), overrides=overrides), progress=progress)
+    return summarize(run_grid(load_config(transfer_yaml(repo, job), overrides=overrides), progress=progress))
+
+
+def _timed_job(repo: Path, job: str, overrides) -> tuple[pd.DataFrame | None, float]:
+    start = time.perf_counter()
+    return _run_job(repo, job, overrides, False), time.perf_counter() - start
+
+
+def _run_jobs(repo: Path, jobs: list[str], overrides, workers: int) -> dict[str, pd.DataFrame | None]:
+    """`_run_job` of every job in `workers` new processes, the longest first; a line as each one finishes."""
+    order = sorted(jobs, key=lambda j: -JOB_SECONDS.get(j, 0))
+    print(f"running {', '.join(order)} in {workers} processes, longest first (no progress bars; a line per version)",
+          flush=True)
+    done = {}
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {pool.submit(_timed_job, repo, job, overrides): job for job in order}
+        for future in as_completed(futures):
+            done[futures[future]], seconds = future.result()
+            print(f"  {futures[future]}: pretrain + transfer done in {seconds:.0f} s ({len(done)}/{len(jobs)})",
+                  flush=True)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return done
 
 
 def run_demo(repo: Path, *, root: Path | None = None, dcase: int | None = None) -> int:
@@ -146,8 +196,8 @@ def run_demo(repo: Path, *, root: Path | None = None, dcase: int | None = None) 
         if ensure_data(root):
             print(f"generated a synthetic MIMII-layout data set under {root}")
         overrides = {**DEMO_OVERRIDES, "data": {"root": str(root)}}
-        summary = run_versions(work, versions=versions, overrides=overrides)
-        run_random_baseline(work, overrides=overrides)
+        summary = run_versions(work, versions=versions, overrides=overrides, workers=DEMO_WORKERS,
+                               random_baseline=True)
     else:
         root, work = (root or repo / f"Sample_data_dcase{dcase}").resolve(), dcase_workspace(repo, dcase)
         if ensure_dcase_data(root, dcase):
@@ -209,8 +259,9 @@ def _by_methods(versions: tuple[str, ...], overrides: dict[str, Any],
                                              for t in machines for s in source_sets(v, t, machines)))
     if not small:
         return [(versions, overrides)]
-    classifier = methods_pretraining(overrides["experiment"]["methods"], EMBEDDING)
-    methods = [m for m in overrides["experiment"]["methods"] if m not in classifier]
+    listed = overrides["experiment"]["methods"]
+    classifier = [m for p in CLASSIFIER_PRETRAININGS for m in methods_pretraining(listed, p)]
+    methods = [m for m in listed if m not in classifier]
     print(f"{', '.join(small)} run without {' / '.join(classifier)}: a source set of one machine without "
           "domains or attributes is one class, too few for the machine-ID classifier")
     fewer = {**overrides, "experiment": {**overrides["experiment"], "methods": methods}}

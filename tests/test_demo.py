@@ -12,19 +12,39 @@ from conftest import tiny_overrides
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_run_versions_writes_every_version_in_its_folder(tiny_root, tmp_path):
-    for v in ("v1", "v2"):
-        shutil.copytree(REPO / f"Version{v[1:]}", tmp_path / f"Version{v[1:]}",
+def _versions_copy(work, tiny_root, versions):
+    """The Version folders of `versions` copied into `work` (YAMLs only), and overrides for the tiny set."""
+    for v in versions:
+        shutil.copytree(REPO / f"Version{v[1:]}", work / f"Version{v[1:]}",
                         ignore=shutil.ignore_patterns("model_*", "result_*", "*.ipynb"))
-    overrides = tiny_overrides(data={"root": str(tiny_root), "cache_dir": str(tmp_path / "cache"), "jobs": 1},
-                               output={"scratch_dir": str(tmp_path / "scratch")})
-    summary = run_versions(tmp_path, versions=("v1", "v2"), overrides=overrides, progress=False)
+    return tiny_overrides(data={"root": str(tiny_root), "cache_dir": str(work / "cache"), "jobs": 1},
+                          output={"scratch_dir": str(work / "scratch")})
+
+
+def _results(work, v):
+    return pd.read_csv(work / f"Version{v[1:]}" / f"result_transfer_pretrain_{v}" / "results.csv").drop(
+        columns="train_seconds")
+
+
+def test_run_versions_writes_every_version_in_its_folder_and_two_processes_give_the_same_rows(tiny_root, tmp_path,
+                                                                                              capsys):
+    overrides = _versions_copy(tmp_path / "serial", tiny_root, ("v1", "v2"))
+    summary = run_versions(tmp_path / "serial", versions=("v1", "v2"), overrides=overrides, progress=False)
     assert sorted(summary.version.unique()) == ["v1", "v2"]
     assert set(summary.method) == {"scratch", "zero_shot", "transfer"}
     for v in ("v1", "v2"):
-        results = pd.read_csv(tmp_path / f"Version{v[1:]}" / f"result_transfer_pretrain_{v}" / "results.csv")
+        results = _results(tmp_path / "serial", v)
         assert len(results) and set(results.version) == {v}
-        assert list((tmp_path / f"Version{v[1:]}" / f"model_pretrain_{v}").glob("*.keras"))
+        assert list((tmp_path / "serial" / f"Version{v[1:]}" / f"model_pretrain_{v}").glob("*.keras"))
+    # The demo's way: the versions in two processes at once, sharing one scratch store.
+    overrides = _versions_copy(tmp_path / "two", tiny_root, ("v1", "v2"))
+    both = run_versions(tmp_path / "two", versions=("v1", "v2"), overrides=overrides, workers=2)
+    assert "v1: pretrain + transfer done" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(both.drop(columns=[c for c in both if "seconds" in c]),
+                                  summary.drop(columns=[c for c in summary if "seconds" in c]))
+    for v in ("v1", "v2"):
+        pd.testing.assert_frame_equal(_results(tmp_path / "two", v).drop(columns="config_hash"),
+                                      _results(tmp_path / "serial", v).drop(columns="config_hash"))
 
 
 def test_demo_settings_are_valid_config_and_data_is_not_regenerated(tiny_root):

@@ -20,6 +20,8 @@ EMBEDDING = {"hidden": [16], "embedding_dim": 8, "epochs": 2, "vectors_per_clip"
              "finetune_epochs": 1, "finetune_freeze": ["dense_1"], "window": 8, "finetune_replay_per_clip": 4,
              "finetune_budget_per_clip": 8,
              "bank": "two_bank"}  # the option, not the default (target): its source banks go through every check here
+SPECTROGRAM = {"patch_frames": 16, "channels": 2, "embedding_dim": 8, "sub_clusters": 2, "epochs": 2, "batch_size": 32,
+               "patches_per_clip": 4}
 FEATURE = {"frames": 3}  # vectors of 3 x 16 values, windows of 2 x 16: the classifier's input differs from the vectors
 
 
@@ -83,7 +85,7 @@ def _run(folder, root):
     from common.experiment.pretrain import pretrain
 
     cfg = make_config(folder / "Version1", root, name="transfer_pretrain_v1.yaml", embedding=EMBEDDING, feature=FEATURE,
-                      statistics={"source_clips": 3},
+                      spectrogram=SPECTROGRAM, statistics={"source_clips": 3},
                       experiment={"methods": list(METHOD_NAMES), "budgets": [1, 2, "all"], "seeds": [0]})
     pretrain(cfg, progress=False)
     return cfg, run_grid(cfg, progress=False)
@@ -147,16 +149,23 @@ def test_no_evaluation_clip_enters_any_classifier_bank_or_covariance(families):
         assert head_a.keys() == head_b.keys()
         for k in head_a:
             np.testing.assert_array_equal(head_a[k], head_b[k])
-        if a["method"] in ("logmel_knn", "logmel_two_bank", "embed_knn", "embed_finetune", "sound_random_knn",
-                           "sound_knn"):
+        if a["method"] in ("logmel_knn", "logmel_two_bank", "embed_knn", "embed_finetune", "spec_two_bank",
+                           "sound_random_knn", "sound_knn"):
             assert len(head_a["bank"]) == a["n_train_clips"]
-        if a["method"] in ("logmel_two_bank", "embed_knn", "embed_finetune"):  # embedding.bank: two_bank (EMBEDDING)
+        # embed_knn, embed_finetune: embedding.bank two_bank (EMBEDDING); spec_two_bank always.
+        if a["method"] in ("logmel_two_bank", "embed_knn", "embed_finetune", "spec_two_bank"):
             assert len(head_a["source_bank"]) == 3 * len(side_a.sources)  # source_clips of each source machine
     for label in ("fan", "valve"):
-        pre = pretrained_model_path(cfg_a.output.model_dir, label, "embedding")
-        bank = np.asarray(load_head(pre, Sidecar.read(pre).to_dict())["bank"])
-        assert len(bank) == 2 * 3  # source_clips (3) of each of the two source machines, never the target's
-        assert head_path(pre).is_file()
+        for pretraining in ("embedding", "spectrogram"):
+            pre_a = pretrained_model_path(cfg_a.output.model_dir, label, pretraining)
+            pre_b = pretrained_model_path(cfg_b.output.model_dir, label, pretraining)
+            bank = np.asarray(load_head(pre_a, Sidecar.read(pre_a).to_dict())["bank"])
+            assert len(bank) == 2 * 3  # source_clips (3) of each of the two source machines, never the target's
+            assert head_path(pre_a).is_file()
+            # The target's evaluation clips changed; the pretrained classifiers of its source machines did not.
+            np.testing.assert_array_equal(bank, load_head(pre_b, Sidecar.read(pre_b).to_dict())["bank"])
+            for x, y in zip(load_model(pre_a)[0].get_weights(), load_model(pre_b)[0].get_weights()):
+                np.testing.assert_array_equal(x, y)
 
 
 def test_every_methods_model_scores_new_files_as_the_run_did(families, tmp_path):
@@ -165,7 +174,7 @@ def test_every_methods_model_scores_new_files_as_the_run_did(families, tmp_path)
     (cfg, results), _, _ = families
     scores = pd.read_csv(cfg.output.result_dir / "scores.csv")
     for method in ("transfer_mahalanobis", "lw_scratch", "lw_transfer", "logmel_knn", "logmel_two_bank", "embed_knn",
-                   "embed_finetune", "sound_random_knn", "sound_knn"):
+                   "embed_finetune", "spec_two_bank", "sound_random_knn", "sound_knn"):
         row = results[(results["method"] == method) & (results["budget"] == "2")].iloc[0]
         mine = scores[(scores[["target_type", "target_id", "source", "method", "budget"]].astype(str)
                        == [row["target_type"], row["target_id"], row["source"], method, "2"]).all(axis=1)]
@@ -186,6 +195,32 @@ def test_embed_zero_shot_exports_the_pretrained_classifier_with_its_source_bank(
     exported = sorted((tmp_path / "out").glob("*.keras"))
     assert len(exported) == 1 and exported[0].with_suffix(".head.npz").is_file()
     assert "distance to the nearest source clip" in (tmp_path / "out" / "MODEL_CARD.md").read_text()
+
+
+def test_spec_two_bank_exports_its_row_model_which_scores_as_the_run_did(families, tmp_path):
+    (cfg, results), _, _ = families
+    repo = cfg.source.parent.parent
+    code, text = run_main(["export", "--repo", str(repo), "--version", "1", "--target", "valve/id_02",
+                           "--method", "spec_two_bank", "--budget", "2", "--out", str(tmp_path / "out")])
+    assert code == 0, text
+    exported = sorted((tmp_path / "out").glob("*.keras"))
+    assert len(exported) == 1 and exported[0].with_suffix(".head.npz").is_file()
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert "spectrogram classifier" in card and "sub-cluster AdaCos" in card
+    row = results[(results["method"] == "spec_two_bank") & (results["budget"] == "2")
+                  & (results["target_type"] == "valve") & (results["target_id"] == "id_02")].iloc[0]
+    scores = pd.read_csv(cfg.output.result_dir / "scores.csv")
+    mine = scores[(scores[["target_type", "target_id", "source", "method", "budget"]].astype(str)
+                   == ["valve", "id_02", row["source"], "spec_two_bank", "2"]).all(axis=1)]
+    out = tmp_path / "scores.csv"
+    code, text = run_main(["score", "--model", str(exported[0]), *mine["path"], "--csv", str(out)])
+    assert code == 0, text
+    got = pd.read_csv(out).set_index("path").loc[mine["path"], "score"].to_numpy()
+    np.testing.assert_allclose(got, mine["score"].to_numpy(), rtol=1e-4)
+    # scores.csv recomputes the row's AUC.
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(mine["label"], mine["score"]) == pytest.approx(row["auc"])
 
 
 def test_finetune_freeze_of_a_layer_the_classifier_lacks_is_a_config_error(tmp_path, tiny_root):

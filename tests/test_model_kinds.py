@@ -5,6 +5,7 @@ import pytest
 
 from common.models.autoencoder import architecture
 from common.models.classifier import classifier_architecture
+from common.models.spec_classifier import spec_architecture
 from common.errors import ModelError
 from common.models.saved import load_model, model_problem, save_model, save_weights
 from common.models.kinds import MODEL_KINDS, build_model, describe, holding, kind_of, with_weights
@@ -18,6 +19,9 @@ ARCHS = {
     # The saved model is the identity on SoundNet's clip vectors; the network is rebuilt from the architecture.
     "soundnet": {"kind": "soundnet", "input_dim": 12, "layer": "conv5", "pooling": "mean", "weights": "random",
                  "seed": 0},
+    # Patches of 4 frames x 4 bands cut from the frame vectors (3 stacked frames of 4 bands).
+    "spec_classifier": spec_architecture(4, 3, input_dim=12, patch_frames=4, channels=2, embedding_dim=4,
+                                         sub_clusters=2, scale=None),
 }
 
 

@@ -141,3 +141,35 @@ def test_the_shipped_evidence_covers_the_catalogue_in_several_worlds():
     assert table["command"].str.contains("worlds.py").all()
     section = W.worlds_section(table, None)
     assert all(f"| {family} | 4 clips |" in section for family in FAMILY_CONTROL)
+
+
+def test_a_subset_run_replaces_only_its_own_rows_of_the_evidence(evidence_csv, monkeypatch):
+    """``benchmarks/worlds.py --methods M --write-evidence``: M's rows of the worlds run are replaced or added; every
+    other row of the file stays as it was."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import worlds as bench
+
+    assert bench.run_methods(["spec_two_bank"]) == ["scratch", "logmel_knn", "spec_two_bank"]
+    assert bench.run_methods(None)[0] == "scratch" and "sound_knn" in bench.run_methods(None)
+    with pytest.raises(SystemExit, match=r"unknown method\(s\) \['spec_knn'\]"):
+        bench.run_methods(["spec_knn"])
+    old = W.read_evidence(evidence_csv)
+    ran = old[(old["method"] == "embed_knn") & (old["world"] != "loose_knock")]
+    new = pd.concat([ran.assign(delta=ran["delta"] + 0.01, commit="new4567"),
+                     ran.assign(method="spec_two_bank", commit="new4567")], ignore_index=True)
+    merged = bench.write_evidence(new, evidence_csv, merge=True)
+    assert merged.equals(W.read_evidence(evidence_csv).astype(merged.dtypes))
+    assert len(merged) == len(old) + len(ran) and not merged.duplicated(["world", "method", "budget"]).any()
+    replaced = merged[merged["commit"] == "new4567"]
+    assert set(zip(replaced["world"], replaced["method"])) == {(w, m) for w in ("default", "slow_drive")
+                                                               for m in ("embed_knn", "spec_two_bank")}
+    kept = merged[merged["commit"] != "new4567"].reset_index(drop=True)
+    expected = old[~old.index.isin(ran.index)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept.sort_values(["world", "method", "budget"]).reset_index(drop=True),
+                                  expected.sort_values(["world", "method", "budget"]).reset_index(drop=True),
+                                  check_dtype=False)
+    # Catalogue order within a world: spec_two_bank after the embedding methods before it.
+    in_default = merged.loc[merged["world"] == "default", "method"].drop_duplicates().tolist()
+    assert in_default.index("spec_two_bank") > in_default.index("embed_knn")
+    # A whole-catalogue run (no --methods) writes its own table only.
+    assert len(bench.write_evidence(new, evidence_csv, merge=False)) == len(new) == len(W.read_evidence(evidence_csv))

@@ -2,7 +2,8 @@
 
     `plan`         the cells and pretraining jobs of a run, their hashes, reuse of stored rows
     `pretrain`     one pretrained model per source set and pretraining kind (make_pretrain)
-    `pretrain_classifier` the embedding family's classifier of the source machines, with its zero-shot bank
+    `pretrain_classifier` the embedding family's classifiers of the source machines (dense and spectrogram), with
+                  their source banks
     `grid`         plan -> run each cell -> store (transfer_pretrain)
     `executor`     where jobs and cells run: serially here, or on a local or remote Dask cluster
     `store`        every finished row of a result folder, kept for good (``.store/``)

@@ -47,7 +47,7 @@ from common.experiment.executor import executor, task_name
 from common.io import atomic_write_text
 from common.data.names import pretrained_model_path, row_model_path
 from common.lock import folder_lock
-from common.methods.catalog import AUTOENCODER, EMBEDDING, GENERAL, NO_SOURCE, STATISTICS
+from common.methods.catalog import AUTOENCODER, CLASSIFIER_PRETRAININGS, GENERAL, NO_SOURCE, STATISTICS
 from common.methods.base import Adapted, CellData, Pretrained, adapted_scores
 from common.methods.autoencoder import FREEZE_METHODS
 from common.methods.registry import METHODS
@@ -291,8 +291,8 @@ def _plan(cfg: Config, ctx: _Context, targets) -> Plan:
     methods = {name: m.pretrains for name, m in METHODS.items() if name in cfg.experiment.methods}
     sets = sorted({s for _, target_sets in targets for s in target_sets}, key=lambda s: s.label)
     # A classifier of one class is refused as pretrain refuses it (not as "not found: run pretrain").
-    check_classes(cfg, [PretrainJob(s, EMBEDDING, cfg.experiment.pretrain_seed) for s in sets
-                        if EMBEDDING in methods.values()], ctx.machines)
+    check_classes(cfg, [PretrainJob(s, p, cfg.experiment.pretrain_seed) for s in sets
+                        for p in CLASSIFIER_PRETRAININGS if p in methods.values()], ctx.machines)
     # Pretrained models are checked only when a listed method starts from one (not for `methods: [scratch]`).
     keys = {(s.label, pre): ctx.pretrained_key(s, pre) for s in sets for pre in set(methods.values())
             if pre not in NO_SOURCE}

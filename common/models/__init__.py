@@ -4,6 +4,7 @@
     `autoencoder`  the dense autoencoder and the identity model of the methods without a network
     `classifier`   the machine-ID classifier (AdaCos/ArcFace head) and its inference-only embedder
     `inference`    a model's outputs for many rows, in batches of direct calls
+    `spec_classifier` the spectrogram classifier (log-mel CNN + spectrum branch, sub-cluster AdaCos) and its embedder
     `saved`        Sidecar, save/load/copy of a model file, its head arrays
     `train`        the Trainer: compiled training of one architecture, seeded (`set_seed`)
     `batches`      a VectorSet's training batches, reshuffled per epoch from a seed

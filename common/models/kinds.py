@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import keras
 import numpy as np
 
-from common.models import classifier
+from common.models import classifier, spec_classifier
 from common.models.autoencoder import build_autoencoder, build_identity
 from common.errors import ModelError
 from common.models.sound_embeddings import KIND as SOUNDNET, wav_embeddings
@@ -106,6 +106,9 @@ MODEL_KINDS: dict[str, ModelKind] = {
     # The saved model is the identity on the clip vectors; the network is rebuilt from the architecture.
     SOUNDNET: ModelKind(build=lambda arch: build_identity(arch["input_dim"]), describe=_describe_soundnet,
                         vector_dim=_model_input, clip_vectors=_soundnet_clip, weightless=True),
+    spec_classifier.KIND: ModelKind(build=spec_classifier.build_spec_classifier, describe=spec_classifier.describe,
+                                    vector_dim=lambda model, arch: int(arch["input_dim"]),
+                                    custom_objects=spec_classifier.CUSTOM_OBJECTS),
 }
 DEFAULT_KIND = "autoencoder"  # the kind of a sidecar architecture without one (saved before kinds existed)
 

@@ -12,7 +12,8 @@ A scorer (``Sidecar.scorer``) is a small dict; its arrays (bank, Gaussians) are 
   each Gaussian averaged over the clip, the smallest of them (selective Mahalanobis).
 
 A clip vector (``input``) is ``logmel_stats`` (mean and std over frames, `common.features.clipvectors`),
-``embedding`` (the classifier's clip embedding, `common.models.classifier`) or ``clip_vectors`` (the vectors
+``embedding`` (the classifier's clip embedding, `common.models.classifier`), ``spectrogram_embedding`` (the
+spectrogram classifier's, `common.models.spec_classifier`) or ``clip_vectors`` (the vectors
 given are already one per clip: a model kind that reads the WAV itself, such as SoundNet's,
 `common.models.kinds`).
 """
@@ -24,6 +25,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from common.features.clipvectors import check_offsets, logmel_stats
+from common.models import spec_classifier
 from common.models.classifier import embed_clips
 from common.errors import ModelError
 from common.scoring.knn import cosine_knn
@@ -33,7 +35,7 @@ from common.scoring.reconstruction import clip_scores
 from common.scoring.two_bank import two_bank_scores
 
 SCORERS = ("reconstruction", "knn", "gaussian", "residual_gaussian")
-CLIP_INPUTS = ("logmel_stats", "embedding", "clip_vectors")
+CLIP_INPUTS = ("logmel_stats", "embedding", spec_classifier.CLIP_INPUT, "clip_vectors")
 # The head arrays each scorer reads (Gaussians: at least the first one's); reconstruction reads none.
 HEAD_ARRAYS = {"reconstruction": (), "knn": ("bank",), "gaussian": ("mean_0", "precision_0"),
                "residual_gaussian": ("mean_0", "precision_0")}
@@ -96,6 +98,8 @@ def clip_inputs(spec: Mapping[str, Any], weights: Callable[[], list[np.ndarray]]
         return logmel_stats(vectors, offsets, n_mels=n_mels)
     if source == "embedding":
         return embed_clips(arch, weights(), vectors, offsets)
+    if source == spec_classifier.CLIP_INPUT:
+        return spec_classifier.embed_clips(arch, weights(), vectors, offsets)
     if source == "clip_vectors":
         if np.any(np.diff(offsets) != 1):
             raise ModelError("the clip_vectors scorer input needs exactly one vector per clip")
