@@ -1,4 +1,4 @@
-"""Run every benchmark in sequence with modest sizes (``make bench``; about 40 minutes on 2 cores).
+"""Run every benchmark in sequence with modest sizes (``make bench``; about 16 minutes on 2 cores).
 
 Usage::
 
@@ -18,7 +18,7 @@ the others (1-6):
 5. ``bench_grid.py``: wall time of the v1-v4 grid with every method of the catalogue (the demo's budgets and
    seeds) at half `--scale` (and a quarter, for the per-cell costs), by stage, projected to MIMII size with the
    YAMLs' epochs, serial and on 2 one-core workers: the per-fit fixed cost, the grid's effective training as a
-   fraction of the ceiling and its hours, with their targets (the longest part: about 30 minutes on 2 cores);
+   fraction of the ceiling and its hours, with their targets (the longest part: about 10 minutes on 2 cores);
 6. ``bench_mahalanobis.py``: the Mahalanobis distances and Ledoit-Wolf fits of the cells, against the code before
    issue 32.
 
