@@ -1,4 +1,4 @@
-"""Run every benchmark in sequence with modest sizes (``make bench``; about 5 minutes on 2 cores).
+"""Run every benchmark in sequence with modest sizes (``make bench``; about 40 minutes on 2 cores).
 
 Usage::
 
@@ -6,7 +6,7 @@ Usage::
 
 Runs each benchmark in its own process, so that none warms another's caches: first the ceiling
 (0), then, after writing one 16-machine synthetic set at `--scale` into a temporary folder (timed),
-the others (1-5):
+the others (1-6):
 
 0. ``bench_ceiling.py``: the arithmetic ceiling, measured: the best float32 matmul (numpy and the
    Keras backend), in samples/s of the default autoencoder; passed on to 2 and 5 (``--ceiling-gflops``);
@@ -15,9 +15,12 @@ the others (1-5):
    of the ceiling; the per-fit fixed cost of warm fits;
 3. ``bench_backends.py``: the same training on the tensorflow, jax and torch backends;
 4. ``bench_memory.py``: peak RSS of a v4 pretrain at half and full `--scale`, projected to MIMII size;
-5. ``bench_grid.py``: wall time of the v1-v4 grid (the demo's autoencoder methods, budgets and seeds)
-   at half `--scale`, by stage, projected to MIMII size with the YAMLs' epochs: the per-fit fixed
-   cost, the grid's effective samples/s as a fraction of the ceiling and its hours, with their targets.
+5. ``bench_grid.py``: wall time of the v1-v4 grid with every method of the catalogue (the demo's budgets and
+   seeds) at half `--scale` (and a quarter, for the per-cell costs), by stage, projected to MIMII size with the
+   YAMLs' epochs, serial and on 2 one-core workers: the per-fit fixed cost, the grid's effective training as a
+   fraction of the ceiling and its hours, with their targets (the longest part: about 30 minutes on 2 cores);
+6. ``bench_mahalanobis.py``: the Mahalanobis distances and Ledoit-Wolf fits of the cells, against the code before
+   issue 32.
 
 Benchmarks 0, 2 and 5 run on `--backend` (default: the project's default backend, `common.backend`)
 and print it. Every script's own output follows its name; the ceiling, the fractions of it, the
@@ -39,7 +42,8 @@ from _bench import load_line, machine_line, make_dataset
 
 HERE = Path(__file__).resolve().parent
 
-KEYS = ("CEILING", "step alone", "ceiling:", "target", "PROJECTION", "speed-up", "/plain", "samples/s  ", "not installed")
+KEYS = ("CEILING", "step alone", "ceiling:", "target", "PROJECTION", "BEFORE", "speed-up", "/plain", "samples/s  ",
+        "not installed", "matrix product", "discarded precision")
 
 
 def run_script(script: str, extra: list[str]) -> tuple[bool, list[str]]:
@@ -76,8 +80,11 @@ def plan(args: argparse.Namespace, root: Path, scale: float, ceiling: list[str])
         ("bench_backends.py", size),
         ("bench_memory.py", ["--root", str(root), "--scales", f"{scale / 2:g},{scale:g}"]),
         ("bench_grid.py", ["--root", str(root), "--scale", f"{scale / 2:g}"] + backend + ceiling
-         + (["--versions", "v1", "--epochs", "1", "--transfer-epochs", "1", "--rate-vectors", "20000",
-             "--rate-epochs", "1", "--rate-repeat", "1"] if args.quick else [])),
+         + (["--versions", "v1", "--methods", "scratch,transfer,lw_transfer,embed_knn,sound_knn", "--rest-scale", "0",
+             "--epochs", "1", "--transfer-epochs", "1", "--classifier-epochs", "1", "--rate-vectors", "20000",
+             "--classifier-rows", "5000", "--soundnet-clips", "4", "--rate-epochs", "1", "--rate-repeat", "1"]
+            if args.quick else [])),
+        ("bench_mahalanobis.py", ["--rows", "2472", "--fits", "4", "--repeat", "1"] if args.quick else []),
     ]
 
 

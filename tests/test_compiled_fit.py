@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from common.models import compiled_fit
+from common.features.cache import ClipFeatures
 from common.features.vectorset import VectorSet
 from common.models.train import Trainer
 
@@ -62,6 +63,53 @@ def test_streamed_compiled_fit_matches_keras_streaming(monkeypatch, tmp_path):
     assert ours.streamed and ref.streamed
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(ours.weights, ref.weights)) < 1e-5
     np.testing.assert_allclose(ours.history["val_loss"], ref.history["val_loss"], rtol=1e-5)
+
+
+def stacked_features(tmp_path, name: str, clips, *, width: int = 6, per_row: int = 4, seed: int = 0) -> ClipFeatures:
+    """Clips of `per_row` stacked frames of `width` values (as the feature cache writes them), memory-mapped."""
+    rng = np.random.default_rng(seed)
+    rows, offsets = [], [0]
+    for n in clips:
+        frames = rng.normal(size=(n + per_row - 1, width)).astype(np.float32)
+        rows.append(np.stack([frames[t:t + per_row].reshape(-1) for t in range(n)]))
+        offsets.append(offsets[-1] + n)
+    np.save(tmp_path / f"{name}.npy", np.concatenate(rows))
+    return ClipFeatures(tuple(f"{name}{i}.wav" for i in range(len(clips))),
+                        np.load(tmp_path / f"{name}.npy", mmap_mode="r"), np.array(offsets, dtype=np.int64),
+                        frame_width=width)
+
+
+def test_a_set_of_stacked_frames_is_held_as_its_frames(tmp_path):
+    """`VectorSet.frames` gives back every row bit for bit, 1/per_row the size; rows that do not overlap give None."""
+    a, b = stacked_features(tmp_path, "a", (7, 1, 12, 30)), stacked_features(tmp_path, "b", (9, 5), seed=1)
+    vset = VectorSet.from_clips([(a, [2, 0, 3]), (b, [1]), (a, [1])])
+    frames, starts = vset.frames(rows=100, clips_per_read=2)
+    rows = vset.read()
+    assert frames.shape == (100, 6) and vset.frame_count() == len(rows) + 3 * 5 < 100
+    assert all(np.array_equal(frames[s:s + 4].reshape(-1), row) for s, row in zip(starts, rows))
+    assert VectorSet.from_clips([(a, [0])]).frame_width == 6
+    shuffled = ClipFeatures(a.files, np.ascontiguousarray(a.vectors[::-1]), a.offsets, frame_width=6)
+    assert VectorSet.from_clips([(shuffled, [3])]).frames() is None  # rows that do not continue each other
+    assert VectorSet([(a.vectors, None)]).frames() is None  # no clips known
+
+
+def test_a_streamed_set_held_as_frames_trains_as_read_from_disk(tmp_path):
+    """The frames on the device give the streamed fit's batches: the same weights and history as reading every row."""
+    a, b = stacked_features(tmp_path, "a", (40, 25, 61)), stacked_features(tmp_path, "b", (33, 50), seed=1)
+
+    def vset() -> VectorSet:
+        return VectorSet.from_clips([(a, [0, 2, 1]), (b, [1, 0])])
+
+    frames_bytes = vset().frame_count() * 6 * 4
+    assert frames_bytes < vset().nbytes // 3
+    w = Trainer().init_weights(ARCH, seed=3)
+    kw = dict(epochs=3, batch_size=32, learning_rate=1e-2, validation_split=0.1, seed=4)
+    held, read = Trainer(in_memory_bytes=frames_bytes), Trainer(in_memory_bytes=0)
+    ours, ref = held.fit(ARCH, w, vset(), **kw), read.fit(ARCH, w, vset(), **kw)
+    assert ours.streamed and ref.streamed
+    assert next(iter(held._programs.values()))._frame_calls and not next(iter(read._programs.values()))._frame_calls
+    assert all(np.array_equal(x, y) for x, y in zip(ours.weights, ref.weights))
+    assert ours.history == ref.history
 
 
 def test_fits_of_nearby_sizes_share_one_compiled_program():

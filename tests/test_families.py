@@ -56,6 +56,35 @@ def test_mahalanobis_distance_and_selective_minimum_on_a_hand_made_gaussian():
     assert moved.mean == pytest.approx([10.0, 0.0])
 
 
+@pytest.mark.parametrize("n, dim", [(2, 5), (8, 160), (60, 160), (500, 128), (2472, 320), (40, 1), (20, 1000)])
+def test_ledoit_wolf_is_scikit_learns_bit_for_bit(n, dim):
+    """`ledoit_wolf` makes the centred product once where scikit-learn makes it twice: the same covariance, exactly."""
+    from sklearn.covariance import LedoitWolf
+
+    from common.scoring.mahalanobis import ledoit_wolf
+
+    rng = np.random.default_rng(n * dim)
+    x = rng.normal(size=(n, dim)) * rng.uniform(0.1, 30, size=dim) + rng.normal(size=dim) * 5
+    if dim > 2:
+        x[:, 1] = 3.0  # a constant feature
+    assert np.array_equal(ledoit_wolf(x), LedoitWolf(store_precision=False).fit(x).covariance_)
+
+
+def test_mahalanobis_in_chunks_equals_the_three_operand_product(monkeypatch):
+    """Distances a chunk of rows at a time (one matrix product each) are those of ``d P d`` per row, to rounding."""
+    import common.scoring.mahalanobis as mahalanobis_module
+    from common.scoring.mahalanobis import fit_gaussian, mahalanobis
+
+    rng = np.random.default_rng(3)
+    g = fit_gaussian(rng.normal(size=(400, 12)))
+    x = rng.normal(size=(1001, 12)).astype(np.float32)
+    d = np.asarray(x, dtype=np.float64) - g.mean
+    expected = np.sqrt(np.einsum("ij,jk,ik->i", d, g.precision, d))
+    monkeypatch.setattr(mahalanobis_module, "MAHALANOBIS_ROWS", 100)
+    np.testing.assert_allclose(mahalanobis(g, x), expected, rtol=1e-12)
+    assert mahalanobis(g, x[:0]).shape == (0,)
+
+
 def test_logmel_statistics_are_mean_and_std_over_each_clips_first_frames():
     from common.features.clipvectors import logmel_stats
 

@@ -47,11 +47,16 @@ class ClipFeatures:
         All vectors; read-only and memory-mapped when loaded from the cache.
     offsets : np.ndarray [shape=(len(files) + 1,), int64]
         Clip ``i`` is ``vectors[offsets[i]:offsets[i + 1]]``.
+    frame_width : int > 0 or None
+        Values per log-mel frame (``n_mels``) when vector ``t`` of a clip stacks its frames ``t .. t + frames - 1``
+        (as `common.features.extract.extract` writes them), so that a set of them can be held as its frames,
+        ``frames`` times smaller (`common.features.vectorset.VectorSet.frames`); None when not known.
     """
 
     files: tuple[str, ...]
     vectors: np.ndarray
     offsets: np.ndarray
+    frame_width: int | None = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -224,7 +229,7 @@ def cached_features(
         if loaded is None:
             raise DataError(f"feature cache entry {paths['json']} is unreadable right after writing it")
     vectors, offsets = loaded
-    return ClipFeatures(files=tuple(files), vectors=vectors, offsets=offsets)
+    return ClipFeatures(files=tuple(files), vectors=vectors, offsets=offsets, frame_width=int(params["n_mels"]))
 
 
 def _load_entry(paths: dict[str, Path], *, n_files: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -66,7 +66,9 @@ class VectorSet:
         # Clip boundaries in the set's rows (clip j is rows clip_offsets[j]:clip_offsets[j + 1]) when
         # made by `from_clips`, as `ClipFeatures.take` returns them; None otherwise.
         self.clip_offsets: np.ndarray | None = None
-
+        # Values per frame when each row stacks consecutive frames of its clip (`ClipFeatures.frame_width` of
+        # every part, set by `from_clips`): the set can then be held as its frames (`frames`); None otherwise.
+        self.frame_width: int | None = None
 
     @classmethod
     def from_clips(cls, items: Iterable[tuple[Any, Iterable[Any]]]) -> VectorSet:
@@ -93,8 +95,9 @@ class VectorSet:
         >>> one = VectorSet.from_clips([(md.features, md.split.train)])  # doctest: +SKIP
         >>> scores = clip_scores(model, one.read(), one.clip_offsets)  # doctest: +SKIP
         """
-        parts, counts = [], []
+        parts, counts, widths = [], [], set()
         for features, clips in items:
+            widths.add(getattr(features, "frame_width", None))
             index: dict[str, int] | None = None
             idx = []
             for c in clips:
@@ -112,6 +115,9 @@ class VectorSet:
             counts.append(offsets[np.asarray(idx, dtype=np.int64) + 1] - offsets[np.asarray(idx, dtype=np.int64)])
         vset = cls(parts)
         vset.clip_offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
+        width = widths.pop() if len(widths) == 1 else None
+        if width is not None and 0 < width <= vset.dim and vset.dim % width == 0:
+            vset.frame_width = int(width)
         return vset
 
     def __len__(self) -> int:
@@ -150,6 +156,54 @@ class VectorSet:
     def read(self) -> np.ndarray:
         """All rows, in order, as one new array (the concatenation; for small sets, e.g. one machine)."""
         return self.batch(np.arange(len(self)))
+
+    def frame_count(self) -> int | None:
+        """Frames the rows stack (rows + ``per_row - 1`` per clip) when `frame_width` is known, else None."""
+        if self.frame_width is None or self.clip_offsets is None:
+            return None
+        return len(self) + (self.dim // self.frame_width - 1) * (len(self.clip_offsets) - 1)
+
+    def frames(self, *, rows: int | None = None, clips_per_read: int = 64) -> tuple[np.ndarray, np.ndarray] | None:
+        """The set as the frames its rows stack, and each row's first frame; None when the rows do not stack them.
+
+        Row ``i`` of the set is ``frames[starts[i]:starts[i] + per_row].reshape(-1)`` with ``per_row = dim //
+        frame_width``, bit for bit: a set of stacked log-mel vectors held ``per_row`` times smaller. The clips are
+        read in file order, `clips_per_read` at a time, and every row is checked against the frames built from its
+        neighbours, so a set whose rows do not overlap that way gives None (and is streamed as before).
+
+        Parameters
+        ----------
+        rows : int >= frame_count() or None
+            Rows of the frames array (zero rows after the frames: a padded device copy); None: `frame_count`.
+
+        Returns
+        -------
+        frames : np.ndarray [shape=(rows, frame_width)]
+        starts : np.ndarray [shape=(len(self),), int64]
+        """
+        n_frames = self.frame_count()
+        if n_frames is None:
+            return None
+        width, per_row = self.frame_width, self.dim // self.frame_width
+        offsets = self.clip_offsets
+        out = np.zeros((max(n_frames, rows or 0), width), dtype=self.dtype)
+        clip_of_row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        starts = np.arange(len(self), dtype=np.int64) + (per_row - 1) * clip_of_row
+        for first in range(0, len(offsets) - 1, clips_per_read):
+            last = min(first + clips_per_read, len(offsets) - 1)
+            a, b = int(offsets[first]), int(offsets[last])
+            x = self.batch(np.arange(a, b))
+            # Each row but a clip's last must continue into the next: its frames 1.. are the next row's frames ..-1.
+            same = np.all(x[1:, : self.dim - width] == x[:-1, width:], axis=1)
+            same[offsets[first + 1:last] - a - 1] = True  # clip boundaries: nothing to continue
+            if not np.all(same):
+                return None
+            into = starts[a:b]
+            out[into] = x[:, :width]
+            ends = offsets[first + 1:last + 1] - 1  # each clip's last row also holds its last per_row - 1 frames
+            tails = starts[ends][:, None] + np.arange(1, per_row)
+            out[tails] = x[ends - a, width:].reshape(len(ends), per_row - 1, width)
+        return out, starts
 
     def _pread(self, p: int, rows: np.ndarray) -> np.ndarray:
         """Sorted `rows` of part `p` read from its file [shape=(len(rows), dim)]."""

@@ -10,6 +10,11 @@ error over the real rows of each batch, the compiled Adam (`optimizer.stateless_
 batch order of Keras' ``fit`` (a NumPy permutation per epoch after `set_seed`) for data in RAM or of
 `VectorBatches` for a streamed `VectorSet`. Weights agree with Keras' ``fit`` to float32 round-off
 (tests/test_compiled_fit.py); docs/performance.md (section 7) has the speed.
+
+A streamed set of stacked log-mel vectors (`VectorSet.frames`) whose frames fit the trainer's in-memory budget is
+held on the device as its frames, ``feature.frames`` times smaller than its vectors, and each call gathers its
+batches' rows from them: the batches of the streamed set, in its order, without reading every row from the
+feature cache in every epoch (docs/performance.md, section 11).
 """
 
 from __future__ import annotations
@@ -69,10 +74,30 @@ class Programs:
         def gathered(body):
             return lambda state, rows, idx, mask: jax.lax.scan(body, state, (rows[idx], mask))
 
+        self._step, self._evaluate = step, evaluate
+        self._frame_calls: dict[int, tuple[Callable, Callable]] = {}
         self.train_rows = jax.jit(gathered(step), donate_argnums=0)
         self.train_batches = jax.jit(lambda state, xs, mask: jax.lax.scan(step, state, (xs, mask)), donate_argnums=0)
         self.evaluate_rows = jax.jit(gathered(evaluate))
         self.evaluate_batches = jax.jit(lambda state, xs, mask: jax.lax.scan(evaluate, state, (xs, mask)))
+
+    def frame_calls(self, per_row: int) -> tuple[Callable, Callable]:
+        """(train, evaluate) calls over batches gathered from frames: ``source = (frames, starts)``, row ``i`` of the
+        set being ``frames[starts[i]:starts[i] + per_row]`` flattened (`VectorSet.frames`)."""
+        if per_row not in self._frame_calls:
+            import jax
+
+            def gathered(body):
+                def call(state, source, idx, mask):
+                    frames, starts = source
+                    first = starts[idx]
+                    rows = frames[first[..., None] + jax.numpy.arange(per_row)]
+                    return jax.lax.scan(body, state, (rows.reshape(*idx.shape, -1), mask))
+                return call
+
+            self._frame_calls[per_row] = (jax.jit(gathered(self._step), donate_argnums=0),
+                                          jax.jit(gathered(self._evaluate)))
+        return self._frame_calls[per_row]
 
 
 def _batches(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,18 +147,41 @@ def _mean(totals: list, n: int) -> float:
 FLAT_ROWS = 2**22  # a fit without validation of at most this many rows x epochs runs as one stream of steps
 
 
+def device_frames(x: VectorSet, max_bytes: int):
+    """``(frames, starts)`` of `x` on the device, each padded to a `padded_rows` size, when its frames
+    (`VectorSet.frames`) take at most `max_bytes`; None otherwise (the set is then read a chunk at a time)."""
+    import jax
+
+    n_frames = x.frame_count()
+    if n_frames is None or n_frames * x.frame_width * x.dtype.itemsize > max_bytes:
+        return None
+    held = x.frames(rows=padded_rows(n_frames))
+    if held is None:
+        return None
+    frames, starts = held
+    padded = np.zeros(padded_rows(len(starts)), dtype=np.int32)
+    padded[: len(starts)] = starts
+    source = (jax.device_put(frames), jax.device_put(padded))
+    del frames, held  # the device holds its own copy
+    return source
+
+
 def fit(programs: Programs, x: np.ndarray | VectorSet, *, epochs: int, n_train: int, shuffle: bool,
-        seed: int) -> dict[str, list[float]]:
+        seed: int, frames_bytes: int = 0) -> dict[str, list[float]]:
     """Train ``programs.model`` on rows ``[:n_train]`` of `x` (the rest validates); Keras-style history.
 
     The caller has set the seed (`set_seed`), the learning rate and a zeroed optimizer state; the
-    model's variables hold the trained weights afterwards.
+    model's variables hold the trained weights afterwards. A `VectorSet` whose frames take at most
+    `frames_bytes` is held on the device as frames (`device_frames`; same batches), else read a chunk at a time.
     """
     import jax
 
     model, batch_size = programs.model, programs.batch_size
     if isinstance(x, VectorSet):
         source, train, evaluate = x, programs.train_batches, programs.evaluate_batches
+        held = device_frames(x, frames_bytes) if frames_bytes > 0 else None
+        if held is not None:
+            source, (train, evaluate) = held, programs.frame_calls(x.dim // x.frame_width)
         batches = VectorBatches(x, np.arange(n_train), batch_size=batch_size, shuffle=shuffle, seed=seed)
         orders = (batches.order(epoch) for epoch in range(epochs))
     else:

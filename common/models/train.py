@@ -80,7 +80,9 @@ class Trainer:
     ----------
     in_memory_bytes : int
         A `VectorSet` of at most this many bytes is read whole and trained as an array in RAM;
-        a larger one is streamed a batch at a time (0: always stream).
+        a larger one is streamed a batch at a time (0: always stream). On JAX, a streamed set of stacked
+        log-mel vectors whose frames take at most this many bytes is held as its frames instead of being read
+        in every epoch (`common.models.compiled_fit.device_frames`: the same batches, in the same order).
     """
 
     def __init__(self, *, in_memory_bytes: int = IN_MEMORY_BYTES) -> None:
@@ -172,7 +174,8 @@ class Trainer:
             self._programs[key] = compiled_fit.Programs(model, batch_size)
         n_train = validation_rows(len(x), validation_split)
         try:
-            return compiled_fit.fit(self._programs[key], x, epochs=epochs, n_train=n_train, shuffle=shuffle, seed=seed)
+            return compiled_fit.fit(self._programs[key], x, epochs=epochs, n_train=n_train, shuffle=shuffle, seed=seed,
+                                    frames_bytes=self.in_memory_bytes)
         finally:
             if isinstance(x, VectorSet):
                 x.close()

@@ -1,0 +1,96 @@
+"""Benchmark: the Mahalanobis pieces of the grid's cells, before and after issue 32's changes, in the same run.
+
+Usage::
+
+    python benchmarks/bench_mahalanobis.py [--rows 2472,20000] [--dim 320] [--fits 20] [--repeat 3]
+
+Two changes in `common.scoring.mahalanobis`, each timed against the code it replaced, on the same arrays:
+
+1. ``mahalanobis``: the squared distances as one matrix product and a row-wise dot (in chunks of
+   `MAHALANOBIS_ROWS` rows), where ``np.einsum("ij,jk,ik->i", d, P, d)`` ran a three-operand loop without BLAS.
+   Rows: a budget of 8 clips of 309 vectors and of 65 clips (231,750 rows: ``all`` at full MIMII size).
+2. ``fit_gaussian``'s covariance: `common.scoring.mahalanobis.ledoit_wolf`, scikit-learn's Ledoit-Wolf computation
+   with the centred product made once, where ``LedoitWolf().fit(x)`` made it twice, validated the rows three times
+   and computed a pseudo-inverse (an eigendecomposition) that was thrown away. Timed over `--fits` fits of 60 x 160
+   rows (statistics family), 2,472 x 320 and 50,000 x 320 (residuals of ``transfer_mahalanobis``: 8 and 162 budget
+   clips), on one BLAS thread as `fit_gaussian` runs them.
+
+Prints the seconds of each, the speed-up, and the largest relative difference of the results (the covariances are
+identical; the distances differ by float64 rounding only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+from _bench import load_line, machine_line
+
+
+def best(func: Callable, repeat: int) -> float:
+    """Best wall seconds of `func()` over `repeat` calls after one warm-up call."""
+    func()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def einsum_distances(mean: np.ndarray, precision: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The distances as `common.scoring.mahalanobis.mahalanobis` computed them before (three-operand einsum)."""
+    d = np.atleast_2d(np.asarray(x, dtype=np.float64)) - mean
+    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, precision, d), 0.0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default="2472,20000",
+                        help="rows of the distance calls, comma list (default: 2472,20000; 231750: budget all at full size)")
+    parser.add_argument("--dim", type=int, default=320, help="width of the rows (default: 320, the residuals)")
+    parser.add_argument("--fits", type=int, default=20, help="Ledoit-Wolf fits per timing (default: 20)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed calls; the best counts (default: 3)")
+    args = parser.parse_args(argv)
+    from sklearn.covariance import LedoitWolf
+    from threadpoolctl import threadpool_limits
+
+    from common.scoring.mahalanobis import fit_gaussian, ledoit_wolf, mahalanobis
+
+    print(machine_line())
+    print(f"load average {load_line()}")
+    rng = np.random.default_rng(0)
+    g = fit_gaussian(rng.normal(size=(4000, args.dim)).astype(np.float32))
+    print("1. distances of n rows from one Gaussian (float32 rows, as residuals are)")
+    for n in (int(v) for v in args.rows.split(",")):
+        x = rng.normal(size=(n, args.dim)).astype(np.float32)
+        before = best(lambda: einsum_distances(g.mean, g.precision, x), args.repeat)
+        after = best(lambda: mahalanobis(g, x), args.repeat)
+        old, new = einsum_distances(g.mean, g.precision, x), mahalanobis(g, x)
+        print(f"  n={n:7,d}: einsum {1e3 * before:9.1f} ms, matrix product {1e3 * after:8.1f} ms: "
+              f"{before / after:5.1f}x; max relative difference {np.max(np.abs(old - new) / old):.1e}")
+    print(f"2. Ledoit-Wolf covariances (one BLAS thread), {args.fits} fits per timing")
+    for n, dim in ((60, 160), (2472, args.dim), (50000, args.dim)):
+        xs = [rng.normal(size=(n, dim)) for _ in range(max(1, args.fits * 2472 // max(n, 2472)))]
+
+        def fits(how) -> list[np.ndarray]:
+            with threadpool_limits(limits=1, user_api="blas"):
+                return [how(x) for x in xs]
+
+        def before(x: np.ndarray) -> np.ndarray:
+            return LedoitWolf().fit(x).covariance_
+
+        old, new = best(lambda: fits(before), args.repeat), best(lambda: fits(ledoit_wolf), args.repeat)
+        same = all(np.array_equal(a, b) for a, b in zip(fits(before), fits(ledoit_wolf)))
+        print(f"  {n:6d} x {dim}: LedoitWolf().fit {1e3 * old / len(xs):8.1f} ms per fit, ledoit_wolf "
+              f"{1e3 * new / len(xs):7.1f} ms: {old / new:4.2f}x; covariances identical: {same}")
+    print(f"load average {load_line()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
