@@ -13,9 +13,10 @@ temporary copies of the Version YAMLs (the repository's models and results are u
 the fits that grow with them, in two parts, each piece timed on its own (`GridLog`):
 
 1. **Pretraining**, on a 16-machine synthetic set at ``--scale`` (``round(1000 s)`` normal and ``round(250 s)``
-   abnormal clips per machine) and again at ``--rest-scale`` (half of it): every version's models of both kinds,
-   ``autoencoder`` and ``embedding`` (the machine-ID classifier), split into their fits, their saved models and the
-   rest (scoring the training clips; the classifier's inputs and zero-shot bank), plus what the kinds share.
+   abnormal clips per machine) and again at ``--rest-scale`` (half of it): every version's models of every kind
+   (`common.methods.catalog.MODEL_PRETRAININGS`: ``autoencoder``, ``embedding``, the dense machine-ID classifier,
+   and ``spectrogram``, the CNN classifier), split into their fits, their saved models and the rest (scoring the
+   training clips; a classifier's inputs and zero-shot bank), plus what the kinds share.
 2. **The cells**, on one target at full size (``--target``, fan/id_00: 1,000 + 250 one-channel clips, the other 15
    machines at ``--source-scale``, which gives them the 32 training clips ``statistics.source_clips`` reads): every
    cell of that target in every version (368 cells), each timed by the family of its method
@@ -28,13 +29,16 @@ the fits that grow with them, in two parts, each piece timed on its own (`GridLo
 PROJECTION to the full grid with the YAMLs' epochs, one rule per piece:
 
 - a fit costs ``fixed + samples / rate``, its samples being rows x epochs, the epochs scaled to the YAML's
-  (``fit.epochs``, ``transfer.epochs``, ``embedding.epochs``; ``embedding.finetune_epochs`` runs as is). A pretraining
+  (``fit.epochs``, ``transfer.epochs``, ``embedding.epochs``, ``spectrogram.epochs``; ``embedding.finetune_epochs``
+  runs as is). A pretraining
   fit's rows are scaled by the growth of the training clips (about 1 / scale); a cell's rows are full-size already.
   The rates are measured here with large fits of the grid's own models and settings: the autoencoder in RAM,
   streamed, or streamed with its frames on the device, whichever path its set takes at full size (a set over
-  ``fit.max_in_memory_mb`` is streamed; `common.models.compiled_fit.device_frames`), the classifier through
-  `common.models.classifier.train_classifier` (its own per-epoch and per-fit costs); the autoencoder's fixed cost per
-  fit from the line through the run's fits;
+  ``fit.max_in_memory_mb`` is streamed; `common.models.compiled_fit.device_frames`), the classifiers through their own
+  training functions (`common.models.classifier.train_classifier`, `common.models.spec_classifier.
+  train_spec_classifier`; each with its per-epoch and per-fit costs); the autoencoder's fixed cost per fit from the
+  line through the cells' fits that compiled nothing (a fit of a new model or data size compiles: once per
+  process, as measured);
 - a saved pretrained model costs what it costs here (the number of models does not grow); the rest of a pretraining
   is a line in the clips per machine through the two scales (its intercept does not grow, its slope does);
 - a cell's pieces were measured at full size: x the targets (16); SoundNet's first call of each network (weights,
@@ -48,8 +52,9 @@ thread each, the way to use a 2-core machine fully: the rates of N one-core proc
 measured (``--child-rate``), the work is spread evenly over the workers, SoundNet runs at its one-core rate and the
 rest slower on one core by the ratio of the autoencoder's in-RAM rates.
 
-EFFECTIVE TRAINING: the floating-point operations of every fit of the full grid (each model's own per sample:
-forward 2 x its weights, backward 4 x its trainable weights) over the projected seconds of the whole grid, as a
+EFFECTIVE TRAINING: the floating-point operations of every fit of the full grid (each model's own per sample: for
+the dense networks forward 2 x its weights, backward 4 x its trainable weights; for the CNN 3 x its forward pass as
+XLA counts it) over the projected seconds of the whole grid, as a
 fraction of the machine's arithmetic ceiling measured in the same run (`bench_ceiling.py`: the best float32 matmul,
 measured again beside the rate fits; the larger of that and ``--ceiling-gflops`` counts); target at least half. For
 the autoencoder without frozen layers this is its training samples/s over the ceiling's (6 x 50,760 operations).
@@ -74,8 +79,10 @@ TARGET_HOURS = 2.0  # issue 32: the full-MIMII grid with every family on one 2-c
 TARGET_FIXED_S = 0.1  # issue 17: per-fit fixed cost
 TARGET_FRACTION = 0.5  # issues 17 and 32: the grid's effective training, of the ceiling
 IN_RAM, STREAMED, FRAMES = "in RAM", "streamed", "streamed, frames on the device"  # the autoencoder's paths
-CLASSIFIER, SOUNDNET = "classifier", "soundnet"
+CLASSIFIER, SPEC, SOUNDNET = "classifier", "spectrogram classifier", "soundnet"  # the machine-ID classifiers
 AE = "autoencoder"
+CLASSIFIERS = (CLASSIFIER, SPEC)  # trained through Keras' fit, one epoch at a time: rate, per-epoch and per-fit costs
+KIND_NAMES = {"embedding": "embedding (machine-ID classifier)", "spectrogram": "spectrogram (CNN classifier)"}
 
 
 def grid_experiment(methods: list[str]) -> dict:
@@ -132,6 +139,7 @@ class Fit:
     flops: float
     target_rows: int = 0
     frames_bytes: int | None = None  # a set of stacked frames: the bytes of its frames (`VectorSet.frames`)
+    first: bool = False  # the first fit of its model, frozen layers and device size in the process: it compiled
 
     @property
     def samples(self) -> int:
@@ -161,6 +169,8 @@ def model_flops(arch: dict, freeze=()) -> float:
     import numpy as np
 
     key = (json.dumps(arch, sort_keys=True), tuple(freeze))
+    if key not in _FLOPS and arch.get("kind") == "spec_classifier":
+        _FLOPS[key] = 3.0 * forward_flops(arch)
     if key not in _FLOPS:
         from common.models.classifier import build_classifier
         from common.models.kinds import build_model
@@ -173,6 +183,24 @@ def model_flops(arch: dict, freeze=()) -> float:
         trainable = sum(int(np.prod(w.shape)) for layer in layers for w in layer.trainable_weights)
         _FLOPS[key] = 2.0 * total + 4.0 * trainable
     return _FLOPS[key]
+
+
+def forward_flops(arch: dict, batch: int = 64) -> float:
+    """Floating-point operations of one sample's forward pass through the spectrogram classifier of `arch`, as XLA
+    counts them in the compiled program (convolutions reuse their weights: 2 x weights undercounts them)."""
+    import jax
+    import numpy as np
+
+    from common.models.spec_classifier import build_spec_classifier
+
+    model = build_spec_classifier(arch)
+    x = np.zeros((batch, *model.input_shape[1:]), dtype=np.float32)
+    trainable = [v.value for v in model.trainable_variables]
+    fixed = [v.value for v in model.non_trainable_variables]
+    call = jax.jit(lambda t, n, x: model.stateless_call(t, n, x, training=True)[0])
+    cost = call.lower(trainable, fixed, x).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"]) / batch
 
 
 class GridLog:
@@ -192,8 +220,11 @@ class GridLog:
         self.units: list[tuple[str, str, float]] = []  # (stage, part, seconds) of each pretraining job or cell
         self.saves: list[tuple[str, str, float]] = []  # (stage, family, seconds) of storing a cell's row and files
         self.writes: list[tuple[str, str, float]] = []  # (stage, "", seconds) of rewriting results.csv / scores.csv
+        self.distances: list[tuple[str, str, float]] = []  # (stage, family, seconds) of Mahalanobis distances
+        self.covariances: list[tuple[str, str, float]] = []  # (stage, family, seconds) of Ledoit-Wolf covariances
         self._saved: list[tuple[object, str, object]] = []
         self._fresh: set[int] = set()
+        self._compiled: set[tuple] = set()  # (arch, frozen layers, device rows) of the autoencoder fits so far
 
     def _patch(self, owner, name: str, make) -> None:
         original = getattr(owner, name, None)
@@ -235,6 +266,9 @@ class GridLog:
         import common.experiment.pretrain_classifier as pretrain_classifier
         import common.methods.registry  # noqa: F401 (every family, so that their imports are patched too)
         import common.models.classifier as classifier
+        import common.models.spec_classifier as spec_classifier
+        import common.scoring.mahalanobis as mahalanobis
+        from common.models.compiled_fit import padded_rows
         import common.models.sound_embeddings as sound_embeddings
         from common.features.vectorset import VectorSet
         from common.methods.catalog import METHOD_FAMILY
@@ -251,12 +285,16 @@ class GridLog:
             def wrapped(trainer, arch, weights, x, **kw):
                 count = x.frame_count() if isinstance(x, VectorSet) else None
                 frames_bytes = None if count is None else count * x.frame_width * x.dtype.itemsize
+                shape = (json.dumps(arch, sort_keys=True), tuple(kw.get("freeze", ())), padded_rows(len(x)))
+                first = shape not in self._compiled
+                self._compiled.add(shape)
                 start = time.perf_counter()
                 out = original(trainer, arch, weights, x, **kw)
                 self.fits.append(Fit(self.stage, self.part, AE, "scratch" if id(weights) in self._fresh else "transfer",
                                      time.perf_counter() - start, validation_rows(len(x), kw.get("validation_split", 0.0)),
                                      kw["epochs"], self.budget, x.nbytes if isinstance(x, VectorSet) else None,
-                                     model_flops(arch, kw.get("freeze", ())), frames_bytes=frames_bytes))
+                                     model_flops(arch, kw.get("freeze", ())), frames_bytes=frames_bytes,
+                                     first=first))
                 return out
             return wrapped
 
@@ -268,6 +306,15 @@ class GridLog:
                 self.fits.append(Fit(self.stage, self.part, CLASSIFIER, "pretrain" if weights is None else "finetune",
                                      time.perf_counter() - start, len(x), kw["epochs"], self.budget, None,
                                      model_flops(arch, kw.get("freeze", ())), target_rows=new_class))
+                return out
+            return wrapped
+
+        def train_spec(original):
+            def wrapped(arch, x, labels, **kw):
+                start = time.perf_counter()
+                out = original(arch, x, labels, **kw)
+                self.fits.append(Fit(self.stage, self.part, SPEC, "pretrain", time.perf_counter() - start, len(x),
+                                     kw["epochs"], self.budget, None, model_flops(arch)))
                 return out
             return wrapped
 
@@ -311,11 +358,14 @@ class GridLog:
         self._patch(Trainer, "init_weights", init_weights)
         self._patch(Trainer, "fit", fit)
         self._patch_everywhere(classifier.train_classifier, train_classifier)
+        self._patch_everywhere(spec_classifier.train_spec_classifier, train_spec)
         self._patch(sound_embeddings, "_embed", embed)
         self._patch(pretrain, "_pretrain_one", pretrain_one)
         self._patch(grid, "run_cell", run_cell)
         self._patch(grid, "_save", save)
         self._patch(grid, "_write", self._timed(self.writes))
+        self._patch(mahalanobis, "mahalanobis", self._timed(self.distances))
+        self._patch(mahalanobis, "ledoit_wolf", self._timed(self.covariances))
         for owner in (pretrain, pretrain_classifier):
             self._patch(owner, "save_model", self._timed(self.models))
         return self
@@ -348,9 +398,9 @@ class GridLog:
         return sum(found), len(found)
 
     def _line_fits(self) -> list[Fit]:
-        """The autoencoder's fits of the cells (of every stage when there are none)."""
+        """The autoencoder's fits of the cells that compiled nothing (of every stage when there are none)."""
         fits = [f for f in self.fits if f.model == AE]
-        return [f for f in fits if f.stage.startswith("transfer")] or fits
+        return [f for f in fits if f.stage.startswith("transfer") and not f.first] or fits
 
     def line(self) -> tuple[float, float]:
         """(intercept seconds, seconds per sample) of the least-squares line seconds vs samples over the
@@ -386,7 +436,7 @@ def grid_configs(work: Path, root: Path, versions, *, methods: list[str], epochs
     copy_versions(work, versions)
     data = {"root": str(root), "cache_dir": str(work / "cache")}
     overrides = {"data": data, "fit": {"epochs": epochs}, "transfer": {"epochs": transfer_epochs},
-                 "embedding": {"epochs": classifier_epochs},
+                 "embedding": {"epochs": classifier_epochs}, "spectrogram": {"epochs": classifier_epochs},
                  "output": {"scratch_dir": str(work / "scratch")}, "experiment": grid_experiment(methods)}
     own = load_config(work / f"Version{versions[0][1:]}" / f"make_pretrain_{versions[0]}.yaml",
                       overrides={"data": data})
@@ -409,7 +459,7 @@ def timed_stage(rows: list, log: GridLog, name: str, call, parts: tuple[str, ...
         if not count:
             continue
         label = f"{name} {part}"
-        fits = {m: sum(f.seconds for f in log.select(name, part, m)) for m in (AE, CLASSIFIER)}
+        fits = {m: sum(f.seconds for f in log.select(name, part, m)) for m in (AE, *CLASSIFIERS)}
         embeds = sum(e.seconds for e in log.embeds if e.stage == name and e.part == part)
         models, n_models = log.total(log.models, name, part)
         for model, seconds in fits.items():
@@ -575,37 +625,83 @@ def measure_rates(cfg, *, vectors: int, epochs: int, repeat: int) -> dict[str, t
     return out
 
 
-def measure_classifier(cfg, *, rows: int, epochs: int, repeat: int, n_classes: int = 12) -> dict[str, float]:
-    """The classifier's training through `train_classifier`, with `cfg`'s ``embedding`` settings: samples/s of a
-    large fit (net of its per-epoch cost) and the per-epoch cost (two small fits of 1 and 6 epochs)."""
+def measure_classifier(cfg, network: str, *, rows: int, epochs: int, repeat: int,
+                       n_classes: int = 12) -> dict[str, float]:
+    """A classifier's training through its own function (`network`: CLASSIFIER or SPEC), with `cfg`'s settings:
+    samples/s of a large fit (net of its per-epoch cost), the per-epoch cost (two small fits of 1 and 6 epochs) and
+    its operations per sample."""
     import numpy as np
 
-    from common.experiment.pretrain_classifier import architecture_of
+    from common.experiment.pretrain_classifier import architecture_of, spec_architecture_of
     from common.models.classifier import model_input_dim, train_classifier
+    from common.models.spec_classifier import build_spec_classifier, train_spec_classifier
 
-    e = cfg.embedding
-    arch = architecture_of(cfg, cfg.feature.n_mels * cfg.feature.frames, n_classes)
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(rows, model_input_dim(arch))).astype(np.float32)
+    input_dim = cfg.feature.n_mels * cfg.feature.frames
+    if network == CLASSIFIER:
+        e = cfg.embedding
+        arch = architecture_of(cfg, input_dim, n_classes)
+        x = rng.normal(size=(rows, model_input_dim(arch))).astype(np.float32)
+
+        def fit(n: int, n_epochs: int) -> None:
+            train_classifier(arch, None, x[:n], y[:n], epochs=n_epochs, batch_size=e.batch_size,
+                             learning_rate=e.learning_rate, mixup=e.mixup, seed=0)
+    else:
+        sp = cfg.spectrogram
+        arch = spec_architecture_of(cfg, input_dim, n_classes)
+        x = rng.normal(size=(rows, *build_spec_classifier(arch).input_shape[1:])).astype(np.float32)
+
+        def fit(n: int, n_epochs: int) -> None:
+            train_spec_classifier(arch, x[:n], y[:n], epochs=n_epochs, batch_size=sp.batch_size,
+                                  learning_rate=sp.learning_rate, mixup=sp.mixup, seed=0)
     y = rng.integers(0, n_classes, size=rows).astype(np.int64)
-    kw = dict(batch_size=e.batch_size, learning_rate=e.learning_rate, mixup=e.mixup, seed=0)
 
     def best(n: int, n_epochs: int) -> float:
-        train_classifier(arch, None, x[:n], y[:n], epochs=1, **kw)  # compile, trace these shapes
+        fit(n, 1)  # compile, trace these shapes
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
-            train_classifier(arch, None, x[:n], y[:n], epochs=n_epochs, **kw)
+            fit(n, n_epochs)
             times.append(time.perf_counter() - start)
         return min(times)
 
-    small = min(2000, rows)
+    small = min(2000 if network == CLASSIFIER else 256, rows)
     one, six = best(small, 1), best(small, 6)
     large = best(rows, epochs)
     gross = rows * epochs / large
     per_epoch = max((six - one - 5 * small / gross) / 5, 0.0)
     return {"rate": rows * epochs / max(large - epochs * per_epoch, 1e-9), "per_epoch": per_epoch,
             "flops": model_flops(arch)}
+
+
+def mahalanobis_before(rows: int = 50000, dim: int = 320, repeat: int = 1) -> dict[str, float]:
+    """Seconds of the code before issue 32 over today's, on one array of `rows` x `dim` residuals: the distances
+    (a three-operand einsum) and the Ledoit-Wolf covariance (``LedoitWolf().fit``, with its discarded precision)."""
+    import numpy as np
+    from sklearn.covariance import LedoitWolf
+    from threadpoolctl import threadpool_limits
+
+    from common.scoring.mahalanobis import fit_gaussian, ledoit_wolf, mahalanobis
+
+    x = np.random.default_rng(0).normal(size=(rows, dim))
+    g = fit_gaussian(x[:4000])
+
+    def einsum() -> np.ndarray:
+        d = x - g.mean
+        return np.einsum("ij,jk,ik->i", d, g.precision, d)
+
+    def best(func) -> float:
+        func()
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            func()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    with threadpool_limits(limits=1, user_api="blas"):  # as fit_gaussian runs them
+        lw = best(lambda: LedoitWolf().fit(x)) / best(lambda: ledoit_wolf(x))
+    return {"distances": best(einsum) / best(lambda: mahalanobis(g, x)), "covariances": lw}
 
 
 def measure_soundnet(root: Path, cfg, *, clips: int) -> float:
@@ -630,9 +726,11 @@ def measure_soundnet(root: Path, cfg, *, clips: int) -> float:
 def all_rates(args: argparse.Namespace, cfg, root: Path) -> dict:
     """Every rate of the projection, measured in this process."""
     return {"ae": measure_rates(cfg, vectors=args.rate_vectors, epochs=args.rate_epochs, repeat=args.rate_repeat),
-            CLASSIFIER: measure_classifier(cfg, rows=args.classifier_rows, epochs=args.rate_epochs,
+            CLASSIFIER: measure_classifier(cfg, CLASSIFIER, rows=args.classifier_rows, epochs=args.rate_epochs,
                                            repeat=args.rate_repeat),
-            SOUNDNET: measure_soundnet(root, cfg, clips=args.soundnet_clips)}
+            SPEC: measure_classifier(cfg, SPEC, rows=args.spec_rows, epochs=args.rate_epochs, repeat=args.rate_repeat),
+            SOUNDNET: measure_soundnet(root, cfg, clips=args.soundnet_clips),
+            "mahalanobis before": mahalanobis_before()}
 
 
 def worker_rates(args: argparse.Namespace, workers: int, root: Path) -> dict:
@@ -645,6 +743,7 @@ def worker_rates(args: argparse.Namespace, workers: int, root: Path) -> dict:
 
     cmd = [sys.executable, __file__, "--rate-vectors", str(args.rate_vectors), "--rate-epochs", str(args.rate_epochs),
            "--rate-repeat", str(args.rate_repeat), "--classifier-rows", str(args.classifier_rows),
+           "--spec-rows", str(args.spec_rows),
            "--soundnet-clips", str(args.soundnet_clips), "--backend", args.backend, "--root", str(root),
            "--child-rate"]
     procs = [subprocess.Popen(cmd + [str(core)], stdout=subprocess.PIPE, text=True) for core in range(workers)]
@@ -652,7 +751,7 @@ def worker_rates(args: argparse.Namespace, workers: int, root: Path) -> dict:
     if any(proc.returncode for proc in procs):
         raise SystemExit("a --child-rate process failed")
     return {"ae": {k: max((tuple(r["ae"][k]) for r in results), key=lambda ts: ts[0]) for k in results[0]["ae"]},
-            CLASSIFIER: min((r[CLASSIFIER] for r in results), key=lambda c: c["rate"]),
+            **{c: min((r[c] for r in results), key=lambda rate: rate["rate"]) for c in CLASSIFIERS},
             SOUNDNET: max(r[SOUNDNET] for r in results)}
 
 
@@ -705,7 +804,7 @@ class Model:
     fixed: float  # autoencoder, per fit
     ae_rates: dict[str, float]  # samples/s on each path
     max_bytes: int
-    classifier: dict[str, float]  # rate, per_epoch, fixed
+    classifiers: dict[str, dict[str, float]]  # per classifier: rate, per_epoch, fixed
     soundnet: float  # seconds per clip where the projection runs (one core per worker, or the whole machine)
     soundnet_here: float  # seconds per clip in the process that ran the cells (what their calls are net of)
     source_clips: int
@@ -719,15 +818,15 @@ def project_fit(f: Fit, m: Model) -> tuple[float, float, str]:
     full-size cell's."""
     pretraining = f.stage.startswith("pretrain")
     grows = train_growth(m.scale) if pretraining else 1.0
-    if f.model == CLASSIFIER:
+    if f.model in CLASSIFIERS:
         if f.kind == "pretrain":
-            rows, epochs = f.rows * grows, f.epochs * (m.epoch_factor[CLASSIFIER] if pretraining else 1.0)
+            rows, epochs = f.rows * grows, f.epochs * (m.epoch_factor[f.model] if pretraining else 1.0)
         else:  # embed_finetune: the budget's rows as they are, the replayed source clips up to statistics.source_clips
             rows = f.target_rows + (f.rows - f.target_rows) * source_growth(m.source_scale, m.source_clips)
             epochs = f.epochs
-        c = m.classifier
+        c = m.classifiers[f.model]
         samples = rows * epochs
-        return samples, c["fixed"] + epochs * c["per_epoch"] + samples / c["rate"], CLASSIFIER
+        return samples, c["fixed"] + epochs * c["per_epoch"] + samples / c["rate"], f.model
     samples = f.samples * m.epoch_factor[f.kind] * grows
     path = IN_RAM
     if f.set_bytes is not None and f.set_bytes * grows > m.max_bytes:
@@ -770,12 +869,15 @@ def project(rows: list, logs: dict[str, GridLog], m: Model, *, second: dict | No
             fits = logs[what[1].split()[0]].select(*what[1:])
             each = [project_fit(f, m) for f in fits]
             times = 1 if what[1].startswith("pretrain") else targets
-            projected = times * sum(p[1] for p in each)
+            # A cell fit that compiled (a new model or device size) compiles once per process, not once per target.
+            compiles = sum(max(f.seconds - m.fixed - f.samples / m.ae_rates[p[2]], 0.0) for f, p in zip(fits, each)
+                           if f.first and times > 1)
+            projected = times * sum(p[1] for p in each) + compiles * m.workers
             samples = times * sum(p[0] for p in each)
             flops = times * sum(p[0] * f.flops for p, f in zip(each, fits))
-            paths = {path: sum(p[2] == path for p in each) for path in (IN_RAM, STREAMED, FRAMES, CLASSIFIER)}
+            paths = {path: sum(p[2] == path for p in each) for path in (IN_RAM, STREAMED, FRAMES, *CLASSIFIERS)}
             note = (f"{samples:,.0f} samples, " + ", ".join(f"{n} {k}" for k, n in paths.items() if n)
-                    + ("" if times == 1 else f"; x {times} targets"))
+                    + ("" if times == 1 else f"; x {times} targets, compiles {compiles:.1f} s once"))
         elif kind == "embeds":
             calls = [e for e in logs["transfer"].embeds if e.stage == what[1] and e.part == what[2]]
             clips = sum(e.whole + e.halves / 2 for e in calls)
@@ -806,8 +908,7 @@ def summary_key(label: str) -> str:
     """The row of the summary table a row belongs to: the pretraining kind, the family, or the grid's own work."""
     head = label.split(":")[0].split()
     if head[0] == "pretrain":
-        return f"pretraining: {'classifier' if head[2:] == ['embedding'] else head[2]}" if len(head) > 2 \
-            else "pretraining: machines, lock"
+        return f"pretraining: {KIND_NAMES.get(head[2], head[2])}" if len(head) > 2 else "pretraining: machines, lock"
     if head[0] == "transfer":
         return f"cells: {head[2]} family" if len(head) > 2 else "grid: plan, checks, results.csv"
     return "check + features"
@@ -830,18 +931,22 @@ def model_of(args: argparse.Namespace, own, logs: dict[str, GridLog], rates: dic
              targets: dict[str, int]) -> Model:
     """The projection's `Model` from the runs' fits and the measured `rates` (`here`: SoundNet's seconds per clip
     in the process that ran the cells)."""
-    c, cfg = rates[CLASSIFIER], own
-    fits = [f for log in logs.values() for f in log.fits if f.model == CLASSIFIER]
-    per_fit = max(sum(f.seconds - f.epochs * c["per_epoch"] - f.samples / c["rate"] for f in fits) / len(fits), 0.0) \
-        if fits else 0.0
+    cfg = own
+    classifiers = {}
+    for name in CLASSIFIERS:
+        c = rates[name]
+        fits = [f for log in logs.values() for f in log.fits if f.model == name]
+        per_fit = (sum(f.seconds - f.epochs * c["per_epoch"] - f.samples / c["rate"] for f in fits) / len(fits)
+                   if fits else 0.0)
+        classifiers[name] = {"rate": c["rate"], "per_epoch": c["per_epoch"], "fixed": max(per_fit, 0.0)}
     return Model(scale=args.scale, source_scale=args.source_scale,
                  epoch_factor={"scratch": cfg.fit.epochs / args.epochs,
                                "transfer": cfg.transfer.epochs / args.transfer_epochs,
-                               CLASSIFIER: cfg.embedding.epochs / args.classifier_epochs},
+                               CLASSIFIER: cfg.embedding.epochs / args.classifier_epochs,
+                               SPEC: cfg.spectrogram.epochs / args.classifier_epochs},
                  fixed=fixed, ae_rates=net_rates(rates["ae"], fixed), max_bytes=cfg.fit.max_in_memory_mb * 2**20,
-                 classifier={"rate": c["rate"], "per_epoch": c["per_epoch"], "fixed": per_fit},
-                 soundnet=rates[SOUNDNET], soundnet_here=here, source_clips=cfg.statistics.source_clips,
-                 targets=targets)
+                 classifiers=classifiers, soundnet=rates[SOUNDNET], soundnet_here=here,
+                 source_clips=cfg.statistics.source_clips, targets=targets)
 
 
 def report(args: argparse.Namespace, versions, rows: list, own, logs: dict[str, GridLog], rates: dict,
@@ -871,11 +976,12 @@ def report(args: argparse.Namespace, versions, rows: list, own, logs: dict[str, 
     print(f"autoencoder rates of large fits ({args.rate_vectors:,} vectors x {args.rate_epochs} epochs, net of the fixed "
           f"cost): " + ", ".join(f"{k} {r:,.0f} samples/s ({100 * r / ceiling:.1f} % of ceiling)"
                                  for k, r in m.ae_rates.items()))
-    c = m.classifier
-    print(f"classifier rate ({args.classifier_rows:,} rows x {args.rate_epochs} epochs, train_classifier): "
-          f"{c['rate']:,.0f} samples/s x {rates[CLASSIFIER]['flops']:,.0f} FLOP = "
-          f"{100 * c['rate'] * rates[CLASSIFIER]['flops'] / (gflops * 1e9):.1f} % of ceiling; {1e3 * c['per_epoch']:.1f} "
-          f"ms per epoch, {1e3 * c['fixed']:.0f} ms per fit")
+    for name, rows_fit in ((CLASSIFIER, args.classifier_rows), (SPEC, args.spec_rows)):
+        c = m.classifiers[name]
+        print(f"{name} rate ({rows_fit:,} rows x {args.rate_epochs} epochs, its training function): "
+              f"{c['rate']:,.0f} samples/s x {rates[name]['flops']:,.0f} FLOP = "
+              f"{100 * c['rate'] * rates[name]['flops'] / (gflops * 1e9):.1f} % of ceiling; {1e3 * c['per_epoch']:.1f} "
+              f"ms per epoch, {1e3 * c['fixed']:.0f} ms per fit")
     print(f"SoundNet: {1e3 * m.soundnet:.1f} ms per 10 s clip and network, warm ({args.soundnet_clips} clips each)")
     for row in serial:
         print(f"  {row['label']:58s} {row['seconds']:8.1f} s   projected {row['projected'] / 3600:6.3f} h  ({row['note']})")
@@ -889,11 +995,13 @@ def report(args: argparse.Namespace, versions, rows: list, own, logs: dict[str, 
         local = project(rows, logs, mw, second=second)
         print(f"rates of {n} one-core workers side by side (each; the machine does {n} x): "
               + ", ".join(f"{k} {r:,.0f} samples/s" for k, r in mw.ae_rates.items())
-              + f", classifier {mw.classifier['rate']:,.0f} samples/s, SoundNet {1e3 * mw.soundnet:.1f} ms per clip; "
+              + "".join(f", {name} {mw.classifiers[name]['rate']:,.0f} samples/s" for name in CLASSIFIERS)
+              + f", SoundNet {1e3 * mw.soundnet:.1f} ms per clip; "
               f"the rest {slower:.2f}x slower on one core")
     print_summary(serial, local, gflops=gflops, workers=args.workers)
     print_targets(cells, serial, local, fixed=fixed, how=how, gflops=gflops, ceiling=ceiling, own=own,
                   workers=args.workers)
+    print_mahalanobis(cells, rates, targets)
     if FRAMES in m.ae_rates:  # the same run without holding streamed sets as frames (issue 32's change)
         before = {}
         for label, model in (("serial", m), ("local", mw)):
@@ -905,6 +1013,20 @@ def report(args: argparse.Namespace, versions, rows: list, own, logs: dict[str, 
               "epoch), same run: " + "; ".join(
                   f"{label} {t / 3600:.2f} h, effective training {100 * f / t / (gflops * 1e9):.1f} % of ceiling"
                   for label, (t, f) in before.items()))
+
+
+def print_mahalanobis(log: GridLog, rates: dict, targets: dict[str, int]) -> None:
+    """The cells' Mahalanobis distances and Ledoit-Wolf covariances at full size, and what the code before issue 32
+    would have taken for them (the same calls x the ratio measured in this run on a 50,000 x 320 array)."""
+    ratio = rates["mahalanobis before"]
+    now = before = 0.0
+    for name, calls in (("distances", log.distances), ("covariances", log.covariances)):
+        here = sum(s * targets.get(st.split()[1], 16) for st, _, s in calls if st.startswith("transfer"))
+        now, before = now + here, before + here * ratio[name]
+        print(f"Mahalanobis {name} in the cells, projected serial: {here / 3600:.3f} h ({len(calls)} calls for one "
+              f"target); with the code before issue 32 (x {ratio[name]:.1f}, measured in this run): "
+              f"{here * ratio[name] / 3600:.3f} h")
+    print(f"BEFORE the Mahalanobis changes (serial, the rest alike): + {(before - now) / 3600:.2f} h")
 
 
 def print_summary(serial: list[dict], local: list[dict] | None, *, gflops: float, workers: int) -> None:
@@ -950,7 +1072,8 @@ def print_targets(log: GridLog, serial: list[dict], local: list[dict] | None, *,
               f"ceiling; autoencoder samples {ae:,.0f} = {ae / total:,.0f} samples/s over the whole grid = "
               f"{100 * ae / total / ceiling:.1f} % of {ceiling:,.0f})")
         print(f"PROJECTION [{label.split(',')[0]}] to the full MIMII grid, every method, with fit.epochs "
-              f"{own.fit.epochs}, transfer.epochs {own.transfer.epochs}, embedding.epochs {own.embedding.epochs}: "
+              f"{own.fit.epochs}, transfer.epochs {own.transfer.epochs}, embedding.epochs {own.embedding.epochs}, "
+              f"spectrogram.epochs {own.spectrogram.epochs}: "
               f"{total / 3600:.2f} h (target <= {TARGET_HOURS:g} h on one 2-core machine: "
               f"{met[total <= TARGET_HOURS * 3600]})")
 
@@ -987,6 +1110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-vectors", type=int, default=100_000, help="vectors of the rate fits (default: 100000)")
     parser.add_argument("--classifier-rows", type=int, default=50_000,
                         help="rows of the classifier's rate fit (default: 50000)")
+    parser.add_argument("--spec-rows", type=int, default=4000,
+                        help="patches of the spectrogram classifier's rate fit (default: 4000)")
     parser.add_argument("--soundnet-clips", type=int, default=16, help="clips of the SoundNet rate (default: 16)")
     parser.add_argument("--rate-epochs", type=int, default=3, help="epochs of the rate fits (default: 3)")
     parser.add_argument("--rate-repeat", type=int, default=2, help="timed rate fits each; the best counts (default: 2)")

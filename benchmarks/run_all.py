@@ -80,9 +80,11 @@ def plan(args: argparse.Namespace, root: Path, scale: float, ceiling: list[str])
         ("bench_backends.py", size),
         ("bench_memory.py", ["--root", str(root), "--scales", f"{scale / 2:g},{scale:g}"]),
         ("bench_grid.py", ["--root", str(root), "--scale", f"{scale / 2:g}"] + backend + ceiling
-         + (["--versions", "v1", "--methods", "scratch,transfer,lw_transfer,embed_knn,sound_knn", "--rest-scale", "0",
+         + (["--versions", "v2", "--methods", "scratch,transfer,lw_transfer,embed_knn,spec_two_bank,sound_knn",
+             "--rest-scale", "0",
              "--epochs", "1", "--transfer-epochs", "1", "--classifier-epochs", "1", "--rate-vectors", "20000",
-             "--classifier-rows", "5000", "--soundnet-clips", "4", "--rate-epochs", "1", "--rate-repeat", "1"]
+             "--classifier-rows", "5000", "--spec-rows", "300", "--soundnet-clips", "4", "--rate-epochs", "1",
+             "--rate-repeat", "1"]
             if args.quick else [])),
         ("bench_mahalanobis.py", ["--rows", "2472", "--fits", "4", "--repeat", "1"] if args.quick else []),
     ]
