@@ -1080,8 +1080,8 @@ def print_targets(log: GridLog, serial: list[dict], local: list[dict] | None, *,
 
 def data_root(args: argparse.Namespace, parser: argparse.ArgumentParser, tmp: Path) -> tuple[Path, float | None]:
     """(the data root at `--scale`, seconds it took to write or None when `--root` was given)."""
-    if args.root is None:
-        return tmp / "data", make_dataset(tmp / "data", args.scale)
+    if args.root is None:  # one channel: the grid reads channel 0 only, and an eighth of the disk
+        return tmp / "data", make_dataset(tmp / "data", args.scale, channels=1)
     top = dataset_scale(args.root)
     if top + 1e-9 < args.scale:
         parser.error(f"{args.root} is at scale {top:g}, below --scale {args.scale:g}")
