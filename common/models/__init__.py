@@ -3,6 +3,7 @@
     `kinds`        MODEL_KINDS: each kind's build, description and load hooks
     `autoencoder`  the dense autoencoder and the identity model of the methods without a network
     `classifier`   the machine-ID classifier (AdaCos/ArcFace head) and its inference-only embedder
+    `layers`       Keras layers more than one network holds (Standardize)
     `inference`    a model's outputs for many rows, in batches of direct calls
     `spec_classifier` the spectrogram classifier (log-mel CNN + spectrum branch, sub-cluster AdaCos) and its embedder
     `saved`        Sidecar, save/load/copy of a model file, its head arrays

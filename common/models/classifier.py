@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from common.models.layers import Standardize
 from common.models.inference import outputs
 from common.errors import DataError, ModelError
 from common.models.train import freeze_layers, set_seed, steps_per_execution
@@ -109,19 +110,6 @@ class CosineHead(layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "n_classes": self.n_classes}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class Standardize(layers.Layer):
-    """``(x - mean) * inv_std`` with fixed per-feature statistics (set from the pretraining data, not trained)."""
-
-    def build(self, input_shape) -> None:
-        dim = int(input_shape[-1])
-        self.mean = self.add_weight(name="mean", shape=(dim,), initializer="zeros", trainable=False)
-        self.inv_std = self.add_weight(name="inv_std", shape=(dim,), initializer="ones", trainable=False)
-
-    def call(self, inputs):
-        return (inputs - self.mean) * self.inv_std
 
 
 # --------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from common.models.layers import Standardize
 from common.errors import DataError, ModelError
 from common.models.train import set_seed, steps_per_execution
 
@@ -112,23 +113,6 @@ class SubClusterLoss(keras.losses.Loss):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "n_classes": self.n_classes, "sub_clusters": self.sub_clusters,
                 "scale": self.scale}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class Standardize(layers.Layer):
-    """``(x - mean) * inv_std`` per band, statistics fixed from the pretraining patches (set, not trained).
-
-    The dense classifier's layer of the same name (`common.models.classifier`), kept here so that this module does
-    not import that one (the longest import chain stays within `tests/test_code_shape.py`'s bound).
-    """
-
-    def build(self, input_shape) -> None:
-        dim = int(input_shape[-1])
-        self.mean = self.add_weight(name="mean", shape=(dim,), initializer="zeros", trainable=False)
-        self.inv_std = self.add_weight(name="inv_std", shape=(dim,), initializer="ones", trainable=False)
-
-    def call(self, inputs):
-        return (inputs - self.mean) * self.inv_std
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
