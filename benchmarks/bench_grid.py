@@ -1072,7 +1072,7 @@ def print_targets(log: GridLog, serial: list[dict], local: list[dict] | None, *,
         print(f"  (fits alone: {fit_seconds / 3600:.2f} h, {100 * flops / fit_seconds / (gflops * 1e9):.1f} % of "
               f"ceiling; autoencoder samples {ae:,.0f} = {ae / total:,.0f} samples/s over the whole grid = "
               f"{100 * ae / total / ceiling:.1f} % of {ceiling:,.0f})")
-        print(f"PROJECTION [{label.split(',')[0]}] to the full MIMII grid, every method, with fit.epochs "
+        print(f"PROJECTION [{label.split(',')[0]}] to the full MIMII grid, the methods above, with fit.epochs "
               f"{own.fit.epochs}, transfer.epochs {own.transfer.epochs}, embedding.epochs {own.embedding.epochs}, "
               f"spectrogram.epochs {own.spectrogram.epochs}: "
               f"{total / 3600:.2f} h (target <= {TARGET_HOURS:g} h on one 2-core machine: "
