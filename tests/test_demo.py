@@ -99,7 +99,8 @@ def test_the_dcase_demo_runs_in_its_own_workspace_without_v2_on_a_first_shot_set
     groups = _by_methods(("v1", "v2"), DEMO_OVERRIDES, find_dcase_machines(root2020))  # v2: the other ID, one class
     assert [versions for versions, _ in groups] == [("v2",), ("v1",)]
     assert "embed_knn" not in groups[0][1]["experiment"]["methods"] and groups[1][1] == DEMO_OVERRIDES
-    assert "v2 run without embed_zero_shot / embed_knn: a source set of one machine" in capsys.readouterr().out
+    assert "v2 run without embed_zero_shot / embed_knn / embed_fusion: a source set of one machine" in \
+        capsys.readouterr().out
     import pytest
 
     from common.errors import DataError

@@ -203,7 +203,8 @@ def test_every_methods_model_scores_new_files_as_the_run_did(families, tmp_path)
     (cfg, results), _, _ = families
     scores = pd.read_csv(cfg.output.result_dir / "scores.csv")
     for method in ("transfer_mahalanobis", "lw_scratch", "lw_transfer", "logmel_knn", "logmel_two_bank", "embed_knn",
-                   "embed_finetune", "spec_two_bank", "sound_random_knn", "sound_knn"):
+                   "embed_finetune", "spec_two_bank", "sound_random_knn", "sound_knn", "fusion_scratch",
+                   "fusion_transfer", "embed_fusion"):
         row = results[(results["method"] == method) & (results["budget"] == "2")].iloc[0]
         mine = scores[(scores[["target_type", "target_id", "source", "method", "budget"]].astype(str)
                        == [row["target_type"], row["target_id"], row["source"], method, "2"]).all(axis=1)]
@@ -213,6 +214,36 @@ def test_every_methods_model_scores_new_files_as_the_run_did(families, tmp_path)
         assert code == 0, text
         got = pd.read_csv(out).set_index("path").loc[mine["path"], "score"].to_numpy()
         np.testing.assert_allclose(got, mine["score"].to_numpy(), rtol=1e-4, err_msg=method)
+
+
+def test_a_fused_rows_scores_are_its_parts_rows_scores_normalised_on_their_training_clips_and_summed(families):
+    from common.data.names import row_model_path
+    from common.methods.catalog import METHODS_CATALOG
+    from common.models.saved import Sidecar
+    from common.scoring.fusion import normaliser
+
+    (cfg, results), _, _ = families
+    scores = pd.read_csv(cfg.output.result_dir / "scores.csv", dtype={"budget": str})
+    key = ["target_type", "target_id", "budget", "seed"]
+    fused = [n for n, info in METHODS_CATALOG.items() if info.parts]
+    assert fused == ["embed_fusion", "fusion_scratch", "fusion_transfer"]
+    checked = 0
+    for _, row in results[results["method"].isin(fused)].iterrows():
+        same = (results[key].astype(str) == row[key].astype(str)).all(axis=1)
+        total, parts = 0.0, Sidecar.read(row_model_path(cfg.output.result_dir, row)).scorer["parts"]
+        for name, part in zip(METHODS_CATALOG[row["method"]].parts, parts):
+            part_row = results[same & (results["method"] == name)
+                               & results["source"].isin([row["source"], "none"])].iloc[0]
+            train = Sidecar.read(row_model_path(cfg.output.result_dir, part_row)).train_scores
+            assert (part["method"], part["mean"], part["scale"]) == (name, *normaliser(train))
+            mine = scores[(scores[key + ["source", "method"]].astype(str)
+                           == [*part_row[key].astype(str), part_row["source"], name]).all(axis=1)]
+            total = total + (mine["score"].to_numpy() - part["mean"]) / part["scale"]
+        mine = scores[(scores[key + ["source", "method"]].astype(str)
+                       == [*row[key].astype(str), row["source"], row["method"]]).all(axis=1)]
+        np.testing.assert_allclose(mine["score"].to_numpy(), total, rtol=1e-9, atol=1e-9, err_msg=row["method"])
+        checked += 1
+    assert checked == len(results[results["method"].isin(fused)]) > 0
 
 
 def test_embed_zero_shot_exports_the_pretrained_classifier_with_its_source_bank(families, tmp_path):
@@ -226,21 +257,26 @@ def test_embed_zero_shot_exports_the_pretrained_classifier_with_its_source_bank(
     assert "distance to the nearest source clip" in (tmp_path / "out" / "MODEL_CARD.md").read_text()
 
 
-def test_spec_two_bank_exports_its_row_model_which_scores_as_the_run_did(families, tmp_path):
+@pytest.mark.parametrize("method, words", [
+    ("spec_two_bank", ("spectrogram classifier", "sub-cluster AdaCos")),
+    ("fusion_transfer", ("sum of transfer_mahalanobis", "lw_transfer (covariance from")),
+    ("embed_fusion", ("sum of embed_knn (machine-ID classifier", "logmel_two_bank")),
+])
+def test_a_new_methods_exported_row_model_scores_as_the_run_did(families, tmp_path, method, words):
     (cfg, results), _, _ = families
     repo = cfg.source.parent.parent
     code, text = run_main(["export", "--repo", str(repo), "--version", "1", "--target", "valve/id_02",
-                           "--method", "spec_two_bank", "--budget", "2", "--out", str(tmp_path / "out")])
+                           "--method", method, "--budget", "2", "--out", str(tmp_path / "out")])
     assert code == 0, text
     exported = sorted((tmp_path / "out").glob("*.keras"))
     assert len(exported) == 1 and exported[0].with_suffix(".head.npz").is_file()
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
-    assert "spectrogram classifier" in card and "sub-cluster AdaCos" in card
-    row = results[(results["method"] == "spec_two_bank") & (results["budget"] == "2")
+    assert all(w in card for w in words), card
+    row = results[(results["method"] == method) & (results["budget"] == "2")
                   & (results["target_type"] == "valve") & (results["target_id"] == "id_02")].iloc[0]
     scores = pd.read_csv(cfg.output.result_dir / "scores.csv")
     mine = scores[(scores[["target_type", "target_id", "source", "method", "budget"]].astype(str)
-                   == ["valve", "id_02", row["source"], "spec_two_bank", "2"]).all(axis=1)]
+                   == ["valve", "id_02", row["source"], method, "2"]).all(axis=1)]
     out = tmp_path / "scores.csv"
     code, text = run_main(["score", "--model", str(exported[0]), *mine["path"], "--csv", str(out)])
     assert code == 0, text

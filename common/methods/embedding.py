@@ -18,6 +18,9 @@
   ``spectrogram`` section), frozen; scored against two banks as ``logmel_two_bank``: the budget's clips
   (SMOTE-enlarged under ``embedding.smote``) and the pretraining's bank of ``statistics.source_clips`` clips of each
   source machine. Both banks always, as its name says: ``embedding.bank`` does not apply.
+- ``embed_fusion``: ``embed_knn`` + ``logmel_two_bank``, each part's scores normalised by the budget clips' own
+  and summed: the classifier's view of IDs and the statistics' view of the spectrum. A fused method is a catalogue
+  row with its ``parts`` (`common.methods.fused`), no function here.
 
 ``embed_knn`` and ``embed_finetune`` score against the same two banks with ``embedding.bank: two_bank`` (the DCASE
 2023-2024 top systems' backend), their source bank the source clips in the pretrained (or fine-tuned) embedding;

@@ -4,6 +4,7 @@
     `knn`          cosine nearest-neighbour distances
     `two_bank`     the few-clip kNN of the field: min over a source and a target bank, SMOTE-enlarged banks
     `mahalanobis`  Gaussians and (selective) Mahalanobis distances
+    `fusion`       several scorers' scores, each normalised on training clips' scores, summed
     `scorer`       a saved model's scorer record -> clip scores (every kind of head)
     `threshold`    the decision threshold from training scores
     `metrics`      AUC, pAUC, precision/recall/F1

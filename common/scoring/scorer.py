@@ -10,6 +10,8 @@ A scorer (``Sidecar.scorer``) is a small dict; its arrays (bank, Gaussians) are 
 - ``gaussian``: the Mahalanobis distance of the clip vector to the nearest of the head's Gaussians.
 - ``residual_gaussian``: the autoencoder's residual of each frame vector, its Mahalanobis distance to
   each Gaussian averaged over the clip, the smallest of them (selective Mahalanobis).
+- ``fusion``: the normalised sum of its ``parts``' scores, each part a scorer of the kinds above with its head
+  arrays under its prefix (`common.scoring.fusion`); at most one part reads the model's network or weights.
 
 A clip vector (``input``) is ``logmel_stats`` (mean and std over frames, `common.features.clipvectors`),
 ``embedding`` (the classifier's clip embedding, `common.models.classifier`), ``spectrogram_embedding`` (the
@@ -28,17 +30,18 @@ from common.features.clipvectors import check_offsets, logmel_stats
 from common.models import spec_classifier
 from common.models.classifier import embed_clips
 from common.errors import ModelError
+from common.scoring.fusion import PART_KEYS, fuse, part_head
 from common.scoring.knn import cosine_knn
 from common.scoring.mahalanobis import from_arrays, selective
 from common.models.inference import outputs
 from common.scoring.reconstruction import clip_scores
 from common.scoring.two_bank import two_bank_scores
 
-SCORERS = ("reconstruction", "knn", "gaussian", "residual_gaussian")
+SCORERS = ("reconstruction", "knn", "gaussian", "residual_gaussian", "fusion")
 CLIP_INPUTS = ("logmel_stats", "embedding", spec_classifier.CLIP_INPUT, "clip_vectors")
 # The head arrays each scorer reads (Gaussians: at least the first one's); reconstruction reads none.
 HEAD_ARRAYS = {"reconstruction": (), "knn": ("bank",), "gaussian": ("mean_0", "precision_0"),
-               "residual_gaussian": ("mean_0", "precision_0")}
+               "residual_gaussian": ("mean_0", "precision_0"), "fusion": ()}
 
 
 def kind(spec: Mapping[str, Any] | None) -> str:
@@ -77,6 +80,8 @@ def check_scorer(spec: Any, head: Mapping[str, np.ndarray], *, sidecar: str) -> 
     k = (spec or {}).get("k", 1)
     if found == "knn" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
         raise ModelError(f"sidecar {sidecar}: the knn scorer's k={k!r} must be a positive integer")
+    if found == "fusion":
+        _check_parts(spec.get("parts"), head, sidecar=sidecar)
     missing = [name for name in HEAD_ARRAYS[found] if name not in head]
     if missing:
         why = ("it records no 'head_sha256' (an edited sidecar, or one of another export), so no head is read"
@@ -85,9 +90,28 @@ def check_scorer(spec: Any, head: Mapping[str, np.ndarray], *, sidecar: str) -> 
                          f"{why}: use the three files NAME.keras, NAME.json and NAME.head.npz saved together")
 
 
+def _check_parts(parts: Any, head: Mapping[str, np.ndarray], *, sidecar: str) -> None:
+    """Refuse a fused scorer's ``parts`` unless it is a list of two or more parts, each a valid scorer on its head."""
+    if not isinstance(parts, list) or len(parts) < 2 or not all(isinstance(p, Mapping) for p in parts):
+        raise ModelError(f"sidecar {sidecar}: the fusion scorer's 'parts' must be a list of two or more objects, "
+                         f"got {parts!r}")
+    for i, part in enumerate(parts):
+        missing = [k for k in PART_KEYS if k not in part]
+        scale = part.get("scale")
+        if missing or not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale > 0:
+            raise ModelError(f"sidecar {sidecar}: part {i} of the fusion scorer needs {list(PART_KEYS)} with a "
+                             f"positive scale, got {dict(part)!r}")
+        if kind(part["scorer"]) == "fusion":
+            raise ModelError(f"sidecar {sidecar}: part {i} of the fusion scorer is itself a fusion")
+        check_scorer(part["scorer"], part_head(head, str(part["prefix"])), sidecar=sidecar)
+
+
 def needs_network(spec: Mapping[str, Any] | None) -> bool:
     """Whether the scorer `spec` runs the model on frame vectors (the others read clip vectors, or its weights)."""
-    return kind(spec) in ("reconstruction", "residual_gaussian")
+    found = kind(spec)
+    if found == "fusion":
+        return any(needs_network(p["scorer"]) for p in spec["parts"])
+    return found in ("reconstruction", "residual_gaussian")
 
 
 def clip_inputs(spec: Mapping[str, Any], weights: Callable[[], list[np.ndarray]], arch: Mapping[str, Any],
@@ -128,6 +152,9 @@ def score_clips(model, arch: Mapping[str, Any], spec: Mapping[str, Any] | None, 
     (default: the model's), so a caller holding the weights builds no Keras model for it.
     """
     found = kind(spec)
+    if found == "fusion":
+        return fuse([score_clips(model, arch, p["scorer"], part_head(head, str(p["prefix"])), vectors, offsets,
+                                 n_mels=n_mels, weights=weights) for p in spec["parts"]], spec["parts"])
     if found == "reconstruction":
         return clip_scores(model, vectors, offsets)
     offsets = check_offsets(vectors, offsets)
