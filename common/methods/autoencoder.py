@@ -143,14 +143,16 @@ def zero_shot(data: CellData) -> Adapted:
 def _fine_tune(data: CellData, freeze: tuple[str, ...]) -> Adapted:
     """The pretrained model fine-tuned on the budget with the `freeze` layers fixed (``transfer.*`` settings).
 
-    Kept in the process's memo: transfer and transfer_mahalanobis of one cell share the fit.
+    Kept in the process's memo, keyed by the freeze too: transfer and transfer_mahalanobis of one cell share the
+    fit even with transfer_frozen's between them (the catalogue's order).
     """
     cell = data.cell
-    key = ("fine_tune", cell.target, cell.source_label, str(cell.budget), cell.seed, tuple(freeze),
-           str(data.pretrained.path), data.pretrained.sidecar.key)
+    this_cell = ("fine_tune", cell.target, cell.source_label, str(cell.budget), cell.seed, str(data.pretrained.path),
+                 data.pretrained.sidecar.key)
+    key = (*this_cell, tuple(freeze))
     if key not in data.memo:
-        for old in [k for k in data.memo if k[0] == "fine_tune"]:
-            del data.memo[old]  # one fine-tuned model at a time: a cell's methods run together
+        for old in [k for k in data.memo if k[0] == "fine_tune" and k[:len(this_cell)] != this_cell]:
+            del data.memo[old]  # only this cell's fine-tuned models (one per freeze): a cell's methods run together
         data.memo[key] = _fit_fine_tune(data, freeze)
     return data.memo[key]
 
