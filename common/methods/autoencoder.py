@@ -32,7 +32,7 @@ from common.features.clipvectors import out_of_sample
 from common.config import Config
 from common.data.dataset import n_channels
 from common.errors import ModelError
-from common.scoring.mahalanobis import fit_gaussian, selective, to_arrays
+from common.scoring.mahalanobis import fit_gaussian, gaussians_without, selective, to_arrays
 from common.scoring.metrics import auc_pauc
 from common.io import digest
 from common.models.saved import Sidecar, load_model, model_problem, read_sidecar
@@ -195,8 +195,11 @@ def transfer_mahalanobis(data: CellData) -> Adapted:
     source = fit_gaussian(source[::max(1, len(source) // MAX_SOURCE_RESIDUALS)])
     vectors, offsets = data.train()
     budget = residuals(model, vectors)
-    train_scores = out_of_sample(lambda r, o: [source, fit_gaussian(r)], lambda g, r, o: selective(g, r, o),
-                                 budget, offsets)
+
+    def fit_without(rows, clips, parts):  # each fold's Gaussian from the budget's sums less the fold's (one pass)
+        return [[source, g] for g in gaussians_without(rows, [(clips[p[0]], clips[p[-1] + 1]) for p in parts])]
+
+    train_scores = out_of_sample(None, lambda g, r, o: selective(g, r, o), budget, offsets, fit_without=fit_without)
     return Adapted(tuned.architecture, tuned.weights, train_scores, tuned.n_train_clips, tuned.seconds,
                    scorer={"kind": "residual_gaussian"}, head=to_arrays([source, fit_gaussian(budget)]),
                    sidecar=tuned.sidecar)
