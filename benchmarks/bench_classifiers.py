@@ -8,7 +8,9 @@ Usage::
    8 filters, batch 32, mixup 0.5; 8 classes): before, `layers.Conv2D` and `layers.MaxPooling2D` trained by Keras'
    ``fit`` one epoch at a time; then the new layers (`ColumnConv2D`: the convolution as one matrix product over the
    stacked shifts; `MaxPool2`: a maximum over a reshape) still under Keras' ``fit``; after, the new layers in
-   `common.models.compiled_fit.fit_classifier` (`CHUNK_STEPS` steps per compiled call).
+   `common.models.compiled_fit.fit_classifier` (`CHUNK_STEPS` steps per compiled call). Then embedding the same
+   patches (`embed_patches`, what a clip's embedding and a source bank run): before, the old layers called directly
+   256 patches at a time (op by op on JAX); after, the new layers as one compiled program, 32 at a time.
 2. The dense machine-ID classifier (`common.models.classifier`, the ``embedding`` section's settings: window
    statistics of 128 values, hidden 128-128, embedding 32, ArcFace, batch 128, mixup 0.5; 8 classes): Keras' ``fit``
    against `fit_classifier`.
@@ -31,23 +33,25 @@ from _bench import load_line, machine_line
 
 
 @contextmanager
-def variant(*, old_layers: bool, keras_fit: bool):
+def variant(*, old_layers: bool, keras_fit: bool, old_embed: bool = False):
     """The CNN's layers and the training loop as they were before this round (each one on request)."""
     import keras
 
     from common.models import classifier, compiled_fit, spec_classifier as S
 
-    saved = S.ColumnConv2D, S.MaxPool2, compiled_fit.classifier_supported
+    saved = S.ColumnConv2D, S.MaxPool2, compiled_fit.classifier_supported, S._embed_call, S.PREDICT_BATCH
     if old_layers:
         S.ColumnConv2D = keras.layers.Conv2D
         S.MaxPool2 = lambda name: keras.layers.MaxPooling2D(2, padding="same", name=name)
     if keras_fit:
         compiled_fit.classifier_supported = lambda model, whole_batches: False
+    if old_embed:  # the embedder called directly (op by op on JAX), 256 patches a call
+        S._embed_call, S.PREDICT_BATCH = (lambda compiled: lambda x: compiled.embedder(x, training=False)), 256
     S._COMPILED.clear(), classifier._COMPILED.clear()
     try:
         yield
     finally:
-        S.ColumnConv2D, S.MaxPool2, compiled_fit.classifier_supported = saved
+        S.ColumnConv2D, S.MaxPool2, compiled_fit.classifier_supported, S._embed_call, S.PREDICT_BATCH = saved
         S._COMPILED.clear(), classifier._COMPILED.clear()
 
 
@@ -98,6 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     (_, old, w_old), (_, mid, w_mid), (_, new, w_new) = runs.values()
     print(f"  speed-up {new / old:.2f}x (layers {mid / old:.2f}x, loop {new / mid:.2f}x); weights: loop vs Keras fit "
           f"{_diff(w_new, w_mid):.1e}, new layers vs old {_diff(w_new, w_old):.1e}")
+    print(f"   embedding the {args.patches} patches (as a clip's are embedded)")
+    weights = S.initial_weights(arch, patches, seed=0)
+    embeds = {}
+    for name, kw in (("old layers, direct call x 256", dict(old_layers=True, keras_fit=True, old_embed=True)),
+                     ("new layers, compiled x 32", dict(old_layers=False, keras_fit=False))):
+        with variant(**kw):
+            embeds[name] = timed(lambda: S.SpecFit(S.embed_patches(arch, weights, patches), {}, 0.0), args.patches,
+                                 args.repeat)
+        print(f"  {name:30s} {embeds[name][1]:8,.0f} patches/s (first call {embeds[name][0]:5.1f} s)")
+    (_, e_old, v_old), (_, e_new, v_new) = embeds.values()
+    print(f"  speed-up {e_new / e_old:.2f}x; embeddings differ by {float(np.max(np.abs(v_old - v_new))):.1e} "
+          f"(largest {float(np.max(np.abs(v_old))):.1f})")
     x = (rng.normal(size=(args.rows, 128)) + labels[:args.rows, None]).astype(np.float32)
     darch = E.classifier_architecture(128, n_classes, hidden=[128, 128], embedding_dim=32, head="arcface",
                                       scale=16.0, margin=0.3)
