@@ -149,3 +149,50 @@ def test_batch_norm_models_train_through_keras():
     result = trainer.fit(arch, trainer.init_weights(arch, seed=0), vectors(50), epochs=2, batch_size=16,
                          learning_rate=1e-3)
     assert len(result.history["loss"]) == 2 and not trainer._programs
+
+
+def _keras_classifier_fit(monkeypatch, train, *args, **kwargs):
+    """A classifier's fit through Keras' own ``model.fit`` (the reference `fit_classifier` must match)."""
+    with monkeypatch.context() as m:
+        m.setattr(compiled_fit, "classifier_supported", lambda model, whole_batches: False)
+        return train(*args, **kwargs)
+
+
+@pytest.mark.parametrize("freeze, n", [((), 300), (("dense_1",), 256)])
+def test_the_dense_classifiers_compiled_fit_matches_keras_fit(monkeypatch, freeze, n):
+    """Same batches (an epoch's last one partial at 300 rows), same Adam: weights and history to float32 round-off."""
+    from common.models import classifier as E
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, n)
+    x = (rng.normal(size=(n, 12)) + labels[:, None]).astype(np.float32)
+    arch = E.classifier_architecture(12, 3, hidden=[16, 16], embedding_dim=4, head="arcface", scale=16.0, margin=0.3)
+    w = E.initial_weights(arch, x, seed=1)
+    kw = dict(epochs=3, batch_size=64, learning_rate=3e-3, mixup=0.5, seed=2, freeze=freeze)
+    ours, ref = E.train_classifier(arch, w, x, labels, **kw), _keras_classifier_fit(
+        monkeypatch, E.train_classifier, arch, w, x, labels, **kw)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(ours.weights, ref.weights)) < 1e-5
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(ours.weights, w)) > 1e-3  # it did train
+    assert ours.history.keys() == ref.history.keys()
+    for key in ref.history:
+        np.testing.assert_allclose(ours.history[key], ref.history[key], rtol=1e-5)
+
+
+def test_the_spectrogram_classifiers_compiled_fit_matches_keras_fit(monkeypatch):
+    """Batch norm included (every batch is whole): weights, moving statistics and history to float32 round-off over
+    a short fit (XLA fuses the step inside the loop otherwise; over hundreds of steps training grows the difference
+    to ~1e-2 in the weights, as any change in the order of a sum would: the CNN's results are not pinned)."""
+    from common.models import spec_classifier as S
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 150)
+    x = (rng.normal(size=(150, 8, 8)) + labels[:, None, None]).astype(np.float32)
+    arch = S.spec_architecture(8, 3, input_dim=16, patch_frames=8, channels=2, embedding_dim=4, sub_clusters=2,
+                               scale=None)
+    kw = dict(epochs=3, batch_size=32, learning_rate=3e-3, mixup=0.5, seed=0)
+    ours, ref = S.train_spec_classifier(arch, x, labels, **kw), _keras_classifier_fit(
+        monkeypatch, S.train_spec_classifier, arch, x, labels, **kw)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(ours.weights, ref.weights)) < 1e-5
+    assert ours.history.keys() == ref.history.keys()
+    for key in ref.history:
+        np.testing.assert_allclose(ours.history[key], ref.history[key], rtol=1e-5)

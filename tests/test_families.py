@@ -93,6 +93,30 @@ def test_logmel_statistics_are_mean_and_std_over_each_clips_first_frames():
     assert got == pytest.approx(np.array([[2.0, 10.0, 1.0, 0.0], [5.0, 0.0, 0.0, 0.0]]))
 
 
+@pytest.mark.parametrize("n, dim, blocks", [(3090, 64, "folds"), (9, 16, "folds"), (20, 1, "folds"),
+                                             (40, 12, [(10, 39), (0, 1)]), (12, 1000, [(0, 6), (6, 12)])])
+def test_gaussians_without_each_block_are_the_fits_of_the_other_rows(n, dim, blocks):
+    """From sums, as `fit_gaussian` of each complement: to float64 round-off (a fold of all but one row, a width of
+    one or of 1,000 go to `fit_gaussian`); out-of-sample scores through them are the per-fold fits' scores."""
+    from common.features.clipvectors import out_of_sample
+    from common.scoring.mahalanobis import fit_gaussian, gaussians_without, selective
+
+    rng = np.random.default_rng(n + dim)
+    x = (rng.normal(size=(n, dim)) * rng.uniform(0.1, 3, size=dim) + rng.normal(size=dim) * 5).astype(np.float32)
+    offsets = np.linspace(0, n, min(n, 10) + 1).astype(int)
+    blocks = list(zip(offsets[:-1], offsets[1:])) if blocks == "folds" else blocks
+    for g, (a, b) in zip(gaussians_without(x, blocks), blocks):
+        ref = fit_gaussian(np.concatenate([x[:a], x[b:]]))
+        np.testing.assert_allclose(g.mean, ref.mean, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g.precision, ref.precision, rtol=0, atol=1e-10 * np.max(np.abs(ref.precision)))
+    source = fit_gaussian(x[::2] + 1)
+    score = lambda gs, r, o: selective(gs, r, o)  # noqa: E731
+    without = lambda r, o, parts: [[source, g] for g in gaussians_without(r, [(o[p[0]], o[p[-1] + 1]) for p in parts])]  # noqa: E731
+    for cut in (offsets, np.array([0, n])):  # folds of clips; one clip (its halves)
+        ref = out_of_sample(lambda r, o: [source, fit_gaussian(r)], score, x, cut)
+        np.testing.assert_allclose(out_of_sample(None, score, x, cut, fit_without=without), ref, rtol=1e-12)
+
+
 def test_training_clip_scores_never_come_from_a_model_holding_the_clip():
     from common.features.clipvectors import out_of_sample_rows
     from common.scoring.knn import cosine_knn

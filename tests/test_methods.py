@@ -263,3 +263,27 @@ def test_no_module_but_the_catalogue_and_the_family_modules_spells_a_method_name
                   if isinstance(n, ast.Constant) and id(n) not in docs and n.value in METHODS_CATALOG
                   and (name, n.value) not in _NOT_DISPATCH]
     assert not found, f"method names outside the catalogue and the family modules: {found}"
+
+
+def test_a_cells_fine_tuned_models_stay_in_the_memo_whatever_runs_between_them(monkeypatch):
+    """transfer, transfer_frozen, transfer_mahalanobis (the catalogue's order): the third reuses the first's fit; the
+    next cell's first fit evicts the last cell's models."""
+    from types import SimpleNamespace
+
+    from common.methods import autoencoder
+
+    fits = []
+    monkeypatch.setattr(autoencoder, "_fit_fine_tune", lambda data, freeze: fits.append((data.cell.budget, freeze))
+                        or f"model {len(fits)}")
+    pretrained = SimpleNamespace(path="v1/model.keras", sidecar=SimpleNamespace(key="k"))
+
+    def data(budget):
+        cell = SimpleNamespace(target="fan/id_00", source_label="v1", budget=budget, seed=0)
+        return SimpleNamespace(cell=cell, pretrained=pretrained, memo=memo)
+
+    memo = {}
+    first = autoencoder._fine_tune(data(2), ())
+    autoencoder._fine_tune(data(2), ("enc_1", "bottleneck"))
+    assert autoencoder._fine_tune(data(2), ()) == first and fits == [(2, ()), (2, ("enc_1", "bottleneck"))]
+    autoencoder._fine_tune(data(4), ())
+    assert len(fits) == 3 and [k[3] for k in memo if k[0] == "fine_tune"] == ["4"]

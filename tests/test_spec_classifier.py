@@ -144,3 +144,19 @@ def test_a_spectrogram_pretraining_of_a_single_source_machine_is_refused_before_
     code, out = run_main(["pretrain", str(path)])
     assert code == 2 and "hold one machine each" in out and "'spec_two_bank'" in out, out
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").glob("*.keras"))
+
+
+@pytest.mark.parametrize("shape, filters, padding", [((16, 24, 1), 8, "same"), ((8, 10, 8), 16, "same"),
+                                                     ((9, 7, 3), 4, "same"), ((9, 7, 3), 4, "valid")])
+def test_the_column_convolution_and_the_reshape_pooling_compute_what_keras_layers_do(shape, filters, padding):
+    """`ColumnConv2D` is `Conv2D` to float32 round-off (same weights, same config); `MaxPool2` is `MaxPooling2D(2,
+    padding="same")` exactly, odd sizes included."""
+    x = np.random.default_rng(sum(shape)).normal(size=(5, *shape)).astype(np.float32)
+    ref = keras.layers.Conv2D(filters, 3, padding=padding, use_bias=False)
+    ours = S.ColumnConv2D(filters, 3, padding=padding, use_bias=False)
+    ref.build(x.shape), ours.build(x.shape)
+    ours.set_weights(ref.get_weights())
+    np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(ref(x)), rtol=1e-5, atol=1e-5)
+    assert ours.get_config()["filters"] == filters
+    pooled = np.asarray(S.MaxPool2()(x))
+    np.testing.assert_array_equal(pooled, np.asarray(keras.layers.MaxPooling2D(2, padding="same")(x)))

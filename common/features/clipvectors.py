@@ -83,17 +83,28 @@ def out_of_sample_rows(fit: Callable, score: Callable, rows: np.ndarray, halves_
     return out
 
 
-def out_of_sample(fit: Callable, score: Callable, vectors: np.ndarray, offsets: np.ndarray,
-                  *, max_folds: int = 10) -> np.ndarray:
-    """As `out_of_sample_rows`, for models fitted on frame vectors: ``fit(vectors, offsets)``, ``score(model, v, o)``."""
+def out_of_sample(fit: Callable | None, score: Callable, vectors: np.ndarray, offsets: np.ndarray,
+                  *, max_folds: int = 10, fit_without: Callable | None = None) -> np.ndarray:
+    """As `out_of_sample_rows`, for models fitted on frame vectors: ``fit(vectors, offsets)``, ``score(model, v, o)``.
+
+    ``fit_without(vectors, offsets, parts) -> models`` (an iterable), when given, replaces `fit`: model ``i`` fitted
+    on every clip of `offsets` but those of ``parts[i]`` (consecutive clip indices), all at once (e.g. from the
+    whole set's sums less each part's, `common.scoring.mahalanobis.gaussians_without`). A single clip's parts are
+    its two halves.
+    """
     offsets = check_offsets(vectors, offsets)
     n = len(offsets) - 1
+    if fit_without is None:
+        def fit_without(v, o, parts):
+            rest = lambda part: [j for j in range(len(o) - 1) if j not in set(part)]  # noqa: E731
+            return (fit(*take_clips(v, o, rest(part))) for part in parts)  # one at a time, as scored
     if n == 1:
         cut = halves(offsets)
         first, second = take_clips(vectors, cut, [0]), take_clips(vectors, cut, [1])
-        return np.array([(score(fit(*first), *second)[0] + score(fit(*second), *first)[0]) / 2])
+        without_second, without_first = fit_without(vectors, cut, [[1], [0]])
+        return np.array([(score(without_second, *second)[0] + score(without_first, *first)[0]) / 2])
     out = np.empty(n)
-    for fold in folds(n, max_folds=max_folds):
-        rest = [j for j in range(n) if j not in set(fold)]
-        out[fold] = score(fit(*take_clips(vectors, offsets, rest)), *take_clips(vectors, offsets, fold))
+    parts = folds(n, max_folds=max_folds)
+    for fold, model in zip(parts, fit_without(vectors, offsets, [list(f) for f in parts])):
+        out[fold] = score(model, *take_clips(vectors, offsets, fold))
     return out

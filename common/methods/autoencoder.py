@@ -32,7 +32,7 @@ from common.features.clipvectors import out_of_sample
 from common.config import Config
 from common.data.dataset import n_channels
 from common.errors import ModelError
-from common.scoring.mahalanobis import fit_gaussian, selective, to_arrays
+from common.scoring.mahalanobis import fit_gaussian, gaussians_without, selective, to_arrays
 from common.scoring.metrics import auc_pauc
 from common.io import digest
 from common.models.saved import Sidecar, load_model, model_problem, read_sidecar
@@ -143,14 +143,16 @@ def zero_shot(data: CellData) -> Adapted:
 def _fine_tune(data: CellData, freeze: tuple[str, ...]) -> Adapted:
     """The pretrained model fine-tuned on the budget with the `freeze` layers fixed (``transfer.*`` settings).
 
-    Kept in the process's memo: transfer and transfer_mahalanobis of one cell share the fit.
+    Kept in the process's memo, keyed by the freeze too: transfer and transfer_mahalanobis of one cell share the
+    fit even with transfer_frozen's between them (the catalogue's order).
     """
     cell = data.cell
-    key = ("fine_tune", cell.target, cell.source_label, str(cell.budget), cell.seed, tuple(freeze),
-           str(data.pretrained.path), data.pretrained.sidecar.key)
+    this_cell = ("fine_tune", cell.target, cell.source_label, str(cell.budget), cell.seed, str(data.pretrained.path),
+                 data.pretrained.sidecar.key)
+    key = (*this_cell, tuple(freeze))
     if key not in data.memo:
-        for old in [k for k in data.memo if k[0] == "fine_tune"]:
-            del data.memo[old]  # one fine-tuned model at a time: a cell's methods run together
+        for old in [k for k in data.memo if k[0] == "fine_tune" and k[:len(this_cell)] != this_cell]:
+            del data.memo[old]  # only this cell's fine-tuned models (one per freeze): a cell's methods run together
         data.memo[key] = _fit_fine_tune(data, freeze)
     return data.memo[key]
 
@@ -193,8 +195,11 @@ def transfer_mahalanobis(data: CellData) -> Adapted:
     source = fit_gaussian(source[::max(1, len(source) // MAX_SOURCE_RESIDUALS)])
     vectors, offsets = data.train()
     budget = residuals(model, vectors)
-    train_scores = out_of_sample(lambda r, o: [source, fit_gaussian(r)], lambda g, r, o: selective(g, r, o),
-                                 budget, offsets)
+
+    def fit_without(rows, clips, parts):  # each fold's Gaussian from the budget's sums less the fold's (one pass)
+        return [[source, g] for g in gaussians_without(rows, [(clips[p[0]], clips[p[-1] + 1]) for p in parts])]
+
+    train_scores = out_of_sample(None, lambda g, r, o: selective(g, r, o), budget, offsets, fit_without=fit_without)
     return Adapted(tuned.architecture, tuned.weights, train_scores, tuned.n_train_clips, tuned.seconds,
                    scorer={"kind": "residual_gaussian"}, head=to_arrays([source, fit_gaussian(budget)]),
                    sidecar=tuned.sidecar)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import keras
 import numpy as np
 from keras import layers
 
+from common.models import compiled_fit
 from common.models.layers import Standardize
 from common.models.inference import outputs
 from common.errors import DataError, ModelError
@@ -268,6 +269,7 @@ class ClassifierFit:
 class _Compiled:
     model: keras.Model  # compiled with the margin loss
     embedder: keras.Model  # the same layers, input -> ``embedding``
+    programs: dict[int, compiled_fit.ClassifierPrograms] = field(default_factory=dict)  # by batch size (JAX)
 
 
 _COMPILED: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
@@ -369,7 +371,8 @@ def train_classifier(
     labels = _check_training(arch, np.asarray(x), labels)
     if not 0 <= mixup <= 1:
         raise ModelError(f"mixup={mixup!r} must be a fraction in [0, 1]")
-    model = _compiled(arch, tuple(freeze)).model
+    compiled = _compiled(arch, tuple(freeze))
+    model = compiled.model
     _load(model, initial_weights(arch, x, seed=seed) if weights is None else weights)
     for v in model.optimizer.variables:
         v.assign(np.zeros(v.shape, dtype=v.dtype))
@@ -378,12 +381,23 @@ def train_classifier(
     onehot = np.eye(int(arch["n_classes"]), dtype=np.float32)[labels]
     history: dict[str, list[float]] = {"loss": []}
     start = time.perf_counter()
-    for epoch in range(epochs):
-        xe, ye = _epoch_data(x, onehot, mixup=mixup, seed=seed, epoch=epoch)
-        h = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-        for name, values in h.history.items():
-            history.setdefault(name, []).append(float(values[-1]))
+    epoch_data = (_epoch_data(x, onehot, mixup=mixup, seed=seed, epoch=epoch) for epoch in range(epochs))
+    if compiled_fit.classifier_supported(model, whole_batches=False):  # the same steps, many per compiled call
+        if batch_size not in compiled.programs:
+            compiled.programs[batch_size] = compiled_fit.ClassifierPrograms(model, batch_size, _hits)
+        h = compiled_fit.fit_classifier(compiled.programs[batch_size], epoch_data, n_rows=len(x))
+        history = {"loss": h["loss"], "categorical_accuracy": h["accuracy"]} if epochs else history
+    else:
+        for xe, ye in epoch_data:
+            h = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+            for name, values in h.history.items():
+                history.setdefault(name, []).append(float(values[-1]))
     return ClassifierFit(model.get_weights(), history, time.perf_counter() - start)
+
+
+def _hits(y_true, y_pred):
+    """Keras' ``categorical_accuracy`` of each row: the largest output is the (largest) true class."""
+    return keras.ops.argmax(y_pred, axis=-1) == keras.ops.argmax(y_true, axis=-1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,12 @@ A streamed set of stacked log-mel vectors (`VectorSet.frames`) whose frames fit 
 held on the device as its frames, ``feature.frames`` times smaller than its vectors, and each call gathers its
 batches' rows from them: the batches of the streamed set, in its order, without reading every row from the
 feature cache in every epoch (docs/performance.md, section 11).
+
+The embedding family's classifiers (`common.models.classifier`, `common.models.spec_classifier`) train the same way
+(`ClassifierPrograms`, `fit_classifier`): their own loss per sample, their epochs' rows prepared on the host as Keras'
+``fit`` was given them, `CHUNK_STEPS` steps per call, one program per model and batch size. The dense classifier's
+weights agree with Keras' ``fit`` to float32 round-off, the CNN's over a short fit (tests/test_compiled_fit.py);
+docs/performance.md (section 11b) has the speed.
 """
 
 from __future__ import annotations
@@ -212,3 +218,123 @@ def fit(programs: Programs, x: np.ndarray | VectorSet, *, epochs: int, n_train: 
         for variable, value in zip(variables, values):
             variable.assign(value)
     return history
+
+
+# --------------------------------------------------------------------------------------------
+# Classifiers: a compiled Keras model, its own (per-sample) loss, labelled rows prepared epoch by epoch
+
+
+class ClassifierPrograms:
+    """The compiled training call of one compiled Keras classifier and batch size: `CHUNK_STEPS` steps a call.
+
+    A step is Keras' own: the model's stateless call in training mode (batch norm statistics updated), the compiled
+    loss (``model.loss``, a `keras.losses.Loss`) per sample averaged over the real rows of the batch, Adam's
+    `stateless_apply`. Each call takes `CHUNK_STEPS` batches and a flag per batch: a batch flagged 0 (the last call's
+    spare slots) is skipped by ``jax.lax.cond``, so one program serves every fit of the model (the autoencoder's
+    loop compiles a second, one-step program instead; a CNN's compile costs seconds). `hits(y_true, y_pred)` gives
+    each row's 0/1 accuracy, summed per step for the history.
+    """
+
+    def __init__(self, model: keras.Model, batch_size: int, hits: Callable) -> None:
+        import jax
+        from keras import ops
+
+        self.model, self.batch_size = model, int(batch_size)
+
+        def batch_loss(trainable, non_trainable, x, y, mask):
+            y_pred, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
+            rows = model.loss.call(y, y_pred) * mask
+            counts = (ops.sum(rows), ops.sum(ops.cast(hits(y, y_pred), "float32") * mask))
+            return ops.sum(rows) / ops.maximum(ops.sum(mask), 1.0), (non_trainable, counts)
+
+        grad = jax.value_and_grad(batch_loss, has_aux=True)
+
+        def step(state, batch):
+            x, y, mask = batch
+            trainable, non_trainable, optimizer = state
+            (_, (non_trainable, counts)), grads = grad(trainable, non_trainable, x, y, mask)
+            trainable, optimizer = model.optimizer.stateless_apply(optimizer, grads, trainable)
+            return (trainable, non_trainable, optimizer), ops.stack(counts)
+
+        def maybe_step(state, batch):
+            *batch, active = batch
+            return jax.lax.cond(active, step, lambda s, b: (s, jax.numpy.zeros(2, "float32")), state, tuple(batch))
+
+        def train(state, xs, ys, mask, active):
+            return jax.lax.scan(maybe_step, state, (xs, ys, mask, active))
+
+        self.train = jax.jit(train, donate_argnums=0)
+
+
+def classifier_supported(model: keras.Model, whole_batches: bool) -> bool:
+    """True on JAX when no padding row can reach a batch norm: the model has none, or every batch is whole."""
+    return keras.backend.backend() == "jax" and (whole_batches or supported(model))
+
+
+def _classifier_chunks(epochs, batch_size: int):
+    """`CHUNK_STEPS` batches at a time from `epochs` (an iterable of each epoch's (x, y) rows, in training order).
+
+    Yields ``(xs, ys, mask, active, n_steps)``: arrays of `CHUNK_STEPS` batches (an epoch's last batch padded,
+    its mask 0 there; the last chunk's unused slots inactive) and the real steps among them, which run across
+    epoch boundaries as one stream. An epoch is cut into batches by one reshape (its rows are not copied per batch).
+    """
+    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # runs of whole batches not yet sent
+
+    def take(n_steps: int):
+        parts, need = [], n_steps
+        while need:
+            bx, by, bm = pending[0]
+            parts.append((bx[:need], by[:need], bm[:need]))
+            pending[0] = (bx[need:], by[need:], bm[need:])
+            need -= len(parts[-1][0])
+            if not len(pending[0][0]):
+                pending.pop(0)
+        return [p[0] if len(parts) == 1 else np.concatenate(p) for p in zip(*parts)]
+
+    ready = 0
+    for x, y in epochs:
+        n_batches = -(-len(x) // batch_size)
+        mask = np.zeros(n_batches * batch_size, dtype=np.float32)
+        mask[: len(x)] = 1.0
+        if len(x) < len(mask):
+            x = np.concatenate([x, np.zeros((len(mask) - len(x), *x.shape[1:]), x.dtype)])
+            y = np.concatenate([y, np.zeros((len(mask) - len(y), *y.shape[1:]), y.dtype)])
+        pending.append((x.reshape(n_batches, batch_size, *x.shape[1:]), y.reshape(n_batches, batch_size, -1),
+                        mask.reshape(n_batches, batch_size)))
+        ready += n_batches
+        while ready >= CHUNK_STEPS:
+            yield (*take(CHUNK_STEPS), np.ones(CHUNK_STEPS, dtype=bool), CHUNK_STEPS)
+            ready -= CHUNK_STEPS
+    if ready:
+        xs, ys, mask = take(ready)
+        spare = CHUNK_STEPS - ready  # slots the last call skips (any rows: they are not run)
+        xs, ys, mask = (np.concatenate([a, np.repeat(a[:1], spare, axis=0)]) for a in (xs, ys, mask))
+        yield xs, ys, mask, np.arange(CHUNK_STEPS) < ready, ready
+
+
+def fit_classifier(programs: ClassifierPrograms, epochs, *, n_rows: int) -> dict[str, list[float]]:
+    """Train ``programs.model`` on `epochs` (each epoch's ``(x, y)`` rows, `n_rows` of them, in training order).
+
+    The caller has set the weights, the learning rate and a zeroed (built) optimizer state; the model's variables
+    hold the trained weights afterwards. Returns each epoch's mean loss and accuracy over its rows (``loss``,
+    ``accuracy``), as Keras' history averages them.
+    """
+    import jax
+
+    model, batch_size = programs.model, programs.batch_size
+    state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
+             [v.value for v in model.optimizer.variables])
+    state = jax.tree_util.tree_map(lambda a: jax.numpy.array(a, copy=True), state)
+    counts = []
+    for xs, ys, mask, active, n_steps in _classifier_chunks(epochs, batch_size):
+        if counts:  # at most one chunk waits on the device (JAX's calls are asynchronous)
+            counts[-1][0].block_until_ready()
+        state, step_counts = programs.train(state, xs, ys, mask, active)
+        counts.append((step_counts, n_steps))
+    steps = np.concatenate([np.asarray(c)[:n] for c, n in counts]).astype(np.float64)
+    per_epoch = steps.reshape(-1, math.ceil(n_rows / batch_size), 2).sum(axis=1) / n_rows
+    for variables, values in zip((model.trainable_variables, model.non_trainable_variables,
+                                  model.optimizer.variables), state):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+    return {"loss": per_epoch[:, 0].tolist(), "accuracy": per_epoch[:, 1].tolist()}

@@ -39,7 +39,9 @@ slow_drive, panel_band, loose_knock, bearing_pulse (mean 0.701) against logmel_k
 Cost, one core (``taskset``, single-threaded XLA, JAX), CPU seconds at the worlds benchmark's size (16 training
 clips of 4 s per machine, 8 patches each, 20 epochs): about 10 s once per process and class count to compile,
 then 1.7 s for a v2 source set (3 machines, 384 patches) and 7.9 s for a v4 one (12 machines, 1,536 patches);
-embedding 16 clips takes about 0.1 s.
+embedding 16 clips takes about 0.1 s. (Measured before issue 32's round: since then the convolutions are one matrix
+product each (`ColumnConv2D`), the pooling a reshape (`MaxPool2`) and the fit a compiled loop of many steps
+(`common.models.compiled_fit.fit_classifier`); ``benchmarks/bench_classifiers.py`` times them against the old way.)
 """
 
 from __future__ import annotations
@@ -47,13 +49,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import keras
 import numpy as np
 from keras import layers
 
+from common.models import compiled_fit
 from common.models.layers import Standardize
 from common.errors import DataError, ModelError
 from common.models.train import set_seed, steps_per_execution
@@ -154,6 +157,48 @@ class MaxOverTime(layers.Layer):
         return keras.ops.max(inputs, axis=1)
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ColumnConv2D(layers.Conv2D):
+    """`layers.Conv2D` (same weights, same config) whose convolution is one matrix product over the stacked shifts.
+
+    XLA's CPU convolutions are slow at this network's few channels (1 -> 8 filters: about 1.5 GFLOP/s, and its
+    gradients slower still); the input's ``kh * kw`` shifted copies side by side (im2col) times the kernel as a
+    ``(kh * kw * channels_in, filters)`` matrix is the same sum in another order: float32 round-off apart.
+    Only stride 1, no dilation, one group, channels last; anything else is `layers.Conv2D`'s own convolution.
+    """
+
+    def convolution_op(self, inputs, kernel):
+        kh, kw, c_in, c_out = (int(k) for k in kernel.shape)
+        h, w = inputs.shape[1], inputs.shape[2]
+        plain = (self.strides == (1, 1) and self.dilation_rate == (1, 1) and self.groups == 1
+                 and self.data_format == "channels_last" and h is not None and w is not None)
+        if not plain:
+            return super().convolution_op(inputs, kernel)
+        if self.padding == "same":  # as XLA pads: the odd one at the end
+            inputs = keras.ops.pad(inputs, [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]])
+        else:
+            h, w = h - kh + 1, w - kw + 1
+        shifts = keras.ops.concatenate([inputs[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], axis=-1)
+        return keras.ops.matmul(shifts, keras.ops.reshape(kernel, (kh * kw * c_in, c_out)))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MaxPool2(layers.Layer):
+    """2 x 2 max-pooling with stride 2 (``MaxPooling2D(2, padding="same")``) as a maximum over a reshape.
+
+    The same values as `layers.MaxPooling2D`; its gradient is an element-wise mask instead of XLA's select-and-
+    scatter, which on CPU took more than a third of a training step. An odd height or width goes to
+    ``keras.ops.max_pool`` itself. (Two equal largest values in a window share the gradient here, where
+    select-and-scatter gives it to the first; after the ReLU that only happens at 0, where the gradient is 0.)
+    """
+
+    def call(self, inputs):
+        h, w, c = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+        if h is None or w is None or h % 2 or w % 2:
+            return keras.ops.max_pool(inputs, 2, 2, padding="same")
+        return keras.ops.max(keras.ops.reshape(inputs, (-1, h // 2, 2, w // 2, 2, c)), axis=(2, 4))
+
+
 def patch_spectrum(patches: np.ndarray) -> np.ndarray:
     """`PatchSpectrum` in NumPy [shape=(n, n_mels)], float64: the spectra the branch's standardisation is fitted on."""
     x = np.asarray(patches, dtype=np.float64) * _LN10_DB
@@ -223,11 +268,11 @@ def build_spec_classifier(arch: Mapping[str, Any]) -> keras.Model:
     inputs = keras.Input(shape=(frames, n_mels), name="logmel_patch")
     x = layers.Reshape((frames, n_mels, 1), name="as_image")(Standardize(name="standardize")(inputs))
     for i, (width, pool) in enumerate(((c, True), (2 * c, True), (2 * c, False))):
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv_{i + 1}")(x)
+        x = ColumnConv2D(width, 3, padding="same", use_bias=False, name=f"conv_{i + 1}")(x)
         x = layers.BatchNormalization(name=f"conv_{i + 1}_bn")(x)
         x = layers.Activation("relu", name=f"conv_{i + 1}_relu")(x)
         if pool:
-            x = layers.MaxPooling2D(2, padding="same", name=f"pool_{i + 1}")(x)
+            x = MaxPool2(name=f"pool_{i + 1}")(x)
     x = MaxOverTime(name="max_over_time")(x)
     x = layers.Dense(4 * c, activation="relu", name="spec_dense")(layers.Flatten(name="flatten")(x))
     s = Standardize(name="spectrum_standardize")(PatchSpectrum(name="spectrum")(inputs))
@@ -329,10 +374,14 @@ class SpecFit:
 class _Compiled:
     model: keras.Model  # compiled with the sub-cluster loss
     embedder: keras.Model  # the same layers, patch -> ``embedding``
+    programs: dict[int, compiled_fit.ClassifierPrograms] = field(default_factory=dict)  # by batch size (JAX)
+    embed: Any = None  # the embedder's compiled call on JAX (`_embed_call`)
 
 
 _COMPILED: dict[str, _Compiled] = {}
-PREDICT_BATCH = 256  # patches per inference call: every call has this shape, so JAX traces the embedder once
+# Patches per inference call: every call has this shape, so JAX traces the embedder once. 32 (a training batch): the
+# convolutions' stacked shifts stay in cache; at 256 the compiled embedder ran at a third of the speed.
+PREDICT_BATCH = 32
 
 
 def _compiled(arch: Mapping[str, Any]) -> _Compiled:
@@ -345,17 +394,26 @@ def _compiled(arch: Mapping[str, Any]) -> _Compiled:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss=loss,
                       metrics=[_class_accuracy(int(arch["n_classes"]), int(arch["sub_clusters"]))],
                       steps_per_execution=steps_per_execution())
+        model.optimizer.build(model.trainable_variables)  # its state is zeroed before every fit
         _COMPILED[key] = _Compiled(model, keras.Model(model.input, model.get_layer("embedding").output))
     return _COMPILED[key]
 
 
+def _class_hits(n_classes: int, sub_clusters: int):
+    """Each patch's 0/1 accuracy: its class is that of its nearest centre."""
+
+    def hits(y_true, y_pred):
+        nearest = keras.ops.max(keras.ops.reshape(y_pred, (-1, n_classes, sub_clusters)), axis=-1)
+        return keras.ops.argmax(nearest, axis=-1) == keras.ops.argmax(y_true, axis=-1)
+    return hits
+
+
 def _class_accuracy(n_classes: int, sub_clusters: int):
-    """The training metric ``class_accuracy``: a patch's class is that of its nearest centre."""
+    """The training metric ``class_accuracy``: the share of `_class_hits` in a batch."""
+    hits = _class_hits(n_classes, sub_clusters)
 
     def class_accuracy(y_true, y_pred):
-        nearest = keras.ops.max(keras.ops.reshape(y_pred, (-1, n_classes, sub_clusters)), axis=-1)
-        hit = keras.ops.argmax(nearest, axis=-1) == keras.ops.argmax(y_true, axis=-1)
-        return keras.ops.mean(keras.ops.cast(hit, "float32"))
+        return keras.ops.mean(keras.ops.cast(hits(y_true, y_pred), "float32"))
     return class_accuracy
 
 
@@ -428,7 +486,8 @@ def train_spec_classifier(arch: Mapping[str, Any], x: np.ndarray, labels: np.nda
     labels = _check_training(arch, x, labels)
     if not 0 <= mixup <= 1:
         raise ModelError(f"mixup={mixup!r} must be a fraction in [0, 1]")
-    model = _compiled(arch).model
+    compiled = _compiled(arch)
+    model = compiled.model
     _load(model, initial_weights(arch, x, seed=seed))
     for v in model.optimizer.variables:
         v.assign(np.zeros(v.shape, dtype=v.dtype))
@@ -438,19 +497,33 @@ def train_spec_classifier(arch: Mapping[str, Any], x: np.ndarray, labels: np.nda
     onehot = np.eye(int(arch["n_classes"]), dtype=np.float32)[labels]
     history: dict[str, list[float]] = {"loss": []}
     start = time.perf_counter()
-    for epoch in range(epochs):
-        rng = np.random.default_rng([seed, epoch])
-        rows = _epoch_rows(len(x), batch_size, rng)
-        xe, ye = x[rows], onehot[rows]
-        mixed = np.flatnonzero(rng.random(len(rows)) < mixup)
-        partner = rng.integers(0, len(rows), size=len(mixed))
-        lam = rng.random(len(mixed)).astype(np.float32)
-        xe[mixed] = lam[:, None, None] * xe[mixed] + (1 - lam[:, None, None]) * xe[partner]
-        ye[mixed] = lam[:, None] * ye[mixed] + (1 - lam[:, None]) * ye[partner]
-        h = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-        for name, values in h.history.items():
-            history.setdefault(name, []).append(float(values[-1]))
+    epoch_data = (_epoch_patches(x, onehot, batch_size, mixup=mixup, seed=seed, epoch=e) for e in range(epochs))
+    if compiled_fit.classifier_supported(model, whole_batches=True):  # the same steps, many per compiled call
+        if batch_size not in compiled.programs:
+            hits = _class_hits(int(arch["n_classes"]), int(arch["sub_clusters"]))
+            compiled.programs[batch_size] = compiled_fit.ClassifierPrograms(model, batch_size, hits)
+        whole = -(-len(x) // batch_size) * batch_size  # rows per epoch (`_epoch_rows`)
+        h = compiled_fit.fit_classifier(compiled.programs[batch_size], epoch_data, n_rows=whole)
+        history = {"loss": h["loss"], "class_accuracy": h["accuracy"]} if epochs else history
+    else:
+        for xe, ye in epoch_data:
+            h = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+            for name, values in h.history.items():
+                history.setdefault(name, []).append(float(values[-1]))
     return SpecFit(model.get_weights(), history, time.perf_counter() - start)
+
+
+def _epoch_patches(x: np.ndarray, onehot: np.ndarray, batch_size: int, *, mixup: float, seed: int, epoch: int):
+    """Epoch `epoch`'s patches and labels: `_epoch_rows` of a seeded generator, a `mixup` fraction of them mixed."""
+    rng = np.random.default_rng([seed, epoch])
+    rows = _epoch_rows(len(x), batch_size, rng)
+    xe, ye = x[rows], onehot[rows]
+    mixed = np.flatnonzero(rng.random(len(rows)) < mixup)
+    partner = rng.integers(0, len(rows), size=len(mixed))
+    lam = rng.random(len(mixed)).astype(np.float32)
+    xe[mixed] = lam[:, None, None] * xe[mixed] + (1 - lam[:, None, None]) * xe[partner]
+    ye[mixed] = lam[:, None] * ye[mixed] + (1 - lam[:, None]) * ye[partner]
+    return xe, ye
 
 
 def embed_patches(arch: Mapping[str, Any], weights: list[np.ndarray], patches: np.ndarray) -> np.ndarray:
@@ -460,9 +533,24 @@ def embed_patches(arch: Mapping[str, Any], weights: list[np.ndarray], patches: n
     n = len(patches)
     padded = np.zeros((-(-n // PREDICT_BATCH) * PREDICT_BATCH, *patches.shape[1:]), dtype=np.float32)
     padded[:n] = patches
-    out = [np.asarray(compiled.embedder(padded[i:i + PREDICT_BATCH], training=False))
-           for i in range(0, len(padded), PREDICT_BATCH)]
+    call = _embed_call(compiled)
+    out = [np.asarray(call(padded[i:i + PREDICT_BATCH])) for i in range(0, len(padded), PREDICT_BATCH)]
     return np.concatenate(out)[:n].astype(np.float32) if out else np.zeros((0, int(arch["embedding_dim"])), "float32")
+
+
+def _embed_call(compiled: _Compiled):
+    """The embedder as one compiled program on JAX (its weights passed in: the model's current ones); a direct call
+    elsewhere. Called directly on JAX, a Keras model runs op by op: the CNN's embeddings took as long as training."""
+    if keras.backend.backend() != "jax":
+        return lambda x: compiled.embedder(x, training=False)
+    if compiled.embed is None:
+        import jax
+
+        embedder = compiled.embedder
+        compiled.embed = jax.jit(lambda t, n, x: embedder.stateless_call(t, n, x, training=False)[0])
+    variables = ([v.value for v in compiled.embedder.trainable_variables],
+                 [v.value for v in compiled.embedder.non_trainable_variables])
+    return lambda x: compiled.embed(*variables, x)
 
 
 def embed_clips(arch: Mapping[str, Any], weights: list[np.ndarray], vectors: np.ndarray,
@@ -483,4 +571,5 @@ def describe(arch: Mapping[str, Any]) -> str:
             "centres (sub-cluster AdaCos head)")
 
 
-CUSTOM_OBJECTS = (Standardize, PatchSpectrum, MaxOverTime, SubClusterHead, SubClusterLoss)  # what a saved model holds
+# what a saved model holds
+CUSTOM_OBJECTS = (Standardize, PatchSpectrum, MaxOverTime, ColumnConv2D, MaxPool2, SubClusterHead, SubClusterLoss)
