@@ -89,3 +89,37 @@ def test_a_broken_fused_scorer_is_refused_naming_the_sidecar(rng, change, match)
     with pytest.raises(ModelError, match=match) as info:
         check_scorer(spec, head, sidecar="models/fan_id_00/m.json")
     assert "models/fan_id_00/m.json" in str(info.value)
+
+
+def test_a_fused_row_reuses_the_parts_results_of_its_own_cell_group_only(tmp_path):
+    from types import SimpleNamespace
+
+    from common.data.machines import Machine
+    from common.data.versions import SourceSet
+    from common.methods.base import Adapted, Cell
+    from common.methods.fused import _part, remember
+
+    fan, valve = Machine("fan", "id_00", tmp_path), Machine("valve", "id_00", tmp_path)
+    source = SourceSet("valve", (valve,))
+    made = Adapted({"kind": "identity"}, [], np.array([1.0, 2.0]), 2, 0.0, scores=np.array([0.5, 0.7]))
+    computed = []
+
+    def lw_transfer(data):
+        computed.append(data.cell)
+        return made
+
+    memo = {}
+    part_cell = Cell(fan, source, "lw_transfer", 4, 0)
+    kept = Adapted({"kind": "identity"}, [], np.array([3.0]), 1, 0.0)
+    remember(memo, part_cell, kept, np.array([9.0, 8.0]))
+    remember(memo, Cell(fan, source, "embed_zero_shot", 4, 0), made, np.zeros(2))  # not a part: not kept
+    assert len(memo) == 1
+    fused_cell = SimpleNamespace(cell=Cell(fan, source, "fusion_transfer", 4, 0), memo=memo)
+    adapted, scores = _part(fused_cell, "lw_transfer", lw_transfer)
+    assert adapted is kept and scores.tolist() == [9.0, 8.0] and not computed
+    # Another seed is another group: its parts are computed, and the first group's results are dropped.
+    other = SimpleNamespace(cell=Cell(fan, source, "fusion_transfer", 4, 1), memo=memo)
+    adapted, scores = _part(other, "lw_transfer", lw_transfer)
+    assert adapted is made and scores.tolist() == [0.5, 0.7] and len(computed) == 1
+    remember(memo, Cell(fan, source, "lw_transfer", 4, 1), made, scores)
+    assert len(memo) == 1 and _part(fused_cell, "lw_transfer", lw_transfer)[0] is made and len(computed) == 2

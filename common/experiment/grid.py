@@ -51,6 +51,7 @@ from common.methods.catalog import AUTOENCODER, CLASSIFIER_PRETRAININGS, GENERAL
 from common.methods.base import Adapted, CellData, Pretrained, adapted_scores
 from common.methods.autoencoder import FREEZE_METHODS
 from common.methods.registry import METHODS
+from common.methods.fused import remember
 from common.scoring.metrics import auc_pauc, decision_metrics
 from common.models.saved import Sidecar, copy_model, save_weights
 from common.models.kinds import build_model, holding
@@ -167,6 +168,7 @@ def run_cell(cfg: Config, cell: Cell) -> CellResult:
         scores = adapted_scores(ctx.trainer, adapted, eval_x, eval_offsets, n_mels=cfg.feature.n_mels)
         if shared_key is not None:  # the same model in other cells (zero_shot: every budget and seed)
             ctx.scores[shared_key] = scores
+    remember(ctx.memo, cell, adapted, scores)  # for the fused rows of this cell's group
     pretrained_key = None if method.pretrains is None else ctx.pretrained_key(cell.source, method.pretrains)
     row = dataclasses.replace(_row(cfg, cell, md, adapted, scores, ctx.target_key(cell.target), pretrained_key),
                               **_official(md, scores, official_year(md.machine, ctx.machines.layout)))

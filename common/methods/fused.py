@@ -20,18 +20,52 @@ The fusions of the catalogue, chosen over the synthetic worlds (docs/worlds.md):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from common.errors import ModelError
-from common.methods.base import Adapted, CellData, adapted_scores
+from common.methods.base import Adapted, Cell, CellData, adapted_scores
+from common.methods.catalog import METHODS_CATALOG
 from common.models.saved import load_model
 from common.scoring.fusion import fuse, fused_head, normaliser
 
 
-def _part(data: CellData, adapt: Callable[[CellData], Adapted]) -> tuple[Adapted, np.ndarray]:
-    """A part adapted to the cell, and its evaluation clips' scores."""
+PART_METHODS = frozenset(p for info in METHODS_CATALOG.values() for p in info.parts)  # methods a fused row sums
+_KEPT = "part_result"  # the memo's key of a part's cell result
+
+
+def _kept(cell: Cell, method: str) -> tuple:
+    return _KEPT, dataclasses.replace(cell, method=method).key
+
+
+def remember(memo: dict, cell: Cell, adapted: Adapted, scores: np.ndarray) -> None:
+    """Keep a part method's result for the fused rows of its cell group (same target, source, budget and seed).
+
+    The grid calls it for every cell it computes; the cells of a group run one after the other in catalogue order,
+    fused rows last, so a fused row reuses its parts' results instead of computing them again. Only the last
+    group's are kept.
+    """
+    if cell.method not in PART_METHODS:
+        return
+    key = _kept(cell, cell.method)
+    group = _kept(cell, "")
+    for old in [k for k in memo if k[0] == _KEPT and _kept_group(k) != group]:
+        del memo[old]
+    memo[key] = (adapted, np.asarray(scores, dtype=np.float64))
+
+
+def _kept_group(key: tuple) -> tuple:
+    target_type, target_id, source, _, budget, seed = key[1]
+    return _KEPT, (target_type, target_id, source, "", budget, seed)
+
+
+def _part(data: CellData, name: str, adapt: Callable[[CellData], Adapted]) -> tuple[Adapted, np.ndarray]:
+    """A part adapted to the cell, and its evaluation clips' scores: as the grid kept them, else computed."""
+    kept = data.memo.get(_kept(data.cell, name))
+    if kept is not None:
+        return kept
     adapted = adapt(data)
     scores = adapted.scores
     if scores is None:
@@ -53,7 +87,7 @@ def _network(parts: list[tuple[str, Adapted]]) -> tuple[dict[str, Any], list[np.
 
 def fuse_methods(data: CellData, parts: Mapping[str, Callable[[CellData], Adapted]]) -> Adapted:
     """The `parts` (name: function) adapted to the cell, each normalised by its training clips' scores, summed."""
-    got = [(name, *_part(data, adapt)) for name, adapt in parts.items()]
+    got = [(name, *_part(data, name, adapt)) for name, adapt in parts.items()]
     prefixes, head = fused_head([a.head for _, a, _ in got])
     specs = [{"method": name, "scorer": adapted.scorer, "prefix": prefix,
               **dict(zip(("mean", "scale"), normaliser(adapted.train_scores)))}
