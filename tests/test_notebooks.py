@@ -74,6 +74,45 @@ def repo_copy(tmp_path_factory, pytestconfig):
         yield copy, overrides
 
 
+@pytest.fixture(scope="module")
+def one_kernel(repo_copy):
+    """Every Version notebook runs, cell by cell, in one real kernel: its start (Python, Keras, JAX, TensorFlow) is paid
+    once, not ten times. `execute_notebook` runs as it is; its client gets this kernel, whose namespace is emptied
+    (``%reset -f``) and whose working folder moves to the notebook's, as a kernel started there would have them."""
+    import nbclient
+    from jupyter_client import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name="python3")
+
+    class SharedKernelClient(nbclient.NotebookClient):
+        def __init__(self, nb, **kw):
+            super().__init__(nb, km=km, **kw)
+
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            folder = self.resources["metadata"]["path"]
+            reply = await kc.execute_interactive(f"import os; os.chdir({folder!r})\n%reset -f", store_history=False,
+                                                 timeout=60)
+            assert reply["content"]["status"] == "ok", reply["content"]
+            return kc
+
+        async def async_execute(self, reset_kc=False, **kwargs):
+            try:
+                return await super().async_execute(reset_kc=reset_kc, **kwargs)
+            finally:
+                if self.kc is not None:
+                    self.kc.stop_channels()
+
+        execute = run_sync(async_execute)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nbclient, "NotebookClient", SharedKernelClient)
+        yield
+    if km.has_kernel:
+        run_sync(km.shutdown_kernel)(now=True)
+
+
 def outputs_text(nb) -> str:
     parts = []
     for cell in nb.cells:
@@ -83,7 +122,7 @@ def outputs_text(nb) -> str:
 
 
 @pytest.mark.parametrize("version", ["v1", "v2", "v3", "v4", "v5"])
-def test_version_notebooks_run_headless(repo_copy, version):
+def test_version_notebooks_run_headless(repo_copy, one_kernel, version):
     copy, overrides = repo_copy
     folder = copy / f"Version{version[1:]}"
     pre = execute_notebook(folder / f"make_pretrain_{version}.ipynb", parameters={"overrides": overrides})
