@@ -23,10 +23,26 @@ import common  # noqa: F401,E402
 JAX_CACHE = {"jax_persistent_cache_min_compile_time_secs": 0.0, "jax_persistent_cache_min_entry_size_bytes": 0}
 
 
+# The files that take longest (`--durations=0` summed per file, longest first). `make test` deals whole files to its two
+# workers (--dist loadfile), each taking the next file when it runs dry: the long ones go first, so the short ones
+# fill the gaps at the end. (xdist's own order, most tests first, left a long file of few tests for the end.)
+LONGEST_FILES = ("test_train_backends.py", "test_executor.py", "test_untrusted.py", "test_families.py",
+                 "test_hangs_and_messages.py", "test_notebooks.py", "test_cli_errors.py", "test_reliability.py",
+                 "test_pinned_results.py", "test_demo.py", "test_report.py", "test_general_sound.py",
+                 "test_report_families.py", "test_code_shape.py", "test_worlds.py", "test_embedding.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return  # the caller's own cache
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False  # the order of LONGEST_FILES
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.environ.get("KERAS_BACKEND") != "jax":
+        return  # the caller's own cache, or another backend (test_train_backends' subprocess)
     worker = hasattr(config, "workerinput")
     if config.getoption("numprocesses", None) and not worker:
         return  # the xdist controller runs no test
