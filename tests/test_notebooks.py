@@ -75,10 +75,10 @@ def repo_copy(tmp_path_factory, pytestconfig):
 
 
 @pytest.fixture(scope="module")
-def one_kernel(repo_copy):
-    """Every Version notebook runs, cell by cell, in one real kernel: its start (Python, Keras, JAX, TensorFlow) is paid
-    once, not ten times. `execute_notebook` runs as it is; its client gets this kernel, whose namespace is emptied
-    (``%reset -f``) and whose working folder moves to the notebook's, as a kernel started there would have them."""
+def shared_kernel(repo_copy):
+    """A notebook client class whose notebooks all run, cell by cell, in one real kernel: its start (Python, Keras,
+    JAX, TensorFlow) is paid once, not ten times. Before each notebook the kernel's namespace is emptied
+    (``%reset -f``) and its working folder moved to the notebook's, as a kernel started there would have them."""
     import nbclient
     from jupyter_client import AsyncKernelManager
     from jupyter_core.utils import run_sync
@@ -106,11 +106,17 @@ def one_kernel(repo_copy):
 
         execute = run_sync(async_execute)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(nbclient, "NotebookClient", SharedKernelClient)
-        yield
+    yield SharedKernelClient
     if km.has_kernel:
         run_sync(km.shutdown_kernel)(now=True)
+
+
+@pytest.fixture
+def one_kernel(shared_kernel, monkeypatch):
+    """`execute_notebook` runs as it is, in the module's shared kernel (the other tests start their own)."""
+    import nbclient
+
+    monkeypatch.setattr(nbclient, "NotebookClient", shared_kernel)
 
 
 def outputs_text(nb) -> str:
