@@ -1,6 +1,7 @@
 """Shared fixtures and helpers: one seeded RNG, tiny synthetic data sets written as real WAV files, one config
 writer (`make_config`), one in-process CLI runner (`run_main`) and one shared pretrain + transfer run (`pipeline`)."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,56 @@ import pytest
 # every later test of its process on TensorFlow, and a subset such as `pytest tests/test_embedding.py
 # tests/test_pinned_results.py` then failed the pin.
 import common  # noqa: F401,E402
+
+# Every test process compiles the same small Keras models again and again (each fit is a new jitted function): JAX's
+# persistent compilation cache, one per session in its temporary folder, shared by both xdist workers, lets a
+# compiled program be compiled once. Only the pytest processes (and the notebook kernels, test_notebooks) use it:
+# they all run on every CPU. Processes started with fewer CPUs (Dask workers pin their cores) may compile other
+# code (XLA sizes its parallel tasks by the CPUs), so the variable is not set for child processes here.
+JAX_CACHE = {"jax_persistent_cache_min_compile_time_secs": 0.0, "jax_persistent_cache_min_entry_size_bytes": 0}
+
+
+# The files that take longest (`--durations=0` summed per file, longest first). `make test` deals whole files to its two
+# workers (--dist loadfile), each taking the next file when it runs dry: the long ones go first, so the short ones
+# fill the gaps at the end. (xdist's own order, most tests first, left a long file of few tests for the end.)
+LONGEST_FILES = ("test_train_backends.py", "test_executor.py", "test_untrusted.py", "test_families.py",
+                 "test_hangs_and_messages.py", "test_notebooks.py", "test_cli_errors.py", "test_reliability.py",
+                 "test_pinned_results.py", "test_demo.py", "test_report.py", "test_general_sound.py",
+                 "test_report_families.py", "test_code_shape.py", "test_worlds.py", "test_embedding.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False  # the order of LONGEST_FILES
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.environ.get("KERAS_BACKEND") != "jax":
+        return  # the caller's own cache, or another backend (test_train_backends' subprocess)
+    worker = hasattr(config, "workerinput")
+    if config.getoption("numprocesses", None) and not worker:
+        return  # the xdist controller runs no test
+    base = config._tmp_path_factory.getbasetemp()
+    folder = (base.parent if worker else base) / "jax-cache"
+    folder.mkdir(exist_ok=True)
+    config.jax_cache_dir = folder
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    for key, value in JAX_CACHE.items():
+        jax.config.update(key, value)
+
+
+def jax_cache_environ(config) -> dict[str, str]:
+    """The environment variables that give a child process (on every CPU) this session's compilation cache."""
+    folder = getattr(config, "jax_cache_dir", None)
+    if folder is None:
+        return {}
+    return {"JAX_COMPILATION_CACHE_DIR": str(folder), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import ast
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 
 from common.notebooks import TEMPLATES, all_notebooks, execute_notebook
-from conftest import tiny_overrides, write_config
+from conftest import jax_cache_environ, tiny_overrides, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 # One budget: a headless run of every cell is the point here; budgets are covered by test_experiment.
@@ -49,8 +50,9 @@ def test_no_sys_path_lines_in_notebooks_or_benchmarks():
 
 
 @pytest.fixture(scope="module")
-def repo_copy(tmp_path_factory):
-    """A temporary copy of the repository (code, YAML, notebooks) and a tiny 3-type data set."""
+def repo_copy(tmp_path_factory, pytestconfig):
+    """A temporary copy of the repository (code, YAML, notebooks) and a tiny 3-type data set; the kernels started
+    meanwhile share the session's compilation cache (conftest)."""
     from common.data.synth import generate_dataset
 
     tmp = tmp_path_factory.mktemp("nb")
@@ -66,7 +68,55 @@ def repo_copy(tmp_path_factory):
                      types=("fan", "pump", "valve"), ids=("id_00", "id_02"), progress=False)
     overrides = dict(TINY, data={"root": str(root), "cache_dir": str(tmp / "cache"), "jobs": 1},
                      output={"scratch_dir": str(tmp / "scratch")})
-    return copy, overrides
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in jax_cache_environ(pytestconfig).items():
+            patch.setenv(key, value)
+        yield copy, overrides
+
+
+@pytest.fixture(scope="module")
+def shared_kernel(repo_copy):
+    """A notebook client class whose notebooks all run, cell by cell, in one real kernel: its start (Python, Keras,
+    JAX, TensorFlow) is paid once, not ten times. Before each notebook the kernel's namespace is emptied
+    (``%reset -f``) and its working folder moved to the notebook's, as a kernel started there would have them."""
+    import nbclient
+    from jupyter_client import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name="python3")
+
+    class SharedKernelClient(nbclient.NotebookClient):
+        def __init__(self, nb, **kw):
+            super().__init__(nb, km=km, **kw)
+
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            folder = self.resources["metadata"]["path"]
+            reply = await kc.execute_interactive(f"import os; os.chdir({folder!r})\n%reset -f", store_history=False,
+                                                 timeout=60)
+            assert reply["content"]["status"] == "ok", reply["content"]
+            return kc
+
+        async def async_execute(self, reset_kc=False, **kwargs):
+            try:
+                return await super().async_execute(reset_kc=reset_kc, **kwargs)
+            finally:
+                if self.kc is not None:
+                    self.kc.stop_channels()
+
+        execute = run_sync(async_execute)
+
+    yield SharedKernelClient
+    if km.has_kernel:
+        run_sync(km.shutdown_kernel)(now=True)
+
+
+@pytest.fixture
+def one_kernel(shared_kernel, monkeypatch):
+    """`execute_notebook` runs as it is, in the module's shared kernel (the other tests start their own)."""
+    import nbclient
+
+    monkeypatch.setattr(nbclient, "NotebookClient", shared_kernel)
 
 
 def outputs_text(nb) -> str:
@@ -78,7 +128,7 @@ def outputs_text(nb) -> str:
 
 
 @pytest.mark.parametrize("version", ["v1", "v2", "v3", "v4", "v5"])
-def test_version_notebooks_run_headless(repo_copy, version):
+def test_version_notebooks_run_headless(repo_copy, one_kernel, version):
     copy, overrides = repo_copy
     folder = copy / f"Version{version[1:]}"
     pre = execute_notebook(folder / f"make_pretrain_{version}.ipynb", parameters={"overrides": overrides})
@@ -91,7 +141,7 @@ def test_version_notebooks_run_headless(repo_copy, version):
     assert set(results["method"]) == {"scratch", "zero_shot", "transfer"}
 
 
-def test_notebook_and_cli_give_the_same_results(repo_copy):
+def test_notebook_and_cli_give_the_same_results(repo_copy, pytestconfig):
     copy, overrides = repo_copy
     folder = copy / "Version1"
     if not (folder / "result_transfer_pretrain_v1" / "results.csv").is_file():
@@ -101,7 +151,8 @@ def test_notebook_and_cli_give_the_same_results(repo_copy):
     cli_yaml = write_config(folder, overrides["data"]["root"], name="cli.yaml",
                             **{**overrides, "output": {"model_dir": "model_pretrain_v1", "result_dir": "cli_results",
                                                        "scratch_dir": str(copy / "cli_scratch")}})
-    run = subprocess.run([sys.executable, "-m", "common", "transfer", str(cli_yaml)], cwd=copy,
+    env = {k: v for k, v in os.environ.items() if k not in jax_cache_environ(pytestconfig)}  # compiles on its own
+    run = subprocess.run([sys.executable, "-m", "common", "transfer", str(cli_yaml)], cwd=copy, env=env,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     cols = ["target_type", "target_id", "source", "method", "budget", "seed", "auc", "pauc", "n_train_clips"]

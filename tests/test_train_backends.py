@@ -179,8 +179,9 @@ def test_model_tests_pass_on_another_backend(backend):
         pytest.skip(f"{backend} is not installed")
     env = {**os.environ, "KERAS_BACKEND": backend}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_model.py",
-           "tests/test_train_backends.py", "-k", "not another_backend and not fresh_command"]
-    # (not fresh_command: that test drops KERAS_BACKEND for its own subprocess, so it would only repeat itself)
+           "tests/test_train_backends.py", "-k", "not another_backend and not fresh_command and not start_up_lines"]
+    # (not fresh_command, not start_up_lines: each drops KERAS_BACKEND for its own subprocesses, which start their
+    # backends themselves, so they would only repeat themselves)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and " failed" not in proc.stdout
