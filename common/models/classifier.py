@@ -379,19 +379,10 @@ def train_classifier(
     model.optimizer.learning_rate = learning_rate
     set_seed(seed)
     onehot = np.eye(int(arch["n_classes"]), dtype=np.float32)[labels]
-    history: dict[str, list[float]] = {"loss": []}
     start = time.perf_counter()
     epoch_data = (_epoch_data(x, onehot, mixup=mixup, seed=seed, epoch=epoch) for epoch in range(epochs))
-    if compiled_fit.classifier_supported(model, whole_batches=False):  # the same steps, many per compiled call
-        if batch_size not in compiled.programs:
-            compiled.programs[batch_size] = compiled_fit.ClassifierPrograms(model, batch_size, _hits)
-        h = compiled_fit.fit_classifier(compiled.programs[batch_size], epoch_data, n_rows=len(x))
-        history = {"loss": h["loss"], "categorical_accuracy": h["accuracy"]} if epochs else history
-    else:
-        for xe, ye in epoch_data:
-            h = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-            for name, values in h.history.items():
-                history.setdefault(name, []).append(float(values[-1]))
+    history = compiled_fit.fit_epochs(model, compiled.programs, epoch_data, batch_size=batch_size, n_rows=len(x),
+                                      hits=_hits, whole_batches=False, accuracy="categorical_accuracy")
     return ClassifierFit(model.get_weights(), history, time.perf_counter() - start)
 
 

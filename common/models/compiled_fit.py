@@ -338,3 +338,21 @@ def fit_classifier(programs: ClassifierPrograms, epochs, *, n_rows: int) -> dict
         for variable, value in zip(variables, values):
             variable.assign(value)
     return {"loss": per_epoch[:, 0].tolist(), "accuracy": per_epoch[:, 1].tolist()}
+
+
+def fit_epochs(model: keras.Model, programs: dict[int, ClassifierPrograms], epochs, *, batch_size: int, n_rows: int,
+               hits: Callable, whole_batches: bool, accuracy: str) -> dict[str, list[float]]:
+    """Train a compiled classifier on `epochs` (each epoch's ``(x, y)``): in `programs`' compiled loop where
+    `classifier_supported`, else by Keras' ``fit`` one epoch at a time. Returns the history (``loss`` and
+    `accuracy`, per epoch); `programs` keeps each batch size's compiled program for the next fit."""
+    if classifier_supported(model, whole_batches=whole_batches):  # the same steps, many per compiled call
+        if batch_size not in programs:
+            programs[batch_size] = ClassifierPrograms(model, batch_size, hits)
+        h = fit_classifier(programs[batch_size], epochs, n_rows=n_rows)
+        return {"loss": h["loss"], accuracy: h["accuracy"]} if h["loss"] else {"loss": []}
+    history: dict[str, list[float]] = {"loss": []}
+    for xe, ye in epochs:
+        h = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        for name, values in h.history.items():
+            history.setdefault(name, []).append(float(values[-1]))
+    return history

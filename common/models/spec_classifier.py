@@ -495,21 +495,12 @@ def train_spec_classifier(arch: Mapping[str, Any], x: np.ndarray, labels: np.nda
     set_seed(seed)
     batch_size = min(int(batch_size), len(x))
     onehot = np.eye(int(arch["n_classes"]), dtype=np.float32)[labels]
-    history: dict[str, list[float]] = {"loss": []}
     start = time.perf_counter()
     epoch_data = (_epoch_patches(x, onehot, batch_size, mixup=mixup, seed=seed, epoch=e) for e in range(epochs))
-    if compiled_fit.classifier_supported(model, whole_batches=True):  # the same steps, many per compiled call
-        if batch_size not in compiled.programs:
-            hits = _class_hits(int(arch["n_classes"]), int(arch["sub_clusters"]))
-            compiled.programs[batch_size] = compiled_fit.ClassifierPrograms(model, batch_size, hits)
-        whole = -(-len(x) // batch_size) * batch_size  # rows per epoch (`_epoch_rows`)
-        h = compiled_fit.fit_classifier(compiled.programs[batch_size], epoch_data, n_rows=whole)
-        history = {"loss": h["loss"], "class_accuracy": h["accuracy"]} if epochs else history
-    else:
-        for xe, ye in epoch_data:
-            h = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-            for name, values in h.history.items():
-                history.setdefault(name, []).append(float(values[-1]))
+    whole = -(-len(x) // batch_size) * batch_size  # rows per epoch (`_epoch_rows`)
+    history = compiled_fit.fit_epochs(model, compiled.programs, epoch_data, batch_size=batch_size, n_rows=whole,
+                                      hits=_class_hits(int(arch["n_classes"]), int(arch["sub_clusters"])),
+                                      whole_batches=True, accuracy="class_accuracy")
     return SpecFit(model.get_weights(), history, time.perf_counter() - start)
 
 
