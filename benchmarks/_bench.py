@@ -26,6 +26,17 @@ GIB = 2**30
 MIB = 2**20
 
 
+def best_seconds(func, repeat: int) -> float:
+    """Best wall seconds of `func()` over `repeat` calls after one warm-up call."""
+    func()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def load_line() -> str:
     """The 1, 5 and 15 minute load averages, as one string."""
     if not hasattr(os, "getloadavg"):

@@ -70,7 +70,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _bench import (MIMII_ABNORMAL, MIMII_NORMAL, REPO, VECTORS_PER_CLIP, add_backend_option, backend_line,
+from _bench import (MIMII_ABNORMAL, best_seconds, MIMII_NORMAL, REPO, VECTORS_PER_CLIP, add_backend_option, backend_line,
                     dataset_scale, load_line, machine_line, make_dataset, scaled_counts, subset_root, use_backend)
 from bench_ceiling import ceiling_gflops, ceiling_line, ceiling_samples, n_weights
 
@@ -692,13 +692,7 @@ def mahalanobis_before(rows: int = 50000, dim: int = 320, repeat: int = 2) -> di
         return np.einsum("ij,jk,ik->i", d, g.precision, d)
 
     def best(func) -> float:
-        func()
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            func()
-            times.append(time.perf_counter() - start)
-        return min(times)
+        return best_seconds(func, repeat)
 
     with threadpool_limits(limits=1, user_api="blas"):  # as fit_gaussian runs them
         lw = best(lambda: LedoitWolf().fit(x)) / best(lambda: ledoit_wolf(x))

@@ -23,23 +23,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from typing import Callable
 
 import numpy as np
 
-from _bench import load_line, machine_line
-
-
-def best(func: Callable, repeat: int) -> float:
-    """Best wall seconds of `func()` over `repeat` calls after one warm-up call."""
-    func()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from _bench import best_seconds as best, load_line, machine_line
 
 
 def einsum_distances(mean: np.ndarray, precision: np.ndarray, x: np.ndarray) -> np.ndarray:
