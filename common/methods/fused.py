@@ -36,8 +36,9 @@ PART_METHODS = frozenset(p for info in METHODS_CATALOG.values() for p in info.pa
 _KEPT = "part_result"  # the memo's key of a part's cell result
 
 
-def _kept(cell: Cell, method: str) -> tuple:
-    return _KEPT, dataclasses.replace(cell, method=method).key
+def _group(cell: Cell) -> tuple:
+    """The key of a cell's group: its key less the method (target, source, budget and seed)."""
+    return dataclasses.replace(cell, method="").key
 
 
 def remember(memo: dict, cell: Cell, adapted: Adapted, scores: np.ndarray) -> None:
@@ -49,21 +50,15 @@ def remember(memo: dict, cell: Cell, adapted: Adapted, scores: np.ndarray) -> No
     """
     if cell.method not in PART_METHODS:
         return
-    key = _kept(cell, cell.method)
-    group = _kept(cell, "")
-    for old in [k for k in memo if k[0] == _KEPT and _kept_group(k) != group]:
+    group = _group(cell)
+    for old in [k for k in memo if k[0] == _KEPT and k[1] != group]:
         del memo[old]
-    memo[key] = (adapted, np.asarray(scores, dtype=np.float64))
-
-
-def _kept_group(key: tuple) -> tuple:
-    target_type, target_id, source, _, budget, seed = key[1]
-    return _KEPT, (target_type, target_id, source, "", budget, seed)
+    memo[(_KEPT, group, cell.method)] = (adapted, np.asarray(scores, dtype=np.float64))
 
 
 def _part(data: CellData, name: str, adapt: Callable[[CellData], Adapted]) -> tuple[Adapted, np.ndarray]:
     """A part adapted to the cell, and its evaluation clips' scores: as the grid kept them, else computed."""
-    kept = data.memo.get(_kept(data.cell, name))
+    kept = data.memo.get((_KEPT, _group(data.cell), name))
     if kept is not None:
         return kept
     adapted = adapt(data)
