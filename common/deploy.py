@@ -32,13 +32,13 @@ from common.features.params import FeatureConfig
 from common.data.mimii import is_clip
 from common.errors import AudioError, DataError, ModelError
 from common.features.extract import extract
-from common.io import atomic_write_text
+from common.io import atomic_write_text, digest
 from common.data.names import pretrained_model_path, row_model_path, transfer_yaml
 from common.methods.catalog import METHODS_CATALOG, is_zero_shot
 from common.models.saved import FEATURE_KEYS, Sidecar, copy_model, load_head, load_model
 from common.models.kinds import describe, model_kind
 from common.results import ROW_FIELDS, read_table, result_dir
-from common.scoring.scorer import check_scorer, score_clips
+from common.scoring.scorer import check_scorer, score_clips, wav_models
 from common.scoring.threshold import describe_threshold
 
 SCORE_FILE_COLUMNS = ["path", "score", "decision", "error"]
@@ -282,7 +282,7 @@ def score_files(
     n_channels = _n_channels(sidecar, model_path)
     files = find_wavs(paths)
     infos, errors = _check_files(files, features, n_channels, model_path, sidecar)
-    vectors = _read_vectors(files, features, infos, errors, progress=progress, arch=sidecar.architecture or {})
+    vectors = _read_vectors(files, features, infos, errors, progress=progress, sidecar=sidecar)
     scores = _clip_scores(model, sidecar, head, files, vectors)
     return pd.DataFrame({
         "path": [str(p) for p in files],
@@ -293,13 +293,16 @@ def score_files(
 
 
 def _read_vectors(files: list[Path], features: Mapping[str, Any], infos: Mapping[Path, WavInfo],
-                  errors: dict[Path, str], *, progress: bool, arch: Mapping[str, Any]) -> dict[Path, np.ndarray]:
-    """The vectors of each file that passed its header checks (`infos`) for the model of `arch`; a file that fails
-    gets its message (naming it) in `errors` instead."""
-    vectors = {}
+                  errors: dict[Path, str], *, progress: bool,
+                  sidecar: Sidecar) -> dict[Path, tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """The vectors of each file that passed its header checks (`infos`) for the model of `sidecar`, with those each
+    part of its scorer that reads the samples makes of it (`wav_models`), by `digest` of the part's model; a file
+    that fails gets its message (naming it) in `errors` instead."""
+    arch, wav_archs, vectors = sidecar.architecture or {}, wav_models(sidecar.scorer), {}
     for path in tqdm([p for p in files if p in infos], desc="score", unit="clip", disable=not progress):
         try:
-            vectors[path] = _vectors(path, features, infos[path], arch)
+            vectors[path] = (_vectors(path, features, infos[path], arch),
+                             {digest(a): _vectors(path, features, infos[path], a) for a in wav_archs})
         except (AudioError, DataError) as exc:
             message = str(exc)
             errors[path] = message if str(path) in message else f"{path}: {message}"
@@ -307,15 +310,16 @@ def _read_vectors(files: list[Path], features: Mapping[str, Any], infos: Mapping
 
 
 def _clip_scores(model, sidecar: Sidecar, head: Mapping[str, np.ndarray], files: list[Path],
-                 vectors: Mapping[Path, np.ndarray]) -> dict[Path, float]:
+                 vectors: Mapping[Path, tuple[np.ndarray, dict[str, np.ndarray]]]) -> dict[Path, float]:
     """One score per file that has vectors, in one batched pass, by the model's scorer (`common.scoring.scorer`)."""
     good = [p for p in files if p in vectors]
     if not good:
         return {}
     offsets = np.zeros(len(good) + 1, dtype=np.int64)
-    np.cumsum([len(vectors[p]) for p in good], out=offsets[1:])
+    np.cumsum([len(vectors[p][0]) for p in good], out=offsets[1:])
     scores = score_clips(model, sidecar.architecture or {}, sidecar.scorer, head,
-                         np.concatenate([vectors[p] for p in good]), offsets, n_mels=sidecar.features["n_mels"])
+                         np.concatenate([vectors[p][0] for p in good]), offsets, n_mels=sidecar.features["n_mels"],
+                         wav=lambda a: np.concatenate([vectors[p][1][digest(a)] for p in good]))
     return dict(zip(good, scores))
 
 

@@ -227,8 +227,9 @@ def test_every_methods_model_scores_new_files_as_the_run_did(families, tmp_path)
     (cfg, results), _, _ = families
     scores = pd.read_csv(cfg.output.result_dir / "scores.csv")
     for method in ("transfer_mahalanobis", "lw_scratch", "lw_transfer", "logmel_knn", "logmel_two_bank", "embed_knn",
-                   "embed_finetune", "spec_two_bank", "sound_random_knn", "sound_knn", "fusion_scratch",
-                   "fusion_transfer", "embed_fusion"):
+                   "embed_finetune", "spec_two_bank", "sound_random_knn", "sound_knn", "mod_scratch", "mod_transfer",
+                   "fine_scratch", "fine_transfer",
+                   "fusion_scratch", "fusion_transfer", "embed_fusion"):
         row = results[(results["method"] == method) & (results["budget"] == "2")].iloc[0]
         mine = scores[(scores[["target_type", "target_id", "source", "method", "budget"]].astype(str)
                        == [row["target_type"], row["target_id"], row["source"], method, "2"]).all(axis=1)]
@@ -283,7 +284,9 @@ def test_embed_zero_shot_exports_the_pretrained_classifier_with_its_source_bank(
 
 @pytest.mark.parametrize("method, words", [
     ("spec_two_bank", ("spectrogram classifier", "sub-cluster AdaCos")),
-    ("fusion_transfer", ("sum of transfer_mahalanobis", "lw_transfer (covariance from")),
+    ("fusion_transfer", ("sum of transfer_mahalanobis", "fine_transfer (log-mel, modulation and fine log-mel")),
+    ("mod_transfer", ("covariance of modulation statistics", "modulation statistics from its samples")),
+    ("fine_transfer", ("covariance of fine log-mel statistics", "fine_spectrum statistics from its samples")),
     ("embed_fusion", ("sum of embed_knn (machine-ID classifier", "logmel_two_bank")),
 ])
 def test_a_new_methods_exported_row_model_scores_as_the_run_did(families, tmp_path, method, words):

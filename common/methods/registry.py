@@ -1,7 +1,7 @@
 """Every method: its catalogue row (`common.methods.catalog`) joined with its function (a family module), here only.
 
 The families are siblings: `common.methods.autoencoder` (autoencoder), `common.methods.statistics`,
-`common.methods.embedding`, `common.methods.general_sound`; each function takes a `CellData` and returns an
+`common.methods.embedding`, `common.methods.general_sound`, `common.methods.sample_stats`; each function takes a `CellData` and returns an
 `Adapted` model. A fused method (a row with ``parts``) has no function of its own: it is made here from its parts'
 (`common.methods.fused.fused_method`).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from common.methods import autoencoder, embedding, general_sound, statistics
+from common.methods import autoencoder, embedding, general_sound, sample_stats, statistics
 from common.methods.base import Adapted, CellData, Method
 from common.methods.fused import fused_method
 from common.errors import ProjectError
@@ -18,7 +18,8 @@ from common.methods.catalog import METHODS_CATALOG, MethodInfo
 
 
 # Every method's function, named as its catalogue row (`common.methods.catalog.METHODS_CATALOG`), family by family.
-FUNCTIONS = (*autoencoder.FUNCTIONS, *statistics.FUNCTIONS, *embedding.FUNCTIONS, *general_sound.FUNCTIONS)
+FUNCTIONS = (*autoencoder.FUNCTIONS, *statistics.FUNCTIONS, *embedding.FUNCTIONS, *general_sound.FUNCTIONS,
+             *sample_stats.FUNCTIONS)
 
 
 def join_catalog(catalog: dict[str, MethodInfo], functions: tuple[Callable[[CellData], Adapted], ...]

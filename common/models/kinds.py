@@ -5,7 +5,8 @@ A sidecar's ``architecture["kind"]`` names the kind (`kind_of`; a sidecar withou
 machine-ID classifier of the embedding family (`common.models.classifier`), ``identity`` (the log-mel
 vectors as they are, for the methods without a network) and ``soundnet`` (the general-sound family: a clip's
 vector is SoundNet's embedding of its WAV samples, `common.models.sound_embeddings`; the network is rebuilt from
-the architecture, so the saved Keras model is the identity on those vectors). A new kind is one entry here.
+the architecture, so the saved Keras model is the identity on those vectors) and the statistics of a clip's samples
+(``modulation``, ``fine_spectrum``: `common.features.sample_stats`; the identity on them). A new kind is one entry here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Callable, Mapping
 import keras
 import numpy as np
 
+from common.features import sample_stats
 from common.models import classifier, spec_classifier
 from common.models.autoencoder import build_autoencoder, build_identity
 from common.errors import ModelError
@@ -89,6 +91,13 @@ def _describe_soundnet(arch: Mapping[str, Any]) -> str:
             f"from the clip's samples (no log-mel), input {arch.get('input_dim')} values per clip")
 
 
+def _describe_sample_stats(arch: Mapping[str, Any]) -> str:
+    """The card's words for statistics computed from the clip's samples (no network)."""
+    params = ", ".join(f"{k} {v}" for k, v in arch.items() if k not in ("kind", "input_dim"))
+    return (f"no network: the clip's {arch.get('kind')} statistics from its samples ({params}), "
+            f"input {arch.get('input_dim')} values per clip")
+
+
 def _soundnet_clip(path, arch: Mapping[str, Any], *, channel: int, sr: int) -> np.ndarray:
     """A WAV file's SoundNet clip vector [shape=(1, input_dim)] under the network `arch` names."""
     return wav_embeddings([path], arch, channel=channel, sr=sr)
@@ -106,6 +115,10 @@ MODEL_KINDS: dict[str, ModelKind] = {
     # The saved model is the identity on the clip vectors; the network is rebuilt from the architecture.
     SOUNDNET: ModelKind(build=lambda arch: build_identity(arch["input_dim"]), describe=_describe_soundnet,
                         vector_dim=_model_input, clip_vectors=_soundnet_clip, weightless=True),
+    # Statistics of the clip's samples (`common.features.sample_stats`); the model is the identity on them.
+    **{kind: ModelKind(build=lambda arch: build_identity(arch["input_dim"]), describe=_describe_sample_stats,
+                       vector_dim=_model_input, clip_vectors=sample_stats.clip_vectors, weightless=True)
+       for kind in sample_stats.SAMPLE_STATS},
     spec_classifier.KIND: ModelKind(build=spec_classifier.build_spec_classifier, describe=spec_classifier.describe,
                                     vector_dim=lambda model, arch: int(arch["input_dim"]),
                                     custom_objects=spec_classifier.CUSTOM_OBJECTS),

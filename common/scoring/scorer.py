@@ -15,14 +15,15 @@ A scorer (``Sidecar.scorer``) is a small dict; its arrays (bank, Gaussians) are 
 
 A clip vector (``input``) is ``logmel_stats`` (mean and std over frames, `common.features.clipvectors`),
 ``embedding`` (the classifier's clip embedding, `common.models.classifier`), ``spectrogram_embedding`` (the
-spectrogram classifier's, `common.models.spec_classifier`) or ``clip_vectors`` (the vectors
+spectrogram classifier's, `common.models.spec_classifier`), ``clip_vectors`` (the vectors
 given are already one per clip: a model kind that reads the WAV itself, such as SoundNet's,
-`common.models.kinds`).
+`common.models.kinds`) or ``wav`` (a fused row's part whose vectors its ``clip_model``, a kind that reads the WAV
+itself, makes of the clip's samples beside the row's log-mel frames: the caller's `wav` gives them).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
@@ -34,11 +35,13 @@ from common.scoring.fusion import PART_KEYS, fuse, part_head
 from common.scoring.knn import cosine_knn
 from common.scoring.mahalanobis import from_arrays, selective
 from common.models.inference import outputs
+from common.models.kinds import model_kind
 from common.scoring.reconstruction import clip_scores
 from common.scoring.two_bank import two_bank_scores
 
 SCORERS = ("reconstruction", "knn", "gaussian", "residual_gaussian", "fusion")
-CLIP_INPUTS = ("logmel_stats", "embedding", spec_classifier.CLIP_INPUT, "clip_vectors")
+CLIP_INPUTS = ("logmel_stats", "embedding", spec_classifier.CLIP_INPUT, "clip_vectors", "wav")
+WavVectors = Optional[Callable[[Mapping[str, Any]], np.ndarray]]  # clip_model -> one vector per clip being scored
 # The head arrays each scorer reads (Gaussians: at least the first one's); reconstruction reads none.
 HEAD_ARRAYS = {"reconstruction": (), "knn": ("bank",), "gaussian": ("mean_0", "precision_0"),
                "residual_gaussian": ("mean_0", "precision_0"), "fusion": ()}
@@ -75,6 +78,11 @@ def check_scorer(spec: Any, head: Mapping[str, np.ndarray], *, sidecar: str) -> 
         found = kind(spec)
         if found in ("knn", "gaussian") and spec.get("input") not in CLIP_INPUTS:
             raise ModelError(f"unknown scorer input {spec.get('input')!r} (known: {', '.join(CLIP_INPUTS)})")
+        if found in ("knn", "gaussian") and spec.get("input") == "wav":
+            clip_model = spec.get("clip_model")
+            if not isinstance(clip_model, Mapping) or model_kind(clip_model).clip_vectors is None:
+                raise ModelError(f"the wav scorer input needs a 'clip_model' of a kind that reads the WAV itself, "
+                                 f"got {clip_model!r}")
     except ModelError as exc:
         raise ModelError(f"sidecar {sidecar}: {exc}: use the sidecar saved with the model, or export it again") from None
     k = (spec or {}).get("k", 1)
@@ -114,10 +122,22 @@ def needs_network(spec: Mapping[str, Any] | None) -> bool:
     return found in ("reconstruction", "residual_gaussian")
 
 
+def wav_models(spec: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """The ``clip_model`` of every part of `spec` whose input is ``wav``: what a caller computes from each clip's
+    samples for `score_clips`' `wav`."""
+    if kind(spec) == "fusion":
+        return [m for p in spec["parts"] for m in wav_models(p["scorer"])]
+    return [spec["clip_model"]] if spec and spec.get("input") == "wav" else []
+
+
 def clip_inputs(spec: Mapping[str, Any], weights: Callable[[], list[np.ndarray]], arch: Mapping[str, Any],
-                vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int) -> np.ndarray:
+                vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int, wav: WavVectors = None) -> np.ndarray:
     """One vector per clip as the scorer `spec` takes them [shape=(n_clips, dim)]; `weights()` gives the model's."""
     source = spec.get("input")
+    if source == "wav":
+        if wav is None:
+            raise ModelError("the wav scorer input needs the clips' WAV files (a fused part that reads the samples)")
+        return np.asarray(wav(spec["clip_model"]), dtype=np.float64)
     if source == "logmel_stats":
         return logmel_stats(vectors, offsets, n_mels=n_mels)
     if source == "embedding":
@@ -145,23 +165,24 @@ def residuals(model, vectors: np.ndarray, *, batch_size: int = 8192) -> np.ndarr
 
 def score_clips(model, arch: Mapping[str, Any], spec: Mapping[str, Any] | None, head: Mapping[str, np.ndarray],
                 vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int,
-                weights: list[np.ndarray] | None = None) -> np.ndarray:
+                weights: list[np.ndarray] | None = None, wav: WavVectors = None) -> np.ndarray:
     """The score of every clip under a model, its scorer `spec` and `head` arrays [shape=(n_clips,)].
 
     `model` is run only where `needs_network(spec)` (None elsewhere is fine); an embedding input reads `weights`
-    (default: the model's), so a caller holding the weights builds no Keras model for it.
+    (default: the model's), so a caller holding the weights builds no Keras model for it; a ``wav`` input reads
+    `wav` (`wav_models`).
     """
     found = kind(spec)
     if found == "fusion":
         return fuse([score_clips(model, arch, p["scorer"], part_head(head, str(p["prefix"])), vectors, offsets,
-                                 n_mels=n_mels, weights=weights) for p in spec["parts"]], spec["parts"])
+                                 n_mels=n_mels, weights=weights, wav=wav) for p in spec["parts"]], spec["parts"])
     if found == "reconstruction":
         return clip_scores(model, vectors, offsets)
     offsets = check_offsets(vectors, offsets)
     if found == "residual_gaussian":
         return selective(from_arrays(head), residuals(model, vectors), offsets)
     clips = clip_inputs(spec, (lambda: model.get_weights()) if weights is None else (lambda: weights), arch,
-                        vectors, offsets, n_mels=n_mels)
+                        vectors, offsets, n_mels=n_mels, wav=wav)
     if found == "knn":
         return knn_scores(clips, head, k=int(spec.get("k", 1)))
     return selective(from_arrays(head), clips)
