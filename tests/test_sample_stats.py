@@ -114,3 +114,36 @@ def test_a_clip_shorter_than_a_fine_frame_is_refused_and_a_broken_architecture_t
         fine_stats(_tone(300.0), sr=SR, arch={"kind": "fine_spectrum", "n_mels": 0, "n_fft": 2048, "hop_length": 512})
     with pytest.raises(ModelError, match="unknown clip statistic"):
         wav_rows([short], {"kind": "loudness"}, channel=0, sr=SR)
+
+
+# --- the cache of the statistics under data.cache_dir ------------------------------------------------------------
+
+
+def test_the_cache_serves_each_clips_vector_once_computed_and_recomputes_a_tampered_or_rewritten_one(tmp_path):
+    import json
+    import shutil
+
+    from common.features import sample_stats as ss
+    from common.features.fine_spectrum import ARCHITECTURE as FINE
+
+    clips = [_pulsing_tone(tmp_path / f"c{i}.wav", rate_hz=3.0 + i, seed=i) for i in range(2)]
+    kw = {"cache_dir": tmp_path / "cache", "channel": 0, "sr": SR}
+    first = ss.cached_wav_rows(clips, ARCHITECTURE, halves=True, **kw)
+    np.testing.assert_array_equal(first, wav_rows(clips, ARCHITECTURE, channel=0, sr=SR, halves=True))
+    entries = sorted((tmp_path / "cache" / ss.CACHE_FOLDER).glob("*.npy"))
+    assert len(entries) == 4  # two clips x two halves
+    stamps = [e.stat().st_mtime_ns for e in entries]
+    np.testing.assert_array_equal(ss.cached_wav_rows(clips, ARCHITECTURE, halves=True, **kw), first)
+    assert [e.stat().st_mtime_ns for e in entries] == stamps  # read, not written again
+    # Another statistic of the same clips is another entry.
+    ss.cached_wav_rows(clips, FINE, **kw)
+    assert len(list((tmp_path / "cache" / ss.CACHE_FOLDER).glob("*.json"))) == 6
+    # An entry changed in place is computed again, with a warning, and rewritten.
+    np.save(entries[0], np.zeros(first.shape[1], np.float32))
+    with pytest.warns(UserWarning, match=r"clip statistics cache entry .*differs from its sha256"):
+        np.testing.assert_array_equal(ss.cached_wav_rows(clips, ARCHITECTURE, halves=True, **kw), first)
+    assert json.loads(entries[0].with_suffix(".json").read_text())["statistic"]["kind"] == "modulation"
+    # A rewritten clip misses the cache.
+    shutil.copy(clips[1], clips[0])
+    again = ss.cached_wav_rows(clips[:1], ARCHITECTURE, **kw)
+    np.testing.assert_array_equal(again, wav_rows(clips[1:], ARCHITECTURE, channel=0, sr=SR))

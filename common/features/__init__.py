@@ -8,6 +8,7 @@
     `vectorset`    rows of several (memory-mapped) arrays, read a batch at a time
     `clipvectors`  per-clip statistics and the out-of-sample helpers the training-free methods share
     `sample_stats` the table of clip statistics computed from the samples (not the cache), and their WAV reading
+    `clip_cache`   per-clip vectors of WAV samples (SoundNet's, the sample statistics) cached on disk, checked on load
     `modulation`   the rhythm of each band's level (envelope analysis), 0.8-40 Hz
     `fine_spectrum` mean and std of 128 fine mel bands (a tone a few per cent lower changes band)
 

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from common.errors import ModelError
 from common.features import fine_spectrum, modulation
 from common.features.audio import read_channel
+from common.features.clip_cache import Request, cached_rows, requests, segment
+
+CACHE_FOLDER = "sample_stats"  # under data.cache_dir
+FORMAT_VERSION = 1  # bump when a statistic's computation changes: old entries then miss
 
 
 @dataclass(frozen=True)
@@ -50,18 +54,34 @@ def architecture(kind: str, sr: int) -> dict[str, Any]:
     return dict(stat.architecture) | {"input_dim": stat.dim(stat.architecture, sr)}
 
 
+def _compute(asked: Sequence[Request], arch: Mapping[str, Any], *, channel: int, sr: int) -> np.ndarray:
+    """The statistic `arch` names of each (file, part) [shape=(len(asked), dim)]."""
+    stat, rows = _stat(arch), []
+    for path, part in asked:
+        y = segment(read_channel(path, channel=channel, expected_sr=sr)[0], part)
+        name = f"WAV file {path}" if part == "whole" else f"the {'first' if part == 'half1' else 'second'} half of {path}"
+        rows.append(stat.compute(y, sr=sr, arch=arch, name=name))
+    return np.stack(rows) if rows else np.zeros((0, stat.dim(arch, sr)), np.float32)
+
+
 def wav_rows(paths: Iterable[str | Path], arch: Mapping[str, Any], *, channel: int, sr: int,
              halves: bool = False) -> np.ndarray:
-    """The statistic `arch` names of each WAV file [shape=(n, dim), or (2n, dim) with `halves`: clip i's halves are
-    rows 2i and 2i + 1]; AudioError naming a file that is unreadable, of another rate, or too short."""
-    stat, rows = _stat(arch), []
-    for path in paths:
-        y, _ = read_channel(path, channel=channel, expected_sr=sr)
-        cut = len(y) // 2
-        for part, name in (((y[:cut], f"the first half of {path}"), (y[cut:], f"the second half of {path}"))
-                           if halves else ((y, f"WAV file {path}"),)):
-            rows.append(stat.compute(part, sr=sr, arch=arch, name=name))
-    return np.stack(rows) if rows else np.zeros((0, stat.dim(arch, sr)), np.float32)
+    """The statistic `arch` names of each WAV file, computed now [shape=(n, dim), or (2n, dim) with `halves`: clip i's
+    halves are rows 2i and 2i + 1]; AudioError naming a file that is unreadable, of another rate, or too short."""
+    return _compute(requests(paths, halves=halves), arch, channel=channel, sr=sr)
+
+
+def cached_wav_rows(paths: Iterable[str | Path], arch: Mapping[str, Any], *, cache_dir: str | Path, channel: int,
+                    sr: int, halves: bool = False) -> np.ndarray:
+    """As `wav_rows`, each clip's vector computed once: later calls, in any process, read it from
+    ``cache_dir/sample_stats/`` (`common.features.clip_cache`: keyed by the clip's fingerprint, channel, rate, part
+    and the statistic's parameters; an entry changed in place is computed again, with a warning)."""
+    stat = _stat(arch)
+    return cached_rows(requests(paths, halves=halves), lambda asked: _compute(asked, arch, channel=channel, sr=sr),
+                       folder=Path(cache_dir) / CACHE_FOLDER,
+                       describe={"statistic": {k: v for k, v in arch.items() if k != "input_dim"}},
+                       dim=stat.dim(arch, sr), channel=channel, sr=sr, format_version=FORMAT_VERSION,
+                       what="clip statistics")
 
 
 def clip_vectors(path: str | Path, arch: Mapping[str, Any], *, channel: int, sr: int) -> np.ndarray:

@@ -10,7 +10,7 @@ Mahalanobis distance, as the statistics family does with the log-mel statistics
 A ``*_scratch`` control takes the mean and Ledoit-Wolf covariance from the budget's clips only (one clip: the
 distance is Euclidean). A ``*_transfer`` method takes the covariance (how normal sound varies) from the source
 machines, each centred on its own mean, and only the mean from the target's few clips. Each clip's vector is
-computed from its WAV samples once per process; the row model is of the statistic's kind (`common.models.kinds`),
+computed from its WAV samples once and cached under ``data.cache_dir`` (as SoundNet's embeddings are); the row model is of the statistic's kind (`common.models.kinds`),
 so ``python -m common score`` computes a new clip's vector as the run did. Cost: about 9 ms per 10 s clip and
 statistic on one core, plus reading its samples. Not in ``make demo`` (tens of seconds on its 1,200 clips, with
 little room left in its 5 minutes).
@@ -27,7 +27,7 @@ import numpy as np
 from common.features.clipvectors import out_of_sample_rows
 from common.features.fine_spectrum import KIND as FINE
 from common.features.modulation import KIND as MODULATION
-from common.features.sample_stats import architecture, wav_rows
+from common.features.sample_stats import architecture, cached_wav_rows
 from common.methods.base import Adapted, CellData
 from common.scoring.mahalanobis import Gaussian, fit_gaussian, selective, to_arrays
 
@@ -35,13 +35,15 @@ SCORER = {"kind": "gaussian", "input": "clip_vectors"}
 
 
 def clip_rows(data: CellData, kind: str, files: Sequence[Path], *, halves: bool = False) -> np.ndarray:
-    """The statistic `kind` of `files` [shape=(n, dim), or (2n, dim) with `halves`], each computed once a process."""
+    """The statistic `kind` of `files` [shape=(n, dim), or (2n, dim) with `halves`]: from this process's memo, else
+    the cache under ``data.cache_dir``, else computed (and cached)."""
     arch = architecture(kind, data.cfg.data.sample_rate)
     memo = data.memo.setdefault(("sample_stats", kind, halves), {})
     missing = [f for f in files if str(f) not in memo]
     if missing:
         per = 2 if halves else 1
-        rows = wav_rows(missing, arch, channel=data.cfg.data.channel, sr=data.cfg.data.sample_rate, halves=halves)
+        rows = cached_wav_rows(missing, arch, cache_dir=data.cfg.data.cache_dir, channel=data.cfg.data.channel,
+                               sr=data.cfg.data.sample_rate, halves=halves)
         for i, f in enumerate(missing):
             memo[str(f)] = rows[per * i:per * (i + 1)]
     return np.concatenate([memo[str(f)] for f in files]).astype(np.float64)
