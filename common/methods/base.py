@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import keras
 import numpy as np
@@ -151,6 +151,22 @@ class Method:
 def identity_architecture(input_dim: int) -> dict:
     """The architecture of the no-network methods' model: the vectors as they are."""
     return {"kind": "identity", "input_dim": int(input_dim)}
+
+
+def wav_clip_rows(data: CellData, key: tuple, files: Sequence[Path], cached: Callable[..., np.ndarray], *,
+                  halves: bool = False) -> np.ndarray:
+    """Vectors a model makes of the clips' samples [shape=(n, dim), or (2n, dim) with `halves`]: from this process's
+    memo under `key`, else ``cached(missing, cache_dir=, channel=, sr=, halves=)`` (a cache under
+    ``data.cache_dir``, `common.features.clip_cache`)."""
+    memo = data.memo.setdefault((*key, halves), {})
+    missing = [f for f in files if str(f) not in memo]
+    if missing:
+        per = 2 if halves else 1
+        rows = cached(missing, cache_dir=data.cfg.data.cache_dir, channel=data.cfg.data.channel,
+                      sr=data.cfg.data.sample_rate, halves=halves)
+        for i, f in enumerate(missing):
+            memo[str(f)] = rows[per * i:per * (i + 1)]
+    return np.concatenate([memo[str(f)] for f in files])
 
 
 def knn_train_scores(rows: np.ndarray, half_rows: np.ndarray | None, *, k: int,

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from common.methods.base import Adapted, CellData, key_of, knn_train_scores
+from common.methods.base import Adapted, CellData, key_of, knn_train_scores, wav_clip_rows
 from common.models.sound_embeddings import cached_wav_embeddings, soundnet_architecture
 from common.models.soundnet import weights_path
 from common.scoring.knn import cosine_knn
@@ -46,15 +46,8 @@ def architecture(data: CellData, *, random_weights: bool) -> dict[str, Any]:
 def clip_rows(data: CellData, arch: dict[str, Any], files: Sequence[Path], *, halves: bool = False) -> np.ndarray:
     """The clip vectors of `files` [shape=(n, dim), or (2n, dim) with `halves`]: from this process's memo, else the
     embedding cache, else computed (and cached)."""
-    memo = data.memo.setdefault(("general_sound", key_of(arch), halves), {})
-    missing = [f for f in files if str(f) not in memo]
-    if missing:
-        per = 2 if halves else 1
-        rows = cached_wav_embeddings(missing, arch, cache_dir=data.cfg.data.cache_dir, channel=data.cfg.data.channel,
-                                     sr=data.cfg.data.sample_rate, halves=halves)
-        for i, f in enumerate(missing):
-            memo[str(f)] = rows[per * i:per * (i + 1)]
-    return np.concatenate([memo[str(f)] for f in files])
+    return wav_clip_rows(data, ("general_sound", key_of(arch)), files,
+                         lambda missing, **kw: cached_wav_embeddings(missing, arch, **kw), halves=halves)
 
 
 def _knn(data: CellData, *, random_weights: bool, **sidecar) -> Adapted:

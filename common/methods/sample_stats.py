@@ -28,7 +28,7 @@ from common.features.clipvectors import out_of_sample_rows
 from common.features.fine_spectrum import KIND as FINE
 from common.features.modulation import KIND as MODULATION
 from common.features.sample_stats import architecture, cached_wav_rows
-from common.methods.base import Adapted, CellData
+from common.methods.base import Adapted, CellData, wav_clip_rows
 from common.scoring.mahalanobis import Gaussian, fit_gaussian, selective, to_arrays
 
 SCORER = {"kind": "gaussian", "input": "clip_vectors"}
@@ -38,15 +38,8 @@ def clip_rows(data: CellData, kind: str, files: Sequence[Path], *, halves: bool 
     """The statistic `kind` of `files` [shape=(n, dim), or (2n, dim) with `halves`]: from this process's memo, else
     the cache under ``data.cache_dir``, else computed (and cached)."""
     arch = architecture(kind, data.cfg.data.sample_rate)
-    memo = data.memo.setdefault(("sample_stats", kind, halves), {})
-    missing = [f for f in files if str(f) not in memo]
-    if missing:
-        per = 2 if halves else 1
-        rows = cached_wav_rows(missing, arch, cache_dir=data.cfg.data.cache_dir, channel=data.cfg.data.channel,
-                               sr=data.cfg.data.sample_rate, halves=halves)
-        for i, f in enumerate(missing):
-            memo[str(f)] = rows[per * i:per * (i + 1)]
-    return np.concatenate([memo[str(f)] for f in files]).astype(np.float64)
+    return wav_clip_rows(data, ("sample_stats", kind), files, lambda missing, **kw: cached_wav_rows(missing, arch, **kw),
+                         halves=halves).astype(np.float64)
 
 
 def _adapted(data: CellData, kind: str, gaussian_of: Callable[[np.ndarray], Gaussian], start: float,
