@@ -19,6 +19,10 @@ ARCHS = {
     # The saved model is the identity on SoundNet's clip vectors; the network is rebuilt from the architecture.
     "soundnet": {"kind": "soundnet", "input_dim": 12, "layer": "conv5", "pooling": "mean", "weights": "random",
                  "seed": 0},
+    # The identity on statistics the kind computes from a clip's samples (`common.features.sample_stats`).
+    "modulation": {"kind": "modulation", "input_dim": 12, "hop_s": 0.01, "n_mels": 32, "n_fft": 1024,
+                   "segment_frames": 128, "max_hz": 40.0, "groups": 8},
+    "fine_spectrum": {"kind": "fine_spectrum", "input_dim": 12, "n_mels": 128, "n_fft": 2048, "hop_length": 512},
     # Patches of 4 frames x 4 bands cut from the frame vectors (3 stacked frames of 4 bands).
     "spec_classifier": spec_architecture(4, 3, input_dim=12, patch_frames=4, channels=2, embedding_dim=4,
                                          sub_clusters=2, scale=None),
