@@ -1,4 +1,5 @@
-"""Benchmark: the Mahalanobis pieces of the grid's cells, before and after issue 32's changes, in the same run.
+"""Benchmark: the scoring pieces of the grid's cells (Mahalanobis, the autoencoder's forward pass), before and after
+issue 32's changes, in the same run.
 
 Usage::
 
@@ -14,6 +15,11 @@ Two changes in `common.scoring.mahalanobis`, each timed against the code it repl
    and computed a pseudo-inverse (an eigendecomposition) that was thrown away. Timed over `--fits` fits of 60 x 160
    rows (statistics family), 2,472 x 320 and 50,000 x 320 (residuals of ``transfer_mahalanobis``: 8 and 162 budget
    clips), on one BLAS thread as `fit_gaussian` runs them.
+
+3. ``common.models.inference.outputs``, the autoencoder's forward pass of every scoring (reconstruction errors,
+   residuals): one jitted program per model on JAX, where the direct call of a Keras model ran op by op. Timed on
+   the evaluation clips of a full-size target (500 clips x 309 vectors of 320) with the grid's autoencoder, 8,192
+   rows a call; the outputs are identical.
 
 Prints the seconds of each, the speed-up, and the largest relative difference of the results (the covariances are
 identical; the distances differ by float64 rounding only).
@@ -75,8 +81,34 @@ def main(argv: list[str] | None = None) -> int:
         same = all(np.array_equal(a, b) for a, b in zip(fits(before), fits(ledoit_wolf)))
         print(f"  {n:6d} x {dim}: LedoitWolf().fit {1e3 * old / len(xs):8.1f} ms per fit, ledoit_wolf "
               f"{1e3 * new / len(xs):7.1f} ms: {old / new:4.2f}x; covariances identical: {same}")
+    forward_pass(args.repeat)
     print(f"load average {load_line()}")
     return 0
+
+
+def forward_pass(repeat: int, *, clips: int = 500, per_clip: int = 309) -> None:
+    """3.: the grid's autoencoder on a full-size target's evaluation vectors, op by op and compiled."""
+    import keras
+
+    from common.models.autoencoder import architecture
+    from common.models.inference import compiled, outputs
+    from common.models.train import Trainer
+
+    arch = architecture(320, hidden=(64, 64), bottleneck=8, batch_norm=False)
+    trainer = Trainer()
+    model = trainer.with_weights(arch, trainer.init_weights(arch, seed=0))
+    x = np.random.default_rng(1).normal(size=(clips * per_clip, 320)).astype(np.float32)
+
+    def direct() -> np.ndarray:  # what outputs did before: the Keras model called directly
+        return np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + 8192], training=False))
+                               for i in range(0, len(x), 8192)])
+
+    before, after = best(direct, repeat), best(lambda: outputs(model, x), repeat)
+    same = np.array_equal(direct(), outputs(model, x))
+    print(f"3. the autoencoder's forward pass, {len(x):,} rows ({keras.backend.backend()}; compiled: "
+          f"{compiled(model)}): "
+          f"direct call {1e3 * before:7.1f} ms, outputs {1e3 * after:7.1f} ms: {before / after:4.2f}x; "
+          f"outputs identical: {same}")
 
 
 if __name__ == "__main__":
