@@ -105,10 +105,13 @@ def test_gaussians_without_each_block_are_the_fits_of_the_other_rows(n, dim, blo
     x = (rng.normal(size=(n, dim)) * rng.uniform(0.1, 3, size=dim) + rng.normal(size=dim) * 5).astype(np.float32)
     offsets = np.linspace(0, n, min(n, 10) + 1).astype(int)
     blocks = list(zip(offsets[:-1], offsets[1:])) if blocks == "folds" else blocks
-    for g, (a, b) in zip(gaussians_without(x, blocks), blocks):
+    found = gaussians_without(x, blocks, whole=True)  # the last: of every row (transfer_mahalanobis's head)
+    assert len(found) == len(blocks) + 1
+    for g, (a, b) in zip(found, blocks + [(0, 0)]):
         ref = fit_gaussian(np.concatenate([x[:a], x[b:]]))
         np.testing.assert_allclose(g.mean, ref.mean, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(g.precision, ref.precision, rtol=0, atol=1e-10 * np.max(np.abs(ref.precision)))
+    assert all(np.array_equal(g.precision, h.precision) for g, h in zip(found, gaussians_without(x, blocks)))
     source = fit_gaussian(x[::2] + 1)
     score = lambda gs, r, o: selective(gs, r, o)  # noqa: E731
     without = lambda r, o, parts: [[source, g] for g in gaussians_without(r, [(o[p[0]], o[p[-1] + 1]) for p in parts])]  # noqa: E731

@@ -195,14 +195,16 @@ def transfer_mahalanobis(data: CellData) -> Adapted:
     source = fit_gaussian(source[::max(1, len(source) // MAX_SOURCE_RESIDUALS)])
     vectors, offsets = data.train()
     budget = residuals(model, vectors)
+    target = []  # the budget's own Gaussian (the head's), from the sums of the folds' fit
 
     def fit_without(rows, clips, parts):  # each fold's Gaussian from the budget's sums less the fold's (one pass)
-        return [[source, g] for g in gaussians_without(rows, [(clips[p[0]], clips[p[-1] + 1]) for p in parts])]
+        *each, whole = gaussians_without(rows, [(clips[p[0]], clips[p[-1] + 1]) for p in parts], whole=True)
+        target.append(whole)
+        return [[source, g] for g in each]
 
     train_scores = out_of_sample(None, lambda g, r, o: selective(g, r, o), budget, offsets, fit_without=fit_without)
     return Adapted(tuned.architecture, tuned.weights, train_scores, tuned.n_train_clips, tuned.seconds,
-                   scorer={"kind": "residual_gaussian"}, head=to_arrays([source, fit_gaussian(budget)]),
-                   sidecar=tuned.sidecar)
+                   scorer={"kind": "residual_gaussian"}, head=to_arrays([source, target[0]]), sidecar=tuned.sidecar)
 
 
 FREEZE_METHODS = ("transfer", "transfer_mahalanobis")  # the methods that fine-tune with ``transfer.freeze``

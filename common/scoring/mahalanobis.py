@@ -90,7 +90,7 @@ def _shrunk(gram: np.ndarray, emp_cov_trace: np.ndarray, beta_: float, n_samples
     return shrunk
 
 
-def gaussians_without(x: np.ndarray, blocks) -> list[Gaussian]:
+def gaussians_without(x: np.ndarray, blocks, *, whole: bool = False) -> list[Gaussian]:
     """`fit_gaussian` of the rows of `x` without each block ``x[a:b]`` of `blocks` (pairs ``(a, b)``), from sums.
 
     A threshold's out-of-sample scores (`common.features.clipvectors.out_of_sample`) need one Gaussian per fold,
@@ -101,6 +101,9 @@ def gaussians_without(x: np.ndarray, blocks) -> list[Gaussian]:
     the covariances then agree with `ledoit_wolf` of the same rows to float64 round-off (about 1e-13 relative,
     ``benchmarks/bench_leave_out.py``), not bit for bit. A complement of fewer than two rows, a width of one or
     of `LEDOIT_WOLF_BLOCK` and more go to `fit_gaussian` itself.
+
+    ``whole=True`` appends the Gaussian of every row of `x`, from the same sums (the complement of no block):
+    ``transfer_mahalanobis``'s head then costs no third and fourth product over its budget's rows.
     """
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     blocks = [(int(a), int(b)) for a, b in blocks]
@@ -112,8 +115,9 @@ def gaussians_without(x: np.ndarray, blocks) -> list[Gaussian]:
     sums = [_sums(x[a:b] - shift) for a, b in blocks]
     tiled = [0] + [b for _, b in sorted(blocks)] == [a for a, _ in sorted(blocks)] + [len(x)]
     total = [sum(parts) for parts in zip(*sums)] if tiled else _sums(x - shift)  # blocks that tile x: no other pass
+    none = (0, 0.0, 0.0, 0.0, 0.0, 0.0)  # the sums of no row: the whole set's Gaussian
     out = []
-    for (a, b), block in zip(blocks, sums):
+    for (a, b), block in zip(blocks + [(0, 0)] * whole, sums + [none] * whole):
         if simple or len(x) - (b - a) < 2:
             out.append(fit_gaussian(np.concatenate([x[:a], x[b:]])))
             continue
