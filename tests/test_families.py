@@ -85,6 +85,27 @@ def test_mahalanobis_in_chunks_equals_the_three_operand_product(monkeypatch):
     assert mahalanobis(g, x[:0]).shape == (0,)
 
 
+@pytest.mark.parametrize("rows", [5, 320, 2000])
+def test_mahalanobis_by_the_cholesky_factor_equals_the_full_product(rows):
+    """From as many rows as dimensions the distances go through the precision's Cholesky factor (a triangular
+    product): those of ``dᵀ P d`` to float64 round-off; fewer rows, or a precision with no factor, take the full
+    product, as before."""
+    from common.scoring.mahalanobis import Gaussian, _cholesky, fit_gaussian, mahalanobis
+
+    rng = np.random.default_rng(rows)
+    x = (rng.normal(size=(rows, 320)) * rng.uniform(0.1, 3, size=320) + 2).astype(np.float32)
+    g = fit_gaussian(rng.normal(size=(700, 320)) * rng.uniform(0.1, 3, size=320))
+    d = np.asarray(x, dtype=np.float64) - g.mean
+    full = np.sqrt(np.einsum("ij,ij->i", d @ g.precision, d))
+    got = mahalanobis(g, x)
+    np.testing.assert_allclose(got, full, rtol=1e-13)
+    if rows < 320:  # the full product, as before: the same numbers
+        assert np.array_equal(got, full)
+    singular = Gaussian(g.mean, np.diag(np.r_[np.ones(319), 0.0]))  # a pseudo-inverse of a singular covariance
+    assert _cholesky(singular.precision) is None
+    np.testing.assert_allclose(mahalanobis(singular, x), np.sqrt(np.sum(d[:, :319] ** 2, axis=1)), rtol=1e-12)
+
+
 def test_logmel_statistics_are_mean_and_std_over_each_clips_first_frames():
     from common.features.clipvectors import logmel_stats
 

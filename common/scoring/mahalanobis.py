@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.blas import dtrmm
 from threadpoolctl import threadpool_limits
 from sklearn.covariance import LedoitWolf
 
@@ -140,14 +141,34 @@ def _sums(y: np.ndarray) -> tuple:
 
 
 def mahalanobis(g: Gaussian, x: np.ndarray) -> np.ndarray:
-    """The Mahalanobis distance of each row of `x` from `g` [shape=(n_rows,)]."""
+    """The Mahalanobis distance of each row of `x` from `g` [shape=(n_rows,)].
+
+    With at least as many rows as dimensions and a positive definite precision ``P = L Lᵀ`` (Cholesky), a row's
+    squared distance is ``|Lᵀ d|²``: a triangular product (BLAS ``trmm``), half the operations of ``d P`` and 1.6x
+    faster on the grid's 320-wide residuals; it agrees with ``dᵀ P d`` to float64 round-off (about 1e-15 relative,
+    ``benchmarks/bench_mahalanobis.py``). Otherwise, or where ``P`` has no Cholesky factor, the full product.
+    """
     x = np.atleast_2d(x)
     squared = np.empty(len(x))
+    factor = _cholesky(g.precision) if len(x) >= len(g.precision) else None
     for a in range(0, len(x), MAHALANOBIS_ROWS):
         d = np.asarray(x[a:a + MAHALANOBIS_ROWS], dtype=np.float64) - g.mean
-        # One matrix product, then a row-wise dot: a three-operand einsum does not use BLAS (15x slower at 320 x 320).
-        squared[a:a + MAHALANOBIS_ROWS] = np.einsum("ij,ij->i", d @ g.precision, d)
+        if factor is None:
+            # One matrix product, then a row-wise dot: a three-operand einsum does not use BLAS (15x slower at 320 x 320).
+            squared[a:a + MAHALANOBIS_ROWS] = np.einsum("ij,ij->i", d @ g.precision, d)
+        else:  # Lᵀ dᵀ in place: dᵀ of the C-ordered rows is the Fortran-ordered matrix BLAS takes without a copy
+            y = dtrmm(1.0, factor, d.T, lower=1, trans_a=1, overwrite_b=1).T
+            squared[a:a + MAHALANOBIS_ROWS] = np.einsum("ij,ij->i", y, y)
     return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _cholesky(precision: np.ndarray) -> np.ndarray | None:
+    """The lower Cholesky factor of `precision` (float64, Fortran order for BLAS), or None when it is not positive
+    definite (a pseudo-inverse of a singular covariance)."""
+    try:
+        return np.asfortranarray(np.linalg.cholesky(np.asarray(precision, dtype=np.float64)))
+    except np.linalg.LinAlgError:
+        return None
 
 
 def selective(gaussians: list[Gaussian], x: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
