@@ -90,7 +90,7 @@ def test_mahalanobis_by_the_cholesky_factor_equals_the_full_product(rows):
     """From as many rows as dimensions the distances go through the precision's Cholesky factor (a triangular
     product): those of ``dᵀ P d`` to float64 round-off; fewer rows, or a precision with no factor, take the full
     product, as before."""
-    from common.scoring.mahalanobis import Gaussian, _cholesky, fit_gaussian, mahalanobis
+    from common.scoring.mahalanobis import Gaussian, fit_gaussian, mahalanobis
 
     rng = np.random.default_rng(rows)
     x = (rng.normal(size=(rows, 320)) * rng.uniform(0.1, 3, size=320) + 2).astype(np.float32)
@@ -102,7 +102,7 @@ def test_mahalanobis_by_the_cholesky_factor_equals_the_full_product(rows):
     if rows < 320:  # the full product, as before: the same numbers
         assert np.array_equal(got, full)
     singular = Gaussian(g.mean, np.diag(np.r_[np.ones(319), 0.0]))  # a pseudo-inverse of a singular covariance
-    assert _cholesky(singular.precision) is None
+    assert singular.factor is None and g.factor is g.factor  # once per Gaussian
     np.testing.assert_allclose(mahalanobis(singular, x), np.sqrt(np.sum(d[:, :319] ** 2, axis=1)), rtol=1e-12)
 
 
