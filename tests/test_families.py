@@ -374,3 +374,43 @@ def test_a_fresh_process_scores_with_a_saved_classifier(families, tmp_path):
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert pd.read_csv(out)["score"].notna().all()
+
+
+@pytest.mark.parametrize("budget", [1, "all"])
+def test_transfer_and_transfer_mahalanobis_share_residuals_bit_for_bit(families, budget):
+    """transfer_mahalanobis reads transfer's residuals (budget and evaluation clips) instead of running the model again:
+    transfer's scores and thresholds are those of a run without transfer_mahalanobis, and transfer_mahalanobis's
+    scores those of its saved scorer run on the evaluation clips, bit for bit."""
+    import dataclasses
+
+    from common.data.dataset import select_machines
+    from common.data.versions import source_sets
+    from common.experiment import grid
+    from common.methods.base import Cell, reconstruction_scores
+    from common.scoring.scorer import score_clips
+
+    (cfg, _), _, _ = families
+    alone = dataclasses.replace(cfg, experiment=dataclasses.replace(
+        cfg.experiment, methods=tuple(m for m in cfg.experiment.methods if m != "transfer_mahalanobis")))
+    target = next(m for m in select_machines(cfg) if m.type == "fan")
+    source = source_sets(cfg.experiment.version, target, select_machines(cfg))[0]
+    try:
+        got = {m: grid.run_cell(cfg, Cell(target, source, m, budget, 0)) for m in ("transfer", "transfer_mahalanobis")}
+        ctx = grid._context(cfg)
+        assert {k[-1] for k in ctx.memo if k[-2:-1] == ("residuals",)} == {"train", "eval"}  # shared, not recomputed
+        eval_x, eval_offsets = ctx.eval_vectors(ctx.machines[target])
+        before = grid.run_cell(alone, Cell(target, source, "transfer", budget, 0))
+    finally:
+        grid._CONTEXT.clear()
+    assert np.array_equal(got["transfer"].scores["score"], before.scores["score"])
+    assert got["transfer"].model.sidecar.train_scores == before.model.sidecar.train_scores
+    assert got["transfer"].row["threshold"] == before.row["threshold"]
+    model = got["transfer_mahalanobis"].model
+    trainer = grid._context(cfg).trainer
+    net = trainer.with_weights(model.architecture, model.weights)
+    assert np.array_equal(got["transfer_mahalanobis"].scores["score"],
+                          score_clips(net, model.architecture, model.sidecar.scorer, model.head, eval_x, eval_offsets,
+                                      n_mels=cfg.feature.n_mels))
+    assert np.array_equal(got["transfer"].scores["score"],
+                          reconstruction_scores(trainer, model.architecture, model.weights, eval_x, eval_offsets))
+    grid._CONTEXT.clear()

@@ -29,9 +29,23 @@ def clip_scores(model, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     -------
     scores : np.ndarray [shape=(n_clips,)]
     """
+    _check(offsets, len(vectors))
+    return _clip_means(reconstruction_errors(model, vectors), offsets)
+
+
+def residual_clip_scores(residuals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """`clip_scores` from the vectors' residuals ``x - model(x)`` (`common.scoring.scorer.residuals`), bit for bit:
+    a caller that holds them (``transfer_mahalanobis`` shares ``transfer``'s) runs the model no second time."""
+    _check(offsets, len(residuals))
+    return _clip_means(np.mean(np.square(residuals), axis=1), offsets)
+
+
+def _check(offsets: np.ndarray, n_vectors: int) -> None:
     offsets = np.asarray(offsets)
-    counts = np.diff(offsets)
-    if offsets[0] != 0 or offsets[-1] != len(vectors) or np.any(counts < 1):
-        raise MetricError(f"offsets must run from 0 to {len(vectors)} with every clip owning >= 1 vector")
-    errors = reconstruction_errors(model, vectors)
-    return np.add.reduceat(errors.astype(np.float64), offsets[:-1]) / counts
+    if offsets[0] != 0 or offsets[-1] != n_vectors or np.any(np.diff(offsets) < 1):
+        raise MetricError(f"offsets must run from 0 to {n_vectors} with every clip owning >= 1 vector")
+
+
+def _clip_means(errors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    offsets = np.asarray(offsets)
+    return np.add.reduceat(errors.astype(np.float64), offsets[:-1]) / np.diff(offsets)
