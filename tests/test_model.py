@@ -147,3 +147,20 @@ def test_compiled_outputs_of_the_classifier_embedder_equal_the_direct_call(rng):
     direct = np.concatenate([keras.ops.convert_to_numpy(embedder(x[i:i + 300], training=False))
                              for i in range(0, len(x), 300)])
     assert np.array_equal(out, direct)
+
+
+def test_clip_scores_from_residuals_in_chunks_equal_clip_scores(x, monkeypatch):
+    """`residual_clip_scores` (transfer's scores from the residuals it shares) squares a chunk of rows at a time:
+    `clip_scores` bit for bit, whatever the chunk; the residuals are left as they were."""
+    from common.scoring import reconstruction
+    from common.scoring.scorer import residuals
+
+    trainer = Trainer()
+    model = trainer.with_weights(ARCH, trainer.init_weights(ARCH, seed=0))
+    offsets = np.array([0, 10, 11, 150, 300])
+    res = residuals(model, x)
+    kept = res.copy()
+    for rows in (7, 64, 16384):
+        monkeypatch.setattr(reconstruction, "ROWS", rows)
+        assert np.array_equal(reconstruction.residual_clip_scores(res, offsets), clip_scores(model, x, offsets))
+    assert np.array_equal(res, kept)
