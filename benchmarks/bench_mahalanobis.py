@@ -113,7 +113,7 @@ def forward_pass(repeat: int, *, clips: int = 500, per_clip: int = 309) -> None:
     import keras
 
     from common.models.autoencoder import architecture
-    from common.models.inference import compiled, outputs
+    from common.models.inference import compiled, forward, outputs
     from common.models.train import Trainer
 
     arch = architecture(320, hidden=(64, 64), bottleneck=8, batch_norm=False)
@@ -131,6 +131,13 @@ def forward_pass(repeat: int, *, clips: int = 500, per_clip: int = 309) -> None:
           f"{compiled(model)}): "
           f"direct call {1e3 * before:7.1f} ms, outputs {1e3 * after:7.1f} ms: {before / after:4.2f}x; "
           f"outputs identical: {same}")
+    def concatenated() -> np.ndarray:  # the compiled call's batches concatenated (before the array was filled in place)
+        call = forward(model)
+        return np.concatenate([call(x[i:i + 8192]) for i in range(0, len(x), 8192)])
+
+    before, after = best(concatenated, repeat), best(lambda: outputs(model, x), repeat)
+    print(f"   compiled, batches concatenated {1e3 * before:7.1f} ms, filled in place {1e3 * after:7.1f} ms: "
+          f"{before / after:4.2f}x; identical: {np.array_equal(concatenated(), outputs(model, x))}")
     out = outputs(model, x)
 
     def errors_before() -> np.ndarray:

@@ -24,8 +24,12 @@ def outputs(model: keras.Model, x: np.ndarray, *, batch_size: int = 8192) -> np.
     if len(x) == 0:
         return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
     call = forward(model)
-    return np.concatenate([call(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).astype(np.float32,
-                                                                                                      copy=False)
+    first = np.asarray(call(x[:batch_size]), dtype=np.float32)
+    out = np.empty((len(x), *first.shape[1:]), dtype=np.float32)  # filled batch by batch: no list to concatenate
+    out[:len(first)] = first
+    for i in range(batch_size, len(x), batch_size):
+        out[i:i + batch_size] = call(x[i:i + batch_size])
+    return out
 
 
 def compiled(model: keras.Model) -> bool:
