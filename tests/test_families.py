@@ -115,7 +115,8 @@ def test_logmel_statistics_are_mean_and_std_over_each_clips_first_frames():
 
 
 @pytest.mark.parametrize("n, dim, blocks", [(3090, 64, "folds"), (9, 16, "folds"), (20, 1, "folds"),
-                                             (40, 12, [(10, 39), (0, 1)]), (12, 1000, [(0, 6), (6, 12)])])
+                                             (40, 12, [(10, 39), (0, 1)]), (12, 1000, [(0, 6), (6, 12)]),
+                                             (500, 64, [])])  # no block: the whole set's only (the source's)
 def test_gaussians_without_each_block_are_the_fits_of_the_other_rows(n, dim, blocks):
     """From sums, as `fit_gaussian` of each complement: to float64 round-off (a fold of all but one row, a width of
     one or of 1,000 go to `fit_gaussian`); out-of-sample scores through them are the per-fold fits' scores."""

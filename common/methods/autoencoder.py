@@ -33,7 +33,7 @@ from common.features.clipvectors import check_offsets, out_of_sample
 from common.config import Config
 from common.data.dataset import n_channels
 from common.errors import ModelError
-from common.scoring.mahalanobis import fit_gaussian, gaussians_without, selective, to_arrays
+from common.scoring.mahalanobis import gaussians_without, selective, to_arrays
 from common.scoring.metrics import auc_pauc
 from common.io import digest
 from common.models.saved import Sidecar, load_model, model_problem, read_sidecar
@@ -224,7 +224,8 @@ def transfer_mahalanobis(data: CellData) -> Adapted:
     tuned = _fine_tune(data, data.cfg.transfer.freeze)
     model = data.trainer.with_weights(tuned.architecture, tuned.weights)
     source = np.concatenate([residuals(model, v) for _, v, _ in data.source_clips(data.cell.source)])
-    source = fit_gaussian(source[::max(1, len(source) // MAX_SOURCE_RESIDUALS)])
+    # The source Gaussian from sums (one product over the rows where `fit_gaussian` makes two), as the budget's below.
+    source = gaussians_without(source[::max(1, len(source) // MAX_SOURCE_RESIDUALS)], [], whole=True)[0]
     vectors, offsets = data.train()
     budget = data.memo.get(_residuals_key(data, "train"))  # `transfer`'s fit left them
     if budget is None:
