@@ -11,6 +11,11 @@ Gaussian from the budget's sums less the fold's (one pass). Both on the same res
 vectors of `--dim` correlated values with a non-zero mean), scored as the method scores them (`selective` with a
 source Gaussian). Prints the seconds of each, the speed-up, and the largest relative difference of the scores and
 of the folds' precisions (float64 round-off: the sums are another order of the same arithmetic).
+
+Then the head's budget Gaussian: before, `fit_gaussian` of the budget's rows after the folds' sums (two more products
+over them); after, from the same sums (``gaussians_without(..., whole=True)``). Prints both with the folds', the
+speed-up and the largest relative difference of the precisions. Last, ``transfer_mahalanobis``'s source Gaussian
+(the source clips' residuals): `fit_gaussian` against the same sums without a block (``whole=True``).
 """
 
 from __future__ import annotations
@@ -70,6 +75,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {n_clips:4d} clips ({len(x):7,d} x {args.dim}): a fit per fold {times['before']:7.3f} s, sums "
               f"{times['after']:7.3f} s: {times['before'] / times['after']:5.1f}x; max relative difference: scores "
               f"{np.max(np.abs(old - new) / np.abs(old)):.1e}, precisions {precision:.1e}")
+    print("the folds' Gaussians and the budget's own (transfer_mahalanobis's head):")
+    for n_clips in (int(v) for v in args.clips.split(",")):
+        x, offsets = residuals(n_clips, args.dim, rng)
+        blocks = [(offsets[p[0]], offsets[p[-1] + 1]) for p in folds(n_clips)]  # as out_of_sample cuts them
+
+        def head_before(x, o):  # the folds from sums, the whole set fitted again
+            return gaussians_without(x, blocks) + [fit_gaussian(x)]
+
+        def head_after(x, o):
+            return gaussians_without(x, blocks, whole=True)
+
+        times = {}
+        for name, how in (("before", head_before), ("after", head_after)):
+            how(x, offsets)
+            times[name] = min(_seconds(how, x, offsets) for _ in range(args.repeat))
+        old, new = head_before(x, offsets)[-1].precision, head_after(x, offsets)[-1].precision
+        print(f"  {n_clips:4d} clips ({len(x):7,d} x {args.dim}): sums + fit_gaussian {times['before']:7.3f} s, sums "
+              f"{times['after']:7.3f} s: {times['before'] / times['after']:5.2f}x; max relative difference of the "
+              f"head's precision {np.max(np.abs(old - new)) / np.max(np.abs(old)):.1e}")
+    x = residuals(128, args.dim, rng)[0]  # a source set of 4 machines x 32 clips (v1), at most 20,000 x 4 rows
+    times = {name: min(_seconds(how, x, None) for _ in range(args.repeat)) for name, how in (
+        ("before", lambda x, _: fit_gaussian(x)), ("after", lambda x, _: gaussians_without(x, [], whole=True)))}
+    old, new = fit_gaussian(x).precision, gaussians_without(x, [], whole=True)[0].precision
+    print(f"the source Gaussian ({len(x):,} x {args.dim}): fit_gaussian {times['before']:6.3f} s, from sums "
+          f"{times['after']:6.3f} s: {times['before'] / times['after']:4.2f}x; max relative difference of the precision "
+          f"{np.max(np.abs(old - new)) / np.max(np.abs(old)):.1e}")
     print(f"load average {load_line()}")
     return 0
 

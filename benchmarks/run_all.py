@@ -19,8 +19,8 @@ the others (1-6):
    seeds) at half `--scale` (and a quarter, for the per-cell costs), by stage, projected to MIMII size with the
    YAMLs' epochs, serial and on 2 one-core workers: the per-fit fixed cost, the grid's effective training as a
    fraction of the ceiling and its hours, with their targets (the longest part: about 10 minutes on 2 cores);
-6. ``bench_mahalanobis.py``: the Mahalanobis distances and Ledoit-Wolf fits of the cells, against the code before
-   issue 32.
+6. ``bench_mahalanobis.py``: the Mahalanobis distances and Ledoit-Wolf fits of the cells and the autoencoder's
+   forward pass of their scoring, against the code before issue 32.
 
 Benchmarks 0, 2 and 5 run on `--backend` (default: the project's default backend, `common.backend`)
 and print it. Every script's own output follows its name; the ceiling, the fractions of it, the

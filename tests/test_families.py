@@ -85,6 +85,27 @@ def test_mahalanobis_in_chunks_equals_the_three_operand_product(monkeypatch):
     assert mahalanobis(g, x[:0]).shape == (0,)
 
 
+@pytest.mark.parametrize("rows", [5, 320, 2000])
+def test_mahalanobis_by_the_cholesky_factor_equals_the_full_product(rows):
+    """From as many rows as dimensions the distances go through the precision's Cholesky factor (a triangular
+    product): those of ``dᵀ P d`` to float64 round-off; fewer rows, or a precision with no factor, take the full
+    product, as before."""
+    from common.scoring.mahalanobis import Gaussian, fit_gaussian, mahalanobis
+
+    rng = np.random.default_rng(rows)
+    x = (rng.normal(size=(rows, 320)) * rng.uniform(0.1, 3, size=320) + 2).astype(np.float32)
+    g = fit_gaussian(rng.normal(size=(700, 320)) * rng.uniform(0.1, 3, size=320))
+    d = np.asarray(x, dtype=np.float64) - g.mean
+    full = np.sqrt(np.einsum("ij,ij->i", d @ g.precision, d))
+    got = mahalanobis(g, x)
+    np.testing.assert_allclose(got, full, rtol=1e-13)
+    if rows < 320:  # the full product, as before: the same numbers
+        assert np.array_equal(got, full)
+    singular = Gaussian(g.mean, np.diag(np.r_[np.ones(319), 0.0]))  # a pseudo-inverse of a singular covariance
+    assert singular.factor is None and g.factor is g.factor  # once per Gaussian
+    np.testing.assert_allclose(mahalanobis(singular, x), np.sqrt(np.sum(d[:, :319] ** 2, axis=1)), rtol=1e-12)
+
+
 def test_logmel_statistics_are_mean_and_std_over_each_clips_first_frames():
     from common.features.clipvectors import logmel_stats
 
@@ -94,7 +115,8 @@ def test_logmel_statistics_are_mean_and_std_over_each_clips_first_frames():
 
 
 @pytest.mark.parametrize("n, dim, blocks", [(3090, 64, "folds"), (9, 16, "folds"), (20, 1, "folds"),
-                                             (40, 12, [(10, 39), (0, 1)]), (12, 1000, [(0, 6), (6, 12)])])
+                                             (40, 12, [(10, 39), (0, 1)]), (12, 1000, [(0, 6), (6, 12)]),
+                                             (500, 64, [])])  # no block: the whole set's only (the source's)
 def test_gaussians_without_each_block_are_the_fits_of_the_other_rows(n, dim, blocks):
     """From sums, as `fit_gaussian` of each complement: to float64 round-off (a fold of all but one row, a width of
     one or of 1,000 go to `fit_gaussian`); out-of-sample scores through them are the per-fold fits' scores."""
@@ -105,10 +127,13 @@ def test_gaussians_without_each_block_are_the_fits_of_the_other_rows(n, dim, blo
     x = (rng.normal(size=(n, dim)) * rng.uniform(0.1, 3, size=dim) + rng.normal(size=dim) * 5).astype(np.float32)
     offsets = np.linspace(0, n, min(n, 10) + 1).astype(int)
     blocks = list(zip(offsets[:-1], offsets[1:])) if blocks == "folds" else blocks
-    for g, (a, b) in zip(gaussians_without(x, blocks), blocks):
+    found = gaussians_without(x, blocks, whole=True)  # the last: of every row (transfer_mahalanobis's head)
+    assert len(found) == len(blocks) + 1
+    for g, (a, b) in zip(found, blocks + [(0, 0)]):
         ref = fit_gaussian(np.concatenate([x[:a], x[b:]]))
         np.testing.assert_allclose(g.mean, ref.mean, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(g.precision, ref.precision, rtol=0, atol=1e-10 * np.max(np.abs(ref.precision)))
+    assert all(np.array_equal(g.precision, h.precision) for g, h in zip(found, gaussians_without(x, blocks)))
     source = fit_gaussian(x[::2] + 1)
     score = lambda gs, r, o: selective(gs, r, o)  # noqa: E731
     without = lambda r, o, parts: [[source, g] for g in gaussians_without(r, [(o[p[0]], o[p[-1] + 1]) for p in parts])]  # noqa: E731
@@ -353,3 +378,43 @@ def test_a_fresh_process_scores_with_a_saved_classifier(families, tmp_path):
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert pd.read_csv(out)["score"].notna().all()
+
+
+@pytest.mark.parametrize("budget", [1, "all"])
+def test_transfer_and_transfer_mahalanobis_share_residuals_bit_for_bit(families, budget):
+    """transfer_mahalanobis reads transfer's residuals (budget and evaluation clips) instead of running the model again:
+    transfer's scores and thresholds are those of a run without transfer_mahalanobis, and transfer_mahalanobis's
+    scores those of its saved scorer run on the evaluation clips, bit for bit."""
+    import dataclasses
+
+    from common.data.dataset import select_machines
+    from common.data.versions import source_sets
+    from common.experiment import grid
+    from common.methods.base import Cell, reconstruction_scores
+    from common.scoring.scorer import score_clips
+
+    (cfg, _), _, _ = families
+    alone = dataclasses.replace(cfg, experiment=dataclasses.replace(
+        cfg.experiment, methods=tuple(m for m in cfg.experiment.methods if m != "transfer_mahalanobis")))
+    target = next(m for m in select_machines(cfg) if m.type == "fan")
+    source = source_sets(cfg.experiment.version, target, select_machines(cfg))[0]
+    try:
+        got = {m: grid.run_cell(cfg, Cell(target, source, m, budget, 0)) for m in ("transfer", "transfer_mahalanobis")}
+        ctx = grid._context(cfg)
+        assert {k[-1] for k in ctx.memo if k[-2:-1] == ("residuals",)} == {"train", "eval"}  # shared, not recomputed
+        eval_x, eval_offsets = ctx.eval_vectors(ctx.machines[target])
+        before = grid.run_cell(alone, Cell(target, source, "transfer", budget, 0))
+    finally:
+        grid._CONTEXT.clear()
+    assert np.array_equal(got["transfer"].scores["score"], before.scores["score"])
+    assert got["transfer"].model.sidecar.train_scores == before.model.sidecar.train_scores
+    assert got["transfer"].row["threshold"] == before.row["threshold"]
+    model = got["transfer_mahalanobis"].model
+    trainer = grid._context(cfg).trainer
+    net = trainer.with_weights(model.architecture, model.weights)
+    assert np.array_equal(got["transfer_mahalanobis"].scores["score"],
+                          score_clips(net, model.architecture, model.sidecar.scorer, model.head, eval_x, eval_offsets,
+                                      n_mels=cfg.feature.n_mels))
+    assert np.array_equal(got["transfer"].scores["score"],
+                          reconstruction_scores(trainer, model.architecture, model.weights, eval_x, eval_offsets))
+    grid._CONTEXT.clear()

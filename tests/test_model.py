@@ -109,3 +109,58 @@ def test_sidecar_round_trip_keeps_unknown_keys_and_writes_only_recorded_fields(t
     write_sidecar(path, side.replace(auc=0.75))
     assert json.loads(path.with_suffix(".json").read_text()) == meta | {"auc": 0.75}
     assert Sidecar.read(path) == side.replace(auc=0.75)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_compiled_outputs_equal_the_direct_call(rng, batch_norm):
+    """`outputs` runs a model as one compiled program on JAX: the direct (op-by-op) call's outputs, bit for bit, at
+    the grid's size and at every kind of last batch; batch-norm models keep the direct call."""
+    import keras
+
+    from common.models import inference
+
+    arch = architecture(320, hidden=(64, 64), bottleneck=8, batch_norm=batch_norm)
+    trainer = Trainer()
+    weights = [w + rng.normal(scale=0.1, size=w.shape).astype(w.dtype) for w in trainer.init_weights(arch, seed=0)]
+    model = trainer.with_weights(arch, weights)
+    assert inference.compiled(model) == (keras.backend.backend() == "jax" and not batch_norm)
+    for n in (1, 7, 309, 1000, 1000):
+        x = rng.normal(size=(n, 320)).astype("float32")
+        direct = np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + 256], training=False))
+                                 for i in range(0, n, 256)])
+        out = inference.outputs(model, x, batch_size=256)
+        assert out.dtype == np.float32 and np.array_equal(out, direct), n
+    trainer.load(model, trainer.init_weights(arch, seed=1))  # new weights in the same model: read at every call
+    assert np.array_equal(inference.outputs(model, x), keras.ops.convert_to_numpy(model(x, training=False)))
+
+
+def test_compiled_outputs_of_the_classifier_embedder_equal_the_direct_call(rng):
+    import keras
+
+    from common.models.classifier import _compiled, build_classifier, classifier_architecture, embed_vectors
+
+    arch = classifier_architecture(16, 3, hidden=(12,), embedding_dim=4, head="arcface", scale=None, margin=0.1)
+    weights = [w + rng.normal(scale=0.1, size=w.shape).astype(w.dtype) for w in build_classifier(arch).get_weights()]
+    x = rng.normal(size=(1000, 16)).astype("float32")
+    out = embed_vectors(arch, weights, x, batch_size=300)
+    embedder = _compiled(arch, ()).embedder
+    direct = np.concatenate([keras.ops.convert_to_numpy(embedder(x[i:i + 300], training=False))
+                             for i in range(0, len(x), 300)])
+    assert np.array_equal(out, direct)
+
+
+def test_clip_scores_from_residuals_in_chunks_equal_clip_scores(x, monkeypatch):
+    """`residual_clip_scores` (transfer's scores from the residuals it shares) squares a chunk of rows at a time:
+    `clip_scores` bit for bit, whatever the chunk; the residuals are left as they were."""
+    from common.scoring import reconstruction
+    from common.scoring.scorer import residuals
+
+    trainer = Trainer()
+    model = trainer.with_weights(ARCH, trainer.init_weights(ARCH, seed=0))
+    offsets = np.array([0, 10, 11, 150, 300])
+    res = residuals(model, x)
+    kept = res.copy()
+    for rows in (7, 64, 16384):
+        monkeypatch.setattr(reconstruction, "ROWS", rows)
+        assert np.array_equal(reconstruction.residual_clip_scores(res, offsets), clip_scores(model, x, offsets))
+    assert np.array_equal(res, kept)

@@ -18,6 +18,7 @@ in `common.methods.catalog`; its function here adapts it to the target budget (a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import warnings
@@ -28,15 +29,16 @@ import numpy as np
 
 from common.methods.base import Adapted, CellData, reconstruction_scores
 from common.models.autoencoder import architecture, encoder_layers
-from common.features.clipvectors import out_of_sample
+from common.features.clipvectors import check_offsets, out_of_sample
 from common.config import Config
 from common.data.dataset import n_channels
 from common.errors import ModelError
-from common.scoring.mahalanobis import fit_gaussian, gaussians_without, selective, to_arrays
+from common.scoring.mahalanobis import gaussians_without, selective, to_arrays
 from common.scoring.metrics import auc_pauc
 from common.io import digest
 from common.models.saved import Sidecar, load_model, model_problem, read_sidecar
 from common.methods.base import ModelOut, TextOut, data_identity, feature_sidecar, fit_identity, key_of
+from common.scoring.reconstruction import residual_clip_scores
 from common.scoring.scorer import residuals
 
 
@@ -146,14 +148,36 @@ def _fine_tune(data: CellData, freeze: tuple[str, ...]) -> Adapted:
     Kept in the process's memo, keyed by the freeze too: transfer and transfer_mahalanobis of one cell share the
     fit even with transfer_frozen's between them (the catalogue's order).
     """
-    cell = data.cell
-    this_cell = ("fine_tune", cell.target, cell.source_label, str(cell.budget), cell.seed, str(data.pretrained.path),
-                 data.pretrained.sidecar.key)
+    this_cell = _cell_key(data)
     key = (*this_cell, tuple(freeze))
     if key not in data.memo:
         for old in [k for k in data.memo if k[0] == "fine_tune" and k[:len(this_cell)] != this_cell]:
             del data.memo[old]  # only this cell's fine-tuned models (one per freeze): a cell's methods run together
         data.memo[key] = _fit_fine_tune(data, freeze)
+    return data.memo[key]
+
+
+def _cell_key(data: CellData) -> tuple:
+    """The memo's key of a cell's fine-tuning (its fitted models and their residuals are kept under it)."""
+    cell = data.cell
+    return ("fine_tune", cell.target, cell.source_label, str(cell.budget), cell.seed, str(data.pretrained.path),
+            data.pretrained.sidecar.key)
+
+
+def _shares_residuals(data: CellData, freeze: tuple[str, ...]) -> bool:
+    """Whether ``transfer_mahalanobis`` will read this fine-tuned model's residuals (its own run's methods)."""
+    return "transfer_mahalanobis" in data.cfg.experiment.methods and tuple(freeze) == tuple(data.cfg.transfer.freeze)
+
+
+def _residuals_key(data: CellData, which: str) -> tuple:
+    return (*_cell_key(data), tuple(data.cfg.transfer.freeze), "residuals", which)
+
+
+def _eval_residuals(data: CellData, tuned: Adapted) -> np.ndarray:
+    """The evaluation vectors' residuals under ``transfer``'s model, computed once for the cell's two methods."""
+    key = _residuals_key(data, "eval")
+    if key not in data.memo:
+        data.memo[key] = residuals(data.trainer.with_weights(tuned.architecture, tuned.weights), data.eval_x)
     return data.memo[key]
 
 
@@ -164,15 +188,23 @@ def _fit_fine_tune(data: CellData, freeze: tuple[str, ...]) -> Adapted:
                            batch_size=cfg.fit.batch_size, learning_rate=cfg.transfer.learning_rate,
                            validation_split=cfg.fit.validation_split, shuffle=cfg.fit.shuffle,
                            seed=data.cell.seed, freeze=freeze)
-    train_scores = reconstruction_scores(data.trainer, arch, fit.weights, *train)
+    budget = residuals(data.trainer.with_weights(arch, fit.weights), train[0])
+    if _shares_residuals(data, freeze):  # transfer_mahalanobis's budget residuals: the model is not run again
+        data.memo[_residuals_key(data, "train")] = budget
+    train_scores = residual_clip_scores(budget, train[1])  # `reconstruction_scores`, bit for bit
     extra = {"sources": pre.sidecar.sources, "pretrained": str(pre.path), "pretrained_key": pre.sidecar.key,
              "transfer": cfg.to_dict()["transfer"] | {"freeze": list(freeze)}}
     return Adapted(arch, fit.weights, train_scores, len(data.train_files), fit.seconds, sidecar=extra)
 
 
 def transfer(data: CellData) -> Adapted:
-    """The pretrained model fine-tuned on the budget (``transfer.epochs``, ``learning_rate``, ``freeze``)."""
-    return _fine_tune(data, data.cfg.transfer.freeze)
+    """The pretrained model fine-tuned on the budget (``transfer.epochs``, ``learning_rate``, ``freeze``).
+
+    Its evaluation scores come from the residuals ``transfer_mahalanobis`` reads too, when that method runs."""
+    tuned = _fine_tune(data, data.cfg.transfer.freeze)
+    if not _shares_residuals(data, data.cfg.transfer.freeze):
+        return tuned
+    return dataclasses.replace(tuned, scores=residual_clip_scores(_eval_residuals(data, tuned), data.eval_offsets))
 
 
 def transfer_frozen(data: CellData) -> Adapted:
@@ -192,17 +224,26 @@ def transfer_mahalanobis(data: CellData) -> Adapted:
     tuned = _fine_tune(data, data.cfg.transfer.freeze)
     model = data.trainer.with_weights(tuned.architecture, tuned.weights)
     source = np.concatenate([residuals(model, v) for _, v, _ in data.source_clips(data.cell.source)])
-    source = fit_gaussian(source[::max(1, len(source) // MAX_SOURCE_RESIDUALS)])
+    # The source Gaussian from sums (one product over the rows where `fit_gaussian` makes two), as the budget's below.
+    source = gaussians_without(source[::max(1, len(source) // MAX_SOURCE_RESIDUALS)], [], whole=True)[0]
     vectors, offsets = data.train()
-    budget = residuals(model, vectors)
+    budget = data.memo.get(_residuals_key(data, "train"))  # `transfer`'s fit left them
+    if budget is None:
+        budget = residuals(model, vectors)
+    target = []  # the budget's own Gaussian (the head's), from the sums of the folds' fit
 
     def fit_without(rows, clips, parts):  # each fold's Gaussian from the budget's sums less the fold's (one pass)
-        return [[source, g] for g in gaussians_without(rows, [(clips[p[0]], clips[p[-1] + 1]) for p in parts])]
+        *each, whole = gaussians_without(rows, [(clips[p[0]], clips[p[-1] + 1]) for p in parts], whole=True)
+        target.append(whole)
+        return [[source, g] for g in each]
 
     train_scores = out_of_sample(None, lambda g, r, o: selective(g, r, o), budget, offsets, fit_without=fit_without)
-    return Adapted(tuned.architecture, tuned.weights, train_scores, tuned.n_train_clips, tuned.seconds,
-                   scorer={"kind": "residual_gaussian"}, head=to_arrays([source, fit_gaussian(budget)]),
-                   sidecar=tuned.sidecar)
+    gaussians = [source, target[0]]
+    # The scorer's evaluation scores (`common.scoring.scorer.score_clips`), from the residuals transfer's scores
+    # came from.
+    scores = selective(gaussians, _eval_residuals(data, tuned), check_offsets(data.eval_x, data.eval_offsets))
+    return Adapted(tuned.architecture, tuned.weights, train_scores, tuned.n_train_clips, tuned.seconds, scores=scores,
+                   scorer={"kind": "residual_gaussian"}, head=to_arrays(gaussians), sidecar=tuned.sidecar)
 
 
 FREEZE_METHODS = ("transfer", "transfer_mahalanobis")  # the methods that fine-tune with ``transfer.freeze``

@@ -160,7 +160,8 @@ def knn_scores(clips: np.ndarray, head: Mapping[str, np.ndarray], *, k: int) -> 
 
 def residuals(model, vectors: np.ndarray, *, batch_size: int = 8192) -> np.ndarray:
     """The autoencoder's residual ``x - model(x)`` of every vector."""
-    return np.asarray(vectors, dtype=np.float32) - outputs(model, vectors, batch_size=batch_size)
+    out = outputs(model, vectors, batch_size=batch_size)
+    return np.subtract(np.asarray(vectors, dtype=np.float32), out, out=out)  # in place of the outputs
 
 
 def score_clips(model, arch: Mapping[str, Any], spec: Mapping[str, Any] | None, head: Mapping[str, np.ndarray],
