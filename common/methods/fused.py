@@ -74,7 +74,7 @@ def _part(data: CellData, name: str, adapt: Callable[[CellData], Adapted]) -> tu
 
 
 def _reads_wav(adapted: Adapted) -> bool:
-    """Whether the part's model makes its clip vectors from the samples itself (SoundNet, modulation statistics)."""
+    """Whether the part's model makes its clip vectors from the samples itself (SoundNet, the sample statistics)."""
     return model_kind(adapted.architecture).clip_vectors is not None
 
 
