@@ -212,6 +212,27 @@ def test_a_methods_config_sections_are_config_sections_and_enter_its_rows_hash(t
     assert run_hash(a, "scratch") == run_hash(a, None) == run_hash(a, "an_older_method")
 
 
+def test_a_fused_methods_rows_hash_holds_its_parts_so_rows_of_other_parts_are_computed_again(tmp_path, tiny_root,
+                                                                                              monkeypatch):
+    import dataclasses
+
+    from common.experiment.plan import run_hash
+    from common.methods import catalog
+
+    cfg = make_config(tmp_path, tiny_root, name="a.yaml")
+    before = run_hash(cfg, "fusion_transfer")
+    assert before != run_hash(cfg, "fusion_scratch")  # same sections, other parts
+    old = dataclasses.replace(catalog.METHODS_CATALOG["fusion_transfer"],
+                              parts=("transfer_mahalanobis", "lw_transfer"))  # the row of stop 36
+    monkeypatch.setitem(catalog.METHODS_CATALOG, "fusion_transfer", old)
+    run_hash.cache_clear()
+    try:
+        assert run_hash(cfg, "fusion_transfer") != before
+        assert run_hash(cfg, "lw_transfer") == run_hash(cfg, "lw_scratch")  # methods without parts: sections only
+    finally:
+        run_hash.cache_clear()
+
+
 @pytest.mark.parametrize("method, words", [
     ("scratch", "trained from a random init on the target's clips only"),
     ("transfer", "pretrained on v1_pump (pump/id_00, pump/id_02), then fine-tuned on the target's clips"),

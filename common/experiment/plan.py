@@ -26,7 +26,7 @@ from common.config import Config
 from common.data.mimii import Machine
 from common.errors import DataError, ModelError, ProjectError
 from common.data.names import row_model_path
-from common.methods.catalog import MODEL_PRETRAININGS, NO_SOURCE, is_zero_shot, method_sections
+from common.methods.catalog import MODEL_PRETRAININGS, NO_SOURCE, is_zero_shot, method_definition, method_sections
 from common.scoring.metrics import auc_pauc, decision_metrics
 from common.models.saved import Sidecar, head_path, model_problem
 from common.results import ROW_FIELDS
@@ -56,13 +56,14 @@ def target_identity(cfg: Config, train: Sequence[Path], eval_files: Sequence[Pat
 def run_hash(cfg: Config, method: str | None = None) -> str:
     """Key of the config sections the rows of `method` depend on (less the data keys of `_NOT_HASHED`).
 
-    The common sections, and those the method's catalogue row names (`common.methods.catalog`). Memoised: a
-    Config is frozen, and a run asks for it twice per cell.
+    The common sections, and those the method's catalogue row names (`common.methods.catalog`), and a fused
+    method's parts (`method_definition`). Memoised: a Config is frozen, and a run asks for it twice per cell.
     """
     d = cfg.to_dict() | {"fit": fit_identity(cfg)}
     sections = ("feature", "model", "fit", "transfer", "eval") + method_sections(method)
     return key_of({k: v for k, v in d.items() if k in sections}
-                  | {"data": {k: v for k, v in d["data"].items() if k not in _NOT_HASHED}})
+                  | {"data": {k: v for k, v in d["data"].items() if k not in _NOT_HASHED}}
+                  | ({"method": method_definition(method)} if method_definition(method) else {}))
 
 
 def cell_hash(cfg_hash: str, target_key: str, pretrained_key: str | None, *, pretrained: bool) -> str:

@@ -170,6 +170,13 @@ def is_zero_shot(method: str) -> bool:
     return info is not None and info.zero_shot
 
 
+def method_definition(method: str | None) -> dict[str, list[str]]:
+    """What of `method`'s definition its rows' hash holds besides its config sections: a fused row's parts, so rows
+    made when it summed other parts are computed again, never served as its own ({} for other methods)."""
+    info = METHODS_CATALOG.get(method) if method is not None else None
+    return {"parts": list(info.parts)} if info is not None and info.parts else {}
+
+
 def method_sections(method: str | None) -> tuple[str, ...]:
     """The config sections besides the common ones that rows of `method` depend on (none for an unknown name)."""
     info = METHODS_CATALOG.get(method) if method is not None else None
