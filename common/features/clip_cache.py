@@ -16,11 +16,12 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from common.errors import AudioError, DataError
+from common.features.audio import read_channel
 from common.io import atomic_write, atomic_write_text, digest, file_fingerprint
 
 WHOLE, HALVES = ("whole",), ("half1", "half2")  # the parts of a clip: itself, or its first and second half
@@ -32,6 +33,15 @@ def segment(y: np.ndarray, part: str) -> np.ndarray:
     """One part of a clip's samples: all of it, or its first or second half."""
     cut = len(y) // 2
     return {"whole": y, "half1": y[:cut], "half2": y[cut:]}[part]
+
+
+def samples(asked: Sequence[Request], *, channel: int, sr: int) -> Iterator[tuple[Path, str, np.ndarray]]:
+    """(file, part, samples) of each request, each file read once for its consecutive parts (a clip's halves)."""
+    path = y = None
+    for file, part in asked:
+        if file != path:
+            path, y = file, read_channel(file, channel=channel, expected_sr=sr)[0]
+        yield file, part, segment(y, part)
 
 
 def requests(paths: Iterable[str | Path], *, halves: bool) -> list[Request]:

@@ -19,8 +19,7 @@ import numpy as np
 
 from common.errors import ModelError
 from common.features import fine_spectrum, modulation
-from common.features.audio import read_channel
-from common.features.clip_cache import Request, cached_rows, requests, segment
+from common.features.clip_cache import Request, cached_rows, requests, samples
 
 CACHE_FOLDER = "sample_stats"  # under data.cache_dir
 FORMAT_VERSION = 1  # bump when a statistic's computation changes: old entries then miss
@@ -57,8 +56,7 @@ def architecture(kind: str, sr: int) -> dict[str, Any]:
 def _compute(asked: Sequence[Request], arch: Mapping[str, Any], *, channel: int, sr: int) -> np.ndarray:
     """The statistic `arch` names of each (file, part) [shape=(len(asked), dim)]."""
     stat, rows = _stat(arch), []
-    for path, part in asked:
-        y = segment(read_channel(path, channel=channel, expected_sr=sr)[0], part)
+    for path, part, y in samples(asked, channel=channel, sr=sr):
         name = f"WAV file {path}" if part == "whole" else f"the {'first' if part == 'half1' else 'second'} half of {path}"
         rows.append(stat.compute(y, sr=sr, arch=arch, name=name))
     return np.stack(rows) if rows else np.zeros((0, stat.dim(arch, sr)), np.float32)

@@ -19,8 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from common.errors import AudioError, ModelError
-from common.features.audio import read_channel
-from common.features.clip_cache import CHUNK, Request, cached_rows, requests, segment
+from common.features.clip_cache import CHUNK, Request, cached_rows, requests, samples
 from common.models.soundnet import (LAYER_NAMES, POOLS, clip_embeddings, embedding_dim, min_seconds, weights_path,
                                     weights_sha256)
 
@@ -72,8 +71,7 @@ def _embed(asked: Sequence[Request], arch: Mapping[str, Any], *, channel: int, s
     out = []
     for start in range(0, len(asked), CHUNK):
         waves = []
-        for path, part in asked[start:start + CHUNK]:
-            y = segment(read_channel(path, channel=channel, expected_sr=sr)[0], part)
+        for path, part, y in samples(asked[start:start + CHUNK], channel=channel, sr=sr):
             if len(y) / sr < need:
                 raise AudioError(f"WAV file {path} ({part}) has {len(y) / sr:.2f} s, too short for SoundNet layer "
                                  f"{args['layer']}, which needs {need:.2f} s: use an earlier layer "
