@@ -301,8 +301,9 @@ def _read_vectors(files: list[Path], features: Mapping[str, Any], infos: Mapping
     arch, wav_archs, vectors = sidecar.architecture or {}, wav_models(sidecar.scorer), {}
     for path in tqdm([p for p in files if p in infos], desc="score", unit="clip", disable=not progress):
         try:
-            vectors[path] = (_vectors(path, features, infos[path], arch),
-                             {digest(a): _vectors(path, features, infos[path], a) for a in wav_archs})
+            vectors[path] = (_vectors(path, features, infos[path], arch),  # checks the file once
+                             {digest(a): model_kind(a).clip_vectors(path, a, channel=features["channel"],
+                                                                    sr=features["sample_rate"]) for a in wav_archs})
         except (AudioError, DataError) as exc:
             message = str(exc)
             errors[path] = message if str(path) in message else f"{path}: {message}"

@@ -61,9 +61,10 @@ def run_hash(cfg: Config, method: str | None = None) -> str:
     """
     d = cfg.to_dict() | {"fit": fit_identity(cfg)}
     sections = ("feature", "model", "fit", "transfer", "eval") + method_sections(method)
+    definition = method_definition(method)
     return key_of({k: v for k, v in d.items() if k in sections}
                   | {"data": {k: v for k, v in d["data"].items() if k not in _NOT_HASHED}}
-                  | ({"method": method_definition(method)} if method_definition(method) else {}))
+                  | ({"method": definition} if definition else {}))
 
 
 def cell_hash(cfg_hash: str, target_key: str, pretrained_key: str | None, *, pretrained: bool) -> str:
