@@ -700,7 +700,8 @@ def mahalanobis_before(rows: int = 50000, dim: int = 320, repeat: int = 2) -> di
 
 
 def measure_soundnet(root: Path, cfg, *, clips: int) -> float:
-    """Warm seconds per 10 s clip of SoundNet's embedding (`_embed`, both networks; after one call each)."""
+    """Warm seconds per 10 s clip of SoundNet's embedding (`_embed`, both networks; after one call of the same
+    requests each, so that no batch shape compiles in the timed call)."""
     from common.models.sound_embeddings import _embed, soundnet_architecture
 
     files = sorted(root.glob("*/*/*/normal/*.wav"))[:clips]
@@ -711,7 +712,9 @@ def measure_soundnet(root: Path, cfg, *, clips: int) -> float:
     for random_weights in (True, False):
         arch = soundnet_architecture(layer=g.layer, pooling=g.pooling, random_weights=random_weights, seed=g.seed)
         requests = [(f, "whole") for f in files]
-        _embed(requests[:2], arch, channel=cfg.data.channel, sr=cfg.data.sample_rate)
+        # Warm up on the timed requests themselves: a first call of another batch shape compiles (seconds on one
+        # core), which the cells pay once per process, not per clip.
+        _embed(requests, arch, channel=cfg.data.channel, sr=cfg.data.sample_rate)
         start = time.perf_counter()
         _embed(requests, arch, channel=cfg.data.channel, sr=cfg.data.sample_rate)
         seconds += time.perf_counter() - start
