@@ -613,8 +613,8 @@ def measure_rates(cfg, *, vectors: int, epochs: int, repeat: int) -> dict[str, t
         x = vset().read()
         samples = validation_rows(len(x), cfg.fit.validation_split) * epochs
         frames_bytes = vset().frame_count() * cfg.feature.n_mels * 4
-        for name, trainer, data in ((IN_RAM, Trainer(), lambda: x), (STREAMED, Trainer(in_memory_bytes=0), vset),
-                                    (FRAMES, Trainer(in_memory_bytes=frames_bytes), vset)):
+        for name, trainer, data in ((IN_RAM, Trainer(), lambda: x), (STREAMED, Trainer(in_memory_bytes=0, frames_bytes=0), vset),
+                                    (FRAMES, Trainer(in_memory_bytes=0, frames_bytes=frames_bytes), vset)):
             weights = trainer.init_weights(arch, seed=0)
             trainer.fit(arch, weights, data(), epochs=1, **kw)  # compile, trace these shapes, page cache
             best = float("inf")
@@ -801,7 +801,8 @@ class Model:
     epoch_factor: dict[str, float]
     fixed: float  # autoencoder, per fit
     ae_rates: dict[str, float]  # samples/s on each path
-    max_bytes: int
+    max_bytes: int  # fit.max_in_memory_mb: larger sets are streamed
+    frames_max: int  # fit.max_frames_mb: a streamed set's frames up to this are held as frames
     classifiers: dict[str, dict[str, float]]  # per classifier: rate, per_epoch, fixed
     soundnet: float  # seconds per clip where the projection runs (one core per worker, or the whole machine)
     soundnet_here: float  # seconds per clip in the process that ran the cells (what their calls are net of)
@@ -828,7 +829,7 @@ def project_fit(f: Fit, m: Model) -> tuple[float, float, str]:
     samples = f.samples * m.epoch_factor[f.kind] * grows
     path = IN_RAM
     if f.set_bytes is not None and f.set_bytes * grows > m.max_bytes:
-        held = f.frames_bytes is not None and f.frames_bytes * grows <= m.max_bytes and FRAMES in m.ae_rates
+        held = f.frames_bytes is not None and f.frames_bytes * grows <= m.frames_max and FRAMES in m.ae_rates
         path = FRAMES if held else STREAMED
     return samples, m.fixed + samples / m.ae_rates[path], path
 
@@ -943,6 +944,7 @@ def model_of(args: argparse.Namespace, own, logs: dict[str, GridLog], rates: dic
                                CLASSIFIER: cfg.embedding.epochs / args.classifier_epochs,
                                SPEC: cfg.spectrogram.epochs / args.classifier_epochs},
                  fixed=fixed, ae_rates=net_rates(rates["ae"], fixed), max_bytes=cfg.fit.max_in_memory_mb * 2**20,
+                 frames_max=cfg.fit.max_frames_mb * 2**20,
                  classifiers=classifiers, soundnet=rates[SOUNDNET], soundnet_here=here,
                  source_clips=cfg.statistics.source_clips, targets=targets)
 

@@ -18,7 +18,8 @@ another, each measuring its own peak:
 - ``concat``: the reference: the same pretrain with the vectors of each source set concatenated
   in RAM (``np.concatenate``) and trained as one array, as the MIMII baseline does;
 - ``stream``: `common.experiment.grid.pretrain` as wired: a `VectorSet` over the memory-mapped cache
-  (`Trainer.fit` reads one batch at a time), training clips scored a few at a time.
+  (`Trainer.fit` reads one batch at a time, or holds the set's frames up to ``fit.max_frames_mb``), training
+  clips scored a few at a time.
 
 Each reports ``ru_maxrss`` (the kernel's high-water mark of the resident set, which also counts
 pages of memory-mapped files: shared page cache the kernel can drop) and the sampled peak of its
@@ -47,8 +48,9 @@ TARGET_BYTES = 4 * GIB
 def v4_config(root: Path, work: Path, *, epochs: int, stream: bool = False):
     """The repository's v4 pretrain YAML with data, cache and models moved under `work`.
 
-    `stream`: every source set streamed (``fit.max_in_memory_mb: 0``), as at full size, where every set is
-    larger than the default 512 MB; at the small scales of ``make bench`` the sets would be trained in RAM.
+    `stream`: no source set read whole (``fit.max_in_memory_mb: 0``), as at full size, where every set is
+    larger than the default 512 MB; at the small scales of ``make bench`` the sets would be trained in RAM. As
+    wired, a set whose frames take up to ``fit.max_frames_mb`` is held as frames (at full size: v4's ~0.7 GB).
     """
     from common.config import load_config
 

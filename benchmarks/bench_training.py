@@ -13,7 +13,7 @@ the same seeded initial weights, with the same batch size, epochs, Adam learning
 - ``trainer``: ``Trainer().fit`` in a fresh `Trainer` (compiles and traces, like plain);
 - ``trainer, reused``: a second fit in the same `Trainer` (what the experiments do for every
   model after the first);
-- ``stream``: ``Trainer(in_memory_bytes=0).fit`` (a fresh `Trainer`, like ``trainer``) on a
+- ``stream``: ``Trainer(in_memory_bytes=0, frames_bytes=0).fit`` (a fresh `Trainer`, like ``trainer``) on a
   `VectorSet` over 12 memory-mapped ``.npy`` parts (one per machine of a v4 pretrain), read a
   batch at a time instead of concatenated (what pretraining does above ``fit.max_in_memory_mb``).
 
@@ -124,7 +124,7 @@ def variants(arch: dict, x: np.ndarray, vset: VectorSet, small: np.ndarray, reus
         "plain": lambda: plain_fit(arch, x, seed=0, **kw),
         "trainer": lambda: trainer_fit(x),
         "trainer, reused": lambda: trainer_fit(x, reused),
-        "stream": lambda: trainer_fit(vset, Trainer(in_memory_bytes=0)),
+        "stream": lambda: trainer_fit(vset, Trainer(in_memory_bytes=0, frames_bytes=0)),
         "small plain": plain_small,
         "small trainer": trainer_small,
     }
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> dict:
         vset = write_parts(x, Path(tmp), 12)
         # Warm-up: imports, the backend's first compile, page cache of the parts.
         plain_fit(arch, x[:2000], seed=0, **{**kw, "epochs": 1})
-        Trainer(in_memory_bytes=0).fit(arch, Trainer().init_weights(arch, seed=0), vset, **{**kw, "epochs": 1})
+        Trainer(in_memory_bytes=0, frames_bytes=0).fit(arch, Trainer().init_weights(arch, seed=0), vset, **{**kw, "epochs": 1})
         reused = Trainer()
         reused.fit(arch, reused.init_weights(arch, seed=0), x[:2000], **{**kw, "epochs": 1})
 

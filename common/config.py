@@ -73,6 +73,7 @@ class FitConfig:
     shuffle: bool
     backend: str
     max_in_memory_mb: int
+    max_frames_mb: int
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "fit.learning_rate": (lambda v: v > 0, "a number > 0"),
     "fit.backend": (lambda v: v in BACKENDS, "one of: " + ", ".join(BACKENDS)),
     "fit.max_in_memory_mb": (lambda v: v >= 0, "an integer >= 0"),
+    "fit.max_frames_mb": (lambda v: v >= 0, "an integer >= 0"),
     "transfer.epochs": (lambda v: v >= 0, "an integer >= 0"),
     "transfer.learning_rate": (lambda v: v > 0, "a number > 0"),
     "embedding.hidden": (lambda v: len(v) > 0 and all(n > 0 for n in v), "a non-empty list of positive layer sizes"),

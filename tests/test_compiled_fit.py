@@ -104,10 +104,13 @@ def test_a_streamed_set_held_as_frames_trains_as_read_from_disk(tmp_path):
     assert frames_bytes < vset().nbytes // 3
     w = Trainer().init_weights(ARCH, seed=3)
     kw = dict(epochs=3, batch_size=32, learning_rate=1e-2, validation_split=0.1, seed=4)
-    held, read = Trainer(in_memory_bytes=frames_bytes), Trainer(in_memory_bytes=0)
+    # fit.max_frames_mb is its own limit: a set streamed under fit.max_in_memory_mb is held up to it, read over it.
+    held, read = Trainer(in_memory_bytes=0, frames_bytes=frames_bytes), Trainer(in_memory_bytes=0, frames_bytes=0)
+    over = Trainer(in_memory_bytes=0, frames_bytes=frames_bytes - 1)
     ours, ref = held.fit(ARCH, w, vset(), **kw), read.fit(ARCH, w, vset(), **kw)
-    assert ours.streamed and ref.streamed
+    assert ours.streamed and ref.streamed and over.fit(ARCH, w, vset(), **kw).streamed
     assert next(iter(held._programs.values()))._frame_calls and not next(iter(read._programs.values()))._frame_calls
+    assert not next(iter(over._programs.values()))._frame_calls
     assert all(np.array_equal(x, y) for x, y in zip(ours.weights, ref.weights))
     assert ours.history == ref.history
 

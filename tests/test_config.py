@@ -105,6 +105,7 @@ def test_save_config_round_trips(tmp_path):
         ("experiment:\n  seeds: 0\n", r"'experiment\.seeds' must be a list"),
         ("fit:\n  backend: tensorflw\n", r"'fit\.backend' must be one of: auto, tensorflow, jax, torch"),
         ("fit:\n  max_in_memory_mb: -1\n", r"'fit\.max_in_memory_mb' must be an integer >= 0"),
+        ("fit:\n  max_frames_mb: -5\n", r"'fit\.max_frames_mb' must be an integer >= 0"),
         ("fit:\n  backnd: jax\n", r"unknown config key 'fit\.backnd'.*did you mean 'backend'"),
         ("data: [1, 2]\n", r"section 'data' must be a mapping"),
         ("- just\n- a list\n", r"expected a mapping of sections"),

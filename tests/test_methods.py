@@ -212,6 +212,20 @@ def test_a_methods_config_sections_are_config_sections_and_enter_its_rows_hash(t
     assert run_hash(a, "scratch") == run_hash(a, None) == run_hash(a, "an_older_method")
 
 
+
+def test_holding_a_set_as_frames_changes_no_key_and_the_in_memory_limit_does(tmp_path, tiny_root):
+    """fit.max_frames_mb gives the same weights bit for bit, so no row or model is made stale by it; a set trained in
+    RAM rather than streamed is shuffled otherwise, so fit.max_in_memory_mb stays in every key."""
+    from common.experiment.plan import run_hash
+    from common.methods.base import fit_identity
+    from common.methods.catalog import METHODS_CATALOG
+
+    a = make_config(tmp_path, tiny_root, name="a.yaml")
+    b = make_config(tmp_path, tiny_root, name="b.yaml", fit={"max_frames_mb": 0})
+    c = make_config(tmp_path, tiny_root, name="c.yaml", fit={"max_in_memory_mb": 0})
+    assert a.fit.max_frames_mb == 1024 and b.fit.max_frames_mb == 0 and fit_identity(a) == fit_identity(b)
+    assert all(run_hash(a, name) == run_hash(b, name) != run_hash(c, name) for name in METHODS_CATALOG)
+
 def test_a_fused_methods_rows_hash_holds_its_parts_so_rows_of_other_parts_are_computed_again(tmp_path, tiny_root,
                                                                                               monkeypatch):
     import dataclasses

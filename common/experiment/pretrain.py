@@ -110,7 +110,7 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[PretrainedFile]:
     with folder_lock(cfg.output.model_dir, what=f"pretrain {cfg.source}"):
         used = sorted({m for job in jobs for m in job.source.machines})
         write_skipped(cfg.output.model_dir, {m: data.checked(m).skipped for m in used})
-        _STATE[:] = [(cfg, Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20), data)]
+        _STATE[:] = [(cfg, trainer_of(cfg), data)]
         bar = tqdm(total=len(jobs), desc=f"pretrain {cfg.experiment.version}", disable=not progress, unit="model")
         found = {}
         try:
@@ -127,7 +127,12 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[PretrainedFile]:
     return [found[job] for job in jobs]
 
 
-_STATE: list[tuple[Config, Trainer, Machines]] = []  # at most one: the config this process last pretrained for
+_STATE: list[tuple[Config, Trainer, Machines]] = []
+
+
+def trainer_of(cfg: Config) -> Trainer:
+    """The autoencoder trainer with `cfg`'s memory limits (``fit.max_in_memory_mb``, ``fit.max_frames_mb``)."""
+    return Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20, frames_bytes=cfg.fit.max_frames_mb * 2**20)  # at most one: the config this process last pretrained for
 
 
 def pretrain_job(cfg: Config, job: PretrainJob) -> PretrainedFile:
@@ -136,7 +141,7 @@ def pretrain_job(cfg: Config, job: PretrainJob) -> PretrainedFile:
     Reuses this process's trainer and data of `cfg` (the driver's, when it runs the job itself).
     """
     if not _STATE or _STATE[0][0] != cfg:
-        _STATE[:] = [(cfg, Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20), Machines(cfg, progress=False))]
+        _STATE[:] = [(cfg, trainer_of(cfg), Machines(cfg, progress=False))]
     _, trainer, data = _STATE[0]
     return _pretrain_one(cfg, trainer, data, job)
 
@@ -158,7 +163,8 @@ def _pretrain_one(cfg: Config, trainer: Trainer, data: Machines, job: PretrainJo
     if up_to_date(path, key) is not None:
         update_threshold(cfg, path, source, data)
         return PretrainedFile(source, path, trained=False)
-    # Over fit.max_in_memory_mb, streamed from the memory-mapped feature caches (never concatenated).
+    # Over fit.max_in_memory_mb, streamed from the memory-mapped feature caches (never concatenated), or held as
+    # frames up to fit.max_frames_mb.
     x = VectorSet.from_clips([(data[m].features, data[m].split.train) for m in source.machines])
     arch = architecture(x.dim, hidden=cfg.model.hidden, bottleneck=cfg.model.bottleneck,
                         batch_norm=cfg.model.batch_norm)

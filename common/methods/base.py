@@ -241,8 +241,12 @@ def key_of(obj: Any) -> str:
 
 
 def fit_identity(cfg: Config) -> dict[str, Any]:
-    """The fit settings with the backend Keras actually runs on (``auto`` resolved): part of every key."""
-    return cfg.to_dict()["fit"] | {"backend": keras.backend.backend()}
+    """The fit settings with the backend Keras actually runs on (``auto`` resolved): part of every key.
+
+    ``max_frames_mb`` is left out: holding a streamed set as frames gives the same batches and weights bit for bit
+    (`common.models.compiled_fit.device_frames`), so it changes no result and must not make one stale."""
+    fit = {k: v for k, v in cfg.to_dict()["fit"].items() if k != "max_frames_mb"}
+    return fit | {"backend": keras.backend.backend()}
 
 
 def data_identity(cfg: Config, files: Iterable[Path]) -> str:

@@ -29,6 +29,7 @@ from common.features.vectorset import VectorSet
 from common.errors import ModelError
 
 IN_MEMORY_BYTES = 512 * 2**20  # default of fit.max_in_memory_mb: larger VectorSets are streamed
+FRAMES_BYTES = 1024 * 2**20  # default of fit.max_frames_mb: a streamed set's frames up to this are held as frames
 
 
 @dataclass
@@ -80,15 +81,17 @@ class Trainer:
     ----------
     in_memory_bytes : int
         A `VectorSet` of at most this many bytes is read whole and trained as an array in RAM;
-        a larger one is streamed a batch at a time (0: always stream). On JAX, a streamed set of stacked
-        log-mel vectors whose frames take at most this many bytes is held as its frames instead of being read
-        in every epoch (`common.models.compiled_fit.device_frames`: the same batches, in the same order).
+        a larger one is streamed a batch at a time (0: always stream).
+    frames_bytes : int
+        On JAX, a streamed set of stacked log-mel vectors whose frames take at most this many bytes is held as its
+        frames instead of being read in every epoch (`common.models.compiled_fit.device_frames`: the same batches,
+        in the same order); 0: never.
     """
 
-    def __init__(self, *, in_memory_bytes: int = IN_MEMORY_BYTES) -> None:
+    def __init__(self, *, in_memory_bytes: int = IN_MEMORY_BYTES, frames_bytes: int = FRAMES_BYTES) -> None:
         self._models: dict[tuple, keras.Model] = {}
         self._programs: dict[tuple, compiled_fit.Programs] = {}
-        self.in_memory_bytes = int(in_memory_bytes)
+        self.in_memory_bytes, self.frames_bytes = int(in_memory_bytes), int(frames_bytes)
 
     def model(self, arch: Mapping[str, Any], *, freeze: Sequence[str] = ()) -> keras.Model:
         """The compiled model for `arch` (``input_dim``, ``hidden``, ``bottleneck``, ``batch_norm``)."""
@@ -175,7 +178,7 @@ class Trainer:
         n_train = validation_rows(len(x), validation_split)
         try:
             return compiled_fit.fit(self._programs[key], x, epochs=epochs, n_train=n_train, shuffle=shuffle, seed=seed,
-                                    frames_bytes=self.in_memory_bytes)
+                                    frames_bytes=self.frames_bytes)
         finally:
             if isinstance(x, VectorSet):
                 x.close()
