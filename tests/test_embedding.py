@@ -173,6 +173,24 @@ def test_logmel_clip_stats_of_real_cached_clips(tiny_root, tmp_path):
         logmel_stats(feats.vectors, feats.offsets, n_mels=17)
 
 
+def test_window_inputs_kept_in_the_callers_memo_give_the_same_embeddings_and_are_computed_once(rng, monkeypatch):
+    """Two models embedding the same clips (the cells of one target) share their window statistics, bit for bit."""
+    arch = E.classifier_architecture(6, 2, hidden=[4], embedding_dim=3, head="adacos", scale=None, margin=0.0,
+                                     window=4, n_mels=2, hop=2)
+    vectors, offsets = rng.normal(size=(60, 6)).astype("float32"), np.array([0, 9, 20, 33, 41, 60])
+    x, _ = E.clip_inputs(arch, vectors, offsets)
+    first, second = E.initial_weights(arch, x, seed=0), E.initial_weights(arch, x, seed=1)
+    plain = [E.embed_clips(arch, w, vectors, offsets) for w in (first, second)]
+    calls = []
+    windows = E._clip_windows
+    monkeypatch.setattr(E, "_clip_windows", lambda *a: calls.append(1) or windows(*a))
+    memo: dict = {}
+    kept = [E.embed_clips(arch, w, vectors, offsets, inputs_memo=memo) for w in (first, second)]
+    assert len(calls) == 1 and all(np.array_equal(a, b) for a, b in zip(plain, kept))
+    assert not np.allclose(kept[0], kept[1])  # the models differ; only their inputs are shared
+    E.embed_clips(arch, first, vectors[:33], offsets[:4], inputs_memo={})  # another dict: computed again
+    assert len(calls) == 2
+
 def test_window_inputs_are_the_log_mel_mean_and_std_over_windows():
     arch = E.classifier_architecture(6, 2, hidden=[4], embedding_dim=2, head="arcface", scale=8.0, margin=0.2,
                                      window=2, n_mels=2, hop=1)

@@ -165,7 +165,8 @@ def run_cell(cfg: Config, cell: Cell) -> CellResult:
     shared_key = None if adapted.scores_key is None else adapted.scores_key + (md.machine,)
     scores = adapted.scores if adapted.scores is not None else ctx.scores.get(shared_key)
     if scores is None:
-        scores = adapted_scores(ctx.trainer, adapted, eval_x, eval_offsets, n_mels=cfg.feature.n_mels)
+        scores = adapted_scores(ctx.trainer, adapted, eval_x, eval_offsets, n_mels=cfg.feature.n_mels,
+                                inputs_memo=data.inputs_memo("eval"))
         if shared_key is not None:  # the same model in other cells (zero_shot: every budget and seed)
             ctx.scores[shared_key] = scores
     remember(ctx.memo, cell, adapted, scores)  # for the fused rows of this cell's group

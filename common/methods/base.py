@@ -78,6 +78,16 @@ class CellData:
             self.memo[key] = [(m, *self.machines[m].vectors(files)) for m, files in self.source_files(source)]
         return self.memo[key]
 
+    def inputs_memo(self, which: str) -> dict:
+        """The dict where the network inputs of this cell's ``"eval"`` or ``"budget"`` clips (``"budget halves"``: a
+        one-clip budget's halves) are kept for the cells of the same clips in this process
+        (`common.models.classifier.embed_clips`); one set of clips of each kind is held at a time."""
+        clips = (tuple(self.md.split.eval_files) if which == "eval" else self.train_files, which)
+        held = self.memo.get(("inputs_memo", which))
+        if held is None or held[0] != clips:
+            held = self.memo[("inputs_memo", which)] = (clips, {})
+        return held[1]
+
     def source_stats(self, source: SourceSet) -> list[np.ndarray]:
         """The log-mel statistics (`logmel_stats`) of the `source_clips` clips, one array per source machine."""
         n_mels = self.cfg.feature.n_mels
@@ -121,13 +131,15 @@ def reconstruction_scores(trainer: Trainer, arch: dict[str, Any], weights, vecto
     return clip_scores(trainer.with_weights(arch, weights), vectors, offsets)
 
 
-def adapted_scores(trainer: Trainer, adapted: Adapted, vectors, offsets, *, n_mels: int) -> np.ndarray:
-    """The clip scores of an adapted model, by its scorer (reconstruction error when it has none)."""
+def adapted_scores(trainer: Trainer, adapted: Adapted, vectors, offsets, *, n_mels: int,
+                   inputs_memo: dict | None = None) -> np.ndarray:
+    """The clip scores of an adapted model, by its scorer (reconstruction error when it has none); `inputs_memo` is
+    the caller's dict for these clips (`common.scoring.scorer.clip_inputs`)."""
     if adapted.scorer is None:
         return reconstruction_scores(trainer, adapted.architecture, adapted.weights, vectors, offsets)
     model = holding(adapted.architecture, adapted.weights, trainer=trainer) if needs_network(adapted.scorer) else None
     return score_clips(model, adapted.architecture, adapted.scorer, adapted.head or {}, vectors, offsets,
-                       n_mels=n_mels, weights=adapted.weights)
+                       n_mels=n_mels, weights=adapted.weights, inputs_memo=inputs_memo)
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,9 @@ def logmel_two_bank(data: CellData) -> Adapted:
 
 def _embedded_budget(arch, weights, data: CellData) -> tuple[np.ndarray, np.ndarray | None]:
     vectors, offsets = data.train()
-    rows = embed_clips(arch, weights, vectors, offsets)
-    return rows, (embed_clips(arch, weights, vectors, halves(offsets)) if len(rows) == 1 else None)
+    rows = embed_clips(arch, weights, vectors, offsets, inputs_memo=data.inputs_memo("budget"))
+    return rows, (embed_clips(arch, weights, vectors, halves(offsets), inputs_memo=data.inputs_memo("budget halves"))
+                  if len(rows) == 1 else None)
 
 
 def _pretrained_facts(data: CellData) -> dict[str, Any]:

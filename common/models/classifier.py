@@ -524,11 +524,20 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 def embed_clips(arch: Mapping[str, Any], weights: list[np.ndarray], vectors: np.ndarray, offsets: np.ndarray,
-                *, normalize_vectors: bool = False) -> np.ndarray:
+                *, normalize_vectors: bool = False, inputs_memo: dict | None = None) -> np.ndarray:
     """Clip embeddings: the L2-normalised mean of the embeddings of each clip's `clip_inputs` [shape=(n_clips, dim)].
 
     ``normalize_vectors=True`` normalises each input's embedding before the mean (the mean direction).
+    `inputs_memo`: a dict the caller keeps for these very `vectors` and `offsets` (one dict per set of clips); their
+    `clip_inputs` are kept there by the settings that make them, so the models of other cells embedding the same clips
+    do not compute the window statistics again (the same arrays: the same embeddings, bit for bit).
     """
-    x, offsets = clip_inputs(arch, vectors, offsets)
+    if inputs_memo is None:
+        x, offsets = clip_inputs(arch, vectors, offsets)
+    else:
+        key = ("clip_inputs", arch.get("window"), arch.get("hop"), arch.get("n_mels"), len(vectors), len(offsets))
+        if key not in inputs_memo:
+            inputs_memo[key] = clip_inputs(arch, vectors, offsets)
+        x, offsets = inputs_memo[key]
     emb = embed_vectors(arch, weights, x)
     return l2_normalize(clip_means(l2_normalize(emb) if normalize_vectors else emb, offsets))

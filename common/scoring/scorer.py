@@ -131,8 +131,12 @@ def wav_models(spec: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
 
 
 def clip_inputs(spec: Mapping[str, Any], weights: Callable[[], list[np.ndarray]], arch: Mapping[str, Any],
-                vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int, wav: WavVectors = None) -> np.ndarray:
-    """One vector per clip as the scorer `spec` takes them [shape=(n_clips, dim)]; `weights()` gives the model's."""
+                vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int, wav: WavVectors = None,
+                inputs_memo: dict | None = None) -> np.ndarray:
+    """One vector per clip as the scorer `spec` takes them [shape=(n_clips, dim)]; `weights()` gives the model's.
+
+    `inputs_memo`: the caller's dict for these clips, where the embedding's network inputs are kept between models
+    (`common.models.classifier.embed_clips`)."""
     source = spec.get("input")
     if source == "wav":
         if wav is None:
@@ -141,7 +145,7 @@ def clip_inputs(spec: Mapping[str, Any], weights: Callable[[], list[np.ndarray]]
     if source == "logmel_stats":
         return logmel_stats(vectors, offsets, n_mels=n_mels)
     if source == "embedding":
-        return embed_clips(arch, weights(), vectors, offsets)
+        return embed_clips(arch, weights(), vectors, offsets, inputs_memo=inputs_memo)
     if source == spec_classifier.CLIP_INPUT:
         return spec_classifier.embed_clips(arch, weights(), vectors, offsets)
     if source == "clip_vectors":
@@ -166,24 +170,26 @@ def residuals(model, vectors: np.ndarray, *, batch_size: int = 8192) -> np.ndarr
 
 def score_clips(model, arch: Mapping[str, Any], spec: Mapping[str, Any] | None, head: Mapping[str, np.ndarray],
                 vectors: np.ndarray, offsets: np.ndarray, *, n_mels: int,
-                weights: list[np.ndarray] | None = None, wav: WavVectors = None) -> np.ndarray:
+                weights: list[np.ndarray] | None = None, wav: WavVectors = None,
+                inputs_memo: dict | None = None) -> np.ndarray:
     """The score of every clip under a model, its scorer `spec` and `head` arrays [shape=(n_clips,)].
 
     `model` is run only where `needs_network(spec)` (None elsewhere is fine); an embedding input reads `weights`
     (default: the model's), so a caller holding the weights builds no Keras model for it; a ``wav`` input reads
-    `wav` (`wav_models`).
+    `wav` (`wav_models`); `inputs_memo` as in `clip_inputs`.
     """
     found = kind(spec)
     if found == "fusion":
         return fuse([score_clips(model, arch, p["scorer"], part_head(head, str(p["prefix"])), vectors, offsets,
-                                 n_mels=n_mels, weights=weights, wav=wav) for p in spec["parts"]], spec["parts"])
+                                 n_mels=n_mels, weights=weights, wav=wav, inputs_memo=inputs_memo)
+                     for p in spec["parts"]], spec["parts"])
     if found == "reconstruction":
         return clip_scores(model, vectors, offsets)
     offsets = check_offsets(vectors, offsets)
     if found == "residual_gaussian":
         return selective(from_arrays(head), residuals(model, vectors), offsets)
     clips = clip_inputs(spec, (lambda: model.get_weights()) if weights is None else (lambda: weights), arch,
-                        vectors, offsets, n_mels=n_mels, wav=wav)
+                        vectors, offsets, n_mels=n_mels, wav=wav, inputs_memo=inputs_memo)
     if found == "knn":
         return knn_scores(clips, head, k=int(spec.get("k", 1)))
     return selective(from_arrays(head), clips)
