@@ -219,12 +219,12 @@ def shift_conv(inputs, kernel, *, same: bool):
             dy = keras.ops.reshape(upstream, (-1, c_out))
             dk = keras.ops.reshape(keras.ops.matmul(columns, dy), (kh, kw, c_in, c_out))
             shares = keras.ops.reshape(keras.ops.matmul(dy, keras.ops.transpose(matrix)), (-1, h, w, taps * c_in))
-            shares = keras.ops.pad(shares, [[0, 0], [kh - 1 - top, h_in - h + top], [kw - 1 - left, w_in - w + left],
-                                            [0, 0]])
             dx = None
-            for t in range(taps):
-                i, j = kh - 1 - t // kw, kw - 1 - t % kw
-                part = shares[:, i:i + h_in, j:j + w_in, t * c_in:(t + 1) * c_in]
+            for t in range(taps):  # dx[y, x] += shares[y + di, x + dj, tap t], where that lies inside the output
+                di, dj = top - t // kw, left - t % kw
+                r0, r1, c0, c1 = max(di, 0), min(h_in + di, h), max(dj, 0), min(w_in + dj, w)
+                part = keras.ops.pad(shares[:, r0:r1, c0:c1, t * c_in:(t + 1) * c_in],
+                                     [[0, 0], [r0 - di, h_in + di - r1], [c0 - dj, w_in + dj - c1], [0, 0]])
                 dx = part if dx is None else dx + part
             return dx, dk
         return out, grad
@@ -247,6 +247,15 @@ class MaxPool2(layers.Layer):
         return max_pool_2x2(inputs)
 
 
+def _materialised(x):
+    """`x` [shape=(..., c)], computed once into memory on JAX: times the identity matrix, a product XLA does not fuse
+    into its consumer. (Its CPU fusion would otherwise compute the pooling gradient's input, the next convolution's
+    col2im sum, again for each of a window's four corners; an optimization barrier does not survive its passes.)"""
+    if keras.backend.backend() != "jax":
+        return x
+    return keras.ops.matmul(x, keras.ops.eye(int(x.shape[-1]), dtype=x.dtype))
+
+
 def max_pool_2x2(inputs):
     """2 x 2 max-pooling of an even-sized feature map [shape=(n, h, w, c)], its gradient written by hand.
 
@@ -264,7 +273,7 @@ def max_pool_2x2(inputs):
         out = keras.ops.maximum(keras.ops.maximum(corners[0], corners[1]), keras.ops.maximum(corners[2], corners[3]))
 
         def grad(*args, upstream=None):
-            upstream = args[0] if upstream is None else upstream
+            upstream = _materialised(args[0] if upstream is None else upstream)
             zero, taken, parts = keras.ops.zeros_like(upstream), None, []
             for corner in corners:
                 hit = keras.ops.equal(corner, out)
