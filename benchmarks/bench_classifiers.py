@@ -44,7 +44,7 @@ def last_round_layers():
     from common.models import spec_classifier as S
 
     class ColumnConv2D(S.ColumnConv2D):
-        def convolution_op(self, inputs, kernel):
+        def convolution_op(self, inputs, kernel, training=False):
             kh, kw, c_in, c_out = (int(k) for k in kernel.shape)
             h, w = inputs.shape[1], inputs.shape[2]
             inputs = keras.ops.pad(inputs, [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]])
@@ -52,7 +52,7 @@ def last_round_layers():
             return keras.ops.matmul(shifts, keras.ops.reshape(kernel, (kh * kw * c_in, c_out)))
 
     class MaxPool2(S.MaxPool2):
-        def call(self, inputs):
+        def call(self, inputs, training=None):
             h, w, c = inputs.shape[1], inputs.shape[2], inputs.shape[3]
             return keras.ops.max(keras.ops.reshape(inputs, (-1, h // 2, 2, w // 2, 2, c)), axis=(2, 4))
     return ColumnConv2D, MaxPool2

@@ -180,34 +180,39 @@ def _vjp(fn, *args, upstream):
     pytest.skip(f"no gradient helper for {keras.backend.backend()}")
 
 
+@pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("shape, filters, padding", [((32, 64, 1), 8, "same"), ((16, 32, 8), 16, "same"),
                                                      ((9, 7, 1), 4, "same"), ((9, 7, 3), 4, "same"),
                                                      ((9, 7, 1), 4, "valid"), ((9, 7, 3), 4, "valid")])
-def test_the_column_convolutions_gradients_are_those_of_keras_conv2d(shape, filters, padding):
+def test_the_column_convolutions_gradients_are_those_of_keras_conv2d(shape, filters, padding, training):
     """`shift_conv`'s hand-written gradients (kernel and input, one channel or more) are `Conv2D`'s autodiff ones to
-    float32 round-off."""
+    float32 round-off, after either forward (training: broadcast multiply-adds for one channel; else im2col)."""
     rng = np.random.default_rng(sum(shape))
     x = rng.normal(size=(4, *shape)).astype(np.float32)
     ref = keras.layers.Conv2D(filters, 3, padding=padding, use_bias=False)
     ref.build(x.shape)
     ours = S.ColumnConv2D(filters, 3, padding=padding, use_bias=False)
     ours.build(x.shape)
+    ours.set_weights(ref.get_weights())
     kernel = np.asarray(ref.kernel.value)
     upstream = rng.normal(size=ref.compute_output_shape(x.shape)).astype(np.float32)
     expected = _vjp(ref.convolution_op, x, kernel, upstream=upstream)
-    got = _vjp(ours.convolution_op, x, kernel, upstream=upstream)
+    got = _vjp(lambda x, k: ours.convolution_op(x, k, training=training), x, kernel, upstream=upstream)
+    np.testing.assert_allclose(np.asarray(ours(x, training=training)), got[0], rtol=1e-6, atol=1e-6)
     for name, a, b in zip(("output", "input gradient", "kernel gradient"), got, expected):
         assert a.shape == b.shape, name
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()), err_msg=name)
 
 
+@pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("shape", [(16, 24, 3), (8, 10, 8), (9, 7, 3)])
-def test_the_pooling_gradient_goes_to_the_first_largest_value_as_keras_max_pooling_does(shape):
+def test_the_pooling_gradient_goes_to_the_first_largest_value_as_keras_max_pooling_does(shape, training):
     """`MaxPool2` and its hand-written gradient equal `MaxPooling2D(2, padding="same")` exactly, ties included
-    (small integers: many windows hold their maximum twice or more)."""
+    (small integers: many windows hold their maximum twice or more), after either forward."""
     rng = np.random.default_rng(sum(shape))
     x = np.round(rng.normal(size=(3, *shape))).astype(np.float32)
-    ref = keras.layers.MaxPooling2D(2, padding="same")
+    ref, ours = keras.layers.MaxPooling2D(2, padding="same"), S.MaxPool2()
     upstream = rng.normal(size=ref.compute_output_shape(x.shape)).astype(np.float32)
-    for a, b in zip(_vjp(S.MaxPool2(), x, upstream=upstream), _vjp(ref, x, upstream=upstream)):
+    got = _vjp(lambda x: ours(x, training=training), x, upstream=upstream)
+    for a, b in zip(got, _vjp(ref, x, upstream=upstream)):
         np.testing.assert_array_equal(a, b)

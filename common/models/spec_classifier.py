@@ -167,14 +167,21 @@ class ColumnConv2D(layers.Conv2D):
     Only stride 1, no dilation, one group, channels last; anything else is `layers.Conv2D`'s own convolution.
     """
 
-    def convolution_op(self, inputs, kernel):
+    def call(self, inputs, training=None):
+        outputs = self.convolution_op(inputs, self.kernel, training=bool(training))
+        if self.use_bias:
+            outputs = keras.ops.add(outputs, keras.ops.reshape(self.bias, (1,) * (self.rank + 1) + (self.filters,)))
+        return outputs if self.activation is None else self.activation(outputs)
+
+    def convolution_op(self, inputs, kernel, training: bool = False):
         h, w = inputs.shape[1], inputs.shape[2]
         plain = (self.strides == (1, 1) and self.dilation_rate == (1, 1) and self.groups == 1
                  and self.data_format == "channels_last" and h is not None and w is not None)
         if not plain:
             return super().convolution_op(inputs, kernel)
         # The kernel's value as a tensor: given the variable, TensorFlow's custom_gradient wants its gradient apart.
-        return shift_conv(inputs, keras.ops.reshape(kernel, tuple(kernel.shape)), same=self.padding == "same")
+        return shift_conv(inputs, keras.ops.reshape(kernel, tuple(kernel.shape)), same=self.padding == "same",
+                          broadcast=training)
 
 
 def _shifts(padded, kh: int, kw: int, h: int, w: int) -> list:
@@ -182,12 +189,14 @@ def _shifts(padded, kh: int, kw: int, h: int, w: int) -> list:
     return [padded[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)]
 
 
-def shift_conv(inputs, kernel, *, same: bool):
+def shift_conv(inputs, kernel, *, same: bool, broadcast: bool = False):
     """`ColumnConv2D`'s convolution (stride 1, channels last, no bias), its gradient written by hand.
 
     Forward: the image's ``kh * kw`` shifted windows side by side (im2col) times the kernel as a
-    ``(kh * kw * c_in, c_out)`` matrix; for one input channel, broadcast multiply-adds of each window by its tap's
-    kernel row instead (no stacked copy: 5x faster at 1 -> 8 filters). Gradient: the kernel's, the stacked windows
+    ``(kh * kw * c_in, c_out)`` matrix; for one input channel and `broadcast` (training), broadcast multiply-adds
+    of each window by its tap's kernel row instead (no stacked copy: 5x faster at 1 -> 8 filters, 1.1x the training
+    step; in inference, where XLA fuses them into the batch norm and pooling after them, a third slower; so
+    `ColumnConv2D` asks for them in training only). Gradient: the kernel's, the stacked windows
     times the output's gradient (one matrix product); the image's, each tap's share (the output's gradient times the
     kernel, one product) added back where that tap read it (col2im: one pass over the shares, where autodiff of the
     slices wrote a padded copy of the image per tap), computed only where asked (XLA drops it when the image is no
@@ -204,7 +213,7 @@ def shift_conv(inputs, kernel, *, same: bool):
     def conv(x, k):
         padded = keras.ops.pad(x, [[0, 0], [top, kh - 1 - top], [left, kw - 1 - left], [0, 0]]) if same else x
         shifts, matrix = _shifts(padded, kh, kw, h, w), keras.ops.reshape(k, (taps * c_in, c_out))
-        if c_in == 1:
+        if c_in == 1 and broadcast:
             out = shifts[0] * matrix[0]
             for t in range(1, taps):
                 out = out + shifts[t] * matrix[t]
@@ -240,11 +249,11 @@ class MaxPool2(layers.Layer):
     to ``keras.ops.max_pool`` itself.
     """
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         h, w = inputs.shape[1], inputs.shape[2]
         if h is None or w is None or h % 2 or w % 2:
             return keras.ops.max_pool(inputs, 2, 2, padding="same")
-        return max_pool_2x2(inputs)
+        return max_pool_2x2(inputs, corners=bool(training))
 
 
 def _materialised(x):
@@ -256,27 +265,32 @@ def _materialised(x):
     return keras.ops.matmul(x, keras.ops.eye(int(x.shape[-1]), dtype=x.dtype))
 
 
-def max_pool_2x2(inputs):
+def max_pool_2x2(inputs, *, corners: bool = False):
     """2 x 2 max-pooling of an even-sized feature map [shape=(n, h, w, c)], its gradient written by hand.
 
     Select-and-scatter, XLA's own gradient of a max-pool, took more than a third of a CPU training step; so did
     autodiff of a maximum over a reshape (its tie count is a reduction over the whole map) and of pairwise maxima
     (the slices' transposes are pads). Here the gradient is a select per corner, the first corner equal to the
-    window's maximum taking it all, put back in place by stacking the corners.
+    window's maximum taking it all, put back in place by stacking the corners. The forward is the maximum of the
+    four corners with `corners` (training: XLA fuses it with the batch norm before it), else a maximum over the
+    reshape (inference: the corners' maxima ran a quarter slower there).
     """
     h, w, c = (int(d) for d in inputs.shape[1:])
 
     @keras.ops.custom_gradient
     def pool(x):
         windows = keras.ops.reshape(x, (-1, h // 2, 2, w // 2, 2, c))
-        corners = [windows[:, :, i, :, j] for i in (0, 1) for j in (0, 1)]
-        out = keras.ops.maximum(keras.ops.maximum(corners[0], corners[1]), keras.ops.maximum(corners[2], corners[3]))
+        points = [windows[:, :, i, :, j] for i in (0, 1) for j in (0, 1)]
+        if corners:
+            out = keras.ops.maximum(keras.ops.maximum(points[0], points[1]), keras.ops.maximum(points[2], points[3]))
+        else:
+            out = keras.ops.max(windows, axis=(2, 4))
 
         def grad(*args, upstream=None):
             upstream = _materialised(args[0] if upstream is None else upstream)
             zero, taken, parts = keras.ops.zeros_like(upstream), None, []
-            for corner in corners:
-                hit = keras.ops.equal(corner, out)
+            for point in points:
+                hit = keras.ops.equal(point, out)
                 if taken is not None:
                     hit = keras.ops.logical_and(hit, keras.ops.logical_not(taken))
                 parts.append(keras.ops.where(hit, upstream, zero))
