@@ -256,15 +256,6 @@ class MaxPool2(layers.Layer):
         return max_pool_2x2(inputs, corners=bool(training))
 
 
-def _materialised(x):
-    """`x` [shape=(..., c)], computed once into memory on JAX: times the identity matrix, a product XLA does not fuse
-    into its consumer. (Its CPU fusion would otherwise compute the pooling gradient's input, the next convolution's
-    col2im sum, again for each of a window's four corners; an optimization barrier does not survive its passes.)"""
-    if keras.backend.backend() != "jax":
-        return x
-    return keras.ops.matmul(x, keras.ops.eye(int(x.shape[-1]), dtype=x.dtype))
-
-
 def max_pool_2x2(inputs, *, corners: bool = False):
     """2 x 2 max-pooling of an even-sized feature map [shape=(n, h, w, c)], its gradient written by hand.
 
@@ -287,7 +278,7 @@ def max_pool_2x2(inputs, *, corners: bool = False):
             out = keras.ops.max(windows, axis=(2, 4))
 
         def grad(*args, upstream=None):
-            upstream = _materialised(args[0] if upstream is None else upstream)
+            upstream = args[0] if upstream is None else upstream
             zero, taken, parts = keras.ops.zeros_like(upstream), None, []
             for point in points:
                 hit = keras.ops.equal(point, out)
