@@ -11,6 +11,10 @@ Usage::
    `common.models.compiled_fit.fit_classifier` (`CHUNK_STEPS` steps per compiled call). Then embedding the same
    patches (`embed_patches`, what a clip's embedding and a source bank run): before, the old layers called directly
    256 patches at a time (op by op on JAX); after, the new layers as one compiled program, 32 at a time.
+   Then this round (hand-written gradients): the compiled loop with the last round's `ColumnConv2D` and `MaxPool2`
+   (autodiff of the stacked shifts' matrix product and of a maximum over a reshape) against today's (`shift_conv`:
+   broadcast multiply-adds for the first convolution, the gradients by hand; `max_pool_2x2`: a select per corner),
+   alternating, each fit timed after a compile of its own; prints the best of each, the ratio and the weights' drift.
 2. The dense machine-ID classifier (`common.models.classifier`, the ``embedding`` section's settings: window
    statistics of 128 values, hidden 128-128, embedding 32, ArcFace, batch 128, mixup 0.5; 8 classes): Keras' ``fit``
    against `fit_classifier`.
@@ -32,14 +36,39 @@ import numpy as np
 from _bench import load_line, machine_line
 
 
+def last_round_layers():
+    """(ColumnConv2D, MaxPool2) as they were before the hand-written gradients: autodiff of the im2col product and of
+    a maximum over a reshape (same weights, same values)."""
+    import keras
+
+    from common.models import spec_classifier as S
+
+    class ColumnConv2D(S.ColumnConv2D):
+        def convolution_op(self, inputs, kernel, training=False):
+            kh, kw, c_in, c_out = (int(k) for k in kernel.shape)
+            h, w = inputs.shape[1], inputs.shape[2]
+            inputs = keras.ops.pad(inputs, [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]])
+            shifts = keras.ops.concatenate([inputs[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], -1)
+            return keras.ops.matmul(shifts, keras.ops.reshape(kernel, (kh * kw * c_in, c_out)))
+
+    class MaxPool2(S.MaxPool2):
+        def call(self, inputs, training=None):
+            h, w, c = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+            return keras.ops.max(keras.ops.reshape(inputs, (-1, h // 2, 2, w // 2, 2, c)), axis=(2, 4))
+    return ColumnConv2D, MaxPool2
+
+
 @contextmanager
-def variant(*, old_layers: bool, keras_fit: bool, old_embed: bool = False):
-    """The CNN's layers and the training loop as they were before this round (each one on request)."""
+def variant(*, old_layers: bool, keras_fit: bool, old_embed: bool = False, last_round: bool = False):
+    """The CNN's layers and the training loop as they were before (each one on request): `old_layers` Keras' own,
+    `last_round` the last round's (`last_round_layers`)."""
     import keras
 
     from common.models import classifier, compiled_fit, spec_classifier as S
 
     saved = S.ColumnConv2D, S.MaxPool2, compiled_fit.classifier_supported, S._embed_call, S.PREDICT_BATCH
+    if last_round:
+        S.ColumnConv2D, S.MaxPool2 = last_round_layers()
     if old_layers:
         S.ColumnConv2D = keras.layers.Conv2D
         S.MaxPool2 = lambda name: keras.layers.MaxPooling2D(2, padding="same", name=name)
@@ -102,6 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     (_, old, w_old), (_, mid, w_mid), (_, new, w_new) = runs.values()
     print(f"  speed-up {new / old:.2f}x (layers {mid / old:.2f}x, loop {new / mid:.2f}x); weights: loop vs Keras fit "
           f"{_diff(w_new, w_mid):.1e}, new layers vs old {_diff(w_new, w_old):.1e}")
+    print("   this round: the compiled loop, the last round's layers (autodiff) against hand-written gradients")
+    rounds = {"last round's layers": dict(last_round=True), "hand-written gradients": dict()}
+    best, last = {name: 0.0 for name in rounds}, {}
+    for _ in range(args.repeat):  # alternating: a neighbour's load falls on both alike
+        for name, kw in rounds.items():
+            with variant(old_layers=False, keras_fit=False, **kw):
+                _, rate, last[name] = timed(fit, n, 1)
+            best[name] = max(best[name], rate)
+    for name in rounds:
+        print(f"  {name:26s} {best[name]:8,.0f} samples/s ({32e3 / best[name]:.2f} ms per step of 32)")
+    (b_old, b_new), (w_a, w_b) = best.values(), last.values()
+    print(f"  speed-up {b_new / b_old:.2f}x; weights differ by {_diff(w_a, w_b):.1e} (round-off grown by training)")
     print(f"   embedding the {args.patches} patches (as a clip's are embedded)")
     weights = S.initial_weights(arch, patches, seed=0)
     embeds = {}

@@ -150,7 +150,7 @@ def test_a_spectrogram_pretraining_of_a_single_source_machine_is_refused_before_
                                                      ((9, 7, 3), 4, "same"), ((9, 7, 3), 4, "valid")])
 def test_the_column_convolution_and_the_reshape_pooling_compute_what_keras_layers_do(shape, filters, padding):
     """`ColumnConv2D` is `Conv2D` to float32 round-off (same weights, same config); `MaxPool2` is `MaxPooling2D(2,
-    padding="same")` exactly, odd sizes included."""
+    padding="same")` exactly, odd sizes included (their gradients: the two tests below)."""
     x = np.random.default_rng(sum(shape)).normal(size=(5, *shape)).astype(np.float32)
     ref = keras.layers.Conv2D(filters, 3, padding=padding, use_bias=False)
     ours = S.ColumnConv2D(filters, 3, padding=padding, use_bias=False)
@@ -160,3 +160,59 @@ def test_the_column_convolution_and_the_reshape_pooling_compute_what_keras_layer
     assert ours.get_config()["filters"] == filters
     pooled = np.asarray(S.MaxPool2()(x))
     np.testing.assert_array_equal(pooled, np.asarray(keras.layers.MaxPooling2D(2, padding="same")(x)))
+
+
+def _vjp(fn, *args, upstream):
+    """``fn(*args)`` and the gradients of ``sum(fn(*args) * upstream)`` with respect to each of `args` (JAX, TF)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        out, pullback = jax.vjp(fn, *args)
+        return [np.asarray(out)] + [np.asarray(g) for g in pullback(upstream)]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        args = [tf.constant(a) for a in args]
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            out = fn(*args)
+        return [np.asarray(out)] + [np.asarray(g) for g in tape.gradient(out, args, output_gradients=upstream)]
+    pytest.skip(f"no gradient helper for {keras.backend.backend()}")
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape, filters, padding", [((32, 64, 1), 8, "same"), ((16, 32, 8), 16, "same"),
+                                                     ((9, 7, 1), 4, "same"), ((9, 7, 3), 4, "same"),
+                                                     ((9, 7, 1), 4, "valid"), ((9, 7, 3), 4, "valid")])
+def test_the_column_convolutions_gradients_are_those_of_keras_conv2d(shape, filters, padding, training):
+    """`shift_conv`'s hand-written gradients (kernel and input, one channel or more) are `Conv2D`'s autodiff ones to
+    float32 round-off, after either forward (training: broadcast multiply-adds for one channel; else im2col)."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.normal(size=(4, *shape)).astype(np.float32)
+    ref = keras.layers.Conv2D(filters, 3, padding=padding, use_bias=False)
+    ref.build(x.shape)
+    ours = S.ColumnConv2D(filters, 3, padding=padding, use_bias=False)
+    ours.build(x.shape)
+    ours.set_weights(ref.get_weights())
+    kernel = np.asarray(ref.kernel.value)
+    upstream = rng.normal(size=ref.compute_output_shape(x.shape)).astype(np.float32)
+    expected = _vjp(ref.convolution_op, x, kernel, upstream=upstream)
+    got = _vjp(lambda x, k: ours.convolution_op(x, k, training=training), x, kernel, upstream=upstream)
+    np.testing.assert_allclose(np.asarray(ours(x, training=training)), got[0], rtol=1e-6, atol=1e-6)
+    for name, a, b in zip(("output", "input gradient", "kernel gradient"), got, expected):
+        assert a.shape == b.shape, name
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()), err_msg=name)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(16, 24, 3), (8, 10, 8), (9, 7, 3)])
+def test_the_pooling_gradient_goes_to_the_first_largest_value_as_keras_max_pooling_does(shape, training):
+    """`MaxPool2` and its hand-written gradient equal `MaxPooling2D(2, padding="same")` exactly, ties included
+    (small integers: many windows hold their maximum twice or more), after either forward."""
+    rng = np.random.default_rng(sum(shape))
+    x = np.round(rng.normal(size=(3, *shape))).astype(np.float32)
+    ref, ours = keras.layers.MaxPooling2D(2, padding="same"), S.MaxPool2()
+    upstream = rng.normal(size=ref.compute_output_shape(x.shape)).astype(np.float32)
+    got = _vjp(lambda x: ours(x, training=training), x, upstream=upstream)
+    for a, b in zip(got, _vjp(ref, x, upstream=upstream)):
+        np.testing.assert_array_equal(a, b)

@@ -167,36 +167,129 @@ class ColumnConv2D(layers.Conv2D):
     Only stride 1, no dilation, one group, channels last; anything else is `layers.Conv2D`'s own convolution.
     """
 
-    def convolution_op(self, inputs, kernel):
-        kh, kw, c_in, c_out = (int(k) for k in kernel.shape)
+    def call(self, inputs, training=None):
+        outputs = self.convolution_op(inputs, self.kernel, training=bool(training))
+        if self.use_bias:
+            outputs = keras.ops.add(outputs, keras.ops.reshape(self.bias, (1,) * (self.rank + 1) + (self.filters,)))
+        return outputs if self.activation is None else self.activation(outputs)
+
+    def convolution_op(self, inputs, kernel, training: bool = False):
         h, w = inputs.shape[1], inputs.shape[2]
         plain = (self.strides == (1, 1) and self.dilation_rate == (1, 1) and self.groups == 1
                  and self.data_format == "channels_last" and h is not None and w is not None)
         if not plain:
             return super().convolution_op(inputs, kernel)
-        if self.padding == "same":  # as XLA pads: the odd one at the end
-            inputs = keras.ops.pad(inputs, [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]])
+        # The kernel's value as a tensor: given the variable, TensorFlow's custom_gradient wants its gradient apart.
+        return shift_conv(inputs, keras.ops.reshape(kernel, tuple(kernel.shape)), same=self.padding == "same",
+                          broadcast=training)
+
+
+def _shifts(padded, kh: int, kw: int, h: int, w: int) -> list:
+    """The ``kh * kw`` shifted windows [shape=(n, h, w, c)] of a (padded) image, tap ``i * kw + j`` at (i, j)."""
+    return [padded[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)]
+
+
+def shift_conv(inputs, kernel, *, same: bool, broadcast: bool = False):
+    """`ColumnConv2D`'s convolution (stride 1, channels last, no bias), its gradient written by hand.
+
+    Forward: the image's ``kh * kw`` shifted windows side by side (im2col) times the kernel as a
+    ``(kh * kw * c_in, c_out)`` matrix; for one input channel and `broadcast` (training), broadcast multiply-adds
+    of each window by its tap's kernel row instead (no stacked copy: 5x faster at 1 -> 8 filters, 1.1x the training
+    step; in inference, where XLA fuses them into the batch norm and pooling after them, a third slower; so
+    `ColumnConv2D` asks for them in training only). Gradient: the kernel's, the stacked windows
+    times the output's gradient (one matrix product); the image's, each tap's share (the output's gradient times the
+    kernel, one product) added back where that tap read it (col2im: one pass over the shares, where autodiff of the
+    slices wrote a padded copy of the image per tap), computed only where asked (XLA drops it when the image is no
+    variable's function, as the first convolution's is). "same" pads as XLA does (the odd one at the end). Equal to
+    `layers.Conv2D` and its gradients to float32 round-off (tests/test_spec_classifier.py).
+    """
+    kh, kw, c_in, c_out = (int(k) for k in kernel.shape)
+    top, left = ((kh - 1) // 2, (kw - 1) // 2) if same else (0, 0)
+    h_in, w_in = int(inputs.shape[1]), int(inputs.shape[2])
+    h, w = (h_in, w_in) if same else (h_in - kh + 1, w_in - kw + 1)
+    taps = kh * kw
+
+    @keras.ops.custom_gradient
+    def conv(x, k):
+        padded = keras.ops.pad(x, [[0, 0], [top, kh - 1 - top], [left, kw - 1 - left], [0, 0]]) if same else x
+        shifts, matrix = _shifts(padded, kh, kw, h, w), keras.ops.reshape(k, (taps * c_in, c_out))
+        if c_in == 1 and broadcast:
+            out = shifts[0] * matrix[0]
+            for t in range(1, taps):
+                out = out + shifts[t] * matrix[t]
+            columns = keras.ops.reshape(keras.ops.stack(shifts, axis=0), (taps, -1))  # transposed: (taps, n h w)
         else:
-            h, w = h - kh + 1, w - kw + 1
-        shifts = keras.ops.concatenate([inputs[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], axis=-1)
-        return keras.ops.matmul(shifts, keras.ops.reshape(kernel, (kh * kw * c_in, c_out)))
+            columns = keras.ops.concatenate(shifts, axis=-1)
+            out = keras.ops.matmul(columns, matrix)
+            columns = keras.ops.transpose(keras.ops.reshape(columns, (-1, taps * c_in)))
+
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            dy = keras.ops.reshape(upstream, (-1, c_out))
+            dk = keras.ops.reshape(keras.ops.matmul(columns, dy), (kh, kw, c_in, c_out))
+            shares = keras.ops.reshape(keras.ops.matmul(dy, keras.ops.transpose(matrix)), (-1, h, w, taps * c_in))
+            dx = None
+            for t in range(taps):  # dx[y, x] += shares[y + di, x + dj, tap t], where that lies inside the output
+                di, dj = top - t // kw, left - t % kw
+                r0, r1, c0, c1 = max(di, 0), min(h_in + di, h), max(dj, 0), min(w_in + dj, w)
+                part = keras.ops.pad(shares[:, r0:r1, c0:c1, t * c_in:(t + 1) * c_in],
+                                     [[0, 0], [r0 - di, h_in + di - r1], [c0 - dj, w_in + dj - c1], [0, 0]])
+                dx = part if dx is None else dx + part
+            return dx, dk
+        return out, grad
+    return conv(inputs, kernel)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class MaxPool2(layers.Layer):
-    """2 x 2 max-pooling with stride 2 (``MaxPooling2D(2, padding="same")``) as a maximum over a reshape.
+    """2 x 2 max-pooling with stride 2 (``MaxPooling2D(2, padding="same")``): the maximum of the windows' four corners.
 
-    The same values as `layers.MaxPooling2D`; its gradient is an element-wise mask instead of XLA's select-and-
-    scatter, which on CPU took more than a third of a training step. An odd height or width goes to
-    ``keras.ops.max_pool`` itself. (Two equal largest values in a window share the gradient here, where
-    select-and-scatter gives it to the first; after the ReLU that only happens at 0, where the gradient is 0.)
+    The same values as `layers.MaxPooling2D` and the same gradient: all of it to the first largest value of a
+    window in row-major order, as XLA's select-and-scatter gives it (`max_pool_2x2`). An odd height or width goes
+    to ``keras.ops.max_pool`` itself.
     """
 
-    def call(self, inputs):
-        h, w, c = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+    def call(self, inputs, training=None):
+        h, w = inputs.shape[1], inputs.shape[2]
         if h is None or w is None or h % 2 or w % 2:
             return keras.ops.max_pool(inputs, 2, 2, padding="same")
-        return keras.ops.max(keras.ops.reshape(inputs, (-1, h // 2, 2, w // 2, 2, c)), axis=(2, 4))
+        return max_pool_2x2(inputs, corners=bool(training))
+
+
+def max_pool_2x2(inputs, *, corners: bool = False):
+    """2 x 2 max-pooling of an even-sized feature map [shape=(n, h, w, c)], its gradient written by hand.
+
+    Select-and-scatter, XLA's own gradient of a max-pool, took more than a third of a CPU training step; so did
+    autodiff of a maximum over a reshape (its tie count is a reduction over the whole map) and of pairwise maxima
+    (the slices' transposes are pads). Here the gradient is a select per corner, the first corner equal to the
+    window's maximum taking it all, put back in place by stacking the corners. The forward is the maximum of the
+    four corners with `corners` (training: XLA fuses it with the batch norm before it), else a maximum over the
+    reshape (inference: the corners' maxima ran a quarter slower there).
+    """
+    h, w, c = (int(d) for d in inputs.shape[1:])
+
+    @keras.ops.custom_gradient
+    def pool(x):
+        windows = keras.ops.reshape(x, (-1, h // 2, 2, w // 2, 2, c))
+        points = [windows[:, :, i, :, j] for i in (0, 1) for j in (0, 1)]
+        if corners:
+            out = keras.ops.maximum(keras.ops.maximum(points[0], points[1]), keras.ops.maximum(points[2], points[3]))
+        else:
+            out = keras.ops.max(windows, axis=(2, 4))
+
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            zero, taken, parts = keras.ops.zeros_like(upstream), None, []
+            for point in points:
+                hit = keras.ops.equal(point, out)
+                if taken is not None:
+                    hit = keras.ops.logical_and(hit, keras.ops.logical_not(taken))
+                parts.append(keras.ops.where(hit, upstream, zero))
+                taken = hit if taken is None else keras.ops.logical_or(taken, hit)
+            rows = [keras.ops.stack(parts[i:i + 2], axis=-2) for i in (0, 2)]
+            return keras.ops.reshape(keras.ops.stack(rows, axis=2), (-1, h, w, c))
+        return out, grad
+    return pool(inputs)
 
 
 def patch_spectrum(patches: np.ndarray) -> np.ndarray:
