@@ -39,9 +39,11 @@ slow_drive, panel_band, loose_knock, bearing_pulse (mean 0.701) against logmel_k
 Cost, one core (``taskset``, single-threaded XLA, JAX), CPU seconds at the worlds benchmark's size (16 training
 clips of 4 s per machine, 8 patches each, 20 epochs): about 10 s once per process and class count to compile,
 then 1.7 s for a v2 source set (3 machines, 384 patches) and 7.9 s for a v4 one (12 machines, 1,536 patches);
-embedding 16 clips takes about 0.1 s. (Measured before issue 32's round: since then the convolutions are one matrix
-product each (`ColumnConv2D`), the pooling a reshape (`MaxPool2`) and the fit a compiled loop of many steps
-(`common.models.compiled_fit.fit_classifier`); ``benchmarks/bench_classifiers.py`` times them against the old way.)
+embedding 16 clips takes about 0.1 s. (Measured before issue 32's rounds: since then the convolutions are one matrix
+product each (`ColumnConv2D`), the pooling a reshape (`MaxPool2`), both with gradients written by hand (`shift_conv`,
+`max_pool_2x2`: 1.47x the training step), and the fit a compiled loop of many steps
+(`common.models.compiled_fit.fit_classifier`); ``benchmarks/bench_classifiers.py`` times them against the old way,
+docs/performance.md sections 11b and 11g.)
 """
 
 from __future__ import annotations
