@@ -127,12 +127,12 @@ def pretrain(cfg: Config, *, progress: bool = True) -> list[PretrainedFile]:
     return [found[job] for job in jobs]
 
 
-_STATE: list[tuple[Config, Trainer, Machines]] = []
+_STATE: list[tuple[Config, Trainer, Machines]] = []  # at most one: the config this process last pretrained for
 
 
 def trainer_of(cfg: Config) -> Trainer:
     """The autoencoder trainer with `cfg`'s memory limits (``fit.max_in_memory_mb``, ``fit.max_frames_mb``)."""
-    return Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20, frames_bytes=cfg.fit.max_frames_mb * 2**20)  # at most one: the config this process last pretrained for
+    return Trainer(in_memory_bytes=cfg.fit.max_in_memory_mb * 2**20, frames_bytes=cfg.fit.max_frames_mb * 2**20)
 
 
 def pretrain_job(cfg: Config, job: PretrainJob) -> PretrainedFile:
