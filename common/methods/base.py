@@ -82,7 +82,7 @@ class CellData:
         """The dict where the network inputs of this cell's ``"eval"`` or ``"budget"`` clips (``"budget halves"``: a
         one-clip budget's halves) are kept for the cells of the same clips in this process
         (`common.models.classifier.embed_clips`); one set of clips of each kind is held at a time."""
-        clips = (tuple(self.md.split.eval_files) if which == "eval" else self.train_files, which)
+        clips = tuple(self.md.split.eval_files) if which == "eval" else self.train_files
         held = self.memo.get(("inputs_memo", which))
         if held is None or held[0] != clips:
             held = self.memo[("inputs_memo", which)] = (clips, {})
